@@ -1,0 +1,19 @@
+"""Segment identity -> object key in the output store.
+
+The key carries the source key, the profile, the rendition and the spec id (a hash of the
+source's identity and the full transcode spec), so changed parameters or a replaced source
+never meet a stale segment: `<source key>/<profile>/<rendition>-<spec id>-<n>.ts`.
+"""
+
+from __future__ import annotations
+
+from livetx.titles import Rendition, Title
+
+
+def segment_name(rendition: Rendition, index: int) -> str:
+    """The segment's file name, as it appears in the media playlist and in storage."""
+    return f"{rendition.name}-{rendition.spec_id}-{index}.ts"
+
+
+def segment_key(title: Title, rendition: Rendition, index: int) -> str:
+    return f"{title.source.key}/{title.profile.name}/{segment_name(rendition, index)}"

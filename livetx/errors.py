@@ -1,0 +1,121 @@
+"""One root exception and small named subclasses.
+
+Code deep down raises these; `livetx.web.middleware` maps them to HTTP statuses in one
+place. Messages are safe to show to a client: they never carry key material or tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LivetxError(Exception):
+    """Root of every error livetx raises on purpose."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigError(LivetxError):
+    code = "config_error"
+
+
+# --- the request --------------------------------------------------------------------
+
+
+class BadRequest(LivetxError):
+    status = 400
+    code = "bad_request"
+
+
+class ParameterError(BadRequest):
+    """A transcoding parameter is out of range: names the parameter and what is allowed."""
+
+    code = "invalid_parameter"
+
+    def __init__(self, name: str, allowed: str, value: object = None) -> None:
+        super().__init__(f"parameter {name!r} is invalid: allowed {allowed}", parameter=name, allowed=allowed)
+        self.name = name
+
+
+class InvalidPath(BadRequest):
+    code = "invalid_path"
+
+
+class NotFound(LivetxError):
+    status = 404
+    code = "not_found"
+
+
+class SourceNotFound(NotFound):
+    code = "source_not_found"
+
+
+class SegmentNotFound(NotFound):
+    code = "segment_not_found"
+
+
+class ProfileNotFound(NotFound):
+    code = "profile_not_found"
+
+
+class SourceUnreadable(LivetxError):
+    """The source exists but is not media we can read."""
+
+    status = 422
+    code = "source_unreadable"
+
+
+# --- signatures ---------------------------------------------------------------------
+
+
+class TokenError(LivetxError):
+    status = 403
+    code = "token_invalid"
+
+
+class TokenMissing(TokenError):
+    status = 401
+    code = "token_missing"
+
+
+class TokenMalformed(TokenError):
+    code = "token_malformed"
+
+
+class TokenExpired(TokenError):
+    code = "token_expired"
+
+
+class TokenNotYetValid(TokenError):
+    code = "token_not_yet_valid"
+
+
+class UnknownKey(TokenError):
+    code = "token_unknown_key"
+
+
+class BadSignature(TokenError):
+    code = "token_bad_signature"
+
+
+class ScopeMismatch(TokenError):
+    code = "token_scope_mismatch"
+
+
+# --- transcoding --------------------------------------------------------------------
+
+
+class TranscodeFailed(LivetxError):
+    status = 502
+    code = "transcode_failed"
+
+
+class TranscodeTimeout(TranscodeFailed):
+    status = 504
+    code = "transcode_timeout"

@@ -1,0 +1,43 @@
+"""HLS concepts as small frozen dataclasses named after the tags they model. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class MediaSegment:
+    """One `#EXTINF` entry (RFC 8216 4.3.2.1): its exact duration and its URI."""
+
+    uri: str
+    duration: Fraction
+
+
+@dataclass(frozen=True)
+class MediaPlaylist:
+    """A VOD media playlist (RFC 8216 4.3.3): `#EXT-X-PLAYLIST-TYPE:VOD` and `#EXT-X-ENDLIST`."""
+
+    segments: tuple[MediaSegment, ...]
+    target_duration: int  # #EXT-X-TARGETDURATION (4.3.3.1)
+    media_sequence: int = 0  # #EXT-X-MEDIA-SEQUENCE (4.3.3.2)
+    version: int = 3  # #EXT-X-VERSION (4.3.1.2): decimal EXTINF needs 3
+
+
+@dataclass(frozen=True)
+class VariantStream:
+    """One `#EXT-X-STREAM-INF` (RFC 8216 4.3.4.2) and its URI."""
+
+    uri: str
+    bandwidth: int
+    average_bandwidth: int | None
+    codecs: str
+    resolution: tuple[int, int] | None
+    frame_rate: Fraction | None
+
+
+@dataclass(frozen=True)
+class MasterPlaylist:
+    """A master playlist (RFC 8216 4.3.4) with `#EXT-X-INDEPENDENT-SEGMENTS` (4.3.5.1)."""
+
+    variants: tuple[VariantStream, ...]

@@ -1,0 +1,213 @@
+"""A title: one source under one profile, planned into renditions and segments. Pure.
+
+`build_title` takes only facts (the source object's identity, its header probe, the
+profile) and returns everything a playlist or a segment request needs: each rendition's
+encoder spec, its segment windows, and the short spec id that names its segments. Nothing
+here decodes, reads storage, or knows HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any
+
+from livetx.errors import ConfigError, ParameterError, SegmentNotFound
+from livetx.hls.plan import Grid, SegmentWindow, audio_grid, plan_segments, video_grid
+from livetx.media.model import AudioSpec, MediaInfo, SegmentJob, VideoSpec
+from livetx.media.params import (
+    KNOWN_TITLE,
+    RenditionParams,
+    TitleParams,
+    parse_rendition_params,
+    parse_title_params,
+    resolve_audio,
+    resolve_video,
+)
+from livetx.storage.base import ObjectInfo
+
+PLAN_VERSION = "1"  # bump when the transcoder's output for one spec changes
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named template: title parameters plus an ordered set of renditions."""
+
+    name: str
+    title: TitleParams
+    renditions: tuple[tuple[str, RenditionParams], ...]
+
+
+def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
+    """A profile from a config table `[profiles.NAME]` with `[profiles.NAME.renditions.R]` tables."""
+    try:
+        title = parse_title_params({k: v for k, v in table.items() if k in KNOWN_TITLE})
+        renditions_table = table.get("renditions") or {"main": {}}
+        renditions = tuple((str(r), parse_rendition_params(dict(p))) for r, p in renditions_table.items())
+    except ParameterError as exc:
+        raise ConfigError(f"profile {name!r}: {exc.message}") from None
+    unknown = set(table) - KNOWN_TITLE - {"renditions"}
+    if unknown:
+        raise ConfigError(f"profile {name!r}: unknown key {sorted(unknown)[0]!r}")
+    for rendition, _ in renditions:
+        if not rendition.replace("_", "").isalnum():
+            raise ConfigError(f"profile {name!r}: rendition names are letters, digits and '_'")
+    return Profile(name=name, title=title, renditions=renditions)
+
+
+@dataclass(frozen=True)
+class Rendition:
+    name: str
+    spec_id: str
+    video: VideoSpec | None
+    audio: AudioSpec | None
+    windows: tuple[SegmentWindow, ...]
+    bandwidth: int  # peak estimate, bit/s
+    average_bandwidth: int
+    codecs: str
+
+    def window(self, index: int) -> SegmentWindow:
+        if not 0 <= index < len(self.windows):
+            raise SegmentNotFound(f"segment {index} is past the title's {len(self.windows)} segments")
+        return self.windows[index]
+
+
+@dataclass(frozen=True)
+class Title:
+    source: ObjectInfo
+    info: MediaInfo
+    profile: Profile
+    origin: Fraction  # source seconds of title time 0
+    duration: Fraction
+    renditions: tuple[Rendition, ...]
+
+    def rendition(self, name: str) -> Rendition:
+        for rendition in self.renditions:
+            if rendition.name == name:
+                return rendition
+        raise SegmentNotFound(f"no rendition {name!r} in profile {self.profile.name!r}")
+
+    def job(self, rendition: Rendition, index: int, media_url: str) -> SegmentJob:
+        window = rendition.window(index)
+        return SegmentJob(
+            source=media_url,
+            origin=self.origin,
+            start=window.start,
+            stop=window.stop,
+            video=rendition.video,
+            audio=rendition.audio,
+            video_stream=self.info.video.index if self.info.video and rendition.video else None,
+            audio_stream=self.info.audio.index if self.info.audio and rendition.audio else None,
+        )
+
+
+# ---- CODECS and bandwidth -----------------------------------------------------------------
+
+# H.264 Table A-1: (level_idc, MaxMBPS, MaxFS)
+_H264_LEVELS = (
+    (10, 1485, 99), (11, 3000, 396), (12, 6000, 396), (13, 11880, 396), (20, 11880, 396),
+    (21, 19800, 792), (22, 20250, 1620), (30, 40500, 1620), (31, 108000, 3600), (32, 216000, 5120),
+    (40, 245760, 8192), (42, 522240, 8704), (50, 589824, 22080), (51, 983040, 36864),
+    (52, 2073600, 36864), (60, 4177920, 139264), (61, 8355840, 139264), (62, 16711680, 139264),
+)  # fmt: skip
+
+# H.265 Table A-8: (level_idc, MaxLumaPs, MaxLumaSr)
+_H265_LEVELS = (
+    (30, 36864, 552960), (60, 122880, 3686400), (63, 245760, 7372800), (90, 552960, 16588800),
+    (93, 983040, 33177600), (120, 2228224, 66846720), (123, 2228224, 133693440),
+    (150, 8912896, 267386880), (153, 8912896, 534773760), (156, 8912896, 1069547520),
+    (180, 35651584, 1069547520), (183, 35651584, 2139095040), (186, 35651584, 4278190080),
+)  # fmt: skip
+
+
+def h264_level(width: int, height: int, fps: Fraction) -> int:
+    """The lowest level whose frame size and macroblock rate hold the picture (what x264 signals)."""
+    mbs = math.ceil(width / 16) * math.ceil(height / 16)
+    for level, max_mbps, max_fs in _H264_LEVELS:
+        side_ok = max(math.ceil(width / 16), math.ceil(height / 16)) ** 2 <= 8 * max_fs
+        if mbs <= max_fs and side_ok and mbs * fps <= max_mbps:
+            return level
+    return 62
+
+
+def h265_level(width: int, height: int, fps: Fraction) -> int:
+    samples = width * height
+    for level, max_ps, max_sr in _H265_LEVELS:
+        side_ok = max(width, height) ** 2 <= 8 * max_ps
+        if samples <= max_ps and side_ok and samples * fps <= max_sr:
+            return level
+    return 186
+
+
+def codecs(video: VideoSpec | None, audio: AudioSpec | None) -> str:
+    parts = []
+    if video is not None:
+        if video.codec == "h264":
+            parts.append(f"avc1.6400{h264_level(video.width, video.height, video.fps):02x}")
+        else:
+            parts.append(f"hvc1.1.6.L{h265_level(video.width, video.height, video.fps)}.90")
+    if audio is not None:
+        parts.append("mp4a.40.2")
+    return ",".join(parts)
+
+
+def estimate_bandwidth(video: VideoSpec | None, audio: AudioSpec | None) -> tuple[int, int]:
+    """(peak, average) bit/s before any segment is measured.
+
+    Bitrate mode: the target (+10 % peak). CRF mode: 0.1 bit per pixel at crf 23 for H.264
+    (half that for H.265), doubling every 6 crf steps down, peak 1.5 x average. Plus audio and
+    about 5 % of MPEG-TS overhead.
+    """
+    avg = 0.0
+    peak = 0.0
+    if video is not None:
+        if video.bitrate:
+            avg, peak = video.bitrate, video.bitrate * 1.1
+        else:
+            bpp = 0.1 * 2 ** ((23 - (video.crf if video.crf is not None else 23)) / 6)
+            if video.codec == "h265":
+                bpp /= 2
+            avg = bpp * video.width * video.height * float(video.fps)
+            peak = avg * 1.5
+            if video.maxrate:
+                avg, peak = min(avg, video.maxrate), min(peak, video.maxrate)
+    if audio is not None:
+        avg += audio.bitrate
+        peak += audio.bitrate
+    return int(peak * 1.05), int(avg * 1.05)
+
+
+# ---- the title ----------------------------------------------------------------------------
+
+
+def _spec_id(source: ObjectInfo, origin: Fraction, grid: Grid, rendition: Rendition) -> str:
+    video = replace(rendition.video, threads=0) if rendition.video is not None else None  # threads change no output
+    text = repr((PLAN_VERSION, source.key, source.etag, origin, grid, video, rendition.audio, rendition.windows))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: int = 0) -> Title:
+    params = profile.title
+    origin = info.start + Fraction(params.ss, 1000)
+    if params.ss and Fraction(params.ss, 1000) >= info.duration:
+        raise ParameterError("ss", f"less than the source's duration ({float(info.duration):.3f} s)")
+    duration = info.duration - Fraction(params.ss, 1000)
+    if params.t:
+        duration = min(duration, Fraction(params.t, 1000))
+    renditions = []
+    for name, rparams in profile.renditions:
+        video = resolve_video(rparams, info, threads=threads)
+        audio = resolve_audio(rparams, info)
+        if video is None and audio is None:
+            raise ParameterError("an", "a rendition needs video or audio")
+        grid = video_grid(duration, video.fps) if video is not None else audio_grid(duration, audio.sample_rate)  # type: ignore[union-attr]
+        windows = plan_segments(grid, params.st, params.initial_segments)
+        peak, average = estimate_bandwidth(video, audio)
+        draft = Rendition(name, "", video, audio, windows, peak, average, codecs(video, audio))
+        renditions.append(
+            Rendition(name, _spec_id(source, origin, grid, draft), video, audio, windows, peak, average, draft.codecs)
+        )
+    return Title(source=source, info=info, profile=profile, origin=origin, duration=duration, renditions=tuple(renditions))
