@@ -191,10 +191,15 @@ def _spec_id(source: ObjectInfo, origin: Fraction, grid: Grid, rendition: Rendit
 
 def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: int = 0) -> Title:
     params = profile.title
-    origin = info.start + Fraction(params.ss, 1000)
-    if params.ss and Fraction(params.ss, 1000) >= info.duration:
-        raise ParameterError("ss", f"less than the source's duration ({float(info.duration):.3f} s)")
-    duration = info.duration - Fraction(params.ss, 1000)
+    # Title time 0 is where the video starts (its frames then fall on the output grid), or the
+    # container's start for audio-only sources; the other stream keeps its offset from it.
+    base = info.video.start if info.video is not None and info.video.start is not None else info.start
+    available = info.start + info.duration - base
+    skip = Fraction(params.ss, 1000)
+    if skip and skip >= available:
+        raise ParameterError("ss", f"less than the source's duration ({float(available):.3f} s)")
+    origin = base + skip
+    duration = available - skip
     if params.t:
         duration = min(duration, Fraction(params.t, 1000))
     renditions = []

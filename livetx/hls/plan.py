@@ -56,9 +56,16 @@ class SegmentWindow:
         return (self.end - self.first) * self.unit
 
 
+FRAME_TOLERANCE = Fraction(1, 10)
+
+
 def video_grid(duration: Fraction, fps: Fraction) -> Grid:
-    """Grid of output frames: as many whole frames as fit the title, rounded to nearest."""
-    return Grid(unit=1 / fps, steps=max(1, round(duration * fps)))
+    """Grid of output frames: the whole frames that fit the title.
+
+    A container duration a little short of a whole frame (rounded timestamps) still counts
+    that frame; audio running on for part of a frame past the video adds none.
+    """
+    return Grid(unit=1 / fps, steps=max(1, math.floor(duration * fps + FRAME_TOLERANCE)))
 
 
 AAC_FRAME = 1024
