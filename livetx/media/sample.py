@@ -1,0 +1,208 @@
+"""Synthetic test sources made with PyAV: a moving pattern whose frames carry their index, and a pure tone.
+
+Each video frame shows, along its top edge, its own index as a row of black/white blocks
+(most significant bit first), so a decoder can tell exactly which source frame it is looking
+at after any amount of transcoding. A seven-segment counter in the middle shows the same
+number to a person. The audio is a sine of one frequency on every channel, so a splice
+shows up as a phase jump.
+
+The same generator makes the `make run` sample and the fixtures of the test-suite.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+INDEX_BITS = 20  # up to ~9.7 h at 30 fps
+
+
+def index_block_size(width: int) -> int:
+    """Side of one index block in pixels: the row of blocks takes about 60% of the width."""
+    return max(4, (width * 3 // 5) // INDEX_BITS)
+
+
+def draw_index(rgb: np.ndarray, index: int) -> None:
+    """Paint `index` as INDEX_BITS black/white blocks along the top-left edge of `rgb`."""
+    size = index_block_size(rgb.shape[1])
+    for bit in range(INDEX_BITS):
+        on = (index >> (INDEX_BITS - 1 - bit)) & 1
+        rgb[0:size, bit * size : (bit + 1) * size] = 255 if on else 0
+
+
+def read_index(luma: np.ndarray) -> int:
+    """Read back the index painted by `draw_index` from a decoded luma plane (any 8-bit Y)."""
+    size = index_block_size(luma.shape[1])
+    lo, hi = size // 4, size - size // 4
+    value = 0
+    for bit in range(INDEX_BITS):
+        block = luma[lo:hi, bit * size + lo : bit * size + hi]
+        value = (value << 1) | int(block.mean() > 128)
+    return value
+
+
+# Seven-segment digits: segments a b c d e f g.
+_SEGMENTS = {
+    "0": "abcdef", "1": "bc", "2": "abdeg", "3": "abcdg", "4": "bcfg",
+    "5": "acdfg", "6": "acdefg", "7": "abc", "8": "abcdefg", "9": "abcdfg",
+}  # fmt: skip
+
+
+def _draw_digit(rgb: np.ndarray, x: int, y: int, w: int, h: int, digit: str) -> None:
+    t = max(2, w // 6)
+    half = h // 2
+    boxes = {
+        "a": (x, y, w, t),
+        "b": (x + w - t, y, t, half),
+        "c": (x + w - t, y + half, t, h - half),
+        "d": (x, y + h - t, w, t),
+        "e": (x, y + half, t, h - half),
+        "f": (x, y, t, half),
+        "g": (x, y + half - t // 2, w, t),
+    }
+    for seg in _SEGMENTS[digit]:
+        bx, by, bw, bh = boxes[seg]
+        rgb[by : by + bh, bx : bx + bw] = (255, 255, 255)
+
+
+def draw_counter(rgb: np.ndarray, text: str) -> None:
+    height, width = rgb.shape[:2]
+    dh = max(8, height // 6)
+    dw = dh // 2
+    gap = max(2, dw // 3)
+    total = len(text) * (dw + gap)
+    x0 = max(0, (width - total) // 2)
+    y0 = (height - dh) // 2
+    rgb[y0 - gap : y0 + dh + gap, x0 - gap : x0 + total + gap] = (0, 0, 0)
+    for i, ch in enumerate(text):
+        _draw_digit(rgb, x0 + i * (dw + gap), y0, dw, dh, ch)
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What to generate. Defaults are the `make run` sample."""
+
+    seconds: float = 60.0
+    width: int = 1280
+    height: int = 720
+    fps: Fraction = Fraction(30)
+    sample_rate: int = 48000
+    channels: int = 2
+    tone_hz: float = 440.0
+    container: str | None = None  # from the file name when None
+    vcodec: str | None = "libx264"
+    acodec: str | None = "aac"
+    pix_fmt: str = "yuv420p"
+    gop: int = 60
+    preset: str = "superfast"
+    video_start: float = 0.0  # container-level start offset of the video (seconds)
+
+
+_BARS = np.array(
+    [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0), (0, 0, 192)],
+    dtype=np.uint8,
+)
+
+
+def _background(width: int, height: int) -> np.ndarray:
+    """Colour bars twice as wide as the frame, to scroll through."""
+    cols = np.arange(2 * width) * len(_BARS) // width % len(_BARS)
+    row = _BARS[cols]
+    return np.broadcast_to(row, (height, 2 * width, 3)).copy()
+
+
+def render_frame(bg: np.ndarray, index: int, width: int, height: int) -> np.ndarray:
+    shift = (index * 4) % width
+    rgb = np.ascontiguousarray(bg[:, shift : shift + width])
+    box = max(8, height // 8)
+    travel = max(1, width - box)
+    bx = (index * 7) % (2 * travel)
+    bx = bx if bx < travel else 2 * travel - bx
+    by = height - box - max(0, height // 10)
+    rgb[by : by + box, bx : bx + box] = (255, 255, 255)
+    draw_index(rgb, index)
+    draw_counter(rgb, f"{index:06d}")
+    return rgb
+
+
+def tone(start_sample: int, count: int, sample_rate: int, tone_hz: float, channels: int) -> np.ndarray:
+    """Planar float samples of the tone: shape (channels, count)."""
+    n = np.arange(start_sample, start_sample + count, dtype=np.float64)
+    wave = (0.5 * np.sin(2 * math.pi * tone_hz * n / sample_rate)).astype(np.float32)
+    return np.repeat(wave[np.newaxis, :], channels, axis=0)
+
+
+def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
+    """Write a synthetic source to `path` (the container follows the suffix unless given)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    frames = round(spec.seconds * spec.fps)
+    total_samples = round(spec.seconds * spec.sample_rate)
+    fmt = spec.container or None
+    with av.open(str(tmp), "w", format=fmt or _format_for(path)) as out:
+        vstream = astream = None
+        if spec.vcodec:
+            vstream = out.add_stream(spec.vcodec, rate=spec.fps)
+            vstream.width, vstream.height = spec.width, spec.height
+            vstream.pix_fmt = spec.pix_fmt
+            vstream.codec_context.gop_size = spec.gop
+            if spec.vcodec in ("libx264", "libx265"):
+                vstream.codec_context.options = {"preset": spec.preset}
+                vstream.codec_context.thread_type = "FRAME"
+        if spec.acodec:
+            astream = out.add_stream(spec.acodec, rate=spec.sample_rate)
+            astream.layout = "mono" if spec.channels == 1 else "stereo"
+        bg = _background(spec.width, spec.height)
+        audio_chunk = 1024 if spec.acodec != "libopus" else 960
+        next_sample = 0
+        aformat = astream.codec_context.format.name if astream else "fltp"
+        video_offset = round(spec.video_start * spec.fps)
+        for index in range(frames if vstream else 0):
+            frame = av.VideoFrame.from_ndarray(render_frame(bg, index, spec.width, spec.height), format="rgb24")
+            frame = frame.reformat(format=spec.pix_fmt)
+            frame.pts = index + video_offset
+            frame.time_base = 1 / spec.fps
+            for packet in vstream.encode(frame):
+                out.mux(packet)
+            # keep the streams interleaved: audio up to the time of this frame
+            while astream and next_sample < min(total_samples, (index + 1) * spec.sample_rate / spec.fps):
+                next_sample = _write_audio(out, astream, spec, next_sample, audio_chunk, total_samples, aformat)
+        while astream and next_sample < total_samples:
+            next_sample = _write_audio(out, astream, spec, next_sample, audio_chunk, total_samples, aformat)
+        for stream in (vstream, astream):
+            if stream is not None:
+                for packet in stream.encode():
+                    out.mux(packet)
+    tmp.replace(path)
+
+
+def _write_audio(out, astream, spec: SampleSpec, start: int, chunk: int, total: int, aformat: str) -> int:  # type: ignore[no-untyped-def]
+    count = min(chunk, total - start)
+    planar = tone(start, count, spec.sample_rate, spec.tone_hz, spec.channels)
+    if aformat == "s16":
+        data = (planar.T.reshape(1, -1) * 32767).astype(np.int16)
+    elif aformat == "flt":
+        data = np.ascontiguousarray(planar.T.reshape(1, -1))
+    elif aformat == "s16p":
+        data = (planar * 32767).astype(np.int16)
+    else:
+        data = planar
+    frame = av.AudioFrame.from_ndarray(data, format=aformat, layout="mono" if spec.channels == 1 else "stereo")
+    frame.sample_rate = spec.sample_rate
+    frame.pts = start
+    frame.time_base = Fraction(1, spec.sample_rate)
+    for packet in astream.encode(frame):
+        out.mux(packet)
+    return start + count
+
+
+def _format_for(path: Path) -> str:
+    return {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".ts": "mpegts", ".avi": "avi", ".flv": "flv"}.get(
+        path.suffix.lower(), "mp4"
+    )

@@ -1,0 +1,124 @@
+"""The real server (`livetx serve` in a subprocess) played by FFmpeg's own HLS demuxer."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from fractions import Fraction
+from urllib.parse import urljoin
+
+import av
+import m3u8
+import pytest
+
+from tests.checker import check_tone, decode_audio, decode_video
+from tests.conftest import Server, Source
+
+
+def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@pytest.fixture(scope="module")
+def master_url(server: Server, sources: dict[str, Source]) -> str:
+    return server.cli("url", sources["mp4-30"].key, "--base-url", server.base_url)
+
+
+def test_cli_url_plays_end_to_end(master_url: str, sources: dict[str, Source]) -> None:
+    src = sources["mp4-30"]
+    with av.open(master_url, options={"protocol_whitelist": "http,tcp"}) as container:
+        video = decode_video(container)
+    assert video.indexes == list(range(src.frames))
+    assert Fraction(len(video.indexes)) / src.spec.fps == Fraction(src.spec.seconds)
+    with av.open(master_url) as container:
+        audio = decode_audio(container)
+    assert len(audio.samples) / audio.sample_rate == pytest.approx(src.spec.seconds, abs=0.05)
+    report = check_tone(audio, src.spec.tone_hz, skip_tail=3)
+    assert report.worst_phase < 0.05, report
+
+
+def test_playlists_are_signed_and_exact(master_url: str, sources: dict[str, Source]) -> None:
+    status, headers, body = fetch(master_url)
+    assert status == 200 and headers["Content-Type"].startswith("application/vnd.apple.mpegurl")
+    master = m3u8.loads(body.decode())
+    assert master.is_variant and len(master.playlists) == 1
+    info = master.playlists[0].stream_info
+    assert info.resolution == (320, 180) and info.codecs.startswith("avc1.64")
+    media_url = urljoin(master_url, master.playlists[0].uri)
+    assert "sig=" in media_url
+    status, _, body = fetch(media_url)
+    assert status == 200
+    media = m3u8.loads(body.decode())
+    assert media.is_endlist and all("sig=" in s.uri for s in media.segments)
+    total = sum(Fraction(str(s.duration)) for s in media.segments)
+    assert total == Fraction(sources["mp4-30"].spec.seconds)
+    assert [s.duration for s in media.segments][:2] == [2, 2]
+
+
+def test_segment_is_cached_and_served_again(master_url: str, server: Server) -> None:
+    media_url = urljoin(master_url, m3u8.loads(fetch(master_url)[2].decode()).playlists[0].uri)
+    seg_url = urljoin(media_url, m3u8.loads(fetch(media_url)[2].decode()).segments[1].uri)
+    status, headers, first = fetch(seg_url)
+    assert status == 200 and headers["Content-Type"] == "video/mp2t" and "immutable" in headers["Cache-Control"]
+    cached = list((server.media / ".livetx").rglob("*-1.ts"))
+    assert cached, "segment was not written back to storage"
+    status, _, second = fetch(seg_url)
+    assert status == 200 and second == first == cached[0].read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("mangle", "status", "code"),
+    [
+        pytest.param(lambda u: u.split("?")[0], 401, "token_missing", id="unsigned"),
+        pytest.param(lambda u: u.replace("sig=", "sig=A"), 403, "token_bad_signature", id="tampered"),
+        pytest.param(lambda u: u.replace("mp4-30.mp4", "mkv-25-44k.mkv"), 403, "token_bad_signature", id="other-path"),
+        pytest.param(lambda u: u.replace("kid=", "kid=x"), 403, "token_unknown_key", id="unknown-kid"),
+    ],
+)
+def test_bad_tokens_refused_with_json(master_url: str, mangle: object, status: int, code: str) -> None:
+    got, headers, body = fetch(mangle(master_url))  # type: ignore[operator]
+    assert got == status
+    payload = json.loads(body)
+    assert payload["error"]["code"] == code and payload["request_id"] == headers["X-Request-Id"]
+
+
+def test_expired_url_refused(server: Server, sources: dict[str, Source]) -> None:
+    url = server.cli("url", sources["mp4-30"].key, "--base-url", server.base_url, "--ttl", "-3600")
+    status, _, body = fetch(url)
+    assert status == 403 and json.loads(body)["error"]["code"] == "token_expired"
+
+
+def test_unknown_source_is_404_json(server: Server) -> None:
+    url = server.cli("url", "missing.mp4", "--base-url", server.base_url)
+    status, _, body = fetch(url)
+    assert status == 404 and json.loads(body)["error"]["code"] == "source_not_found"
+
+
+def test_sign_any_path(server: Server, sources: dict[str, Source]) -> None:
+    url = server.cli("sign", f"/hls/default/{sources['ts-2997'].key}/main.m3u8", "--base-url", server.base_url)
+    status, _, body = fetch(url)
+    assert status == 200 and body.startswith(b"#EXTM3U")
+
+
+def test_player_page_loads_configured_hls_js(server: Server) -> None:
+    status, headers, body = fetch(server.base_url + "/player")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b"hls.js@1/dist/hls.min.js" in body
+
+
+def test_probe_cli_describes_a_source(server: Server, sources: dict[str, Source]) -> None:
+    info = json.loads(server.cli("probe", sources["mkv-25-44k"].key))
+    assert info["video"]["width"] == 320 and info["video"]["fps"] == 25
+    assert info["audio"]["sample_rate"] == 44100
+
+
+def test_logs_carry_no_tokens(server: Server, master_url: str) -> None:
+    fetch(master_url)
+    log = server.log.read_text()
+    assert "/master.m3u8" in log  # requests are logged...
+    assert "sig=" not in log and master_url.split("sig=")[1] not in log  # ...without their tokens

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from livetx.errors import ParameterError
+from livetx.media.model import AudioInfo, MediaInfo, VideoInfo
+from livetx.media.params import output_size, parse_rendition_params, parse_title_params, resolve_audio, resolve_video
+
+INFO = MediaInfo(
+    format="mp4",
+    duration=Fraction(60),
+    start=Fraction(0),
+    video=VideoInfo(0, "h264", 1920, 1080, Fraction(25), "yuv420p", Fraction(0)),
+    audio=AudioInfo(1, "aac", 44100, 6, Fraction(0)),
+)
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        pytest.param({"st": 4000}, "st", id="st-too-short"),
+        pytest.param({"st": "abc"}, "st", id="st-not-int"),
+        pytest.param({"ta": 31}, "ta", id="ta-range"),
+        pytest.param({"initial_segments": [500]}, "initial_segments", id="initial-too-short"),
+    ],
+)
+def test_title_params_name_the_bad_one(params: dict[str, object], name: str) -> None:
+    with pytest.raises(ParameterError) as info:
+        parse_title_params(params)
+    assert info.value.name == name and info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        pytest.param({"vcodec": "vp9"}, "vcodec", id="vcodec"),
+        pytest.param({"s": "1281x720"}, "s", id="odd-width"),
+        pytest.param({"s": "32x32"}, "s", id="too-small"),
+        pytest.param({"crf": 60}, "crf", id="crf-range"),
+        pytest.param({"crf": 20, "vb": 1000000}, "crf", id="crf-and-vb"),
+        pytest.param({"ar": 12345}, "ar", id="sample-rate"),
+        pytest.param({"ac": 9}, "ac", id="channels"),
+        pytest.param({"fps": "0"}, "fps", id="fps-zero"),
+        pytest.param({"bogus": 1}, "bogus", id="unknown"),
+    ],
+)
+def test_rendition_params_name_the_bad_one(params: dict[str, object], name: str) -> None:
+    with pytest.raises(ParameterError) as info:
+        parse_rendition_params(params)
+    assert info.value.name == name
+
+
+@pytest.mark.parametrize(
+    ("s", "extra", "size"),
+    [
+        pytest.param(None, {}, (1920, 1080), id="source"),
+        pytest.param("1280x", {}, (1280, 720), id="width-keeps-aspect"),
+        pytest.param("x720", {}, (1280, 720), id="height-keeps-aspect"),
+        pytest.param("1280x1280", {"scaletype": "fit"}, (1280, 720), id="fit"),
+        pytest.param("640x640", {}, (640, 640), id="stretch"),
+        pytest.param("3840x2160", {}, (1920, 1080), id="no-upscale"),
+        pytest.param("3840x2160", {"sopt": 0}, (3840, 2160), id="upscale-allowed"),
+    ],
+)
+def test_output_size(s: str | None, extra: dict[str, object], size: tuple[int, int]) -> None:
+    assert output_size(parse_rendition_params({"s": s, **extra}), 1920, 1080) == size
+
+
+def test_sopt_2_refuses_upscale() -> None:
+    with pytest.raises(ParameterError, match="'s'"):
+        output_size(parse_rendition_params({"s": "3840x", "sopt": 2}), 1920, 1080)
+
+
+def test_fpsopt_rules() -> None:
+    assert resolve_video(parse_rendition_params({"fps": 30}), INFO).fps == 25  # type: ignore[union-attr]
+    assert resolve_video(parse_rendition_params({"fps": 30, "fpsopt": 0}), INFO).fps == 30  # type: ignore[union-attr]
+    with pytest.raises(ParameterError, match="fps"):
+        resolve_video(parse_rendition_params({"fps": 30, "fpsopt": 2}), INFO)
+
+
+def test_default_crf_and_audio() -> None:
+    params = parse_rendition_params({})
+    assert params.crf == 23
+    audio = resolve_audio(params, INFO)
+    assert audio is not None and (audio.sample_rate, audio.channels) == (44100, 2)
+    assert resolve_audio(parse_rendition_params({"an": 1}), INFO) is None

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from livetx.errors import ConfigError
+from livetx.settings import generate_key_file, load_settings, parse_keys
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf" / "livetx.toml"
+
+
+def test_documented_config_loads_with_env_overrides() -> None:
+    env = {
+        "LIVETX_SERVER_PORT": "9123",
+        "LIVETX_STORAGE_URI": "/srv/media",
+        "LIVETX_SIGNING_KEYS": "a:" + "ab" * 32,
+        "LIVETX_SIGNING_KEY_FILE": "",
+        "LIVETX_PROFILES_DEFAULT_RENDITIONS_MAIN_CRF": "27",
+        "LIVETX_PROFILES_DEFAULT_INITIAL_SEGMENTS": "3000,3000",
+    }
+    settings = load_settings(CONF, env)
+    assert settings.server.port == 9123
+    assert settings.storage.uri == "/srv/media"
+    assert settings.signing.active.kid == "a"
+    assert settings.profiles["default"]["renditions"]["main"]["crf"] == 27
+    assert settings.profiles["default"]["initial_segments"] == [3000, 3000]
+
+
+def test_bad_env_value_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="LIVETX_SERVER_PORT"):
+        load_settings(CONF, {"LIVETX_SERVER_PORT": "eighty"})
+
+
+def test_short_key_refused() -> None:
+    with pytest.raises(ConfigError, match="shorter"):
+        parse_keys("k:short", "test")
+
+
+def test_generated_key_file_is_private_and_loads(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "signing.key"
+    assert generate_key_file(path)
+    assert not generate_key_file(path)  # never overwritten
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    settings = load_settings(CONF, {"LIVETX_SIGNING_KEY_FILE": str(path)})
+    key = settings.signing.active
+    assert len(key.secret) == 32 and key.secret.hex() not in repr(settings)
+
+
+def test_no_key_is_a_clear_error() -> None:
+    settings = load_settings(CONF, {"LIVETX_SIGNING_KEY_FILE": "/nonexistent/key"})
+    with pytest.raises(ConfigError, match="no signing key"):
+        _ = settings.signing.active
