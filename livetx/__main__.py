@@ -51,9 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         base = settings.server.public_url
         print(f"livetx listening on {base}", flush=True)
         if args.announce:
-            url, _exp = signed_url(
-                make_signer(settings), base, master_path(args.profile, args.announce), settings.signing.default_ttl
-            )
+            url, _exp = signed_url(make_signer(settings), base, master_path(args.profile, args.announce), settings.signing.default_ttl)
             print(f"  master playlist: {url}", flush=True)
             print(f"  player page:     {base}/player?src={quote(url, safe='')}", flush=True)
 
@@ -86,9 +84,7 @@ def cmd_url(args: argparse.Namespace) -> int:
     settings, base = _signer_and_base(args)
     if args.profile not in build_profiles(settings):
         raise LivetxError(f"no profile named {args.profile!r}")
-    url, _ = signed_url(
-        make_signer(settings), base, master_path(args.profile, args.key), args.ttl or settings.signing.default_ttl
-    )
+    url, _ = signed_url(make_signer(settings), base, master_path(args.profile, args.key), args.ttl or settings.signing.default_ttl)
     print(url)
     return 0
 

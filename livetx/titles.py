@@ -146,7 +146,10 @@ def codecs(video: VideoSpec | None, audio: AudioSpec | None) -> str:
     parts = []
     if video is not None:
         if video.codec == "h264":
-            parts.append(f"avc1.6400{h264_level(video.width, video.height, video.fps):02x}")
+            # x264's ultrafast turns off CABAC, 8x8 transforms and B-frames: Constrained Baseline;
+            # every other preset with 8-bit 4:2:0 gives High.
+            profile = "42c0" if video.preset == "ultrafast" else "6400"
+            parts.append(f"avc1.{profile}{h264_level(video.width, video.height, video.fps):02x}")
         else:
             parts.append(f"hvc1.1.6.L{h265_level(video.width, video.height, video.fps)}.90")
     if audio is not None:
@@ -212,7 +215,5 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
         windows = plan_segments(grid, params.st, params.initial_segments)
         peak, average = estimate_bandwidth(video, audio)
         draft = Rendition(name, "", video, audio, windows, peak, average, codecs(video, audio))
-        renditions.append(
-            Rendition(name, _spec_id(source, origin, grid, draft), video, audio, windows, peak, average, draft.codecs)
-        )
+        renditions.append(Rendition(name, _spec_id(source, origin, grid, draft), video, audio, windows, peak, average, draft.codecs))
     return Title(source=source, info=info, profile=profile, origin=origin, duration=duration, renditions=tuple(renditions))

@@ -32,9 +32,7 @@ def with_token(url: str, token: Token) -> str:
     return f"{url}?{token.query_string()}"
 
 
-def signed_url(
-    signer: Signer, base_url: str, path: str, ttl: int, now: float | None = None, scope: str | None = None
-) -> tuple[str, int]:
+def signed_url(signer: Signer, base_url: str, path: str, ttl: int, now: float | None = None, scope: str | None = None) -> tuple[str, int]:
     """An absolute URL for `path` carrying a token that expires `ttl` seconds from `now`."""
     exp = int(now if now is not None else time.time()) + ttl
     token = signer.sign_prefix(scope, exp) if scope else signer.sign_path(path, exp)

@@ -83,7 +83,9 @@ class ToneReport:
     worst_block: int
 
 
-def check_tone(track: AudioTrack, tone_hz: float, amplitude: float = 0.5, block: int = 1024, skip_head: int = 2, skip_tail: int = 2) -> ToneReport:
+def check_tone(
+    track: AudioTrack, tone_hz: float, amplitude: float = 0.5, block: int = 1024, skip_head: int = 2, skip_tail: int = 2
+) -> ToneReport:
     """Fit the tone's phase and amplitude in each block and compare with the ideal tone at that time."""
     rate = track.sample_rate
     start_sample = round((Fraction(track.first_pts, TS_CLOCK) - TS_OFFSET) * rate)

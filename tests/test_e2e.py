@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.error
 import urllib.request
@@ -122,3 +123,17 @@ def test_logs_carry_no_tokens(server: Server, master_url: str) -> None:
     log = server.log.read_text()
     assert "/master.m3u8" in log  # requests are logged...
     assert "sig=" not in log and master_url.split("sig=")[1] not in log  # ...without their tokens
+
+
+def test_codecs_attribute_matches_the_encoded_stream(master_url: str) -> None:
+    master = m3u8.loads(fetch(master_url)[2].decode())
+    media_url = urljoin(master_url, master.playlists[0].uri)
+    seg_url = urljoin(media_url, m3u8.loads(fetch(media_url)[2].decode()).segments[0].uri)
+    data = fetch(seg_url)[2]
+    with av.open(io.BytesIO(data), format="mpegts") as container:
+        first = next(p for p in container.demux(video=0) if p.size)
+    raw = bytes(first)
+    sps = raw.index(b"\x00\x00\x01\x67") + 4  # Annex B start code + SPS NAL header
+    profile_idc, constraints, level_idc = raw[sps], raw[sps + 1], raw[sps + 2]
+    avc1 = f"avc1.{profile_idc:02x}{constraints:02x}{level_idc:02x}"
+    assert master.playlists[0].stream_info.codecs.split(",") == [avc1, "mp4a.40.2"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import pytest
@@ -93,7 +94,7 @@ def test_windows_cover_the_title_once(ms: int, fps: Fraction, st_ms: int, initia
     grid = video_grid(Fraction(ms, 1000), fps)
     windows = plan_segments(grid, st_ms, initial)
     assert windows[0].first == 0 and windows[-1].end == grid.steps
-    for a, b in zip(windows, windows[1:], strict=False):
+    for a, b in itertools.pairwise(windows):
         assert a.end == b.first and a.first < a.end
     assert sum(w.end - w.first for w in windows) == grid.steps
     longest = max(w.end - w.first for w in windows)

@@ -122,3 +122,9 @@ def test_no_mutation_of_a_signed_url_verifies(data: st.DataObject) -> None:
     q = {k: [v] for k, v in fields.items() if k != "path" and v}
     with pytest.raises((TokenError, InvalidPath)):
         signer.verify(fields["path"], q, NOW)
+
+
+def test_readme_worked_example() -> None:
+    key = SigningKey("k1", bytes(range(32)))
+    token = Signer([key], key).sign_path("/hls/default/sample.mp4/master.m3u8", 1_800_000_000)
+    assert token.query_string() == "exp=1800000000&kid=k1&sig=rfoDGW6MBv4CJ8AIBciTLNVMQouqz7awtnswzoXMcrc"

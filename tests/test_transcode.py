@@ -9,10 +9,11 @@ from fractions import Fraction
 import av
 import pytest
 
+from livetx.media.model import SegmentJob, VideoSpec
 from livetx.media.probe import probe
 from livetx.media.transcode import transcode_segment
 from livetx.storage.base import ObjectInfo
-from livetx.titles import build_title, parse_profile
+from livetx.titles import build_title, codecs, parse_profile
 from tests.checker import check_tone, decode_audio, decode_video, expected_index, open_joined, residual_peaks
 from tests.conftest import Source
 
@@ -50,7 +51,7 @@ def test_every_frame_once_in_order(joined: tuple[Source, list[bytes], list[Fract
 
 
 def test_video_timestamps_continuous_and_absolute(joined: tuple[Source, list[bytes], list[Fraction], Fraction]) -> None:
-    src, segments, _, fps = joined
+    _src, segments, _, fps = joined
     video = decode_video(open_joined(segments))
     expected = [int(Fraction(7, 5) * 90000 + k * 90000 / fps) for k in range(len(video.pts))]
     assert video.pts == expected
@@ -104,3 +105,15 @@ def test_resampled_frame_rate_picks_source_frames_by_rule(sources: dict[str, Sou
     video = decode_video(open_joined(segments))
     assert video.indexes == [expected_index(p, fps, src.spec.fps) for p in video.pts]
     assert len(video.indexes) == round(src.spec.seconds * 24)
+
+
+@pytest.mark.parametrize("preset", ["ultrafast", "veryfast"])
+@pytest.mark.parametrize(("width", "height"), [(640, 360), (1280, 720), (1920, 1080)])
+def test_codecs_string_matches_encoded_sps(sources: dict[str, Source], width: int, height: int, preset: str) -> None:
+    src = sources["mp4-30"]
+    spec = VideoSpec("h264", width, height, src.spec.fps, preset=preset)
+    job = SegmentJob(str(src.path), Fraction(0), Fraction(0), Fraction(1, 3), spec, None, 0, None)
+    with av.open(io.BytesIO(transcode_segment(job).data), format="mpegts") as container:
+        raw = bytes(next(p for p in container.demux(video=0) if p.size))
+    sps = raw.index(b"\x00\x00\x01\x67") + 4
+    assert codecs(spec, None) == f"avc1.{raw[sps]:02x}{raw[sps + 1]:02x}{raw[sps + 2]:02x}"

@@ -190,7 +190,7 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
 
 
 def _even(value: float) -> int:
-    return max(2, int(round(value / 2)) * 2)
+    return max(2, round(value / 2) * 2)
 
 
 def output_size(params: RenditionParams, width: int, height: int) -> tuple[int, int]:

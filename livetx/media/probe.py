@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+
 import av
 
 from livetx.errors import SourceUnreadable

@@ -51,8 +51,7 @@ async def media(request: web.Request) -> web.Response:
     rendition = title.rendition(request.match_info["rendition"])
     prefix = title_prefix(profile, key)
     segments = tuple(
-        MediaSegment(uri=_signed(request, prefix, segment_name(rendition, w.index)), duration=w.duration)
-        for w in rendition.windows
+        MediaSegment(uri=_signed(request, prefix, segment_name(rendition, w.index)), duration=w.duration) for w in rendition.windows
     )
     text = render_media(MediaPlaylist(segments=segments, target_duration=target_duration(rendition.windows)))
     return web.Response(text=text, content_type=M3U8_TYPE, charset=None, headers=PLAYLIST_HEADERS)
