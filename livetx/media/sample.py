@@ -27,12 +27,36 @@ def index_block_size(width: int) -> int:
     return max(4, (width * 3 // 5) // INDEX_BITS)
 
 
-def draw_index(rgb: np.ndarray, index: int) -> None:
-    """Paint `index` as INDEX_BITS black/white blocks along the top-left edge of `rgb`."""
-    size = index_block_size(rgb.shape[1])
+# A frame is drawn straight into its YUV 4:2:0 planes (no RGB conversion per frame).
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
+WHITE = (235, 128, 128)
+BLACK = (16, 128, 128)
+
+
+def _yuv(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """BT.601 limited range."""
+    r, g, b = rgb
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    return round(y), round(u), round(v)
+
+
+def _fill(planes: Planes, x: int, y: int, w: int, h: int, colour: tuple[int, int, int]) -> None:
+    """Paint a rectangle; chroma covers the 2x2 blocks the rectangle starts in."""
+    luma, cb, cr = planes
+    luma[y : y + h, x : x + w] = colour[0]
+    cx0, cy0, cx1, cy1 = x // 2, y // 2, (x + w + 1) // 2, (y + h + 1) // 2
+    cb[cy0:cy1, cx0:cx1] = colour[1]
+    cr[cy0:cy1, cx0:cx1] = colour[2]
+
+
+def draw_index(planes: Planes, index: int) -> None:
+    """Paint `index` as INDEX_BITS black/white blocks along the top-left edge."""
+    size = index_block_size(planes[0].shape[1])
     for bit in range(INDEX_BITS):
         on = (index >> (INDEX_BITS - 1 - bit)) & 1
-        rgb[0:size, bit * size : (bit + 1) * size] = 255 if on else 0
+        _fill(planes, bit * size, 0, size, size, WHITE if on else BLACK)
 
 
 def read_index(luma: np.ndarray) -> int:
@@ -53,7 +77,7 @@ _SEGMENTS = {
 }  # fmt: skip
 
 
-def _draw_digit(rgb: np.ndarray, x: int, y: int, w: int, h: int, digit: str) -> None:
+def _draw_digit(planes: Planes, x: int, y: int, w: int, h: int, digit: str) -> None:
     t = max(2, w // 6)
     half = h // 2
     boxes = {
@@ -66,21 +90,20 @@ def _draw_digit(rgb: np.ndarray, x: int, y: int, w: int, h: int, digit: str) -> 
         "g": (x, y + half - t // 2, w, t),
     }
     for seg in _SEGMENTS[digit]:
-        bx, by, bw, bh = boxes[seg]
-        rgb[by : by + bh, bx : bx + bw] = (255, 255, 255)
+        _fill(planes, *boxes[seg], WHITE)
 
 
-def draw_counter(rgb: np.ndarray, text: str) -> None:
-    height, width = rgb.shape[:2]
+def draw_counter(planes: Planes, text: str) -> None:
+    height, width = planes[0].shape
     dh = max(8, height // 6)
     dw = dh // 2
     gap = max(2, dw // 3)
     total = len(text) * (dw + gap)
     x0 = max(0, (width - total) // 2)
     y0 = (height - dh) // 2
-    rgb[y0 - gap : y0 + dh + gap, x0 - gap : x0 + total + gap] = (0, 0, 0)
+    _fill(planes, x0 - gap, y0 - gap, total + 2 * gap, dh + 2 * gap, BLACK)
     for i, ch in enumerate(text):
-        _draw_digit(rgb, x0 + i * (dw + gap), y0, dw, dh, ch)
+        _draw_digit(planes, x0 + i * (dw + gap), y0, dw, dh, ch)
 
 
 @dataclass(frozen=True)
@@ -103,31 +126,39 @@ class SampleSpec:
     video_start: float = 0.0  # container-level start offset of the video (seconds)
 
 
-_BARS = np.array(
-    [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0), (0, 0, 192)],
-    dtype=np.uint8,
-)
+_BARS = [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0), (0, 0, 192)]
 
 
-def _background(width: int, height: int) -> np.ndarray:
-    """Colour bars twice as wide as the frame, to scroll through."""
+def _background(width: int, height: int) -> Planes:
+    """YUV colour bars twice as wide as the frame, to scroll through."""
+    palette = np.array([_yuv(c) for c in _BARS], dtype=np.uint8)
     cols = np.arange(2 * width) * len(_BARS) // width % len(_BARS)
-    row = _BARS[cols]
-    return np.broadcast_to(row, (height, 2 * width, 3)).copy()
+    row = palette[cols]  # (2w, 3)
+    luma = np.broadcast_to(row[:, 0], (height, 2 * width))
+    cb = np.broadcast_to(row[::2, 1], (height // 2, width))
+    cr = np.broadcast_to(row[::2, 2], (height // 2, width))
+    return luma, cb, cr
 
 
-def render_frame(bg: np.ndarray, index: int, width: int, height: int) -> np.ndarray:
-    shift = (index * 4) % width
-    rgb = np.ascontiguousarray(bg[:, shift : shift + width])
+def render_frame(bg: Planes, index: int, width: int, height: int) -> np.ndarray:
+    """Frame `index` as one yuv420p array of shape (height * 3 / 2, width)."""
+    shift = (index * 4) % width  # even: chroma moves with luma
+    out = np.empty((height * 3 // 2, width), dtype=np.uint8)
+    luma = out[:height]
+    chroma = out[height:].reshape(2, height // 2, width // 2)
+    luma[:] = bg[0][:, shift : shift + width]
+    chroma[0] = bg[1][:, shift // 2 : shift // 2 + width // 2]
+    chroma[1] = bg[2][:, shift // 2 : shift // 2 + width // 2]
+    planes = (luma, chroma[0], chroma[1])
     box = max(8, height // 8)
     travel = max(1, width - box)
     bx = (index * 7) % (2 * travel)
     bx = bx if bx < travel else 2 * travel - bx
     by = height - box - max(0, height // 10)
-    rgb[by : by + box, bx : bx + box] = (255, 255, 255)
-    draw_index(rgb, index)
-    draw_counter(rgb, f"{index:06d}")
-    return rgb
+    _fill(planes, bx, by, box, box, WHITE)
+    draw_index(planes, index)
+    draw_counter(planes, f"{index:06d}")
+    return out
 
 
 def tone(start_sample: int, count: int, sample_rate: int, tone_hz: float, channels: int) -> np.ndarray:
@@ -164,8 +195,9 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
         aformat = astream.codec_context.format.name if astream else "fltp"
         video_offset = round(spec.video_start * spec.fps)
         for index in range(frames if vstream else 0):
-            frame = av.VideoFrame.from_ndarray(render_frame(bg, index, spec.width, spec.height), format="rgb24")
-            frame = frame.reformat(format=spec.pix_fmt)
+            frame = av.VideoFrame.from_ndarray(render_frame(bg, index, spec.width, spec.height), format="yuv420p")
+            if spec.pix_fmt != "yuv420p":
+                frame = frame.reformat(format=spec.pix_fmt)
             frame.pts = index + video_offset
             frame.time_base = 1 / spec.fps
             for packet in vstream.encode(frame):
