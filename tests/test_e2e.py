@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from fractions import Fraction
@@ -137,3 +139,12 @@ def test_codecs_attribute_matches_the_encoded_stream(master_url: str) -> None:
     profile_idc, constraints, level_idc = raw[sps], raw[sps + 1], raw[sps + 2]
     avc1 = f"avc1.{profile_idc:02x}{constraints:02x}{level_idc:02x}"
     assert master.playlists[0].stream_info.codecs.split(",") == [avc1, "mp4a.40.2"]
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe CLI not installed (.ci/run installs Debian's ffmpeg)")
+def test_independent_ffmpeg_build_counts_every_frame(master_url: str, sources: dict[str, Source]) -> None:
+    """A second, separately built FFmpeg (Debian's CLI) reads the stream through its HLS demuxer."""
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames"]
+    done = subprocess.run([*cmd, "-of", "csv=p=0", master_url], capture_output=True, text=True, timeout=300, check=True)
+    counts = {int(line) for line in done.stdout.split()}  # one line per program that holds the stream
+    assert counts == {sources["mp4-30"].frames}
