@@ -17,5 +17,5 @@ POOL = web.AppKey("pool", TranscodePool)
 SEGMENTS = web.AppKey("segments", SegmentService)
 
 # set on a request by the token middleware: the verified token
-TOKEN = "livetx.token"
+TOKEN = web.RequestKey("token", Token)
 __all__ = ["CATALOG", "POOL", "SEGMENTS", "SETTINGS", "SIGNER", "TOKEN", "Token"]
