@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -21,7 +22,7 @@ from livetx.web.keys import CATALOG, POOL, SEGMENTS, SETTINGS, SIGNER
 from livetx.web.middleware import errors, tokens
 from livetx.web.routes import add_routes
 
-DEFAULT_PROFILES = {"default": {"renditions": {"main": {}}}}
+DEFAULT_PROFILES: dict[str, dict[str, Any]] = {"default": {"renditions": {"main": {}}}}
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -43,4 +43,4 @@ class LocalSingleFlight:
         else:
             work.close()  # not needed: someone else's is running
             self.joins += 1
-        return await asyncio.shield(task)  # type: ignore[no-any-return]
+        return await asyncio.shield(task)

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -177,7 +178,8 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
     total_samples = round(spec.seconds * spec.sample_rate)
     fmt = spec.container or None
     with av.open(str(tmp), "w", format=fmt or _format_for(path)) as out:
-        vstream = astream = None
+        vstream: Any = None
+        astream: Any = None
         if spec.vcodec:
             vstream = out.add_stream(spec.vcodec, rate=spec.fps)
             vstream.width, vstream.height = spec.width, spec.height
@@ -203,7 +205,8 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
             for packet in vstream.encode(frame):
                 out.mux(packet)
             # keep the streams interleaved: audio up to the time of this frame
-            while astream and next_sample < min(total_samples, (index + 1) * spec.sample_rate / spec.fps):
+            due = min(Fraction(total_samples), (index + 1) * spec.sample_rate / spec.fps)
+            while astream and next_sample < due:
                 next_sample = _write_audio(out, astream, spec, next_sample, audio_chunk, total_samples, aformat)
         while astream and next_sample < total_samples:
             next_sample = _write_audio(out, astream, spec, next_sample, audio_chunk, total_samples, aformat)

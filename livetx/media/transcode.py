@@ -64,8 +64,8 @@ class _Segment:
     def __init__(self, job: SegmentJob, src: Any) -> None:
         self.job = job
         self.src = src
-        self.vin = src.streams[job.video_stream] if job.video is not None and job.video_stream is not None else None
-        self.ain = src.streams[job.audio_stream] if job.audio is not None and job.audio_stream is not None else None
+        self.vin: Any = src.streams[job.video_stream] if job.video is not None and job.video_stream is not None else None
+        self.ain: Any = src.streams[job.audio_stream] if job.audio is not None and job.audio_stream is not None else None
         if self.vin is None and self.ain is None:
             raise SourceUnreadable("no stream to transcode")
 
@@ -91,7 +91,7 @@ class _Segment:
 
         seek_to = None if backoff is None else job.origin + need - backoff
         if seek_to is not None and seek_to > job.origin:
-            anchor = self.vin if self.vin is not None else self.ain
+            anchor: Any = self.vin if self.vin is not None else self.ain
             self.src.seek(int(seek_to / anchor.time_base), stream=anchor, backward=True, any_frame=False)
         else:
             seek_to = None
@@ -203,12 +203,13 @@ class _VideoCursor:
             t = self.last_time + 1 / self.spec.fps
         else:
             t = self.origin
-        self.last_time = t
-        return t
+        self.last_time = Fraction(t)
+        return self.last_time
 
     def slot(self, frame: Any) -> int:
         pts = frame.pts if frame.pts is not None else 0
-        return round((pts * self.time_base - self.origin) * self.spec.fps)
+        t: Fraction = pts * self.time_base - self.origin
+        return round(t * self.spec.fps)
 
     def push(self, frame: Any) -> None:
         if self.done:
@@ -276,7 +277,8 @@ class _AudioBuffer:
             if abs(raw - snapped) < Fraction(size, 8):
                 raw = Fraction(snapped)
         src_time = self.stream_start + raw / self.src_rate
-        return round((src_time - self.origin) * self.spec.sample_rate)
+        offset: Fraction = src_time - self.origin
+        return round(offset * self.spec.sample_rate)
 
     def push(self, frame: Any) -> None:
         if self.done:
