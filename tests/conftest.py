@@ -39,6 +39,9 @@ SOURCES = {
     "mp4-30": SampleSpec(seconds=7.0, width=320, height=180, fps=Fraction(30), gop=30),
     "mkv-25-44k": SampleSpec(seconds=6.0, width=320, height=240, fps=Fraction(25), sample_rate=44100, gop=50, container="matroska"),
     "ts-2997": SampleSpec(seconds=5.0, width=320, height=240, fps=Fraction(30000, 1001), gop=45, container="mpegts"),
+    "ts-10h": SampleSpec(seconds=4.0, width=320, height=180, fps=Fraction(25), gop=25, container="mpegts", start_offset=36000.0),
+    "audio-only": SampleSpec(seconds=7.0, vcodec=None),
+    "video-only": SampleSpec(seconds=4.0, width=320, height=180, fps=Fraction(24), acodec=None),
 }
 SUFFIX = {"matroska": ".mkv", "mpegts": ".ts"}
 

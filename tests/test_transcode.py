@@ -17,10 +17,16 @@ from livetx.titles import build_title, codecs, parse_profile
 from tests.checker import check_tone, decode_audio, decode_video, expected_index, open_joined, residual_peaks
 from tests.conftest import Source
 
-SOURCE_NAMES = ["mp4-30", "mkv-25-44k", "ts-2997"]
+SOURCE_NAMES = ["mp4-30", "mkv-25-44k", "ts-2997", "ts-10h"]
 
 
 def make_segments(src: Source, out_fps: Fraction | None = None, seed: int = 1) -> tuple[list[bytes], list[Fraction], Fraction]:
+    segments, durations, fps = make_any_segments(src, out_fps, seed)
+    assert fps is not None
+    return segments, durations, fps
+
+
+def make_any_segments(src: Source, out_fps: Fraction | None = None, seed: int = 1) -> tuple[list[bytes], list[Fraction], Fraction | None]:
     """Plan the source as the server does, then make every segment alone, in shuffled order."""
     rendition: dict[str, object] = {"preset": "ultrafast", "ab": 128000}
     if out_fps is not None:
@@ -30,11 +36,10 @@ def make_segments(src: Source, out_fps: Fraction | None = None, seed: int = 1) -
     source = ObjectInfo(src.key, src.path.stat().st_size, "test")
     title = build_title(source, probe(str(src.path)), profile)
     r = title.renditions[0]
-    assert r.video is not None
     order = list(range(len(r.windows)))
     random.Random(seed).shuffle(order)
     made = {i: transcode_segment(title.job(r, i, str(src.path))).data for i in order}
-    return [made[i] for i in range(len(r.windows))], [w.duration for w in r.windows], r.video.fps
+    return [made[i] for i in range(len(r.windows))], [w.duration for w in r.windows], r.video.fps if r.video else None
 
 
 @pytest.fixture(scope="module", params=SOURCE_NAMES)
@@ -117,3 +122,27 @@ def test_codecs_string_matches_encoded_sps(sources: dict[str, Source], width: in
         raw = bytes(next(p for p in container.demux(video=0) if p.size))
     sps = raw.index(b"\x00\x00\x01\x67") + 4
     assert codecs(spec, None) == f"avc1.{raw[sps]:02x}{raw[sps + 1]:02x}{raw[sps + 2]:02x}"
+
+
+def test_audio_only_source_joins_gaplessly_on_the_aac_grid(sources: dict[str, Source]) -> None:
+    src = sources["audio-only"]
+    segments, durations, fps = make_any_segments(src)
+    assert fps is None
+    for data, duration in zip(segments, durations, strict=True):
+        with av.open(io.BytesIO(data), format="mpegts") as container:
+            assert not container.streams.video
+        assert (duration * src.spec.sample_rate) % 1024 == 0  # boundaries between AAC frames
+    audio = decode_audio(open_joined(segments))
+    assert len(audio.samples) == sum(durations) * src.spec.sample_rate
+    report = check_tone(audio, src.spec.tone_hz, skip_tail=3)
+    assert report.worst_phase < 0.05 and report.worst_amplitude < 0.05, report
+
+
+def test_video_only_source(sources: dict[str, Source]) -> None:
+    src = sources["video-only"]
+    segments, _, fps = make_any_segments(src)
+    assert fps == 24
+    with open_joined(segments) as container:
+        assert not container.streams.audio
+        video = decode_video(container)
+    assert video.indexes == list(range(src.frames))

@@ -124,7 +124,7 @@ class SampleSpec:
     pix_fmt: str = "yuv420p"
     gop: int = 60
     preset: str = "superfast"
-    video_start: float = 0.0  # container-level start offset of the video (seconds)
+    start_offset: float = 0.0  # seconds added to every timestamp (e.g. 36000: a TS starting at 10 h)
 
 
 _BARS = [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0), (0, 0, 192)]
@@ -177,7 +177,8 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
     frames = round(spec.seconds * spec.fps)
     total_samples = round(spec.seconds * spec.sample_rate)
     fmt = spec.container or None
-    with av.open(str(tmp), "w", format=fmt or _format_for(path)) as out:
+    options = {"output_ts_offset": f"{spec.start_offset}"} if spec.start_offset else {}
+    with av.open(str(tmp), "w", format=fmt or _format_for(path), options=options) as out:
         vstream: Any = None
         astream: Any = None
         if spec.vcodec:
@@ -195,12 +196,11 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
         audio_chunk = 1024 if spec.acodec != "libopus" else 960
         next_sample = 0
         aformat = astream.codec_context.format.name if astream else "fltp"
-        video_offset = round(spec.video_start * spec.fps)
         for index in range(frames if vstream else 0):
             frame = av.VideoFrame.from_ndarray(render_frame(bg, index, spec.width, spec.height), format="yuv420p")
             if spec.pix_fmt != "yuv420p":
                 frame = frame.reformat(format=spec.pix_fmt)
-            frame.pts = index + video_offset
+            frame.pts = index
             frame.time_base = 1 / spec.fps
             for packet in vstream.encode(frame):
                 out.mux(packet)
