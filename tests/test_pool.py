@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,5 +65,24 @@ async def test_unreadable_source_is_a_named_error(tmp_path: Path, sources: dict[
         with pytest.raises((TranscodeFailed, SourceUnreadable)):
             await pool.run(job_for(Source(junk, sources["mp4-30"].spec)))
         assert pool.stats.restarts == 0
+    finally:
+        await pool.close()
+
+
+async def test_worker_killed_mid_job_is_replaced(sources: dict[str, Source], tmp_path: Path) -> None:
+    fifo = tmp_path / "hangs"
+    os.mkfifo(fifo)
+    stuck = SegmentJob(fifo.as_posix(), Fraction(0), Fraction(0), Fraction(1), None, AudioSpec(48000, 2), None, 0)
+    pool = TranscodePool(size=1, timeout=60)
+    await pool.start()
+    try:
+        (victim,) = pool.worker_pids()
+        running = asyncio.ensure_future(pool.run(stuck))
+        await asyncio.sleep(0.5)
+        os.kill(victim, signal.SIGKILL)
+        with pytest.raises(TranscodeFailed, match="died"):
+            await running
+        assert pool.stats.restarts == 1 and pool.worker_pids() != [victim]
+        assert (await pool.run(job_for(sources["mp4-30"]))).video_frames == 30
     finally:
         await pool.close()

@@ -136,6 +136,10 @@ class TranscodePool:
         await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in self._workers))
         self._threads.shutdown(wait=True)
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (for operators and chaos tests)."""
+        return [w.process.pid for w in self._workers if w.process is not None and w.process.is_alive()]
+
     async def run(self, job: SegmentJob, priority: Priority = Priority.CLIENT) -> SegmentResult:
         future: asyncio.Future[SegmentResult] = asyncio.get_running_loop().create_future()
         self.stats.queued += 1
