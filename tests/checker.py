@@ -81,29 +81,45 @@ class ToneReport:
     worst_phase: float  # radians
     worst_amplitude: float  # relative deviation from the expected amplitude
     worst_block: int
+    offset: float  # median phase error (radians): a constant offset the source itself carries
 
 
 def check_tone(
-    track: AudioTrack, tone_hz: float, amplitude: float = 0.5, block: int = 1024, skip_head: int = 2, skip_tail: int = 2
+    track: AudioTrack,
+    tone_hz: float,
+    amplitude: float = 0.5,
+    block: int = 1024,
+    skip_head: int = 2,
+    skip_tail: int = 2,
+    relative: bool = False,
 ) -> ToneReport:
-    """Fit the tone's phase and amplitude in each block and compare with the ideal tone at that time."""
+    """Fit the tone's phase and amplitude in each block and compare with the ideal tone at that time.
+
+    With `relative`, phase is measured against the median phase error: sources whose container
+    does not record the audio encoder's delay (FLV, AVI, AC-3 ...) carry a constant offset from
+    their timestamps, and what must not happen is a shift from one segment to the next; the
+    amplitude is then measured against the median level, as lossy sources carry their own.
+    """
     rate = track.sample_rate
     start_sample = round((Fraction(track.first_pts, TS_CLOCK) - TS_OFFSET) * rate)
     blocks = len(track.samples) // block
-    worst_phase = worst_amp = 0.0
-    worst_block = -1
+    phases, amps = [], []
     for b in range(skip_head, blocks - skip_tail):
         x = track.samples[b * block : (b + 1) * block]
         n = np.arange(start_sample + b * block, start_sample + (b + 1) * block)
         w = 2 * np.pi * tone_hz * n / rate
         basis = np.stack([np.sin(w), np.cos(w)], axis=1)
         (a, c), *_ = np.linalg.lstsq(basis, x, rcond=None)
-        phase = abs(math.atan2(c, a))  # 0 when x == amplitude * sin(w)
-        amp = abs(math.hypot(a, c) / amplitude - 1)
-        if phase > worst_phase:
-            worst_phase, worst_block = phase, b
-        worst_amp = max(worst_amp, amp)
-    return ToneReport(blocks, worst_phase, worst_amp, worst_block)
+        phases.append(math.atan2(c, a))  # 0 when x == amplitude * sin(w)
+        amps.append(math.hypot(a, c))
+    errors = np.array(phases)
+    offset = float(np.angle(np.mean(np.exp(1j * errors)))) if relative else 0.0
+    deviation = np.abs(np.angle(np.exp(1j * (errors - offset))))
+    worst = int(np.argmax(deviation))
+    level = float(np.median(amps)) if relative else amplitude  # lossy sources (MP3) carry their own level
+    worst_amp = float(np.max(np.abs(np.array(amps) / level - 1)))
+    worst_phase, worst_block = float(deviation[worst]), worst + skip_head
+    return ToneReport(blocks, worst_phase, worst_amp, worst_block, offset)
 
 
 def residual_peaks(track: AudioTrack, tone_hz: float, amplitude: float = 0.5) -> np.ndarray:
@@ -112,3 +128,22 @@ def residual_peaks(track: AudioTrack, tone_hz: float, amplitude: float = 0.5) ->
     start_sample = round((Fraction(track.first_pts, TS_CLOCK) - TS_OFFSET) * rate)
     n = np.arange(start_sample, start_sample + len(track.samples))
     return np.abs(track.samples - amplitude * np.sin(2 * np.pi * tone_hz * n / rate))
+
+
+def reference_indexes(source: str, origin: Fraction, fps: Fraction, count: int) -> list[int]:
+    """What the source's own timestamps say each output frame shows: decode it whole, in one
+    pass, and apply the frame rule (the last source frame whose slot round((t - origin) * fps)
+    is <= k). Sources with timestamp quirks (AVI's skipped ticks, say) are judged by this."""
+    shown: list[tuple[int, int]] = []
+    with av.open(source) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            slot = round((frame.pts * stream.time_base - origin) * fps)
+            shown.append((slot, read_index(frame.to_ndarray(format="gray"))))
+    out = []
+    j = 0
+    for k in range(count):
+        while j + 1 < len(shown) and shown[j + 1][0] <= k:
+            j += 1
+        out.append(shown[j][1])
+    return out

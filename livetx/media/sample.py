@@ -124,6 +124,9 @@ class SampleSpec:
     pix_fmt: str = "yuv420p"
     gop: int = 60
     preset: str = "superfast"
+    video_bitrate: int | None = None  # for codecs without a quality mode (mpeg2video, mpeg4, wmv2)
+    video_options: tuple[tuple[str, str], ...] = ()  # encoder options, e.g. (("cpu-used", "8"),)
+    audio_options: tuple[tuple[str, str], ...] = ()
     start_offset: float = 0.0  # seconds added to every timestamp (e.g. 36000: a TS starting at 10 h)
 
 
@@ -186,16 +189,21 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
             vstream.width, vstream.height = spec.width, spec.height
             vstream.pix_fmt = spec.pix_fmt
             vstream.codec_context.gop_size = spec.gop
+            options = dict(spec.video_options)
             if spec.vcodec in ("libx264", "libx265"):
-                vstream.codec_context.options = {"preset": spec.preset}
+                options.setdefault("preset", spec.preset)
                 vstream.codec_context.thread_type = "FRAME"
+            vstream.codec_context.options = options
+            if spec.video_bitrate:
+                vstream.codec_context.bit_rate = spec.video_bitrate
         if spec.acodec:
             astream = out.add_stream(spec.acodec, rate=spec.sample_rate)
             astream.layout = "mono" if spec.channels == 1 else "stereo"
+            astream.codec_context.options = dict(spec.audio_options)
+            astream.codec_context.bit_rate = 128000 * spec.channels // 2 if spec.acodec != "flac" else 0
         bg = _background(spec.width, spec.height)
         audio_chunk = 1024 if spec.acodec != "libopus" else 960
         next_sample = 0
-        aformat = astream.codec_context.format.name if astream else "fltp"
         for index in range(frames if vstream else 0):
             frame = av.VideoFrame.from_ndarray(render_frame(bg, index, spec.width, spec.height), format="yuv420p")
             if spec.pix_fmt != "yuv420p":
@@ -207,9 +215,9 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
             # keep the streams interleaved: audio up to the time of this frame
             due = min(Fraction(total_samples), (index + 1) * spec.sample_rate / spec.fps)
             while astream and next_sample < due:
-                next_sample = _write_audio(out, astream, spec, next_sample, audio_chunk, total_samples, aformat)
+                next_sample = _write_audio(out, astream, spec, next_sample, audio_chunk, total_samples)
         while astream and next_sample < total_samples:
-            next_sample = _write_audio(out, astream, spec, next_sample, audio_chunk, total_samples, aformat)
+            next_sample = _write_audio(out, astream, spec, next_sample, audio_chunk, total_samples)
         for stream in (vstream, astream):
             if stream is not None:
                 for packet in stream.encode():
@@ -217,18 +225,11 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
     tmp.replace(path)
 
 
-def _write_audio(out, astream, spec: SampleSpec, start: int, chunk: int, total: int, aformat: str) -> int:  # type: ignore[no-untyped-def]
+def _write_audio(out: Any, astream: Any, spec: SampleSpec, start: int, chunk: int, total: int) -> int:
+    """Encode `chunk` samples of the tone from `start`; PyAV converts to the encoder's format."""
     count = min(chunk, total - start)
     planar = tone(start, count, spec.sample_rate, spec.tone_hz, spec.channels)
-    if aformat == "s16":
-        data = (planar.T.reshape(1, -1) * 32767).astype(np.int16)
-    elif aformat == "flt":
-        data = np.ascontiguousarray(planar.T.reshape(1, -1))
-    elif aformat == "s16p":
-        data = (planar * 32767).astype(np.int16)
-    else:
-        data = planar
-    frame = av.AudioFrame.from_ndarray(data, format=aformat, layout="mono" if spec.channels == 1 else "stereo")
+    frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout="mono" if spec.channels == 1 else "stereo")
     frame.sample_rate = spec.sample_rate
     frame.pts = start
     frame.time_base = Fraction(1, spec.sample_rate)
@@ -238,6 +239,14 @@ def _write_audio(out, astream, spec: SampleSpec, start: int, chunk: int, total: 
 
 
 def _format_for(path: Path) -> str:
-    return {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".ts": "mpegts", ".avi": "avi", ".flv": "flv"}.get(
-        path.suffix.lower(), "mp4"
-    )
+    return {
+        ".mp4": "mp4",
+        ".mov": "mov",
+        ".mkv": "matroska",
+        ".webm": "webm",
+        ".ts": "mpegts",
+        ".avi": "avi",
+        ".flv": "flv",
+        ".mpg": "mpeg",
+        ".wmv": "asf",
+    }.get(path.suffix.lower(), "mp4")

@@ -106,14 +106,14 @@ class _Segment:
             first_checked = {id(s): False for s in streams}
             for packet in self.src.demux(streams):
                 if vstate is not None and packet.stream is self.vin:
-                    for frame in packet.decode():
+                    for frame in _decode(packet):
                         if not first_checked[id(self.vin)]:
                             first_checked[id(self.vin)] = True
                             if seek_to is not None and vstate.slot(frame) > self.v_first:
                                 return None  # landed too late: back off
                         vstate.push(frame)
                 elif astate is not None and packet.stream is self.ain:
-                    for frame in packet.decode():
+                    for frame in _decode(packet):
                         if not first_checked[id(self.ain)]:
                             first_checked[id(self.ain)] = True
                             if seek_to is not None and astate.position(frame) > self.feed_first:
@@ -173,6 +173,14 @@ class _Segment:
         stream.codec_context.bit_rate = spec.bitrate
         stream.codec_context.time_base = Fraction(1, spec.sample_rate)
         return stream
+
+
+def _decode(packet: Any) -> list[Any]:
+    """Decode one packet; a corrupt one (common right after a seek into MPEG-PS/TS) yields nothing."""
+    try:
+        return list(packet.decode())
+    except av.InvalidDataError:
+        return []
 
 
 def _layout(channels: int) -> str:
