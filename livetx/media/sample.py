@@ -238,15 +238,11 @@ def _write_audio(out: Any, astream: Any, spec: SampleSpec, start: int, chunk: in
     return start + count
 
 
+SUFFIX_FORMATS = {
+    ".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".ts": "mpegts",
+    ".avi": "avi", ".flv": "flv", ".mpg": "mpeg", ".wmv": "asf",
+}  # fmt: skip
+
+
 def _format_for(path: Path) -> str:
-    return {
-        ".mp4": "mp4",
-        ".mov": "mov",
-        ".mkv": "matroska",
-        ".webm": "webm",
-        ".ts": "mpegts",
-        ".avi": "avi",
-        ".flv": "flv",
-        ".mpg": "mpeg",
-        ".wmv": "asf",
-    }.get(path.suffix.lower(), "mp4")
+    return SUFFIX_FORMATS.get(path.suffix.lower(), "mp4")
