@@ -197,7 +197,7 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
     # Title time 0 is where the video starts (its frames then fall on the output grid), or the
     # container's start for audio-only sources; the other stream keeps its offset from it.
     base = info.video.start if info.video is not None and info.video.start is not None else info.start
-    available = info.start + info.duration - base
+    available = info.end - base
     skip = Fraction(params.ss, 1000)
     if skip and skip >= available:
         raise ParameterError("ss", f"less than the source's duration ({float(available):.3f} s)")

@@ -58,6 +58,8 @@ def test_frames_follow_the_source_timestamps(made: tuple[Source, list[bytes]]) -
     fps = title.renditions[0].video.fps  # type: ignore[union-attr]
     assert shown == reference_indexes(str(src.path), title.origin, fps, len(shown))
     assert sorted(set(shown)) == list(range(src.frames))  # nothing lost
+    if not src.path.name.startswith("avi"):  # AVI's mpeg4 skips a tick after frame 0: the source repeats it
+        assert shown == list(range(src.frames))  # nothing repeated, not even at the end
 
 
 def test_tone_unbroken(made: tuple[Source, list[bytes]]) -> None:

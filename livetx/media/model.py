@@ -19,6 +19,7 @@ class VideoInfo:
     fps: Fraction
     pix_fmt: str | None
     start: Fraction | None  # seconds, stream start time
+    end: Fraction | None = None  # seconds: end of the last packet, from the tail probe
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class AudioInfo:
     sample_rate: int
     channels: int
     start: Fraction | None
+    end: Fraction | None = None
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,15 @@ class MediaInfo:
 
     format: str
     duration: Fraction  # seconds
-    start: Fraction  # seconds: the container's start time, title time 0
+    start: Fraction  # seconds: the container's start time
     video: VideoInfo | None
     audio: AudioInfo | None
+
+    @property
+    def end(self) -> Fraction:
+        """Where the last stream ends: measured by the tail probe, else from the header duration."""
+        ends = [s.end for s in (self.video, self.audio) if s is not None and s.end is not None]
+        return max(ends) if ends else self.start + self.duration
 
     def to_json(self) -> dict[str, Any]:
         def plain(value: Any) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
+from typing import Any
 
 import av
 
@@ -16,8 +18,43 @@ def _seconds(value: int | None, time_base: Fraction | None) -> Fraction | None:
     return value * time_base
 
 
+TAIL_SECONDS = 3  # how far before the declared end the tail probe starts reading packets
+TAIL_PACKETS = 5000  # and how many packets it reads at most
+
+
+def _tail_ends(container: Any, streams: list[Any]) -> dict[int, Fraction]:
+    """End time of each stream's last packet, read from the last seconds of the file.
+
+    Headers often disagree with the packets (FLV and ASF give an end time where a duration is
+    due, MKV rounds to milliseconds): the packets are the truth. Demux only, no decoding.
+    """
+    if not container.duration:
+        return {}
+    anchor = streams[0]
+    declared_end = Fraction(container.start_time or 0, 1_000_000) + Fraction(container.duration, 1_000_000)
+    target = declared_end - TAIL_SECONDS
+    ends: dict[int, Fraction] = {}
+    try:
+        if target > 0:
+            container.seek(int(target / anchor.time_base), stream=anchor, backward=True, any_frame=True)
+        for count, packet in enumerate(container.demux(streams)):
+            if count >= TAIL_PACKETS:
+                break
+            if packet.pts is None:
+                continue
+            length = packet.duration or 0
+            if not length and packet.stream.type == "video" and packet.stream.average_rate:
+                length = round(1 / (packet.stream.average_rate * packet.time_base))
+            end = (packet.pts + length) * packet.time_base
+            index = packet.stream.index
+            ends[index] = max(ends.get(index, end), end)
+    except (av.FFmpegError, OSError):
+        return {}
+    return ends
+
+
 def probe(source: str, options: dict[str, str] | None = None) -> MediaInfo:
-    """Open `source` (a path or URL), read its headers, and describe it."""
+    """Open `source` (a path or URL), read its headers and the timestamps of its last packets."""
     try:
         container = av.open(source, options=options or {}, timeout=30)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
@@ -52,6 +89,12 @@ def probe(source: str, options: dict[str, str] | None = None) -> MediaInfo:
         if not container.duration or container.duration <= 0:
             raise SourceUnreadable("source duration is unknown")
         start = Fraction(container.start_time or 0, 1_000_000)
+        wanted = [container.streams[i.index] for i in (video, audio) if i is not None]
+        ends = _tail_ends(container, wanted)
+        if video is not None:
+            video = replace(video, end=ends.get(video.index))
+        if audio is not None:
+            audio = replace(audio, end=ends.get(audio.index))
         return MediaInfo(
             format=container.format.name,
             duration=Fraction(container.duration, 1_000_000),
