@@ -53,19 +53,28 @@ def test_rendition_params_name_the_bad_one(params: dict[str, object], name: str)
 
 
 @pytest.mark.parametrize(
-    ("s", "extra", "size"),
+    ("s", "extra", "geometry"),
     [
-        pytest.param(None, {}, (1920, 1080), id="source"),
-        pytest.param("1280x", {}, (1280, 720), id="width-keeps-aspect"),
-        pytest.param("x720", {}, (1280, 720), id="height-keeps-aspect"),
-        pytest.param("1280x1280", {"scaletype": "fit"}, (1280, 720), id="fit"),
-        pytest.param("640x640", {}, (640, 640), id="stretch"),
-        pytest.param("3840x2160", {}, (1920, 1080), id="no-upscale"),
-        pytest.param("3840x2160", {"sopt": 0}, (3840, 2160), id="upscale-allowed"),
+        pytest.param(None, {}, (1920, 1080, 1920, 1080), id="source"),
+        pytest.param("1280x", {}, (1280, 720, 1280, 720), id="width-keeps-aspect"),
+        pytest.param("x720", {}, (1280, 720, 1280, 720), id="height-keeps-aspect"),
+        pytest.param("640x640", {}, (640, 640, 640, 640), id="stretch"),
+        pytest.param("1280x1280", {"scaletype": "fit"}, (1280, 720, 1280, 720), id="fit"),
+        pytest.param("1280x1280", {"scaletype": "fill"}, (1280, 1280, 1280, 720), id="fill-pads"),
+        pytest.param("1280x1280", {"scaletype": "crop"}, (1280, 1280, 2276, 1280), id="crop-covers"),
+        pytest.param("3840x2160", {}, (1920, 1080, 1920, 1080), id="no-upscale"),
+        pytest.param("3840x2160", {"sopt": 0}, (3840, 2160, 3840, 2160), id="upscale-allowed"),
     ],
 )
-def test_output_size(s: str | None, extra: dict[str, object], size: tuple[int, int]) -> None:
-    assert output_size(parse_rendition_params({"s": s, **extra}), 1920, 1080) == size
+def test_output_size(s: str | None, extra: dict[str, object], geometry: tuple[int, int, int, int]) -> None:
+    assert output_size(parse_rendition_params({"s": s, **extra}), 1920, 1080) == geometry
+
+
+def test_non_square_pixels_give_square_output() -> None:
+    anamorphic = VideoInfo(0, "mpeg2video", 720, 576, Fraction(25), "yuv420p", Fraction(0), sar=Fraction(64, 45))
+    info = MediaInfo("mpeg", Fraction(10), Fraction(0), anamorphic, None)
+    spec = resolve_video(parse_rendition_params({}), info)
+    assert spec is not None and (spec.width, spec.height) == (1024, 576)
 
 
 def test_sopt_2_refuses_upscale() -> None:

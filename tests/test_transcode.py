@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import random
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import pytest
 
 from livetx.media.model import SegmentJob, VideoSpec
 from livetx.media.probe import probe
+from livetx.media.sample import SampleSpec, read_index, write_sample
 from livetx.media.transcode import transcode_segment
 from livetx.storage.base import ObjectInfo
 from livetx.titles import build_title, codecs, parse_profile
@@ -26,9 +28,11 @@ def make_segments(src: Source, out_fps: Fraction | None = None, seed: int = 1) -
     return segments, durations, fps
 
 
-def make_any_segments(src: Source, out_fps: Fraction | None = None, seed: int = 1) -> tuple[list[bytes], list[Fraction], Fraction | None]:
+def make_any_segments(
+    src: Source, out_fps: Fraction | None = None, seed: int = 1, **params: object
+) -> tuple[list[bytes], list[Fraction], Fraction | None]:
     """Plan the source as the server does, then make every segment alone, in shuffled order."""
-    rendition: dict[str, object] = {"preset": "ultrafast", "ab": 128000}
+    rendition: dict[str, object] = {"preset": "ultrafast", "ab": 128000, **params}
     if out_fps is not None:
         rendition["fps"] = str(out_fps)
         rendition["fpsopt"] = 0
@@ -146,3 +150,36 @@ def test_video_only_source(sources: dict[str, Source]) -> None:
         assert not container.streams.audio
         video = decode_video(container)
     assert video.indexes == list(range(src.frames))
+
+
+def test_fill_letterboxes_the_whole_picture(sources: dict[str, Source]) -> None:
+    src = sources["mp4-30"]  # 320x180 into a 320x320 box: 70 rows of black above and below
+    segments, _, _ = make_any_segments(src, s="320x320", scaletype="fill", sopt=0)
+    with open_joined(segments) as container:
+        indexes = []
+        for frame in container.decode(video=0):
+            luma = frame.to_ndarray(format="gray")
+            assert luma.shape == (320, 320)
+            assert luma[:66].max() < 40 and luma[-66:].max() < 40  # bars
+            indexes.append(read_index(luma[70:250]))
+    assert indexes == list(range(src.frames))
+
+
+def test_crop_fills_the_box(sources: dict[str, Source]) -> None:
+    src = sources["mp4-30"]
+    segments, _, _ = make_any_segments(src, s="180x180", scaletype="crop")
+    with open_joined(segments) as container:
+        frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    assert len(frames) == src.frames and all(f.shape == (180, 180) for f in frames)
+    assert min(float(f[60:120].mean()) for f in frames) > 40  # picture, not bars
+
+
+def test_non_square_pixels_are_made_square(tmp_path: Path) -> None:
+    spec = SampleSpec(seconds=2.0, width=320, height=240, fps=Fraction(25), sar=Fraction(4, 3))
+    path = tmp_path / "anamorphic.mp4"
+    write_sample(path, spec)
+    segments, _, _ = make_any_segments(Source(path, spec))
+    with open_joined(segments) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (426, 240)
+        assert decode_video(container).indexes == list(range(50))

@@ -20,6 +20,7 @@ class VideoInfo:
     pix_fmt: str | None
     start: Fraction | None  # seconds, stream start time
     end: Fraction | None = None  # seconds: end of the last packet, from the tail probe
+    sar: Fraction | None = None  # sample (pixel) aspect ratio when not 1:1
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class VideoSpec:
     width: int
     height: int
     fps: Fraction
+    picture: tuple[int, int] | None = None  # scaled picture size when it differs from the frame (crop, fill)
     crf: float | None = 23.0
     bitrate: int | None = None
     maxrate: int | None = None

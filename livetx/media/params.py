@@ -163,7 +163,7 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
     bufsize = _int(params, "bufsize", None, 10_000, 200_000_000, "an integer from 10000 to 200000000 (bit)")
     if (maxrate is not None or bufsize is not None) and vb is not None:
         raise ParameterError("maxrate", "maxrate and bufsize apply in crf mode only")
-    scaletype = _choice(params, "scaletype", "stretch", ("stretch", "fit"))
+    scaletype = _choice(params, "scaletype", "stretch", ("stretch", "crop", "fill", "fit"))
     return RenditionParams(
         vcodec=_choice(params, "vcodec", "h264", ("h264", "h265")),
         fps=fps,
@@ -193,16 +193,18 @@ def _even(value: float) -> int:
     return max(2, round(value / 2) * 2)
 
 
-def output_size(params: RenditionParams, width: int, height: int) -> tuple[int, int]:
-    """Output frame size: the `s` box, scaled by `scaletype`, capped at the source by `sopt`."""
+def output_size(params: RenditionParams, width: float, height: float) -> tuple[int, int, int, int]:
+    """(frame width, frame height, picture width, picture height) for a source of display size WxH.
+
+    The `s` box is capped at the source's area by `sopt`, then `scaletype` fits the picture to it:
+    stretch fills the box exactly; fit scales to fit inside and the frame is the picture; fill
+    scales to fit inside and pads the box with black; crop scales to cover and cuts the middle.
+    """
     if params.s is None:
-        return _even(width), _even(height)
+        return _even(width), _even(height), _even(width), _even(height)
     w_text, _, h_text = params.s.partition("x")
     if w_text and h_text:
         box_w, box_h = int(w_text), int(h_text)
-        if params.scaletype == "fit":
-            scale = min(box_w / width, box_h / height)
-            box_w, box_h = _even(width * scale), _even(height * scale)
     elif w_text:
         box_w = int(w_text)
         box_h = _even(height * box_w / width)
@@ -211,11 +213,19 @@ def output_size(params: RenditionParams, width: int, height: int) -> tuple[int, 
         box_w = _even(width * box_h / height)
     if box_w * box_h > width * height:
         if params.sopt == 2:
-            raise ParameterError("s", f"at most the source's {width}x{height} (sopt=2)")
+            raise ParameterError("s", f"at most the source's {round(width)}x{round(height)} (sopt=2)")
         if params.sopt == 1:
             scale = math.sqrt(width * height / (box_w * box_h))
             box_w, box_h = _even(box_w * scale), _even(box_h * scale)
-    return box_w, box_h
+    if not (w_text and h_text) or params.scaletype == "stretch":
+        return box_w, box_h, box_w, box_h
+    fit = min(box_w / width, box_h / height)
+    cover = max(box_w / width, box_h / height)
+    if params.scaletype == "fit":
+        return _even(width * fit), _even(height * fit), _even(width * fit), _even(height * fit)
+    if params.scaletype == "fill":
+        return box_w, box_h, min(box_w, _even(width * fit)), min(box_h, _even(height * fit))
+    return box_w, box_h, max(box_w, _even(width * cover)), max(box_h, _even(height * cover))  # crop
 
 
 def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) -> VideoSpec | None:
@@ -227,11 +237,14 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
         if src.fps < params.fps and params.fpsopt == 2:
             raise ParameterError("fps", f"at most the source's {float(src.fps):g} fps (fpsopt=2)")
         fps = min(params.fps, src.fps) if params.fpsopt == 1 else params.fps
-    width, height = output_size(params, src.width, src.height)
+    # non-square pixels: plan in display size, encode square pixels
+    display_w = src.width * src.sar if src.sar else Fraction(src.width)
+    width, height, pic_w, pic_h = output_size(params, float(display_w), src.height)
     return VideoSpec(
         codec=params.vcodec,
         width=width,
         height=height,
+        picture=(pic_w, pic_h) if (pic_w, pic_h) != (width, height) else None,
         fps=fps,
         crf=params.crf if params.vb is None else None,
         bitrate=params.vb,

@@ -22,6 +22,13 @@ TAIL_SECONDS = 3  # how far before the declared end the tail probe starts readin
 TAIL_PACKETS = 5000  # and how many packets it reads at most
 
 
+def _sar(stream: Any) -> Fraction | None:
+    ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if not ratio or ratio == 1:
+        return None
+    return Fraction(ratio)
+
+
 def _tail_ends(container: Any, streams: list[Any]) -> dict[int, Fraction]:
     """End time of each stream's last packet, read from the last seconds of the file.
 
@@ -73,6 +80,7 @@ def probe(source: str, options: dict[str, str] | None = None) -> MediaInfo:
                     fps=Fraction(rate).limit_denominator(1001 * 1000),
                     pix_fmt=vs.codec_context.pix_fmt,
                     start=_seconds(vs.start_time, vs.time_base),
+                    sar=_sar(vs),
                 )
         if container.streams.audio:
             aud = container.streams.audio[0]

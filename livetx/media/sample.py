@@ -127,6 +127,7 @@ class SampleSpec:
     video_bitrate: int | None = None  # for codecs without a quality mode (mpeg2video, mpeg4, wmv2)
     video_options: tuple[tuple[str, str], ...] = ()  # encoder options, e.g. (("cpu-used", "8"),)
     audio_options: tuple[tuple[str, str], ...] = ()
+    sar: Fraction | None = None  # sample aspect ratio to declare (non-square pixels)
     start_offset: float = 0.0  # seconds added to every timestamp (e.g. 36000: a TS starting at 10 h)
 
 
@@ -189,6 +190,8 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
             vstream.width, vstream.height = spec.width, spec.height
             vstream.pix_fmt = spec.pix_fmt
             vstream.codec_context.gop_size = spec.gop
+            if spec.sar:
+                vstream.codec_context.sample_aspect_ratio = spec.sar
             options = dict(spec.video_options)
             if spec.vcodec in ("libx264", "libx265"):
                 options.setdefault("preset", spec.preset)

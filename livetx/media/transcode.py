@@ -175,6 +175,32 @@ class _Segment:
         return stream
 
 
+BLACK_YUV = (16, 128, 128)
+
+
+def _convert(frame: Any, spec: VideoSpec) -> Any:
+    """Scale a decoded frame to the output: straight to the frame size, or for crop/fill via a
+    picture size, then cut the middle out of it or centre it on black (yuv420p planes)."""
+    if spec.picture is None:
+        return frame.reformat(width=spec.width, height=spec.height, format=spec.pix_fmt)
+    pic_w, pic_h = spec.picture
+    planes = frame.reformat(width=pic_w, height=pic_h, format="yuv420p").to_ndarray()
+    src = (planes[:pic_h], planes[pic_h:].reshape(2, pic_h // 2, pic_w // 2))
+    out = np.empty((spec.height * 3 // 2, spec.width), dtype=np.uint8)
+    dst = (out[: spec.height], out[spec.height :].reshape(2, spec.height // 2, spec.width // 2))
+    # offsets of the picture in the frame (fill: >= 0) or of the frame in the picture (crop: >= 0), even
+    dx, dy = ((spec.width - pic_w) // 4) * 2, ((spec.height - pic_h) // 4) * 2
+    for plane_src, plane_dst, div in ((src[0], dst[0], 1), (src[1][0], dst[1][0], 2), (src[1][1], dst[1][1], 2)):
+        ox, oy = dx // div, dy // div
+        if ox >= 0 and oy >= 0:  # fill
+            plane_dst[:] = BLACK_YUV[0] if div == 1 else 128
+            plane_dst[oy : oy + plane_src.shape[0], ox : ox + plane_src.shape[1]] = plane_src
+        else:  # crop
+            plane_dst[:] = plane_src[-oy : -oy + plane_dst.shape[0], -ox : -ox + plane_dst.shape[1]]
+    converted = av.VideoFrame.from_ndarray(out, format="yuv420p")
+    return converted if spec.pix_fmt == "yuv420p" else converted.reformat(format=spec.pix_fmt)
+
+
 def _decode(packet: Any) -> list[Any]:
     """Decode one packet; a corrupt one (common right after a seek into MPEG-PS/TS) yields nothing."""
     try:
@@ -233,7 +259,7 @@ class _VideoCursor:
 
     def _emit(self) -> None:
         if self.held_out is None:
-            out = self.held.reformat(width=self.spec.width, height=self.spec.height, format=self.spec.pix_fmt)
+            out = _convert(self.held, self.spec)
             out.pict_type = av.video.frame.PictureType.NONE
             self.held_out = out
         out = self.held_out
