@@ -37,6 +37,7 @@ TS_OFFSET = Fraction(7, 5)  # seconds added to every timestamp
 MPEG_TS_CLOCK = 90000
 AUDIO_PREROLL_FRAMES = 4
 AUDIO_POSTROLL_FRAMES = 2
+DECODE_THREADING = "AUTO"  # frame + slice threads for the source decoder
 SEEK_BACKOFF = (Fraction(1), Fraction(5), Fraction(30), None)  # seconds before the need; None: from the start
 
 
@@ -68,6 +69,8 @@ class _Segment:
         self.ain: Any = src.streams[job.audio_stream] if job.audio is not None and job.audio_stream is not None else None
         if self.vin is None and self.ain is None:
             raise SourceUnreadable("no stream to transcode")
+        if self.vin is not None:
+            self.vin.codec_context.thread_type = DECODE_THREADING
 
     # ---- the window in each stream's units --------------------------------------------
 
