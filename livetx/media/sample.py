@@ -128,6 +128,7 @@ class SampleSpec:
     video_options: tuple[tuple[str, str], ...] = ()  # encoder options, e.g. (("cpu-used", "8"),)
     audio_options: tuple[tuple[str, str], ...] = ()
     sar: Fraction | None = None  # sample aspect ratio to declare (non-square pixels)
+    vfr: bool = False  # jitter frame times (variable frame rate; use a ms-based container)
     start_offset: float = 0.0  # seconds added to every timestamp (e.g. 36000: a TS starting at 10 h)
 
 
@@ -190,6 +191,8 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
             vstream.width, vstream.height = spec.width, spec.height
             vstream.pix_fmt = spec.pix_fmt
             vstream.codec_context.gop_size = spec.gop
+            if spec.vfr:
+                vstream.codec_context.time_base = Fraction(1, 1000)
             if spec.sar:
                 vstream.codec_context.sample_aspect_ratio = spec.sar
             options = dict(spec.video_options)
@@ -211,8 +214,13 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
             frame = av.VideoFrame.from_ndarray(render_frame(bg, index, spec.width, spec.height), format="yuv420p")
             if spec.pix_fmt != "yuv420p":
                 frame = frame.reformat(format=spec.pix_fmt)
-            frame.pts = index
-            frame.time_base = 1 / spec.fps
+            if spec.vfr:
+                # variable frame rate: each frame up to 15 ms early or late, in milliseconds
+                frame.pts = round(1000 * index / spec.fps + 15 * math.sin(index * 1.7))
+                frame.time_base = Fraction(1, 1000)
+            else:
+                frame.pts = index
+                frame.time_base = 1 / spec.fps
             for packet in vstream.encode(frame):
                 out.mux(packet)
             # keep the streams interleaved: audio up to the time of this frame
