@@ -106,20 +106,21 @@ class _Segment:
             vstate = _VideoCursor(self, vout) if vout is not None else None
             astate = _AudioBuffer(self) if aout is not None else None
             streams = [s for s in (self.vin, self.ain) if s is not None]
-            first_checked = {id(s): False for s in streams}
+            # after a seek, the first decoded frame of each stream must be early enough
+            check_video = check_audio = seek_to is not None
             for packet in self.src.demux(streams):
                 if vstate is not None and packet.stream is self.vin:
                     for frame in _decode(packet):
-                        if not first_checked[id(self.vin)]:
-                            first_checked[id(self.vin)] = True
-                            if seek_to is not None and vstate.slot(frame) > self.v_first:
+                        if check_video and frame.pts is not None:
+                            check_video = False
+                            if vstate.slot(frame.pts * vstate.time_base) > self.v_first:
                                 return None  # landed too late: back off
                         vstate.push(frame)
                 elif astate is not None and packet.stream is self.ain:
                     for frame in _decode(packet):
-                        if not first_checked[id(self.ain)]:
-                            first_checked[id(self.ain)] = True
-                            if seek_to is not None and astate.position(frame) > self.feed_first:
+                        if check_audio:
+                            check_audio = False
+                            if astate.position(frame) > self.feed_first:
                                 return None
                         astate.push(frame)
                 if (vstate is None or vstate.done) and (astate is None or astate.done):
@@ -158,7 +159,6 @@ class _Segment:
         elif spec.crf is not None:
             options["crf"] = f"{spec.crf:g}"
         if spec.maxrate:
-            ctx.bit_rate_tolerance = 0
             x_params += [f"vbv-maxrate={spec.maxrate // 1000}", f"vbv-bufsize={(spec.bufsize or 2 * spec.maxrate) // 1000}"]
         if spec.gop:
             ctx.gop_size = spec.gop
@@ -243,15 +243,14 @@ class _VideoCursor:
         self.last_time = Fraction(t)
         return self.last_time
 
-    def slot(self, frame: Any) -> int:
-        pts = frame.pts if frame.pts is not None else 0
-        t: Fraction = pts * self.time_base - self.origin
-        return round(t * self.spec.fps)
+    def slot(self, time: Fraction) -> int:
+        """The output frame a source frame shown at `time` (source seconds) starts at."""
+        return round((time - self.origin) * self.spec.fps)
 
     def push(self, frame: Any) -> None:
         if self.done:
             return
-        slot = round((self.frame_time(frame) - self.origin) * self.spec.fps)
+        slot = self.slot(self.frame_time(frame))
         if self.held is None:
             self.held = frame
         while self.next < min(slot, self.seg.v_end):
