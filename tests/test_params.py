@@ -95,3 +95,39 @@ def test_default_crf_and_audio() -> None:
     audio = resolve_audio(params, INFO)
     assert audio is not None and (audio.sample_rate, audio.channels) == (44100, 2)
     assert resolve_audio(parse_rendition_params({"an": 1}), INFO) is None
+
+
+LOW_BITRATE = MediaInfo(
+    format="mp4",
+    duration=Fraction(60),
+    start=Fraction(0),
+    video=VideoInfo(0, "h264", 1280, 720, Fraction(25), "yuv420p", Fraction(0), bit_rate=1_000_000),
+    audio=AudioInfo(1, "aac", 48000, 2, Fraction(0), bit_rate=96_000),
+)
+
+
+@pytest.mark.parametrize(
+    ("opt", "expected"),
+    [pytest.param(0, 2_000_000, id="0-target"), pytest.param(1, 1_000_000, id="1-source-when-lower")],
+)
+def test_vbopt(opt: int, expected: int) -> None:
+    spec = resolve_video(parse_rendition_params({"vb": 2_000_000, "vbopt": opt}), LOW_BITRATE)
+    assert spec is not None and spec.bitrate == expected and spec.crf is None
+
+
+def test_vbopt_2_and_abopt_2_refuse() -> None:
+    with pytest.raises(ParameterError, match="'vb'"):
+        resolve_video(parse_rendition_params({"vb": 2_000_000, "vbopt": 2}), LOW_BITRATE)
+    with pytest.raises(ParameterError, match="'ab'"):
+        resolve_audio(parse_rendition_params({"ab": 128_000, "abopt": 2}), LOW_BITRATE)
+
+
+def test_abopt_and_aq() -> None:
+    audio = resolve_audio(parse_rendition_params({"ab": 128_000}), LOW_BITRATE)
+    assert audio is not None and audio.bitrate == 96_000
+    audio = resolve_audio(parse_rendition_params({"aq": 50}), LOW_BITRATE)
+    assert audio is not None and audio.bitrate == 176_000
+    with pytest.raises(ParameterError, match="'aq'"):
+        parse_rendition_params({"aq": 50, "ab": 64000})
+    with pytest.raises(ParameterError, match="'aq'"):
+        parse_rendition_params({"aq": 101})

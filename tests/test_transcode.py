@@ -183,3 +183,13 @@ def test_non_square_pixels_are_made_square(tmp_path: Path) -> None:
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (426, 240)
         assert decode_video(container).indexes == list(range(50))
+
+
+def test_aq_sets_aac_quality(sources: dict[str, Source]) -> None:
+    src = sources["mp4-30"]
+    sizes = {}
+    for aq in (5, 95):
+        segments, _, _ = make_any_segments(src, aq=aq, ab=None)
+        with open_joined(segments) as container:
+            sizes[aq] = sum(p.size for p in container.demux(audio=0))
+    assert sizes[5] * 2 < sizes[95]

@@ -21,6 +21,7 @@ class VideoInfo:
     start: Fraction | None  # seconds, stream start time
     end: Fraction | None = None  # seconds: end of the last packet, from the tail probe
     sar: Fraction | None = None  # sample (pixel) aspect ratio when not 1:1
+    bit_rate: int | None = None  # bit/s, when the headers say
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class AudioInfo:
     channels: int
     start: Fraction | None
     end: Fraction | None = None
+    bit_rate: int | None = None
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ class RenditionParams:
     ar: int | None = None
     ac: int | None = None
     ab: int | None = None
+    abopt: int = 1
+    aq: int | None = None
 
 
 # ---- parsing ----------------------------------------------------------------------------
@@ -164,6 +166,10 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
     if (maxrate is not None or bufsize is not None) and vb is not None:
         raise ParameterError("maxrate", "maxrate and bufsize apply in crf mode only")
     scaletype = _choice(params, "scaletype", "stretch", ("stretch", "crop", "fill", "fit"))
+    ab = _int(params, "ab", None, 1000, 10_000_000, "an integer from 1000 to 10000000 (bit/s)")
+    aq = _int(params, "aq", None, 0, 100, "an integer from 0 to 100")
+    if ab is not None and aq is not None:
+        raise ParameterError("aq", "aq and ab are mutually exclusive")
     return RenditionParams(
         vcodec=_choice(params, "vcodec", "h264", ("h264", "h265")),
         fps=fps,
@@ -182,7 +188,9 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
         acodec=_choice(params, "acodec", "aac", ("aac",)),
         ar=_choice(params, "ar", None, SAMPLE_RATES),
         ac=_int(params, "ac", None, 1, 8, "an integer from 1 to 8"),
-        ab=_int(params, "ab", None, 1000, 10_000_000, "an integer from 1000 to 10000000 (bit/s)"),
+        ab=ab,
+        abopt=_choice(params, "abopt", 1, (0, 1, 2)),
+        aq=aq,
     )
 
 
@@ -237,6 +245,7 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
         if src.fps < params.fps and params.fpsopt == 2:
             raise ParameterError("fps", f"at most the source's {float(src.fps):g} fps (fpsopt=2)")
         fps = min(params.fps, src.fps) if params.fpsopt == 1 else params.fps
+    bitrate = _capped(params.vb, src.bit_rate, params.vbopt, "vb")
     # non-square pixels: plan in display size, encode square pixels
     display_w = src.width * src.sar if src.sar else Fraction(src.width)
     width, height, pic_w, pic_h = output_size(params, float(display_w), src.height)
@@ -247,7 +256,7 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
         picture=(pic_w, pic_h) if (pic_w, pic_h) != (width, height) else None,
         fps=fps,
         crf=params.crf if params.vb is None else None,
-        bitrate=params.vb,
+        bitrate=bitrate,
         maxrate=params.maxrate,
         bufsize=params.bufsize,
         gop=params.g,
@@ -262,5 +271,23 @@ def resolve_audio(params: RenditionParams, info: MediaInfo) -> AudioSpec | None:
     src = info.audio
     rate = params.ar or (src.sample_rate if src.sample_rate in SAMPLE_RATES else 48000)
     channels = params.ac or min(src.channels, 2)
-    bitrate = params.ab or (64000 * min(channels, 2))
+    bitrate = _capped(params.ab, src.bit_rate, params.abopt, "ab") or aq_bitrate(params.aq, channels)
     return AudioSpec(sample_rate=rate, channels=channels, bitrate=bitrate)
+
+
+def aq_bitrate(aq: int | None, channels: int) -> int:
+    """Audio quality 0-100 as an AAC bitrate: 32 to 320 kbit/s per two channels (64 kbit/s each
+    when unset). FFmpeg's AAC encoder barely varies its VBR output, so quality maps to rate."""
+    if aq is None:
+        return 64000 * min(channels, 2)
+    per_pair = 32000 + (320000 - 32000) * aq // 100
+    return max(16000, per_pair * channels // 2)
+
+
+def _capped(target: int | None, source: int | None, opt: int, name: str) -> int | None:
+    """A bitrate under its `*opt` rule: 0 always the target; 1 the source's when lower; 2 an error then."""
+    if target is None or source is None or source >= target or opt == 0:
+        return target
+    if opt == 2:
+        raise ParameterError(name, f"at most the source's {source} bit/s ({name}opt=2)")
+    return source

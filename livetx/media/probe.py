@@ -81,6 +81,7 @@ def probe(source: str, options: dict[str, str] | None = None) -> MediaInfo:
                     pix_fmt=vs.codec_context.pix_fmt,
                     start=_seconds(vs.start_time, vs.time_base),
                     sar=_sar(vs),
+                    bit_rate=vs.codec_context.bit_rate or vs.bit_rate or None,
                 )
         if container.streams.audio:
             aud = container.streams.audio[0]
@@ -91,6 +92,7 @@ def probe(source: str, options: dict[str, str] | None = None) -> MediaInfo:
                     sample_rate=aud.codec_context.sample_rate,
                     channels=aud.codec_context.channels,
                     start=_seconds(aud.start_time, aud.time_base),
+                    bit_rate=aud.codec_context.bit_rate or aud.bit_rate or None,
                 )
         if video is None and audio is None:
             raise SourceUnreadable("source has no decodable video or audio stream")
