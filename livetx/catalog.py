@@ -26,6 +26,7 @@ class Catalog:
         self.profiles = profiles
         self.threads = threads
         self._probes: OrderedDict[tuple[str, str], MediaInfo] = OrderedDict()
+        self._titles: OrderedDict[tuple[str, str, str], Title] = OrderedDict()
         self.probe_count = 0
 
     def profile(self, name: str) -> Profile:
@@ -57,5 +58,15 @@ class Catalog:
     async def title(self, profile_name: str, key: str) -> Title:
         profile = self.profile(profile_name)
         source = await self.source(key)
-        info = await self.media_info(source)
-        return build_title(source, info, profile, threads=self.threads)
+        # planning a long title (hundreds of windows, hashed into spec ids) is done once per
+        # source version and profile, not on every segment request
+        cache_key = (profile_name, source.key, source.etag)
+        title = self._titles.get(cache_key)
+        if title is None:
+            title = build_title(source, await self.media_info(source), profile, threads=self.threads)
+            self._titles[cache_key] = title
+            if len(self._titles) > PROBE_CACHE_SIZE:
+                self._titles.popitem(last=False)
+        else:
+            self._titles.move_to_end(cache_key)
+        return title

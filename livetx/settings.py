@@ -212,8 +212,12 @@ def _read(config: Path | None, environ: Mapping[str, str]) -> tuple[dict[str, An
 def key_file_path(config: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """Where the signing key file is configured to be (for `livetx keygen`)."""
     data, base_dir = _read(config, os.environ if environ is None else environ)
-    key_file = Path(data["signing"]["key_file"])
-    return key_file if key_file.is_absolute() else base_dir / key_file
+    return _relative_to(base_dir, data["signing"]["key_file"])
+
+
+def _relative_to(base_dir: Path, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else base_dir / path
 
 
 def load_settings(config: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -223,7 +227,7 @@ def load_settings(config: Path | None = None, environ: Mapping[str, str] | None 
     if sign.get("keys"):
         keys += parse_keys(str(sign["keys"]), "signing.keys")
     if sign.get("key_file"):
-        path = Path(sign["key_file"]) if Path(sign["key_file"]).is_absolute() else base_dir / sign["key_file"]
+        path = _relative_to(base_dir, sign["key_file"])
         if path.exists():
             keys += parse_keys(path.read_text(), str(path))
     kids = [k.kid for k in keys]

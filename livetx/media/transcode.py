@@ -126,17 +126,15 @@ class _Segment:
                 if (vstate is None or vstate.done) and (astate is None or astate.done):
                     break
             # (at the end of the file, demux's final empty packets have drained the decoders)
-            encoded: list[Any] = []
-            if vstate is not None:
-                encoded += vstate.finish()
-            if astate is not None and aout is not None:
-                encoded += astate.encode(aout)
+            video_packets = vstate.finish() if vstate is not None else []
+            audio_packets = astate.encode(aout) if astate is not None and aout is not None else []
+            encoded = video_packets + audio_packets
             # interleave by decoding time, as a one-pass mux would
             encoded.sort(key=lambda p: p.dts * p.time_base)
             for packet in encoded:
                 out.mux(packet)
             frames = vstate.emitted if vstate is not None else 0
-            packets = len(encoded) - (len(vstate.packets) if vstate is not None else 0)
+            packets = len(audio_packets)
         return out_buf.getvalue(), frames, packets
 
     def _open_video(self, out: Any) -> Any:
