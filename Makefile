@@ -28,8 +28,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check livetx tests benchmarks
 	$(VENV)/bin/mypy
 
+# every benchmark, then charts and the table in benchmarks/README.md (needs the ffmpeg CLI;
+# nginx is optional). Takes about 15 minutes on 2 cores.
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) benchmarks/segment_latency.py
+	$(PY) benchmarks/transcode_cost.py
+	$(PY) benchmarks/origin_load.py
+	$(PY) benchmarks/s3_origin.py
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,9 +1,10 @@
 """Cold latency of single segments: livetx's warm worker against the ffmpeg CLI, same encoder settings.
 
-Generates a synthetic 1280x720 source (PyAV), then for a 2 s segment at t=0 and a 10 s
-segment mid-title measures:
+Generates a synthetic 1920x1080 H.264 source (PyAV), then for a 2 s segment at t=0 and a
+10 s segment mid-title, each scaled to 1280x720, measures:
   - livetx: `transcode_segment` in a warm worker process (what the server's pool does);
-  - ffmpeg: `ffmpeg -ss S -i SRC -t D -c:v libx264 -preset veryfast -crf 23 -c:a aac -f mpegts`
+  - ffmpeg: `ffmpeg -ss S -i SRC -t D -vf scale=1280:720 -c:v libx264 -preset veryfast -crf 23
+    -c:a aac -f mpegts`
     as a fresh process (skipped when the ffmpeg CLI is absent).
 Prints a table and writes benchmarks/results/segment_latency.json. Not a pass/fail test.
 
@@ -44,7 +45,7 @@ def timed_job(job: SegmentJob) -> float:
 
 
 def ffmpeg_time(src: Path, start: float, duration: float, out: Path) -> float:
-    cmd = ["ffmpeg", "-v", "error", "-y", "-ss", f"{start}", "-i", str(src), "-t", f"{duration}"]
+    cmd = ["ffmpeg", "-v", "error", "-y", "-ss", f"{start}", "-i", str(src), "-t", f"{duration}", "-vf", "scale=1280:720"]
     cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "aac", "-b:a", "128k", "-f", "mpegts", str(out)]
     began = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -58,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src.mp4"
-        write_sample(src, SampleSpec(seconds=args.seconds))
+        write_sample(src, SampleSpec(seconds=args.seconds, width=1920, height=1080))
         info = probe(str(src))
         assert info.video and info.audio
         fps = info.video.fps

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
+from livetx import logs
 from livetx.errors import LivetxError
 from livetx.settings import Settings, generate_key_file, key_file_path, load_settings
 
@@ -44,7 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from livetx.urls import master_path, signed_url
 
     settings = _settings(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.server.log_format)
     app = create_app(settings)
 
     def announce(_: str) -> None:
@@ -54,6 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             url, _exp = signed_url(make_signer(settings), base, master_path(args.profile, args.announce), settings.signing.default_ttl)
             print(f"  master playlist: {url}", flush=True)
             print(f"  player page:     {base}/player?src={quote(url, safe='')}", flush=True)
+        if settings.api.keys:
+            print(f"  signing API:     POST {base}/api/v1/sign with 'Authorization: Bearer <key in api.key_file>'", flush=True)
 
     loop = _new_loop()
     web.run_app(
@@ -77,48 +79,53 @@ def _new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def cmd_url(args: argparse.Namespace) -> int:
+def _sign_from_args(args: argparse.Namespace, body: dict[str, object]) -> int:
+    """`livetx url` and `livetx sign`: the same validation and signing as POST /api/v1/sign."""
     from livetx.app import build_profiles, make_signer
-    from livetx.urls import master_path, signed_url
+    from livetx.urls import parse_sign_request, sign
 
     settings, base = _signer_and_base(args)
-    if args.profile not in build_profiles(settings):
-        raise LivetxError(f"no profile named {args.profile!r}")
-    url, _ = signed_url(make_signer(settings), base, master_path(args.profile, args.key), args.ttl or settings.signing.default_ttl)
-    print(url)
+    for name in ("ttl", "nbf", "ip", "scope"):
+        if getattr(args, name, None) is not None:
+            body[name] = getattr(args, name)
+    wanted = parse_sign_request(body, build_profiles(settings), settings.signing.default_ttl)
+    signed = sign(make_signer(settings), base, wanted)
+    print(json.dumps(signed.to_json(), indent=2) if args.json else signed.url)
     return 0
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    return _sign_from_args(args, {"key": args.key, "profile": args.profile})
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from livetx.app import make_signer
-    from livetx.urls import signed_url
-
-    settings, base = _signer_and_base(args)
-    url, _ = signed_url(make_signer(settings), base, args.path, args.ttl or settings.signing.default_ttl, scope=args.scope)
-    print(url)
-    return 0
+    return _sign_from_args(args, {"path": args.path})
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from livetx.app import make_storages
+    from livetx.app import open_storages
     from livetx.media.probe import probe
 
-    target = args.source
-    if not os.path.isfile(target):
-        sources, _ = make_storages(_settings(args))
-        target = sources.media_url(target)
+    async def locate(key: str) -> str:
+        async with open_storages(_settings(args)) as (sources, _):
+            return await sources.media_url(key)
+
+    target = args.source if os.path.isfile(args.source) else asyncio.run(locate(args.source))
     print(json.dumps(probe(target).to_json(), indent=2))
     return 0
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    path = key_file_path(Path(args.config) if args.config else None)
-    if generate_key_file(path):
-        print(f"wrote a new signing key to {path}")
-    elif not args.if_missing:
-        print(f"{path} exists; not overwritten", file=sys.stderr)
-        return 1
-    return 0
+    config = Path(args.config) if args.config else None
+    status = 0
+    for section, kid, what in (("signing", "k1", "signing key"), ("api", "local", "API key")):
+        path = key_file_path(config, section=section)
+        if generate_key_file(path, kid, what):
+            print(f"wrote a new {what} to {path}")
+        elif not args.if_missing:
+            print(f"{path} exists; not overwritten", file=sys.stderr)
+            status = 1
+    return status
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -159,8 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--profile", default="default")
         else:
             p.add_argument("path", help="absolute URL path, e.g. /hls/default/sample.mp4/master.m3u8")
-            p.add_argument("--scope", help="sign a path prefix (ending in /) instead of one path")
+        p.add_argument("--scope", help="'path' (default), 'title' (all of the title), or a prefix of the path ending in /")
         p.add_argument("--ttl", type=int, help="seconds until expiry (default: signing.default_ttl)")
+        p.add_argument("--nbf", type=int, help="not valid before, unix seconds")
+        p.add_argument("--ip", help="bind the URL to a client address or CIDR network")
+        p.add_argument("--json", action="store_true", help="print the API's JSON answer instead of the URL")
         p.add_argument("--base-url", help="scheme://host:port in front of the path")
         p.add_argument("--storage", help=argparse.SUPPRESS)
         p.set_defaults(func=func)
@@ -170,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--storage")
     probe.set_defaults(func=cmd_probe)
 
-    keygen = sub.add_parser("keygen", help="write a new signing key file (signing.key_file)")
+    keygen = sub.add_parser("keygen", help="write new signing and API key files (signing.key_file, api.key_file)")
     keygen.add_argument("--if-missing", action="store_true", help="do nothing if the file exists")
     keygen.set_defaults(func=cmd_keygen)
 

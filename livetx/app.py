@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
+from livetx.cache.local_tier import LocalTier
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.errors import ConfigError
 from livetx.media.pool import TranscodePool
 from livetx.settings import Settings
 from livetx.signing import Signer
+from livetx.storage.base import Storage
 from livetx.storage.local import LocalStorage
+from livetx.storage.s3 import S3Location, S3Storage, s3_client
 from livetx.titles import Profile, parse_profile
-from livetx.web.keys import CATALOG, POOL, SEGMENTS, SETTINGS, SIGNER
-from livetx.web.middleware import errors, tokens
+from livetx.web.keys import CATALOG, METRICS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
+from livetx.web.metrics import Metrics, StateCollector, count_bytes, observe
+from livetx.web.middleware import cors, errors, tokens
 from livetx.web.routes import add_routes
+from livetx.web.segments import segment_etag
 
 DEFAULT_PROFILES: dict[str, dict[str, Any]] = {"default": {"renditions": {"main": {}}}}
 
@@ -36,7 +43,15 @@ class AccessLogger(AbstractAccessLogger):
             request.path,
             response.status,
             time * 1000,
-            extra={"event": "access", "status": response.status},
+            extra={
+                "event": "access",
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "ms": round(time * 1000, 1),
+                "bytes": response.body_length,
+                "request_id": request.get(REQUEST_ID),
+            },
         )
 
 
@@ -45,13 +60,41 @@ def build_profiles(settings: Settings) -> dict[str, Profile]:
     return {name: parse_profile(name, table) for name, table in tables.items()}
 
 
-def make_storages(settings: Settings) -> tuple[LocalStorage, LocalStorage]:
-    uri = settings.storage.uri
-    if "://" in uri:
-        raise ConfigError(f"storage URI scheme not supported yet: {uri.split('://')[0]}://")
-    sources = settings.path(uri)
-    output = settings.path(settings.storage.output_uri) if settings.storage.output_uri else sources / ".livetx"
-    return LocalStorage(sources), LocalStorage(output)
+@asynccontextmanager
+async def open_storages(settings: Settings) -> AsyncIterator[tuple[Storage, Storage]]:
+    """The source and output stores: directories, or S3 URIs sharing one aiobotocore client."""
+    uri, output_uri = settings.storage.uri, settings.storage.output_uri
+    for value in (uri, output_uri):
+        if "://" in value and not value.startswith("s3://"):
+            raise ConfigError(f"storage URI scheme not supported: {value.split('://')[0]}:// (use a directory or s3://)")
+    async with AsyncExitStack() as stack:
+        client = None
+        options = settings.s3
+        if uri.startswith("s3://") or output_uri.startswith("s3://"):
+            client = await stack.enter_async_context(s3_client(options))
+
+        def store(value: str) -> Storage:
+            if value.startswith("s3://"):
+                return S3Storage(client, S3Location.parse(value), options)
+            return LocalStorage(settings.path(value))
+
+        sources = store(uri)
+        if output_uri:
+            output = store(output_uri)
+        elif uri.startswith("s3://"):
+            output = S3Storage(client, S3Location.parse(uri).child(".livetx"), options)
+        else:
+            output = LocalStorage(settings.path(uri) / ".livetx")
+        yield sources, output
+
+
+def make_tier(settings: Settings, output: Storage) -> LocalTier | None:
+    """A local LRU tier in front of remote output (a local output store is its own tier)."""
+    if isinstance(output, LocalStorage) or settings.cache.local_max_bytes <= 0:
+        return None
+    tier = LocalTier(settings.path(settings.cache.local_dir), settings.cache.local_max_bytes)
+    tier.scan()
+    return tier
 
 
 def make_signer(settings: Settings) -> Signer:
@@ -59,22 +102,42 @@ def make_signer(settings: Settings) -> Signer:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[errors, tokens], client_max_size=1024**2)
+    # outermost first: metrics see the final status; CORS marks errors too; errors become JSON
+    app = web.Application(middlewares=[observe, cors, errors, tokens], client_max_size=1024**2)
     app[SETTINGS] = settings
+    metrics = Metrics()
+    app[METRICS] = metrics
+    metrics.registry.register(StateCollector(app))
+    app.on_response_prepare.append(count_bytes)
+    app.on_response_prepare.append(segment_etag)
     app[SIGNER] = make_signer(settings)
-    sources, output = make_storages(settings)
-    app[CATALOG] = Catalog(sources, build_profiles(settings), threads=settings.transcode.threads)
+    profiles = build_profiles(settings)
 
-    async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
-        pool = TranscodePool(settings.transcode.workers, settings.transcode.timeout)
-        await pool.start()
-        app[POOL] = pool
-        app[SEGMENTS] = SegmentService(sources, output, pool)
-        yield
-        await app[SEGMENTS].drain()
-        await pool.close()
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        async with open_storages(settings) as (sources, output):
+            stat_ttl = settings.cache.stat_ttl if isinstance(sources, S3Storage) else 0.0
+            app[CATALOG] = Catalog(sources, profiles, threads=settings.transcode.threads, output=output, stat_ttl=stat_ttl)
+            pool = TranscodePool(settings.transcode.workers, settings.transcode.timeout)
+            await pool.start()
+            app[POOL] = pool
+            tier = await asyncio.to_thread(make_tier, settings, output)
+            app[SEGMENTS] = SegmentService(
+                sources,
+                output,
+                pool,
+                tier=tier,
+                prefetch_limit=settings.cache.prefetch_limit,
+                lookahead=settings.cache.lookahead,
+                observe_transcode=metrics.observe_transcode,
+            )
+            try:
+                yield
+            finally:
+                await app[SEGMENTS].drain()
+                await app[CATALOG].drain()
+                await pool.close()
 
-    app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(resources)
     add_routes(app)
     logging.getLogger(__name__).debug("app created")
     return app

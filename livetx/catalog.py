@@ -2,52 +2,154 @@
 
 A playlist request goes no deeper than this: it reads metadata and never decodes a frame.
 The probe cache is keyed by the source's identity (key and ETag), so a replaced source is
-probed again; it is only a cache, the source stays the truth.
+probed again; it is only a cache, the source stays the truth. With remote sources the HEAD
+answer itself is reused for `stat_ttl` seconds, so a burst of playlist requests touches the
+source once. The first time this process plans a title, its playlists are written to output
+storage next to its segments.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import logging
+import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
-from livetx.errors import ProfileNotFound, SourceNotFound
+from livetx.errors import LivetxError, ProfileNotFound, SourceNotFound
+from livetx.jobs import JOB_PREFIX, Job, record_key
 from livetx.media.model import MediaInfo
 from livetx.media.probe import probe
+from livetx.playlists import playlist_objects
 from livetx.storage.base import ObjectInfo, Storage, check_source_key
 from livetx.titles import Profile, Title, build_title
+
+log = logging.getLogger(__name__)
 
 PROBE_CACHE_SIZE = 4096
 
 
 class Catalog:
-    def __init__(self, sources: Storage, profiles: Mapping[str, Profile], threads: int = 0) -> None:
+    def __init__(
+        self,
+        sources: Storage,
+        profiles: Mapping[str, Profile],
+        threads: int = 0,
+        output: Storage | None = None,
+        stat_ttl: float = 0.0,
+    ) -> None:
         self.sources = sources
         self.profiles = profiles
         self.threads = threads
+        self.output = output
+        self.stat_ttl = stat_ttl
+        self._stats: OrderedDict[str, tuple[float, ObjectInfo | None]] = OrderedDict()
         self._probes: OrderedDict[tuple[str, str], MediaInfo] = OrderedDict()
         self._titles: OrderedDict[tuple[str, str, str], Title] = OrderedDict()
+        self._seen: set[tuple[str, str, str]] = set()
+        self._jobs: OrderedDict[str, Profile] = OrderedDict()
+        self._publishing: set[asyncio.Task[None]] = set()
         self.probe_count = 0
+        self.stat_count = 0
 
-    def profile(self, name: str) -> Profile:
-        try:
+    async def profile(self, name: str) -> Profile:
+        """A configured profile, or one made through the playlist APIs (`j-<id>`, whose record
+        lives in output storage, so every origin process knows it)."""
+        if name in self.profiles:
             return self.profiles[name]
-        except KeyError:
-            raise ProfileNotFound(f"no profile named {name!r}") from None
+        job_profile = self._jobs.get(name)
+        if job_profile is not None:
+            return job_profile
+        if name.startswith(JOB_PREFIX) and self.output is not None:
+            job = await self._load_job(name[len(JOB_PREFIX) :])
+            if job is not None:
+                return self._remember(job)
+        raise ProfileNotFound(f"no profile named {name!r}")
+
+    async def _load_job(self, job_id: str) -> Job | None:
+        assert self.output is not None
+        if not job_id.isalnum():
+            return None
+        try:
+            if await self.output.stat(record_key(job_id)) is None:
+                return None
+            return Job.from_record(json.loads(await self.output.read(record_key(job_id))))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _remember(self, job: Job) -> Profile:
+        profile = job.profile()
+        self._jobs[job.profile_name] = profile
+        if len(self._jobs) > PROBE_CACHE_SIZE:
+            self._jobs.popitem(last=False)
+        return profile
+
+    async def register(self, job: Job) -> Profile:
+        """Keep an API-made job: its record goes to output storage before anyone is told of it."""
+        assert self.output is not None
+        await self.output.write(record_key(job.id), json.dumps(job.to_record(), sort_keys=True).encode())
+        return self._remember(job)
+
+    async def publish(self, title: Title) -> None:
+        """Write the title's playlists to output storage now (the APIs answer after this)."""
+        assert self.output is not None
+        for key, text in playlist_objects(title).items():
+            await self.output.write(key, text.encode())
 
     async def source(self, key: str) -> ObjectInfo:
         check_source_key(key)
-        info = await self.sources.stat(key)
+        cached = self._stats.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.stat_ttl:
+            info = cached[1]
+        else:
+            info = await self.sources.stat(key)
+            self.stat_count += 1
+            if self.stat_ttl > 0:
+                self._stats[key] = (time.monotonic(), info)
+                self._stats.move_to_end(key)
+                if len(self._stats) > PROBE_CACHE_SIZE:
+                    self._stats.popitem(last=False)
         if info is None:
             raise SourceNotFound(f"no source {key!r}")
         return info
 
+    def probe_key(self, source: ObjectInfo) -> str:
+        """Where the probe of this source version is recorded in output storage."""
+        version = hashlib.sha256(source.etag.encode()).hexdigest()[:16]
+        return f"{source.key}/probe-{version}.json"
+
+    async def _recorded(self, source: ObjectInfo) -> MediaInfo | None:
+        if self.output is None:
+            return None
+        try:
+            if await self.output.stat(self.probe_key(source)) is None:
+                return None
+            return MediaInfo.from_record(json.loads(await self.output.read(self.probe_key(source))))
+        except (LivetxError, OSError, ValueError):  # unreadable or foreign: probe again
+            return None
+
+    async def _record(self, source: ObjectInfo, info: MediaInfo) -> None:
+        assert self.output is not None
+        try:
+            await self.output.write(self.probe_key(source), json.dumps(info.to_record()).encode())
+        except (LivetxError, OSError) as exc:
+            log.warning("probe record write failed", extra={"event": "probe_record_failed", "error": type(exc).__name__})
+
     async def media_info(self, source: ObjectInfo) -> MediaInfo:
+        """The header probe of this source version: from memory, else from its record in output
+        storage (another origin, or this one before a restart, probed it), else probed now."""
         cache_key = (source.key, source.etag)
         info = self._probes.get(cache_key)
         if info is None:
-            info = await asyncio.to_thread(probe, self.sources.media_url(source.key))
-            self.probe_count += 1
+            info = await self._recorded(source)
+            if info is None:
+                info = await asyncio.to_thread(probe, await self.sources.media_url(source.key))
+                self.probe_count += 1
+                if self.output is not None:
+                    self._spawn(self._record(source, info))
             self._probes[cache_key] = info
             if len(self._probes) > PROBE_CACHE_SIZE:
                 self._probes.popitem(last=False)
@@ -56,7 +158,9 @@ class Catalog:
         return info
 
     async def title(self, profile_name: str, key: str) -> Title:
-        profile = self.profile(profile_name)
+        profile = await self.profile(profile_name)
+        if profile.source_key is not None and profile.source_key != key:
+            raise ProfileNotFound(f"profile {profile_name!r} belongs to another source")
         source = await self.source(key)
         # planning a long title (hundreds of windows, hashed into spec ids) is done once per
         # source version and profile, not on every segment request
@@ -70,3 +174,34 @@ class Catalog:
         else:
             self._titles.move_to_end(cache_key)
         return title
+
+    def first_sight(self, title: Title, publish: bool = True) -> bool:
+        """True the first time this process serves `title`'s playlists (and then writes them to
+        output storage in the background, where CDNs, other origins and operators find them)."""
+        seen = (title.profile.name, title.source.key, title.source.etag)
+        if seen in self._seen:
+            return False
+        if len(self._seen) > PROBE_CACHE_SIZE:
+            self._seen.clear()
+        self._seen.add(seen)
+        if self.output is not None and publish:
+            self._spawn(self._publish(title))
+        return True
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, title: Title) -> None:
+        assert self.output is not None
+        for key, text in playlist_objects(title).items():
+            try:
+                await self.output.write(key, text.encode())
+            except Exception as exc:  # noqa: BLE001 - a cache of facts; the next process writes it again
+                log.warning("playlist write failed", extra={"event": "playlist_write_failed", "error": type(exc).__name__})
+                return
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        if self._publishing:
+            await asyncio.wait(list(self._publishing), timeout=timeout)

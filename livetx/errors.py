@@ -108,6 +108,27 @@ class ScopeMismatch(TokenError):
     code = "token_scope_mismatch"
 
 
+class IpMismatch(TokenError):
+    code = "token_ip_mismatch"
+
+
+class ApiKeyMissing(LivetxError):
+    status = 401
+    code = "api_key_missing"
+
+
+class ApiKeyInvalid(LivetxError):
+    status = 403
+    code = "api_key_invalid"
+
+
+class StorageUnavailable(LivetxError):
+    """Object storage did not answer, or answered with an error: the request may be retried."""
+
+    status = 503
+    code = "storage_unavailable"
+
+
 # --- transcoding --------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ Signing keys are loaded here and held in objects whose repr never shows the secr
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 import tomllib
@@ -39,6 +40,9 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     base_url: str = ""  # public URL of this server; empty: http://host:port
+    client_ip_header: str = ""  # header a trusted proxy sets to the client address; empty: the peer
+    cors_origins: str = "*"  # comma-separated origins allowed to read responses; "*" any; "" off
+    log_format: str = "json"  # json | text
 
     @property
     def public_url(self) -> str:
@@ -49,6 +53,26 @@ class ServerSettings:
 class StorageSettings:
     uri: str = "media"  # where sources live (a directory)
     output_uri: str = ""  # where segments and playlists go; empty: <uri>/.livetx
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint_url: str = ""  # empty: AWS for the region
+    region: str = ""
+    addressing_style: str = "auto"  # auto | path | virtual
+    presign_ttl: int = 3600  # seconds a worker's source URL stays valid
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_attempts: int = 3  # per request, with backoff (botocore's standard retry mode)
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    local_dir: str = "var/cache"  # local tier in front of S3 output
+    local_max_bytes: int = 2 * 1024**3  # evicts least recently used beyond this; 0: no local tier
+    stat_ttl: float = 5.0  # seconds a source's HEAD answer is reused (S3 sources)
+    prefetch_limit: int = 64  # background segments (pre-transcode, lookahead) pending at most
+    lookahead: bool = True  # prefetch ahead of playing clients (`ta`, then n+1 and n+2)
 
 
 @dataclass(frozen=True)
@@ -69,6 +93,25 @@ class SigningSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    keys: tuple[SigningKey, ...] = ()  # bearer keys for /api/v1/*, distinct from the signing keys
+
+    def check(self, presented: str) -> SigningKey | None:
+        """The key whose secret is `presented`, compared in constant time against every key."""
+        found = None
+        for key in self.keys:
+            if hmac.compare_digest(key.secret, presented.encode()):
+                found = key
+        return found
+
+
+@dataclass(frozen=True)
+class CdnSettings:
+    origin_header: str = "X-Livetx-Origin-Auth"  # request header a CDN adds towards the origin
+    origin_secret: bytes = field(default=b"", repr=False)  # its value; empty: origin pull needs tokens
+
+
+@dataclass(frozen=True)
 class TranscodeSettings:
     workers: int = 0  # 0: the CPU count
     timeout: float = 120.0
@@ -78,13 +121,18 @@ class TranscodeSettings:
 @dataclass(frozen=True)
 class PlayerSettings:
     hls_js_url: str = "https://cdn.jsdelivr.net/npm/hls.js@1/dist/hls.min.js"
+    demo: bool = True  # the demo page at /
 
 
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
+    s3: S3Settings = S3Settings()
+    cache: CacheSettings = CacheSettings()
     signing: SigningSettings = SigningSettings()
+    api: ApiSettings = ApiSettings()
+    cdn: CdnSettings = CdnSettings()
     transcode: TranscodeSettings = TranscodeSettings()
     player: PlayerSettings = PlayerSettings()
     profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -138,11 +186,23 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str], path: tuple[str,
 
 def _defaults() -> dict[str, Any]:
     return {
-        "server": {"host": "127.0.0.1", "port": 8080, "base_url": ""},
+        "server": {"host": "127.0.0.1", "port": 8080, "base_url": "", "client_ip_header": "", "cors_origins": "*", "log_format": "json"},
         "storage": {"uri": "media", "output_uri": ""},
+        "s3": {
+            "endpoint_url": "",
+            "region": "",
+            "addressing_style": "auto",
+            "presign_ttl": 3600,
+            "connect_timeout": 5.0,
+            "read_timeout": 30.0,
+            "max_attempts": 3,
+        },
+        "cache": {"local_dir": "var/cache", "local_max_bytes": 2 * 1024**3, "stat_ttl": 5.0, "prefetch_limit": 64, "lookahead": True},
         "signing": {"key_file": "var/signing.key", "keys": "", "active_kid": "", "default_ttl": 3600, "clock_skew": 30},
+        "api": {"key_file": "var/api.key", "keys": ""},
+        "cdn": {"origin_header": CdnSettings.origin_header, "origin_secret": ""},
         "transcode": {"workers": 0, "timeout": 120.0, "threads": 0},
-        "player": {"hls_js_url": PlayerSettings.hls_js_url},
+        "player": {"hls_js_url": PlayerSettings.hls_js_url, "demo": True},
         "profiles": {},
     }
 
@@ -157,8 +217,9 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_keys(text: str, source: str) -> tuple[SigningKey, ...]:
-    """Keys as `kid:secret` items separated by commas or lines; secrets are hex or plain text."""
+def parse_keys(text: str, source: str, hex_secrets: bool = True) -> tuple[SigningKey, ...]:
+    """Keys as `kid:secret` items separated by commas or lines; secrets are hex or plain text
+    (API keys, which clients present as they are written, always plain text)."""
     keys = []
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     for item in ",".join(lines).split(","):
@@ -167,25 +228,25 @@ def parse_keys(text: str, source: str) -> tuple[SigningKey, ...]:
             continue
         kid, sep, secret = item.partition(":")
         if not sep or not kid or not secret:
-            raise ConfigError(f"signing key in {source} must look like kid:secret")
+            raise ConfigError(f"key in {source} must look like kid:secret")
         try:
-            raw = bytes.fromhex(secret)
+            raw = bytes.fromhex(secret) if hex_secrets else secret.encode()
         except ValueError:
             raw = secret.encode()
         if len(raw) < MIN_KEY_BYTES:
-            raise ConfigError(f"signing key {kid!r} in {source} is shorter than {MIN_KEY_BYTES} bytes")
+            raise ConfigError(f"key {kid!r} in {source} is shorter than {MIN_KEY_BYTES} bytes")
         keys.append(SigningKey(kid=kid, secret=raw))
     return tuple(keys)
 
 
-def generate_key_file(path: Path, kid: str = "k1") -> bool:
-    """Write a new random signing key to `path` (mode 0600) unless it exists. True if written."""
+def generate_key_file(path: Path, kid: str = "k1", what: str = "signing key") -> bool:
+    """Write a new random key to `path` (mode 0600) unless it exists. True if written."""
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(f"# livetx signing key, generated; keep it secret\n{kid}:{secrets.token_hex(32)}\n")
+        fh.write(f"# livetx {what}, generated; keep it secret\n{kid}:{secrets.token_hex(32)}\n")
     return True
 
 
@@ -209,10 +270,10 @@ def _read(config: Path | None, environ: Mapping[str, str]) -> tuple[dict[str, An
     return apply_env(data, environ), base_dir
 
 
-def key_file_path(config: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """Where the signing key file is configured to be (for `livetx keygen`)."""
+def key_file_path(config: Path | None = None, environ: Mapping[str, str] | None = None, section: str = "signing") -> Path:
+    """Where the signing (or, with section="api", the API) key file is configured to be."""
     data, base_dir = _read(config, os.environ if environ is None else environ)
-    return _relative_to(base_dir, data["signing"]["key_file"])
+    return _relative_to(base_dir, data[section]["key_file"])
 
 
 def _relative_to(base_dir: Path, value: str) -> Path:
@@ -220,29 +281,48 @@ def _relative_to(base_dir: Path, value: str) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
+def _load_keys(table: Mapping[str, Any], section: str, base_dir: Path) -> tuple[SigningKey, ...]:
+    """Keys from `<section>.keys` (meant for the environment) and `<section>.key_file`."""
+    keys: tuple[SigningKey, ...] = ()
+    hex_secrets = section == "signing"
+    if table.get("keys"):
+        keys += parse_keys(str(table["keys"]), f"{section}.keys", hex_secrets)
+    if table.get("key_file"):
+        path = _relative_to(base_dir, table["key_file"])
+        if path.exists():
+            keys += parse_keys(path.read_text(), str(path), hex_secrets)
+    kids = [k.kid for k in keys]
+    if len(set(kids)) != len(kids):
+        raise ConfigError(f"two {section} keys share one key id")
+    return keys
+
+
 def load_settings(config: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     data, base_dir = _read(config, os.environ if environ is None else environ)
     sign = data["signing"]
-    keys: tuple[SigningKey, ...] = ()
-    if sign.get("keys"):
-        keys += parse_keys(str(sign["keys"]), "signing.keys")
-    if sign.get("key_file"):
-        path = _relative_to(base_dir, sign["key_file"])
-        if path.exists():
-            keys += parse_keys(path.read_text(), str(path))
-    kids = [k.kid for k in keys]
-    if len(set(kids)) != len(kids):
-        raise ConfigError("two signing keys share one key id")
+    keys = _load_keys(sign, "signing", base_dir)
+    api_keys = _load_keys(data["api"], "api", base_dir)
+    signing_texts = {k.secret for k in keys} | {k.secret.hex().encode() for k in keys}
+    if signing_texts & {k.secret for k in api_keys}:
+        raise ConfigError("an API key must not also be a signing key")
+    cdn = data["cdn"]
+    origin_secret = str(cdn.get("origin_secret", "")).encode()
+    if origin_secret and len(origin_secret) < MIN_KEY_BYTES:
+        raise ConfigError(f"cdn.origin_secret is shorter than {MIN_KEY_BYTES} bytes")
     try:
         return Settings(
             server=ServerSettings(**data["server"]),
             storage=StorageSettings(**data["storage"]),
+            s3=S3Settings(**data["s3"]),
+            cache=CacheSettings(**data["cache"]),
             signing=SigningSettings(
                 keys=keys,
                 active_kid=str(sign.get("active_kid", "")),
                 default_ttl=int(sign["default_ttl"]),
                 clock_skew=int(sign["clock_skew"]),
             ),
+            api=ApiSettings(keys=api_keys),
+            cdn=CdnSettings(origin_header=str(cdn["origin_header"]), origin_secret=origin_secret),
             transcode=TranscodeSettings(**data["transcode"]),
             player=PlayerSettings(**data["player"]),
             profiles=data["profiles"],

@@ -1,22 +1,25 @@
 """HMAC-SHA256 expiry tokens for URLs. Pure: no aiohttp, no I/O.
 
-A token is four URL-safe query parameters:
+A token is URL-safe query parameters:
 
     exp   expiry, unix seconds
+    nbf   optional: not valid before, unix seconds
+    ip    optional: the client address or network (CIDR) the URL is bound to
     kid   id of the key that signed it (several keys can be active: rotation)
-    sig   base64url(HMAC-SHA256(key, canonical string)), unpadded
     scope optional: a path prefix ending in "/"; the token then covers every path under it
+    sig   base64url(HMAC-SHA256(key, canonical string)), unpadded
 
-The canonical string binds a version tag, the key id, the expiry, the kind of claim (one
-path, or a prefix) and that path or prefix:
+The canonical string binds a version tag, the key id, the times, the address binding, the
+kind of claim (one path, or a prefix) and that path or prefix, one per line (absent fields
+are empty lines):
 
-    livetx-v1 \\n <kid> \\n <exp> \\n path|prefix \\n <path or prefix>
+    livetx-v1 \n <kid> \n <exp> \n <nbf> \n <ip> \n path|prefix \n <path or prefix>
 
 Paths are checked before signing and before verifying, and refused rather than "fixed" when
 they are ambiguous: they must be absolute, percent-decoded exactly once (what aiohttp's
 `request.path` gives), NFC-normalised, and free of empty, "." and ".." segments, backslashes
-and control characters. So two spellings of one resource can never both verify, and a
-prefix can never be escaped.
+and control characters. Numbers and addresses must be in their one canonical spelling. So
+two spellings of one claim can never both verify, and a prefix can never be escaped.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +36,8 @@ from urllib.parse import urlencode
 from livetx.errors import (
     BadSignature,
     InvalidPath,
+    IpMismatch,
+    ParameterError,
     ScopeMismatch,
     TokenExpired,
     TokenMalformed,
@@ -42,8 +48,9 @@ from livetx.errors import (
 from livetx.settings import SigningKey
 
 VERSION = "livetx-v1"
-TOKEN_PARAMS = ("exp", "kid", "sig", "scope")
+TOKEN_PARAMS = ("exp", "nbf", "ip", "kid", "scope", "sig")
 MAX_TTL = 10 * 365 * 24 * 3600
+_MAX_TIME_DIGITS = 12
 
 
 def check_path(path: str) -> str:
@@ -60,13 +67,29 @@ def check_path(path: str) -> str:
     return path
 
 
-def _message(kid: str, exp: int, kind: str, target: str) -> bytes:
-    return "\n".join((VERSION, kid, str(exp), kind, target)).encode()
+def canonical_ip(value: str) -> str:
+    """One spelling of an address or network: "203.0.113.7", "203.0.113.0/24", "2001:db8::/32".
+
+    Raises ValueError for anything else (host bits set in a network included).
+    """
+    network = ipaddress.ip_network(value.strip(), strict=True)
+    return str(network.network_address) if network.prefixlen == network.max_prefixlen else str(network)
+
+
+def _message(kid: str, exp: int, nbf: int | None, ip: str | None, kind: str, target: str) -> bytes:
+    return "\n".join((VERSION, kid, str(exp), "" if nbf is None else str(nbf), ip or "", kind, target)).encode()
 
 
 def _mac(key: SigningKey, message: bytes) -> str:
     digest = hmac.new(key.secret, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _unix_time(name: str, raw: str) -> int:
+    # digits only, no sign, no leading zeros: one spelling per number
+    if not raw.isascii() or not raw.isdigit() or len(raw) > _MAX_TIME_DIGITS or (raw != "0" and raw.startswith("0")):
+        raise TokenMalformed(f"{name} must be unix seconds")
+    return int(raw)
 
 
 @dataclass(frozen=True)
@@ -75,11 +98,19 @@ class Token:
     kid: str
     sig: str
     scope: str | None = None
+    nbf: int | None = None
+    ip: str | None = None
 
     def query(self) -> dict[str, str]:
-        params = {"exp": str(self.exp), "kid": self.kid, "sig": self.sig}
+        params = {"exp": str(self.exp)}
+        if self.nbf is not None:
+            params["nbf"] = str(self.nbf)
+        if self.ip is not None:
+            params["ip"] = self.ip
+        params["kid"] = self.kid
         if self.scope is not None:
             params["scope"] = self.scope
+        params["sig"] = self.sig
         return params
 
     def query_string(self) -> str:
@@ -100,42 +131,57 @@ class Signer:
 
     # -- signing ----------------------------------------------------------------------
 
-    def sign_path(self, path: str, exp: int) -> Token:
-        check_path(path)
-        return Token(exp, self._active.kid, _mac(self._active, _message(self._active.kid, exp, "path", path)))
+    def _sign(self, kind: str, target: str, exp: int, nbf: int | None, ip: str | None, scope: str | None) -> Token:
+        if ip is not None:
+            try:
+                ip = canonical_ip(ip)
+            except ValueError:
+                raise ParameterError("ip", "an IP address or a network in CIDR form") from None
+        if nbf is not None and nbf > exp:
+            raise ParameterError("nbf", "unix seconds no later than the expiry")
+        kid = self._active.kid
+        return Token(exp, kid, _mac(self._active, _message(kid, exp, nbf, ip, kind, target)), scope, nbf, ip)
 
-    def sign_prefix(self, prefix: str, exp: int) -> Token:
+    def sign_path(self, path: str, exp: int, *, nbf: int | None = None, ip: str | None = None) -> Token:
+        check_path(path)
+        return self._sign("path", path, exp, nbf, ip, None)
+
+    def sign_prefix(self, prefix: str, exp: int, *, nbf: int | None = None, ip: str | None = None) -> Token:
         check_path(prefix)
         if not prefix.endswith("/"):
             raise InvalidPath("a scope must end with '/'")
-        mac = _mac(self._active, _message(self._active.kid, exp, "prefix", prefix))
-        return Token(exp, self._active.kid, mac, scope=prefix)
+        return self._sign("prefix", prefix, exp, nbf, ip, prefix)
 
     def sign_like(self, claims: Token, path: str) -> Token:
-        """A token for `path` with the same expiry as `claims` (a signed playlist signs what it emits).
+        """A token for `path` with the claims of `claims` (a signed playlist signs what it emits).
 
         A prefix token already covers `path` and is handed on as it is.
         """
         if claims.scope is not None and path.startswith(claims.scope):
             return claims
-        return self.sign_path(path, claims.exp)
+        return self.sign_path(path, claims.exp, nbf=claims.nbf, ip=claims.ip)
 
     # -- verifying --------------------------------------------------------------------
 
-    def verify(self, path: str, query: Mapping[str, list[str]], now: float) -> Token:
-        """Check the token in `query` (every value of each parameter) for `path` at time `now`."""
-        present = [name for name in TOKEN_PARAMS if query.get(name)]
-        if not present:
+    def verify(self, path: str, query: Mapping[str, list[str]], now: float, client_ip: str | None = None) -> Token:
+        """Check the token in `query` (every value of each parameter) for `path`, at time `now`,
+        for a request from `client_ip`. Raises the TokenError that says which check failed."""
+        if not any(query.get(name) for name in TOKEN_PARAMS):
             raise TokenMissing("this URL needs a signature: exp, kid and sig query parameters")
         for name in TOKEN_PARAMS:
             if len(query.get(name, [])) > 1:
                 raise TokenMalformed(f"token parameter {name!r} appears more than once")
         if not all(query.get(name) for name in ("exp", "kid", "sig")):
             raise TokenMalformed("token must carry exp, kid and sig")
-        raw_exp = query["exp"][0]
-        if not raw_exp.isascii() or not raw_exp.isdigit() or len(raw_exp) > 12:
-            raise TokenMalformed("exp must be unix seconds")
-        exp = int(raw_exp)
+        exp = _unix_time("exp", query["exp"][0])
+        nbf = _unix_time("nbf", query["nbf"][0]) if query.get("nbf") else None
+        ip = query["ip"][0] if query.get("ip") else None
+        if ip is not None:
+            try:
+                if canonical_ip(ip) != ip:
+                    raise ValueError(ip)
+            except ValueError:
+                raise TokenMalformed("ip must be one address or network, in canonical form") from None
         kid = query["kid"][0]
         sig = query["sig"][0]
         scope = query["scope"][0] if query.get("scope") else None
@@ -144,18 +190,35 @@ class Signer:
             raise UnknownKey("token was signed with an unknown key id")
         check_path(path)
         if scope is None:
-            message = _message(kid, exp, "path", path)
+            message = _message(kid, exp, nbf, ip, "path", path)
         else:
             check_path(scope)
             if not scope.endswith("/"):
                 raise TokenMalformed("scope must end with '/'")
-            message = _message(kid, exp, "prefix", scope)
+            message = _message(kid, exp, nbf, ip, "prefix", scope)
+        # constant time: the expected MAC is never compared byte by byte in Python
         if not hmac.compare_digest(_mac(key, message).encode(), sig.encode()):
             raise BadSignature("signature does not match")
         if scope is not None and not path.startswith(scope):
             raise ScopeMismatch("path is outside the token's scope")
         if now > exp + self.clock_skew:
             raise TokenExpired("token has expired")
+        if nbf is not None and now < nbf - self.clock_skew:
+            raise TokenNotYetValid("token is not valid yet (nbf)")
         if exp - now > MAX_TTL + self.clock_skew:
             raise TokenNotYetValid("token expiry is too far in the future")
-        return Token(exp, kid, sig, scope)
+        if ip is not None and not _ip_in(client_ip, ip):
+            raise IpMismatch("token is bound to another client address")
+        return Token(exp, kid, sig, scope, nbf, ip)
+
+
+def _ip_in(client_ip: str | None, bound: str) -> bool:
+    if client_ip is None:
+        return False
+    try:
+        address = ipaddress.ip_address(client_ip.strip())
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address in ipaddress.ip_network(bound)

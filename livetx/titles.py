@@ -22,6 +22,7 @@ from livetx.media.params import (
     KNOWN_TITLE,
     RenditionParams,
     TitleParams,
+    output_size,
     parse_rendition_params,
     parse_title_params,
     resolve_audio,
@@ -32,30 +33,52 @@ from livetx.storage.base import ObjectInfo
 PLAN_VERSION = "1"  # bump when the transcoder's output for one spec changes
 
 
+SEGMENTING = ("st", "initial_segments", "initd")  # title parameters a rendition may set for itself
+
+
+@dataclass(frozen=True)
+class RenditionTemplate:
+    """One rendition of a profile: its encoder parameters and its own segmenting (the
+    profile's, unless the rendition sets `st`, `initial_segments` or `initd` itself, as IMM
+    Targets do). Renditions with equal segmenting have identical boundaries."""
+
+    name: str
+    params: RenditionParams
+    title: TitleParams
+    object_prefix: str | None = None  # output key prefix of its objects (API-made playlists)
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named template: title parameters plus an ordered set of renditions."""
 
     name: str
     title: TitleParams
-    renditions: tuple[tuple[str, RenditionParams], ...]
+    renditions: tuple[RenditionTemplate, ...]
+    source_key: str | None = None  # API-made profiles belong to one source
+    master_key: str | None = None  # where an API-made master playlist is written
 
 
 def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
     """A profile from a config table `[profiles.NAME]` with `[profiles.NAME.renditions.R]` tables."""
-    try:
-        title = parse_title_params({k: v for k, v in table.items() if k in KNOWN_TITLE})
-        renditions_table = table.get("renditions") or {"main": {}}
-        renditions = tuple((str(r), parse_rendition_params(dict(p))) for r, p in renditions_table.items())
-    except ParameterError as exc:
-        raise ConfigError(f"profile {name!r}: {exc.message}") from None
     unknown = set(table) - KNOWN_TITLE - {"renditions"}
     if unknown:
         raise ConfigError(f"profile {name!r}: unknown key {sorted(unknown)[0]!r}")
-    for rendition, _ in renditions:
-        if not rendition.replace("_", "").isalnum():
+    try:
+        base = {k: v for k, v in table.items() if k in KNOWN_TITLE}
+        title = parse_title_params(base)
+        renditions_table = table.get("renditions") or {"main": {}}
+        renditions = []
+        for r, p in renditions_table.items():
+            own = {k: v for k, v in dict(p).items() if k in SEGMENTING}
+            rparams = parse_rendition_params({k: v for k, v in dict(p).items() if k not in SEGMENTING})
+            renditions.append(RenditionTemplate(str(r), rparams, parse_title_params({**base, **own}) if own else title))
+    except ParameterError as exc:
+        raise ConfigError(f"profile {name!r}: {exc.message}") from None
+    for rendition in renditions:
+        if not rendition.name.replace("_", "").isalnum():
             raise ConfigError(f"profile {name!r}: rendition names are letters, digits and '_'")
-    return Profile(name=name, title=title, renditions=renditions)
+    return Profile(name=name, title=title, renditions=tuple(renditions))
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,9 @@ class Rendition:
     bandwidth: int  # peak estimate, bit/s
     average_bandwidth: int
     codecs: str
+    initd: int = 0  # ms pre-transcoded when the playlist is created
+    ta: int = 12  # segments made ahead when playback starts
+    object_prefix: str | None = None  # output key prefix of its objects, when an API chose it
 
     def window(self, index: int) -> SegmentWindow:
         if not 0 <= index < len(self.windows):
@@ -142,16 +168,42 @@ def h265_level(width: int, height: int, fps: Fraction) -> int:
     return 186
 
 
+# RFC 6381 profile parts by output pixel format. H.264: profile_idc and constraint flags
+# (High, High 10, High 4:2:2, High 4:4:4 Predictive). H.265: profile and its compatibility
+# flags written in reverse bit order (Main, Main 10, Range Extensions).
+_H264_PROFILES = {
+    "yuv420p": "6400",
+    "yuv420p10le": "6e00",
+    "yuv422p": "7a00",
+    "yuv422p10le": "7a00",
+    "yuv444p": "f400",
+    "yuv444p10le": "f400",
+}
+# x265 picks the lowest conforming profile, so 8-bit 4:2:2 is Main 4:2:2 10; the constraint
+# bytes after the level carry the progressive/frame-only flags and the RExt depth/chroma limits.
+_H265_PROFILES = {
+    "yuv420p": ("1.6", "90"),
+    "yuv420p10le": ("2.4", "90"),
+    "yuv422p": ("4.10", "9D.08"),
+    "yuv422p10le": ("4.10", "9D.08"),
+    "yuv444p": ("4.10", "9E.08"),
+    "yuv444p10le": ("4.10", "9C.08"),
+}
+
+
 def codecs(video: VideoSpec | None, audio: AudioSpec | None) -> str:
     parts = []
     if video is not None:
         if video.codec == "h264":
-            # x264's ultrafast turns off CABAC, 8x8 transforms and B-frames: Constrained Baseline;
-            # every other preset with 8-bit 4:2:0 gives High.
-            profile = "42c0" if video.preset == "ultrafast" else "6400"
+            # x264's ultrafast turns off CABAC, 8x8 transforms and B-frames: Constrained Baseline
+            # for 8-bit 4:2:0; other formats and presets keep their High profile.
+            profile = _H264_PROFILES[video.pix_fmt]
+            if video.preset == "ultrafast" and video.pix_fmt == "yuv420p":
+                profile = "42c0"
             parts.append(f"avc1.{profile}{h264_level(video.width, video.height, video.fps):02x}")
         else:
-            parts.append(f"hvc1.1.6.L{h265_level(video.width, video.height, video.fps)}.90")
+            profile, constraints = _H265_PROFILES[video.pix_fmt]
+            parts.append(f"hvc1.{profile}.L{h265_level(video.width, video.height, video.fps)}.{constraints}")
     if audio is not None:
         parts.append("mp4a.40.2")
     return ",".join(parts)
@@ -192,6 +244,16 @@ def _spec_id(source: ObjectInfo, origin: Fraction, grid: Grid, rendition: Rendit
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _capped_duplicate(params: RenditionParams, info: MediaInfo, video: VideoSpec, sizes: set[tuple[int, int]]) -> bool:
+    """No upscaling in a ladder: a rendition that `sopt` capped to the source (its box was
+    larger) and that lands on a size another rendition already has is dropped."""
+    if params.sopt != 1 or params.s is None or (video.width, video.height) not in sizes or info.video is None:
+        return False
+    display_w, display_h = info.video.display_size
+    uncapped = output_size(replace(params, sopt=0), float(display_w), float(display_h))[:2]
+    return uncapped != (video.width, video.height)
+
+
 def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: int = 0) -> Title:
     params = profile.title
     # Title time 0 is where the video starts (its frames then fall on the output grid), or the
@@ -205,15 +267,29 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
     duration = available - skip
     if params.t:
         duration = min(duration, Fraction(params.t, 1000))
-    renditions = []
-    for name, rparams in profile.renditions:
+    renditions: list[Rendition] = []
+    sizes: set[tuple[int, int]] = set()
+    for template in profile.renditions:
+        rparams, tparams = template.params, template.title
         video = resolve_video(rparams, info, threads=threads)
         audio = resolve_audio(rparams, info)
         if video is None and audio is None:
             raise ParameterError("an", "a rendition needs video or audio")
+        if video is not None and _capped_duplicate(rparams, info, video, sizes):
+            continue  # above the source: capped to a size another rendition already has
+        if video is not None:
+            sizes.add((video.width, video.height))
         grid = video_grid(duration, video.fps) if video is not None else audio_grid(duration, audio.sample_rate)  # type: ignore[union-attr]
-        windows = plan_segments(grid, params.st, params.initial_segments)
+        windows = plan_segments(grid, tparams.st, tparams.initial_segments)
         peak, average = estimate_bandwidth(video, audio)
-        draft = Rendition(name, "", video, audio, windows, peak, average, codecs(video, audio))
-        renditions.append(Rendition(name, _spec_id(source, origin, grid, draft), video, audio, windows, peak, average, draft.codecs))
+        draft = Rendition(template.name, "", video, audio, windows, peak, average, codecs(video, audio))
+        renditions.append(
+            replace(
+                draft,
+                spec_id=_spec_id(source, origin, grid, draft),
+                initd=tparams.initd,
+                ta=params.ta,
+                object_prefix=template.object_prefix,
+            )
+        )
     return Title(source=source, info=info, profile=profile, origin=origin, duration=duration, renditions=tuple(renditions))

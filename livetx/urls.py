@@ -1,4 +1,4 @@
-"""The URL layout and signed URLs, shared by the server, the CLI and (later) the signing API.
+"""The URL layout and signed URLs, shared by the server, the CLI and the signing API.
 
     /hls/<profile>/<source key>/master.m3u8
     /hls/<profile>/<source key>/<rendition>.m3u8
@@ -11,9 +11,14 @@ token can cover it.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
-from livetx.signing import Signer, Token
+from livetx.errors import LivetxError, ParameterError
+from livetx.signing import MAX_TTL, Signer, Token, canonical_ip, check_path
 from livetx.storage.base import check_source_key
 
 HLS_ROOT = "/hls"
@@ -34,6 +39,115 @@ def with_token(url: str, token: Token) -> str:
 
 def signed_url(signer: Signer, base_url: str, path: str, ttl: int, now: float | None = None, scope: str | None = None) -> tuple[str, int]:
     """An absolute URL for `path` carrying a token that expires `ttl` seconds from `now`."""
-    exp = int(now if now is not None else time.time()) + ttl
-    token = signer.sign_prefix(scope, exp) if scope else signer.sign_path(path, exp)
-    return with_token(base_url.rstrip("/") + quote(path, safe="/"), token), exp
+    signed = sign(signer, base_url, SignRequest(path=path, ttl=ttl, scope=scope), now)
+    return signed.url, signed.token.exp
+
+
+# ---- sign requests: `POST /api/v1/sign`, `livetx sign` and `livetx url` run this ----------
+
+SIGN_FIELDS = ("path", "key", "profile", "ttl", "nbf", "ip", "scope")
+
+
+@dataclass(frozen=True)
+class SignRequest:
+    path: str  # the URL path to sign (decoded)
+    ttl: int  # seconds from now
+    scope: str | None = None  # a prefix of `path` ending in "/": the token covers everything under it
+    nbf: int | None = None  # not valid before, unix seconds
+    ip: str | None = None  # client address or CIDR network the URL is bound to
+
+
+@dataclass(frozen=True)
+class SignedUrl:
+    url: str
+    path: str
+    token: Token
+
+    def to_json(self) -> dict[str, Any]:
+        expires_at = datetime.fromtimestamp(self.token.exp, UTC).isoformat().replace("+00:00", "Z")
+        return {
+            "url": self.url,
+            "path": self.path,
+            "expires": self.token.exp,
+            "expires_at": expires_at,
+            "kid": self.token.kid,
+            "scope": self.token.scope,
+            "nbf": self.token.nbf,
+            "ip": self.token.ip,
+        }
+
+
+def _field(body: Mapping[str, Any], name: str, kind: type, allowed: str) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ParameterError(name, allowed)
+    return value
+
+
+def parse_sign_request(body: Any, profiles: Mapping[str, object], default_ttl: int) -> SignRequest:
+    """Validate a sign request (a JSON object): `path`, or `key` (+ `profile`) for a master
+    playlist; `ttl`, `nbf`, `ip`, and `scope` ("path", "title" or a prefix of the path)."""
+    if not isinstance(body, Mapping):
+        raise ParameterError("body", "a JSON object")
+    unknown = sorted(set(body) - set(SIGN_FIELDS))
+    if unknown:
+        raise ParameterError(unknown[0], f"one of the fields {', '.join(SIGN_FIELDS)} (unknown field)")
+    path = _field(body, "path", str, "an absolute URL path such as /hls/default/movie.mp4/master.m3u8")
+    key = _field(body, "key", str, "a source key such as movies/a.mp4")
+    profile = _field(body, "profile", str, "a profile name")
+    if (path is None) == (key is None):
+        raise ParameterError("path", "exactly one of 'path' or 'key'")
+    if key is not None:
+        profile = profile or "default"
+        if profile not in profiles:
+            raise ParameterError("profile", f"one of: {', '.join(sorted(profiles))}")
+        try:
+            path = master_path(profile, key)
+        except LivetxError as exc:
+            raise ParameterError("key", f"a source key ({exc.message})") from None
+        title = title_prefix(profile, key)
+    else:
+        if profile is not None:
+            raise ParameterError("profile", "only with 'key'")
+        try:
+            check_path(path)
+        except LivetxError as exc:
+            raise ParameterError("path", f"an unambiguous absolute path ({exc.message})") from None
+        title = path.rsplit("/", 1)[0] + "/"
+    ttl = _field(body, "ttl", int, f"an integer number of seconds from 1 to {MAX_TTL}")
+    if ttl is None:
+        ttl = default_ttl
+    elif not 1 <= ttl <= MAX_TTL:
+        raise ParameterError("ttl", f"an integer number of seconds from 1 to {MAX_TTL}")
+    nbf = _field(body, "nbf", int, "unix seconds")
+    if nbf is not None and not 0 <= nbf < 10**12:
+        raise ParameterError("nbf", "unix seconds")
+    ip = _field(body, "ip", str, "an IP address or a network in CIDR form")
+    if ip is not None:
+        try:
+            ip = canonical_ip(ip)
+        except ValueError:
+            raise ParameterError("ip", "an IP address or a network in CIDR form") from None
+    scope = _field(body, "scope", str, "'path', 'title' or a prefix of the path ending in '/'")
+    if scope in (None, "path"):
+        scope = None
+    elif scope == "title":
+        scope = title
+    elif not (scope.startswith("/") and scope.endswith("/") and path.startswith(scope)):
+        raise ParameterError("scope", "'path', 'title' or a prefix of the path ending in '/'")
+    return SignRequest(path=path, ttl=ttl, scope=scope, nbf=nbf, ip=ip)
+
+
+def sign(signer: Signer, base_url: str, request: SignRequest, now: float | None = None) -> SignedUrl:
+    """An absolute URL for the request's path carrying a token that expires `ttl` seconds from `now`."""
+    exp = int(now if now is not None else time.time()) + request.ttl
+    if request.nbf is not None and request.nbf > exp:
+        raise ParameterError("nbf", "a time before the expiry (now + ttl)")
+    if request.scope:
+        token = signer.sign_prefix(request.scope, exp, nbf=request.nbf, ip=request.ip)
+    else:
+        token = signer.sign_path(request.path, exp, nbf=request.nbf, ip=request.ip)
+    url = with_token(base_url.rstrip("/") + quote(request.path, safe="/"), token)
+    return SignedUrl(url=url, path=request.path, token=token)

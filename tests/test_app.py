@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
@@ -13,10 +14,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from livetx.app import create_app, make_signer
-from livetx.settings import load_settings
+from livetx.catalog import Catalog
 from livetx.urls import signed_url
-from livetx.web.keys import CATALOG, SETTINGS
-from tests.conftest import ROOT, Source
+from livetx.web.keys import CATALOG, SEGMENTS, SETTINGS
+from tests.conftest import Source, app_settings
 
 ClientFactory = Callable[[Any], Awaitable[TestClient[Any, Any]]]
 
@@ -26,15 +27,7 @@ async def client(aiohttp_client: ClientFactory, tmp_path: Path, sources: dict[st
     media = tmp_path / "media"
     media.mkdir()
     shutil.copy(sources["mp4-30"].path, media / "a.mp4")
-    settings = load_settings(
-        ROOT / "conf" / "livetx.toml",
-        {
-            "LIVETX_STORAGE_URI": str(media),
-            "LIVETX_SIGNING_KEYS": "t:" + "ab" * 32,
-            "LIVETX_SIGNING_KEY_FILE": "",
-            "LIVETX_TRANSCODE_WORKERS": "1",
-        },
-    )
+    settings = app_settings(LIVETX_STORAGE_URI=str(media))
     return await aiohttp_client(create_app(settings))
 
 
@@ -83,3 +76,55 @@ async def test_probe_cached_until_source_changes(client: TestClient[Any, Any]) -
     os.utime(source, (later, later))  # a replaced source has a new identity
     first = await catalog.title("default", "a.mp4")
     assert catalog.probe_count == 2 and first.source.etag
+
+
+async def settle(service: Any) -> None:
+    for _ in range(600):
+        if not service._background and not service._tickets:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("background work did not settle")
+
+
+async def test_playlist_pretranscodes_initd_and_playback_looks_ahead(client: TestClient[Any, Any]) -> None:
+    service = client.server.app[SEGMENTS]
+    title = await client.server.app[CATALOG].title("default", "a.mp4")
+    r = title.renditions[0]
+    assert [w.duration for w in r.windows] == [2, 2, 2, 1]
+    assert (await client.get(sign(client, "/hls/default/a.mp4/master.m3u8"))).status == 200
+    await settle(service)
+    assert service.stats.transcodes == 3  # initd 6000 ms: segments 0, 1 and 2
+    assert (await client.get(sign(client, "/hls/default/a.mp4/master.m3u8"))).status == 200
+    await settle(service)
+    assert service.stats.transcodes == 3  # once per title, not per request
+    response = await client.get(sign(client, f"/hls/default/a.mp4/{r.name}-{r.spec_id}-0.ts"))
+    assert response.status == 200 and service.stats.hits["storage"] >= 1
+    await settle(service)
+    assert service.stats.transcodes == 4  # playback started: segment 3 made ahead
+    before = service.stats.transcodes
+    assert (await client.get(sign(client, f"/hls/default/a.mp4/{r.name}-{r.spec_id}-3.ts"))).status == 200
+    assert service.stats.transcodes == before
+
+
+async def test_probe_record_in_storage_spares_the_next_origin_a_probe(client: TestClient[Any, Any]) -> None:
+    catalog = client.server.app[CATALOG]
+    first = await catalog.title("default", "a.mp4")
+    await catalog.drain()
+    assert catalog.probe_count == 1
+    record = await catalog.output.read(catalog.probe_key(first.source))
+    another = Catalog(catalog.sources, catalog.profiles, output=catalog.output)  # a second origin, or a restart
+    second = await another.title("default", "a.mp4")
+    assert another.probe_count == 0 and second.info == first.info and second.renditions == first.renditions
+    await catalog.output.write(catalog.probe_key(first.source), b"{not a record")
+    third = Catalog(catalog.sources, catalog.profiles, output=catalog.output)
+    assert (await third.title("default", "a.mp4")).info == first.info and third.probe_count == 1
+    assert record.startswith(b"{")
+
+
+async def test_demo_page_embeds_no_key_and_can_be_turned_off(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    on = await aiohttp_client(create_app(app_settings(LIVETX_STORAGE_URI=str(tmp_path), LIVETX_API_KEYS="a:" + "z" * 40)))
+    page = await on.get("/")
+    text = await page.text()
+    assert page.status == 200 and "/api/v1/sign" in text and "zzzz" not in text and "abab" not in text
+    off = await aiohttp_client(create_app(app_settings(LIVETX_STORAGE_URI=str(tmp_path), LIVETX_PLAYER_DEMO="false")))
+    assert (await off.get("/")).status == 404

@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from fractions import Fraction
@@ -15,6 +16,9 @@ import av
 import m3u8
 import pytest
 
+from livetx.app import make_signer
+from livetx.settings import load_settings
+from livetx.urls import master_path
 from tests.checker import check_tone, decode_audio, decode_video
 from tests.conftest import Server, Source
 
@@ -91,9 +95,29 @@ def test_bad_tokens_refused_with_json(master_url: str, mangle: object, status: i
 
 
 def test_expired_url_refused(server: Server, sources: dict[str, Source]) -> None:
-    url = server.cli("url", sources["mp4-30"].key, "--base-url", server.base_url, "--ttl", "-3600")
-    status, _, body = fetch(url)
+    path = master_path("default", sources["mp4-30"].key)
+    token = make_signer(load_settings(None, server.env)).sign_path(path, int(time.time()) - 3600)
+    status, _, body = fetch(f"{server.base_url}{path}?{token.query_string()}")
     assert status == 403 and json.loads(body)["error"]["code"] == "token_expired"
+
+
+def test_signing_api_and_cli_give_the_same_answer(server: Server, sources: dict[str, Source]) -> None:
+    key = sources["mp4-30"].key
+    body = json.dumps({"key": key, "ttl": 900, "scope": "title", "ip": "127.0.0.1"}).encode()
+    headers = {"Authorization": f"Bearer {server.api_key}", "Content-Type": "application/json"}
+    request = urllib.request.Request(server.base_url + "/api/v1/sign", data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        api = json.loads(response.read())
+    options = ["--ttl", "900", "--scope", "title", "--ip", "127.0.0.1", "--json"]
+    cli = json.loads(server.cli("url", key, "--base-url", server.base_url, *options))
+    assert set(api) == set(cli) and abs(api["expires"] - cli["expires"]) <= 2
+    assert {k: v for k, v in api.items() if k not in ("url", "expires", "expires_at")} == {
+        k: v for k, v in cli.items() if k not in ("url", "expires", "expires_at")
+    }
+    status, _, playlist = fetch(api["url"])
+    assert status == 200 and playlist.startswith(b"#EXTM3U")
+    status, _, spec = fetch(server.base_url + "/api/openapi.json")
+    assert status == 200 and "/api/v1/sign" in json.loads(spec)["paths"]
 
 
 def test_unknown_source_is_404_json(server: Server) -> None:
@@ -148,3 +172,25 @@ def test_independent_ffmpeg_build_counts_every_frame(master_url: str, sources: d
     done = subprocess.run([*cmd, "-of", "csv=p=0", master_url], capture_output=True, text=True, timeout=300, check=True)
     counts = {int(line) for line in done.stdout.split()}  # one line per program that holds the stream
     assert counts == {sources["mp4-30"].frames}
+
+
+@pytest.fixture(scope="module")
+def ladder_master(server: Server, sources: dict[str, Source]) -> str:
+    return server.cli("url", sources["ts-10h"].key, "--profile", "ladder", "--base-url", server.base_url)
+
+
+def test_ffmpeg_plays_every_ladder_rendition_from_the_start_and_from_a_seek(ladder_master: str, sources: dict[str, Source]) -> None:
+    src = sources["ts-10h"]
+    master = m3u8.loads(fetch(ladder_master)[2].decode(), uri=ladder_master)
+    assert len(master.playlists) >= 2
+    for variant in master.playlists:
+        url = variant.absolute_uri
+        with av.open(url, options={"protocol_whitelist": "http,tcp"}) as container:
+            whole = decode_video(container, src.spec.width)
+        assert whole.indexes == list(range(src.frames)), variant.uri
+        with av.open(url, options={"protocol_whitelist": "http,tcp"}) as container:
+            first = container.start_time or 0
+            container.seek(first + int(0.6 * src.spec.seconds * 1_000_000))  # into a later segment
+            after = decode_video(container, src.spec.width).indexes
+        assert after and after == list(range(after[0], src.frames)), variant.uri
+        assert after[0] > 0

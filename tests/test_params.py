@@ -44,6 +44,8 @@ def test_title_params_name_the_bad_one(params: dict[str, object], name: str) -> 
         pytest.param({"ac": 9}, "ac", id="channels"),
         pytest.param({"fps": "0"}, "fps", id="fps-zero"),
         pytest.param({"bogus": 1}, "bogus", id="unknown"),
+        pytest.param({"arotate": 2}, "arotate", id="arotate"),
+        pytest.param({"pixfmt": "rgb24"}, "pixfmt", id="pixfmt"),
     ],
 )
 def test_rendition_params_name_the_bad_one(params: dict[str, object], name: str) -> None:
@@ -75,6 +77,22 @@ def test_non_square_pixels_give_square_output() -> None:
     info = MediaInfo("mpeg", Fraction(10), Fraction(0), anamorphic, None)
     spec = resolve_video(parse_rendition_params({}), info)
     assert spec is not None and (spec.width, spec.height) == (1024, 576)
+
+
+@pytest.mark.parametrize(
+    ("rotation", "params", "size"),
+    [
+        pytest.param(0, {"s": "x720"}, (1280, 720), id="upright"),
+        pytest.param(90, {"s": "x720"}, (404, 720), id="portrait-keeps-aspect"),
+        pytest.param(270, {"s": "1280x720"}, (1280, 720), id="box-kept"),
+        pytest.param(270, {"s": "1280x720", "arotate": 1}, (720, 1280), id="box-turned"),
+        pytest.param(180, {"s": "1280x720", "arotate": 1}, (1280, 720), id="half-turn-keeps-box"),
+    ],
+)
+def test_rotation_plans_in_display_orientation(rotation: int, params: dict[str, object], size: tuple[int, int]) -> None:
+    phone = VideoInfo(0, "h264", 1920, 1080, Fraction(30), "yuv420p", Fraction(0), rotation=rotation)
+    spec = resolve_video(parse_rendition_params(params), MediaInfo("mov,mp4,m4a,3gp,3g2,mj2", Fraction(10), Fraction(0), phone, None))
+    assert spec is not None and (spec.width, spec.height) == size and spec.rotation == rotation
 
 
 def test_sopt_2_refuses_upscale() -> None:

@@ -99,3 +99,18 @@ def test_windows_cover_the_title_once(ms: int, fps: Fraction, st_ms: int, initia
     assert sum(w.end - w.first for w in windows) == grid.steps
     longest = max(w.end - w.first for w in windows)
     assert round(longest * grid.unit) <= target_duration(windows)
+
+
+def test_a_rendition_may_set_its_own_segmenting() -> None:
+    from livetx.media.model import MediaInfo, VideoInfo
+    from livetx.storage.base import ObjectInfo
+    from livetx.titles import build_title, parse_profile
+
+    profile = parse_profile(
+        "p", {"st": 10000, "initial_segments": [2000], "renditions": {"a": {}, "b": {"st": 6000, "initial_segments": [], "initd": 0}}}
+    )
+    video = VideoInfo(0, "h264", 640, 360, Fraction(25), "yuv420p", Fraction(0), end=Fraction(30))
+    title = build_title(ObjectInfo("k", 1, "e"), MediaInfo("mp4", Fraction(30), Fraction(0), video, None), profile)
+    a, b = title.renditions
+    assert [w.duration for w in a.windows] == [2, 10, 10, 8] and a.initd == profile.title.initd
+    assert [w.duration for w in b.windows] == [6] * 5 and b.initd == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from livetx.errors import SourceUnreadable, TranscodeFailed, TranscodeTimeout
 from livetx.media.model import AudioSpec, SegmentJob, VideoSpec
-from livetx.media.pool import TranscodePool
+from livetx.media.pool import Priority, TranscodePool
 from tests.conftest import Source
 
 
@@ -84,5 +85,57 @@ async def test_worker_killed_mid_job_is_replaced(sources: dict[str, Source], tmp
             await running
         assert pool.stats.restarts == 1 and pool.worker_pids() != [victim]
         assert (await pool.run(job_for(sources["mp4-30"]))).video_frames == 30
+    finally:
+        await pool.close()
+
+
+async def test_client_preempts_background_work_which_then_finishes(sources: dict[str, Source]) -> None:
+    src = sources["mp4-30"]
+    slow = job_for(src, stop=Fraction(4))
+    assert slow.video is not None
+    slow = replace(slow, video=replace(slow.video, width=1920, height=1080, preset="veryslow"))  # seconds of work
+    pool = TranscodePool(size=1, timeout=120)
+    await pool.start()
+    try:
+        background = pool.submit(slow, Priority.PRETRANSCODE)
+        while background.running_on is None:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # well into it
+        client = await asyncio.wait_for(pool.run(job_for(src)), timeout=30)
+        assert client.video_frames == 30
+        assert not background.future.done() and pool.stats.preempted == 1
+        finished = await asyncio.wait_for(background.future, timeout=120)
+        assert finished.video_frames == 4 * 30  # started over, made whole
+    finally:
+        await pool.close()
+
+
+async def test_promoted_ticket_jumps_the_queue(sources: dict[str, Source]) -> None:
+    src = sources["mp4-30"]
+    pool = TranscodePool(size=1, timeout=60)
+    await pool.start()
+    try:
+        blocker = pool.submit(job_for(src), Priority.CLIENT)
+        queued = [pool.submit(job_for(src, stop=Fraction(1, 2)), Priority.LOOKAHEAD) for _ in range(3)]
+        wanted = pool.submit(job_for(src), Priority.PRETRANSCODE)
+        pool.promote(wanted)
+        await wanted.future
+        assert blocker.future.done() and not any(t.future.done() for t in queued)  # it ran before the lookahead work
+        await asyncio.gather(*(t.future for t in queued))
+    finally:
+        await pool.close()
+
+
+async def test_background_waits_while_a_client_transcodes(sources: dict[str, Source]) -> None:
+    src = sources["mp4-30"]
+    pool = TranscodePool(size=2, timeout=60)  # a free worker, yet background must not take it
+    await pool.start()
+    try:
+        client = pool.submit(job_for(src, stop=Fraction(5)), Priority.CLIENT)
+        background = pool.submit(job_for(src), Priority.LOOKAHEAD)
+        while not client.future.done():
+            assert background.running_on is None
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(background.future, timeout=30)
     finally:
         await pool.close()

@@ -53,3 +53,35 @@ def test_no_key_is_a_clear_error() -> None:
     settings = load_settings(CONF, {"LIVETX_SIGNING_KEY_FILE": "/nonexistent/key"})
     with pytest.raises(ConfigError, match="no signing key"):
         _ = settings.signing.active
+
+
+BASE_ENV = {"LIVETX_SIGNING_KEYS": "a:" + "ab" * 32, "LIVETX_SIGNING_KEY_FILE": "", "LIVETX_API_KEY_FILE": ""}
+
+
+def test_api_keys_and_cdn_secret_load_without_showing_secrets() -> None:
+    env = {**BASE_ENV, "LIVETX_API_KEYS": "ops:" + "s" * 40, "LIVETX_CDN_ORIGIN_SECRET": "c" * 40}
+    settings = load_settings(CONF, env)
+    assert settings.api.check("s" * 40) is not None and settings.api.check("s" * 39) is None
+    assert settings.cdn.origin_secret == b"c" * 40
+    assert "sss" not in repr(settings) and "ccc" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param({"LIVETX_API_KEYS": "ops:short"}, "shorter than 32", id="short-api-key"),
+        pytest.param({"LIVETX_API_KEYS": "ops:" + "ab" * 32}, "must not also be a signing key", id="api-key-is-signing-key"),
+        pytest.param({"LIVETX_CDN_ORIGIN_SECRET": "tiny"}, "origin_secret", id="short-cdn-secret"),
+    ],
+)
+def test_weak_or_shared_secrets_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(CONF, {**BASE_ENV, **env})
+
+
+def test_generated_api_key_file_is_presented_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "api.key"
+    generate_key_file(path, "local", "API key")
+    presented = path.read_text().splitlines()[-1].split(":", 1)[1]
+    settings = load_settings(CONF, {**BASE_ENV, "LIVETX_API_KEY_FILE": str(path)})
+    assert settings.api.check(presented) is not None

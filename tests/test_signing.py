@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
@@ -9,15 +10,18 @@ from hypothesis import strategies as st
 from livetx.errors import (
     BadSignature,
     InvalidPath,
+    IpMismatch,
+    ParameterError,
     ScopeMismatch,
     TokenError,
     TokenExpired,
     TokenMalformed,
     TokenMissing,
+    TokenNotYetValid,
     UnknownKey,
 )
 from livetx.settings import SigningKey
-from livetx.signing import Signer, Token
+from livetx.signing import TOKEN_PARAMS, Signer, Token
 
 OLD = SigningKey("old", b"o" * 32)
 NEW = SigningKey("new", b"n" * 32)
@@ -109,22 +113,108 @@ def test_repr_never_shows_secret(signer: Signer) -> None:
     assert "nnnn" not in repr(signer) and "nnnn" not in repr(NEW)
 
 
-@settings(max_examples=300, deadline=None)
+CLIENT = "203.0.113.7"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param({}, id="path"),
+        pytest.param({"scope": True, "nbf": NOW - 10, "ip": "203.0.113.0/24"}, id="prefix-nbf-ip"),
+    ],
+)
+@settings(max_examples=400, deadline=None)
 @given(data=st.data())
-def test_no_mutation_of_a_signed_url_verifies(data: st.DataObject) -> None:
+def test_no_mutation_of_a_signed_url_verifies(claims: dict[str, object], data: st.DataObject) -> None:
+    """Change, add or drop any one field of a valid URL: only the identity verifies."""
     signer = Signer([OLD, NEW], NEW)
-    token = signer.sign_path(PATH, NOW + 60)
-    fields = {"path": PATH, **token.query()}
+    if claims.get("scope"):
+        token = signer.sign_prefix("/hls/default/movies/a.mp4/", NOW + 60, nbf=claims["nbf"], ip=claims["ip"])  # type: ignore[arg-type]
+    else:
+        token = signer.sign_path(PATH, NOW + 60)
+    fields = {"path": PATH, **{name: "" for name in TOKEN_PARAMS}, **token.query()}
+    assert signer.verify(PATH, {k: [v] for k, v in fields.items() if k != "path" and v}, NOW, CLIENT) == token
     name = data.draw(st.sampled_from(sorted(fields)))
     value = fields[name]
     mutated = data.draw(st.text(min_size=0, max_size=len(value) + 3).filter(lambda v: v != value))
     fields[name] = mutated
     q = {k: [v] for k, v in fields.items() if k != "path" and v}
+    if name == "path" and claims.get("scope") and mutated.startswith("/hls/default/movies/a.mp4/"):
+        return  # a prefix token covers every well-formed path under its scope, by design
     with pytest.raises((TokenError, InvalidPath)):
-        signer.verify(fields["path"], q, NOW)
+        signer.verify(fields["path"], q, NOW, CLIENT)
 
 
-def test_readme_worked_example() -> None:
+@pytest.mark.parametrize(
+    ("name", "spelling"),
+    [
+        pytest.param("exp", "01800000060", id="exp-leading-zero"),
+        pytest.param("exp", "+1800000060", id="exp-plus"),
+        pytest.param("exp", "1800000060.0", id="exp-decimal"),
+        pytest.param("ip", "203.0.113.007", id="ip-leading-zero"),
+        pytest.param("ip", "203.0.113.7/32", id="ip-host-as-network"),
+        pytest.param("ip", "203.0.113.1/24", id="ip-host-bits"),
+        pytest.param("ip", "2001:DB8::1", id="ipv6-upper-case"),
+    ],
+)
+def test_other_spellings_of_a_claim_are_refused(signer: Signer, name: str, spelling: str) -> None:
+    token = signer.sign_path(PATH, NOW + 60, ip="203.0.113.7" if name == "ip" else None)
+    q = query(token)
+    q[name] = [spelling]
+    with pytest.raises(TokenMalformed):
+        signer.verify(PATH, q, NOW, CLIENT)
+
+
+def test_not_yet_valid_is_refused_until_nbf(signer: Signer) -> None:
+    token = signer.sign_path(PATH, NOW + 3600, nbf=NOW + 600)
+    with pytest.raises(TokenNotYetValid):
+        signer.verify(PATH, query(token), NOW)
+    with pytest.raises(TokenNotYetValid):
+        signer.verify(PATH, query(token), NOW + 600 - 31)
+    assert signer.verify(PATH, query(token), NOW + 600 - 30).nbf == NOW + 600  # within the clock skew
+    assert signer.verify(PATH, query(token), NOW + 601).nbf == NOW + 600
+
+
+def test_nbf_after_exp_is_refused_when_signing(signer: Signer) -> None:
+    with pytest.raises(ParameterError, match="nbf"):
+        signer.sign_path(PATH, NOW + 60, nbf=NOW + 61)
+
+
+@pytest.mark.parametrize(
+    ("bound", "client", "ok"),
+    [
+        pytest.param("203.0.113.7", "203.0.113.7", True, id="same-address"),
+        pytest.param("203.0.113.7", "203.0.113.8", False, id="other-address"),
+        pytest.param("203.0.113.0/24", "203.0.113.200", True, id="in-network"),
+        pytest.param("203.0.113.0/24", "198.51.100.1", False, id="outside-network"),
+        pytest.param("203.0.113.7", "::ffff:203.0.113.7", True, id="v4-mapped-v6"),
+        pytest.param("2001:db8::/32", "2001:db8:1::5", True, id="v6-network"),
+        pytest.param("203.0.113.7", None, False, id="unknown-client"),
+        pytest.param("203.0.113.7", "not-an-ip", False, id="garbage-client"),
+    ],
+)
+def test_ip_binding(signer: Signer, bound: str, client: str | None, ok: bool) -> None:
+    token = signer.sign_path(PATH, NOW + 60, ip=bound)
+    if ok:
+        assert signer.verify(PATH, query(token), NOW, client).ip == bound
+    else:
+        with pytest.raises(IpMismatch):
+            signer.verify(PATH, query(token), NOW, client)
+
+
+def test_children_inherit_every_claim(signer: Signer) -> None:
+    parent = signer.sign_path(PATH, NOW + 60, nbf=NOW - 5, ip="203.0.113.0/24")
+    child = signer.sign_like(parent, "/hls/default/movies/a.mp4/main.m3u8")
+    assert (child.exp, child.nbf, child.ip) == (parent.exp, parent.nbf, parent.ip)
+    signer.verify("/hls/default/movies/a.mp4/main.m3u8", query(child), NOW, CLIENT)
+
+
+def test_readme_worked_examples() -> None:
     key = SigningKey("k1", bytes(range(32)))
-    token = Signer([key], key).sign_path("/hls/default/sample.mp4/master.m3u8", 1_800_000_000)
-    assert token.query_string() == "exp=1800000000&kid=k1&sig=rfoDGW6MBv4CJ8AIBciTLNVMQouqz7awtnswzoXMcrc"
+    signer = Signer([key], key)
+    token = signer.sign_path("/hls/default/sample.mp4/master.m3u8", 1_800_000_000)
+    assert token.query_string() == "exp=1800000000&kid=k1&sig=AIBFxIbxO5Ql9Y2ztrtoO2FarD4PRFUmq4jJkSl-nr8"
+    scoped = signer.sign_prefix("/hls/default/sample.mp4/", 1_800_000_000, ip="203.0.113.0/24")
+    assert scoped.sig == "EveOhcWT--Fwexfb00GcsdoDeNfzaPLALWXzP6-JnNQ"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert token.sig in readme and scoped.sig in readme

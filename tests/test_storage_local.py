@@ -45,3 +45,11 @@ def test_symlink_out_of_root_refused(tmp_path: Path) -> None:
     os.symlink(outside, root / "link")
     with pytest.raises(InvalidPath):
         LocalStorage(root).local_path("link/file.mp4")
+
+
+async def test_written_objects_are_readable_by_a_web_server(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    await store.write("a/b.ts", b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a" / "b.ts").stat().st_mode & 0o777 == 0o644 & ~mask  # not mkstemp's 0600

@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from livetx.media.model import SegmentJob, VideoSpec
@@ -193,3 +194,69 @@ def test_aq_sets_aac_quality(sources: dict[str, Source]) -> None:
         with open_joined(segments) as container:
             sizes[aq] = sum(p.size for p in container.demux(audio=0))
     assert sizes[5] * 2 < sizes[95]
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotated_source_is_turned_upright(tmp_path: Path, rotation: int) -> None:
+    """The display matrix is applied as FFmpeg applies it: turned counter-clockwise by its angle."""
+    spec = SampleSpec(seconds=2.0, width=320, height=180, fps=Fraction(25), rotation=rotation)
+    path = tmp_path / f"rotated-{rotation}.mp4"
+    write_sample(path, spec)
+    segments, _, _ = make_any_segments(Source(path, spec))
+    turns = rotation // 90
+    with open_joined(segments) as container:
+        frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    assert frames[0].shape == ((320, 180) if turns % 2 else (180, 320))
+    assert [read_index(np.rot90(f, -turns)) for f in frames] == list(range(50))
+
+
+@pytest.mark.parametrize(("arotate", "size"), [(0, (640, 360)), (1, (360, 640))])
+def test_arotate_turns_the_size_box_with_the_source(tmp_path: Path, arotate: int, size: tuple[int, int]) -> None:
+    spec = SampleSpec(seconds=1.0, width=640, height=360, fps=Fraction(25), rotation=90)
+    path = tmp_path / "portrait.mp4"
+    write_sample(path, spec)
+    segments, _, _ = make_any_segments(Source(path, spec), s="640x360", arotate=arotate, scaletype="fit")
+    with open_joined(segments) as container:
+        frame = next(container.decode(video=0))
+    # fit: a 360x640 portrait picture in a 640x360 box is 202x360; turned with the source it fills the box
+    assert (frame.width, frame.height) == (size if arotate else (202, 360))
+
+
+def test_odd_source_size_is_encoded_even(tmp_path: Path) -> None:
+    spec = SampleSpec(seconds=2.0, width=321, height=241, fps=Fraction(25), pix_fmt="yuv444p")  # 4:2:0 needs even sides
+    path = tmp_path / "odd.mkv"
+    write_sample(path, spec)
+    info = probe(str(path))
+    assert info.video is not None and (info.video.width, info.video.height) == (321, 241)
+    segments, _, _ = make_any_segments(Source(path, spec))
+    with open_joined(segments) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (320, 240)
+        assert decode_video(container).indexes == list(range(50))
+
+
+def _profile_tier_level(raw: bytes, codec: str) -> str:
+    """The profile bytes of the first SPS, as RFC 6381 spells them."""
+    if codec == "h264":
+        sps = raw.index(b"\x00\x00\x01\x67") + 4
+        return f"avc1.{raw[sps : sps + 3].hex()}"
+    at = raw.index(b"\x00\x00\x01\x42") + 6  # NAL header (2) and the sub-layer byte
+    ptl = raw[at : at + 24].replace(b"\x00\x00\x03", b"\x00\x00")[:12]
+    compat = int.from_bytes(ptl[1:5], "big")
+    reversed_compat = int(f"{compat:032b}"[::-1], 2)
+    constraints = ptl[5:11].rstrip(b"\x00")
+    return f"hvc1.{ptl[0] & 0x1F}.{reversed_compat:X}.L{ptl[11]}." + ".".join(f"{b:02X}" for b in constraints)
+
+
+@pytest.mark.parametrize("codec", ["h264", "h265"])
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le", "yuv422p", "yuv422p10le", "yuv444p", "yuv444p10le"])
+def test_pixfmt_is_encoded_and_named_in_codecs(sources: dict[str, Source], codec: str, pix_fmt: str) -> None:
+    src = sources["mp4-30"]
+    spec = VideoSpec(codec, 320, 180, src.spec.fps, pix_fmt=pix_fmt)
+    job = SegmentJob(str(src.path), Fraction(0), Fraction(0), Fraction(1, 3), spec, None, 0, None)
+    with av.open(io.BytesIO(transcode_segment(job).data), format="mpegts") as container:
+        frame = next(container.decode(video=0))
+        container.seek(0)
+        raw = bytes(next(p for p in container.demux(video=0) if p.size))
+    assert frame.format.name == pix_fmt
+    assert codecs(spec, None) == _profile_tier_level(raw, codec)

@@ -1,31 +1,47 @@
 """The segment path below HTTP: cache lookup -> singleflight -> pool transcode -> write-back.
 
-A hit is answered from the output store. A miss goes through singleflight, so concurrent
-requests for one segment share one transcode; the bytes go to the client as soon as they
-exist, and the write-back to storage runs on its own, retried, never leaving a partial object.
+Lookup goes tier by tier: the local tier (when output storage is remote), then the output
+store. A miss goes through singleflight, so concurrent requests for one segment share one
+transcode. The bytes reach the client as soon as they exist; the write-back to storage runs on
+its own, retried, never leaving a partial object. A deleted or unreachable object is simply a
+miss: the segment is made again, with identical timing, because the plan is a pure function.
+
+Background work goes through the same path at a lower pool priority: pre-transcode when a
+playlist is created, lookahead while a client plays. A client that asks for a segment being
+made in the background promotes that job to client priority.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from livetx.cache.keys import segment_key
+from livetx.cache.local_tier import LocalTier
 from livetx.cache.singleflight import LocalSingleFlight
-from livetx.media.pool import Priority, TranscodePool
+from livetx.errors import LivetxError, StorageUnavailable
+from livetx.hls.plan import lookahead_indexes, pretranscode_indexes
+from livetx.media.pool import Priority, Ticket, TranscodePool
 from livetx.storage.base import Storage
 from livetx.titles import Rendition, Title
 
 log = logging.getLogger(__name__)
 
-WRITE_RETRIES = 3
+WRITE_BACKOFF_CAP = 10.0  # seconds between write-back attempts, at most
+WRITE_DEADLINE = 600.0  # a write-back is retried this long (storage outages), then given up
+IN_ORDER_AHEAD = 2  # segments prefetched while a client plays in order
+PLAYHEADS = 4096  # renditions whose last played segment is remembered
+MEASURED_RENDITIONS = 4096  # renditions whose segment sizes are remembered
 
 
 @dataclass(frozen=True)
 class SegmentBody:
-    """A segment to send: a file to stream (a hit on local storage) or bytes in memory."""
+    """A segment to send: a file to stream (Range and HEAD for free) or bytes in memory."""
 
     etag: str
     path: Path | None = None
@@ -34,58 +50,242 @@ class SegmentBody:
 
 @dataclass
 class CacheStats:
-    hits: int = 0
+    hits: dict[str, int] = field(default_factory=lambda: {"memory": 0, "local": 0, "storage": 0})
     misses: int = 0
     transcodes: int = 0
+    joins: int = 0
+    promotions: int = 0
     writebacks: int = 0
     writeback_failures: int = 0
+    storage_errors: int = 0
+    prefetched: int = 0
+    prefetch_dropped: int = 0
+    source_bytes: int = 0
 
 
 class SegmentService:
-    def __init__(self, sources: Storage, output: Storage, pool: TranscodePool, flight: LocalSingleFlight | None = None) -> None:
+    def __init__(
+        self,
+        sources: Storage,
+        output: Storage,
+        pool: TranscodePool,
+        tier: LocalTier | None = None,
+        flight: LocalSingleFlight | None = None,
+        prefetch_limit: int = 64,
+        lookahead: bool = True,
+        observe_transcode: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.sources = sources
         self.output = output
         self.pool = pool
+        self.tier = tier
         self.flight = flight or LocalSingleFlight()
+        self.prefetch_limit = prefetch_limit
+        self.lookahead = lookahead
+        self.observe_transcode = observe_transcode
         self.stats = CacheStats()
+        self._tickets: dict[str, Ticket] = {}  # segment key -> its pool job, while it is made
+        self._wanted: dict[str, Priority] = {}  # segment key -> most urgent priority asked for it
+        self._fresh: dict[str, bytes] = {}  # made, not yet in storage: served from here meanwhile
         self._writebacks: set[asyncio.Task[None]] = set()
+        self._background: dict[str, asyncio.Task[None]] = {}
+        self._playheads: OrderedDict[str, int] = OrderedDict()
+        self._sizes: OrderedDict[str, dict[int, int]] = OrderedDict()  # spec id -> segment -> bytes
+
+    # ---- the request path ---------------------------------------------------------------
 
     async def get(self, title: Title, rendition: Rendition, index: int, priority: Priority = Priority.CLIENT) -> SegmentBody:
         rendition.window(index)  # 404 for an index past the end, before any I/O
         key = segment_key(title, rendition, index)
         etag = f'"{rendition.spec_id}-{index}"'
-        if await self.output.stat(key) is not None:
-            self.stats.hits += 1
-            path = self.output.local_path(key)
-            return SegmentBody(etag, path=path) if path is not None else SegmentBody(etag, data=await self.output.read(key))
+        found = await self._lookup(key, etag, rendition, index)
+        if found is not None:
+            return found
         self.stats.misses += 1
+        wanted = self._wanted.get(key)
+        if wanted is None or priority < wanted:
+            self._wanted[key] = priority  # read when the job is submitted, if it is not yet
+        ticket = self._tickets.get(key)
+        if ticket is not None:
+            self.stats.joins += 1
+            if priority < ticket.priority:  # a client waits on background work: it goes first now
+                self.stats.promotions += 1
+                self.pool.promote(ticket, priority)
         data = await self.flight.do(key, self._make(title, rendition, index, key, priority))
+        if self.tier is not None:
+            path = self.tier.path(key)
+            if path is not None:
+                return SegmentBody(etag, path=path)
         return SegmentBody(etag, data=data)
 
+    async def _lookup(self, key: str, etag: str, rendition: Rendition, index: int) -> SegmentBody | None:
+        fresh = self._fresh.get(key)
+        if fresh is not None:  # its write-back is still on the way
+            self.stats.hits["memory"] += 1
+            return SegmentBody(etag, data=fresh)
+        if self.tier is not None:
+            path = self.tier.path(key)
+            if path is not None:
+                self.stats.hits["local"] += 1
+                return SegmentBody(etag, path=path)
+        try:
+            info = await self.output.stat(key)
+            if info is None:
+                return None
+            self._measure(rendition, index, info.size)
+            path = self.output.local_path(key)
+            if path is None:
+                data = await self.output.read(key)
+                path = await self.tier.put(key, data) if self.tier is not None else None
+                self.stats.hits["storage"] += 1
+                return SegmentBody(etag, path=path) if path is not None else SegmentBody(etag, data=data)
+        except (StorageUnavailable, FileNotFoundError) as exc:
+            # storage down or the object went away: make the segment again instead
+            self.stats.storage_errors += isinstance(exc, StorageUnavailable)
+            log.warning("segment lookup failed", extra={"event": "storage_error", "error": type(exc).__name__})
+            return None
+        self.stats.hits["storage"] += 1
+        return SegmentBody(etag, path=path)
+
     async def _make(self, title: Title, rendition: Rendition, index: int, key: str, priority: Priority) -> bytes:
-        job = title.job(rendition, index, self.sources.media_url(title.source.key))
-        result = await self.pool.run(job, priority)
+        try:
+            job = title.job(rendition, index, await self.sources.media_url(title.source.key))
+            # whoever asked while the URL was being made counts too
+            ticket = self.pool.submit(job, min(priority, self._wanted.get(key, priority)))
+            self._tickets[key] = ticket
+            result = await ticket.future
+        finally:
+            self._tickets.pop(key, None)
+            self._wanted.pop(key, None)
         self.stats.transcodes += 1
+        self.stats.source_bytes += result.source_bytes
+        if self.observe_transcode is not None:
+            self.observe_transcode(rendition.name, result.seconds)
+        self._measure(rendition, index, len(result.data))
+        if self.tier is not None:
+            try:
+                await self.tier.put(key, result.data)
+            except OSError as exc:  # a full or broken local disk: serve from memory
+                log.warning("local tier write failed", extra={"event": "tier_error", "error": type(exc).__name__})
+        self._fresh[key] = result.data
         task = asyncio.create_task(self._write_back(key, result.data))
         self._writebacks.add(task)
         task.add_done_callback(self._writebacks.discard)
         return result.data
 
     async def _write_back(self, key: str, data: bytes) -> None:
-        for attempt in range(WRITE_RETRIES):
+        """PUT until it succeeds: through a storage outage, uploads catch up once it is back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WRITE_DEADLINE
+        try:
+            await self._put(key, data, loop, deadline)
+        finally:
+            self._fresh.pop(key, None)
+
+    async def _put(self, key: str, data: bytes, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        attempt = 0
+        while True:
             try:
                 await self.output.write(key, data)
                 self.stats.writebacks += 1
                 return
             except Exception as exc:  # noqa: BLE001 - retried, then reported
+                attempt += 1
+                self.stats.storage_errors += 1
                 log.warning(
-                    "segment write-back failed",
-                    extra={"event": "writeback_failed", "attempt": attempt + 1, "error": type(exc).__name__},
+                    "segment write-back failed", extra={"event": "writeback_failed", "attempt": attempt, "error": type(exc).__name__}
                 )
-                await asyncio.sleep(0.5 * 2**attempt)
-        self.stats.writeback_failures += 1
+                if loop.time() > deadline:
+                    self.stats.writeback_failures += 1
+                    return
+                await asyncio.sleep(min(WRITE_BACKOFF_CAP, 0.25 * 2**attempt))
+
+    # ---- what a title's segments are doing (for the demo page and operators) ------------
+
+    def state(self, title: Title, rendition: Rendition, index: int) -> str:
+        """ "transcoding", "cached" (made or read by this process, or on local disk), or "none"
+        (not made as far as this process knows; remote storage is not asked)."""
+        key = segment_key(title, rendition, index)
+        if key in self._tickets:
+            return "transcoding"
+        if key in self._fresh or index in self._sizes.get(rendition.spec_id, {}):
+            return "cached"
+        if self.tier is not None and self.tier.path(key) is not None:
+            return "cached"
+        path = self.output.local_path(key)
+        return "cached" if path is not None and path.is_file() else "none"
+
+    # ---- measured bandwidth ------------------------------------------------------------
+
+    def _measure(self, rendition: Rendition, index: int, size: int) -> None:
+        sizes = self._sizes.setdefault(rendition.spec_id, {})
+        self._sizes.move_to_end(rendition.spec_id)
+        sizes[index] = size
+        if len(self._sizes) > MEASURED_RENDITIONS:
+            self._sizes.popitem(last=False)
+
+    def bandwidth(self, rendition: Rendition) -> tuple[int, int]:
+        """(BANDWIDTH, AVERAGE-BANDWIDTH) in bit/s. Once segments of the rendition have been
+        made or read, the average is their measured mean and the peak their highest rate;
+        until every segment is measured, the peak is never below the estimate."""
+        sizes = self._sizes.get(rendition.spec_id)
+        if not sizes:
+            return rendition.bandwidth, rendition.average_bandwidth
+        rates = [float(8 * size / rendition.windows[i].duration) for i, size in sizes.items()]
+        average = float(8 * sum(sizes.values()) / sum(rendition.windows[i].duration for i in sizes))
+        peak = max(rates)
+        if len(sizes) < len(rendition.windows):
+            peak = max(peak, float(rendition.bandwidth))
+        return math.ceil(peak), math.ceil(average)
+
+    # ---- background work ---------------------------------------------------------------
+
+    def pretranscode(self, title: Title) -> None:
+        """Queue the first `initd` ms of every rendition (when its playlist is created)."""
+        for rendition in title.renditions:
+            self.prefetch(title, rendition, pretranscode_indexes(rendition.windows, rendition.initd), Priority.PRETRANSCODE)
+
+    def played(self, title: Title, rendition: Rendition, index: int) -> None:
+        """A client fetched segment `index`: prefetch ahead of it. Playing in order, the next
+        two; after a start or a seek, the title's `ta` segments."""
+        if not self.lookahead:
+            return
+        head = f"{title.source.key}\n{title.source.etag}\n{rendition.spec_id}"
+        previous = self._playheads.pop(head, None)
+        self._playheads[head] = index
+        if len(self._playheads) > PLAYHEADS:
+            self._playheads.popitem(last=False)
+        ahead = IN_ORDER_AHEAD if previous == index - 1 else rendition.ta
+        self.prefetch(title, rendition, lookahead_indexes(rendition.windows, index, ahead), Priority.LOOKAHEAD)
+
+    def prefetch(self, title: Title, rendition: Rendition, indexes: Iterable[int], priority: Priority) -> None:
+        for index in indexes:
+            key = segment_key(title, rendition, index)
+            if key in self._background or key in self._tickets:
+                continue
+            if len(self._background) >= self.prefetch_limit:
+                self.stats.prefetch_dropped += 1
+                continue
+            task = asyncio.create_task(self._prefetch_one(title, rendition, index, priority))
+            self._background[key] = task
+            task.add_done_callback(lambda _, key=key: self._background.pop(key, None))  # type: ignore[misc]
+
+    async def _prefetch_one(self, title: Title, rendition: Rendition, index: int, priority: Priority) -> None:
+        try:
+            await self.get(title, rendition, index, priority)
+            self.stats.prefetched += 1
+        except LivetxError as exc:
+            log.warning("prefetch failed", extra={"event": "prefetch_failed", "code": exc.code})
+
+    # ---- shutdown ----------------------------------------------------------------------
+
+    @property
+    def pending_writebacks(self) -> int:
+        return len(self._writebacks)
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Wait for pending write-backs (at shutdown)."""
+        """At shutdown: drop background work, wait for pending write-backs (up to `timeout`)."""
+        for task in list(self._background.values()):
+            task.cancel()
         if self._writebacks:
             await asyncio.wait(list(self._writebacks), timeout=timeout)

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any
 
+RECORD_VERSION = 1  # of the probe record; bump when VideoInfo/AudioInfo change meaning
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -22,6 +24,15 @@ class VideoInfo:
     end: Fraction | None = None  # seconds: end of the last packet, from the tail probe
     sar: Fraction | None = None  # sample (pixel) aspect ratio when not 1:1
     bit_rate: int | None = None  # bit/s, when the headers say
+    rotation: int = 0  # counter-clockwise degrees to turn the coded picture for display (0/90/180/270)
+
+    @property
+    def display_size(self) -> tuple[Fraction, Fraction]:
+        """Width and height as shown: square pixels, turned by the rotation."""
+        width = self.width * self.sar if self.sar else Fraction(self.width)
+        if self.rotation in (90, 270):
+            return Fraction(self.height), width
+        return width, Fraction(self.height)
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,39 @@ class MediaInfo:
 
         return plain(asdict(self))  # type: ignore[no-any-return]
 
+    def to_record(self) -> dict[str, Any]:
+        """Lossless JSON form (fractions kept exact), for the probe record in storage."""
+
+        def exact(value: Any) -> Any:
+            if isinstance(value, Fraction):
+                return {"fraction": f"{value.numerator}/{value.denominator}"}
+            if isinstance(value, dict):
+                return {k: exact(v) for k, v in value.items()}
+            return value
+
+        return {"version": RECORD_VERSION, "info": exact(asdict(self))}
+
+    @classmethod
+    def from_record(cls, record: Any) -> MediaInfo:
+        """Inverse of `to_record`; ValueError for anything else (an old or foreign record)."""
+
+        def exact(value: Any) -> Any:
+            if isinstance(value, dict):
+                if set(value) == {"fraction"}:
+                    return Fraction(value["fraction"])
+                return {k: exact(v) for k, v in value.items()}
+            return value
+
+        try:
+            if record["version"] != RECORD_VERSION:
+                raise ValueError("probe record version")
+            info = exact(record["info"])
+            video = VideoInfo(**info["video"]) if info["video"] else None
+            audio = AudioInfo(**info["audio"]) if info["audio"] else None
+            return cls(info["format"], info["duration"], info["start"], video, audio)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a probe record: {exc}") from None
+
 
 @dataclass(frozen=True)
 class VideoSpec:
@@ -76,6 +120,7 @@ class VideoSpec:
     gop: int | None = None
     preset: str = "veryfast"
     pix_fmt: str = "yuv420p"
+    rotation: int = 0  # counter-clockwise degrees to turn decoded frames upright (from the source)
     threads: int = 0  # 0: let the encoder pick
 
 
@@ -109,3 +154,4 @@ class SegmentResult:
     audio_packets: int
     seconds: float  # wall time in the worker
     source_seeks: int
+    source_bytes: int = 0  # bytes fetched from a remote source (ranged reads); 0 for local files

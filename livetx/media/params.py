@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -20,6 +20,7 @@ from livetx.errors import ParameterError
 from livetx.media.model import AudioSpec, MediaInfo, VideoSpec
 
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _SIZE = re.compile(r"^(\d*)x(\d*)$")
 
@@ -44,6 +45,8 @@ class RenditionParams:
     s: str | None = None
     sopt: int = 1
     scaletype: str = "stretch"
+    arotate: int = 0  # 1: an explicit WxH box turns with a source shown at 90 or 270 degrees
+    pixfmt: str = "yuv420p"  # what HLS players decode everywhere; 10-bit sources come down to 8 bits
     crf: float | None = None
     vb: int | None = None
     vbopt: int = 1
@@ -177,6 +180,8 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
         s=size,
         sopt=_choice(params, "sopt", 1, (0, 1, 2)),
         scaletype=scaletype,
+        arotate=_choice(params, "arotate", 0, (0, 1)),
+        pixfmt=_choice(params, "pixfmt", "yuv420p", PIXEL_FORMATS),
         crf=crf if crf is not None or vb is not None else 23.0,
         vb=vb,
         vbopt=_choice(params, "vbopt", 1, (0, 1, 2)),
@@ -246,9 +251,12 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
             raise ParameterError("fps", f"at most the source's {float(src.fps):g} fps (fpsopt=2)")
         fps = min(params.fps, src.fps) if params.fpsopt == 1 else params.fps
     bitrate = _capped(params.vb, src.bit_rate, params.vbopt, "vb")
-    # non-square pixels: plan in display size, encode square pixels
-    display_w = src.width * src.sar if src.sar else Fraction(src.width)
-    width, height, pic_w, pic_h = output_size(params, float(display_w), src.height)
+    # plan in display size (square pixels, rotation applied); frames are encoded upright
+    display_w, display_h = src.display_size
+    if params.arotate and src.rotation in (90, 270) and params.s and "x" in params.s.strip("x"):
+        box_w, _, box_h = params.s.partition("x")
+        params = replace(params, s=f"{box_h}x{box_w}")
+    width, height, pic_w, pic_h = output_size(params, float(display_w), float(display_h))
     return VideoSpec(
         codec=params.vcodec,
         width=width,
@@ -261,6 +269,8 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
         bufsize=params.bufsize,
         gop=params.g,
         preset=params.preset,
+        pix_fmt=params.pixfmt,
+        rotation=src.rotation,
         threads=threads,
     )
 

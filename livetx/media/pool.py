@@ -3,8 +3,13 @@
 Each slot owns one warm worker process (spawned, with av and the transcoder imported) and
 talks to it over a pipe. A job that overruns its time limit gets its worker killed and
 replaced; a worker that dies is replaced too. Either way only that job fails, with a named
-error, and the pool keeps serving. Waiting clients go before lookahead, lookahead before
-pre-transcode.
+error, and the pool keeps serving.
+
+Waiting clients go before lookahead, and lookahead before pre-transcode. Background work never
+delays a client: while any client job is queued or running, no background job starts, and the
+running ones are preempted (a worker stops between packets, within milliseconds, and the job
+goes back in the queue), so a client's transcode has every core. A client that joins
+background work promotes it to client priority.
 """
 
 from __future__ import annotations
@@ -34,22 +39,39 @@ class Priority(IntEnum):
     PRETRANSCODE = 2
 
 
+CANCEL = "cancel"  # parent -> worker: give up the current job
+
+
 def _worker_main(conn: Connection) -> None:
     """Child process: import once, then run jobs until the pipe closes."""
-    from livetx.media.transcode import transcode_segment
+    from livetx.media.transcode import Preempted, transcode_segment
+
+    def should_stop() -> bool:
+        try:
+            return bool(conn.poll()) and conn.recv() == CANCEL
+        except (EOFError, OSError):  # the parent went away: stop now
+            return True
 
     conn.send(("ready", os.getpid()))
     while True:
         try:
             job = conn.recv()
-        except (EOFError, KeyboardInterrupt):
+        except (EOFError, OSError, KeyboardInterrupt):
             return
+        if job == CANCEL:  # arrived after its job had finished: nothing to stop
+            continue
         try:
-            conn.send(("ok", transcode_segment(job)))
+            reply: tuple[Any, ...] = ("ok", transcode_segment(job, should_stop))
+        except Preempted:
+            reply = ("cancelled",)
         except LivetxError as exc:
-            conn.send(("error", exc.code, exc.message))
+            reply = ("error", exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - report, never die silently
-            conn.send(("error", "transcode_failed", f"{type(exc).__name__}: {exc}"))
+            reply = ("error", "transcode_failed", f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(reply)
+        except (EOFError, OSError):  # the parent closed the pipe (shutdown): nothing to report to
+            return
 
 
 class _Worker:
@@ -86,6 +108,14 @@ class _Worker:
         if self.conn is not None:
             self.conn.close()
 
+    def cancel(self) -> None:
+        """Ask the running job to stop (called from the event loop while `call` waits in a thread)."""
+        try:
+            if self.conn is not None:
+                self.conn.send(CANCEL)
+        except OSError:
+            pass
+
     def call(self, job: SegmentJob, timeout: float) -> tuple[bool, Any]:
         """Run one job. Returns (restarted, reply)."""
         assert self.conn is not None
@@ -109,6 +139,18 @@ class PoolStats:
     completed: int = 0
     failed: int = 0
     restarts: int = 0
+    preempted: int = 0
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One submitted job: its priority can be raised while it waits or runs."""
+
+    job: SegmentJob
+    priority: Priority
+    future: asyncio.Future[SegmentResult]
+    running_on: _Worker | None = None
+    cancelling: bool = False
 
 
 class TranscodePool:
@@ -119,7 +161,11 @@ class TranscodePool:
         self._ctx = multiprocessing.get_context("spawn")
         self._workers = [_Worker(self._ctx) for _ in range(self.size)]
         self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="livetx-pool")
-        self._queue: asyncio.PriorityQueue[tuple[int, int, SegmentJob, asyncio.Future[SegmentResult]]] = asyncio.PriorityQueue()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Ticket]] = asyncio.PriorityQueue()
+        self._running: set[Ticket] = set()
+        self._clients = 0  # client tickets queued or running
+        self._clients_idle = asyncio.Event()
+        self._clients_idle.set()
         self._seq = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -141,35 +187,89 @@ class TranscodePool:
         return [w.process.pid for w in self._workers if w.process is not None and w.process.is_alive()]
 
     async def run(self, job: SegmentJob, priority: Priority = Priority.CLIENT) -> SegmentResult:
-        future: asyncio.Future[SegmentResult] = asyncio.get_running_loop().create_future()
+        return await self.submit(job, priority).future
+
+    def submit(self, job: SegmentJob, priority: Priority = Priority.CLIENT) -> Ticket:
+        ticket = Ticket(job, priority, asyncio.get_running_loop().create_future())
+        if priority == Priority.CLIENT:
+            self._client_added(ticket)
+        self._enqueue(ticket)
+        return ticket
+
+    def promote(self, ticket: Ticket, priority: Priority = Priority.CLIENT) -> None:
+        """A client now waits on `ticket`: queue it (again) at the higher priority."""
+        if priority >= ticket.priority or ticket.future.done():
+            return
+        ticket.priority = priority
+        if priority == Priority.CLIENT:
+            self._client_added(ticket)
+        if ticket.running_on is None:
+            self._enqueue(ticket)  # the old queue entry is skipped: its priority no longer matches
+
+    def _client_added(self, ticket: Ticket) -> None:
+        self._clients += 1
+        self._clients_idle.clear()
+        ticket.future.add_done_callback(self._client_done)
+        self._preempt_background()
+
+    def _client_done(self, _: asyncio.Future[SegmentResult]) -> None:
+        self._clients -= 1
+        if self._clients == 0:
+            self._clients_idle.set()
+
+    def _enqueue(self, ticket: Ticket) -> None:
         self.stats.queued += 1
-        await self._queue.put((int(priority), next(self._seq), job, future))
-        return await future
+        self._queue.put_nowait((int(ticket.priority), next(self._seq), ticket))
+
+    def _preempt_background(self) -> None:
+        """A client waits: stop every running background job (they go back in the queue)."""
+        for ticket in self._running:
+            if ticket.priority > Priority.CLIENT and not ticket.cancelling and ticket.running_on is not None:
+                ticket.cancelling = True
+                ticket.running_on.cancel()
 
     async def _dispatch(self, worker: _Worker) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            _, _, job, future = await self._queue.get()
+            priority, _, ticket = await self._queue.get()
             self.stats.queued -= 1
-            if future.done():  # the caller gave up while it queued
+            # a caller that gave up, an entry left behind by a promotion, or a ticket already running
+            if ticket.future.done() or priority != ticket.priority or ticket.running_on is not None:
                 continue
+            if ticket.priority > Priority.CLIENT and not self._clients_idle.is_set():
+                # background waits while a client does; a short wait, so this slot still picks up
+                # a client job queued in the meantime (it sorts first)
+                self._enqueue(ticket)
+                try:
+                    await asyncio.wait_for(self._clients_idle.wait(), timeout=0.05)
+                except TimeoutError:
+                    pass
+                continue
+            ticket.running_on = worker
+            self._running.add(ticket)
             self.stats.in_flight += 1
             try:
-                restarted, reply = await loop.run_in_executor(self._threads, worker.call, job, self.timeout)
+                restarted, reply = await loop.run_in_executor(self._threads, worker.call, ticket.job, self.timeout)
             except Exception as exc:  # noqa: BLE001 - e.g. a worker that cannot be restarted
                 restarted, reply = True, ("error", "transcode_failed", f"{type(exc).__name__}")
             finally:
                 self.stats.in_flight -= 1
+                self._running.discard(ticket)
+                ticket.running_on = None
             if restarted:
                 self.stats.restarts += 1
                 log.warning("transcode worker replaced", extra={"event": "worker_restart", "reason": reply[1]})
-            if future.done():
+            if ticket.future.done():
                 continue
-            if reply[0] == "ok":
+            if reply[0] == "cancelled":
+                self.stats.preempted += 1
+                ticket.cancelling = False
+                self._enqueue(ticket)
+            elif reply[0] == "ok":
                 self.stats.completed += 1
-                future.set_result(reply[1])
+                ticket.future.set_result(reply[1])
             else:
                 self.stats.failed += 1
                 _, code, message = reply
                 error = TranscodeTimeout(message) if code == "transcode_timeout" else _ERRORS.get(code, TranscodeFailed)(message)
-                future.set_exception(error)
+                ticket.future.set_exception(error)

@@ -10,6 +10,8 @@ import av
 
 from livetx.errors import SourceUnreadable
 from livetx.media.model import AudioInfo, MediaInfo, VideoInfo
+from livetx.media.orientation import display_rotation
+from livetx.media.remote import RangedReader, open_source
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> Fraction | None:
@@ -60,10 +62,36 @@ def _tail_ends(container: Any, streams: list[Any]) -> dict[int, Fraction]:
     return ends
 
 
-def probe(source: str, options: dict[str, str] | None = None) -> MediaInfo:
-    """Open `source` (a path or URL), read its headers and the timestamps of its last packets."""
+def _rotation(target: str | RangedReader, format_name: str) -> int:
+    """Display rotation of an MP4/MOV-family file (the only containers whose rotation FFmpeg applies)."""
+    if "mov" not in format_name.split(","):
+        return 0
+    if isinstance(target, RangedReader):
+        at = target.tell()  # the container reads on from here: put it back
+        try:
+            return display_rotation(target)
+        finally:
+            target.seek(at)
     try:
-        container = av.open(source, options=options or {}, timeout=30)
+        with open(target, "rb") as f:
+            return display_rotation(f)
+    except OSError:
+        return 0
+
+
+def probe(source: str, options: dict[str, str] | None = None) -> MediaInfo:
+    """Open `source` (a path, or an HTTP(S) URL read with ranged GETs), read its headers and the
+    timestamps of its last packets."""
+    try:
+        with open_source(source) as (target, _):
+            return _probe(target, options)
+    except OSError as exc:
+        raise SourceUnreadable(f"cannot read source: {type(exc).__name__}") from exc
+
+
+def _probe(target: str | RangedReader, options: dict[str, str] | None) -> MediaInfo:
+    try:
+        container: Any = av.open(target, options=options or {}, timeout=30)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise SourceUnreadable(f"cannot open source: {type(exc).__name__}") from exc
     with container:
@@ -82,6 +110,7 @@ def probe(source: str, options: dict[str, str] | None = None) -> MediaInfo:
                     start=_seconds(vs.start_time, vs.time_base),
                     sar=_sar(vs),
                     bit_rate=vs.codec_context.bit_rate or vs.bit_rate or None,
+                    rotation=_rotation(target, container.format.name),
                 )
         if container.streams.audio:
             aud = container.streams.audio[0]

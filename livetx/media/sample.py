@@ -130,6 +130,7 @@ class SampleSpec:
     sar: Fraction | None = None  # sample aspect ratio to declare (non-square pixels)
     vfr: bool = False  # jitter frame times (variable frame rate; use a ms-based container)
     start_offset: float = 0.0  # seconds added to every timestamp (e.g. 36000: a TS starting at 10 h)
+    rotation: int = 0  # display rotation to declare (MP4/MOV), counter-clockwise degrees
 
 
 _BARS = [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0), (0, 0, 192)]
@@ -195,6 +196,8 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
                 vstream.codec_context.time_base = Fraction(1, 1000)
             if spec.sar:
                 vstream.codec_context.sample_aspect_ratio = spec.sar
+            if spec.rotation:
+                vstream.set_display_rotation(spec.rotation)
             options = dict(spec.video_options)
             if spec.vcodec in ("libx264", "libx265"):
                 options.setdefault("preset", spec.preset)
@@ -207,13 +210,15 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
             astream.layout = "mono" if spec.channels == 1 else "stereo"
             astream.codec_context.options = dict(spec.audio_options)
             astream.codec_context.bit_rate = 128000 * spec.channels // 2 if spec.acodec != "flac" else 0
-        bg = _background(spec.width, spec.height)
+        # odd sizes: drawn one pixel larger (yuv420p needs even sides), then scaled down
+        draw_w, draw_h = spec.width + spec.width % 2, spec.height + spec.height % 2
+        bg = _background(draw_w, draw_h)
         audio_chunk = 1024 if spec.acodec != "libopus" else 960
         next_sample = 0
         for index in range(frames if vstream else 0):
-            frame = av.VideoFrame.from_ndarray(render_frame(bg, index, spec.width, spec.height), format="yuv420p")
-            if spec.pix_fmt != "yuv420p":
-                frame = frame.reformat(format=spec.pix_fmt)
+            frame = av.VideoFrame.from_ndarray(render_frame(bg, index, draw_w, draw_h), format="yuv420p")
+            if spec.pix_fmt != "yuv420p" or (draw_w, draw_h) != (spec.width, spec.height):
+                frame = frame.reformat(width=spec.width, height=spec.height, format=spec.pix_fmt)
             if spec.vfr:
                 # variable frame rate: each frame up to 15 ms early or late, in milliseconds
                 frame.pts = round(1000 * index / spec.fps + 15 * math.sin(index * 1.7))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from livetx.errors import SourceUnreadable, TranscodeFailed
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
+from livetx.media.remote import open_source
 
 AAC_FRAME = 1024
 TS_OFFSET = Fraction(7, 5)  # seconds added to every timestamp
@@ -44,27 +46,37 @@ SEEK_BACKOFF = (Fraction(1), Fraction(5), Fraction(30), None)  # seconds before 
 ENCODERS = {"h264": "libx264", "h265": "libx265"}
 
 
-def transcode_segment(job: SegmentJob) -> SegmentResult:
-    """Module-level entry point for the process pool."""
+class Preempted(Exception):
+    """The pool asked this (background) transcode to give its worker to a waiting client."""
+
+
+def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = None) -> SegmentResult:
+    """Module-level entry point for the process pool. `should_stop` is polled between packets;
+    when it returns True the transcode stops with `Preempted`."""
     began = time.perf_counter()
     seeks = 0
+    fetched = 0
     for backoff in SEEK_BACKOFF:
         seeks += 1
         try:
-            with av.open(job.source, options=job.open_options, timeout=30) as src:
-                made = _Segment(job, src).run(backoff)
+            with open_source(job.source) as (target, counter), av.open(target, options=job.open_options, timeout=30) as src:
+                try:
+                    made = _Segment(job, src, should_stop).run(backoff)
+                finally:
+                    fetched += counter()
         except (av.FFmpegError, OSError) as exc:
             raise TranscodeFailed(f"transcode failed: {type(exc).__name__}: {exc}") from exc
         if made is not None:
             data, frames, packets = made
-            return SegmentResult(data, frames, packets, time.perf_counter() - began, seeks)
+            return SegmentResult(data, frames, packets, time.perf_counter() - began, seeks, fetched)
     raise TranscodeFailed("could not position the source at the segment start")  # pragma: no cover
 
 
 class _Segment:
-    def __init__(self, job: SegmentJob, src: Any) -> None:
+    def __init__(self, job: SegmentJob, src: Any, should_stop: Callable[[], bool] | None = None) -> None:
         self.job = job
         self.src = src
+        self.should_stop = should_stop
         self.vin: Any = src.streams[job.video_stream] if job.video is not None and job.video_stream is not None else None
         self.ain: Any = src.streams[job.audio_stream] if job.audio is not None and job.audio_stream is not None else None
         if self.vin is None and self.ain is None:
@@ -109,6 +121,8 @@ class _Segment:
             # after a seek, the first decoded frame of each stream must be early enough
             check_video = check_audio = seek_to is not None
             for packet in self.src.demux(streams):
+                if self.should_stop is not None and self.should_stop():
+                    raise Preempted
                 if vstate is not None and packet.stream is self.vin:
                     for frame in _decode(packet):
                         if check_video and frame.pts is not None:
@@ -152,6 +166,11 @@ class _Segment:
         x_params = ["open-gop=0"]
         if spec.codec == "h264":
             x_params.append("aud=1")
+        if self.job.start == 0:
+            # The title's first segment has no B-frames, so its first video DTS equals its first
+            # PTS, where audio starts too: players that anchor their timeline on the first
+            # fragment (hls.js) then see no hole before the first frame.
+            x_params.append("bframes=0")
         if spec.bitrate:
             ctx.bit_rate = spec.bitrate
         elif spec.crf is not None:
@@ -179,21 +198,38 @@ class _Segment:
 BLACK_YUV = (16, 128, 128)
 
 
-def _convert(frame: Any, spec: VideoSpec) -> Any:
-    """Scale a decoded frame to the output: straight to the frame size, or for crop/fill via a
-    picture size, then cut the middle out of it or centre it on black (yuv420p planes)."""
-    if spec.picture is None:
-        return frame.reformat(width=spec.width, height=spec.height, format=spec.pix_fmt)
-    pic_w, pic_h = spec.picture
-    planes = frame.reformat(width=pic_w, height=pic_h, format="yuv420p").to_ndarray()
-    src = (planes[:pic_h], planes[pic_h:].reshape(2, pic_h // 2, pic_w // 2))
+SCALER = "BICUBIC"  # swscale algorithm, as FFmpeg's scale filter defaults to
+SCALER_THREADS = 1  # the encoder's frame threads already keep every core busy
+
+
+def _convert(scaler: Any, frame: Any, spec: VideoSpec) -> Any:
+    """Scale a decoded frame to the output.
+
+    Plain case: swscale straight to the frame size. Otherwise, on yuv420p planes: scale to the
+    picture size (before turning, so the turn moves fewer pixels), turn it upright by the
+    source's rotation, then cut the middle out of it (crop) or centre it on black (fill).
+    One `scaler` (a VideoReformatter) serves a whole segment, so swscale is set up once.
+    """
+
+    def scale(frame: Any, **to: Any) -> Any:
+        return scaler.reformat(frame, interpolation=SCALER, threads=SCALER_THREADS, **to)
+
+    if spec.picture is None and not spec.rotation:
+        return scale(frame, width=spec.width, height=spec.height, format=spec.pix_fmt)
+    pic_w, pic_h = spec.picture or (spec.width, spec.height)
+    turns = spec.rotation // 90 % 4
+    coded_w, coded_h = (pic_h, pic_w) if turns % 2 else (pic_w, pic_h)
+    planes = scale(frame, width=coded_w, height=coded_h, format="yuv420p").to_ndarray()
+    src = [planes[:coded_h], *planes[coded_h:].reshape(2, coded_h // 2, coded_w // 2)]
+    if turns:
+        src = [np.rot90(p, turns) for p in src]  # counter-clockwise, as the display matrix says
     out = np.empty((spec.height * 3 // 2, spec.width), dtype=np.uint8)
-    dst = (out[: spec.height], out[spec.height :].reshape(2, spec.height // 2, spec.width // 2))
+    dst = [out[: spec.height], *out[spec.height :].reshape(2, spec.height // 2, spec.width // 2)]
     # offsets of the picture in the frame (fill: >= 0) or of the frame in the picture (crop: >= 0), even
     dx, dy = ((spec.width - pic_w) // 4) * 2, ((spec.height - pic_h) // 4) * 2
-    for plane_src, plane_dst, div in ((src[0], dst[0], 1), (src[1][0], dst[1][0], 2), (src[1][1], dst[1][1], 2)):
+    for plane_src, plane_dst, div in zip(src, dst, (1, 2, 2), strict=True):
         ox, oy = dx // div, dy // div
-        if ox >= 0 and oy >= 0:  # fill
+        if ox >= 0 and oy >= 0:  # fill (or the picture is the frame)
             plane_dst[:] = BLACK_YUV[0] if div == 1 else 128
             plane_dst[oy : oy + plane_src.shape[0], ox : ox + plane_src.shape[1]] = plane_src
         else:  # crop
@@ -226,6 +262,7 @@ class _VideoCursor:
         self.next = seg.v_first  # next output frame to emit
         self.held: Any = None  # last source frame, converted lazily
         self.held_out: Any = None
+        self.scaler = av.video.reformatter.VideoReformatter()
         self.last_time: Fraction | None = None
         self.done = False
         self.emitted = 0
@@ -259,7 +296,7 @@ class _VideoCursor:
 
     def _emit(self) -> None:
         if self.held_out is None:
-            out = _convert(self.held, self.spec)
+            out = _convert(self.scaler, self.held, self.spec)
             out.pict_type = av.video.frame.PictureType.NONE
             self.held_out = out
         out = self.held_out

@@ -37,6 +37,21 @@ def check_source_key(key: str) -> str:
     return key
 
 
+URI_SCHEMES = ("oss", "s3")
+LOCAL_BUCKET = "local"  # the bucket name API requests use for a local-directory store
+
+
+def split_uri(uri: str, field: str) -> tuple[str, str]:
+    """`oss://bucket/key` or `s3://bucket/key` -> (bucket, key), as the playlist APIs write them."""
+    from livetx.errors import ParameterError
+
+    scheme, sep, rest = uri.partition("://")
+    bucket, _, key = rest.partition("/")
+    if not sep or scheme not in URI_SCHEMES or not bucket or not key:
+        raise ParameterError(field, "an object URI such as oss://bucket/path/name")
+    return bucket, key
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -45,7 +60,7 @@ class ObjectInfo:
 
 
 class Storage(Protocol):
-    """What livetx needs of a store. Backends: `local.LocalStorage` (more to come)."""
+    """What livetx needs of a store. Backends: `local.LocalStorage` and `s3.S3Storage`."""
 
     async def stat(self, key: str) -> ObjectInfo | None: ...
 
@@ -56,8 +71,15 @@ class Storage(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def list(self, limit: int) -> list[ObjectInfo]:
+        """Up to `limit` objects, by key, skipping hidden ones (a segment of the key starting with '.')."""
+
     def local_path(self, key: str) -> Path | None:
         """A filesystem path for the object, when the backend has one (for sendfile)."""
 
-    def media_url(self, key: str) -> str:
-        """What a transcode worker opens to read the object (a path, or a URL with ranged reads)."""
+    async def media_url(self, key: str) -> str:
+        """What a transcode worker opens to read the object (a path, or a URL read with ranged GETs)."""
+
+    def key_for_uri(self, uri: str, field: str) -> str:
+        """The key in this store of an API's object URI; ParameterError naming `field` when the
+        URI is not in this store."""

@@ -7,8 +7,19 @@ import os
 import tempfile
 from pathlib import Path
 
-from livetx.errors import InvalidPath
-from livetx.storage.base import ObjectInfo, check_key
+from livetx.errors import InvalidPath, LivetxError, ParameterError
+from livetx.storage.base import LOCAL_BUCKET, ObjectInfo, check_key, split_uri
+
+FILE_MODE = 0o644
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 class LocalStorage:
@@ -28,8 +39,17 @@ class LocalStorage:
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
-    def media_url(self, key: str) -> str:
+    async def media_url(self, key: str) -> str:
         return str(self._path(key))
+
+    def key_for_uri(self, uri: str, field: str) -> str:
+        bucket, key = split_uri(uri, field)
+        if bucket != LOCAL_BUCKET:
+            raise ParameterError(field, f"an object URI in bucket {LOCAL_BUCKET!r} (this store is a local directory)")
+        try:
+            return check_key(key)
+        except LivetxError as exc:
+            raise ParameterError(field, f"an object URI with a valid key ({exc.message})") from None
 
     def _stat(self, key: str) -> ObjectInfo | None:
         try:
@@ -51,6 +71,7 @@ class LocalStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
         try:
+            os.fchmod(fd, FILE_MODE & ~_UMASK)  # mkstemp makes 0600; a web server may serve these files
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
@@ -60,6 +81,24 @@ class LocalStorage:
 
     async def write(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self._write, key, data)
+
+    def _list(self, limit: int) -> list[ObjectInfo]:
+        found: list[ObjectInfo] = []
+        for folder, dirs, names in os.walk(self.root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                if name.startswith("."):
+                    continue
+                key = (Path(folder) / name).relative_to(self.root).as_posix()
+                info = self._stat(key)
+                if info is not None:
+                    found.append(info)
+                if len(found) >= limit:
+                    return found
+        return found
+
+    async def list(self, limit: int) -> list[ObjectInfo]:
+        return await asyncio.to_thread(self._list, limit)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, True)

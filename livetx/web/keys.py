@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from livetx.cache.service import SegmentService
@@ -10,12 +12,18 @@ from livetx.media.pool import TranscodePool
 from livetx.settings import Settings
 from livetx.signing import Signer, Token
 
+if TYPE_CHECKING:
+    from livetx.web.metrics import Metrics
+
 SETTINGS = web.AppKey("settings", Settings)
 SIGNER = web.AppKey("signer", Signer)
 CATALOG = web.AppKey("catalog", Catalog)
 POOL = web.AppKey("pool", TranscodePool)
 SEGMENTS = web.AppKey("segments", SegmentService)
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 # set on a request by the token middleware: the verified token
 TOKEN = web.RequestKey("token", Token)
-__all__ = ["CATALOG", "POOL", "SEGMENTS", "SETTINGS", "SIGNER", "TOKEN", "Token"]
+# set on every request by the error middleware
+REQUEST_ID = web.RequestKey("request_id", str)
+__all__ = ["CATALOG", "METRICS", "POOL", "REQUEST_ID", "SEGMENTS", "SETTINGS", "SIGNER", "TOKEN", "Token"]

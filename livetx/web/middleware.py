@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 import uuid
@@ -9,13 +10,22 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from livetx.errors import LivetxError
-from livetx.web.keys import SIGNER, TOKEN
+from livetx import logs
+from livetx.errors import LivetxError, SourceNotFound
+from livetx.settings import Settings
+from livetx.signing import TOKEN_PARAMS
+from livetx.web.api import API_ROUTE_PREFIX, check_api_key
+from livetx.web.keys import REQUEST_ID, SETTINGS, SIGNER, TOKEN
 
 log = logging.getLogger("livetx.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SIGNED_ROUTE_PREFIX = "hls-"  # routes whose name starts with this need a valid token
+NOT_FOUND_MAX_AGE = 10  # seconds a 404 for an unknown source may be cached
+CORS_ALLOW_METHODS = "GET, HEAD, POST, OPTIONS"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Range, X-Request-Id"
+CORS_EXPOSE_HEADERS = "Content-Length, Content-Range, ETag, X-Request-Id"
+CORS_MAX_AGE = "600"
 
 
 def error_body(status: int, code: str, message: str, request_id: str, **details: object) -> web.Response:
@@ -26,12 +36,17 @@ def error_body(status: int, code: str, message: str, request_id: str, **details:
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    logs.request_id.set(request_id)
     try:
         response = await handler(request)
     except LivetxError as exc:
         if exc.status >= 500:
             log.error("request failed: %s", exc.code, extra={"event": "request_failed", "code": exc.code})
-        return error_body(exc.status, exc.code, exc.message, request_id, **exc.details)
+        response = error_body(exc.status, exc.code, exc.message, request_id, **exc.details)
+        if isinstance(exc, SourceNotFound):  # cheap to answer and fine to cache briefly
+            response.headers["Cache-Control"] = f"public, max-age={NOT_FOUND_MAX_AGE}"
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -44,11 +59,70 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+def client_ip(request: web.Request, settings: Settings) -> str | None:
+    """The viewer's address: the TCP peer, or the last address a trusted proxy put in its header."""
+    header = settings.server.client_ip_header
+    if header and request.headers.get(header):
+        return request.headers[header].split(",")[-1].strip()
+    return request.remote
+
+
+def origin_pull(request: web.Request, settings: Settings) -> bool:
+    """A CDN pulling with the shared origin secret (checked in constant time)."""
+    secret = settings.cdn.origin_secret
+    presented = request.headers.get(settings.cdn.origin_header)
+    return bool(secret) and presented is not None and hmac.compare_digest(presented.encode(), secret)
+
+
 @web.middleware
 async def tokens(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Verify the URL token of every route named `hls-*` against the request's decoded path."""
+    """Verify the URL token of every route named `hls-*` against the request's decoded path,
+    and the bearer API key of every route named `api-v1-*`.
+
+    A CDN that presents the origin secret may pull without a token: it checked the viewer's
+    token at its edge. A token it forwards anyway is still verified and used to sign the
+    playlist's URLs; without one, the playlists it pulls carry plain URLs.
+    """
     route = request.match_info.route
-    if route.name and route.name.startswith(SIGNED_ROUTE_PREFIX):
+    if route.name and route.name.startswith(API_ROUTE_PREFIX):
+        check_api_key(request)
+    elif route.name and route.name.startswith(SIGNED_ROUTE_PREFIX):
+        settings = request.app[SETTINGS]
         query = {name: request.query.getall(name) for name in request.query}
-        request[TOKEN] = request.app[SIGNER].verify(request.path, query, time.time())
+        has_token = any(name in query for name in TOKEN_PARAMS)
+        if has_token or not origin_pull(request, settings):
+            request[TOKEN] = request.app[SIGNER].verify(request.path, query, time.time(), client_ip(request, settings))
     return await handler(request)
+
+
+def _allowed_origin(request: web.Request, settings: Settings) -> str | None:
+    origin = request.headers.get("Origin")
+    allowed = [o.strip() for o in settings.server.cors_origins.split(",") if o.strip()]
+    if origin is None or not allowed:
+        return None
+    if "*" in allowed:
+        return "*"
+    return origin if origin in allowed else None
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS for players on other origins (`server.cors_origins`): preflights answered here,
+    every answer (errors too) marked for the allowed origin."""
+    origin = _allowed_origin(request, request.app[SETTINGS])
+    if origin is not None and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        headers = {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
+            "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+            "Access-Control-Max-Age": CORS_MAX_AGE,
+            "Vary": "Origin",
+        }
+        return web.Response(status=204, headers=headers)
+    response = await handler(request)
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        if origin != "*":
+            response.headers["Vary"] = "Origin"
+    return response

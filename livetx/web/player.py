@@ -45,7 +45,10 @@ if (!src) {{
   window.livetx.hls = hls;
   hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => say("playing " + data.levels.length + " rendition(s) with hls.js " + Hls.version));
   hls.on(Hls.Events.FRAG_LOADED, (_, data) => window.livetx.events.push({{sn: data.frag.sn, level: data.frag.level}}));
-  hls.on(Hls.Events.ERROR, (_, data) => {{ window.livetx.errors.push(data.details); if (data.fatal) say("error: " + data.details); }});
+  hls.on(Hls.Events.ERROR, (_, data) => {{
+    window.livetx.errors.push({{details: data.details, fatal: data.fatal, at: video.currentTime}});
+    if (data.fatal) say("error: " + data.details);
+  }});
   hls.loadSource(src);
   hls.attachMedia(video);
   video.play().catch(() => say("press play"));

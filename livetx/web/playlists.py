@@ -1,5 +1,6 @@
 """Playlist handlers: metadata only, never a decoded frame. Every URL they emit is signed
-with the expiry of the token that fetched them (or handed on, for a prefix token)."""
+with the claims of the token that fetched them (or handed on, for a prefix token). The first
+request for a title queues its pre-transcode."""
 
 from __future__ import annotations
 
@@ -7,51 +8,42 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from livetx.cache.keys import segment_name
-from livetx.hls.model import MasterPlaylist, MediaPlaylist, MediaSegment, VariantStream
-from livetx.hls.plan import target_duration
-from livetx.hls.render import render_master, render_media
+from livetx.playlists import UriFor, master_text, media_text
 from livetx.signing import Token
 from livetx.urls import title_prefix, with_token
-from livetx.web.keys import CATALOG, SIGNER, TOKEN
+from livetx.web.keys import CATALOG, SEGMENTS, SIGNER, TOKEN
 
 M3U8_TYPE = "application/vnd.apple.mpegurl"
 # signed playlists are personal (they carry this viewer's tokens): never shared by caches
 PLAYLIST_HEADERS = {"Cache-Control": "private, no-store"}
 
 
-def _signed(request: web.Request, prefix: str, name: str) -> str:
-    token: Token = request[TOKEN]
-    child = request.app[SIGNER].sign_like(token, prefix + name)
-    return with_token(quote(name), child)
+def _signer_for(request: web.Request, prefix: str) -> UriFor:
+    token: Token | None = request.get(TOKEN)
+    signer = request.app[SIGNER]
+
+    def uri_for(name: str) -> str:
+        if token is None:  # a CDN's origin pull without a token: its edge signs and checks
+            return quote(name)
+        return with_token(quote(name), signer.sign_like(token, prefix + name))
+
+    return uri_for
 
 
 async def master(request: web.Request) -> web.Response:
     profile, key = request.match_info["profile"], request.match_info["key"]
     title = await request.app[CATALOG].title(profile, key)
-    prefix = title_prefix(profile, key)
-    variants = tuple(
-        VariantStream(
-            uri=_signed(request, prefix, f"{r.name}.m3u8"),
-            bandwidth=r.bandwidth,
-            average_bandwidth=r.average_bandwidth,
-            codecs=r.codecs,
-            resolution=(r.video.width, r.video.height) if r.video else None,
-            frame_rate=r.video.fps if r.video else None,
-        )
-        for r in sorted(title.renditions, key=lambda r: -r.bandwidth)
-    )
-    text = render_master(MasterPlaylist(variants))
-    return web.Response(text=text, content_type=M3U8_TYPE, charset=None, headers=PLAYLIST_HEADERS)
+    if request.app[CATALOG].first_sight(title):
+        request.app[SEGMENTS].pretranscode(title)
+    text = master_text(title, _signer_for(request, title_prefix(profile, key)), request.app[SEGMENTS].bandwidth)
+    return web.Response(body=text.encode(), content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)
 
 
 async def media(request: web.Request) -> web.Response:
     profile, key = request.match_info["profile"], request.match_info["key"]
     title = await request.app[CATALOG].title(profile, key)
     rendition = title.rendition(request.match_info["rendition"])
-    prefix = title_prefix(profile, key)
-    segments = tuple(
-        MediaSegment(uri=_signed(request, prefix, segment_name(rendition, w.index)), duration=w.duration) for w in rendition.windows
-    )
-    text = render_media(MediaPlaylist(segments=segments, target_duration=target_duration(rendition.windows)))
-    return web.Response(text=text, content_type=M3U8_TYPE, charset=None, headers=PLAYLIST_HEADERS)
+    if request.app[CATALOG].first_sight(title):
+        request.app[SEGMENTS].pretranscode(title)
+    text = media_text(rendition, _signer_for(request, title_prefix(profile, key)))
+    return web.Response(body=text.encode(), content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)

@@ -1,20 +1,48 @@
-"""Every URL pattern in one place. Routes named `hls-*` need a valid URL token."""
+"""Every URL pattern in one place. Routes named `hls-*` need a valid URL token, routes named
+`api-v1-*` a bearer API key (see web/middleware.py)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from aiohttp import web
 
 from livetx.urls import HLS_ROOT
-from livetx.web import playlists, segments
+from livetx.web import api, playlists, segments
+from livetx.web.demo import demo
+from livetx.web.keys import CATALOG, POOL
+from livetx.web.metrics import metrics_page
+from livetx.web.openapi import openapi
 from livetx.web.player import player
 
 PROFILE = "{profile:[A-Za-z0-9_-]+}"
 KEY = "{key:.+}"
 RENDITION = "{rendition:[A-Za-z0-9_]+}"
+READY_PROBE_KEY = ".ready"  # stat of a key that need not exist: a round trip to output storage
+READY_TIMEOUT = 5.0
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """The process is alive and its event loop answers."""
+    return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready for traffic: output storage answers and every transcode worker is alive."""
+    checks: dict[str, str] = {}
+    pool = request.app.get(POOL)
+    alive = len(pool.worker_pids()) if pool is not None else 0
+    checks["pool"] = "ok" if pool is not None and alive == pool.size else f"{alive} of {pool.size if pool else 0} workers alive"
+    catalog = request.app.get(CATALOG)
+    try:
+        if catalog is None or catalog.output is None:
+            raise RuntimeError("not started")
+        await asyncio.wait_for(catalog.output.stat(READY_PROBE_KEY), timeout=READY_TIMEOUT)
+        checks["storage"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["storage"] = f"unreachable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503)
 
 
 def add_routes(app: web.Application) -> None:
@@ -22,5 +50,17 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{title}/master.m3u8", playlists.master, name="hls-master")
     app.router.add_get(f"{title}/{RENDITION}.m3u8", playlists.media, name="hls-media")
     app.router.add_get(f"{title}/{RENDITION}-{{spec:[0-9a-f]{{12}}}}-{{n:[0-9]{{1,6}}}}.ts", segments.segment, name="hls-segment")
+    app.router.add_post("/api/v1/sign", api.sign_url, name="api-v1-sign")
+    app.router.add_post("/api/v1/playlists", api.create_playlists, name="api-v1-playlists")
+    app.router.add_get("/api/v1/sources", api.list_sources, name="api-v1-sources")
+    app.router.add_get(f"/api/v1/titles/{PROFILE}/{KEY}", api.title_state, name="api-v1-title")
+    app.router.add_get("/api/openapi.json", openapi, name="openapi")
+    app.router.add_get("/", demo, name="demo")
     app.router.add_get("/player", player, name="player")
     app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")
+    app.router.add_get("/metrics", metrics_page, name="metrics")
+    # OSS-style `POST /<source key>?x-oss-process`: last, so every other route matches first.
+    # Any method matches here so that other requests still get 404 (not 405); the handler
+    # checks the API key itself, once it knows the request is an OSS call.
+    app.router.add_route("*", "/{key:.+}", api.oss_process, name="oss-process")

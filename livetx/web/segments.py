@@ -12,14 +12,48 @@ TS_TYPE = "video/mp2t"
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 
 
+def etag_of(request: web.Request) -> str:
+    """A segment's strong ETag follows from its URL: the spec id and the number name its bytes."""
+    return f'"{request.match_info["spec"]}-{int(request.match_info["n"])}"'
+
+
+async def segment_etag(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: one ETag for a segment whether it is sent from a file or from memory
+    (FileResponse would put its own, from the file's mtime)."""
+    route = request.match_info.route
+    if route is not None and route.name == "hls-segment" and response.status in (200, 206, 304):
+        response.headers["ETag"] = etag_of(request)
+
+
 async def segment(request: web.Request) -> web.StreamResponse:
     match = request.match_info
+    if (tags := request.if_none_match) and any(t.value in ("*", etag_of(request).strip('"')) for t in tags):
+        # the client has these bytes: no lookup, no transcode
+        return web.Response(status=304, headers={"Cache-Control": SEGMENT_CACHE, "ETag": etag_of(request)})
     title = await request.app[CATALOG].title(match["profile"], match["key"])
     rendition = title.rendition(match["rendition"])
     if match["spec"] != rendition.spec_id:
         raise SegmentNotFound("segment belongs to an older version of this title; reload the playlist")
-    body = await request.app[SEGMENTS].get(title, rendition, int(match["n"]))
+    index = int(match["n"])
+    body = await request.app[SEGMENTS].get(title, rendition, index)
+    request.app[SEGMENTS].played(title, rendition, index)
     headers = {"Cache-Control": SEGMENT_CACHE, "ETag": body.etag, "Content-Type": TS_TYPE}
     if body.path is not None:
-        return web.FileResponse(body.path, headers=headers)
-    return web.Response(body=body.data, headers=headers)
+        return web.FileResponse(body.path, headers=headers)  # Range, HEAD and sendfile for free
+    return _in_memory(request, body.data or b"", headers)
+
+
+def _in_memory(request: web.Request, data: bytes, headers: dict[str, str]) -> web.Response:
+    """Bytes just transcoded or read from remote storage, with single-range support."""
+    headers = {**headers, "Accept-Ranges": "bytes"}
+    try:
+        wanted = request.http_range  # a slice; aiohttp parses and validates the header
+    except ValueError:
+        wanted = slice(None)
+    if wanted.start is None and wanted.stop is None:
+        return web.Response(body=data, headers=headers)
+    start, stop, _ = wanted.indices(len(data))
+    if (wanted.start is not None and wanted.start >= len(data)) or start >= stop:
+        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{len(data)}"})
+    headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
+    return web.Response(status=206, body=data[start:stop], headers=headers)

@@ -1,0 +1,150 @@
+"""Turn benchmarks/results/*.json into PNG charts and the results table of benchmarks/README.md.
+
+python benchmarks/report.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+README = HERE / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def rows() -> list[tuple[str, str, str, str]]:
+    """(measurement, livetx, anchor, ratio) for every result present."""
+    out: list[tuple[str, str, str, str]] = []
+    latency = load("segment_latency")
+    if latency:
+        for case, row in latency["results"].items():
+            anchor = f"{row['ffmpeg_s']:.3f} s" if "ffmpeg_s" in row else "-"
+            ratio = f"{row['ratio']:.2f}" if "ratio" in row else "-"
+            out.append((f"cold segment {case} vs ffmpeg CLI", f"{row['livetx_s']:.3f} s", anchor, ratio))
+    cost = load("transcode_cost")
+    if cost:
+        for plan, row in cost["whole_title"].items():
+            if "ffmpeg_cpu_s" in row:
+                out.append(
+                    (
+                        f"whole-title CPU, {plan}, vs one-pass HLS",
+                        f"{row['livetx_cpu_s']:.1f} s",
+                        f"{row['ffmpeg_cpu_s']:.1f} s",
+                        f"{row['cpu_ratio']:.2f}",
+                    )
+                )
+        seek = cost["seek"]
+        out.append(
+            ("segment at 90 % vs at 10 %", f"{seek['at_90pct_s']:.2f} s", f"{seek['at_10pct_s']:.2f} s", f"{seek['ratio_90_over_10']:.2f}")
+        )
+    load_ = load("origin_load")
+    if load_:
+        c = load_["coalescing"]
+        out.append(
+            (
+                f"{c['requests']} cold requests, one segment",
+                f"{c['transcodes']} transcode, p99 {c['p99_s']:.2f} s",
+                f"p50 {c['p50_s']:.2f} s",
+                "-",
+            )
+        )
+        w = load_["warm_playlists"]
+        out.append(("warm media playlist, 200 clients", f"{w['requests_per_s']:.0f} req/s, p99 {w['p99_ms']:.1f} ms", "-", "-"))
+        cached = load_["cached_segments"]
+        anchor = f"{cached['nginx']['mb_per_s']:.0f} MB/s" if "nginx" in cached else "-"
+        ratio = f"{cached['throughput_ratio_livetx_over_nginx']:.2f}" if "nginx" in cached else "-"
+        out.append(("cached segments, 64 connections, vs nginx", f"{cached['livetx']['mb_per_s']:.0f} MB/s", anchor, ratio))
+        on, off = load_["playback_lookahead_on"], load_["playback_lookahead_off"]
+        out.append(
+            (
+                "playback at 1x from cold: stalls, lookahead on vs off",
+                f"{on['stalls']} ({on['stalled_s']:.1f} s)",
+                f"{off['stalls']} ({off['stalled_s']:.1f} s)",
+                "-",
+            )
+        )
+    s3 = load("s3_origin")
+    if s3:
+        out.append(
+            (
+                "S3 bytes read for one 10 s segment",
+                f"{s3['segment_10s_source_bytes'] / 1e6:.1f} MB",
+                f"{s3['source_bytes'] / 1e6:.0f} MB file",
+                f"{s3['segment_10s_share_of_file']:.3f}",
+            )
+        )
+        out.append(
+            (
+                "first segment 3 s after the master, pre-transcode on vs off",
+                f"{s3['first_segment_initd6000_delay3_s']:.3f} s",
+                f"{s3['first_segment_initd0_delay3_s']:.3f} s",
+                "-",
+            )
+        )
+    return out
+
+
+def charts() -> list[str]:
+    made = []
+    latency, load_ = load("segment_latency"), load("origin_load")
+    if latency and all("ffmpeg_s" in r for r in latency["results"].values()):
+        cases = list(latency["results"])
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        xs = range(len(cases))
+        ax.bar([x - 0.2 for x in xs], [latency["results"][c]["livetx_s"] for c in cases], 0.4, label="livetx (warm worker)")
+        ax.bar([x + 0.2 for x in xs], [latency["results"][c]["ffmpeg_s"] for c in cases], 0.4, label="ffmpeg CLI")
+        ax.set_xticks(list(xs), cases)
+        ax.set_ylabel("seconds")
+        ax.set_title("Cold segment latency, 1080p to 720p")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(RESULTS / "segment_latency.png", dpi=120)
+        made.append("segment_latency.png")
+    if load_:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
+        cached = load_["cached_segments"]
+        names = [n for n in ("livetx", "nginx") if n in cached]
+        left.bar(names, [cached[n]["mb_per_s"] for n in names], color=["#4c72b0", "#55a868"][: len(names)])
+        left.set_title("Cached segments (MB/s)")
+        on, off = load_["playback_lookahead_on"], load_["playback_lookahead_off"]
+        right.bar(["lookahead on", "lookahead off"], [on["stalled_s"], off["stalled_s"]], color=["#4c72b0", "#c44e52"])
+        right.set_title("Playback from cold: seconds stalled")
+        fig.tight_layout()
+        fig.savefig(RESULTS / "origin_load.png", dpi=120)
+        made.append("origin_load.png")
+    return made
+
+
+def main() -> None:
+    RESULTS.mkdir(exist_ok=True)
+    made = charts()
+    machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+    lines = [BEGIN, f"Machine: {machine}. Charts (not committed): {', '.join(f'results/{m}' for m in made) or 'none'}.", ""]
+    lines += ["| measurement | livetx | anchor | ratio |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows()]
+    lines.append(END)
+    text = README.read_text()
+    block = "\n".join(lines)
+    text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), block, text, flags=re.S) if BEGIN in text else text + "\n" + block + "\n"
+    README.write_text(text)
+    print(block)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""A local disk tier in front of remote output storage, bounded in bytes, least recently used
+evicted first. Only a cache: losing it costs a storage GET, never correctness.
+
+Files are written through a temp file and a rename, so a reader never sees half a segment.
+The index is rebuilt from the directory at start (oldest access first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+from livetx.storage.local import LocalStorage
+
+
+class LocalTier:
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        self.store = LocalStorage(root)
+        self.root = self.store.root
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.evictions = 0
+        self._index: OrderedDict[str, int] = OrderedDict()  # key -> size, least recent first
+
+    def scan(self) -> None:
+        """Index what an earlier run left behind."""
+        found = []
+        if self.root.is_dir():
+            for folder, _, names in os.walk(self.root):
+                for name in names:
+                    path = Path(folder) / name
+                    if name.startswith(".tmp-"):
+                        path.unlink(missing_ok=True)  # a write that never finished
+                        continue
+                    st = path.stat()
+                    found.append((st.st_atime, path.relative_to(self.root).as_posix(), st.st_size))
+        for _, key, size in sorted(found):
+            self._index[key] = size
+            self.bytes += size
+        self._unlink(self._victims())
+
+    def path(self, key: str) -> Path | None:
+        """The file for `key` if the tier holds it (and mark it recently used)."""
+        if key not in self._index:
+            return None
+        path = self.store.local_path(key)
+        if path is None or not path.is_file():
+            self.bytes -= self._index.pop(key)
+            return None
+        self._index.move_to_end(key)
+        return path
+
+    async def put(self, key: str, data: bytes) -> Path | None:
+        if len(data) > self.max_bytes:
+            return None
+        await self.store.write(key, data)
+        if key in self._index:
+            self.bytes -= self._index.pop(key)
+        self._index[key] = len(data)
+        self.bytes += len(data)
+        victims = self._victims()  # the index changes here, on the event loop, never in a thread
+        if victims:
+            await asyncio.to_thread(self._unlink, victims)
+        return self.path(key)
+
+    def _victims(self) -> list[Path]:
+        victims = []
+        while self.bytes > self.max_bytes and self._index:
+            key, size = self._index.popitem(last=False)
+            self.bytes -= size
+            self.evictions += 1
+            path = self.store.local_path(key)
+            if path is not None:
+                victims.append(path)
+        return victims
+
+    @staticmethod
+    def _unlink(paths: list[Path]) -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)  # a response still streaming it keeps its open file

@@ -1,0 +1,251 @@
+"""Playlists made through the APIs (IMM GenerateVideoPlaylist, OSS `hls/m3u8`): request ->
+a stored profile for one source. Pure: no aiohttp, no storage I/O.
+
+A request becomes a profile named `j-<id>`, where the id hashes the request's meaning, so
+repeating a request is idempotent. The profile is kept as a record in output storage
+(`.jobs/<id>.json`): any origin process can then serve its segments. Each target names where
+its objects go, as those APIs do: `<URI>.m3u8` and `<URI>-<token>-<n>.ts`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from livetx.errors import LivetxError, ParameterError
+from livetx.media.params import parse_rendition_params, parse_title_params
+from livetx.titles import SEGMENTING, Profile, parse_profile
+
+JOB_PREFIX = "j-"
+RECORD_VERSION = 1
+MAX_TARGETS = 8
+
+KeyFor = Callable[[str, str], str]  # (object URI, field name) -> key in a store
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    source_key: str
+    master_key: str | None
+    table: Mapping[str, Any]  # a profile table, as in the config
+    prefixes: Mapping[str, str]  # rendition name -> output key prefix
+    uris: Mapping[str, str]  # rendition name -> the target URI as requested
+    master_uri: str | None = None
+
+    @property
+    def profile_name(self) -> str:
+        return JOB_PREFIX + self.id
+
+    def profile(self) -> Profile:
+        try:
+            profile = parse_profile(self.profile_name, self.table)
+        except LivetxError as exc:  # a config error in an API request is the caller's 400
+            raise ParameterError("Targets", exc.message) from None
+        renditions = tuple(replace(r, object_prefix=self.prefixes[r.name]) for r in profile.renditions)
+        return replace(profile, renditions=renditions, source_key=self.source_key, master_key=self.master_key)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "version": RECORD_VERSION,
+            "id": self.id,
+            "source_key": self.source_key,
+            "master_key": self.master_key,
+            "master_uri": self.master_uri,
+            "table": self.table,
+            "prefixes": self.prefixes,
+            "uris": self.uris,
+        }
+
+    @classmethod
+    def from_record(cls, record: Any) -> Job:
+        if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
+            raise ValueError("not a job record")
+        fields = ("id", "source_key", "master_key", "table", "prefixes", "uris", "master_uri")
+        return cls(**{name: record[name] for name in fields})
+
+
+def record_key(job_id: str) -> str:
+    return f".jobs/{job_id}.json"
+
+
+def _job_id(source_key: str, master_key: str | None, table: Mapping[str, Any], prefixes: Mapping[str, str]) -> str:
+    text = json.dumps([source_key, master_key, table, prefixes], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _get(mapping: Mapping[str, Any], name: str, kind: type | tuple[type, ...], field: str, required: bool = False) -> Any:
+    value = mapping.get(name)
+    if value is None:
+        if required:
+            raise ParameterError(field, "required")
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ParameterError(field, f"a {getattr(kind, '__name__', 'value')}")
+    return value
+
+
+def _seconds_ms(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(field, "a number of seconds")
+    return round(value * 1000)
+
+
+# ---- IMM GenerateVideoPlaylist --------------------------------------------------------
+
+VIDEO_FIELDS = {"Codec": "vcodec", "Bitrate": "vb", "CRF": "crf", "FrameRate": "fps", "Resolution": "s", "ScaleType": "scaletype"}
+AUDIO_FIELDS = {"Codec": "acodec", "Bitrate": "ab", "SampleRate": "ar", "Channels": "ac"}
+
+
+def _transcode(section: Any, inner: str, names: Mapping[str, str], field: str) -> dict[str, Any]:
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ParameterError(field, "an object")
+    params = section.get(inner)
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ParameterError(f"{field}.{inner}", "an object")
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if name not in names:
+            raise ParameterError(f"{field}.{inner}.{name}", f"one of {', '.join(names)} (unknown field)")
+        out[names[name]] = value.lower() if isinstance(value, str) and name in ("Codec", "ScaleType") else value
+    return out
+
+
+def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor) -> Job:
+    """A GenerateVideoPlaylist request, validated; every error names its field."""
+    if not isinstance(body, Mapping):
+        raise ParameterError("body", "a JSON object")
+    known = {"ProjectName", "SourceURI", "MasterURI", "Targets", "SourceSubtitles", "UserData", "Tags"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ParameterError(unknown[0], f"one of {', '.join(sorted(known))} (unknown field)")
+    _get(body, "ProjectName", str, "ProjectName")
+    source_key = source_key_for(_get(body, "SourceURI", str, "SourceURI", required=True), "SourceURI")
+    master_uri = _get(body, "MasterURI", str, "MasterURI")
+    master_key = output_key_for(master_uri, "MasterURI") if master_uri else None
+    if master_key is not None and not master_key.endswith(".m3u8"):
+        raise ParameterError("MasterURI", "an object URI ending in .m3u8")
+    targets = _get(body, "Targets", list, "Targets", required=True)
+    if not 1 <= len(targets) <= MAX_TARGETS:
+        raise ParameterError("Targets", f"a list of 1 to {MAX_TARGETS} targets")
+    renditions: dict[str, dict[str, Any]] = {}
+    prefixes: dict[str, str] = {}
+    uris: dict[str, str] = {}
+    for i, target in enumerate(targets):
+        field = f"Targets[{i}]"
+        if not isinstance(target, Mapping):
+            raise ParameterError(field, "an object")
+        known_target = {"URI", "Duration", "InitialSegments", "InitialTranscode", "Video", "Audio", "TranscodeAhead"}
+        extra = sorted(set(target) - known_target)
+        if extra:
+            raise ParameterError(f"{field}.{extra[0]}", f"one of {', '.join(sorted(known_target))} (unknown field)")
+        uri = _get(target, "URI", str, f"{field}.URI", required=True)
+        prefix = output_key_for(uri, f"{field}.URI")
+        if prefix.endswith(".m3u8"):
+            prefix = prefix[: -len(".m3u8")]
+        if prefix in prefixes.values():
+            raise ParameterError(f"{field}.URI", "a URI no other target uses")
+        params: dict[str, Any] = {"preset": "veryfast"}
+        params |= _transcode(target.get("Video"), "TranscodeVideo", VIDEO_FIELDS, f"{field}.Video")
+        params |= _transcode(target.get("Audio"), "TranscodeAudio", AUDIO_FIELDS, f"{field}.Audio")
+        if "crf" in params and "vb" in params:  # both given: quality mode, capped at the bitrate
+            params["maxrate"] = params.pop("vb")
+        if target.get("Duration") is not None:
+            params["st"] = _seconds_ms(target["Duration"], f"{field}.Duration")
+        if target.get("InitialSegments") is not None:
+            segments = _get(target, "InitialSegments", list, f"{field}.InitialSegments")
+            params["initial_segments"] = [_seconds_ms(v, f"{field}.InitialSegments") for v in segments]
+        if target.get("InitialTranscode") is not None:
+            params["initd"] = _seconds_ms(target["InitialTranscode"], f"{field}.InitialTranscode")
+        _validate_target(params, field)
+        name = f"t{i}"
+        renditions[name] = params
+        prefixes[name] = prefix
+        uris[name] = uri
+    table = {"renditions": renditions}
+    job_id = _job_id(source_key, master_key, table, prefixes)
+    job = Job(job_id, source_key, master_key, table, prefixes, uris, master_uri)
+    _check(job, "Targets")
+    return job
+
+
+IMM_NAMES = {
+    **{ours: f"Video.TranscodeVideo.{theirs}" for theirs, ours in VIDEO_FIELDS.items()},
+    **{ours: f"Audio.TranscodeAudio.{theirs}" for theirs, ours in AUDIO_FIELDS.items()},
+    "maxrate": "Video.TranscodeVideo.Bitrate",
+    "st": "Duration",
+    "initial_segments": "InitialSegments",
+    "initd": "InitialTranscode",
+}
+
+
+def _validate_target(params: Mapping[str, Any], field: str) -> None:
+    """Check one target now, naming the offending field in the request's own vocabulary."""
+    own = {k: v for k, v in params.items() if k in SEGMENTING}
+    try:
+        parse_title_params(own)
+        parse_rendition_params({k: v for k, v in params.items() if k not in SEGMENTING})
+    except ParameterError as exc:
+        raise ParameterError(f"{field}.{IMM_NAMES.get(exc.name, exc.name)}", str(exc.details.get("allowed", exc.message))) from None
+
+
+def _check(job: Job, field: str) -> None:
+    """Every parameter valid now, not at the first playback."""
+    try:
+        job.profile()
+    except ParameterError as exc:
+        name = exc.details.get("parameter", field)
+        raise ParameterError(field if name == field else f"{field}: {name}", exc.message) from None
+
+
+# ---- OSS hls/m3u8 ---------------------------------------------------------------------
+
+
+def _b64(value: str, field: str) -> str:
+    try:
+        text = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ParameterError(field, "base64url text") from None
+    if not text:
+        raise ParameterError(field, "base64url text, not empty")
+    return text
+
+
+def parse_oss(source_key: str, process: str, output_key_for: KeyFor) -> Job:
+    """`hls/m3u8,<k>_<v>,...|sys/saveas,o_<b64url>,b_<b64url>` for one source."""
+    steps = process.split("|")
+    head, *options = steps[0].split(",")
+    if head != "hls/m3u8":
+        raise ParameterError("x-oss-process", "hls/m3u8,<param>_<value>,...|sys/saveas,o_<b64url>,b_<b64url>")
+    params: dict[str, Any] = {"preset": "veryfast"}
+    for option in options:
+        name, sep, value = option.partition("_")
+        if not sep or not name:
+            raise ParameterError("x-oss-process", f"'{option}' is not <param>_<value>")
+        params[name] = value
+    saveas: dict[str, str] = {}
+    for item in steps[1].split(",")[1:] if len(steps) > 1 else []:
+        name, _, value = item.partition("_")
+        saveas[name] = value
+    if len(steps) != 2 or not steps[1].startswith("sys/saveas") or "o" not in saveas or "b" not in saveas:
+        raise ParameterError("sys/saveas", "sys/saveas,o_<b64url object prefix>,b_<b64url bucket>")
+    bucket, prefix = _b64(saveas["b"], "sys/saveas.b"), _b64(saveas["o"], "sys/saveas.o")
+    uri = f"oss://{bucket}/{prefix}"
+    key = output_key_for(uri, "sys/saveas")
+    table: dict[str, Any] = {k: params.pop(k) for k in ("ss", "t", "st", "initd", "ta") if k in params}
+    parse_title_params(table)  # a ParameterError names the OSS parameter as written (st, s, ...)
+    parse_rendition_params(params)
+    table["renditions"] = {"t0": params}
+    prefixes = {"t0": key}
+    job = Job(_job_id(source_key, None, table, prefixes), source_key, None, table, prefixes, {"t0": uri})
+    _check(job, "x-oss-process")
+    return job

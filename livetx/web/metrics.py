@@ -1,0 +1,113 @@
+"""Prometheus metrics at /metrics (prometheus-client), one registry per app.
+
+Request counts, latency and bytes are observed by middleware and a response-prepare hook;
+transcode durations by the segment service; queue depth, in-flight transcodes, singleflight
+joins, cache hits and misses by tier, worker restarts and storage errors are read from the
+pool and the service when scraped, so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from livetx.web.keys import METRICS, POOL, SEGMENTS
+from livetx.web.middleware import Handler
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+TRANSCODE_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "livetx_http_requests", "HTTP requests by route, method and status", ["route", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "livetx_http_request_seconds", "Time to the response, by route", ["route"], buckets=LATENCY_BUCKETS, registry=self.registry
+        )
+        self.bytes = Counter("livetx_http_response_bytes", "Response body bytes sent, by route", ["route"], registry=self.registry)
+        self.transcode = Histogram(
+            "livetx_transcode_seconds",
+            "Wall time of one segment transcode, by rendition",
+            ["rendition"],
+            buckets=TRANSCODE_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_transcode(self, rendition: str, seconds: float) -> None:
+        self.transcode.labels(rendition=rendition).observe(seconds)
+
+
+class StateCollector(Collector):
+    """Pool and cache state, read at scrape time."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        pool = self.app.get(POOL)
+        service = self.app.get(SEGMENTS)
+        if pool is not None:
+            yield GaugeMetricFamily("livetx_transcode_queue_depth", "Transcode jobs waiting for a worker", value=pool.stats.queued)
+            yield GaugeMetricFamily("livetx_transcodes_in_flight", "Transcodes running now", value=pool.stats.in_flight)
+            yield GaugeMetricFamily("livetx_transcode_workers", "Worker processes alive", value=len(pool.worker_pids()))
+            yield CounterMetricFamily("livetx_worker_restarts", "Workers killed and replaced", value=pool.stats.restarts)
+            preempted = pool.stats.preempted
+            yield CounterMetricFamily("livetx_transcode_preemptions", "Background transcodes stopped for a client", value=preempted)
+            yield CounterMetricFamily("livetx_transcode_failures", "Transcodes that failed", value=pool.stats.failed)
+        if service is not None:
+            stats = service.stats
+            hits = CounterMetricFamily("livetx_cache_hits", "Segment cache hits by tier", labels=["tier"])
+            for tier, count in stats.hits.items():
+                hits.add_metric([tier], count)
+            yield hits
+            yield CounterMetricFamily("livetx_cache_misses", "Segment cache misses", value=stats.misses)
+            yield CounterMetricFamily("livetx_singleflight_joins", "Requests that joined a transcode already running", value=stats.joins)
+            yield CounterMetricFamily("livetx_transcodes", "Segments transcoded", value=stats.transcodes)
+            yield CounterMetricFamily("livetx_storage_errors", "Storage calls that failed", value=stats.storage_errors)
+            yield CounterMetricFamily("livetx_writeback_failures", "Write-backs given up", value=stats.writeback_failures)
+            yield GaugeMetricFamily("livetx_writebacks_pending", "Write-backs not yet stored", value=service.pending_writebacks)
+            yield CounterMetricFamily("livetx_prefetched", "Segments made ahead (pre-transcode, lookahead)", value=stats.prefetched)
+            yield CounterMetricFamily("livetx_source_bytes", "Bytes read from remote sources", value=stats.source_bytes)
+
+
+def route_of(request: web.Request) -> str:
+    route = request.match_info.route
+    return route.name or "unmatched" if route is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: counts what the client finally got (errors already turned into JSON)."""
+    began = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics = request.app[METRICS]
+        route = route_of(request)
+        metrics.requests.labels(route=route, method=request.method, status=str(status)).inc()
+        metrics.latency.labels(route=route).observe(time.perf_counter() - began)
+
+
+async def count_bytes(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the body size is known here for files and for bytes alike."""
+    if response.content_length and request.method != "HEAD":
+        request.app[METRICS].bytes.labels(route=route_of(request)).inc(response.content_length)
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})

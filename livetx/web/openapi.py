@@ -1,0 +1,340 @@
+"""The OpenAPI 3.1 document of every route, served at /api/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from livetx.signing import MAX_TTL
+
+ERROR = {
+    "type": "object",
+    "required": ["error", "request_id"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            "additionalProperties": True,
+        },
+        "request_id": {"type": "string"},
+    },
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _body(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {media_type: {"schema": schema}}
+
+
+def _ok(description: str, media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": _body(media_type, schema)}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _ok(description, "application/json", _ref("Error"))
+
+
+def _param(name: str, where: str, description: str = "", required: bool = False, pattern: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if pattern:
+        schema["pattern"] = pattern
+    param: dict[str, Any] = {"name": name, "in": where, "schema": schema, "required": required or where == "path"}
+    if description:
+        param["description"] = description
+    return param
+
+
+SIGN_REQUEST = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Exactly one of `path` or `key`.",
+    "properties": {
+        "path": {"type": "string", "description": "URL path to sign, e.g. /hls/default/movies/a.mp4/master.m3u8"},
+        "key": {"type": "string", "description": "source key; signs its master playlist under `profile`"},
+        "profile": {"type": "string", "description": "profile for `key` (default: default)"},
+        "ttl": {"type": "integer", "minimum": 1, "maximum": MAX_TTL, "description": "seconds until expiry (default: signing.default_ttl)"},
+        "nbf": {"type": "integer", "minimum": 0, "description": "not valid before, unix seconds"},
+        "ip": {"type": "string", "description": "client address or CIDR network the URL is bound to"},
+        "scope": {
+            "type": "string",
+            "description": "'path' (default), 'title' (everything under the title), or a prefix of the path ending in '/'",
+        },
+    },
+}
+
+SIGNED_URL = {
+    "type": "object",
+    "required": ["url", "path", "expires", "expires_at", "kid", "scope", "nbf", "ip"],
+    "properties": {
+        "url": {"type": "string"},
+        "path": {"type": "string"},
+        "expires": {"type": "integer"},
+        "expires_at": {"type": "string", "format": "date-time"},
+        "kid": {"type": "string"},
+        "scope": {"type": ["string", "null"]},
+        "nbf": {"type": ["integer", "null"]},
+        "ip": {"type": ["string", "null"]},
+    },
+}
+
+_TRANSCODE = {"type": "object", "additionalProperties": True}
+PLAYLIST_REQUEST = {
+    "type": "object",
+    "required": ["SourceURI", "Targets"],
+    "properties": {
+        "ProjectName": {"type": "string"},
+        "SourceURI": {"type": "string", "description": "oss://bucket/key or s3://bucket/key of the source"},
+        "MasterURI": {"type": "string", "description": "where the master playlist is written (ends in .m3u8)"},
+        "SourceSubtitles": {"type": "array", "items": {"type": "object"}, "description": "accepted, not used yet"},
+        "Targets": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 8,
+            "items": {
+                "type": "object",
+                "required": ["URI"],
+                "properties": {
+                    "URI": {"type": "string", "description": "object prefix: <URI>.m3u8 and <URI>-<token>-<n>.ts"},
+                    "Duration": {"type": "number", "description": "segment seconds (5-15)"},
+                    "InitialSegments": {"type": "array", "items": {"type": "number"}},
+                    "InitialTranscode": {"type": "number", "description": "seconds pre-transcoded"},
+                    "Video": {"type": "object", "properties": {"TranscodeVideo": _TRANSCODE}},
+                    "Audio": {"type": "object", "properties": {"TranscodeAudio": _TRANSCODE}},
+                },
+            },
+        },
+    },
+}
+PLAYLIST_ANSWER = {
+    "type": "object",
+    "required": ["RequestId", "Duration", "VideoPlaylist", "PlaybackURL"],
+    "properties": {
+        "RequestId": {"type": "string"},
+        "Duration": {"type": "number"},
+        "MasterURI": {"type": ["string", "null"]},
+        "Token": {"type": "string"},
+        "PlaybackURL": {"type": "string", "description": "signed URL of the master playlist through this origin"},
+        "VideoPlaylist": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "URI": {"type": "string"},
+                    "Resolution": {"type": "string"},
+                    "FrameRate": {"type": "string"},
+                    "Token": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+TOKEN_PARAMETERS = [
+    _param("exp", "query", "expiry, unix seconds", required=True, pattern="^[0-9]{1,12}$"),
+    _param("nbf", "query", "not valid before, unix seconds"),
+    _param("ip", "query", "bound client address or network"),
+    _param("kid", "query", "signing key id", required=True),
+    _param("scope", "query", "signed path prefix"),
+    _param("sig", "query", "HMAC-SHA256, base64url", required=True),
+]
+
+TITLE_PARAMETERS = [
+    _param("profile", "path", pattern="^[A-Za-z0-9_-]+$"),
+    _param("key", "path", "source key (may contain '/')"),
+]
+RENDITION = _param("rendition", "path", pattern="^[A-Za-z0-9_]+$")
+
+TOKEN_ERRORS = {"401": _error("no token"), "403": _error("bad, expired, not yet valid, out-of-scope or IP-bound token")}
+
+
+def _playlist(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": TITLE_PARAMETERS + extra + TOKEN_PARAMETERS,
+            "responses": {
+                "200": _ok("the playlist", "application/vnd.apple.mpegurl", {"type": "string"}),
+                "400": _error("invalid path or parameter"),
+                **TOKEN_ERRORS,
+                "404": _error("unknown source, profile or rendition"),
+                "422": _error("the source cannot be read as media"),
+            },
+        }
+    }
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "livetx",
+            "version": "1",
+            "description": "On-demand HLS transcoding origin. HLS URLs carry HMAC expiry tokens; the API takes a bearer API key.",
+        },
+        "paths": {
+            "/api/v1/sign": {
+                "post": {
+                    "summary": "Sign a URL",
+                    "security": [{"apiKey": []}],
+                    "requestBody": {"required": True, "content": _body("application/json", _ref("SignRequest"))},
+                    "responses": {
+                        "200": _ok("signed URL", "application/json", _ref("SignedUrl")),
+                        "400": _error("invalid field: `error.parameter` names it"),
+                        "401": _error("no API key"),
+                        "403": _error("API key not accepted"),
+                        "413": _error("body too large"),
+                    },
+                }
+            },
+            "/api/v1/playlists": {
+                "post": {
+                    "summary": "Create playlists for a source (IMM GenerateVideoPlaylist request and answer shapes)",
+                    "security": [{"apiKey": []}],
+                    "requestBody": {"required": True, "content": _body("application/json", _ref("PlaylistRequest"))},
+                    "responses": {
+                        "200": _ok("playlists written to storage", "application/json", _ref("PlaylistAnswer")),
+                        "400": _error("invalid field: `error.parameter` names it"),
+                        "401": _error("no API key"),
+                        "403": _error("API key not accepted"),
+                        "404": _error("unknown source"),
+                        "422": _error("the source cannot be read as media"),
+                    },
+                }
+            },
+            "/{key}": {
+                "post": {
+                    "summary": "OSS hls/m3u8: `POST /<source key>?x-oss-process` with form field x-oss-process",
+                    "security": [{"apiKey": []}],
+                    "parameters": [
+                        _param("key", "path", "source key (may contain '/')"),
+                        _param("x-oss-process", "query", "present, empty", required=True),
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": _body(
+                            "application/x-www-form-urlencoded",
+                            {
+                                "type": "object",
+                                "required": ["x-oss-process"],
+                                "properties": {"x-oss-process": {"type": "string"}},
+                            },
+                        ),
+                    },
+                    "responses": {
+                        "200": _ok("playlist written to storage", "application/json", _ref("PlaylistAnswer")),
+                        "400": _error("invalid parameter: `error.parameter` names it"),
+                        "401": _error("no API key"),
+                        "403": _error("API key not accepted"),
+                        "404": _error("unknown source, or no x-oss-process"),
+                        "422": _error("the source cannot be read as media"),
+                    },
+                }
+            },
+            "/hls/{profile}/{key}/master.m3u8": _playlist("Master playlist", []),
+            "/hls/{profile}/{key}/{rendition}.m3u8": _playlist("Media playlist of one rendition", [RENDITION]),
+            "/hls/{profile}/{key}/{rendition}-{spec}-{n}.ts": {
+                "get": {
+                    "summary": "One MPEG-TS segment, transcoded on first request",
+                    "parameters": [
+                        *TITLE_PARAMETERS,
+                        RENDITION,
+                        _param("spec", "path", "hash of the transcode spec", pattern="^[0-9a-f]{12}$"),
+                        _param("n", "path", "segment number", pattern="^[0-9]{1,6}$"),
+                        *TOKEN_PARAMETERS,
+                    ],
+                    "responses": {
+                        "200": _ok("the segment", "video/mp2t", {"type": "string", "format": "binary"}),
+                        "400": _error("invalid path"),
+                        **TOKEN_ERRORS,
+                        "404": _error("unknown source, rendition, spec or segment number"),
+                        "502": _error("transcode failed"),
+                        "504": _error("transcode timed out"),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "The process is alive",
+                    "responses": {"200": _ok("alive", "application/json", {"type": "object"})},
+                }
+            },
+            "/api/v1/sources": {
+                "get": {
+                    "summary": "Source objects (up to 1000, hidden ones left out)",
+                    "security": [{"apiKey": []}],
+                    "responses": {
+                        "200": _ok("sources", "application/json", {"type": "object", "required": ["sources"]}),
+                        "401": _error("no API key"),
+                        "403": _error("API key not accepted"),
+                        "503": _error("storage unavailable"),
+                    },
+                }
+            },
+            "/api/v1/titles/{profile}/{key}": {
+                "get": {
+                    "summary": "A title's renditions and the state of each segment (transcoding, cached, none)",
+                    "security": [{"apiKey": []}],
+                    "parameters": TITLE_PARAMETERS,
+                    "responses": {
+                        "200": _ok("renditions and segment states", "application/json", {"type": "object", "required": ["renditions"]}),
+                        "400": _error("invalid path"),
+                        "401": _error("no API key"),
+                        "403": _error("API key not accepted"),
+                        "404": _error("unknown source or profile"),
+                        "422": _error("the source cannot be read as media"),
+                        "503": _error("storage unavailable"),
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Ready for traffic: output storage answers and every transcode worker is alive",
+                    "responses": {
+                        "200": _ok("ready", "application/json", _ref("Readiness")),
+                        "503": _ok("not ready, with the failing check", "application/json", _ref("Readiness")),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": _ok("text exposition format", "text/plain", {"type": "string"})},
+                }
+            },
+            "/api/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _ok("OpenAPI document", "application/json", {"type": "object"})},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "an API key from api.key_file or LIVETX_API_KEYS"},
+            },
+            "schemas": {
+                "Error": ERROR,
+                "SignRequest": SIGN_REQUEST,
+                "SignedUrl": SIGNED_URL,
+                "PlaylistRequest": PLAYLIST_REQUEST,
+                "PlaylistAnswer": PLAYLIST_ANSWER,
+                "Readiness": {
+                    "type": "object",
+                    "required": ["status", "checks"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ready", "not_ready"]},
+                        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                },
+            },
+        },
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())

@@ -1,0 +1,88 @@
+"""Real playback: Debian's Chromium (driven by Playwright, never `playwright install`) plays a
+stream from the real server with hls.js (installed from npm into a git-ignored folder by
+.ci/run). hls.js is forced: Chromium also claims native HLS. Only 127.0.0.1 is reached: the
+page's hls.js URL is answered from the local copy, and every other outside request is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+from tests.conftest import ROOT, Server, Source
+
+CHROMIUM = Path(os.environ.get("LIVETX_TEST_CHROMIUM", "/usr/bin/chromium"))
+HLS_JS = Path(os.environ.get("LIVETX_TEST_HLSJS", ROOT / "var" / "test-hlsjs" / "node_modules" / "hls.js" / "dist" / "hls.min.js"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
+    if not HLS_JS.exists():
+        pytest.skip(f"no hls.js at {HLS_JS} (npm install --prefix var/test-hlsjs hls.js@1; .ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--autoplay-policy=no-user-gesture-required"])
+        yield browser
+        browser.close()
+
+
+def open_player(browser: Any, server: Server, master_url: str) -> Any:
+    page = browser.new_page()
+
+    def route(request_route: Any) -> None:
+        url = request_route.request.url
+        if url.endswith("/hls.min.js"):
+            request_route.fulfill(path=str(HLS_JS), content_type="application/javascript")
+        elif urlsplit(url).hostname == "127.0.0.1":
+            request_route.continue_()
+        else:
+            request_route.abort()
+
+    page.route("**/*", route)
+    page.goto(f"{server.base_url}/player?src={quote(master_url, safe='')}")
+    return page
+
+
+def test_chromium_plays_seeks_and_plays_on(browser: Any, server: Server, sources: dict[str, Source]) -> None:
+    src = sources["ts-2997"]
+    url = server.cli("url", src.key, "--base-url", server.base_url)
+    page = open_player(browser, server, url)
+    page.wait_for_function("window.livetx && window.livetx.hls", timeout=30_000)  # hls.js, not native HLS
+    page.wait_for_function("document.getElementById('video').currentTime > 3", timeout=90_000)
+    duration = page.evaluate("document.getElementById('video').duration")
+    assert duration == pytest.approx(src.spec.seconds, abs=0.1)
+    target = 0.8 * duration
+    page.evaluate(f"document.getElementById('video').currentTime = {target}")
+    page.wait_for_function(f"document.getElementById('video').currentTime > {target + 0.5}", timeout=90_000)
+    quality = page.evaluate(
+        "(() => { const q = document.getElementById('video').getVideoPlaybackQuality();"
+        " return {dropped: q.droppedVideoFrames, total: q.totalVideoFrames}; })()"
+    )
+    errors = page.evaluate("window.livetx.errors")
+    print(f"hls.js errors: {errors}; frames: {quality}")
+    # none at all, not even the non-fatal bufferSeekOverHole that a B-frame delay in the
+    # first segment used to cause
+    assert not errors, errors
+    assert quality["total"] > 0
+    page.close()
+
+
+def test_demo_page_lists_plays_and_colours_the_timeline(browser: Any, server: Server, sources: dict[str, Source]) -> None:
+    page = open_player(browser, server, "unused")
+    page.goto(f"{server.base_url}/#key={quote(server.api_key, safe='')}")  # the key stays in the fragment
+    assert server.api_key not in page.content()
+    button = page.get_by_role("button", name=sources["mkv-25-44k"].key)
+    button.click()
+    page.wait_for_function("document.getElementById('video').currentTime > 1", timeout=90_000)
+    page.wait_for_function("document.querySelectorAll('.cell.cached').length >= 2", timeout=30_000)
+    rows = page.locator("#timeline .row").count()
+    assert rows >= 1
+    errors = page.evaluate("window.livetx.errors")
+    assert not [e for e in errors if e["fatal"]], errors
+    page.close()

@@ -1,0 +1,204 @@
+"""Operations: metrics, health and readiness, HTTP caching semantics, CORS, JSON logs and a
+graceful SIGTERM, against the real app (in-process on loopback, or `livetx serve`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import m3u8
+import pytest
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from livetx.app import create_app
+from livetx.web.keys import POOL
+from tests.conftest import Server, Source, app_settings, free_port, launch_server
+
+CDN = "c" * 40
+PULL = {"X-Livetx-Origin-Auth": CDN}
+MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, tmp_path: Path, sources: dict[str, Source]) -> MakeClient:
+    media = tmp_path / "media"
+    media.mkdir(exist_ok=True)
+    shutil.copy(sources["mp4-30"].path, media / "a.mp4")
+
+    async def make(**env: str) -> TestClient[Any, Any]:
+        settings = app_settings(
+            **{"LIVETX_STORAGE_URI": str(media), "LIVETX_CDN_ORIGIN_SECRET": CDN, "LIVETX_TRANSCODE_WORKERS": "2", **env}
+        )
+        return await aiohttp_client(create_app(settings))  # type: ignore[no-any-return]
+
+    return make
+
+
+async def first_segment(client: TestClient[Any, Any]) -> str:
+    base = "/hls/default/a.mp4/"
+    master = m3u8.loads(await (await client.get(base + "master.m3u8", headers=PULL)).text())
+    media = m3u8.loads(await (await client.get(base + master.playlists[0].uri, headers=PULL)).text())
+    return base + media.segments[0].uri
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+async def test_metrics_count_requests_transcodes_and_cache(make_client: MakeClient) -> None:
+    client = await make_client(LIVETX_PROFILES_DEFAULT_INITD="0", LIVETX_CACHE_LOOKAHEAD="false")
+    segment = await first_segment(client)
+    for _ in range(3):
+        assert (await client.get(segment, headers=PULL)).status == 200
+    assert (await client.get("/hls/default/missing.mp4/master.m3u8", headers=PULL)).status == 404
+    response = await client.get("/metrics")
+    assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain")
+    got = samples(await response.text())
+    assert got[("livetx_http_requests_total", (("method", "GET"), ("route", "hls-segment"), ("status", "200")))] == 3
+    assert got[("livetx_http_requests_total", (("method", "GET"), ("route", "hls-master"), ("status", "404")))] == 1
+    assert got[("livetx_http_request_seconds_count", (("route", "hls-segment"),))] == 3
+    assert got[("livetx_http_response_bytes_total", (("route", "hls-segment"),))] > 3 * 188
+    assert got[("livetx_transcode_seconds_count", (("rendition", "main"),))] == 1
+    assert got[("livetx_transcodes_total", ())] == 1 and got[("livetx_cache_misses_total", ())] == 1
+    assert sum(got[("livetx_cache_hits_total", (("tier", tier),))] for tier in ("memory", "local", "storage")) == 2
+    for name in (
+        "livetx_transcode_queue_depth",
+        "livetx_transcodes_in_flight",
+        "livetx_singleflight_joins_total",
+        "livetx_worker_restarts_total",
+    ):
+        assert (name, ()) in got, name
+    assert got[("livetx_transcode_workers", ())] == 2
+
+
+async def test_health_and_readiness(make_client: MakeClient) -> None:
+    client = await make_client()
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["checks"] == {"pool": "ok", "storage": "ok"}
+    pool = client.server.app[POOL]
+    os.kill(pool.worker_pids()[0], signal.SIGKILL)
+    for _ in range(100):
+        if len(pool.worker_pids()) < pool.size:
+            break
+        time.sleep(0.02)
+    not_ready = await client.get("/readyz")
+    assert not_ready.status == 503 and (await not_ready.json())["checks"]["pool"] == "1 of 2 workers alive"
+
+
+async def test_not_ready_when_storage_is_unreachable(make_client: MakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    client = await make_client(
+        LIVETX_STORAGE_OUTPUT_URI="s3://nowhere/out",
+        LIVETX_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        LIVETX_S3_REGION="us-east-1",
+        LIVETX_S3_MAX_ATTEMPTS="1",
+    )
+    response = await client.get("/readyz")
+    body = await response.json()
+    assert response.status == 503 and body["checks"]["storage"].startswith("unreachable")
+
+
+async def test_segment_etag_and_304_from_file_and_from_memory(make_client: MakeClient) -> None:
+    client = await make_client(LIVETX_PROFILES_DEFAULT_INITD="0", LIVETX_CACHE_LOOKAHEAD="false")
+    segment = await first_segment(client)
+    fresh = await client.get(segment, headers=PULL)  # made now: sent from memory
+    stored = await client.get(segment, headers=PULL)  # a hit: sent from the file
+    assert fresh.headers["ETag"] == stored.headers["ETag"] and fresh.headers["ETag"].startswith('"')
+    assert "immutable" in stored.headers["Cache-Control"] and "public" in stored.headers["Cache-Control"]
+    again = await client.get(segment, headers={**PULL, "If-None-Match": stored.headers["ETag"]})
+    assert again.status == 304 and again.headers["ETag"] == stored.headers["ETag"]
+    other = await client.get(segment, headers={**PULL, "If-None-Match": '"nope"'})
+    assert other.status == 200
+
+
+async def test_playlists_and_unknown_sources_cache_headers(make_client: MakeClient) -> None:
+    client = await make_client()
+    playlist = await client.get("/hls/default/a.mp4/master.m3u8", headers=PULL)
+    assert playlist.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    assert "no-store" in playlist.headers["Cache-Control"]
+    missing = await client.get("/hls/default/missing.mp4/master.m3u8", headers=PULL)
+    assert missing.status == 404 and missing.headers["Cache-Control"] == "public, max-age=10"
+
+
+async def test_cors(make_client: MakeClient) -> None:
+    client = await make_client(LIVETX_SERVER_CORS_ORIGINS="https://player.example")
+    preflight = await client.options(
+        "/hls/default/a.mp4/master.m3u8",
+        headers={"Origin": "https://player.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "range"},
+    )
+    assert preflight.status == 204 and preflight.headers["Access-Control-Allow-Origin"] == "https://player.example"
+    assert "Range" in preflight.headers["Access-Control-Allow-Headers"]
+    allowed = await client.get("/hls/default/a.mp4/master.m3u8", headers={**PULL, "Origin": "https://player.example"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://player.example"
+    refused = await client.get("/hls/default/a.mp4/master.m3u8", headers={"Origin": "https://evil.example"})
+    assert refused.status == 401 and "Access-Control-Allow-Origin" not in refused.headers
+    anyone = await make_client()
+    error = await anyone.get("/hls/default/a.mp4/master.m3u8", headers={"Origin": "https://x.example"})
+    assert error.status == 401 and error.headers["Access-Control-Allow-Origin"] == "*"  # errors are readable too
+
+
+def test_logs_are_json_lines_with_request_ids(server: Server, sources: dict[str, Source]) -> None:
+    url = server.cli("url", sources["mp4-30"].key, "--base-url", server.base_url)
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"X-Request-Id": "trace-42"}), timeout=60) as response:
+        assert response.headers["X-Request-Id"] == "trace-42"
+    time.sleep(0.2)
+    records = [line for line in server.log.read_text().split("\n") if line.startswith("{")]
+    assert all(line.isascii() for line in records)  # one line each, whatever paths clients sent
+    lines = [json.loads(line) for line in records]
+    access = [entry for entry in lines if entry.get("event") == "access" and entry.get("request_id") == "trace-42"]
+    assert access and access[0]["path"].endswith("/master.m3u8") and access[0]["status"] == 200
+    assert all("sig=" not in json.dumps(entry) for entry in lines)
+
+
+def test_sigterm_finishes_the_request_and_the_write_back(tmp_path: Path, sources: dict[str, Source]) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(sources["ts-2997"].path, media / "t.ts")
+    with launch_server(tmp_path, media, LIVETX_PROFILES_DEFAULT_INITD="0", LIVETX_CACHE_LOOKAHEAD="false") as server:
+        url = server.cli("url", "t.ts", "--base-url", server.base_url)
+        with urllib.request.urlopen(url, timeout=60) as response:
+            master = m3u8.loads(response.read().decode(), uri=url)
+        media_url = master.playlists[0].absolute_uri
+        with urllib.request.urlopen(media_url, timeout=60) as response:
+            playlist = m3u8.loads(response.read().decode(), uri=media_url)
+        segment = playlist.segments[-1]
+        result: dict[str, Any] = {}
+
+        def fetch() -> None:
+            with urllib.request.urlopen(segment.absolute_uri, timeout=60) as response:
+                result["status"], result["body"] = response.status, response.read()
+
+        client = threading.Thread(target=fetch)
+        client.start()
+        time.sleep(0.3)  # the transcode is under way
+        server.process.send_signal(signal.SIGTERM)
+        client.join(timeout=60)
+        assert result["status"] == 200 and len(result["body"]) > 0
+        assert server.process.wait(timeout=60) == 0
+        stored = list((media / ".livetx").rglob(segment.uri.split("?")[0]))
+        assert len(stored) == 1 and stored[0].read_bytes() == result["body"]
+
+
+def test_log_lines_stay_one_line_whatever_the_path() -> None:
+    import logging
+
+    from livetx.logs import JsonFormatter
+
+    record = logging.makeLogRecord({"msg": "GET /a\u2028b\x85c\nd\r", "event": "access", "path": "/x\u2029y"})
+    line = JsonFormatter().format(record)
+    assert line.isascii() and len(line.splitlines()) == 1 and json.loads(line)["path"] == "/x\u2029y"
