@@ -67,6 +67,19 @@ def test_video_timestamps_continuous_and_absolute(joined: tuple[Source, list[byt
     assert video.pts == expected
 
 
+def test_decode_timestamps_rise_one_frame_at_a_time_with_the_shipped_preset(sources: dict[str, Source]) -> None:
+    """With the default preset (veryfast, which would use B-frames), the video DTS of segments made
+    alone rise by exactly one frame across every boundary and start where the PTS do: no step back
+    where a segment's reorder delay differs from its neighbour's, and no hole before the first frame."""
+    src = sources["ts-10h"]
+    segments, _, fps = make_any_segments(src, preset="veryfast")
+    with open_joined(segments) as container:
+        packets = [(p.pts, p.dts) for p in container.demux(video=0) if p.size]
+    step = 90000 / fps
+    assert packets[0][0] == packets[0][1]
+    assert [dts for _, dts in packets] == [packets[0][1] + round(k * step) for k in range(len(packets))]
+
+
 def test_each_segment_opens_on_a_keyframe_and_lasts_its_extinf(joined: tuple[Source, list[bytes], list[Fraction], Fraction]) -> None:
     _, segments, durations, fps = joined
     for data, duration in zip(segments, durations, strict=True):

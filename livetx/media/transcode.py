@@ -166,11 +166,11 @@ class _Segment:
         x_params = ["open-gop=0"]
         if spec.codec == "h264":
             x_params.append("aud=1")
-        if self.job.start == 0:
-            # The title's first segment has no B-frames, so its first video DTS equals its first
-            # PTS, where audio starts too: players that anchor their timeline on the first
-            # fragment (hls.js) then see no hole before the first frame.
-            x_params.append("bframes=0")
+        # No B-frames, in any segment: DTS equals PTS, so the title's first frame is decoded where
+        # audio starts (hls.js anchors its timeline there and would see a reorder-delay hole), and
+        # DTS rise one frame at a time across every boundary. A B-frame delay in some segments
+        # only would step DTS back at the joins.
+        x_params.append("bframes=0")
         if spec.bitrate:
             ctx.bit_rate = spec.bitrate
         elif spec.crf is not None:
