@@ -192,6 +192,47 @@ async def test_fifty_cold_requests_share_one_transcode(make_client: MakeClient, 
     assert len(set(bodies)) == 1 and len(bodies[0]) > 0
 
 
+class SlowStore:
+    """The real output store, with its HEADs and PUTs held back: widens the window in which a
+    request looks in storage while the segment is being made and written back."""
+
+    def __init__(self, store: Any, stat_delay: float, write_delay: float) -> None:
+        self.store, self.stat_delay, self.write_delay = store, stat_delay, write_delay
+
+    async def stat(self, key: str) -> Any:
+        found = await self.store.stat(key)  # looked now, answered late: as a slow HEAD
+        await asyncio.sleep(self.stat_delay)
+        return found
+
+    async def write(self, key: str, data: bytes) -> None:
+        await asyncio.sleep(self.write_delay)
+        await self.store.write(key, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def test_requests_spread_over_a_slow_make_and_write_back_share_one_transcode(
+    make_client: MakeClient, s3_sources: str, sources: dict[str, Source]
+) -> None:
+    src = sources["ts-2997"]
+    client = await make_client(
+        LIVETX_STORAGE_URI=s3_sources, LIVETX_PROFILES_DEFAULT_INITD="0", LIVETX_CACHE_LOOKAHEAD="false", LIVETX_CACHE_LOCAL_MAX_BYTES="0"
+    )
+    segments = await playlist_segments(client, src.path.name)
+    service = client.server.app[SEGMENTS]
+    service.output = SlowStore(service.output, stat_delay=0.6, write_delay=1.5)
+    before = service.stats.transcodes
+
+    async def later(delay: float) -> bytes:
+        await asyncio.sleep(delay)
+        return await fetch(client, segments[1])
+
+    bodies = await asyncio.gather(*(later(0.1 * i) for i in range(40)))  # over 4 s
+    assert service.stats.transcodes - before == 1
+    assert len(set(bodies)) == 1
+
+
 async def test_s3_outage_is_served_by_the_transcoder_and_uploads_catch_up(
     make_client: MakeClient, s3: SeaweedS3, tmp_path: Path, sources: dict[str, Source]
 ) -> None:

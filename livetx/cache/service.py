@@ -98,29 +98,26 @@ class SegmentService:
         rendition.window(index)  # 404 for an index past the end, before any I/O
         key = segment_key(title, rendition, index)
         etag = f'"{rendition.spec_id}-{index}"'
-        found = await self._lookup(key, etag, rendition, index)
+        found = self._lookup_near(key, etag)
         if found is not None:
             return found
-        self.stats.misses += 1
         wanted = self._wanted.get(key)
         if wanted is None or priority < wanted:
             self._wanted[key] = priority  # read when the job is submitted, if it is not yet
         ticket = self._tickets.get(key)
-        if ticket is not None:
+        if ticket is not None and priority < ticket.priority:  # a client waits on background work: it goes first now
+            self.stats.promotions += 1
+            self.pool.promote(ticket, priority)
+        if self.flight.running(key):
             self.stats.joins += 1
-            if priority < ticket.priority:  # a client waits on background work: it goes first now
-                self.stats.promotions += 1
-                self.pool.promote(ticket, priority)
-        data = await self.flight.do(key, self._make(title, rendition, index, key, priority))
-        if self.tier is not None:
-            path = self.tier.path(key)
-            if path is not None:
-                return SegmentBody(etag, path=path)
-        return SegmentBody(etag, data=data)
+        # The storage lookup runs inside the flight too: a request that looked while the
+        # segment was being made and written back can't miss both and make it again.
+        return await self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority))
 
-    async def _lookup(self, key: str, etag: str, rendition: Rendition, index: int) -> SegmentBody | None:
+    def _lookup_near(self, key: str, etag: str) -> SegmentBody | None:
+        """Memory (made, write-back still on the way) and the local tier: no storage I/O."""
         fresh = self._fresh.get(key)
-        if fresh is not None:  # its write-back is still on the way
+        if fresh is not None:
             self.stats.hits["memory"] += 1
             return SegmentBody(etag, data=fresh)
         if self.tier is not None:
@@ -128,6 +125,24 @@ class SegmentService:
             if path is not None:
                 self.stats.hits["local"] += 1
                 return SegmentBody(etag, path=path)
+        return None
+
+    async def _fetch_or_make(self, title: Title, rendition: Rendition, index: int, key: str, etag: str, priority: Priority) -> SegmentBody:
+        found = self._lookup_near(key, etag)  # made while this flight was being set up
+        if found is None:
+            found = await self._lookup_storage(key, etag, rendition, index)
+        if found is not None:
+            self._wanted.pop(key, None)
+            return found
+        self.stats.misses += 1
+        data = await self._make(title, rendition, index, key, priority)
+        if self.tier is not None:
+            path = self.tier.path(key)
+            if path is not None:
+                return SegmentBody(etag, path=path)
+        return SegmentBody(etag, data=data)
+
+    async def _lookup_storage(self, key: str, etag: str, rendition: Rendition, index: int) -> SegmentBody | None:
         try:
             info = await self.output.stat(key)
             if info is None:

@@ -20,6 +20,8 @@ T = TypeVar("T")
 class SingleFlight(Protocol):
     async def do(self, key: str, work: Coroutine[Any, Any, T]) -> T: ...
 
+    def running(self, key: str) -> bool: ...
+
 
 class LocalSingleFlight:
     def __init__(self) -> None:
@@ -32,6 +34,9 @@ class LocalSingleFlight:
             del self._running[key]
         if not task.cancelled():
             task.exception()  # retrieved here; every waiter still gets it raised
+
+    def running(self, key: str) -> bool:
+        return key in self._running
 
     async def do(self, key: str, work: Coroutine[Any, Any, T]) -> T:
         task = self._running.get(key)
