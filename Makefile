@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/transcode_cost.py
 	$(PY) benchmarks/origin_load.py
 	$(PY) benchmarks/s3_origin.py
+	$(PY) benchmarks/bframes_cost.py
 	$(PY) benchmarks/report.py
 
 clean:

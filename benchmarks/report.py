@@ -97,6 +97,17 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "-",
             )
         )
+    bframes = load("bframes_cost")
+    if bframes:
+        without_b, with_b = bframes["without_bframes"], bframes["with_bframes"]
+        out.append(
+            (
+                "bytes without B-frames vs with 3 (crf 23, mandelbrot 720p)",
+                f"{without_b['bytes'] / 1e6:.2f} MB, SSIM {without_b['ssim']:.4f}",
+                f"{with_b['bytes'] / 1e6:.2f} MB, SSIM {with_b['ssim']:.4f}",
+                f"{bframes['size_ratio']:.2f}",
+            )
+        )
     return out
 
 

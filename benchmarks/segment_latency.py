@@ -4,7 +4,7 @@ Generates a synthetic 1920x1080 H.264 source (PyAV), then for a 2 s segment at t
 10 s segment mid-title, each scaled to 1280x720, measures:
   - livetx: `transcode_segment` in a warm worker process (what the server's pool does);
   - ffmpeg: `ffmpeg -ss S -i SRC -t D -vf scale=1280:720 -c:v libx264 -preset veryfast -crf 23
-    -c:a aac -f mpegts`
+    -x264-params bframes=0 -c:a aac -f mpegts` (livetx encodes without B-frames too)
     as a fresh process (skipped when the ffmpeg CLI is absent).
 Prints a table and writes benchmarks/results/segment_latency.json. Not a pass/fail test.
 
@@ -46,7 +46,8 @@ def timed_job(job: SegmentJob) -> float:
 
 def ffmpeg_time(src: Path, start: float, duration: float, out: Path) -> float:
     cmd = ["ffmpeg", "-v", "error", "-y", "-ss", f"{start}", "-i", str(src), "-t", f"{duration}", "-vf", "scale=1280:720"]
-    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-c:a", "aac", "-b:a", "128k", "-f", "mpegts", str(out)]
+    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-x264-params", "bframes=0"]
+    cmd += ["-c:a", "aac", "-b:a", "128k", "-f", "mpegts", str(out)]
     began = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - began

@@ -30,7 +30,7 @@ from livetx.media.sample import SampleSpec, write_sample
 from livetx.media.transcode import transcode_segment
 
 RESULTS = Path(__file__).resolve().parent / "results"
-X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-x264-params", "open-gop=0", "-c:a", "aac", "-b:a", "128k"]
+X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-x264-params", "open-gop=0:bframes=0", "-c:a", "aac", "-b:a", "128k"]
 
 
 def cpu(who: int) -> float:
