@@ -56,6 +56,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  player page:     {base}/player?src={quote(url, safe='')}", flush=True)
         if settings.api.keys:
             print(f"  signing API:     POST {base}/api/v1/sign with 'Authorization: Bearer <key in api.key_file>'", flush=True)
+            if settings.player.demo:  # the key is not printed: the page asks for it
+                print(f"  demo page:       {base}/ (it asks for the API key; or open {base}/#key=<API key>)", flush=True)
 
     loop = _new_loop()
     web.run_app(

@@ -151,6 +151,12 @@ def test_logs_carry_no_tokens(server: Server, master_url: str) -> None:
     assert "sig=" not in log and master_url.split("sig=")[1] not in log  # ...without their tokens
 
 
+def test_start_banner_points_at_the_demo_page_without_the_api_key(server: Server) -> None:
+    log = server.log.read_text()
+    assert f"demo page:       {server.base_url}/ " in log
+    assert server.api_key not in log
+
+
 def test_codecs_attribute_matches_the_encoded_stream(master_url: str) -> None:
     master = m3u8.loads(fetch(master_url)[2].decode())
     media_url = urljoin(master_url, master.playlists[0].uri)

@@ -1,7 +1,7 @@
 """The demo page at `/`: pick a source, play it with hls.js, watch its segments get made.
 
-It holds no key. It asks for an API key (or takes one from the URL fragment, which never
-reaches a server or a log: `livetx serve --announce` prints such a link), keeps it in the tab's
+It holds no key. It asks for an API key (or takes one from the URL fragment, `/#key=...`,
+which never reaches a server or a log; `livetx serve --announce` says so), keeps it in the tab's
 sessionStorage, and calls the same API a backend would: /api/v1/sources, /api/v1/sign and
 /api/v1/titles, the last once a second to colour the timeline.
 """
