@@ -9,17 +9,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from livetx.media.sample import SampleSpec, write_sample
 from livetx.settings import Settings, generate_key_file, load_settings
-from tests.s3server import SeaweedS3, weed_binary
+from tests.s3server import BUCKET, SeaweedS3, weed_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,3 +172,52 @@ def app_settings(**env: str) -> Settings:
         "LIVETX_TRANSCODE_WORKERS": "1",
     }
     return load_settings(ROOT / "conf" / "livetx.toml", {**base, **env})
+
+
+# ---- the app against the real S3 server -------------------------------------------------
+
+MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+CDN = "c" * 40  # the CDN origin-pull secret of `s3_settings`
+
+
+def s3_settings(s3: SeaweedS3, tmp: Path, **env: str) -> Settings:
+    return app_settings(
+        **{
+            **s3.env,
+            "LIVETX_CDN_ORIGIN_SECRET": CDN,
+            "LIVETX_TRANSCODE_WORKERS": "2",
+            "LIVETX_CACHE_LOCAL_DIR": str(tmp / "tier"),
+            **env,
+        },
+    )
+
+
+@pytest.fixture
+def s3_env(s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The S3 server's credentials in the standard AWS variables."""
+    for name, value in s3.env.items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+async def s3_sources(s3: SeaweedS3, s3_env: None, tmp_path: Path, sources: dict[str, Source]) -> str:
+    """A fresh S3 prefix holding the test sources; returns its URI."""
+    from livetx.app import open_storages
+
+    prefix = f"s3://{BUCKET}/{tmp_path.name}"
+    async with open_storages(s3_settings(s3, tmp_path, LIVETX_STORAGE_URI=prefix)) as (store, _):
+        for src in sources.values():
+            await store.write(src.path.name, src.path.read_bytes())
+    return prefix
+
+
+@pytest.fixture
+def s3_app(aiohttp_client: Any, s3: SeaweedS3, s3_env: None, tmp_path: Path) -> MakeClient:
+    """Makes the app (aiohttp's test server) with `s3_settings` plus the given env."""
+    from livetx.app import create_app
+
+    async def make(**env: str) -> TestClient[Any, Any]:
+        return await aiohttp_client(create_app(s3_settings(s3, tmp_path, **env)))  # type: ignore[no-any-return]
+
+    return make

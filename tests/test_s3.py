@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,61 +18,21 @@ import m3u8
 import pytest
 from aiohttp.test_utils import TestClient
 
-from livetx.app import create_app, open_storages
+from livetx.app import open_storages
 from livetx.media.probe import probe
-from livetx.settings import Settings
 from livetx.storage.base import Storage
 from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import check_tone, decode_audio, decode_video, open_joined
-from tests.conftest import Source, app_settings, launch_server
+from tests.conftest import CDN, MakeClient, Source, launch_server, s3_settings
 from tests.s3server import BUCKET, SeaweedS3
 
-MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
-CDN = "c" * 40
-
-
-def settings_for(s3: SeaweedS3, tmp: Path, **env: str) -> Settings:
-    return app_settings(
-        **{
-            **s3.env,
-            "LIVETX_CDN_ORIGIN_SECRET": CDN,
-            "LIVETX_TRANSCODE_WORKERS": "2",
-            "LIVETX_CACHE_LOCAL_DIR": str(tmp / "tier"),
-            **env,
-        },
-    )
-
-
-@pytest.fixture(autouse=True)
-def aws_env(s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in s3.env.items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("s3_env")
 
 
 async def upload(s3: SeaweedS3, tmp: Path, key: str, path: Path) -> None:
-    settings = settings_for(s3, tmp, LIVETX_STORAGE_URI=f"s3://{BUCKET}/src")
+    settings = s3_settings(s3, tmp, LIVETX_STORAGE_URI=f"s3://{BUCKET}/src")
     async with open_storages(settings) as (sources, _):
         await sources.write(key, path.read_bytes())
-
-
-@pytest.fixture
-async def s3_sources(s3: SeaweedS3, tmp_path: Path, sources: dict[str, Source]) -> str:
-    """A fresh S3 prefix holding the test sources; returns its URI."""
-    prefix = f"s3://{BUCKET}/{tmp_path.name}"
-    settings = settings_for(s3, tmp_path, LIVETX_STORAGE_URI=prefix)
-    async with open_storages(settings) as (store, _):
-        for src in sources.values():
-            await store.write(src.path.name, src.path.read_bytes())
-    return prefix
-
-
-@pytest.fixture
-def make_client(aiohttp_client: Any, s3: SeaweedS3, tmp_path: Path) -> MakeClient:
-    async def make(**env: str) -> TestClient[Any, Any]:
-        return await aiohttp_client(create_app(settings_for(s3, tmp_path, **env)))  # type: ignore[no-any-return]
-
-    return make
 
 
 CDN_HEADERS = {"X-Livetx-Origin-Auth": CDN}
@@ -97,7 +57,7 @@ async def playlist_segments(client: TestClient[Any, Any], key: str) -> list[str]
 @pytest.fixture(params=["local", "s3"])
 async def store(request: pytest.FixtureRequest, s3: SeaweedS3, tmp_path: Path) -> AsyncIterator[Storage]:
     uri = str(tmp_path / "store") if request.param == "local" else f"s3://{BUCKET}/contract-{tmp_path.name}"
-    async with open_storages(settings_for(s3, tmp_path, LIVETX_STORAGE_URI=uri)) as (sources, _):
+    async with open_storages(s3_settings(s3, tmp_path, LIVETX_STORAGE_URI=uri)) as (sources, _):
         yield sources
 
 
@@ -122,7 +82,7 @@ async def test_storage_contract(store: Storage) -> None:
 
 async def test_worker_reads_an_s3_source_in_ranges(s3: SeaweedS3, s3_sources: str, tmp_path: Path, sources: dict[str, Source]) -> None:
     src = sources["ts-10h"]
-    async with open_storages(settings_for(s3, tmp_path, LIVETX_STORAGE_URI=s3_sources)) as (store, _):
+    async with open_storages(s3_settings(s3, tmp_path, LIVETX_STORAGE_URI=s3_sources)) as (store, _):
         url = await store.media_url(src.path.name)
     assert url.startswith("http://127.0.0.1")
     remote, local = await asyncio.to_thread(probe, url), probe(str(src.path))
@@ -132,9 +92,9 @@ async def test_worker_reads_an_s3_source_in_ranges(s3: SeaweedS3, s3_sources: st
 # ---- through the app -------------------------------------------------------------------
 
 
-async def test_play_through_with_s3_as_the_store(make_client: MakeClient, s3_sources: str, sources: dict[str, Source]) -> None:
+async def test_play_through_with_s3_as_the_store(s3_app: MakeClient, s3_sources: str, sources: dict[str, Source]) -> None:
     src = sources["mp4-30"]
-    client = await make_client(LIVETX_STORAGE_URI=s3_sources)
+    client = await s3_app(LIVETX_STORAGE_URI=s3_sources)
     segments = await playlist_segments(client, src.path.name)
     bodies = [await fetch(client, path) for path in segments]
     assert decode_video(open_joined(bodies)).indexes == list(range(src.frames))
@@ -156,10 +116,10 @@ async def test_play_through_with_s3_as_the_store(make_client: MakeClient, s3_sou
 
 
 async def test_deleted_segments_are_made_again_with_identical_timing(
-    make_client: MakeClient, s3_sources: str, sources: dict[str, Source]
+    s3_app: MakeClient, s3_sources: str, sources: dict[str, Source]
 ) -> None:
     src = sources["mkv-25-44k"]
-    client = await make_client(LIVETX_STORAGE_URI=s3_sources, LIVETX_CACHE_LOCAL_MAX_BYTES="0")
+    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, LIVETX_CACHE_LOCAL_MAX_BYTES="0")
     segments = await playlist_segments(client, src.path.name)
     half = len(segments) // 2
     first = [await fetch(client, path) for path in segments[:half]]
@@ -180,9 +140,9 @@ def pts_of(segment: bytes) -> list[int]:
         return [p.pts for p in container.demux() if p.pts is not None]
 
 
-async def test_fifty_cold_requests_share_one_transcode(make_client: MakeClient, s3_sources: str, sources: dict[str, Source]) -> None:
+async def test_fifty_cold_requests_share_one_transcode(s3_app: MakeClient, s3_sources: str, sources: dict[str, Source]) -> None:
     src = sources["ts-2997"]
-    client = await make_client(LIVETX_STORAGE_URI=s3_sources, LIVETX_PROFILES_DEFAULT_INITD="0", LIVETX_CACHE_LOOKAHEAD="false")
+    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, LIVETX_PROFILES_DEFAULT_INITD="0", LIVETX_CACHE_LOOKAHEAD="false")
     segments = await playlist_segments(client, src.path.name)
     target = segments[len(segments) // 2]
     service = client.server.app[SEGMENTS]
@@ -213,10 +173,10 @@ class SlowStore:
 
 
 async def test_requests_spread_over_a_slow_make_and_write_back_share_one_transcode(
-    make_client: MakeClient, s3_sources: str, sources: dict[str, Source]
+    s3_app: MakeClient, s3_sources: str, sources: dict[str, Source]
 ) -> None:
     src = sources["ts-2997"]
-    client = await make_client(
+    client = await s3_app(
         LIVETX_STORAGE_URI=s3_sources, LIVETX_PROFILES_DEFAULT_INITD="0", LIVETX_CACHE_LOOKAHEAD="false", LIVETX_CACHE_LOCAL_MAX_BYTES="0"
     )
     segments = await playlist_segments(client, src.path.name)
@@ -234,13 +194,13 @@ async def test_requests_spread_over_a_slow_make_and_write_back_share_one_transco
 
 
 async def test_s3_outage_is_served_by_the_transcoder_and_uploads_catch_up(
-    make_client: MakeClient, s3: SeaweedS3, tmp_path: Path, sources: dict[str, Source]
+    s3_app: MakeClient, s3: SeaweedS3, tmp_path: Path, sources: dict[str, Source]
 ) -> None:
     src = sources["mp4-30"]
     media = tmp_path / "media"
     media.mkdir()
     shutil.copy(src.path, media / src.path.name)
-    client = await make_client(
+    client = await s3_app(
         LIVETX_STORAGE_URI=str(media), LIVETX_STORAGE_OUTPUT_URI=f"s3://{BUCKET}/out-{tmp_path.name}", LIVETX_CACHE_LOOKAHEAD="false"
     )
     segments = await playlist_segments(client, src.path.name)
@@ -281,10 +241,10 @@ def test_ffmpeg_plays_through_livetx_serve_on_s3(s3: SeaweedS3, s3_sources: str,
 
 @pytest.mark.parametrize("tier_bytes", ["0", "100000000"], ids=["no-local-tier", "local-tier"])
 async def test_range_and_head_on_fresh_and_stored_segments(
-    make_client: MakeClient, s3_sources: str, sources: dict[str, Source], tier_bytes: str
+    s3_app: MakeClient, s3_sources: str, sources: dict[str, Source], tier_bytes: str
 ) -> None:
     src = sources["mp4-30"]
-    client = await make_client(LIVETX_STORAGE_URI=s3_sources, LIVETX_CACHE_LOCAL_MAX_BYTES=tier_bytes, LIVETX_CACHE_LOOKAHEAD="false")
+    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, LIVETX_CACHE_LOCAL_MAX_BYTES=tier_bytes, LIVETX_CACHE_LOOKAHEAD="false")
     path = (await playlist_segments(client, src.path.name))[-1]
     service = client.server.app[SEGMENTS]
     whole = await fetch(client, path)  # made now (or by pre-transcode)

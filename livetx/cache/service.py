@@ -23,6 +23,7 @@ from pathlib import Path
 
 from livetx.cache.keys import segment_key
 from livetx.cache.local_tier import LocalTier
+from livetx.cache.seal import is_sealed, seal
 from livetx.cache.singleflight import LocalSingleFlight
 from livetx.errors import LivetxError, StorageUnavailable
 from livetx.hls.plan import lookahead_indexes, pretranscode_indexes
@@ -37,6 +38,7 @@ WRITE_DEADLINE = 600.0  # a write-back is retried this long (storage outages), t
 IN_ORDER_AHEAD = 2  # segments prefetched while a client plays in order
 PLAYHEADS = 4096  # renditions whose last played segment is remembered
 MEASURED_RENDITIONS = 4096  # renditions whose segment sizes are remembered
+VERIFIED_FILES = 65536  # files whose seal was checked (by path, size and mtime)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class CacheStats:
     prefetched: int = 0
     prefetch_dropped: int = 0
     source_bytes: int = 0
+    corrupt: int = 0  # cached copies whose seal did not match: deleted and made again
 
 
 class SegmentService:
@@ -91,6 +94,7 @@ class SegmentService:
         self._background: dict[str, asyncio.Task[None]] = {}
         self._playheads: OrderedDict[str, int] = OrderedDict()
         self._sizes: OrderedDict[str, dict[int, int]] = OrderedDict()  # spec id -> segment -> bytes
+        self._verified: OrderedDict[tuple[str, int, int], None] = OrderedDict()  # (path, size, mtime)
 
     # ---- the request path ---------------------------------------------------------------
 
@@ -98,7 +102,7 @@ class SegmentService:
         rendition.window(index)  # 404 for an index past the end, before any I/O
         key = segment_key(title, rendition, index)
         etag = f'"{rendition.spec_id}-{index}"'
-        found = self._lookup_near(key, etag)
+        found = await self._lookup_near(key, etag)
         if found is not None:
             return found
         wanted = self._wanted.get(key)
@@ -114,7 +118,7 @@ class SegmentService:
         # segment was being made and written back can't miss both and make it again.
         return await self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority))
 
-    def _lookup_near(self, key: str, etag: str) -> SegmentBody | None:
+    async def _lookup_near(self, key: str, etag: str) -> SegmentBody | None:
         """Memory (made, write-back still on the way) and the local tier: no storage I/O."""
         fresh = self._fresh.get(key)
         if fresh is not None:
@@ -123,12 +127,40 @@ class SegmentService:
         if self.tier is not None:
             path = self.tier.path(key)
             if path is not None:
+                if not await self._file_sealed(path):
+                    self._corrupt(key, "local")
+                    await asyncio.to_thread(path.unlink, missing_ok=True)
+                    return None
                 self.stats.hits["local"] += 1
                 return SegmentBody(etag, path=path)
         return None
 
+    async def _file_sealed(self, path: Path) -> bool:
+        """A file's seal is checked once per process for each (size, mtime) it has."""
+        try:
+            st = await asyncio.to_thread(path.stat)
+        except FileNotFoundError:
+            return True  # gone meanwhile: the response will find out and the next lookup misses
+        mark = (str(path), st.st_size, st.st_mtime_ns)
+        if mark in self._verified:
+            return True
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return True
+        if not await asyncio.to_thread(is_sealed, data):
+            return False
+        self._verified[mark] = None
+        if len(self._verified) > VERIFIED_FILES:
+            self._verified.popitem(last=False)
+        return True
+
+    def _corrupt(self, key: str, tier: str) -> None:
+        self.stats.corrupt += 1
+        log.warning("cached segment failed its seal check: made again", extra={"event": "corrupt_segment", "tier": tier, "key": key})
+
     async def _fetch_or_make(self, title: Title, rendition: Rendition, index: int, key: str, etag: str, priority: Priority) -> SegmentBody:
-        found = self._lookup_near(key, etag)  # made while this flight was being set up
+        found = await self._lookup_near(key, etag)  # made while this flight was being set up
         if found is None:
             found = await self._lookup_storage(key, etag, rendition, index)
         if found is not None:
@@ -147,13 +179,20 @@ class SegmentService:
             info = await self.output.stat(key)
             if info is None:
                 return None
-            self._measure(rendition, index, info.size)
             path = self.output.local_path(key)
             if path is None:
                 data = await self.output.read(key)
+                if not await asyncio.to_thread(is_sealed, data):
+                    await self._drop_corrupt(key)
+                    return None
+                self._measure(rendition, index, len(data))
                 path = await self.tier.put(key, data) if self.tier is not None else None
                 self.stats.hits["storage"] += 1
                 return SegmentBody(etag, path=path) if path is not None else SegmentBody(etag, data=data)
+            if not await self._file_sealed(path):
+                await self._drop_corrupt(key)
+                return None
+            self._measure(rendition, index, info.size)
         except (StorageUnavailable, FileNotFoundError) as exc:
             # storage down or the object went away: make the segment again instead
             self.stats.storage_errors += isinstance(exc, StorageUnavailable)
@@ -161,6 +200,14 @@ class SegmentService:
             return None
         self.stats.hits["storage"] += 1
         return SegmentBody(etag, path=path)
+
+    async def _drop_corrupt(self, key: str) -> None:
+        self._corrupt(key, "storage")
+        try:
+            await self.output.delete(key)
+        except StorageUnavailable:
+            pass  # overwritten by the write-back of the segment made now
+        return None
 
     async def _make(self, title: Title, rendition: Rendition, index: int, key: str, priority: Priority) -> bytes:
         try:
@@ -176,17 +223,27 @@ class SegmentService:
         self.stats.source_bytes += result.source_bytes
         if self.observe_transcode is not None:
             self.observe_transcode(rendition.name, result.seconds)
-        self._measure(rendition, index, len(result.data))
+        data = await asyncio.to_thread(seal, result.data)
+        self._measure(rendition, index, len(data))
         if self.tier is not None:
             try:
-                await self.tier.put(key, result.data)
+                path = await self.tier.put(key, data)
+                if path is not None:
+                    self._mark_verified(path)
             except OSError as exc:  # a full or broken local disk: serve from memory
                 log.warning("local tier write failed", extra={"event": "tier_error", "error": type(exc).__name__})
-        self._fresh[key] = result.data
-        task = asyncio.create_task(self._write_back(key, result.data))
+        self._fresh[key] = data
+        task = asyncio.create_task(self._write_back(key, data))
         self._writebacks.add(task)
         task.add_done_callback(self._writebacks.discard)
-        return result.data
+        return data
+
+    def _mark_verified(self, path: Path) -> None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return
+        self._verified[(str(path), st.st_size, st.st_mtime_ns)] = None
 
     async def _write_back(self, key: str, data: bytes) -> None:
         """PUT until it succeeds: through a storage outage, uploads catch up once it is back."""

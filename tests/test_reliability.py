@@ -1,0 +1,141 @@
+"""Reliability: damaged cached copies are never served, overload is answered, not queued forever.
+
+Against the real app (aiohttp's test server), the real SeaweedFS S3 server and a local store;
+corruption is made by overwriting the stored objects and files themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from livetx.cache.seal import TS_PACKET, is_sealed, seal
+from livetx.web.keys import CATALOG, SEGMENTS
+from tests.checker import decode_video, open_joined
+from tests.conftest import MakeClient, Source
+from tests.test_s3 import fetch, playlist_segments
+
+QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false", "LIVETX_PROFILES_DEFAULT_INITD": "0"}  # no background transcodes
+
+
+# ---- the seal ---------------------------------------------------------------------------
+
+
+def damaged(data: bytes) -> dict[str, bytes]:
+    """Ways a stored copy goes wrong."""
+    middle = len(data) // 2
+    return {
+        "cut at a packet boundary": data[: (len(data) // TS_PACKET // 2) * TS_PACKET],
+        "cut mid-packet": data[:middle],
+        "seal cut off": data[:-TS_PACKET],
+        "one bit flipped": data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :],
+        "a packet repeated": data[:TS_PACKET] + data,
+        "zero bytes": b"",
+        "sealed twice": seal(data),
+    }
+
+
+def test_seal_accepts_only_the_exact_bytes(sources: dict[str, Source]) -> None:
+    body = sources["ts-2997"].path.read_bytes()[: 200 * TS_PACKET]
+    sealed = seal(body)
+    assert is_sealed(sealed) and len(sealed) == len(body) + TS_PACKET
+    for name, bad in damaged(sealed).items():
+        if name == "sealed twice":
+            assert is_sealed(bad)  # a seal over a sealed body is still a whole, unchanged object
+            continue
+        assert not is_sealed(bad), name
+    assert not is_sealed(body)  # a copy written before seals existed
+
+
+def test_decoders_skip_the_seal(sources: dict[str, Source]) -> None:
+    src = sources["ts-2997"]
+    plain = src.path.read_bytes()
+    with av.open(io.BytesIO(seal(plain)), format="mpegts") as sealed, av.open(io.BytesIO(plain), format="mpegts") as bare:
+        assert decode_video(sealed).indexes == decode_video(bare).indexes == list(range(src.frames))
+
+
+# ---- damaged copies in storage and in the local tier ------------------------------------
+
+
+async def segment_key_of(client: Any, src: Source, index: int) -> str:
+    title = await client.server.app[CATALOG].title("default", src.path.name)
+    rendition = title.renditions[0]
+    return f"{src.path.name}/default/{rendition.name}-{rendition.spec_id}-{index}.ts"
+
+
+async def _written(service: Any) -> None:
+    while service.pending_writebacks:
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("damage", ["cut at a packet boundary", "one bit flipped", "seal cut off", "zero bytes"])
+async def test_damaged_object_in_s3_is_made_again_and_replaced(
+    s3_app: MakeClient,
+    s3_sources: str,
+    sources: dict[str, Source],
+    damage: str,
+) -> None:
+    src = sources["ts-2997"]
+    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, LIVETX_CACHE_LOCAL_MAX_BYTES="0", **QUIET)
+    service = client.server.app[SEGMENTS]
+    segments = await playlist_segments(client, src.path.name)
+    good = await fetch(client, segments[1])
+    await _written(service)
+    key = await segment_key_of(client, src, 1)
+    await service.output.write(key, damaged(good)[damage])
+    transcodes = service.stats.transcodes
+    again = await fetch(client, segments[1])
+    assert again == good and is_sealed(again)
+    assert service.stats.corrupt == 1 and service.stats.transcodes == transcodes + 1
+    await _written(service)
+    assert await service.output.read(key) == good  # the damaged object was replaced
+
+
+async def test_damaged_local_tier_file_is_replaced_from_storage(
+    s3_app: MakeClient,
+    s3_sources: str,
+    sources: dict[str, Source],
+    tmp_path: Path,
+) -> None:
+    src = sources["ts-2997"]
+    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, **QUIET)
+    service = client.server.app[SEGMENTS]
+    segments = await playlist_segments(client, src.path.name)
+    good = await fetch(client, segments[2])
+    await _written(service)
+    (tier_file,) = [p for p in (tmp_path / "tier").rglob("*-2.ts")]
+    tier_file.write_bytes(good[: len(good) // 2])
+    transcodes = service.stats.transcodes
+    assert await fetch(client, segments[2]) == good
+    assert service.stats.corrupt == 1 and service.stats.transcodes == transcodes  # the S3 copy was whole
+    assert hashlib.sha256(tier_file.read_bytes()).digest() == hashlib.sha256(good).digest()
+
+
+async def test_damaged_file_in_a_local_store_is_made_again(
+    s3_app: MakeClient,
+    sources: dict[str, Source],
+    tmp_path: Path,
+) -> None:
+    src = sources["mp4-30"]
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / src.path.name).write_bytes(src.path.read_bytes())
+    client = await s3_app(LIVETX_STORAGE_URI=str(media), **QUIET)
+    service = client.server.app[SEGMENTS]
+    segments = await playlist_segments(client, src.path.name)
+    bodies = [await fetch(client, path) for path in segments]
+    await _written(service)
+    files = sorted((media / ".livetx").rglob("*.ts"))
+    assert len(files) == len(segments)
+    for path in files:  # every stored segment damaged a different way
+        path.write_bytes(path.read_bytes()[:-1000])
+    again = [await fetch(client, path) for path in segments]
+    assert again == bodies
+    assert service.stats.corrupt == len(segments)
+    assert decode_video(open_joined(again)).indexes == list(range(src.frames))
