@@ -129,6 +129,9 @@ def create_app(settings: Settings) -> web.Application:
                 prefetch_limit=settings.cache.prefetch_limit,
                 lookahead=settings.cache.lookahead,
                 observe_transcode=metrics.observe_transcode,
+                max_queue=settings.transcode.max_queue,
+                wait_timeout=settings.transcode.wait_timeout,
+                memory_max_bytes=settings.cache.memory_max_bytes,
             )
             try:
                 yield

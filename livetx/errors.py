@@ -132,6 +132,17 @@ class StorageUnavailable(LivetxError):
 # --- transcoding --------------------------------------------------------------------
 
 
+class Overloaded(LivetxError):
+    """Too much transcoding queued, or a segment not ready in time: retry after `retry_after` s."""
+
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
 class TranscodeFailed(LivetxError):
     status = 502
     code = "transcode_failed"

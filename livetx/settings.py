@@ -73,6 +73,7 @@ class CacheSettings:
     stat_ttl: float = 5.0  # seconds a source's HEAD answer is reused (S3 sources)
     prefetch_limit: int = 64  # background segments (pre-transcode, lookahead) pending at most
     lookahead: bool = True  # prefetch ahead of playing clients (`ta`, then n+1 and n+2)
+    memory_max_bytes: int = 512 * 1024**2  # made segments held until stored; the oldest write-backs beyond are dropped
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,8 @@ class TranscodeSettings:
     workers: int = 0  # 0: the CPU count
     timeout: float = 120.0
     threads: int = 0  # encoder threads per transcode; 0: automatic
+    max_queue: int = 32  # client transcodes waiting for a worker, at most; beyond: 503 + Retry-After
+    wait_timeout: float = 60.0  # seconds a client waits for its segment, then 503 + Retry-After
 
 
 @dataclass(frozen=True)
@@ -197,11 +200,18 @@ def _defaults() -> dict[str, Any]:
             "read_timeout": 30.0,
             "max_attempts": 3,
         },
-        "cache": {"local_dir": "var/cache", "local_max_bytes": 2 * 1024**3, "stat_ttl": 5.0, "prefetch_limit": 64, "lookahead": True},
+        "cache": {
+            "local_dir": "var/cache",
+            "local_max_bytes": 2 * 1024**3,
+            "stat_ttl": 5.0,
+            "prefetch_limit": 64,
+            "lookahead": True,
+            "memory_max_bytes": 512 * 1024**2,
+        },
         "signing": {"key_file": "var/signing.key", "keys": "", "active_kid": "", "default_ttl": 3600, "clock_skew": 30},
         "api": {"key_file": "var/api.key", "keys": ""},
         "cdn": {"origin_header": CdnSettings.origin_header, "origin_secret": ""},
-        "transcode": {"workers": 0, "timeout": 120.0, "threads": 0},
+        "transcode": {"workers": 0, "timeout": 120.0, "threads": 0, "max_queue": 32, "wait_timeout": 60.0},
         "player": {"hls_js_url": PlayerSettings.hls_js_url, "demo": True},
         "profiles": {},
     }

@@ -19,7 +19,7 @@ from livetx.cache.seal import TS_PACKET, is_sealed, seal
 from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import MakeClient, Source
-from tests.test_s3 import fetch, playlist_segments
+from tests.test_s3 import CDN_HEADERS, SlowStore, fetch, playlist_segments
 
 QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false", "LIVETX_PROFILES_DEFAULT_INITD": "0"}  # no background transcodes
 
@@ -139,3 +139,80 @@ async def test_damaged_file_in_a_local_store_is_made_again(
     assert again == bodies
     assert service.stats.corrupt == len(segments)
     assert decode_video(open_joined(again)).indexes == list(range(src.frames))
+
+
+# ---- admission control ------------------------------------------------------------------
+
+
+async def local_app(s3_app: MakeClient, src: Source, tmp_path: Path, **env: str) -> Any:
+    media = tmp_path / "media"
+    media.mkdir(exist_ok=True)
+    (media / src.path.name).write_bytes(src.path.read_bytes())
+    return await s3_app(LIVETX_STORAGE_URI=str(media), LIVETX_TRANSCODE_WORKERS="1", **QUIET, **env)
+
+
+async def test_over_capacity_answers_503_with_retry_after_and_serves_what_is_made(
+    s3_app: MakeClient, sources: dict[str, Source], tmp_path: Path
+) -> None:
+    src = sources["mp4-30"]
+    client = await local_app(s3_app, src, tmp_path, LIVETX_TRANSCODE_MAX_QUEUE="1")
+    service = client.server.app[SEGMENTS]
+    segments = await playlist_segments(client, src.path.name)
+    made = await fetch(client, segments[0])
+    assert len(segments) == 4
+    responses = await asyncio.gather(*(client.get(path, headers=CDN_HEADERS) for path in segments[1:]))
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [200, 200, 503]  # one on the worker, one queued, the third refused
+    for refused in (r for r in responses if r.status == 503):
+        body = await refused.json()
+        assert body["error"]["code"] == "overloaded" and body["request_id"]
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert service.stats.overloaded == 1
+    assert await fetch(client, segments[0]) == made  # made segments are served meanwhile
+    for path in segments[1:]:  # and once the queue drains, the refused one is made
+        assert is_sealed(await fetch(client, path))
+
+
+async def test_a_client_that_waits_too_long_gets_503_and_the_transcode_goes_on(
+    s3_app: MakeClient, sources: dict[str, Source], tmp_path: Path
+) -> None:
+    src = sources["mp4-30"]
+    client = await local_app(s3_app, src, tmp_path, LIVETX_TRANSCODE_WAIT_TIMEOUT="0.05")
+    service = client.server.app[SEGMENTS]
+    segments = await playlist_segments(client, src.path.name)
+    first = await client.get(segments[-1], headers=CDN_HEADERS)
+    assert first.status == 503 and "Retry-After" in first.headers
+    assert (await first.json())["error"]["code"] == "overloaded"
+    while service.stats.transcodes == 0:  # nobody waits any more, yet the segment is finished
+        await asyncio.sleep(0.05)
+    assert is_sealed(await fetch(client, segments[-1]))
+    assert service.stats.transcodes == 1
+
+
+async def test_a_client_that_goes_away_does_not_cancel_a_shared_transcode(
+    s3_app: MakeClient, sources: dict[str, Source], tmp_path: Path
+) -> None:
+    src = sources["mp4-30"]
+    client = await local_app(s3_app, src, tmp_path)
+    service = client.server.app[SEGMENTS]
+    segments = await playlist_segments(client, src.path.name)
+    impatient = asyncio.create_task(client.get(segments[2], headers=CDN_HEADERS))
+    patient = asyncio.create_task(fetch(client, segments[2]))
+    await asyncio.sleep(0.2)
+    impatient.cancel()  # the connection is dropped mid-wait
+    body = await patient
+    assert is_sealed(body) and service.stats.transcodes == 1
+
+
+async def test_write_backs_held_in_memory_are_bounded(s3_app: MakeClient, sources: dict[str, Source], tmp_path: Path) -> None:
+    src = sources["mp4-30"]
+    client = await local_app(s3_app, src, tmp_path, LIVETX_CACHE_MEMORY_MAX_BYTES="1")
+    service = client.server.app[SEGMENTS]
+    service.output = SlowStore(service.output, stat_delay=0, write_delay=3600)  # storage that never finishes a PUT
+    segments = await playlist_segments(client, src.path.name)
+    bodies = [await fetch(client, path) for path in segments[:3]]
+    await asyncio.sleep(0)
+    assert service.pending_writebacks == 1 and service.stats.writebacks_dropped == 2
+    assert len(service._fresh) == 1  # only the newest is held
+    assert await fetch(client, segments[0]) == bodies[0]  # a dropped one is made again, identically
+    assert service.stats.transcodes == 4

@@ -25,7 +25,7 @@ from livetx.cache.keys import segment_key
 from livetx.cache.local_tier import LocalTier
 from livetx.cache.seal import is_sealed, seal
 from livetx.cache.singleflight import LocalSingleFlight
-from livetx.errors import LivetxError, StorageUnavailable
+from livetx.errors import LivetxError, Overloaded, StorageUnavailable
 from livetx.hls.plan import lookahead_indexes, pretranscode_indexes
 from livetx.media.pool import Priority, Ticket, TranscodePool
 from livetx.storage.base import Storage
@@ -59,6 +59,8 @@ class CacheStats:
     promotions: int = 0
     writebacks: int = 0
     writeback_failures: int = 0
+    writebacks_dropped: int = 0  # over the memory bound: the segment is made again when asked for
+    overloaded: int = 0  # requests answered 503 by admission control
     storage_errors: int = 0
     prefetched: int = 0
     prefetch_dropped: int = 0
@@ -77,6 +79,9 @@ class SegmentService:
         prefetch_limit: int = 64,
         lookahead: bool = True,
         observe_transcode: Callable[[str, float], None] | None = None,
+        max_queue: int = 32,
+        wait_timeout: float = 60.0,
+        memory_max_bytes: int = 512 * 1024**2,
     ) -> None:
         self.sources = sources
         self.output = output
@@ -86,11 +91,14 @@ class SegmentService:
         self.prefetch_limit = prefetch_limit
         self.lookahead = lookahead
         self.observe_transcode = observe_transcode
+        self.max_queue = max_queue
+        self.wait_timeout = wait_timeout
+        self.memory_max_bytes = memory_max_bytes
         self.stats = CacheStats()
         self._tickets: dict[str, Ticket] = {}  # segment key -> its pool job, while it is made
         self._wanted: dict[str, Priority] = {}  # segment key -> most urgent priority asked for it
         self._fresh: dict[str, bytes] = {}  # made, not yet in storage: served from here meanwhile
-        self._writebacks: set[asyncio.Task[None]] = set()
+        self._writebacks: OrderedDict[asyncio.Task[None], int] = OrderedDict()  # pending, oldest first -> bytes
         self._background: dict[str, asyncio.Task[None]] = {}
         self._playheads: OrderedDict[str, int] = OrderedDict()
         self._sizes: OrderedDict[str, dict[int, int]] = OrderedDict()  # spec id -> segment -> bytes
@@ -116,7 +124,16 @@ class SegmentService:
             self.stats.joins += 1
         # The storage lookup runs inside the flight too: a request that looked while the
         # segment was being made and written back can't miss both and make it again.
-        return await self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority))
+        flight = self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority))
+        if priority != Priority.CLIENT:
+            return await flight
+        try:  # a client gives up waiting; the work goes on for whoever else waits, and the cache
+            return await asyncio.wait_for(flight, self.wait_timeout)
+        except TimeoutError:
+            self.stats.overloaded += 1
+            raise Overloaded(
+                f"segment not ready within {self.wait_timeout:g} s; it is still being made", retry_after=self.pool.retry_after()
+            ) from None
 
     async def _lookup_near(self, key: str, etag: str) -> SegmentBody | None:
         """Memory (made, write-back still on the way) and the local tier: no storage I/O."""
@@ -167,6 +184,11 @@ class SegmentService:
             self._wanted.pop(key, None)
             return found
         self.stats.misses += 1
+        if priority == Priority.CLIENT and self.pool.waiting_clients >= self.max_queue:
+            self.stats.overloaded += 1
+            raise Overloaded(
+                f"{self.pool.waiting_clients} segments are already waiting for a transcoder", retry_after=self.pool.retry_after()
+            )
         data = await self._make(title, rendition, index, key, priority)
         if self.tier is not None:
             path = self.tier.path(key)
@@ -234,9 +256,23 @@ class SegmentService:
                 log.warning("local tier write failed", extra={"event": "tier_error", "error": type(exc).__name__})
         self._fresh[key] = data
         task = asyncio.create_task(self._write_back(key, data))
-        self._writebacks.add(task)
-        task.add_done_callback(self._writebacks.discard)
+        self._writebacks[task] = len(data)
+        task.add_done_callback(lambda t: self._writebacks.pop(t, None))
+        self._bound_memory()
         return data
+
+    def _bound_memory(self) -> None:
+        """Made segments wait in memory for their write-back (for as long as storage is down):
+        beyond `memory_max_bytes`, the oldest write-backs are dropped and their memory freed."""
+        held = sum(self._writebacks.values())
+        for task, size in list(self._writebacks.items()):
+            if held <= self.memory_max_bytes or len(self._writebacks) <= 1:
+                break
+            task.cancel()
+            self._writebacks.pop(task, None)
+            held -= size
+            self.stats.writebacks_dropped += 1
+            log.warning("write-back dropped: too many segments waiting for storage", extra={"event": "writeback_dropped"})
 
     def _mark_verified(self, path: Path) -> None:
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import multiprocessing
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -140,6 +141,7 @@ class PoolStats:
     failed: int = 0
     restarts: int = 0
     preempted: int = 0
+    mean_seconds: float = 0.0  # moving average of a transcode's wall time
 
 
 @dataclass(eq=False)
@@ -181,6 +183,16 @@ class TranscodePool:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in self._workers))
         self._threads.shutdown(wait=True)
+
+    @property
+    def waiting_clients(self) -> int:
+        """Client jobs beyond what the workers can take at once (background jobs give way)."""
+        return max(0, self._clients - self.size)
+
+    def retry_after(self) -> int:
+        """Seconds until the client queue has likely drained enough to take one more (1 to 60)."""
+        per_job = self.stats.mean_seconds or 2.0
+        return max(1, min(60, math.ceil((self.waiting_clients + 1) * per_job / self.size)))
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for operators and chaos tests)."""
@@ -248,6 +260,7 @@ class TranscodePool:
             ticket.running_on = worker
             self._running.add(ticket)
             self.stats.in_flight += 1
+            began = loop.time()
             try:
                 restarted, reply = await loop.run_in_executor(self._threads, worker.call, ticket.job, self.timeout)
             except Exception as exc:  # noqa: BLE001 - e.g. a worker that cannot be restarted
@@ -267,6 +280,8 @@ class TranscodePool:
                 self._enqueue(ticket)
             elif reply[0] == "ok":
                 self.stats.completed += 1
+                took = loop.time() - began
+                self.stats.mean_seconds = took if not self.stats.mean_seconds else 0.8 * self.stats.mean_seconds + 0.2 * took
                 ticket.future.set_result(reply[1])
             else:
                 self.stats.failed += 1

@@ -76,6 +76,8 @@ class StateCollector(Collector):
             yield GaugeMetricFamily("livetx_writebacks_pending", "Write-backs not yet stored", value=service.pending_writebacks)
             yield CounterMetricFamily("livetx_prefetched", "Segments made ahead (pre-transcode, lookahead)", value=stats.prefetched)
             yield CounterMetricFamily("livetx_source_bytes", "Bytes read from remote sources", value=stats.source_bytes)
+            yield CounterMetricFamily("livetx_overloaded", "Requests answered 503 by admission control", value=stats.overloaded)
+            yield CounterMetricFamily("livetx_writebacks_dropped", "Write-backs dropped (memory bound)", value=stats.writebacks_dropped)
             yield CounterMetricFamily("livetx_corrupt_segments", "Cached copies that failed their seal check", value=stats.corrupt)
 
 
