@@ -20,6 +20,7 @@ from livetx.media.pool import TranscodePool
 from livetx.settings import Settings
 from livetx.signing import Signer
 from livetx.storage.base import Storage
+from livetx.storage.breaker import CircuitBreaker
 from livetx.storage.local import LocalStorage
 from livetx.storage.s3 import S3Location, S3Storage, s3_client
 from livetx.titles import Profile, parse_profile
@@ -73,16 +74,19 @@ async def open_storages(settings: Settings) -> AsyncIterator[tuple[Storage, Stor
         if uri.startswith("s3://") or output_uri.startswith("s3://"):
             client = await stack.enter_async_context(s3_client(options))
 
+        # one breaker for the endpoint: sources and output fail together
+        breaker = CircuitBreaker(f"s3 {options.endpoint_url or 'aws'}", options.breaker_failures, options.breaker_seconds)
+
         def store(value: str) -> Storage:
             if value.startswith("s3://"):
-                return S3Storage(client, S3Location.parse(value), options)
+                return S3Storage(client, S3Location.parse(value), options, breaker)
             return LocalStorage(settings.path(value))
 
         sources = store(uri)
         if output_uri:
             output = store(output_uri)
         elif uri.startswith("s3://"):
-            output = S3Storage(client, S3Location.parse(uri).child(".livetx"), options)
+            output = S3Storage(client, S3Location.parse(uri).child(".livetx"), options, breaker)
         else:
             output = LocalStorage(settings.path(uri) / ".livetx")
         yield sources, output

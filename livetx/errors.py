@@ -128,6 +128,10 @@ class StorageUnavailable(LivetxError):
     status = 503
     code = "storage_unavailable"
 
+    def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
 
 # --- transcoding --------------------------------------------------------------------
 

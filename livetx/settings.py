@@ -64,6 +64,8 @@ class S3Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_attempts: int = 3  # per request, with backoff (botocore's standard retry mode)
+    breaker_failures: int = 5  # failed calls in a row that open the circuit breaker
+    breaker_seconds: float = 2.0  # first open period; doubles while probes fail, up to 30 s
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,8 @@ def _defaults() -> dict[str, Any]:
             "connect_timeout": 5.0,
             "read_timeout": 30.0,
             "max_attempts": 3,
+            "breaker_failures": 5,
+            "breaker_seconds": 2.0,
         },
         "cache": {
             "local_dir": "var/cache",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ import av
 import pytest
 
 from livetx.cache.seal import TS_PACKET, is_sealed, seal
+from livetx.errors import StorageUnavailable
+from livetx.storage.breaker import CircuitBreaker
 from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import MakeClient, Source
+from tests.s3server import SeaweedS3
 from tests.test_s3 import CDN_HEADERS, SlowStore, fetch, playlist_segments
 
 QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false", "LIVETX_PROFILES_DEFAULT_INITD": "0"}  # no background transcodes
@@ -216,3 +220,77 @@ async def test_write_backs_held_in_memory_are_bounded(s3_app: MakeClient, source
     assert len(service._fresh) == 1  # only the newest is held
     assert await fetch(client, segments[0]) == bodies[0]  # a dropped one is made again, identically
     assert service.stats.transcodes == 4
+
+
+# ---- the S3 circuit breaker -------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_fails_fast_probes_and_closes() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("s3 test", threshold=3, open_seconds=2.0, max_open_seconds=5.0, clock=clock)
+    for _ in range(3):
+        breaker.before()
+        breaker.failure()
+    assert breaker.state == "open"
+    with pytest.raises(StorageUnavailable) as refused:
+        breaker.before()
+    assert refused.value.retry_after == 2
+    clock.now += 2.0
+    breaker.before()  # the one probe
+    with pytest.raises(StorageUnavailable):
+        breaker.before()  # others still fail fast while it is out
+    breaker.failure()  # the probe failed: open twice as long
+    clock.now += 3.9
+    with pytest.raises(StorageUnavailable):
+        breaker.before()
+    clock.now += 0.1
+    breaker.before()
+    breaker.abandon()  # a cancelled probe leaves no verdict...
+    breaker.before()  # ...and another may go
+    breaker.failure()
+    clock.now += 5.0  # capped at max_open_seconds
+    breaker.before()
+    breaker.success()
+    assert breaker.state == "closed" and breaker.opened == 3
+    breaker.before()
+
+
+async def test_dead_s3_fails_fast_with_retry_after_and_recovers(
+    s3_app: MakeClient, s3: SeaweedS3, s3_sources: str, sources: dict[str, Source]
+) -> None:
+    src = sources["ts-2997"]
+    client = await s3_app(
+        LIVETX_STORAGE_URI=s3_sources, LIVETX_S3_BREAKER_FAILURES="2", LIVETX_S3_BREAKER_SECONDS="1", LIVETX_S3_MAX_ATTEMPTS="1", **QUIET
+    )
+    master = f"/hls/default/{src.path.name}/master.m3u8"
+    s3.stop()
+    try:
+        timings = []
+        for _ in range(6):
+            began = time.monotonic()
+            response = await client.get(master, headers=CDN_HEADERS)
+            timings.append(time.monotonic() - began)
+            assert response.status == 503, await response.text()
+            assert (await response.json())["error"]["code"] == "storage_unavailable"
+            assert int(response.headers["Retry-After"]) >= 1
+        breaker = client.server.app[SEGMENTS].output.breaker
+        assert breaker.state == "open" and breaker.rejected >= 4
+        assert max(timings[2:]) < 0.05  # no call reaches the network while it is open
+    finally:
+        s3.start()
+    for _ in range(100):  # after the open period a probe goes through, and all is well again
+        response = await client.get(master, headers=CDN_HEADERS)
+        if response.status == 200:
+            break
+        await asyncio.sleep(0.2)
+    assert response.status == 200
+    segments = await playlist_segments(client, src.path.name)
+    assert decode_video(open_joined([await fetch(client, path) for path in segments])).indexes == list(range(src.frames))

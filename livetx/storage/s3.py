@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from livetx.errors import ConfigError, LivetxError, ParameterError, StorageUnavailable
 from livetx.settings import S3Settings
 from livetx.storage.base import ObjectInfo, check_key, split_uri
+from livetx.storage.breaker import CircuitBreaker
 
 MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -69,10 +70,11 @@ def _missing(exc: ClientError) -> bool:
 
 
 class S3Storage:
-    def __init__(self, client: Any, location: S3Location, options: S3Settings) -> None:
+    def __init__(self, client: Any, location: S3Location, options: S3Settings, breaker: CircuitBreaker | None = None) -> None:
         self.client = client
         self.location = location
         self.options = options
+        self.breaker = breaker or CircuitBreaker(f"s3 {location.bucket}")
 
     def __repr__(self) -> str:
         return f"S3Storage(s3://{self.location.bucket}/{self.location.prefix})"
@@ -80,15 +82,34 @@ class S3Storage:
     def _key(self, key: str) -> str:
         return self.location.prefix + check_key(key)
 
-    async def stat(self, key: str) -> ObjectInfo | None:
+    @asynccontextmanager
+    async def _call(self, what: str) -> AsyncIterator[None]:
+        """One S3 operation through the breaker. A "not found" ClientError is passed on to the
+        caller (the store answered); other failures become StorageUnavailable."""
+        self.breaker.before()
         try:
-            head = await self.client.head_object(Bucket=self.location.bucket, Key=self._key(key))
+            yield
         except ClientError as exc:
             if _missing(exc):
-                return None
-            raise StorageUnavailable(f"S3 HEAD failed: {exc.response.get('Error', {}).get('Code', '?')}") from None
+                self.breaker.success()
+                raise
+            self.breaker.failure()
+            raise StorageUnavailable(f"S3 {what} failed: {exc.response.get('Error', {}).get('Code', '?')}") from None
         except (BotoCoreError, OSError) as exc:
+            self.breaker.failure()
             raise StorageUnavailable(f"S3 unreachable: {type(exc).__name__}") from None
+        except BaseException:
+            self.breaker.abandon()  # cancelled, or not the store's fault: no verdict
+            raise
+        else:
+            self.breaker.success()
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            async with self._call("HEAD"):
+                head = await self.client.head_object(Bucket=self.location.bucket, Key=self._key(key))
+        except ClientError:  # not found
+            return None
         etag = str(head.get("ETag", "")).strip('"')
         version = head.get("VersionId")
         if version and version != "null":
@@ -104,55 +125,48 @@ class S3Storage:
         if start is not None or stop is not None:
             params["Range"] = f"bytes={start or 0}-{'' if stop is None else stop - 1}"
         try:
-            response = await self.client.get_object(**params)
-            async with response["Body"] as body:
-                return bytes(await body.read())
-        except ClientError as exc:
-            if _missing(exc):
-                raise FileNotFoundError(key) from None
-            raise StorageUnavailable(f"S3 GET failed: {exc.response.get('Error', {}).get('Code', '?')}") from None
-        except (BotoCoreError, OSError) as exc:
-            raise StorageUnavailable(f"S3 unreachable: {type(exc).__name__}") from None
+            async with self._call("GET"):
+                response = await self.client.get_object(**params)
+                async with response["Body"] as body:
+                    return bytes(await body.read())
+        except ClientError:
+            raise FileNotFoundError(key) from None
 
     async def write(self, key: str, data: bytes) -> None:
         content_type = {".ts": "video/mp2t", ".m3u8": "application/vnd.apple.mpegurl", ".json": "application/json"}
         try:
-            await self.client.put_object(
-                Bucket=self.location.bucket,
-                Key=self._key(key),
-                Body=data,
-                ContentType=content_type.get(Path(key).suffix, "application/octet-stream"),
-            )
-        except ClientError as exc:
+            async with self._call("PUT"):
+                await self.client.put_object(
+                    Bucket=self.location.bucket,
+                    Key=self._key(key),
+                    Body=data,
+                    ContentType=content_type.get(Path(key).suffix, "application/octet-stream"),
+                )
+        except ClientError as exc:  # a PUT's 404: the bucket is gone
             raise StorageUnavailable(f"S3 PUT failed: {exc.response.get('Error', {}).get('Code', '?')}") from None
-        except (BotoCoreError, OSError) as exc:
-            raise StorageUnavailable(f"S3 unreachable: {type(exc).__name__}") from None
 
     async def delete(self, key: str) -> None:
         try:
-            await self.client.delete_object(Bucket=self.location.bucket, Key=self._key(key))
-        except ClientError as exc:
-            if not _missing(exc):
-                raise StorageUnavailable(f"S3 DELETE failed: {exc.response.get('Error', {}).get('Code', '?')}") from None
-        except (BotoCoreError, OSError) as exc:
-            raise StorageUnavailable(f"S3 unreachable: {type(exc).__name__}") from None
+            async with self._call("DELETE"):
+                await self.client.delete_object(Bucket=self.location.bucket, Key=self._key(key))
+        except ClientError:
+            pass  # already gone
 
     async def list(self, limit: int) -> list[ObjectInfo]:
         found: list[ObjectInfo] = []
         try:
-            paginator = self.client.get_paginator("list_objects_v2")
-            async for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self.location.prefix):
-                for item in page.get("Contents", []):
-                    key = item["Key"][len(self.location.prefix) :]
-                    if not key or any(part.startswith(".") for part in key.split("/")):
-                        continue
-                    found.append(ObjectInfo(key=key, size=int(item["Size"]), etag=str(item.get("ETag", "")).strip('"')))
-                    if len(found) >= limit:
-                        return found
+            async with self._call("LIST"):
+                paginator = self.client.get_paginator("list_objects_v2")
+                async for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self.location.prefix):
+                    for item in page.get("Contents", []):
+                        key = item["Key"][len(self.location.prefix) :]
+                        if not key or any(part.startswith(".") for part in key.split("/")):
+                            continue
+                        found.append(ObjectInfo(key=key, size=int(item["Size"]), etag=str(item.get("ETag", "")).strip('"')))
+                        if len(found) >= limit:
+                            return found
         except ClientError as exc:
             raise StorageUnavailable(f"S3 LIST failed: {exc.response.get('Error', {}).get('Code', '?')}") from None
-        except (BotoCoreError, OSError) as exc:
-            raise StorageUnavailable(f"S3 unreachable: {type(exc).__name__}") from None
         return found
 
     def local_path(self, key: str) -> Path | None:

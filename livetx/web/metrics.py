@@ -76,6 +76,10 @@ class StateCollector(Collector):
             yield GaugeMetricFamily("livetx_writebacks_pending", "Write-backs not yet stored", value=service.pending_writebacks)
             yield CounterMetricFamily("livetx_prefetched", "Segments made ahead (pre-transcode, lookahead)", value=stats.prefetched)
             yield CounterMetricFamily("livetx_source_bytes", "Bytes read from remote sources", value=stats.source_bytes)
+            breaker = getattr(service.output, "breaker", None)
+            if breaker is not None:
+                yield GaugeMetricFamily("livetx_storage_breaker_open", "1 while S3 calls fail fast", value=int(breaker.state != "closed"))
+                yield CounterMetricFamily("livetx_storage_breaker_rejected", "S3 calls failed fast by the breaker", value=breaker.rejected)
             yield CounterMetricFamily("livetx_overloaded", "Requests answered 503 by admission control", value=stats.overloaded)
             yield CounterMetricFamily("livetx_writebacks_dropped", "Write-backs dropped (memory bound)", value=stats.writebacks_dropped)
             yield CounterMetricFamily("livetx_corrupt_segments", "Cached copies that failed their seal check", value=stats.corrupt)
