@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +297,44 @@ async def test_dead_s3_fails_fast_with_retry_after_and_recovers(
     assert response.status == 200
     segments = await playlist_segments(client, src.path.name)
     assert decode_video(open_joined([await fetch(client, path) for path in segments])).indexes == list(range(src.frames))
+
+
+# ---- a full local disk ------------------------------------------------------------------
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: room for no segment (needs root, as in CI)."""
+    where = tmp_path / "full"
+    where.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)]).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+async def test_full_local_disks_still_serve_whole_segments(
+    s3_app: MakeClient, s3_sources: str, full_disk: Path, sources: dict[str, Source], tmp_path: Path
+) -> None:
+    src = sources["mp4-30"]
+    # the local tier (S3 output) on the full disk
+    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, LIVETX_CACHE_LOCAL_DIR=str(full_disk / "tier"), **QUIET)
+    segments = await playlist_segments(client, src.path.name)
+    bodies = [await fetch(client, path) for path in segments]
+    assert decode_video(open_joined(bodies)).indexes == list(range(src.frames))
+    assert all(is_sealed(b) for b in bodies)
+    # a local output store on the full disk: served from memory, write-backs keep failing
+    media = full_disk / "media"
+    client = await s3_app(LIVETX_STORAGE_URI=str(tmp_path / "src"), LIVETX_STORAGE_OUTPUT_URI=str(media), **QUIET)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / src.path.name).write_bytes(src.path.read_bytes())
+    segments = await playlist_segments(client, src.path.name)
+    again = [await fetch(client, path) for path in segments]
+    assert again == bodies
+    service = client.server.app[SEGMENTS]
+    assert service.stats.storage_errors > 0 and service.pending_writebacks > 0
+    files = [p for p in full_disk.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.name.startswith(".tmp-")]  # no half-written file left behind
+    assert all(is_sealed(p.read_bytes()) for p in files if p.suffix == ".ts")  # what fitted is whole
