@@ -2,8 +2,9 @@
 
 Each slot owns one warm worker process (spawned, with av and the transcoder imported) and
 talks to it over a pipe. A job that overruns its time limit gets its worker killed and
-replaced; a worker that dies is replaced too. Either way only that job fails, with a named
-error, and the pool keeps serving.
+replaced; a worker that dies is replaced too, and its job runs once more on the fresh worker
+(a kill from outside, say the OOM killer). A job that overruns, or dies twice, fails alone with
+a named error, and the pool keeps serving.
 
 Waiting clients go before lookahead, and lookahead before pre-transcode. Background work never
 delays a client: while any client job is queued or running, no background job starts, and the
@@ -141,6 +142,7 @@ class PoolStats:
     failed: int = 0
     restarts: int = 0
     preempted: int = 0
+    retried: int = 0  # jobs run again after their worker died
     mean_seconds: float = 0.0  # moving average of a transcode's wall time
 
 
@@ -153,6 +155,7 @@ class Ticket:
     future: asyncio.Future[SegmentResult]
     running_on: _Worker | None = None
     cancelling: bool = False
+    retried: bool = False  # a job whose worker died goes again once, on a fresh worker
 
 
 class TranscodePool:
@@ -274,7 +277,11 @@ class TranscodePool:
                 log.warning("transcode worker replaced", extra={"event": "worker_restart", "reason": reply[1]})
             if ticket.future.done():
                 continue
-            if reply[0] == "cancelled":
+            if restarted and reply[1] == "transcode_failed" and not ticket.retried:
+                ticket.retried = True  # killed from outside (OOM, an operator): once more
+                self.stats.retried += 1
+                self._enqueue(ticket)
+            elif reply[0] == "cancelled":
                 self.stats.preempted += 1
                 ticket.cancelling = False
                 self._enqueue(ticket)
