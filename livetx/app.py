@@ -26,7 +26,7 @@ from livetx.storage.s3 import S3Location, S3Storage, s3_client
 from livetx.titles import Profile, parse_profile
 from livetx.web.keys import CATALOG, METRICS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
 from livetx.web.metrics import Metrics, StateCollector, count_bytes, observe
-from livetx.web.middleware import cors, errors, tokens
+from livetx.web.middleware import PARSER_LIMITS, cors, errors, limits, tokens
 from livetx.web.routes import add_routes
 from livetx.web.segments import segment_etag
 
@@ -107,7 +107,7 @@ def make_signer(settings: Settings) -> Signer:
 
 def create_app(settings: Settings) -> web.Application:
     # outermost first: metrics see the final status; CORS marks errors too; errors become JSON
-    app = web.Application(middlewares=[observe, cors, errors, tokens], client_max_size=1024**2)
+    app = web.Application(middlewares=[observe, cors, errors, limits, tokens], client_max_size=1024**2, handler_args=PARSER_LIMITS)
     app[SETTINGS] = settings
     metrics = Metrics()
     app[METRICS] = metrics

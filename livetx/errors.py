@@ -43,6 +43,21 @@ class ParameterError(BadRequest):
         self.name = name
 
 
+class BodyTooLarge(ParameterError):
+    status = 413
+    code = "request_too_large"
+
+
+class UriTooLong(LivetxError):
+    status = 414
+    code = "uri_too_long"
+
+
+class HeadersTooLarge(LivetxError):
+    status = 431
+    code = "headers_too_large"
+
+
 class InvalidPath(BadRequest):
     code = "invalid_path"
 
@@ -69,6 +84,12 @@ class SourceUnreadable(LivetxError):
 
     status = 422
     code = "source_unreadable"
+
+
+class SourceTooLarge(SourceUnreadable):
+    """The source is media, but beyond what livetx transcodes (frame size, duration)."""
+
+    code = "source_too_large"
 
 
 # --- signatures ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 import av
 
-from livetx.errors import SourceUnreadable
+from livetx.errors import SourceTooLarge, SourceUnreadable
 from livetx.media.model import AudioInfo, MediaInfo, VideoInfo
 from livetx.media.orientation import display_rotation
 from livetx.media.remote import RangedReader, open_source
@@ -29,6 +29,10 @@ def _sar(stream: Any) -> Fraction | None:
     if not ratio or ratio == 1:
         return None
     return Fraction(ratio)
+
+
+MAX_DIMENSION = 8192  # px, either side (8K); FFmpeg itself refuses 16384x16384
+MAX_DURATION = 48 * 3600  # seconds of title
 
 
 def _tail_ends(container: Any, streams: list[Any]) -> dict[int, Fraction]:
@@ -134,10 +138,22 @@ def _probe(target: str | RangedReader, options: dict[str, str] | None) -> MediaI
             video = replace(video, end=ends.get(video.index))
         if audio is not None:
             audio = replace(audio, end=ends.get(audio.index))
-        return MediaInfo(
+        info = MediaInfo(
             format=container.format.name,
             duration=Fraction(container.duration, 1_000_000),
             start=start,
             video=video,
             audio=audio,
         )
+        _check_limits(info)
+        return info
+
+
+def _check_limits(info: MediaInfo) -> None:
+    """Refuse what no rendition should ever decode: absurd frame sizes and durations (a header
+    can claim anything; the tail packets are what counts for the duration)."""
+    if info.video is not None and max(info.video.width, info.video.height) > MAX_DIMENSION:
+        raise SourceTooLarge(f"source frame size {info.video.width}x{info.video.height} is over the {MAX_DIMENSION} px limit")
+    if info.end - info.start > MAX_DURATION:
+        hours = float(info.end - info.start) / 3600
+        raise SourceTooLarge(f"source lasts {hours:.0f} h, over the {MAX_DURATION // 3600} h limit")

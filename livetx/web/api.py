@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from livetx.errors import ApiKeyInvalid, ApiKeyMissing, LivetxError, ParameterError
+from livetx.errors import ApiKeyInvalid, ApiKeyMissing, BodyTooLarge, LivetxError, ParameterError
 from livetx.jobs import Job, parse_imm, parse_oss
 from livetx.storage.base import check_source_key
 from livetx.titles import Title
@@ -32,10 +32,10 @@ def check_api_key(request: web.Request) -> None:
 
 async def json_body(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ParameterError("body", f"a JSON object of at most {MAX_BODY} bytes")
+        raise BodyTooLarge("body", f"a JSON object of at most {MAX_BODY} bytes")
     raw = await request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
-        raise ParameterError("body", f"a JSON object of at most {MAX_BODY} bytes")
+        raise BodyTooLarge("body", f"a JSON object of at most {MAX_BODY} bytes")
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -116,7 +116,7 @@ async def oss_process(request: web.Request) -> web.Response:
     catalog = request.app[CATALOG]
     assert catalog.output is not None
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ParameterError("body", f"a form of at most {MAX_BODY} bytes")
+        raise BodyTooLarge("body", f"a form of at most {MAX_BODY} bytes")
     form = await request.post()
     process = form.get("x-oss-process")
     if not isinstance(process, str):

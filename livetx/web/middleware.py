@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from livetx import logs
-from livetx.errors import LivetxError, SourceNotFound
+from livetx.errors import HeadersTooLarge, LivetxError, SourceNotFound, UriTooLong
 from livetx.settings import Settings
 from livetx.signing import TOKEN_PARAMS
 from livetx.web.api import API_ROUTE_PREFIX, check_api_key
@@ -60,6 +60,23 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_body(500, "internal_error", "internal error", request_id)
     response.headers.setdefault("X-Request-Id", request_id)
     return response
+
+
+MAX_URL_BYTES = 8192  # path and query
+MAX_HEADER_BYTES = 16384  # all header names and values
+# aiohttp's own parser refuses (with a plain-text 400) only beyond these, so the limits above
+# are answered as JSON by `limits`
+PARSER_LIMITS = {"max_line_size": 65536, "max_field_size": 65536}
+
+
+@web.middleware
+async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Oversized URLs and headers: refused before any routing or token work."""
+    if len(request.raw_path) > MAX_URL_BYTES:
+        raise UriTooLong(f"the URL is over {MAX_URL_BYTES} bytes")
+    if sum(len(name) + len(value) for name, value in request.raw_headers) > MAX_HEADER_BYTES:
+        raise HeadersTooLarge(f"the request headers are over {MAX_HEADER_BYTES} bytes")
+    return await handler(request)
 
 
 def client_ip(request: web.Request, settings: Settings) -> str | None:

@@ -199,6 +199,7 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _ok("playlists written to storage", "application/json", _ref("PlaylistAnswer")),
                         "400": _error("invalid field: `error.parameter` names it"),
+                        "413": _error("body over 16 KiB"),
                         "401": _error("no API key"),
                         "403": _error("API key not accepted"),
                         "404": _error("unknown source"),
@@ -228,6 +229,7 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _ok("playlist written to storage", "application/json", _ref("PlaylistAnswer")),
                         "400": _error("invalid parameter: `error.parameter` names it"),
+                        "413": _error("body over 16 KiB"),
                         "401": _error("no API key"),
                         "403": _error("API key not accepted"),
                         "404": _error("unknown source, or no x-oss-process"),
