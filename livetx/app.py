@@ -107,7 +107,11 @@ def make_signer(settings: Settings) -> Signer:
 
 def create_app(settings: Settings) -> web.Application:
     # outermost first: metrics see the final status; CORS marks errors too; errors become JSON
-    app = web.Application(middlewares=[observe, cors, errors, limits, tokens], client_max_size=1024**2, handler_args=PARSER_LIMITS)
+    app = web.Application(
+        middlewares=[observe, cors, errors, limits, tokens],
+        client_max_size=1024**2,
+        handler_args={**PARSER_LIMITS, "keepalive_timeout": settings.server.idle_timeout},
+    )
     app[SETTINGS] = settings
     metrics = Metrics()
     app[METRICS] = metrics

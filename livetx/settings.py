@@ -43,6 +43,7 @@ class ServerSettings:
     client_ip_header: str = ""  # header a trusted proxy sets to the client address; empty: the peer
     cors_origins: str = "*"  # comma-separated origins allowed to read responses; "*" any; "" off
     log_format: str = "json"  # json | text
+    idle_timeout: float = 15.0  # seconds a connection may sit without a whole request (slow clients, idle keep-alive)
 
     @property
     def public_url(self) -> str:
@@ -191,7 +192,15 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str], path: tuple[str,
 
 def _defaults() -> dict[str, Any]:
     return {
-        "server": {"host": "127.0.0.1", "port": 8080, "base_url": "", "client_ip_header": "", "cors_origins": "*", "log_format": "json"},
+        "server": {
+            "host": "127.0.0.1",
+            "port": 8080,
+            "base_url": "",
+            "client_ip_header": "",
+            "cors_origins": "*",
+            "log_format": "json",
+            "idle_timeout": 15.0,
+        },
         "storage": {"uri": "media", "output_uri": ""},
         "s3": {
             "endpoint_url": "",

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import socket
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from livetx.media.sample import SampleSpec, write_sample
 from livetx.urls import signed_url
 from livetx.web.keys import SEGMENTS, SETTINGS
 from tests.checker import decode_video, open_joined
-from tests.conftest import Source, app_settings
+from tests.conftest import Source, app_settings, launch_server
 
 
 def raw_mkv(path: Path, size: int, pts: list[int], declared: int | None = None) -> None:
@@ -217,3 +220,43 @@ async def test_oversized_bodies(client: TestClient[Any, Any]) -> None:
         response = await client.post(path, data=io.BytesIO(b'{"path": "' + b"a" * size + b'"}'), headers=headers)
         assert response.status == 413, (path, size)
         assert (await response.json())["error"]["code"] == "request_too_large"
+
+
+def test_slow_clients_are_cut_off_and_others_served_meanwhile(tmp_path: Path, sources: dict[str, Source]) -> None:
+    """Slowloris against the real `livetx serve`: 200 connections trickling header bytes."""
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "a.mp4").write_bytes(sources["mp4-30"].path.read_bytes())
+    with launch_server(tmp_path, media, LIVETX_SERVER_IDLE_TIMEOUT="2") as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        slow = []
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            slow.append(sock)
+        began = time.monotonic()
+        closed: set[int] = set()
+        answered = []
+        while time.monotonic() - began < 6 and len(closed) < len(slow):
+            for i, sock in enumerate(slow):  # one more header byte each, every 0.25 s
+                if i in closed:
+                    continue
+                try:
+                    sock.sendall(b"X")
+                    sock.settimeout(0.001)
+                    if sock.recv(1) == b"":
+                        closed.add(i)
+                except TimeoutError:
+                    pass
+                except OSError:
+                    closed.add(i)
+            t = time.monotonic()
+            with urllib.request.urlopen(server.base_url + "/healthz", timeout=5) as response:
+                answered.append((response.status, time.monotonic() - t))
+            time.sleep(0.25)
+        elapsed = time.monotonic() - began
+        for sock in slow:
+            sock.close()
+    assert len(closed) == len(slow) and elapsed < 5  # all cut off after the 2 s idle timeout
+    assert all(status == 200 for status, _ in answered)
+    assert max(took for _, took in answered) < 0.5  # others were served all along
