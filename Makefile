@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench fuzz chaos clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check livetx tests benchmarks
 	$(VENV)/bin/ruff format --check livetx tests benchmarks
 	$(VENV)/bin/mypy
+
+# the fuzz run: 20000 generated cases for each of the 5 parser targets (100k), not in `make test`
+fuzz: $(STAMP)
+	LIVETX_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q -s tests/test_fuzz.py
 
 # every benchmark, then charts and the table in benchmarks/README.md (needs the ffmpeg CLI;
 # nginx is optional). Takes about 15 minutes on 2 cores.

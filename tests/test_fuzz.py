@@ -1,0 +1,173 @@
+"""Fuzzing the parsers that take outside input: any input gives a result or a named LivetxError
+(a 4xx in the API), never another exception.
+
+The default run tries a few hundred cases per target. The fuzz run takes the count from the
+environment: `make fuzz` (LIVETX_FUZZ_EXAMPLES=20000 for each of the 5 tests: 100k generated cases; it prints
+the counts).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import string
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from livetx.errors import LivetxError
+from livetx.jobs import parse_imm, parse_oss
+from livetx.media.params import parse_rendition_params, parse_title_params
+from livetx.settings import SigningKey
+from livetx.signing import Signer
+from livetx.storage.base import check_key, check_source_key
+from livetx.storage.local import LocalStorage
+from livetx.urls import parse_sign_request
+from tests.test_playlists_api import IMM_SAMPLE
+
+EXAMPLES = int(os.environ.get("LIVETX_FUZZ_EXAMPLES", "300"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+CASES: Counter[str] = Counter()  # generated cases per test, reported at the end of a fuzz run
+CALLS: Counter[str] = Counter()  # parser calls per parser
+
+STORE = LocalStorage(Path("/nonexistent-fuzz-store"))
+SIGNER = Signer([SigningKey("k1", b"s" * 32)], SigningKey("k1", b"s" * 32))
+
+json_leaf = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=40)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+    max_leaves=30,
+)
+PARAMS = ["s", "vcodec", "fps", "vb", "crf", "st", "ss", "t", "initd", "ta", "sopt", "vbopt", "abopt", "fpsopt", "ab", "ar", "ac"]
+PARAMS += ["acodec", "pixfmt", "scaletype", "arotate", "aq", "preset", "g", "maxrate", "bufsize", "initial_segments", "x", ""]
+param_value = st.sampled_from(["0", "1", "-1", "720", "x720", "1280x", "1280x720", "h264", "h265", "aac", "25", "29.97", "1e9", "", "_"])
+param_value |= st.text(alphabet=string.printable, max_size=12) | st.integers(-(10**12), 10**12).map(str)
+
+
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@st.composite
+def oss_process(draw: st.DrawFn) -> str:
+    if draw(st.booleans()):
+        return draw(st.text(max_size=200))
+    options = draw(st.lists(st.tuples(st.sampled_from(PARAMS), param_value), max_size=8))
+    head = draw(st.sampled_from(["hls/m3u8", "hls/m3u8", "hls/sign", "", "HLS/M3U8"]))
+    text = ",".join([head, *(f"{k}_{v}" for k, v in options)])
+    saveas = draw(st.sampled_from(["", "|sys/saveas", "|sys/saveas,o_{o},b_{b}", "|sys/saveas,o_{o}", "|x|y"]))
+    bucket = draw(st.sampled_from([b64("local"), b64("bucket"), "not base64!", "", b64("../x")]))
+    prefix = draw(st.sampled_from([b64("out/a"), b64("../../etc"), b64(""), "%%%", b64("a" * 2000)]))
+    return text + saveas.format(o=prefix, b=bucket)
+
+
+def mutated_imm(draw: st.DrawFn) -> Any:
+    body: Any = {k: v for k, v in IMM_SAMPLE.items()}
+    body["SourceURI"] = "oss://local/test.avi"
+    body["MasterURI"] = "oss://local/output/master.m3u8"
+    target: dict[str, Any] = {**IMM_SAMPLE["Targets"][0], "URI": "oss://local/output/720p/720p"}  # type: ignore[index]
+    body["Targets"] = [target]
+    where = draw(st.sampled_from(["body", "target", "video", "audio"]))
+    field = draw(st.text(max_size=12) | st.sampled_from([*target, "Codec", "Bitrate", "CRF", "FrameRate", "Resolution"]))
+    value = draw(json_value)
+    if where == "body":
+        body[field] = value
+    elif where == "target":
+        target[field] = value
+    elif where == "video":
+        target["Video"] = {"TranscodeVideo": {**target["Video"]["TranscodeVideo"], field: value}}
+    else:
+        target["Audio"] = {"TranscodeAudio": {**target["Audio"]["TranscodeAudio"], field: value}}
+    return body
+
+
+imm_body = st.composite(mutated_imm)() | json_value
+
+
+def survives(target: str, call: Any, *args: Any) -> None:
+    CALLS[target] += 1
+    try:
+        call(*args)
+    except LivetxError:
+        pass
+
+
+@FUZZ
+@given(process=oss_process(), key=st.sampled_from(["a.mp4", "dir/b.mkv"]))
+def test_oss_process_strings(process: str, key: str) -> None:
+    CASES["oss"] += 1
+    survives("oss", parse_oss, key, process, STORE.key_for_uri)
+
+
+@FUZZ
+@given(body=imm_body)
+def test_imm_request_bodies(body: Any) -> None:
+    CASES["imm"] += 1
+    survives("imm", parse_imm, body, STORE.key_for_uri, STORE.key_for_uri)
+
+
+@FUZZ
+@given(params=st.dictionaries(st.sampled_from(PARAMS), param_value | json_leaf, max_size=8))
+def test_transcode_parameters(params: dict[str, Any]) -> None:
+    CASES["params"] += 1
+    survives("params", parse_rendition_params, params)
+    survives("title params", parse_title_params, {k: v for k, v in params.items() if k in ("ss", "t", "st", "initd", "ta", "initial_segments")})
+
+
+sign_body = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "path": st.text(max_size=60) | st.just("/hls/default/a.mp4/master.m3u8"),
+            "key": st.text(max_size=30),
+            "profile": st.sampled_from(["default", "ladder", "nope", ""]) | st.text(max_size=8),
+            "ttl": json_leaf,
+            "nbf": json_leaf,
+            "ip": st.sampled_from(["127.0.0.1", "10.0.0.0/8", "::1", "x", "300.1.1.1", ""]) | st.text(max_size=20),
+            "scope": st.sampled_from(["path", "title", "x"]) | json_leaf,
+        },
+    )
+    | json_value
+)
+
+
+@FUZZ
+@given(body=sign_body)
+def test_signing_request_bodies(body: Any) -> None:
+    CASES["sign"] += 1
+    survives("sign", parse_sign_request, body, {"default": object(), "ladder": object()}, 3600)
+
+
+PATH_PIECES = [*"/.%2eEfF0aA~_-\\\x00 ", "%2F", "%2e", "..", "//", "é", "e\u0301", "\u2028", "master.m3u8", "a.mp4"]
+path_text = st.lists(st.sampled_from(PATH_PIECES), max_size=20).map("".join) | st.text(max_size=40)
+query_values = st.dictionaries(
+    st.sampled_from(["exp", "kid", "sig", "nbf", "ip", "scope", "x"]), st.lists(st.text(max_size=50), min_size=1, max_size=2)
+)
+
+
+@FUZZ
+@given(path=path_text, query=query_values, now=st.integers(0, 2**40), ip=st.none() | st.text(max_size=40))
+def test_paths_keys_and_tokens(path: str, query: dict[str, list[str]], now: int, ip: str | None) -> None:
+    CASES["paths"] += 1
+    survives("keys", check_key, path)
+    survives("source keys", check_source_key, path.lstrip("/"))
+    survives("tokens", SIGNER.verify, path, query, float(now), ip)
+    # a token made for a path verifies for exactly that path
+    try:
+        now = 1_000_000_000 + now % 3_000_000_000  # unix seconds a token can carry
+        token = SIGNER.sign_path("/hls/default/" + path.lstrip("/"), now + 60)
+    except LivetxError:
+        return
+    SIGNER.verify("/hls/default/" + path.lstrip("/"), parse_qs(token.query_string()), float(now))
+
+
+def test_report_cases() -> None:
+    """Runs last in this file: how many cases each target took (visible with -s)."""
+    if EXAMPLES > 300:
+        print(f"fuzz: {sum(CASES.values())} generated cases {dict(CASES)}; {sum(CALLS.values())} parser calls {dict(CALLS)}")
+        assert sum(CASES.values()) >= 5 * EXAMPLES
