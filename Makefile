@@ -32,6 +32,11 @@ lint: $(STAMP)
 fuzz: $(STAMP)
 	LIVETX_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q -s tests/test_fuzz.py
 
+# the chaos run: players play while segments are deleted, workers killed and S3 restarted;
+# then every cached segment is verified (see tests/chaos.py)
+chaos: $(STAMP)
+	$(PY) -m tests.chaos --seconds 120 --players 6
+
 # every benchmark, then charts and the table in benchmarks/README.md (needs the ffmpeg CLI;
 # nginx is optional). Takes about 15 minutes on 2 cores.
 bench: $(STAMP)

@@ -116,7 +116,9 @@ def test_imm_request_bodies(body: Any) -> None:
 def test_transcode_parameters(params: dict[str, Any]) -> None:
     CASES["params"] += 1
     survives("params", parse_rendition_params, params)
-    survives("title params", parse_title_params, {k: v for k, v in params.items() if k in ("ss", "t", "st", "initd", "ta", "initial_segments")})
+    survives(
+        "title params", parse_title_params, {k: v for k, v in params.items() if k in ("ss", "t", "st", "initd", "ta", "initial_segments")}
+    )
 
 
 sign_body = (
