@@ -97,6 +97,18 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "-",
             )
         )
+    overload = load("overload")
+    if overload:
+        answers = overload["first_answers"]
+        out.append(
+            (
+                f"{overload['requests']} distinct cold segments at once, 2 workers, max_queue {overload['max_queue']}",
+                f"{answers.get('200', 0)} served (p99 {overload['served_p99_s']:.1f} s), {answers.get('503', 0)} refused "
+                f"(p99 {overload['refused_p99_ms']:.0f} ms)",
+                f"all served after retries in {overload['all_served_s']:.0f} s; RSS peak {overload['server_rss_peak_mib']:.0f} MiB",
+                "-",
+            )
+        )
     bframes = load("bframes_cost")
     if bframes:
         without_b, with_b = bframes["without_bframes"], bframes["with_bframes"]

@@ -66,7 +66,7 @@ class S3Settings:
     read_timeout: float = 30.0
     max_attempts: int = 3  # per request, with backoff (botocore's standard retry mode)
     breaker_failures: int = 5  # failed calls in a row that open the circuit breaker
-    breaker_seconds: float = 2.0  # first open period; doubles while probes fail, up to 30 s
+    breaker_seconds: float = 2.0  # first open period; doubles while probes fail, up to 10 s
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Everything is real and on loopback: SeaweedFS as S3 (sources and output), `livetx serve` as a
 subprocess, and player threads that fetch master, media playlists and segments at a multiple
-of real time, seek now and then, switch renditions, and honour Retry-After. A chaos thread
+of real time, seek now and then, switch renditions, and retry as hls.js does. A chaos thread
 meanwhile deletes random segment objects, SIGKILLs transcode workers and restarts S3.
 
 Afterwards, with the chaos stopped and the write-backs landed, every segment object in S3 is
@@ -49,9 +49,9 @@ from tests.s3server import BUCKET, SeaweedS3
 
 TS_OFFSET = Fraction(7, 5)  # the constant offset of title time in every segment (1.4 s)
 SOURCES = {
-    "chaos/a.mp4": SampleSpec(seconds=40.0, width=320, height=180),
-    "chaos/b.mkv": SampleSpec(seconds=30.0, width=320, height=240, container="matroska"),
-    "chaos/c.ts": SampleSpec(seconds=25.0, width=320, height=180, container="mpegts"),
+    "chaos/a.mp4": SampleSpec(seconds=150.0, width=320, height=180, preset="ultrafast"),
+    "chaos/b.mkv": SampleSpec(seconds=120.0, width=320, height=240, container="matroska", preset="ultrafast"),
+    "chaos/c.ts": SampleSpec(seconds=90.0, width=320, height=180, container="mpegts", preset="ultrafast"),
 }
 
 
@@ -61,7 +61,7 @@ class Seen:
 
     requests: int = 0
     segments: int = 0
-    retries: int = 0  # answers with Retry-After (503) that were retried
+    retries: int = 0  # failed answers (5xx, no connection) that were retried
     errors: Counter[str] = field(default_factory=Counter)  # by status or exception, after the retries
     bad_bodies: int = 0  # a 200 whose segment was not whole (must stay 0)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -76,26 +76,31 @@ class Seen:
             self.errors[kind] += 1
 
 
-def fetch(url: str, seen: Seen, tries: int = 8) -> bytes | None:
-    """GET like a player: retry what says Retry-After, or fails to connect, a few times."""
+def fetch(url: str, seen: Seen, tries: int = 7) -> bytes | None:
+    """GET like hls.js's default load policy: up to 6 retries of a 5xx or a failed connection,
+    waiting 1, 2, 4, 8, 8, 8 s (or longer if Retry-After says so): about 31 s in all."""
     for attempt in range(tries):
         seen.add(requests=1)
+        wait = min(2.0**attempt, 8.0)
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
                 return bytes(response.read())
         except urllib.error.HTTPError as exc:
-            retry_after = exc.headers.get("Retry-After")
-            exc.read()
-            if exc.code in (502, 503, 504) and attempt < tries - 1:
+            retry_after = float(exc.headers.get("Retry-After") or 0)
+            try:
+                code = json.loads(exc.read())["error"]["code"]
+            except (ValueError, KeyError, TypeError):
+                code = "?"
+            if exc.code >= 500 and attempt < tries - 1:
                 seen.add(retries=1)
-                time.sleep(min(float(retry_after or 1), 5.0))
+                time.sleep(max(wait, retry_after))
                 continue
-            seen.error(f"HTTP {exc.code}")
+            seen.error(f"HTTP {exc.code} {code}")
             return None
         except (urllib.error.URLError, OSError) as exc:
             if attempt < tries - 1:
                 seen.add(retries=1)
-                time.sleep(1.0)
+                time.sleep(wait)
                 continue
             seen.error(type(exc).__name__)
             return None
@@ -155,7 +160,7 @@ def chaos(s3: SeaweedS3, client: Any, server_pid: int, until: float, events: Cou
             except Exception:  # noqa: BLE001 - S3 may be down right now
                 continue
             segments = [k for k in keys if k.endswith(".ts")]
-            for key in rng.sample(segments, k=min(5, len(segments))):
+            for key in rng.sample(segments, k=min(rng.randint(1, 3), len(segments))):
                 try:
                     client.delete_object(Bucket=BUCKET, Key=key)
                     events["segments deleted"] += 1
@@ -183,7 +188,7 @@ def cached_objects(client: Any, tier: Path) -> list[tuple[str, str, bytes]]:
         if item["Key"].endswith(".ts"):
             key = item["Key"][len(OUTPUT) :]
             found.append(("s3", key, client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()))
-    for path in sorted(tier.rglob("*.ts")):
+    for path in sorted(p for p in tier.rglob("*.ts") if p.is_file()):
         found.append(("tier", path.relative_to(tier).as_posix(), path.read_bytes()))
     return found
 
@@ -279,6 +284,9 @@ def main() -> int:
                 writeback_failures = metric(server.base_url, "livetx_writeback_failures_total")
                 corrupt = metric(server.base_url, "livetx_corrupt_segments_total")
                 restarts = metric(server.base_url, "livetx_worker_restarts_total")
+                retried = metric(server.base_url, "livetx_transcode_retries_total")
+                failed = metric(server.base_url, "livetx_transcode_failures_total")
+                transcodes = metric(server.base_url, "livetx_transcodes_total")
                 checked, problems = verify(client, tmp / "server" / "tier")
         finally:
             s3.stop()
@@ -292,7 +300,14 @@ def main() -> int:
         "retried_answers": seen.retries,
         "player_errors": dict(seen.errors),
         "bad_segments_served": seen.bad_bodies,
-        "server": {"worker_restarts": restarts, "writeback_failures": writeback_failures, "corrupt_found": corrupt},
+        "server": {
+            "transcodes": transcodes,
+            "worker_restarts": restarts,
+            "jobs_run_again_after_a_kill": retried,
+            "transcode_failures": failed,
+            "writeback_failures": writeback_failures,
+            "corrupt_found": corrupt,
+        },
         "objects_verified": dict(checked),
         "object_problems": problems,
     }

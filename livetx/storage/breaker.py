@@ -24,7 +24,7 @@ class CircuitBreaker:
         name: str,
         threshold: int = 5,
         open_seconds: float = 2.0,
-        max_open_seconds: float = 30.0,
+        max_open_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name

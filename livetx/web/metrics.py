@@ -62,6 +62,7 @@ class StateCollector(Collector):
             preempted = pool.stats.preempted
             yield CounterMetricFamily("livetx_transcode_preemptions", "Background transcodes stopped for a client", value=preempted)
             yield CounterMetricFamily("livetx_transcode_failures", "Transcodes that failed", value=pool.stats.failed)
+            yield CounterMetricFamily("livetx_transcode_retries", "Jobs run again after their worker died", value=pool.stats.retried)
         if service is not None:
             stats = service.stats
             hits = CounterMetricFamily("livetx_cache_hits", "Segment cache hits by tier", labels=["tier"])
