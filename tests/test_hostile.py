@@ -140,14 +140,18 @@ async def test_a_fifo_is_not_a_source(client: TestClient[Any, Any]) -> None:
     assert got == 404 and isinstance(body, dict) and body["error"]["code"] == "source_not_found"
 
 
-async def test_a_cut_transport_stream_plays_what_it_holds(client: TestClient[Any, Any]) -> None:
-    segments = await playlist(client, "cut.ts")
+async def play_all(client: TestClient[Any, Any], key: str) -> list[bytes]:
+    """Every segment of the title, each of which must be served."""
     bodies = []
-    for path in segments:
+    for path in await playlist(client, key):
         status, body = await get(client, path)
         assert status == 200 and isinstance(body, bytes)
         bodies.append(body)
-    indexes = decode_video(open_joined(bodies)).indexes
+    return bodies
+
+
+async def test_a_cut_transport_stream_plays_what_it_holds(client: TestClient[Any, Any]) -> None:
+    indexes = decode_video(open_joined(await play_all(client, "cut.ts"))).indexes
     # every frame slot of the playlist is filled, in order; the frame the cut damaged is
     # held from the one before it (the source had B-frames: the cut hit one mid-GOP)
     assert indexes[0] == 0 and indexes == sorted(indexes)
@@ -173,12 +177,7 @@ async def test_a_damaged_middle_gives_whole_segments_or_json_errors(client: Test
 
 
 async def test_timestamps_that_wrap_the_33_bit_clock(client: TestClient[Any, Any]) -> None:
-    segments = await playlist(client, "wrap.ts")
-    bodies = []
-    for path in segments:
-        status, body = await get(client, path)
-        assert status == 200 and isinstance(body, bytes)
-        bodies.append(body)
+    bodies = await play_all(client, "wrap.ts")
     assert decode_video(open_joined(bodies)).indexes == list(range(Source(Path("wrap.ts"), WRAP).frames))
 
 
