@@ -10,7 +10,9 @@ import asyncio
 import hashlib
 import io
 import os
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,7 @@ from livetx.storage.breaker import CircuitBreaker
 from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import MakeClient, Source
-from tests.s3server import SeaweedS3
+from tests.s3server import BUCKET, SeaweedS3
 from tests.test_s3 import CDN_HEADERS, SlowStore, fetch, playlist_segments
 
 QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false", "LIVETX_PROFILES_DEFAULT_INITD": "0"}  # no background transcodes
@@ -338,3 +340,51 @@ async def test_full_local_disks_still_serve_whole_segments(
     files = [p for p in full_disk.rglob("*") if p.is_file()]
     assert not [p for p in files if p.name.startswith(".tmp-")]  # no half-written file left behind
     assert all(is_sealed(p.read_bytes()) for p in files if p.suffix == ".ts")  # what fitted is whole
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """An S3 endpoint that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+async def test_an_s3_that_never_answers_times_out_then_fails_fast(
+    s3_app: MakeClient, black_hole: str, sources: dict[str, Source], tmp_path: Path
+) -> None:
+    client = await s3_app(
+        LIVETX_STORAGE_URI=f"s3://{BUCKET}/anything",
+        LIVETX_S3_ENDPOINT_URL=black_hole,
+        LIVETX_S3_READ_TIMEOUT="0.5",
+        LIVETX_S3_MAX_ATTEMPTS="1",
+        LIVETX_S3_BREAKER_FAILURES="2",
+        LIVETX_S3_BREAKER_SECONDS="5",
+        **QUIET,
+    )
+    timings = []
+    for i in range(5):
+        began = time.monotonic()
+        response = await client.get(f"/hls/default/t{i}.mp4/master.m3u8", headers=CDN_HEADERS)
+        timings.append(time.monotonic() - began)
+        assert response.status == 503 and (await response.json())["error"]["code"] == "storage_unavailable"
+        assert int(response.headers["Retry-After"]) >= 1
+    assert all(0.4 < t < 3 for t in timings[:2])  # each waits for its read timeout, no longer
+    assert max(timings[2:]) < 0.05  # then the breaker answers at once
