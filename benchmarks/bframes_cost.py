@@ -1,7 +1,7 @@
 """What encoding without B-frames costs in bitrate, at livetx's default settings.
 
 livetx encodes every segment without B-frames, so that DTS equal PTS and rise one frame at a time
-across segment joins (see README, "Timing"). This measures the price: the same source through
+across segment joins (the README says why). This measures the price: the same source through
 libx264 veryfast crf 23 with x264's default 3 B-frames and with none, then size and quality
 against the lossless source (ffmpeg's psnr and ssim filters). The source is FFmpeg's mandelbrot
 zoom, lossless, so fine moving detail makes the difference visible. Needs the ffmpeg CLI.

@@ -109,6 +109,19 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "-",
             )
         )
+    chaos = load("chaos")
+    if chaos:
+        events = ", ".join(f"{n} {what}" for what, n in chaos["chaos"].items())
+        errors = sum(chaos["player_errors"].values())
+        checked = sum(chaos["objects_verified"].values())
+        out.append(
+            (
+                f"chaos, {chaos['seconds']:.0f} s, {chaos['players']} players: {events}",
+                f"{chaos['segments_received']} segments played, {errors} player errors after retries",
+                f"{checked} cached segments verified, {len(chaos['object_problems'])} wrong",
+                "-",
+            )
+        )
     bframes = load("bframes_cost")
     if bframes:
         without_b, with_b = bframes["without_bframes"], bframes["with_bframes"]
