@@ -21,6 +21,7 @@ import logging
 import math
 import multiprocessing
 import os
+import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
@@ -193,9 +194,12 @@ class TranscodePool:
         return max(0, self._clients - self.size)
 
     def retry_after(self) -> int:
-        """Seconds until the client queue has likely drained enough to take one more (1 to 60)."""
+        """Seconds until the client queue has likely drained enough to take one more (1 to 60),
+        spread at random over up to twice that, so that clients refused together don't all
+        come back together."""
         per_job = self.stats.mean_seconds or 2.0
-        return max(1, min(60, math.ceil((self.waiting_clients + 1) * per_job / self.size)))
+        drained = (self.waiting_clients + 1) * per_job / self.size
+        return max(1, min(60, math.ceil(drained * random.uniform(1.0, 2.0))))
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for operators and chaos tests)."""
