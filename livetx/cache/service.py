@@ -102,7 +102,7 @@ class SegmentService:
         self._background: dict[str, asyncio.Task[None]] = {}
         self._playheads: OrderedDict[str, int] = OrderedDict()
         self._sizes: OrderedDict[str, dict[int, int]] = OrderedDict()  # spec id -> segment -> bytes
-        self._verified: OrderedDict[tuple[str, int, int], None] = OrderedDict()  # (path, size, mtime)
+        self._verified: OrderedDict[tuple[str, str], None] = OrderedDict()  # (path, version) whose seal held
 
     # ---- the request path ---------------------------------------------------------------
 
@@ -144,7 +144,7 @@ class SegmentService:
         if self.tier is not None:
             path = self.tier.path(key)
             if path is not None:
-                if not await self._file_sealed(path):
+                if not await self._file_sealed(path, _version(path)):
                     self._corrupt(key, "local")
                     await asyncio.to_thread(path.unlink, missing_ok=True)
                     return None
@@ -152,25 +152,24 @@ class SegmentService:
                 return SegmentBody(etag, path=path)
         return None
 
-    async def _file_sealed(self, path: Path) -> bool:
-        """A file's seal is checked once per process for each (size, mtime) it has."""
-        try:
-            st = await asyncio.to_thread(path.stat)
-        except FileNotFoundError:
-            return True  # gone meanwhile: the response will find out and the next lookup misses
-        mark = (str(path), st.st_size, st.st_mtime_ns)
-        if mark in self._verified:
-            return True
+    async def _file_sealed(self, path: Path, version: str | None) -> bool:
+        """A file's seal is checked once per process for each version (size and mtime) of it."""
+        if version is None or (str(path), version) in self._verified:
+            return True  # checked before; or gone meanwhile, and the next lookup misses
         try:
             data = await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             return True
         if not await asyncio.to_thread(is_sealed, data):
             return False
-        self._verified[mark] = None
-        if len(self._verified) > VERIFIED_FILES:
-            self._verified.popitem(last=False)
+        self._mark_verified(path, version)
         return True
+
+    def _mark_verified(self, path: Path, version: str | None) -> None:
+        if version is not None:
+            self._verified[(str(path), version)] = None
+            if len(self._verified) > VERIFIED_FILES:
+                self._verified.popitem(last=False)
 
     def _corrupt(self, key: str, tier: str) -> None:
         self.stats.corrupt += 1
@@ -209,9 +208,11 @@ class SegmentService:
                     return None
                 self._measure(rendition, index, len(data))
                 path = await self.tier.put(key, data) if self.tier is not None else None
+                if path is not None:
+                    self._mark_verified(path, _version(path))
                 self.stats.hits["storage"] += 1
                 return SegmentBody(etag, path=path) if path is not None else SegmentBody(etag, data=data)
-            if not await self._file_sealed(path):
+            if not await self._file_sealed(path, info.etag):  # a local store's ETag is its size and mtime
                 await self._drop_corrupt(key)
                 return None
             self._measure(rendition, index, info.size)
@@ -251,7 +252,7 @@ class SegmentService:
             try:
                 path = await self.tier.put(key, data)
                 if path is not None:
-                    self._mark_verified(path)
+                    self._mark_verified(path, _version(path))
             except OSError as exc:  # a full or broken local disk: serve from memory
                 log.warning("local tier write failed", extra={"event": "tier_error", "error": type(exc).__name__})
         self._fresh[key] = data
@@ -273,13 +274,6 @@ class SegmentService:
             held -= size
             self.stats.writebacks_dropped += 1
             log.warning("write-back dropped: too many segments waiting for storage", extra={"event": "writeback_dropped"})
-
-    def _mark_verified(self, path: Path) -> None:
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return
-        self._verified[(str(path), st.st_size, st.st_mtime_ns)] = None
 
     async def _write_back(self, key: str, data: bytes) -> None:
         """PUT until it succeeds: through a storage outage, uploads catch up once it is back."""
@@ -397,3 +391,12 @@ class SegmentService:
             task.cancel()
         if self._writebacks:
             await asyncio.wait(list(self._writebacks), timeout=timeout)
+
+
+def _version(path: Path) -> str | None:
+    """What changes whenever a file is rewritten: its size and mtime (None: it is gone)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return f"{st.st_size:x}-{st.st_mtime_ns:x}"
