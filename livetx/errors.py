@@ -14,6 +14,7 @@ class LivetxError(Exception):
 
     status = 500
     code = "internal_error"
+    retry_after: int | None = None  # seconds, sent as Retry-After (503s)
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)

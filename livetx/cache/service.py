@@ -230,7 +230,6 @@ class SegmentService:
             await self.output.delete(key)
         except StorageUnavailable:
             pass  # overwritten by the write-back of the segment made now
-        return None
 
     async def _make(self, title: Title, rendition: Rendition, index: int, key: str, priority: Priority) -> bytes:
         try:

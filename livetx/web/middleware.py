@@ -44,9 +44,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status >= 500:
             log.error("request failed: %s", exc.code, extra={"event": "request_failed", "code": exc.code})
         response = error_body(exc.status, exc.code, exc.message, request_id, **exc.details)
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            response.headers["Retry-After"] = str(retry_after)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
         if isinstance(exc, SourceNotFound):  # cheap to answer and fine to cache briefly
             response.headers["Cache-Control"] = f"public, max-age={NOT_FOUND_MAX_AGE}"
         return response
