@@ -288,7 +288,7 @@ async def test_dead_s3_fails_fast_with_retry_after_and_recovers(
             assert int(response.headers["Retry-After"]) >= 1
         breaker = client.server.app[SEGMENTS].output.breaker
         assert breaker.state == "open" and breaker.rejected >= 4
-        assert max(timings[2:]) < 0.05  # no call reaches the network while it is open
+        assert max(timings[2:]) < 0.2  # no call reaches the network while it is open
     finally:
         s3.start()
     for _ in range(100):  # after the open period a probe goes through, and all is well again
@@ -387,4 +387,4 @@ async def test_an_s3_that_never_answers_times_out_then_fails_fast(
         assert response.status == 503 and (await response.json())["error"]["code"] == "storage_unavailable"
         assert int(response.headers["Retry-After"]) >= 1
     assert all(0.4 < t < 3 for t in timings[:2])  # each waits for its read timeout, no longer
-    assert max(timings[2:]) < 0.05  # then the breaker answers at once
+    assert max(timings[2:]) < 0.2  # then the breaker answers at once

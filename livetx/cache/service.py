@@ -183,11 +183,6 @@ class SegmentService:
             self._wanted.pop(key, None)
             return found
         self.stats.misses += 1
-        if priority == Priority.CLIENT and self.pool.waiting_clients >= self.max_queue:
-            self.stats.overloaded += 1
-            raise Overloaded(
-                f"{self.pool.waiting_clients} segments are already waiting for a transcoder", retry_after=self.pool.retry_after()
-            )
         data = await self._make(title, rendition, index, key, priority)
         if self.tier is not None:
             path = self.tier.path(key)
@@ -235,7 +230,13 @@ class SegmentService:
         try:
             job = title.job(rendition, index, await self.sources.media_url(title.source.key))
             # whoever asked while the URL was being made counts too
-            ticket = self.pool.submit(job, min(priority, self._wanted.get(key, priority)))
+            priority = min(priority, self._wanted.get(key, priority))
+            # admission: checked and taken with no await in between, so a burst can't slip past
+            if priority == Priority.CLIENT and self.pool.waiting_clients >= self.max_queue:
+                self.stats.overloaded += 1
+                waiting = self.pool.waiting_clients
+                raise Overloaded(f"{waiting} segments are already waiting for a transcoder", retry_after=self.pool.retry_after())
+            ticket = self.pool.submit(job, priority)
             self._tickets[key] = ticket
             result = await ticket.future
         finally:
