@@ -116,6 +116,10 @@ class Catalog:
             raise SourceNotFound(f"no source {key!r}")
         return info
 
+    def forget(self, key: str) -> None:
+        """The source turned out to have changed: the next request stats it again."""
+        self._stats.pop(key, None)
+
     def probe_key(self, source: ObjectInfo) -> str:
         """Where the probe of this source version is recorded in output storage."""
         version = hashlib.sha256(source.etag.encode()).hexdigest()[:16]

@@ -87,6 +87,14 @@ class SourceUnreadable(LivetxError):
     code = "source_unreadable"
 
 
+class SourceChanged(LivetxError):
+    """The source was replaced after its playlist was planned: nothing was made from it."""
+
+    status = 503
+    code = "source_changed"
+    retry_after = 1
+
+
 class SourceTooLarge(SourceUnreadable):
     """The source is media, but beyond what livetx transcodes (frame size, duration)."""
 

@@ -127,6 +127,7 @@ class Title:
             audio=rendition.audio,
             video_stream=self.info.video.index if self.info.video and rendition.video else None,
             audio_stream=self.info.audio.index if self.info.audio and rendition.audio else None,
+            source_pin=self.source.pin,
         )
 
 

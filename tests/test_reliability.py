@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,15 @@ import av
 import pytest
 
 from livetx.cache.seal import TS_PACKET, is_sealed, seal
-from livetx.errors import StorageUnavailable
+from livetx.errors import SourceChanged, StorageUnavailable
+from livetx.media.transcode import transcode_segment
+from livetx.storage.base import file_version
 from livetx.storage.breaker import CircuitBreaker
 from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import MakeClient, Source
 from tests.s3server import BUCKET, SeaweedS3
+from tests.test_pool import job_for
 from tests.test_s3 import CDN_HEADERS, SlowStore, fetch, playlist_segments
 
 QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false", "LIVETX_PROFILES_DEFAULT_INITD": "0"}  # no background transcodes
@@ -388,3 +392,38 @@ async def test_an_s3_that_never_answers_times_out_then_fails_fast(
         assert int(response.headers["Retry-After"]) >= 1
     assert all(0.4 < t < 3 for t in timings[:2])  # each waits for its read timeout, no longer
     assert max(timings[2:]) < 0.2  # then the breaker answers at once
+
+
+# ---- a source replaced after its playlist was planned -----------------------------------
+
+
+def test_a_job_pinned_to_an_older_local_file_makes_nothing(sources: dict[str, Source], tmp_path: Path) -> None:
+    src = sources["mp4-30"]
+    path = tmp_path / "a.mp4"
+    path.write_bytes(src.path.read_bytes())
+    job = job_for(Source(path, src.spec))
+    pinned = replace(job, source_pin=file_version(path.stat()))
+    assert transcode_segment(pinned).video_frames == 30  # the version it was planned from
+    path.write_bytes(sources["mkv-25-44k"].path.read_bytes())  # replaced in place
+    with pytest.raises(SourceChanged):
+        transcode_segment(pinned)
+
+
+async def test_a_source_replaced_in_s3_within_the_stat_ttl_is_never_mixed_in(
+    s3_app: MakeClient, s3_sources: str, sources: dict[str, Source]
+) -> None:
+    src = sources["mp4-30"]
+    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, LIVETX_CACHE_STAT_TTL="60", LIVETX_CACHE_LOCAL_MAX_BYTES="0", **QUIET)
+    service = client.server.app[SEGMENTS]
+    segments = await playlist_segments(client, src.path.name)
+    old_key = await segment_key_of(client, src, 1)
+    await service.sources.write(src.path.name, sources["mkv-25-44k"].path.read_bytes())  # same key, other media
+    response = await client.get(segments[1], headers=CDN_HEADERS)  # the catalog still holds the old version
+    assert response.status == 503 and (await response.json())["error"]["code"] == "source_changed"
+    assert "Retry-After" in response.headers
+    assert await service.output.stat(old_key) is None  # nothing was made from the new bytes under the old name
+    again = await client.get(segments[1], headers=CDN_HEADERS)  # the source was looked at again: old URL, old spec
+    assert again.status == 404 and (await again.json())["error"]["code"] == "segment_not_found"
+    fresh = await playlist_segments(client, src.path.name)  # the new playlist plays the new media
+    bodies = [await fetch(client, path) for path in fresh]
+    assert decode_video(open_joined(bodies)).indexes == list(range(sources["mkv-25-44k"].frames))

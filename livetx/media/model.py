@@ -145,6 +145,7 @@ class SegmentJob:
     video_stream: int | None = None
     audio_stream: int | None = None
     open_options: dict[str, str] = field(default_factory=dict)
+    source_pin: str = ""  # the source version the plan was made from (see `ObjectInfo.pin`)
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,16 @@ from enum import IntEnum
 from multiprocessing.connection import Connection
 from typing import Any
 
-from livetx.errors import LivetxError, SourceUnreadable, TranscodeFailed, TranscodeTimeout
+from livetx.errors import LivetxError, SourceChanged, SourceUnreadable, TranscodeFailed, TranscodeTimeout
 from livetx.media.model import SegmentJob, SegmentResult
 
 log = logging.getLogger(__name__)
 
-_ERRORS: dict[str, type[LivetxError]] = {"source_unreadable": SourceUnreadable, "transcode_failed": TranscodeFailed}
+_ERRORS: dict[str, type[LivetxError]] = {
+    "source_unreadable": SourceUnreadable,
+    "source_changed": SourceChanged,
+    "transcode_failed": TranscodeFailed,
+}
 
 
 class Priority(IntEnum):

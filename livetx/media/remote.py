@@ -9,12 +9,15 @@ reads run forward (demuxing) and shrink back after a seek (probing headers, a mo
 from __future__ import annotations
 
 import io
+import os
 import re
 import urllib.error
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from livetx.storage.base import file_version
 
 MIN_BLOCK = 256 * 1024
 MAX_BLOCK = 4 * 1024 * 1024
@@ -24,11 +27,16 @@ ATTEMPTS = 3
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
+class VersionMismatch(OSError):
+    """The source is no longer the version the caller pinned."""
+
+
 class RangedReader(io.RawIOBase):
-    def __init__(self, url: str, timeout: float = TIMEOUT) -> None:
+    def __init__(self, url: str, timeout: float = TIMEOUT, if_match: str = "") -> None:
         super().__init__()
         self.url = url
         self.timeout = timeout
+        self.if_match = if_match  # an ETag: every GET must read that version, or fail with 412
         self.pos = 0
         self.size: int | None = None
         self.fetched = 0  # bytes received from the server
@@ -60,7 +68,10 @@ class RangedReader(io.RawIOBase):
         end = start + length - 1
         if self.size is not None:
             end = min(end, self.size - 1)
-        request = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{end}"})
+        headers = {"Range": f"bytes={start}-{end}"}
+        if self.if_match:
+            headers["If-Match"] = self.if_match
+        request = urllib.request.Request(self.url, headers=headers)
         for attempt in range(ATTEMPTS):
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -70,6 +81,8 @@ class RangedReader(io.RawIOBase):
             except urllib.error.HTTPError as exc:
                 if exc.code == 416:  # past the end
                     return b""
+                if exc.code == 412:
+                    raise VersionMismatch("the source changed since it was planned") from None
                 if exc.code < 500 or attempt == ATTEMPTS - 1:
                     raise OSError(f"source read failed: HTTP {exc.code}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
@@ -122,14 +135,23 @@ def is_remote(source: str) -> bool:
 
 
 @contextmanager
-def open_source(source: str) -> Iterator[tuple[str | RangedReader, Callable[[], int]]]:
+def open_source(source: str, pin: str = "") -> Iterator[tuple[str | RangedReader, Callable[[], int]]]:
     """What `av.open` should read for `source` (a path stays a path), and a counter of the
-    bytes fetched from a remote one."""
+    bytes fetched from a remote one. With a `pin` (`ObjectInfo.pin`), reading a version other
+    than that one raises VersionMismatch: a remote source is read with If-Match, and a local
+    file's version is checked before and after (a file renamed over it mid-read shows then)."""
     if not is_remote(source):
+        _check_file(source, pin)
         yield source, lambda: 0
+        _check_file(source, pin)
         return
-    reader = RangedReader(source)
+    reader = RangedReader(source, if_match=pin)
     try:
         yield reader, lambda: reader.fetched
     finally:
         reader.close()
+
+
+def _check_file(path: str, pin: str) -> None:
+    if pin and file_version(os.stat(path)) != pin:
+        raise VersionMismatch("the source changed since it was planned")

@@ -30,9 +30,9 @@ from typing import Any
 import av
 import numpy as np
 
-from livetx.errors import SourceUnreadable, TranscodeFailed
+from livetx.errors import SourceChanged, SourceUnreadable, TranscodeFailed
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
-from livetx.media.remote import open_source
+from livetx.media.remote import VersionMismatch, open_source
 
 AAC_FRAME = 1024
 TS_OFFSET = Fraction(7, 5)  # seconds added to every timestamp
@@ -59,11 +59,14 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
     for backoff in SEEK_BACKOFF:
         seeks += 1
         try:
-            with open_source(job.source) as (target, counter), av.open(target, options=job.open_options, timeout=30) as src:
-                try:
-                    made = _Segment(job, src, should_stop).run(backoff)
-                finally:
-                    fetched += counter()
+            with open_source(job.source, job.source_pin) as (target, counter):
+                with av.open(target, options=job.open_options, timeout=30) as src:
+                    try:
+                        made = _Segment(job, src, should_stop).run(backoff)
+                    finally:
+                        fetched += counter()
+        except VersionMismatch as exc:
+            raise SourceChanged(f"{exc}; reload the playlist") from None
         except (av.FFmpegError, OSError) as exc:
             raise TranscodeFailed(f"transcode failed: {type(exc).__name__}: {exc}") from exc
         if made is not None:

@@ -6,6 +6,7 @@ spelling or a way out of its root before a backend sees it.
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,12 @@ class ObjectInfo:
     key: str
     size: int
     etag: str  # changes whenever the content does
+    pin: str = ""  # what a reader checks to be sure it reads this very version ("": no check)
+
+
+def file_version(st: os.stat_result) -> str:
+    """A local file's version: its size and mtime, which change whenever it is rewritten."""
+    return f"{st.st_size:x}-{st.st_mtime_ns:x}"
 
 
 class Storage(Protocol):

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from livetx.errors import InvalidPath, LivetxError, ParameterError
-from livetx.storage.base import LOCAL_BUCKET, ObjectInfo, check_key, split_uri
+from livetx.storage.base import LOCAL_BUCKET, ObjectInfo, check_key, file_version, split_uri
 
 FILE_MODE = 0o644
 
@@ -58,7 +58,8 @@ class LocalStorage:
             return None
         if not os.path.isfile(self._path(key)):
             return None
-        return ObjectInfo(key=key, size=st.st_size, etag=f"{st.st_size:x}-{st.st_mtime_ns:x}")
+        version = file_version(st)
+        return ObjectInfo(key=key, size=st.st_size, etag=version, pin=version)
 
     async def stat(self, key: str) -> ObjectInfo | None:
         return await asyncio.to_thread(self._stat, key)

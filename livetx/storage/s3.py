@@ -110,11 +110,12 @@ class S3Storage:
                 head = await self.client.head_object(Bucket=self.location.bucket, Key=self._key(key))
         except ClientError:  # not found
             return None
-        etag = str(head.get("ETag", "")).strip('"')
+        raw = str(head.get("ETag", ""))
+        etag = raw.strip('"')
         version = head.get("VersionId")
         if version and version != "null":
             etag = f"{etag}-{version}"
-        return ObjectInfo(key=key, size=int(head["ContentLength"]), etag=etag)
+        return ObjectInfo(key=key, size=int(head["ContentLength"]), etag=etag, pin=raw)  # pin: sent as If-Match
 
     async def read(self, key: str) -> bytes:
         return await self.read_range(key, None, None)

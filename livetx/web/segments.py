@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from livetx.errors import SegmentNotFound
+from livetx.errors import SegmentNotFound, SourceChanged
 from livetx.web.keys import CATALOG, SEGMENTS
 
 TS_TYPE = "video/mp2t"
@@ -35,7 +35,11 @@ async def segment(request: web.Request) -> web.StreamResponse:
     if match["spec"] != rendition.spec_id:
         raise SegmentNotFound("segment belongs to an older version of this title; reload the playlist")
     index = int(match["n"])
-    body = await request.app[SEGMENTS].get(title, rendition, index)
+    try:
+        body = await request.app[SEGMENTS].get(title, rendition, index)
+    except SourceChanged:
+        request.app[CATALOG].forget(title.source.key)  # replaced within the stat TTL: look again
+        raise
     request.app[SEGMENTS].played(title, rendition, index)
     headers = {"Cache-Control": SEGMENT_CACHE, "ETag": body.etag, "Content-Type": TS_TYPE}
     if body.path is not None:
