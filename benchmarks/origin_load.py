@@ -184,14 +184,20 @@ http {{
 """
     )
     process = subprocess.Popen([binary, "-c", str(conf), "-p", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
+    return (process, f"http://127.0.0.1:{port}") if listening(process, port, 5.0) else None
+
+
+def listening(process: subprocess.Popen[bytes], port: int, seconds: float) -> bool:
+    """Wait until `process` accepts connections on `port`; kill it if it doesn't in time."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, f"http://127.0.0.1:{port}"
+                return True
         except OSError:
             time.sleep(0.05)
     process.kill()
-    return None
+    return False
 
 
 def serve_process(media: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -209,14 +215,9 @@ def serve_process(media: Path, **env: str) -> tuple[subprocess.Popen[bytes], str
         **env,
     }
     process = subprocess.Popen([sys.executable, "-m", "livetx", "serve"], env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("livetx serve did not start")
+    if not listening(process, port, 30.0):
+        raise RuntimeError("livetx serve did not start")
+    return process, f"http://127.0.0.1:{port}"
 
 
 async def cached_segments(media: Path, tmp: Path, clients: int, seconds: float) -> dict[str, Any]:
