@@ -24,7 +24,8 @@ from livetx.storage.breaker import CircuitBreaker
 from livetx.storage.local import LocalStorage
 from livetx.storage.s3 import S3Location, S3Storage, s3_client
 from livetx.titles import Profile, parse_profile
-from livetx.web.keys import CATALOG, METRICS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
+from livetx.web.keys import CATALOG, LOOP_LAG, METRICS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
+from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import Metrics, StateCollector, count_bytes, observe
 from livetx.web.middleware import PARSER_LIMITS, cors, errors, limits, tokens
 from livetx.web.routes import add_routes
@@ -148,6 +149,14 @@ def create_app(settings: Settings) -> web.Application:
                 await app[CATALOG].drain()
                 await pool.close()
 
+    async def watch_loop(app: web.Application) -> AsyncIterator[None]:
+        monitor = app[LOOP_LAG] = LoopLagMonitor(metrics.loop_lag.observe)
+        task = asyncio.create_task(monitor.run(), name="livetx-loop-lag")
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    app.cleanup_ctx.append(watch_loop)
     app.cleanup_ctx.append(resources)
     add_routes(app)
     logging.getLogger(__name__).debug("app created")

@@ -13,6 +13,7 @@ from livetx.settings import Settings
 from livetx.signing import Signer, Token
 
 if TYPE_CHECKING:
+    from livetx.web.lag import LoopLagMonitor
     from livetx.web.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,9 +22,10 @@ CATALOG = web.AppKey("catalog", Catalog)
 POOL = web.AppKey("pool", TranscodePool)
 SEGMENTS = web.AppKey("segments", SegmentService)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
 
 # set on a request by the token middleware: the verified token
 TOKEN = web.RequestKey("token", Token)
 # set on every request by the error middleware
 REQUEST_ID = web.RequestKey("request_id", str)
-__all__ = ["CATALOG", "METRICS", "POOL", "REQUEST_ID", "SEGMENTS", "SETTINGS", "SIGNER", "TOKEN", "Token"]
+__all__ = ["CATALOG", "LOOP_LAG", "METRICS", "POOL", "REQUEST_ID", "SEGMENTS", "SETTINGS", "SIGNER", "TOKEN", "Token"]

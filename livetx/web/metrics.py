@@ -21,6 +21,7 @@ from livetx.web.middleware import Handler
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 TRANSCODE_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class Metrics:
@@ -38,6 +39,13 @@ class Metrics:
             "Wall time of one segment transcode, by rendition",
             ["rendition"],
             buckets=TRANSCODE_BUCKETS,
+            registry=self.registry,
+        )
+
+        self.loop_lag = Histogram(
+            "livetx_event_loop_lag_seconds",
+            "How late the event loop woke a sleeping task (time every request waited behind other work)",
+            buckets=LAG_BUCKETS,
             registry=self.registry,
         )
 
