@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from livetx import numbers
 from livetx.errors import LivetxError, ParameterError
 from livetx.media.params import parse_rendition_params, parse_title_params
 from livetx.titles import SEGMENTING, Profile, parse_profile
@@ -91,9 +92,13 @@ def _get(mapping: Mapping[str, Any], name: str, kind: type | tuple[type, ...], f
 
 
 def _seconds_ms(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, str):  # JSON numbers only
         raise ParameterError(field, "a number of seconds")
-    return round(value * 1000)
+    try:
+        seconds = numbers.decimal(value)
+    except ValueError:
+        raise ParameterError(field, "a finite number of seconds") from None
+    return round(seconds * 1000)
 
 
 # ---- IMM GenerateVideoPlaylist --------------------------------------------------------

@@ -149,3 +149,49 @@ def test_abopt_and_aq() -> None:
         parse_rendition_params({"aq": 50, "ab": 64000})
     with pytest.raises(ParameterError, match="'aq'"):
         parse_rendition_params({"aq": 101})
+
+
+# ---- numbers are matched against a strict pattern before anything parses them --------------
+
+HOSTILE_NUMBERS = ["1e6000000", "9" * 5000, "1_000", " 25", "25 ", "+25", "0x19", "nan", "inf", "-inf", "NaN", "1e3", "١٢", "25.", ".5"]
+
+
+@pytest.mark.parametrize("value", [*HOSTILE_NUMBERS, float("nan"), float("inf"), 1e400, True, 10**40])
+@pytest.mark.parametrize("name", ["fps", "crf", "vb", "maxrate", "g", "ac"])
+def test_hostile_numbers_are_refused_by_name(name: str, value: object) -> None:
+    with pytest.raises(ParameterError) as info:
+        parse_rendition_params({name: value})
+    assert info.value.name == name
+
+
+@pytest.mark.parametrize("value", [*HOSTILE_NUMBERS, float("nan"), 1e400, 10**40])
+@pytest.mark.parametrize("name", ["st", "ss", "t", "initd", "ta"])
+def test_hostile_title_numbers_are_refused_by_name(name: str, value: object) -> None:
+    with pytest.raises(ParameterError) as info:
+        parse_title_params({name: value})
+    assert info.value.name == name
+
+
+@pytest.mark.parametrize("size", ["١٢٨x٧٢", "0000000000000000000128x72", " 128x72", "128x72 "])
+def test_sizes_take_ascii_digits_only(size: str) -> None:
+    with pytest.raises(ParameterError, match="'s'"):
+        parse_rendition_params({"s": size})
+
+
+@pytest.mark.parametrize(
+    ("value", "fps"),
+    [("25", 25), (25, 25), (29.97, Fraction(2997, 100)), ("29.97", Fraction(2997, 100)), ("30000/1001", Fraction(30000, 1001))],
+)
+def test_frame_rates_in_every_honest_spelling(value: object, fps: Fraction) -> None:
+    assert parse_rendition_params({"fps": value}).fps == fps
+
+
+def test_a_huge_exponent_is_refused_at_once() -> None:
+    """`Fraction("1e6000000")` builds a six-million-digit integer: seconds of a blocked loop."""
+    import time
+
+    began = time.process_time()
+    for _ in range(100):
+        with pytest.raises(ParameterError):
+            parse_rendition_params({"fps": "1e60000000"})
+    assert time.process_time() - began < 0.5

@@ -16,13 +16,14 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
+from livetx import numbers
 from livetx.errors import ParameterError
 from livetx.media.model import AudioSpec, MediaInfo, VideoSpec
 
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-_SIZE = re.compile(r"^(\d*)x(\d*)$")
+_SIZE = re.compile(r"([0-9]{0,5})x([0-9]{0,5})")  # ASCII digits only (\d takes any script's)
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,8 @@ def _int(params: Mapping[str, Any], name: str, default: int | None, lo: int | No
     if raw is None or raw == "":
         return default
     try:
-        if isinstance(raw, bool):
-            raise ValueError
-        value = int(raw) if not isinstance(raw, float) or raw.is_integer() else None
-        if value is None:
-            raise ValueError
-    except (TypeError, ValueError):
+        value = numbers.integer(raw)  # a strict pattern first: nothing huge or odd reaches int()
+    except ValueError:
         raise ParameterError(name, allowed) from None
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ParameterError(name, allowed)
@@ -103,7 +100,7 @@ def _ms_list(params: Mapping[str, Any], name: str, default: tuple[int, ...]) -> 
     out = []
     for item in items:
         try:
-            value = int(str(item).strip())
+            value = numbers.integer(item.strip() if isinstance(item, str) else item)
         except ValueError:
             raise ParameterError(name, "a list of durations in ms, each 1000 to 15000") from None
         if not 1000 <= value <= 15000:
@@ -135,15 +132,15 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
     fps = None
     if params.get("fps") not in (None, ""):
         try:
-            fps = Fraction(str(params["fps"])).limit_denominator(1001)
-        except (ValueError, ZeroDivisionError):
-            raise ParameterError("fps", "a number from 1 to 120") from None
+            fps = numbers.decimal(params["fps"], ratio=True).limit_denominator(1001)
+        except ValueError:
+            raise ParameterError("fps", "a number from 1 to 120, such as 25, 29.97 or 30000/1001") from None
         if not 1 <= fps <= 120:
             raise ParameterError("fps", "a number from 1 to 120")
     size = params.get("s")
     if size not in (None, ""):
         size = str(size)
-        match = _SIZE.match(size)
+        match = _SIZE.fullmatch(size)
         if not match or not (match.group(1) or match.group(2)):
             raise ParameterError("s", "WxH, Wx or xH with even sides from 64 to 4096")
         for side in (match.group(1), match.group(2)):
@@ -154,10 +151,10 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
     crf = params.get("crf")
     if crf not in (None, ""):
         try:
-            crf = float(crf)
-        except (TypeError, ValueError):
+            crf = float(numbers.decimal(crf))
+        except ValueError:
             raise ParameterError("crf", "a number from 0 to 51") from None
-        if not 0 <= crf <= 51 or math.isnan(crf):
+        if not 0 <= crf <= 51:
             raise ParameterError("crf", "a number from 0 to 51")
     else:
         crf = None
