@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
+from livetx.cache.budget import PrefetchBudgets
 from livetx.cache.local_tier import LocalTier
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> web.Application:
                 max_queue=settings.transcode.max_queue,
                 wait_timeout=settings.transcode.wait_timeout,
                 memory_max_bytes=settings.cache.memory_max_bytes,
+                budgets=PrefetchBudgets(settings.cache.prefetch_per_title, settings.cache.prefetch_per_client),
             )
             try:
                 yield

@@ -77,6 +77,8 @@ class CacheSettings:
     prefetch_limit: int = 64  # background segments (pre-transcode, lookahead) pending at most
     lookahead: bool = True  # prefetch ahead of playing clients (`ta`, then n+1 and n+2)
     memory_max_bytes: int = 512 * 1024**2  # made segments held until stored; the oldest write-backs beyond are dropped
+    prefetch_per_title: int = 120  # background segments made ahead per title a minute (bursts up to as many)
+    prefetch_per_client: int = 30  # and per client (its token's claims, or its address)
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,8 @@ def _defaults() -> dict[str, Any]:
             "prefetch_limit": 64,
             "lookahead": True,
             "memory_max_bytes": 512 * 1024**2,
+            "prefetch_per_title": CacheSettings.prefetch_per_title,
+            "prefetch_per_client": CacheSettings.prefetch_per_client,
         },
         "signing": {"key_file": "var/signing.key", "keys": "", "active_kid": "", "default_ttl": 3600, "clock_skew": 30},
         "api": {"key_file": "var/api.key", "keys": ""},

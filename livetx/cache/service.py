@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livetx.cache.budget import PrefetchBudgets
 from livetx.cache.keys import segment_key
 from livetx.cache.local_tier import LocalTier
 from livetx.cache.seal import is_sealed, seal
@@ -48,6 +49,7 @@ class SegmentBody:
     etag: str
     path: Path | None = None
     data: bytes | None = None
+    made: bool = False  # transcoded for this request (or a flight it joined), not found cached
 
 
 @dataclass
@@ -82,6 +84,7 @@ class SegmentService:
         max_queue: int = 32,
         wait_timeout: float = 60.0,
         memory_max_bytes: int = 512 * 1024**2,
+        budgets: PrefetchBudgets | None = None,
     ) -> None:
         self.sources = sources
         self.output = output
@@ -94,6 +97,7 @@ class SegmentService:
         self.max_queue = max_queue
         self.wait_timeout = wait_timeout
         self.memory_max_bytes = memory_max_bytes
+        self.budgets = budgets or PrefetchBudgets(per_title=120, per_client=30)
         self.stats = CacheStats()
         self._tickets: dict[str, Ticket] = {}  # segment key -> its pool job, while it is made
         self._wanted: dict[str, Priority] = {}  # segment key -> most urgent priority asked for it
@@ -187,8 +191,8 @@ class SegmentService:
         if self.tier is not None:
             path = self.tier.path(key)
             if path is not None:
-                return SegmentBody(etag, path=path)
-        return SegmentBody(etag, data=data)
+                return SegmentBody(etag, path=path, made=True)
+        return SegmentBody(etag, data=data, made=True)
 
     async def _lookup_storage(self, key: str, etag: str, rendition: Rendition, index: int) -> SegmentBody | None:
         try:
@@ -342,42 +346,56 @@ class SegmentService:
 
     # ---- background work ---------------------------------------------------------------
 
-    def pretranscode(self, title: Title) -> None:
+    def pretranscode(self, title: Title, client: str = "") -> None:
         """Queue the first `initd` ms of every rendition (when its playlist is created)."""
         for rendition in title.renditions:
-            self.prefetch(title, rendition, pretranscode_indexes(rendition.windows, rendition.initd), Priority.PRETRANSCODE)
+            indexes = pretranscode_indexes(rendition.windows, rendition.initd)
+            self.prefetch(title, rendition, indexes, Priority.PRETRANSCODE, client)
 
-    def played(self, title: Title, rendition: Rendition, index: int) -> None:
+    def played(self, title: Title, rendition: Rendition, index: int, client: str = "") -> None:
         """A client fetched segment `index`: prefetch ahead of it. Playing in order, the next
-        two; after a start or a seek, the title's `ta` segments."""
+        two; after a start or a seek, the title's `ta` segments. The same segment asked for
+        again (a retry, a range request, a replay) sets off nothing new."""
         if not self.lookahead:
             return
-        head = f"{title.source.key}\n{title.source.etag}\n{rendition.spec_id}"
+        head = f"{title.source.key}\n{title.source.etag}\n{rendition.spec_id}\n{client}"
         previous = self._playheads.pop(head, None)
         self._playheads[head] = index
         if len(self._playheads) > PLAYHEADS:
             self._playheads.popitem(last=False)
+        if previous == index:
+            return
         ahead = IN_ORDER_AHEAD if previous == index - 1 else rendition.ta
-        self.prefetch(title, rendition, lookahead_indexes(rendition.windows, index, ahead), Priority.LOOKAHEAD)
+        self.prefetch(title, rendition, lookahead_indexes(rendition.windows, index, ahead), Priority.LOOKAHEAD, client)
 
-    def prefetch(self, title: Title, rendition: Rendition, indexes: Iterable[int], priority: Priority) -> None:
+    def prefetch(self, title: Title, rendition: Rendition, indexes: Iterable[int], priority: Priority, client: str = "") -> None:
+        """Queue background segments, within `prefetch_limit` and within the title's and the
+        client's budgets (cache/budget.py): what they refuse is simply not made ahead."""
+        budget_key = f"{title.profile.name}\n{title.source.key}\n{title.source.etag}"
         for index in indexes:
             key = segment_key(title, rendition, index)
-            if key in self._background or key in self._tickets:
+            if key in self._background or key in self._tickets or key in self._fresh:
                 continue
             if len(self._background) >= self.prefetch_limit:
                 self.stats.prefetch_dropped += 1
                 continue
-            task = asyncio.create_task(self._prefetch_one(title, rendition, index, priority))
+            if not self.budgets.take(budget_key, client):
+                return  # the rest would be refused too
+            work = self._prefetch_one(title, rendition, index, priority, budget_key, client)
+            task = asyncio.create_task(work)
             self._background[key] = task
             task.add_done_callback(lambda _, key=key: self._background.pop(key, None))  # type: ignore[misc]
 
-    async def _prefetch_one(self, title: Title, rendition: Rendition, index: int, priority: Priority) -> None:
+    async def _prefetch_one(self, title: Title, rendition: Rendition, index: int, priority: Priority, budget_key: str, client: str) -> None:
+        made = False
         try:
-            await self.get(title, rendition, index, priority)
-            self.stats.prefetched += 1
+            made = (await self.get(title, rendition, index, priority)).made
+            self.stats.prefetched += made
         except LivetxError as exc:
             log.warning("prefetch failed", extra={"event": "prefetch_failed", "code": exc.code})
+        finally:
+            if not made:  # found cached (or failed): it cost no transcode
+                self.budgets.give_back(budget_key, client)
 
     # ---- shutdown ----------------------------------------------------------------------
 

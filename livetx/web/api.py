@@ -62,7 +62,7 @@ async def _make_playlists(request: web.Request, job: Job) -> tuple[Title, str]:
     title = await catalog.title(job.profile_name, job.source_key)
     await catalog.publish(title)
     if catalog.first_sight(title, publish=False):
-        request.app[SEGMENTS].pretranscode(title)
+        request.app[SEGMENTS].pretranscode(title, "api")
     settings = request.app[SETTINGS]
     base = settings.server.base_url or str(request.url.origin())
     wanted = SignRequest(path=master_path(job.profile_name, job.source_key), ttl=settings.signing.default_ttl)

@@ -84,6 +84,11 @@ class StateCollector(Collector):
             yield CounterMetricFamily("livetx_writeback_failures", "Write-backs given up", value=stats.writeback_failures)
             yield GaugeMetricFamily("livetx_writebacks_pending", "Write-backs not yet stored", value=service.pending_writebacks)
             yield CounterMetricFamily("livetx_prefetched", "Segments made ahead (pre-transcode, lookahead)", value=stats.prefetched)
+            refused = CounterMetricFamily("livetx_prefetch_refused", "Segments not made ahead: over a budget", labels=["budget"])
+            for budget, count in service.budgets.refused.items():
+                refused.add_metric([budget], count)
+            yield refused
+            yield CounterMetricFamily("livetx_prefetch_dropped", "Segments not made ahead: too many pending", value=stats.prefetch_dropped)
             yield CounterMetricFamily("livetx_source_bytes", "Bytes read from remote sources", value=stats.source_bytes)
             breaker = getattr(service.output, "breaker", None)
             if breaker is not None:

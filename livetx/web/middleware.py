@@ -86,6 +86,15 @@ def client_ip(request: web.Request, settings: Settings) -> str | None:
     return request.remote
 
 
+def viewer(request: web.Request) -> str:
+    """Who is asking, for budgets of background work: the claims of the verified token (one
+    viewer's tokens share them, whatever path each signs), else the client's address."""
+    token = request.get(TOKEN)
+    if token is not None:
+        return f"token {token.kid} {token.exp} {token.nbf} {token.ip} {token.scope}"
+    return f"ip {client_ip(request, request.app[SETTINGS])}"
+
+
 def origin_pull(request: web.Request, settings: Settings) -> bool:
     """A CDN pulling with the shared origin secret (checked in constant time)."""
     secret = settings.cdn.origin_secret

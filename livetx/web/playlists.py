@@ -12,6 +12,7 @@ from livetx.playlists import UriFor, master_text, media_text
 from livetx.signing import Token
 from livetx.urls import title_prefix, with_token
 from livetx.web.keys import CATALOG, SEGMENTS, SIGNER, TOKEN
+from livetx.web.middleware import viewer
 
 M3U8_TYPE = "application/vnd.apple.mpegurl"
 # signed playlists are personal (they carry this viewer's tokens): never shared by caches
@@ -34,7 +35,7 @@ async def master(request: web.Request) -> web.Response:
     profile, key = request.match_info["profile"], request.match_info["key"]
     title = await request.app[CATALOG].title(profile, key)
     if request.app[CATALOG].first_sight(title):
-        request.app[SEGMENTS].pretranscode(title)
+        request.app[SEGMENTS].pretranscode(title, viewer(request))
     text = master_text(title, _signer_for(request, title_prefix(profile, key)), request.app[SEGMENTS].bandwidth)
     return web.Response(body=text.encode(), content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)
 
@@ -44,6 +45,6 @@ async def media(request: web.Request) -> web.Response:
     title = await request.app[CATALOG].title(profile, key)
     rendition = title.rendition(request.match_info["rendition"])
     if request.app[CATALOG].first_sight(title):
-        request.app[SEGMENTS].pretranscode(title)
+        request.app[SEGMENTS].pretranscode(title, viewer(request))
     text = media_text(rendition, _signer_for(request, title_prefix(profile, key)))
     return web.Response(body=text.encode(), content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from livetx.errors import SegmentNotFound, SourceChanged
 from livetx.web.keys import CATALOG, SEGMENTS
+from livetx.web.middleware import viewer
 
 TS_TYPE = "video/mp2t"
 # a segment URL names its exact spec, so its bytes never change: cache it for a year
@@ -40,7 +41,7 @@ async def segment(request: web.Request) -> web.StreamResponse:
     except SourceChanged:
         request.app[CATALOG].forget(title.source.key)  # replaced within the stat TTL: look again
         raise
-    request.app[SEGMENTS].played(title, rendition, index)
+    request.app[SEGMENTS].played(title, rendition, index, viewer(request))
     headers = {"Cache-Control": SEGMENT_CACHE, "ETag": body.etag, "Content-Type": TS_TYPE}
     if body.path is not None:
         return web.FileResponse(body.path, headers=headers)  # Range, HEAD and sendfile for free
