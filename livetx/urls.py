@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from livetx.errors import LivetxError, ParameterError
 from livetx.jobs import is_job_profile
+from livetx.settings import SigningSettings
 from livetx.signing import Signer, Token, canonical_ip, check_path
 from livetx.storage.base import check_source_key
 
@@ -121,7 +122,7 @@ def hls_parts(path: str, profiles: Mapping[str, object]) -> tuple[str, str]:
     return parts[2], key
 
 
-def parse_sign_request(body: Any, profiles: Mapping[str, object], default_ttl: int, max_ttl: int) -> SignRequest:
+def parse_sign_request(body: Any, profiles: Mapping[str, object], default_ttl: int, max_ttl: int = SigningSettings.max_ttl) -> SignRequest:
     """Validate a sign request (a JSON object): `path`, or `key` (+ `profile`) for a master
     playlist; `ttl` (1 to `max_ttl` s), `nbf`, `ip`, and `scope` ("path", "title" or a prefix
     of the path).
