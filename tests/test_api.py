@@ -18,6 +18,8 @@ from openapi_spec_validator import validate
 from yarl import URL
 
 from livetx.app import create_app
+from livetx.scopes import OPERATIONS
+from livetx.web.api import API_ROUTE_PREFIX, ROUTE_OPERATIONS
 from livetx.web.keys import CATALOG, SETTINGS
 from livetx.web.openapi import document
 from tests.conftest import Source, app_settings
@@ -342,3 +344,11 @@ async def test_sign_reads_only_what_the_key_may_read(make_client: MakeClient, bo
     if status == 403:
         error = await error_of(response)
         assert error["code"] == "api_key_scope" and error["refused"] == "read" and SCOPED not in await response.text()
+
+
+async def test_every_api_route_is_one_operation(client: TestClient[Any, Any]) -> None:
+    """Scopes name operations; the route -> operation table covers every route that takes a key."""
+    named = {
+        r.name for r in client.server.app.router.routes() if r.name and (r.name.startswith(API_ROUTE_PREFIX) or r.name == "oss-process")
+    }
+    assert named == set(ROUTE_OPERATIONS) and set(ROUTE_OPERATIONS.values()) == set(OPERATIONS)

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from livetx import scopes
-from livetx.errors import ApiKeyInvalid, ApiKeyMissing, BodyTooLarge, LivetxError, ParameterError
+from livetx.errors import ApiKeyInvalid, ApiKeyMissing, ApiKeyScope, BodyTooLarge, LivetxError, ParameterError
 from livetx.jobs import Job, check_namespace, check_planned, is_job_profile, parse_imm, parse_oss
 from livetx.storage.base import check_source_key
 from livetx.titles import Title
@@ -46,7 +46,10 @@ def check_api_key(request: web.Request) -> None:
         raise ApiKeyInvalid("API key not accepted")
     scope = request[API_SCOPE] = api.scope(key)
     route = request.match_info.route.name or ""
-    scope.check_operation(ROUTE_OPERATIONS[route])
+    operation = ROUTE_OPERATIONS.get(route)
+    if operation is None:  # fail closed: a route nobody gave an operation is no key's to use
+        raise ApiKeyScope(f"route {route!r} has no operation an API key could be scoped to", operation=None)
+    scope.check_operation(operation)
     if route == "api-v1-title":  # a title's state tells about its source
         scope.check_read(request.match_info["key"], "key")
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +252,10 @@ def test_signed_urls_ignore_a_forged_host(live: Server) -> None:
     request = imm("a.mp4", None, target("host/v0"))
     status, _, body = call(live, "POST", "/api/v1/playlists", request, headers)
     assert status == 200 and json.loads(body)["PlaybackURL"].startswith(live.base_url + "/hls/j-")
+
+
+def test_the_cli_signs_only_what_the_api_would(live: Server) -> None:
+    """`livetx sign` and `livetx url` run the same checks as POST /api/v1/sign."""
+    for args in (["sign", "/metrics"], ["url", "a.mp4", "--scope", "/hls/default/"], ["url", "a.mp4", "--ttl", "604801"]):
+        done = subprocess.run([sys.executable, "-m", "livetx", *args], env=live.env, capture_output=True, text=True)
+        assert done.returncode == 2 and "invalid" in done.stderr and not done.stdout, (args, done.stderr)
