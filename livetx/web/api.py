@@ -98,6 +98,8 @@ async def _make_playlists(request: web.Request, job: Job, source_field: str) -> 
     scope.check_read(job.source_key, source_field)
     for key, field in job.claims().items():
         scope.check_write(key, field)
+        if key != job.master_key:  # a target's segments, `<prefix>-<spec id>-<n>.ts`, sit next to it
+            scope.check_write(key.removesuffix(".m3u8") + "-", field)
     check_namespace(job, catalog.profiles)
     title = await catalog.plan(job)
     check_planned(job, title, settings.limits)
