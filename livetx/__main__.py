@@ -90,7 +90,7 @@ def _sign_from_args(args: argparse.Namespace, body: dict[str, object]) -> int:
     for name in ("ttl", "nbf", "ip", "scope"):
         if getattr(args, name, None) is not None:
             body[name] = getattr(args, name)
-    wanted = parse_sign_request(body, build_profiles(settings), settings.signing.default_ttl)
+    wanted = parse_sign_request(body, build_profiles(settings), settings.signing.default_ttl, settings.signing.max_ttl)
     signed = sign(make_signer(settings), base, wanted)
     print(json.dumps(signed.to_json(), indent=2) if args.json else signed.url)
     return 0
@@ -167,9 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("key", help="source key")
             p.add_argument("--profile", default="default")
         else:
-            p.add_argument("path", help="absolute URL path, e.g. /hls/default/sample.mp4/master.m3u8")
-        p.add_argument("--scope", help="'path' (default), 'title' (all of the title), or a prefix of the path ending in /")
-        p.add_argument("--ttl", type=int, help="seconds until expiry (default: signing.default_ttl)")
+            p.add_argument("path", help="an /hls/ URL path of a known profile, e.g. /hls/default/sample.mp4/master.m3u8")
+        p.add_argument("--scope", help="'path' (default), 'title' (all of the title), or a prefix /hls/<profile>/<key prefix>/ of the path")
+        p.add_argument("--ttl", type=int, help="seconds until expiry (default: signing.default_ttl; at most signing.max_ttl)")
         p.add_argument("--nbf", type=int, help="not valid before, unix seconds")
         p.add_argument("--ip", help="bind the URL to a client address or CIDR network")
         p.add_argument("--json", action="store_true", help="print the API's JSON answer instead of the URL")

@@ -104,7 +104,8 @@ def make_tier(settings: Settings, output: Storage) -> LocalTier | None:
 
 
 def make_signer(settings: Settings) -> Signer:
-    return Signer(settings.signing.keys, settings.signing.active, settings.signing.clock_skew)
+    signing = settings.signing
+    return Signer(signing.keys, signing.active, signing.clock_skew, signing.max_ttl)
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -19,8 +19,8 @@ from collections import OrderedDict
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from livetx.errors import LivetxError, ProfileNotFound, SourceNotFound
-from livetx.jobs import JOB_PREFIX, Job, record_key
+from livetx.errors import LivetxError, OutputClaimed, ProfileNotFound, SourceNotFound
+from livetx.jobs import JOB_PREFIX, Job, claim_key, record_key
 from livetx.media.model import MediaInfo
 from livetx.media.probe import probe
 from livetx.playlists import playlist_objects
@@ -87,11 +87,49 @@ class Catalog:
             self._jobs.popitem(last=False)
         return profile
 
-    async def register(self, job: Job) -> Profile:
-        """Keep an API-made job: its record goes to output storage before anyone is told of it."""
+    async def plan(self, job: Job) -> Title:
+        """Plan an API-made job's title without keeping anything: a request that fails here
+        (no such source, unreadable media, a window past the end) leaves no record behind."""
+        source = await self.source(job.source_key)
+        profile = job.profile()
+        return build_title(source, await self.media_info(source), profile, threads=self.threads)
+
+    async def register(self, job: Job, title: Title) -> Profile:
+        """Keep an API-made job whose title planned: claim its output keys (refused if another
+        job holds one, or if an object no job claimed is there already), then write its record,
+        all before anyone is told of it. Repeating a request finds its own claims: idempotent.
+
+        Claims are checked, then written: two different jobs racing for one key within that
+        gap can both pass (object stores offer no portable create-if-absent)."""
         assert self.output is not None
+        claims = job.claims()
+        known = await self.output.stat(record_key(job.id)) is not None  # this job was kept before
+        for key, field in claims.items():
+            holder = await self._claim_holder(key)
+            if holder is None and not known and await self.output.stat(key) is not None:
+                raise OutputClaimed(f"{field} names an object that exists already and that this request did not make", parameter=field)
+            if holder is not None and holder != job.id:
+                raise OutputClaimed(f"{field} is taken by another playlist job", parameter=field)
+        for key in claims:
+            record = {"key": key, "job": job.id}
+            await self.output.write(claim_key(key), json.dumps(record, sort_keys=True).encode())
         await self.output.write(record_key(job.id), json.dumps(job.to_record(), sort_keys=True).encode())
-        return self._remember(job)
+        profile = self._remember(job)
+        self._titles[(job.profile_name, title.source.key, title.source.etag)] = title
+        if len(self._titles) > PROBE_CACHE_SIZE:
+            self._titles.popitem(last=False)
+        return profile
+
+    async def _claim_holder(self, key: str) -> str | None:
+        """The id of the job that claimed output key `key`, if any."""
+        assert self.output is not None
+        if await self.output.stat(claim_key(key)) is None:
+            return None
+        try:
+            record = json.loads(await self.output.read(claim_key(key)))
+            return str(record["job"]) if record.get("key") == key else "?"
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return "?"  # unreadable: held by someone, not by this job
 
     async def publish(self, title: Title) -> None:
         """Write the title's playlists to output storage now (the APIs answer after this)."""

@@ -44,6 +44,12 @@ class ParameterError(BadRequest):
         self.name = name
 
 
+class LimitExceeded(ParameterError):
+    """A job asks for more than `[limits]` allows (pixels, fps, preset, renditions, pre-transcode)."""
+
+    code = "limit_exceeded"
+
+
 class BodyTooLarge(ParameterError):
     status = 413
     code = "request_too_large"
@@ -150,6 +156,28 @@ class ApiKeyMissing(LivetxError):
 class ApiKeyInvalid(LivetxError):
     status = 403
     code = "api_key_invalid"
+
+
+class ApiKeyScope(LivetxError):
+    """The API key is valid but its scope (`[api.scopes.<name>]`) does not cover the request."""
+
+    status = 403
+    code = "api_key_scope"
+
+
+class OutputReserved(LivetxError):
+    """A job asked to write where livetx keeps its own objects: a profile's area, probe
+    records, job records, anything hidden."""
+
+    status = 422
+    code = "output_reserved"
+
+
+class OutputClaimed(LivetxError):
+    """A job asked to write objects that another job (or something else) already holds."""
+
+    status = 409
+    code = "output_claimed"
 
 
 class StorageUnavailable(LivetxError):

@@ -5,6 +5,12 @@ A request becomes a profile named `j-<id>`, where the id hashes the request's me
 repeating a request is idempotent. The profile is kept as a record in output storage
 (`.jobs/<id>.json`): any origin process can then serve its segments. Each target names where
 its objects go, as those APIs do: `<URI>.m3u8` and `<URI>-<token>-<n>.ts`.
+
+A job writes only in its own namespace: the keys it claims (its master playlist and each
+target's `<URI>.m3u8`, whose segments sit next to it) are recorded in output storage
+(`.jobs/claims/...`), and no other job may claim them. No job may write into a configured
+profile's area (`<source key>/<profile>/...`) or a hidden key (`.jobs/`, ...). Jobs are also
+bounded by `[limits]` (pixels, fps, preset, renditions, pre-transcode length).
 """
 
 from __future__ import annotations
@@ -13,18 +19,21 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from livetx import numbers
-from livetx.errors import LivetxError, ParameterError
-from livetx.media.params import parse_rendition_params, parse_title_params
-from livetx.titles import SEGMENTING, Profile, parse_profile
+from livetx.errors import LimitExceeded, LivetxError, OutputReserved, ParameterError
+from livetx.media.params import PRESETS, parse_rendition_params, parse_title_params
+from livetx.settings import LimitsSettings
+from livetx.titles import SEGMENTING, Profile, Title, parse_profile
 
 JOB_PREFIX = "j-"
+JOB_ID_CHARS = 16  # hex digits of a job id
 RECORD_VERSION = 1
-MAX_TARGETS = 8
+CLAIMS_PREFIX = ".jobs/claims/"
+DEFAULT_LIMITS = LimitsSettings()
 
 KeyFor = Callable[[str, str], str]  # (object URI, field name) -> key in a store
 
@@ -38,10 +47,29 @@ class Job:
     prefixes: Mapping[str, str]  # rendition name -> output key prefix
     uris: Mapping[str, str]  # rendition name -> the target URI as requested
     master_uri: str | None = None
+    oss: bool = False  # made by OSS hls/m3u8 (not recorded: it only names fields in errors)
 
     @property
     def profile_name(self) -> str:
         return JOB_PREFIX + self.id
+
+    def field(self, rendition: str, param: str) -> str:
+        """A parameter of one rendition in the request's own terms (`Targets[0].Video.
+        TranscodeVideo.FrameRate` for IMM, `fps` for OSS)."""
+        if self.oss:
+            return param
+        return f"Targets[{rendition.removeprefix('t')}].{IMM_NAMES.get(param, param)}"
+
+    def claims(self) -> dict[str, str]:
+        """Output keys this job's playlists take -> the request field that named each. A
+        target's segments (`<prefix>-<spec id>-<n>.ts`) sit next to its `<prefix>.m3u8`, so
+        claiming the playlist claims them too."""
+        out = {}
+        if self.master_key is not None:
+            out[self.master_key] = "MasterURI"
+        for name, prefix in self.prefixes.items():
+            out[prefix + ".m3u8"] = "sys/saveas" if self.oss else f"Targets[{name.removeprefix('t')}].URI"
+        return out
 
     def profile(self) -> Profile:
         try:
@@ -73,6 +101,31 @@ class Job:
 
 def record_key(job_id: str) -> str:
     return f".jobs/{job_id}.json"
+
+
+def claim_key(key: str) -> str:
+    """Where the claim on output key `key` is recorded (any origin sees it)."""
+    return CLAIMS_PREFIX + hashlib.sha256(key.encode()).hexdigest() + ".json"
+
+
+def is_job_profile(name: str) -> bool:
+    rest = name.removeprefix(JOB_PREFIX)
+    return rest != name and len(rest) == JOB_ID_CHARS and all(c in "0123456789abcdef" for c in rest)
+
+
+def check_namespace(job: Job, profile_names: Iterable[str]) -> None:
+    """Refuse any claim inside what livetx keeps itself: a hidden key (`.jobs/`, output kept
+    inside the source store) or the area of a configured profile, `<source key>/<profile>/...`
+    (its master, media playlists, segments). A source key has at least one segment, so a
+    profile folder is any folder after the first."""
+    names = set(profile_names)
+    for key, field in job.claims().items():
+        segments = key.split("/")
+        if any(seg.startswith(".") for seg in segments):
+            raise OutputReserved(f"{field} names a hidden key, where livetx keeps its own records", parameter=field)
+        taken = next((seg for seg in segments[1:-1] if seg in names), None)
+        if taken is not None:
+            raise OutputReserved(f"{field} is inside the output of profile {taken!r}, which no job may write", parameter=field)
 
 
 def _job_id(source_key: str, master_key: str | None, table: Mapping[str, Any], prefixes: Mapping[str, str]) -> str:
@@ -125,8 +178,8 @@ def _transcode(section: Any, inner: str, names: Mapping[str, str], field: str) -
     return out
 
 
-def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor) -> Job:
-    """A GenerateVideoPlaylist request, validated; every error names its field."""
+def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits: LimitsSettings = DEFAULT_LIMITS) -> Job:
+    """A GenerateVideoPlaylist request, validated and within `limits`; every error names its field."""
     if not isinstance(body, Mapping):
         raise ParameterError("body", "a JSON object")
     known = {"ProjectName", "SourceURI", "MasterURI", "Targets", "SourceSubtitles", "UserData", "Tags"}
@@ -140,8 +193,10 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor) -> Job:
     if master_key is not None and not master_key.endswith(".m3u8"):
         raise ParameterError("MasterURI", "an object URI ending in .m3u8")
     targets = _get(body, "Targets", list, "Targets", required=True)
-    if not 1 <= len(targets) <= MAX_TARGETS:
-        raise ParameterError("Targets", f"a list of 1 to {MAX_TARGETS} targets")
+    if not targets:
+        raise ParameterError("Targets", f"a list of 1 to {limits.max_renditions} targets")
+    if len(targets) > limits.max_renditions:
+        raise LimitExceeded("Targets", f"a list of 1 to {limits.max_renditions} targets (limits.max_renditions)")
     renditions: dict[str, dict[str, Any]] = {}
     prefixes: dict[str, str] = {}
     uris: dict[str, str] = {}
@@ -180,6 +235,7 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor) -> Job:
     job_id = _job_id(source_key, master_key, table, prefixes)
     job = Job(job_id, source_key, master_key, table, prefixes, uris, master_uri)
     _check(job, "Targets")
+    check_limits(job, limits)
     return job
 
 
@@ -225,8 +281,8 @@ def _b64(value: str, field: str) -> str:
     return text
 
 
-def parse_oss(source_key: str, process: str, output_key_for: KeyFor) -> Job:
-    """`hls/m3u8,<k>_<v>,...|sys/saveas,o_<b64url>,b_<b64url>` for one source."""
+def parse_oss(source_key: str, process: str, output_key_for: KeyFor, limits: LimitsSettings = DEFAULT_LIMITS) -> Job:
+    """`hls/m3u8,<k>_<v>,...|sys/saveas,o_<b64url>,b_<b64url>` for one source, within `limits`."""
     steps = process.split("|")
     head, *options = steps[0].split(",")
     if head != "hls/m3u8":
@@ -251,6 +307,55 @@ def parse_oss(source_key: str, process: str, output_key_for: KeyFor) -> Job:
     parse_rendition_params(params)
     table["renditions"] = {"t0": params}
     prefixes = {"t0": key}
-    job = Job(_job_id(source_key, None, table, prefixes), source_key, None, table, prefixes, {"t0": uri})
+    job = Job(_job_id(source_key, None, table, prefixes), source_key, None, table, prefixes, {"t0": uri}, oss=True)
     _check(job, "x-oss-process")
+    check_limits(job, limits)
     return job
+
+
+# ---- limits ---------------------------------------------------------------------------
+
+
+def _side(text: str) -> int:
+    return int(text) if text else 0
+
+
+def check_limits(job: Job, limits: LimitsSettings) -> None:
+    """What the request asks for, against `[limits]`: renditions, fps, preset, declared size,
+    pre-transcode length. (The planned output is checked too: `check_planned`.)"""
+    profile = job.profile()
+    if len(profile.renditions) > limits.max_renditions:
+        raise LimitExceeded("Targets", f"at most {limits.max_renditions} targets (limits.max_renditions)")
+    slowest = PRESETS.index(limits.slowest_preset)
+    for r in profile.renditions:
+        params = r.params
+        if params.fps is not None and params.fps > limits.max_fps:
+            raise LimitExceeded(job.field(r.name, "fps"), f"at most {limits.max_fps} fps (limits.max_fps)")
+        if PRESETS.index(params.preset) > slowest:
+            allowed = ", ".join(PRESETS[: slowest + 1])
+            raise LimitExceeded(job.field(r.name, "preset"), f"one of {allowed} (limits.slowest_preset)")
+        if params.s is not None:
+            width, _, height = params.s.partition("x")
+            w, h = _side(width), _side(height)
+            if max(w, h) > limits.max_side or w * h > limits.max_pixels:
+                raise LimitExceeded(job.field(r.name, "s"), _size_allowed(limits))
+        if not 0 <= r.title.initd <= limits.max_initd:
+            raise LimitExceeded(job.field(r.name, "initd"), f"from 0 to {limits.max_initd} ms pre-transcoded (limits.max_initd)")
+
+
+def _size_allowed(limits: LimitsSettings) -> str:
+    return f"an output of at most {limits.max_pixels} pixels and {limits.max_side} per side (limits.max_pixels, limits.max_side)"
+
+
+def check_planned(job: Job, title: Title, limits: LimitsSettings) -> None:
+    """The output as planned for this source (a `Wx` size, or no size, follows the source)."""
+    for r in title.renditions:
+        video = r.video
+        if video is None:
+            continue
+        if max(video.width, video.height) > limits.max_side or video.width * video.height > limits.max_pixels:
+            raise LimitExceeded(job.field(r.name, "s"), f"{_size_allowed(limits)}; this source makes {video.width}x{video.height}")
+        if video.fps > limits.max_fps:
+            raise LimitExceeded(
+                job.field(r.name, "fps"), f"at most {limits.max_fps} fps (limits.max_fps); this source has {float(video.fps):g}"
+            )

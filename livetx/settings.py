@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from livetx.errors import ConfigError
+from livetx.media.params import PRESETS
+from livetx.scopes import ApiScope, scope_name, scopes_by_key
 
 ENV_PREFIX = "LIVETX"
 MIN_KEY_BYTES = 32
@@ -87,6 +89,7 @@ class SigningSettings:
     active_kid: str = ""
     default_ttl: int = 3600
     clock_skew: int = 30
+    max_ttl: int = 7 * 24 * 3600  # longest lifetime of a signed URL, signing and verifying
 
     @property
     def active(self) -> SigningKey:
@@ -101,6 +104,10 @@ class SigningSettings:
 @dataclass(frozen=True)
 class ApiSettings:
     keys: tuple[SigningKey, ...] = ()  # bearer keys for /api/v1/*, distinct from the signing keys
+    scopes: Mapping[str, ApiScope] = field(default_factory=dict)  # key name -> its scope; absent: full access
+
+    def scope(self, key: SigningKey) -> ApiScope:
+        return self.scopes.get(key.kid) or ApiScope(key.kid)
 
     def check(self, presented: str) -> SigningKey | None:
         """The key whose secret is `presented`, compared in constant time against every key."""
@@ -109,6 +116,18 @@ class ApiSettings:
             if hmac.compare_digest(key.secret, presented.encode()):
                 found = key
         return found
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    """Bounds on jobs made through the playlist APIs (configured profiles are not bound)."""
+
+    max_pixels: int = 3840 * 2160  # output frame width x height
+    max_side: int = 4096  # output frame width or height
+    max_fps: int = 60  # output frame rate
+    slowest_preset: str = "medium"  # the slowest x264/x265 preset a job may ask for
+    max_renditions: int = 8  # IMM Targets per request
+    max_initd: int = 60000  # ms pre-transcoded when the playlist is made (initd, InitialTranscode)
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,7 @@ class Settings:
     cache: CacheSettings = CacheSettings()
     signing: SigningSettings = SigningSettings()
     api: ApiSettings = ApiSettings()
+    limits: LimitsSettings = LimitsSettings()
     cdn: CdnSettings = CdnSettings()
     transcode: TranscodeSettings = TranscodeSettings()
     player: PlayerSettings = PlayerSettings()
@@ -225,8 +245,23 @@ def _defaults() -> dict[str, Any]:
             "prefetch_per_title": CacheSettings.prefetch_per_title,
             "prefetch_per_client": CacheSettings.prefetch_per_client,
         },
-        "signing": {"key_file": "var/signing.key", "keys": "", "active_kid": "", "default_ttl": 3600, "clock_skew": 30},
-        "api": {"key_file": "var/api.key", "keys": ""},
+        "signing": {
+            "key_file": "var/signing.key",
+            "keys": "",
+            "active_kid": "",
+            "default_ttl": 3600,
+            "clock_skew": 30,
+            "max_ttl": SigningSettings.max_ttl,
+        },
+        "api": {"key_file": "var/api.key", "keys": "", "scopes": {}},
+        "limits": {
+            "max_pixels": LimitsSettings.max_pixels,
+            "max_side": LimitsSettings.max_side,
+            "max_fps": LimitsSettings.max_fps,
+            "slowest_preset": LimitsSettings.slowest_preset,
+            "max_renditions": LimitsSettings.max_renditions,
+            "max_initd": LimitsSettings.max_initd,
+        },
         "cdn": {"origin_header": CdnSettings.origin_header, "origin_secret": ""},
         "transcode": {"workers": 0, "timeout": 120.0, "threads": 0, "max_queue": 32, "wait_timeout": 60.0},
         "player": {"hls_js_url": PlayerSettings.hls_js_url, "demo": True},
@@ -294,7 +329,30 @@ def _read(config: Path | None, environ: Mapping[str, str]) -> tuple[dict[str, An
         # paths in conf/livetx.toml are relative to the project directory above conf/
         folder = config.resolve().parent
         base_dir = folder.parent if folder.name == "conf" else folder
+    _env_scopes(data, environ)
     return apply_env(data, environ), base_dir
+
+
+SCOPE_FIELDS = ("operations", "read", "write")
+
+
+def _env_scopes(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """`LIVETX_API_SCOPES_<KEY NAME>_<OPERATIONS|READ|WRITE>` (comma-separated) adds or
+    overrides the table `[api.scopes.<key name>]`; a '-' in a key name is '_' there."""
+    prefix = f"{ENV_PREFIX}_API_SCOPES_"
+    scopes = data["api"].setdefault("scopes", {})
+    if not isinstance(scopes, dict):
+        raise ConfigError("api.scopes must be a table of tables, one per API key name")
+    for name, value in environ.items():
+        if not name.startswith(prefix):
+            continue
+        key, _, part = name[len(prefix) :].rpartition("_")
+        if not key or part.lower() not in SCOPE_FIELDS:
+            raise ConfigError(f"environment variable {name}: expected {prefix}<KEY NAME>_OPERATIONS, _READ or _WRITE")
+        table_name = next((n for n in scopes if scope_name(n) == key.lower()), key.lower())
+        table = scopes.setdefault(table_name, {})
+        if isinstance(table, dict):
+            table[part.lower()] = [item.strip() for item in value.split(",") if item.strip()]
 
 
 def key_file_path(config: Path | None = None, environ: Mapping[str, str] | None = None, section: str = "signing") -> Path:
@@ -332,6 +390,22 @@ def load_settings(config: Path | None = None, environ: Mapping[str, str] | None 
     signing_texts = {k.secret for k in keys} | {k.secret.hex().encode() for k in keys}
     if signing_texts & {k.secret for k in api_keys}:
         raise ConfigError("an API key must not also be a signing key")
+    api_scopes = scopes_by_key([k.kid for k in api_keys], dict(data["api"].get("scopes") or {}))
+    signing = SigningSettings(
+        keys=keys,
+        active_kid=str(sign.get("active_kid", "")),
+        default_ttl=int(sign["default_ttl"]),
+        clock_skew=int(sign["clock_skew"]),
+        max_ttl=int(sign["max_ttl"]),
+    )
+    if not 1 <= signing.default_ttl <= signing.max_ttl:
+        raise ConfigError(f"signing.default_ttl must be from 1 to signing.max_ttl ({signing.max_ttl} s)")
+    try:
+        limits = LimitsSettings(**data["limits"])
+    except TypeError as exc:
+        raise ConfigError(f"unknown or missing configuration key: {exc}") from None
+    if limits.slowest_preset not in PRESETS:
+        raise ConfigError(f"limits.slowest_preset must be one of {', '.join(PRESETS)}")
     cdn = data["cdn"]
     origin_secret = str(cdn.get("origin_secret", "")).encode()
     if origin_secret and len(origin_secret) < MIN_KEY_BYTES:
@@ -342,13 +416,9 @@ def load_settings(config: Path | None = None, environ: Mapping[str, str] | None 
             storage=StorageSettings(**data["storage"]),
             s3=S3Settings(**data["s3"]),
             cache=CacheSettings(**data["cache"]),
-            signing=SigningSettings(
-                keys=keys,
-                active_kid=str(sign.get("active_kid", "")),
-                default_ttl=int(sign["default_ttl"]),
-                clock_skew=int(sign["clock_skew"]),
-            ),
-            api=ApiSettings(keys=api_keys),
+            signing=signing,
+            api=ApiSettings(keys=api_keys, scopes=api_scopes),
+            limits=limits,
             cdn=CdnSettings(origin_header=str(cdn["origin_header"]), origin_secret=origin_secret),
             transcode=TranscodeSettings(**data["transcode"]),
             player=PlayerSettings(**data["player"]),

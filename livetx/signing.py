@@ -45,11 +45,10 @@ from livetx.errors import (
     TokenNotYetValid,
     UnknownKey,
 )
-from livetx.settings import SigningKey
+from livetx.settings import SigningKey, SigningSettings
 
 VERSION = "livetx-v1"
 TOKEN_PARAMS = ("exp", "nbf", "ip", "kid", "scope", "sig")
-MAX_TTL = 10 * 365 * 24 * 3600
 _MAX_TIME_DIGITS = 12
 
 
@@ -120,11 +119,14 @@ class Token:
 class Signer:
     """Signs with the active key; verifies with any configured key."""
 
-    def __init__(self, keys: Iterable[SigningKey], active: SigningKey, clock_skew: int = 30) -> None:
+    def __init__(
+        self, keys: Iterable[SigningKey], active: SigningKey, clock_skew: int = 30, max_ttl: int = SigningSettings.max_ttl
+    ) -> None:
         self._keys = {key.kid: key for key in keys}
         self._active = active
         self._keys.setdefault(active.kid, active)
         self.clock_skew = clock_skew
+        self.max_ttl = max_ttl  # tokens expiring later than now + max_ttl (+ skew) are refused
 
     def __repr__(self) -> str:
         return f"Signer(kids={sorted(self._keys)!r}, active={self._active.kid!r})"
@@ -205,7 +207,7 @@ class Signer:
             raise TokenExpired("token has expired")
         if nbf is not None and now < nbf - self.clock_skew:
             raise TokenNotYetValid("token is not valid yet (nbf)")
-        if exp - now > MAX_TTL + self.clock_skew:
+        if exp - now > self.max_ttl + self.clock_skew:
             raise TokenNotYetValid("token expiry is too far in the future")
         if ip is not None and not _ip_in(client_ip, ip):
             raise IpMismatch("token is bound to another client address")

@@ -18,7 +18,9 @@ from typing import Any
 from urllib.parse import quote
 
 from livetx.errors import LivetxError, ParameterError
-from livetx.signing import MAX_TTL, Signer, Token, canonical_ip, check_path
+from livetx.jobs import is_job_profile
+from livetx.settings import SigningSettings
+from livetx.signing import Signer, Token, canonical_ip, check_path
 from livetx.storage.base import check_source_key
 
 HLS_ROOT = "/hls"
@@ -55,6 +57,14 @@ class SignRequest:
     scope: str | None = None  # a prefix of `path` ending in "/": the token covers everything under it
     nbf: int | None = None  # not valid before, unix seconds
     ip: str | None = None  # client address or CIDR network the URL is bound to
+    profile: str = ""  # the profile and source key the path belongs to
+    source_key: str = ""
+
+    @property
+    def scope_keys(self) -> str | None:
+        """The source keys the scope covers, as a prefix ending in "/" (`movies/` for the
+        scope /hls/default/movies/): every title under it plays with the token."""
+        return None if self.scope is None else "/".join(self.scope.split("/")[3:-1]) + "/"
 
 
 @dataclass(frozen=True)
@@ -86,9 +96,40 @@ def _field(body: Mapping[str, Any], name: str, kind: type, allowed: str) -> Any:
     return value
 
 
-def parse_sign_request(body: Any, profiles: Mapping[str, object], default_ttl: int) -> SignRequest:
+PATH_ALLOWED = "an /hls/<profile>/<source key>/<playlist or segment> URL path of a known profile"
+SCOPE_ALLOWED = "'path', 'title' or a prefix of the path ending in '/' that names at least one key segment: /hls/<profile>/<key prefix>/"
+
+
+def known_profile(name: str, profiles: Mapping[str, object]) -> bool:
+    """A configured profile, or the name of an API-made one (`j-<id>`, which the server then
+    looks up in storage)."""
+    return name in profiles or is_job_profile(name)
+
+
+def hls_parts(path: str, profiles: Mapping[str, object]) -> tuple[str, str]:
+    """(profile, source key) of a path to sign: /hls/<known profile>/<source key>/<file>
+    where the file is a playlist or a segment. Nothing else is ever signed."""
+    parts = path.split("/")
+    if len(parts) < 5 or parts[0] != "" or f"/{parts[1]}" != HLS_ROOT or not known_profile(parts[2], profiles):
+        raise ParameterError("path", PATH_ALLOWED)
+    key, name = "/".join(parts[3:-1]), parts[-1]
+    if not name.endswith((".m3u8", ".ts")):
+        raise ParameterError("path", PATH_ALLOWED)
+    try:
+        check_source_key(key)
+    except LivetxError as exc:
+        raise ParameterError("path", f"{PATH_ALLOWED} ({exc.message})") from None
+    return parts[2], key
+
+
+def parse_sign_request(body: Any, profiles: Mapping[str, object], default_ttl: int, max_ttl: int = SigningSettings.max_ttl) -> SignRequest:
     """Validate a sign request (a JSON object): `path`, or `key` (+ `profile`) for a master
-    playlist; `ttl`, `nbf`, `ip`, and `scope` ("path", "title" or a prefix of the path)."""
+    playlist; `ttl` (1 to `max_ttl` s), `nbf`, `ip`, and `scope` ("path", "title" or a prefix
+    of the path).
+
+    What may be signed: only /hls/ URLs of a known profile, and only scopes that cover at least
+    one whole title: a prefix /hls/<profile>/<k1>/.../ with at least one segment of source key,
+    never "/", "/hls/" or "/hls/<profile>/" (every title of a profile)."""
     if not isinstance(body, Mapping):
         raise ParameterError("body", "a JSON object")
     unknown = sorted(set(body) - set(SIGN_FIELDS))
@@ -101,7 +142,7 @@ def parse_sign_request(body: Any, profiles: Mapping[str, object], default_ttl: i
         raise ParameterError("path", "exactly one of 'path' or 'key'")
     if key is not None:
         profile = profile or "default"
-        if profile not in profiles:
+        if not known_profile(profile, profiles):
             raise ParameterError("profile", f"one of: {', '.join(sorted(profiles))}")
         try:
             path = master_path(profile, key)
@@ -115,12 +156,13 @@ def parse_sign_request(body: Any, profiles: Mapping[str, object], default_ttl: i
             check_path(path)
         except LivetxError as exc:
             raise ParameterError("path", f"an unambiguous absolute path ({exc.message})") from None
+        profile, key = hls_parts(path, profiles)
         title = path.rsplit("/", 1)[0] + "/"
-    ttl = _field(body, "ttl", int, f"an integer number of seconds from 1 to {MAX_TTL}")
+    ttl = _field(body, "ttl", int, f"an integer number of seconds from 1 to {max_ttl} (signing.max_ttl)")
     if ttl is None:
         ttl = default_ttl
-    elif not 1 <= ttl <= MAX_TTL:
-        raise ParameterError("ttl", f"an integer number of seconds from 1 to {MAX_TTL}")
+    elif not 1 <= ttl <= max_ttl:
+        raise ParameterError("ttl", f"an integer number of seconds from 1 to {max_ttl} (signing.max_ttl)")
     nbf = _field(body, "nbf", int, "unix seconds")
     if nbf is not None and not 0 <= nbf < 10**12:
         raise ParameterError("nbf", "unix seconds")
@@ -130,14 +172,15 @@ def parse_sign_request(body: Any, profiles: Mapping[str, object], default_ttl: i
             ip = canonical_ip(ip)
         except ValueError:
             raise ParameterError("ip", "an IP address or a network in CIDR form") from None
-    scope = _field(body, "scope", str, "'path', 'title' or a prefix of the path ending in '/'")
+    scope = _field(body, "scope", str, SCOPE_ALLOWED)
     if scope in (None, "path"):
         scope = None
     elif scope == "title":
         scope = title
-    elif not (scope.startswith("/") and scope.endswith("/") and path.startswith(scope)):
-        raise ParameterError("scope", "'path', 'title' or a prefix of the path ending in '/'")
-    return SignRequest(path=path, ttl=ttl, scope=scope, nbf=nbf, ip=ip)
+    elif not (scope.startswith("/") and scope.endswith("/") and path.startswith(scope) and len(scope.split("/")) >= 5):
+        # ["", "hls", profile, key segment, ..., ""]: at least one segment of source key
+        raise ParameterError("scope", SCOPE_ALLOWED)
+    return SignRequest(path=path, ttl=ttl, scope=scope, nbf=nbf, ip=ip, profile=profile, source_key=key)
 
 
 def sign(signer: Signer, base_url: str, request: SignRequest, now: float | None = None) -> SignedUrl:

@@ -18,7 +18,9 @@ from openapi_spec_validator import validate
 from yarl import URL
 
 from livetx.app import create_app
-from livetx.web.keys import CATALOG
+from livetx.scopes import OPERATIONS
+from livetx.web.api import API_ROUTE_PREFIX, ROUTE_OPERATIONS
+from livetx.web.keys import CATALOG, SETTINGS
 from livetx.web.openapi import document
 from tests.conftest import Source, app_settings
 
@@ -155,6 +157,17 @@ async def test_path_form_and_old_key_still_verify(make_client: MakeClient) -> No
         pytest.param({"key": "a.mp4", "scope": "/hls/default/b.mp4/"}, "scope", id="scope-elsewhere"),
         pytest.param({"key": "a.mp4", "scope": "/hls/default"}, "scope", id="scope-no-slash"),
         pytest.param([1, 2], "body", id="array"),
+        pytest.param({"key": "a.mp4", "ttl": 604801}, "ttl", id="ttl-over-max-ttl"),
+        pytest.param({"key": "a.mp4", "scope": "/"}, "scope", id="scope-root"),
+        pytest.param({"key": "a.mp4", "scope": "/hls/"}, "scope", id="scope-all-profiles"),
+        pytest.param({"key": "a.mp4", "scope": "/hls/default/"}, "scope", id="scope-all-titles"),
+        pytest.param({"path": "/metrics"}, "path", id="path-not-hls"),
+        pytest.param({"path": "/api/v1/sources"}, "path", id="path-api"),
+        pytest.param({"path": "/hls/nosuch/a.mp4/master.m3u8"}, "path", id="path-unknown-profile"),
+        pytest.param({"path": "/hls/default/master.m3u8"}, "path", id="path-no-source-key"),
+        pytest.param({"path": "/hls/default/a.mp4/"}, "path", id="path-no-file"),
+        pytest.param({"path": "/hls/default/.livetx/x/master.m3u8"}, "path", id="path-hidden-key"),
+        pytest.param({"path": "/hls/j-0123456789abcdeX/a.mp4/master.m3u8"}, "path", id="path-not-a-job-id"),
     ],
 )
 async def test_invalid_sign_requests_name_the_field(client: TestClient[Any, Any], body: Any, field: str) -> None:
@@ -248,7 +261,7 @@ async def test_openapi_document_is_valid_and_lists_every_route(client: TestClien
     response = await client.get("/api/openapi.json")
     assert response.status == 200
     served = await response.json()
-    assert served == document()
+    assert served == document(client.server.app[SETTINGS])
     validate(served)
     routes = {r.resource.canonical for r in client.server.app.router.routes() if r.resource is not None}  # type: ignore[union-attr]
     assert routes - {"/player", "/"} == set(served["paths"])  # the pages are not part of the API
@@ -293,3 +306,49 @@ async def test_sources_and_segment_states(client: TestClient[Any, Any]) -> None:
     assert (await client.get("/hls/default/a.mp4/" + media.segments[-1].uri)).status == 200
     after = await (await client.get("/api/v1/titles/default/a.mp4", headers=AUTH)).json()
     assert after["renditions"][0]["segments"][-1]["state"] == "cached"
+
+
+async def test_openapi_document_states_the_configured_bounds(make_client: MakeClient) -> None:
+    client = await make_client(LIVETX_SIGNING_MAX_TTL="86400", LIVETX_LIMITS_MAX_RENDITIONS="3")
+    schemas = (await (await client.get("/api/openapi.json")).json())["components"]["schemas"]
+    assert schemas["SignRequest"]["properties"]["ttl"]["maximum"] == 86400
+    assert schemas["PlaylistRequest"]["properties"]["Targets"]["maxItems"] == 3
+
+
+async def test_a_job_profile_path_signs_only_when_the_job_exists(client: TestClient[Any, Any]) -> None:
+    response = await client.post("/api/v1/sign", json={"path": "/hls/j-0123456789abcdef/a.mp4/master.m3u8"}, headers=AUTH)
+    assert response.status == 404 and (await error_of(response))["code"] == "profile_not_found"
+
+
+SCOPED = "scoped-" + "z" * 40
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        pytest.param({"key": "movies/b.mp4"}, 200, id="inside"),
+        pytest.param({"key": "movies/b.mp4", "scope": "/hls/default/movies/"}, 200, id="folder-scope-inside"),
+        pytest.param({"key": "a.mp4"}, 403, id="outside"),
+        pytest.param({"path": "/hls/default/movies-private/c.mp4/master.m3u8"}, 403, id="string-prefix-is-not-a-folder"),
+        pytest.param({"key": "movies/b.mp4", "profile": "default", "scope": "title"}, 200, id="title-scope"),
+    ],
+)
+async def test_sign_reads_only_what_the_key_may_read(make_client: MakeClient, body: dict[str, Any], status: int) -> None:
+    client = await make_client(
+        LIVETX_API_KEYS=f"backend:{API_KEY},scoped:{SCOPED}",
+        LIVETX_API_SCOPES_SCOPED_OPERATIONS="sign",
+        LIVETX_API_SCOPES_SCOPED_READ="movies/",
+    )
+    response = await client.post("/api/v1/sign", json=body, headers={"Authorization": f"Bearer {SCOPED}"})
+    assert response.status == status
+    if status == 403:
+        error = await error_of(response)
+        assert error["code"] == "api_key_scope" and error["refused"] == "read" and SCOPED not in await response.text()
+
+
+async def test_every_api_route_is_one_operation(client: TestClient[Any, Any]) -> None:
+    """Scopes name operations; the route -> operation table covers every route that takes a key."""
+    named = {
+        r.name for r in client.server.app.router.routes() if r.name and (r.name.startswith(API_ROUTE_PREFIX) or r.name == "oss-process")
+    }
+    assert named == set(ROUTE_OPERATIONS) and set(ROUTE_OPERATIONS.values()) == set(OPERATIONS)

@@ -16,8 +16,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from livetx.app import create_app, open_storages
+from livetx.jobs import claim_key, parse_imm, record_key
 from livetx.media.sample import SampleSpec, write_sample
-from livetx.web.keys import SEGMENTS
+from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import Source, app_settings
 from tests.s3server import SeaweedS3
@@ -234,3 +235,50 @@ async def test_invalid_oss_requests_name_the_parameter(make_client: MakeClient, 
     response = await client.post("/test.avi?x-oss-process", data={"x-oss-process": process}, headers=AUTH)
     error = (await response.json())["error"]
     assert response.status == 400 and error["parameter"] == field, error
+
+
+def own_outputs(prefix: str, crf: int = 26) -> dict[str, Any]:
+    target = {**IMM_SAMPLE["Targets"][0], "URI": f"oss://bucket/{prefix}/v", "InitialTranscode": 0}  # type: ignore[index]
+    target["Video"] = {"TranscodeVideo": {"Codec": "h264", "CRF": crf}}
+    return {**IMM_SAMPLE, "MasterURI": f"oss://bucket/{prefix}/master.m3u8", "Targets": [target]}
+
+
+async def test_another_origin_sees_a_jobs_claims(make_client: MakeClient) -> None:
+    first = await make_client()
+    mine = own_outputs("claimed")
+    response = await first.post("/api/v1/playlists", json=mine, headers=AUTH)
+    assert response.status == 200, await response.text()
+    second = await make_client()  # knows the claims from output storage only
+    taken = await second.post("/api/v1/playlists", json=own_outputs("claimed", crf=30), headers=AUTH)
+    error = (await taken.json())["error"]
+    assert taken.status == 409 and error["code"] == "output_claimed" and error["parameter"] == "MasterURI"
+    again = await second.post("/api/v1/playlists", json=mine, headers=AUTH)
+    assert again.status == 200 and (await again.json())["Token"] == (await response.json())["Token"]
+
+
+async def test_a_job_may_not_write_over_an_object_it_did_not_make(make_client: MakeClient) -> None:
+    client = await make_client()
+    output = client.server.app[SEGMENTS].output
+    await output.write("foreign/master.m3u8", b"#EXTM3U\n")  # an operator's, or a pre-existing object
+    taken = await client.post("/api/v1/playlists", json=own_outputs("foreign"), headers=AUTH)
+    assert taken.status == 409 and (await taken.json())["error"]["parameter"] == "MasterURI"
+    assert await output.read("foreign/master.m3u8") == b"#EXTM3U\n"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"SourceURI": "oss://bucket/none.avi"}, id="missing-source"),
+        pytest.param({"MasterURI": "oss://bucket/test.avi/default/master.m3u8"}, id="profile-area"),
+    ],
+)
+async def test_a_failed_request_writes_no_job_record(make_client: MakeClient, change: dict[str, str]) -> None:
+    client = await make_client()
+    catalog = client.server.app[CATALOG]
+    assert catalog.output is not None
+    body = {**own_outputs("failed"), **change}
+    job = parse_imm(body, catalog.sources.key_for_uri, catalog.output.key_for_uri)
+    response = await client.post("/api/v1/playlists", json=body, headers=AUTH)
+    assert response.status in (404, 422)
+    assert await catalog.output.stat(record_key(job.id)) is None
+    assert all([await catalog.output.stat(claim_key(key)) is None for key in job.claims()])

@@ -85,3 +85,40 @@ def test_generated_api_key_file_is_presented_as_written(tmp_path: Path) -> None:
     presented = path.read_text().splitlines()[-1].split(":", 1)[1]
     settings = load_settings(CONF, {**BASE_ENV, "LIVETX_API_KEY_FILE": str(path)})
     assert settings.api.check(presented) is not None
+
+
+def test_max_ttl_bounds_default_ttl() -> None:
+    assert load_settings(CONF, BASE_ENV).signing.max_ttl == 604800
+    with pytest.raises(ConfigError, match="default_ttl"):
+        load_settings(CONF, {**BASE_ENV, "LIVETX_SIGNING_DEFAULT_TTL": "700000"})
+    with pytest.raises(ConfigError, match="default_ttl"):
+        load_settings(CONF, {**BASE_ENV, "LIVETX_SIGNING_MAX_TTL": "60"})
+
+
+def test_api_scopes_from_toml_and_environment(tmp_path: Path) -> None:
+    conf = tmp_path / "livetx.toml"
+    conf.write_text('[api.scopes.backend-1]\noperations = ["sign"]\nread = ["movies/"]\n')
+    env = {**BASE_ENV, "LIVETX_API_KEYS": "backend-1:" + "b" * 40 + ",ops:" + "o" * 40 + ",cdn:" + "c" * 40}
+    settings = load_settings(conf, {**env, "LIVETX_API_SCOPES_BACKEND_1_WRITE": "out/", "LIVETX_API_SCOPES_CDN_OPERATIONS": "sources"})
+    [backend, ops, cdn] = settings.api.keys
+    scope = settings.api.scope(backend)
+    assert scope.operations == {"sign"} and scope.read == ("movies/",) and scope.write == ("out/",)
+    assert scope.may_read("movies/a.mp4") and not scope.may_read("movies-private/a.mp4") and not scope.may_read("a.mp4")
+    assert settings.api.scope(cdn).operations == {"sources"} and settings.api.scope(cdn).read == ()
+    full = settings.api.scope(ops)  # no table: full access
+    assert full.operations == {"sign", "playlists", "sources", "titles"} and full.may_read("anything/at/all")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param({"LIVETX_API_SCOPES_NOBODY_OPERATIONS": "sign"}, "names no configured API key", id="unknown-key"),
+        pytest.param({"LIVETX_API_SCOPES_OPS_OPERATIONS": "sign,delete"}, "unknown operation 'delete'", id="unknown-operation"),
+        pytest.param({"LIVETX_API_SCOPES_OPS_READ": "../x"}, "not a key prefix", id="bad-prefix"),
+        pytest.param({"LIVETX_API_SCOPES_OPS_DELETE": "x"}, "_OPERATIONS, _READ or _WRITE", id="unknown-field"),
+        pytest.param({"LIVETX_LIMITS_SLOWEST_PRESET": "placebo"}, "slowest_preset", id="bad-preset"),
+    ],
+)
+def test_bad_scopes_and_limits_are_config_errors(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(CONF, {**BASE_ENV, "LIVETX_API_KEYS": "ops:" + "o" * 40, **env})

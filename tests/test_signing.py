@@ -218,3 +218,24 @@ def test_readme_worked_examples() -> None:
     assert scoped.sig == "EveOhcWT--Fwexfb00GcsdoDeNfzaPLALWXzP6-JnNQ"
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert token.sig in readme and scoped.sig in readme
+
+
+@pytest.mark.parametrize(
+    ("ttl", "ok"),
+    [
+        pytest.param(7 * 24 * 3600, True, id="seven-days"),
+        pytest.param(7 * 24 * 3600 + 30, True, id="within-skew"),
+        pytest.param(7 * 24 * 3600 + 31, False, id="beyond-max-ttl"),
+        pytest.param(10 * 365 * 24 * 3600, False, id="ten-years"),
+    ],
+)
+def test_tokens_beyond_max_ttl_never_verify(ttl: int, ok: bool) -> None:
+    """Whoever signed it (an old server, a leaked key in a script), a token whose expiry lies
+    beyond now + signing.max_ttl (+ skew) is refused."""
+    signer = Signer([NEW], NEW, clock_skew=30, max_ttl=7 * 24 * 3600)
+    token = signer.sign_path(PATH, NOW + ttl)
+    if ok:
+        signer.verify(PATH, query(token), NOW)
+    else:
+        with pytest.raises(TokenNotYetValid, match="too far"):
+            signer.verify(PATH, query(token), NOW)

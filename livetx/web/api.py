@@ -1,6 +1,10 @@
 """The JSON API under /api/v1, authenticated with a bearer API key (not a signing key).
 
 POST /api/v1/sign   a signed URL for a path, or for a source's master playlist
+
+Each key may be scoped (`[api.scopes.<name>]`, see livetx/scopes.py): the operation of every
+route is checked with the key, the source keys it reads and the output keys it writes in the
+handlers. Signed URLs start with `server.public_url`, never with the request's Host header.
 """
 
 from __future__ import annotations
@@ -10,24 +14,44 @@ from typing import Any
 
 from aiohttp import web
 
-from livetx.errors import ApiKeyInvalid, ApiKeyMissing, BodyTooLarge, LivetxError, ParameterError
-from livetx.jobs import Job, parse_imm, parse_oss
+from livetx import scopes
+from livetx.errors import ApiKeyInvalid, ApiKeyMissing, ApiKeyScope, BodyTooLarge, LivetxError, ParameterError
+from livetx.jobs import Job, check_namespace, check_planned, is_job_profile, parse_imm, parse_oss
 from livetx.storage.base import check_source_key
 from livetx.titles import Title
 from livetx.urls import SignRequest, master_path, parse_sign_request, sign
-from livetx.web.keys import CATALOG, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
+from livetx.web.keys import API_SCOPE, CATALOG, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
 
 API_ROUTE_PREFIX = "api-v1-"  # routes whose name starts with this need an API key
 MAX_BODY = 16 * 1024
+# the one table of which operation each API route is (the names scopes list)
+ROUTE_OPERATIONS = {
+    "api-v1-sign": scopes.SIGN,
+    "api-v1-playlists": scopes.PLAYLISTS,
+    "oss-process": scopes.PLAYLISTS,
+    "api-v1-sources": scopes.SOURCES,
+    "api-v1-title": scopes.TITLES,
+}
 
 
 def check_api_key(request: web.Request) -> None:
-    """`Authorization: Bearer <key>`: 401 without one, 403 for a key that isn't configured."""
+    """`Authorization: Bearer <key>`: 401 without one, 403 for a key that isn't configured,
+    403 `api_key_scope` for a key whose scope does not include this route's operation."""
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         raise ApiKeyMissing("this API needs 'Authorization: Bearer <API key>'")
-    if request.app[SETTINGS].api.check(presented.strip()) is None:
+    api = request.app[SETTINGS].api
+    key = api.check(presented.strip())
+    if key is None:
         raise ApiKeyInvalid("API key not accepted")
+    scope = request[API_SCOPE] = api.scope(key)
+    route = request.match_info.route.name or ""
+    operation = ROUTE_OPERATIONS.get(route)
+    if operation is None:  # fail closed: a route nobody gave an operation is no key's to use
+        raise ApiKeyScope(f"route {route!r} has no operation an API key could be scoped to", operation=None)
+    scope.check_operation(operation)
+    if route == "api-v1-title":  # a title's state tells about its source
+        scope.check_read(request.match_info["key"], "key")
 
 
 async def json_body(request: web.Request) -> Any:
@@ -45,28 +69,46 @@ async def json_body(request: web.Request) -> Any:
 async def sign_url(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     body = await json_body(request)
-    wanted = parse_sign_request(body, request.app[CATALOG].profiles, settings.signing.default_ttl)
-    base = settings.server.base_url or str(request.url.origin())
-    signed = sign(request.app[SIGNER], base, wanted)
+    catalog = request.app[CATALOG]
+    wanted = parse_sign_request(body, catalog.profiles, settings.signing.default_ttl, settings.signing.max_ttl)
+    if is_job_profile(wanted.profile):  # an API-made profile: known from its record, for its one source
+        job_profile = await catalog.profile(wanted.profile)
+        if job_profile.source_key is not None and wanted.scope is None and job_profile.source_key != wanted.source_key:
+            raise ParameterError("path", f"a path of profile {wanted.profile!r}'s own source")
+    scope = request[API_SCOPE]
+    if wanted.scope_keys is not None:
+        scope.check_read_prefix(wanted.scope_keys, "scope")
+    else:
+        scope.check_read(wanted.source_key, "key" if "key" in body else "path")
+    signed = sign(request.app[SIGNER], settings.server.public_url, wanted)
     return web.json_response(signed.to_json(), headers={"Cache-Control": "no-store"})
 
 
 # ---- playlists through the APIs --------------------------------------------------------
 
 
-async def _make_playlists(request: web.Request, job: Job) -> tuple[Title, str]:
-    """Keep the job, plan its title, write its playlists (before answering), queue its
-    pre-transcode. Returns the title and a signed URL of its master playlist."""
+async def _make_playlists(request: web.Request, job: Job, source_field: str) -> tuple[Title, str]:
+    """Check the key's scope and the job's namespace, plan its title, and only then keep the
+    job (claims and record), write its playlists (before answering) and queue its
+    pre-transcode. A request refused at any step writes nothing. Returns the title and a
+    signed URL of its master playlist."""
     catalog = request.app[CATALOG]
-    await catalog.register(job)
-    title = await catalog.title(job.profile_name, job.source_key)
+    settings = request.app[SETTINGS]
+    scope = request[API_SCOPE]
+    scope.check_read(job.source_key, source_field)
+    for key, field in job.claims().items():
+        scope.check_write(key, field)
+        if key != job.master_key:  # a target's segments, `<prefix>-<spec id>-<n>.ts`, sit next to it
+            scope.check_write(key.removesuffix(".m3u8") + "-", field)
+    check_namespace(job, catalog.profiles)
+    title = await catalog.plan(job)
+    check_planned(job, title, settings.limits)
+    await catalog.register(job, title)
     await catalog.publish(title)
     if catalog.first_sight(title, publish=False):
-        request.app[SEGMENTS].pretranscode(title, "api")
-    settings = request.app[SETTINGS]
-    base = settings.server.base_url or str(request.url.origin())
+        request.app[SEGMENTS].pretranscode(title, f"api {request[API_SCOPE].name}")
     wanted = SignRequest(path=master_path(job.profile_name, job.source_key), ttl=settings.signing.default_ttl)
-    return title, sign(request.app[SIGNER], base, wanted).url
+    return title, sign(request.app[SIGNER], settings.server.public_url, wanted).url
 
 
 def _fps_text(title: Title, name: str) -> str:
@@ -87,8 +129,9 @@ async def create_playlists(request: web.Request) -> web.Response:
     """IMM GenerateVideoPlaylist, answered in that API's shape (plus `PlaybackURL`)."""
     catalog = request.app[CATALOG]
     assert catalog.output is not None
-    job = parse_imm(await json_body(request), catalog.sources.key_for_uri, catalog.output.key_for_uri)
-    title, playback = await _make_playlists(request, job)
+    limits = request.app[SETTINGS].limits
+    job = parse_imm(await json_body(request), catalog.sources.key_for_uri, catalog.output.key_for_uri, limits)
+    title, playback = await _make_playlists(request, job, "SourceURI")
     answer = {
         "RequestId": request[REQUEST_ID],
         "Duration": round(float(title.duration), 3),
@@ -126,8 +169,8 @@ async def oss_process(request: web.Request) -> web.Response:
         check_source_key(source_key)
     except LivetxError as exc:
         raise ParameterError("key", f"a source key ({exc.message})") from None
-    job = parse_oss(source_key, process, catalog.output.key_for_uri)
-    title, playback = await _make_playlists(request, job)
+    job = parse_oss(source_key, process, catalog.output.key_for_uri, request.app[SETTINGS].limits)
+    title, playback = await _make_playlists(request, job, "key")
     rendition = title.renditions[0]
     answer = {
         "RequestId": request[REQUEST_ID],
@@ -151,7 +194,9 @@ MAX_LISTED = 1000
 
 
 async def list_sources(request: web.Request) -> web.Response:
-    sources = await request.app[CATALOG].sources.list(MAX_LISTED)
+    """The sources the key may read (a scoped key sees only those)."""
+    scope = request[API_SCOPE]
+    sources = [s for s in await request.app[CATALOG].sources.list(MAX_LISTED) if scope.may_read(s.key)]
     return web.json_response({"sources": [{"key": s.key, "size": s.size} for s in sources]}, headers={"Cache-Control": "no-store"})
 
 

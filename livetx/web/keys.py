@@ -9,6 +9,7 @@ from aiohttp import web
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.media.pool import TranscodePool
+from livetx.scopes import ApiScope
 from livetx.settings import Settings
 from livetx.signing import Signer, Token
 
@@ -26,6 +27,8 @@ LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
 
 # set on a request by the token middleware: the verified token
 TOKEN = web.RequestKey("token", Token)
+# set by the API key check: what the presented key may do
+API_SCOPE = web.RequestKey("api_scope", ApiScope)
 # set on every request by the error middleware
 REQUEST_ID = web.RequestKey("request_id", str)
-__all__ = ["CATALOG", "LOOP_LAG", "METRICS", "POOL", "REQUEST_ID", "SEGMENTS", "SETTINGS", "SIGNER", "TOKEN", "Token"]
+__all__ = ["API_SCOPE", "CATALOG", "LOOP_LAG", "METRICS", "POOL", "REQUEST_ID", "SEGMENTS", "SETTINGS", "SIGNER", "TOKEN", "Token"]

@@ -6,7 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from livetx.signing import MAX_TTL
+from livetx.settings import Settings
+from livetx.web.keys import SETTINGS
 
 ERROR = {
     "type": "object",
@@ -49,23 +50,35 @@ def _param(name: str, where: str, description: str = "", required: bool = False,
     return param
 
 
-SIGN_REQUEST = {
-    "type": "object",
-    "additionalProperties": False,
-    "description": "Exactly one of `path` or `key`.",
-    "properties": {
-        "path": {"type": "string", "description": "URL path to sign, e.g. /hls/default/movies/a.mp4/master.m3u8"},
-        "key": {"type": "string", "description": "source key; signs its master playlist under `profile`"},
-        "profile": {"type": "string", "description": "profile for `key` (default: default)"},
-        "ttl": {"type": "integer", "minimum": 1, "maximum": MAX_TTL, "description": "seconds until expiry (default: signing.default_ttl)"},
-        "nbf": {"type": "integer", "minimum": 0, "description": "not valid before, unix seconds"},
-        "ip": {"type": "string", "description": "client address or CIDR network the URL is bound to"},
-        "scope": {
-            "type": "string",
-            "description": "'path' (default), 'title' (everything under the title), or a prefix of the path ending in '/'",
+def sign_request(settings: Settings) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Exactly one of `path` or `key`.",
+        "properties": {
+            "path": {
+                "type": "string",
+                "description": "an /hls/<profile>/<source key>/<playlist or segment> path of a known profile,"
+                " e.g. /hls/default/movies/a.mp4/master.m3u8",
+            },
+            "key": {"type": "string", "description": "source key; signs its master playlist under `profile`"},
+            "profile": {"type": "string", "description": "profile for `key` (default: default)"},
+            "ttl": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": settings.signing.max_ttl,
+                "description": "seconds until expiry (default: signing.default_ttl; at most signing.max_ttl)",
+            },
+            "nbf": {"type": "integer", "minimum": 0, "description": "not valid before, unix seconds"},
+            "ip": {"type": "string", "description": "client address or CIDR network the URL is bound to"},
+            "scope": {
+                "type": "string",
+                "description": "'path' (default), 'title' (everything under the title), or a prefix of the path ending in '/' that"
+                " names at least one segment of source key: /hls/<profile>/<key prefix>/ (never /, /hls/ or /hls/<profile>/)",
+            },
         },
-    },
-}
+    }
+
 
 SIGNED_URL = {
     "type": "object",
@@ -83,33 +96,38 @@ SIGNED_URL = {
 }
 
 _TRANSCODE = {"type": "object", "additionalProperties": True}
-PLAYLIST_REQUEST = {
-    "type": "object",
-    "required": ["SourceURI", "Targets"],
-    "properties": {
-        "ProjectName": {"type": "string"},
-        "SourceURI": {"type": "string", "description": "oss://bucket/key or s3://bucket/key of the source"},
-        "MasterURI": {"type": "string", "description": "where the master playlist is written (ends in .m3u8)"},
-        "SourceSubtitles": {"type": "array", "items": {"type": "object"}, "description": "accepted, not used yet"},
-        "Targets": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 8,
-            "items": {
-                "type": "object",
-                "required": ["URI"],
-                "properties": {
-                    "URI": {"type": "string", "description": "object prefix: <URI>.m3u8 and <URI>-<token>-<n>.ts"},
-                    "Duration": {"type": "number", "description": "segment seconds (5-15)"},
-                    "InitialSegments": {"type": "array", "items": {"type": "number"}},
-                    "InitialTranscode": {"type": "number", "description": "seconds pre-transcoded"},
-                    "Video": {"type": "object", "properties": {"TranscodeVideo": _TRANSCODE}},
-                    "Audio": {"type": "object", "properties": {"TranscodeAudio": _TRANSCODE}},
+
+
+def playlist_request(settings: Settings) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["SourceURI", "Targets"],
+        "properties": {
+            "ProjectName": {"type": "string"},
+            "SourceURI": {"type": "string", "description": "oss://bucket/key or s3://bucket/key of the source"},
+            "MasterURI": {"type": "string", "description": "where the master playlist is written (ends in .m3u8)"},
+            "SourceSubtitles": {"type": "array", "items": {"type": "object"}, "description": "accepted, not used yet"},
+            "Targets": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": settings.limits.max_renditions,
+                "items": {
+                    "type": "object",
+                    "required": ["URI"],
+                    "properties": {
+                        "URI": {"type": "string", "description": "object prefix: <URI>.m3u8 and <URI>-<token>-<n>.ts"},
+                        "Duration": {"type": "number", "description": "segment seconds (5-15)"},
+                        "InitialSegments": {"type": "array", "items": {"type": "number"}},
+                        "InitialTranscode": {"type": "number", "description": "seconds pre-transcoded (0 to limits.max_initd)"},
+                        "Video": {"type": "object", "properties": {"TranscodeVideo": _TRANSCODE}},
+                        "Audio": {"type": "object", "properties": {"TranscodeAudio": _TRANSCODE}},
+                    },
                 },
             },
         },
-    },
-}
+    }
+
+
 PLAYLIST_ANSWER = {
     "type": "object",
     "required": ["RequestId", "Duration", "VideoPlaylist", "PlaybackURL"],
@@ -168,7 +186,16 @@ def _playlist(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def document() -> dict[str, Any]:
+SCOPE_403 = "API key not accepted (`api_key_invalid`), or its scope does not cover the request (`api_key_scope`)"
+JOB_ERRORS = {
+    "409": _error("an output key is taken by another job, or holds an object no job made (`output_claimed`)"),
+    "422": _error("the source cannot be read as media, or an output key is in a profile's area or hidden (`output_reserved`)"),
+}
+
+
+def document(settings: Settings | None = None) -> dict[str, Any]:
+    """The document for these settings (bounds such as signing.max_ttl and limits.* appear in it)."""
+    settings = settings or Settings()
     return {
         "openapi": "3.1.0",
         "info": {
@@ -186,7 +213,8 @@ def document() -> dict[str, Any]:
                         "200": _ok("signed URL", "application/json", _ref("SignedUrl")),
                         "400": _error("invalid field: `error.parameter` names it"),
                         "401": _error("no API key"),
-                        "403": _error("API key not accepted"),
+                        "403": _error(SCOPE_403),
+                        "404": _error("no API-made profile (j-<id>) of that name"),
                         "413": _error("body too large"),
                     },
                 }
@@ -198,12 +226,12 @@ def document() -> dict[str, Any]:
                     "requestBody": {"required": True, "content": _body("application/json", _ref("PlaylistRequest"))},
                     "responses": {
                         "200": _ok("playlists written to storage", "application/json", _ref("PlaylistAnswer")),
-                        "400": _error("invalid field: `error.parameter` names it"),
+                        "400": _error("invalid field, or beyond `[limits]` (`limit_exceeded`): `error.parameter` names it"),
                         "413": _error("body over 16 KiB"),
                         "401": _error("no API key"),
-                        "403": _error("API key not accepted"),
+                        "403": _error(SCOPE_403),
                         "404": _error("unknown source"),
-                        "422": _error("the source cannot be read as media"),
+                        **JOB_ERRORS,
                     },
                 }
             },
@@ -228,12 +256,12 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _ok("playlist written to storage", "application/json", _ref("PlaylistAnswer")),
-                        "400": _error("invalid parameter: `error.parameter` names it"),
+                        "400": _error("invalid parameter, or beyond `[limits]` (`limit_exceeded`): `error.parameter` names it"),
                         "413": _error("body over 16 KiB"),
                         "401": _error("no API key"),
-                        "403": _error("API key not accepted"),
+                        "403": _error(SCOPE_403),
                         "404": _error("unknown source, or no x-oss-process"),
-                        "422": _error("the source cannot be read as media"),
+                        **JOB_ERRORS,
                     },
                 }
             },
@@ -272,7 +300,7 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _ok("sources", "application/json", {"type": "object", "required": ["sources"]}),
                         "401": _error("no API key"),
-                        "403": _error("API key not accepted"),
+                        "403": _error(SCOPE_403),
                         "503": _error("storage unavailable"),
                     },
                 }
@@ -286,7 +314,7 @@ def document() -> dict[str, Any]:
                         "200": _ok("renditions and segment states", "application/json", {"type": "object", "required": ["renditions"]}),
                         "400": _error("invalid path"),
                         "401": _error("no API key"),
-                        "403": _error("API key not accepted"),
+                        "403": _error(SCOPE_403),
                         "404": _error("unknown source or profile"),
                         "422": _error("the source cannot be read as media"),
                         "503": _error("storage unavailable"),
@@ -321,9 +349,9 @@ def document() -> dict[str, Any]:
             },
             "schemas": {
                 "Error": ERROR,
-                "SignRequest": SIGN_REQUEST,
+                "SignRequest": sign_request(settings),
                 "SignedUrl": SIGNED_URL,
-                "PlaylistRequest": PLAYLIST_REQUEST,
+                "PlaylistRequest": playlist_request(settings),
                 "PlaylistAnswer": PLAYLIST_ANSWER,
                 "Readiness": {
                     "type": "object",
@@ -339,4 +367,4 @@ def document() -> dict[str, Any]:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(document())
+    return web.json_response(document(request.app[SETTINGS]))
