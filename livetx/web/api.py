@@ -5,9 +5,6 @@ POST /api/v1/sign   a signed URL for a path, or for a source's master playlist
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
 from livetx.errors import ApiKeyInvalid, ApiKeyMissing, BodyTooLarge, LivetxError, ParameterError
@@ -15,10 +12,10 @@ from livetx.jobs import Job, parse_imm, parse_oss
 from livetx.storage.base import check_source_key
 from livetx.titles import Title
 from livetx.urls import SignRequest, master_path, parse_sign_request, sign
+from livetx.web.body import MAX_BODY, json_body
 from livetx.web.keys import CATALOG, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
 
 API_ROUTE_PREFIX = "api-v1-"  # routes whose name starts with this need an API key
-MAX_BODY = 16 * 1024
 
 
 def check_api_key(request: web.Request) -> None:
@@ -28,18 +25,6 @@ def check_api_key(request: web.Request) -> None:
         raise ApiKeyMissing("this API needs 'Authorization: Bearer <API key>'")
     if request.app[SETTINGS].api.check(presented.strip()) is None:
         raise ApiKeyInvalid("API key not accepted")
-
-
-async def json_body(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BodyTooLarge("body", f"a JSON object of at most {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise BodyTooLarge("body", f"a JSON object of at most {MAX_BODY} bytes")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ParameterError("body", "a JSON object (the body is not valid JSON)") from None
 
 
 async def sign_url(request: web.Request) -> web.Response:

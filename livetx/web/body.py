@@ -1,0 +1,110 @@
+"""Request bodies: strict JSON, bounded before it is parsed.
+
+Python's `json` module accepts more than JSON and fails in ways a client can choose: `NaN`
+and `Infinity` (not JSON), `1e400` (a float that becomes inf), a 5000-digit integer (over
+Python's int-digits limit: ValueError), 100,000 nested arrays (RecursionError) and `"\\ud800"`
+(a lone surrogate that breaks later encoding). Each of these is a 400 here, naming the
+problem, before anything reads the body's values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from aiohttp import web
+
+from livetx.errors import BodyTooLarge, ParameterError
+
+MAX_BODY = 16 * 1024  # bytes of a JSON (or form) body
+MAX_DEPTH = 32  # nested objects and arrays
+MAX_INT_DIGITS = 32  # digits of an integer: beyond any 64-bit value, far below Python's limit
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)  # a JSON string, escapes included
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _refuse(problem: str) -> ParameterError:
+    return ParameterError("body", f"a JSON object ({problem})")
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of objects and arrays, brackets inside strings not counted. Linear,
+    and cheap on a bounded body: it runs before the recursive parser sees the text."""
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_STRING.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _constant(name: str) -> Any:
+    raise _refuse(f"{name} is not a JSON number")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _refuse(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is out of range")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _refuse(f"an integer has more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _check_strings(value: Any) -> None:
+    """Every string (keys too) must be encodable: `\\ud800` escapes parse into lone surrogates."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _refuse("a string holds a lone UTF-16 surrogate") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON from at most MAX_BODY bytes of UTF-8; ParameterError naming the problem."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _refuse("the body is not UTF-8") from None
+    if _depth(text) > MAX_DEPTH:
+        raise _refuse(f"nested deeper than {MAX_DEPTH} levels")
+    try:
+        value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+    except json.JSONDecodeError as exc:
+        raise _refuse(f"the body is not valid JSON: {exc.msg} at character {exc.pos}") from None
+    except (ValueError, RecursionError):  # belt and braces: the bounds above should rule these out
+        raise _refuse("the body is not valid JSON") from None
+    _check_strings(value)
+    return value
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body: at most MAX_BODY bytes (413 beyond), strict (400 otherwise)."""
+    too_large = BodyTooLarge("body", f"a JSON object of at most {MAX_BODY} bytes")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    # read until the end: one read() may return only what has arrived so far
+    while chunk := await request.content.read(MAX_BODY + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+    return parse_json(b"".join(chunks))
