@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from livetx.errors import ApiKeyInvalid, ApiKeyMissing, BodyTooLarge, LivetxError, ParameterError
+from livetx.errors import ApiKeyInvalid, ApiKeyMissing, LivetxError, ParameterError
 from livetx.jobs import Job, parse_imm, parse_oss
 from livetx.storage.base import check_source_key
 from livetx.titles import Title
 from livetx.urls import SignRequest, master_path, parse_sign_request, sign
-from livetx.web.body import MAX_BODY, json_body
+from livetx.web.body import form_body, json_body
 from livetx.web.keys import CATALOG, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
 
 API_ROUTE_PREFIX = "api-v1-"  # routes whose name starts with this need an API key
@@ -100,9 +100,7 @@ async def oss_process(request: web.Request) -> web.Response:
     check_api_key(request)
     catalog = request.app[CATALOG]
     assert catalog.output is not None
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BodyTooLarge("body", f"a form of at most {MAX_BODY} bytes")
-    form = await request.post()
+    form = await form_body(request)
     process = form.get("x-oss-process")
     if not isinstance(process, str):
         raise ParameterError("x-oss-process", "a form field x-oss-process=hls/m3u8,...|sys/saveas,o_<b64url>,b_<b64url>")

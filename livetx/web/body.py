@@ -5,6 +5,10 @@ and `Infinity` (not JSON), `1e400` (a float that becomes inf), a 5000-digit inte
 Python's int-digits limit: ValueError), 100,000 nested arrays (RecursionError) and `"\\ud800"`
 (a lone surrogate that breaks later encoding). Each of these is a 400 here, naming the
 problem, before anything reads the body's values.
+
+Forms (the OSS-style API) are parsed by aiohttp; what it raises on a malformed one (no
+boundary, a field without a name, an unknown charset, bytes that aren't UTF-8, a body cut
+short) is a 400 too.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from livetx.errors import BodyTooLarge, ParameterError
 
@@ -108,3 +113,13 @@ async def json_body(request: web.Request) -> Any:
         if size > MAX_BODY:
             raise too_large
     return parse_json(b"".join(chunks))
+
+
+async def form_body(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """The request's form (urlencoded or multipart): at most MAX_BODY bytes, 400 when malformed."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise BodyTooLarge("body", f"a form of at most {MAX_BODY} bytes")
+    try:
+        return await request.post()
+    except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError; LookupError: a charset
+        raise ParameterError("body", "a well-formed form (application/x-www-form-urlencoded or multipart/form-data)") from None
