@@ -48,7 +48,7 @@ def open_player(browser: Any, server: Server, master_url: str) -> Any:
         if url.endswith("/hls.min.js"):
             # as jsDelivr answers: crossorigin="anonymous" (for its integrity check) needs CORS
             request_route.fulfill(path=str(HLS_JS), content_type="application/javascript", headers={"Access-Control-Allow-Origin": "*"})
-        elif urlsplit(url).hostname == "127.0.0.1":
+        elif urlsplit(url).hostname in ("127.0.0.1", "localhost"):  # loopback only; localhost is another origin
             request_route.continue_()
         else:
             request_route.abort()
