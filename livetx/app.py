@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
+from livetx import logs
 from livetx.cache.budget import PrefetchBudgets
 from livetx.cache.local_tier import LocalTier
 from livetx.cache.service import SegmentService
@@ -28,7 +29,8 @@ from livetx.titles import Profile, parse_profile
 from livetx.web.keys import CATALOG, LOOP_LAG, METRICS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
 from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import Metrics, StateCollector, count_bytes, observe
-from livetx.web.middleware import PARSER_LIMITS, cors, errors, limits, tokens
+from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, errors, limits, server_headers, tokens
+from livetx.web.player import check_page_settings
 from livetx.web.routes import add_routes
 from livetx.web.segments import segment_etag
 
@@ -109,6 +111,11 @@ def make_signer(settings: Settings) -> Signer:
 
 
 def create_app(settings: Settings) -> web.Application:
+    check_page_settings(settings)
+    logs.protect_loggers()  # aiohttp's own records are redacted even without logs.configure
+    # aiohttp answers a request its parser refuses by itself, before any app hook: its default
+    # Server header is all there is to change there (the app's answers get `server_headers`)
+    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
     # outermost first: metrics see the final status; CORS marks errors too; errors become JSON
     app = web.Application(
         middlewares=[observe, cors, errors, limits, tokens],
@@ -119,6 +126,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app[METRICS] = metrics
     metrics.registry.register(StateCollector(app))
+    app.on_response_prepare.append(server_headers)
     app.on_response_prepare.append(count_bytes)
     app.on_response_prepare.append(segment_etag)
     app[SIGNER] = make_signer(settings)

@@ -180,6 +180,16 @@ class OutputClaimed(LivetxError):
     code = "output_claimed"
 
 
+class MetricsTokenMissing(LivetxError):
+    status = 401
+    code = "metrics_token_missing"
+
+
+class MetricsTokenInvalid(LivetxError):
+    status = 403
+    code = "metrics_token_invalid"
+
+
 class StorageUnavailable(LivetxError):
     """Object storage did not answer, or answered with an error: the request may be retried."""
 

@@ -46,6 +46,7 @@ class ServerSettings:
     cors_origins: str = "*"  # comma-separated origins allowed to read responses; "*" any; "" off
     log_format: str = "json"  # json | text
     idle_timeout: float = 15.0  # seconds a connection may sit without a whole request (slow clients, idle keep-alive)
+    metrics_token: str = field(default="", repr=False)  # bearer token /metrics needs; empty: open
 
     @property
     def public_url(self) -> str:
@@ -147,8 +148,11 @@ class TranscodeSettings:
 
 @dataclass(frozen=True)
 class PlayerSettings:
-    hls_js_url: str = "https://cdn.jsdelivr.net/npm/hls.js@1/dist/hls.min.js"
+    hls_js_url: str = "https://cdn.jsdelivr.net/npm/hls.js@1.7.4/dist/hls.min.js"  # one exact version
+    hls_js_integrity: str = "sha384-p9vgU/7IYJWd3I4STrtqxqR/2cAQlhIX7D/HrTnIMEjjcUox165b7se7sxmm3zDg"  # SRI; empty: none
     demo: bool = True  # the demo page at /
+    allowed_sources: str = ""  # comma-separated origins /player may load playlists from, besides its own
+    frame_ancestors: str = "'self'"  # CSP frame-ancestors of the pages: who may frame them
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,7 @@ def _defaults() -> dict[str, Any]:
             "cors_origins": "*",
             "log_format": "json",
             "idle_timeout": 15.0,
+            "metrics_token": "",
         },
         "storage": {"uri": "media", "output_uri": ""},
         "s3": {
@@ -264,7 +269,13 @@ def _defaults() -> dict[str, Any]:
         },
         "cdn": {"origin_header": CdnSettings.origin_header, "origin_secret": ""},
         "transcode": {"workers": 0, "timeout": 120.0, "threads": 0, "max_queue": 32, "wait_timeout": 60.0},
-        "player": {"hls_js_url": PlayerSettings.hls_js_url, "demo": True},
+        "player": {
+            "hls_js_url": PlayerSettings.hls_js_url,
+            "hls_js_integrity": PlayerSettings.hls_js_integrity,
+            "demo": True,
+            "allowed_sources": "",
+            "frame_ancestors": PlayerSettings.frame_ancestors,
+        },
         "profiles": {},
     }
 

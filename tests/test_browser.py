@@ -2,17 +2,23 @@
 stream from the real server with hls.js (installed from npm into a git-ignored folder by
 .ci/run). hls.js is forced: Chromium also claims native HLS. Only 127.0.0.1 is reached: the
 page's hls.js URL is answered from the local copy, and every other outside request is refused.
+The local copy is the pinned version (.ci/run installs it), so the pages' Subresource Integrity
+and Content-Security-Policy hold as they do in production.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
 
+from livetx.settings import PlayerSettings
 from tests.conftest import ROOT, Server, Source
 
 CHROMIUM = Path(os.environ.get("LIVETX_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -24,7 +30,9 @@ def browser() -> Any:
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
     if not HLS_JS.exists():
-        pytest.skip(f"no hls.js at {HLS_JS} (npm install --prefix var/test-hlsjs hls.js@1; .ci/run does)")
+        pytest.skip(f"no hls.js at {HLS_JS} (npm install --prefix var/test-hlsjs hls.js@<pinned version>; .ci/run does)")
+    digest = "sha384-" + base64.b64encode(hashlib.sha384(HLS_JS.read_bytes()).digest()).decode()
+    assert digest == PlayerSettings.hls_js_integrity, f"{HLS_JS} is not the pinned {PlayerSettings.hls_js_url}: rerun .ci/run"
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--autoplay-policy=no-user-gesture-required"])
@@ -38,8 +46,9 @@ def open_player(browser: Any, server: Server, master_url: str) -> Any:
     def route(request_route: Any) -> None:
         url = request_route.request.url
         if url.endswith("/hls.min.js"):
-            request_route.fulfill(path=str(HLS_JS), content_type="application/javascript")
-        elif urlsplit(url).hostname == "127.0.0.1":
+            # as jsDelivr answers: crossorigin="anonymous" (for its integrity check) needs CORS
+            request_route.fulfill(path=str(HLS_JS), content_type="application/javascript", headers={"Access-Control-Allow-Origin": "*"})
+        elif urlsplit(url).hostname in ("127.0.0.1", "localhost"):  # loopback only; localhost is another origin
             request_route.continue_()
         else:
             request_route.abort()
@@ -49,17 +58,26 @@ def open_player(browser: Any, server: Server, master_url: str) -> Any:
     return page
 
 
+def wait_for(page: Any, expression: str, timeout: float) -> None:
+    """page.wait_for_function without eval: the pages' CSP (no 'unsafe-eval') refuses the
+    predicate Playwright would build inside the page, so the condition is polled from here."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(f"!!({expression})"):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
 def test_chromium_plays_seeks_and_plays_on(browser: Any, server: Server, sources: dict[str, Source]) -> None:
     src = sources["ts-2997"]
     url = server.cli("url", src.key, "--base-url", server.base_url)
     page = open_player(browser, server, url)
-    page.wait_for_function("window.livetx && window.livetx.hls", timeout=30_000)  # hls.js, not native HLS
-    page.wait_for_function("document.getElementById('video').currentTime > 3", timeout=90_000)
+    wait_for(page, "window.livetx && window.livetx.hls", 30)  # hls.js, not native HLS
+    wait_for(page, "document.getElementById('video').currentTime > 3", 90)
     duration = page.evaluate("document.getElementById('video').duration")
     assert duration == pytest.approx(src.spec.seconds, abs=0.1)
     target = 0.8 * duration
     page.evaluate(f"document.getElementById('video').currentTime = {target}")
-    page.wait_for_function(f"document.getElementById('video').currentTime > {target + 0.5}", timeout=90_000)
+    wait_for(page, f"document.getElementById('video').currentTime > {target + 0.5}", 90)
     quality = page.evaluate(
         "(() => { const q = document.getElementById('video').getVideoPlaybackQuality();"
         " return {dropped: q.droppedVideoFrames, total: q.totalVideoFrames}; })()"
@@ -79,10 +97,27 @@ def test_demo_page_lists_plays_and_colours_the_timeline(browser: Any, server: Se
     assert server.api_key not in page.content()
     button = page.get_by_role("button", name=sources["mkv-25-44k"].key)
     button.click()
-    page.wait_for_function("document.getElementById('video').currentTime > 1", timeout=90_000)
-    page.wait_for_function("document.querySelectorAll('.cell.cached').length >= 2", timeout=30_000)
+    wait_for(page, "document.getElementById('video').currentTime > 1", 90)
+    wait_for(page, "document.querySelectorAll('.cell.cached').length >= 2", 30)
     rows = page.locator("#timeline .row").count()
     assert rows >= 1
     errors = page.evaluate("window.livetx.errors")
     assert not [e for e in errors if e["fatal"]], errors
+    page.close()
+
+
+def test_the_page_policy_keeps_other_origins_out(browser: Any, server: Server) -> None:
+    """The CSP makes the browser itself refuse to fetch from an origin that is not allowed
+    (`localhost` is another origin than `127.0.0.1`), and to run an injected inline script."""
+    page = open_player(browser, server, "/hls/default/none.mp4/master.m3u8")
+    wait_for(page, "window.livetx && window.livetx.hls", 30)  # hls.js ran: SRI and CSP let it
+    foreign = server.base_url.replace("127.0.0.1", "localhost") + "/healthz"
+    # no-cors: without the policy this resolves (an opaque answer), so only the CSP can refuse it
+    outcome = page.evaluate(f"fetch({foreign!r}, {{mode: 'no-cors'}}).then(() => 'fetched', () => 'refused')")
+    assert outcome == "refused"
+    injected = page.evaluate(
+        "(() => { const s = document.createElement('script'); s.textContent = 'window.injected = 1';"
+        " document.body.append(s); return window.injected === undefined; })()"
+    )
+    assert injected
     page.close()

@@ -17,7 +17,7 @@ import m3u8
 import pytest
 
 from livetx.app import make_signer
-from livetx.settings import load_settings
+from livetx.settings import PlayerSettings, load_settings
 from livetx.urls import master_path
 from tests.checker import check_tone, decode_audio, decode_video
 from tests.conftest import Server, Source
@@ -135,7 +135,8 @@ def test_sign_any_path(server: Server, sources: dict[str, Source]) -> None:
 def test_player_page_loads_configured_hls_js(server: Server) -> None:
     status, headers, body = fetch(server.base_url + "/player")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert b"hls.js@1/dist/hls.min.js" in body
+    pinned = PlayerSettings()
+    assert f'<script src="{pinned.hls_js_url}" integrity="{pinned.hls_js_integrity}" crossorigin="anonymous">'.encode() in body
 
 
 def test_probe_cli_describes_a_source(server: Server, sources: dict[str, Source]) -> None:

@@ -150,6 +150,12 @@ async def test_cors(make_client: MakeClient) -> None:
     anyone = await make_client()
     error = await anyone.get("/hls/default/a.mp4/master.m3u8", headers={"Origin": "https://x.example"})
     assert error.status == 401 and error.headers["Access-Control-Allow-Origin"] == "*"  # errors are readable too
+    # only the streams: never the API, /metrics or the pages (their answers are not for other sites)
+    for path in ("/api/v1/sources", "/metrics", "/player", "/healthz"):
+        other = await anyone.get(path, headers={"Origin": "https://x.example"})
+        assert "Access-Control-Allow-Origin" not in other.headers, path
+    preflight = await anyone.options("/api/v1/sign", headers={"Origin": "https://x.example", "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in preflight.headers
 
 
 def test_logs_are_json_lines_with_request_ids(server: Server, sources: dict[str, Source]) -> None:

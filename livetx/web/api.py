@@ -9,21 +9,18 @@ handlers. Signed URLs start with `server.public_url`, never with the request's H
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
 from livetx import scopes
-from livetx.errors import ApiKeyInvalid, ApiKeyMissing, ApiKeyScope, BodyTooLarge, LivetxError, ParameterError
+from livetx.errors import ApiKeyInvalid, ApiKeyMissing, ApiKeyScope, LivetxError, ParameterError
 from livetx.jobs import Job, check_namespace, check_planned, is_job_profile, parse_imm, parse_oss
 from livetx.storage.base import check_source_key
 from livetx.titles import Title
 from livetx.urls import SignRequest, master_path, parse_sign_request, sign
+from livetx.web.body import form_body, json_body
 from livetx.web.keys import API_SCOPE, CATALOG, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
 
 API_ROUTE_PREFIX = "api-v1-"  # routes whose name starts with this need an API key
-MAX_BODY = 16 * 1024
 # the one table of which operation each API route is (the names scopes list)
 ROUTE_OPERATIONS = {
     "api-v1-sign": scopes.SIGN,
@@ -52,18 +49,6 @@ def check_api_key(request: web.Request) -> None:
     scope.check_operation(operation)
     if route == "api-v1-title":  # a title's state tells about its source
         scope.check_read(request.match_info["key"], "key")
-
-
-async def json_body(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BodyTooLarge("body", f"a JSON object of at most {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise BodyTooLarge("body", f"a JSON object of at most {MAX_BODY} bytes")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ParameterError("body", "a JSON object (the body is not valid JSON)") from None
 
 
 async def sign_url(request: web.Request) -> web.Response:
@@ -158,9 +143,7 @@ async def oss_process(request: web.Request) -> web.Response:
     check_api_key(request)
     catalog = request.app[CATALOG]
     assert catalog.output is not None
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BodyTooLarge("body", f"a form of at most {MAX_BODY} bytes")
-    form = await request.post()
+    form = await form_body(request)
     process = form.get("x-oss-process")
     if not isinstance(process, str):
         raise ParameterError("x-oss-process", "a form field x-oss-process=hls/m3u8,...|sys/saveas,o_<b64url>,b_<b64url>")

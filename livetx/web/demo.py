@@ -13,6 +13,7 @@ import html
 from aiohttp import web
 
 from livetx.web.keys import SETTINGS
+from livetx.web.player import hls_js_tag, page_response
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -49,7 +50,7 @@ PAGE = """<!doctype html>
     border-radius: 5px; padding: 6px; }
   #key button { background: var(--accent); color: #06121f; border: 0; border-radius: 5px; padding: 6px 10px; }
 </style>
-<script src="__HLS_JS__"></script>
+__HLS_JS_TAG__
 </head>
 <body>
 <header><h1>livetx</h1><span>on-demand HLS: only what is watched is transcoded</span></header>
@@ -69,7 +70,7 @@ PAGE = """<!doctype html>
     <div id="timeline"></div>
   </section>
 </main>
-<script>
+<script nonce="__NONCE__">
 "use strict";
 const PROFILE = new URLSearchParams(location.search).get("profile") || "default";
 const fragment = new URLSearchParams(location.hash.slice(1));
@@ -181,5 +182,5 @@ async def demo(request: web.Request) -> web.Response:
     if not settings.player.demo:
         raise web.HTTPNotFound()
     url = settings.player.hls_js_url
-    body = PAGE.replace("__HLS_JS__", html.escape(url, quote=True)).replace("__HLS_JS_TEXT__", html.escape(url))
-    return web.Response(text=body, content_type="text/html", headers={"Cache-Control": "no-cache"})
+    body = PAGE.replace("__HLS_JS_TAG__", hls_js_tag(settings)).replace("__HLS_JS_TEXT__", html.escape(url))
+    return page_response(settings, body)  # CSP with a nonce for the inline script, no Referer

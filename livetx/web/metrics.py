@@ -3,11 +3,13 @@
 Request counts, latency and bytes are observed by middleware and a response-prepare hook;
 transcode durations by the segment service; queue depth, in-flight transcodes, singleflight
 joins, cache hits and misses by tier, worker restarts and storage errors are read from the
-pool and the service when scraped, so nothing is counted twice.
+pool and the service when scraped, so nothing is counted twice. With `server.metrics_token`
+set, a scrape needs it as a bearer token.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Iterator
 
@@ -16,7 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from livetx.web.keys import METRICS, POOL, SEGMENTS
+from livetx.errors import MetricsTokenInvalid, MetricsTokenMissing
+from livetx.web.keys import METRICS, POOL, SEGMENTS, SETTINGS
 from livetx.web.middleware import Handler
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -129,6 +132,19 @@ async def count_bytes(request: web.Request, response: web.StreamResponse) -> Non
         request.app[METRICS].bytes.labels(route=route_of(request)).inc(response.content_length)
 
 
+def check_metrics_token(request: web.Request) -> None:
+    """`server.metrics_token`, when set: `Authorization: Bearer <token>`, compared in constant time."""
+    token = request.app[SETTINGS].server.metrics_token
+    if not token:
+        return
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise MetricsTokenMissing("/metrics needs 'Authorization: Bearer <server.metrics_token>'")
+    if not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        raise MetricsTokenInvalid("metrics token not accepted")
+
+
 async def metrics_page(request: web.Request) -> web.Response:
+    check_metrics_token(request)
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})

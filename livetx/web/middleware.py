@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from livetx import logs
 from livetx.errors import HeadersTooLarge, LivetxError, SourceNotFound, UriTooLong
 from livetx.settings import Settings
 from livetx.signing import TOKEN_PARAMS
+from livetx.urls import HLS_ROOT
 from livetx.web.api import API_ROUTE_PREFIX, check_api_key
 from livetx.web.keys import REQUEST_ID, SETTINGS, SIGNER, TOKEN
 
@@ -26,6 +28,18 @@ CORS_ALLOW_METHODS = "GET, HEAD, POST, OPTIONS"
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, Range, X-Request-Id"
 CORS_EXPOSE_HEADERS = "Content-Length, Content-Range, ETag, X-Request-Id"
 CORS_MAX_AGE = "600"
+# CORS is for players on other sites reading the streams: never for the API, /metrics or the pages
+CORS_PATH_PREFIXES = (HLS_ROOT + "/",)
+SERVER_NAME = "livetx"  # the Server header: no version to look up vulnerabilities by
+# a client's X-Request-Id is kept (echoed and logged) only when it looks like an id
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def request_id_of(request: web.Request) -> str:
+    """The client's X-Request-Id if it is 1-64 of [A-Za-z0-9._:-]; otherwise a new one (the
+    client's value is then neither echoed nor logged)."""
+    presented = request.headers.get("X-Request-Id", "")
+    return presented if REQUEST_ID_PATTERN.fullmatch(presented) else uuid.uuid4().hex
 
 
 def error_body(status: int, code: str, message: str, request_id: str, **details: object) -> web.Response:
@@ -35,7 +49,7 @@ def error_body(status: int, code: str, message: str, request_id: str, **details:
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    request_id = request_id_of(request)
     request[REQUEST_ID] = request_id
     logs.request_id.set(request_id)
     try:
@@ -135,8 +149,11 @@ def _allowed_origin(request: web.Request, settings: Settings) -> str | None:
 
 @web.middleware
 async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS for players on other origins (`server.cors_origins`): preflights answered here,
-    every answer (errors too) marked for the allowed origin."""
+    """CORS for players on other origins (`server.cors_origins`) on the stream routes only
+    (CORS_PATH_PREFIXES): preflights answered here, every answer (errors too) marked for the
+    allowed origin."""
+    if not request.path.startswith(CORS_PATH_PREFIXES):
+        return await handler(request)
     origin = _allowed_origin(request, request.app[SETTINGS])
     if origin is not None and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         headers = {
@@ -154,3 +171,10 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if origin != "*":
             response.headers["Vary"] = "Origin"
     return response
+
+
+async def server_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare, so every answer of the app gets it (errors, 304s, files): a Server
+    header without versions, and no MIME sniffing of what we label."""
+    response.headers["Server"] = SERVER_NAME
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -1,71 +1,130 @@
-"""A small page that plays a signed master playlist with hls.js (or native HLS where hls.js can't)."""
+"""A small page that plays a signed master playlist with hls.js (or native HLS where hls.js can't),
+and what every HTML page of livetx answers with: a Content-Security-Policy with a fresh nonce
+for its inline script, hls.js pinned by Subresource Integrity, no Referer (the page's URL holds
+a signed playlist URL) and frame-ancestors.
+
+The page lives in pages/player.html. `?src=` is a playlist of this server, or of an origin in
+`player.allowed_sources`: the page checks before it loads, the CSP's connect-src and media-src
+make the browser refuse others, and this handler answers an obviously foreign `src` with a 400.
+"""
 
 from __future__ import annotations
 
 import html
 import json
+import re
+import secrets
+from functools import cache
+from importlib import resources
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from livetx.errors import ConfigError, ParameterError
+from livetx.settings import Settings
 from livetx.web.keys import SETTINGS
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>livetx player</title>
-<style>
-  body {{ margin: 0; background: #111; color: #ddd; font: 14px/1.4 system-ui, sans-serif; }}
-  main {{ max-width: 1100px; margin: 0 auto; padding: 16px; }}
-  video {{ width: 100%; background: #000; aspect-ratio: 16 / 9; }}
-  #status {{ margin-top: 8px; color: #9a9; white-space: pre-wrap; }}
-  code {{ color: #aac; word-break: break-all; }}
-</style>
-<script src="{hls_js}"></script>
-</head>
-<body>
-<main>
-  <h1>livetx</h1>
-  <video id="video" controls playsinline muted></video>
-  <div id="status">loading...</div>
-  <p>Playlist: <code id="src"></code></p>
-</main>
-<script>
-const src = new URLSearchParams(location.search).get("src") || {default_src};
-const video = document.getElementById("video");
-const status = document.getElementById("status");
-document.getElementById("src").textContent = src ? src.split("?")[0] : "(none: add ?src=<signed master URL>)";
-const say = (text) => {{ status.textContent = text; }};
-window.livetx = {{ errors: [], events: [] }};
-if (!src) {{
-  say("no playlist: open this page with ?src=<signed master playlist URL>");
-}} else if (window.Hls && Hls.isSupported()) {{
-  const hls = new Hls();
-  window.livetx.hls = hls;
-  hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => say("playing " + data.levels.length + " rendition(s) with hls.js " + Hls.version));
-  hls.on(Hls.Events.FRAG_LOADED, (_, data) => window.livetx.events.push({{sn: data.frag.sn, level: data.frag.level}}));
-  hls.on(Hls.Events.ERROR, (_, data) => {{
-    window.livetx.errors.push({{details: data.details, fatal: data.fatal, at: video.currentTime}});
-    if (data.fatal) say("error: " + data.details);
-  }});
-  hls.loadSource(src);
-  hls.attachMedia(video);
-  video.play().catch(() => say("press play"));
-}} else if (video.canPlayType("application/vnd.apple.mpegurl")) {{
-  video.src = src;
-  say("playing with native HLS");
-}} else {{
-  say("this browser cannot play HLS, and hls.js did not load from {hls_js_text}");
-}}
-</script>
-</body>
-</html>
-"""
+# an origin as CSP and URL.origin spell it: scheme://host[:port], nothing else
+_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+# a CSP source list: no ";" or "," (which would start another directive or policy), no quotes but '
+_SOURCE_LIST = re.compile(r"[A-Za-z0-9 .:/*'\[\]-]+")
+# a script URL as a CSP source expression: no spaces, ";" or ","
+_SCRIPT_URL = re.compile(r"[^\s;,'\"<>]+")
+
+
+@cache
+def page_template(name: str) -> str:
+    return resources.files("livetx.web").joinpath("pages", name).read_text(encoding="utf-8")
+
+
+def allowed_sources(settings: Settings) -> tuple[str, ...]:
+    """The origins of `player.allowed_sources`; ConfigError for anything that isn't one."""
+    origins = tuple(o.strip().rstrip("/") for o in settings.player.allowed_sources.split(",") if o.strip())
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise ConfigError(f"player.allowed_sources: {origin!r} is not an origin (scheme://host[:port])")
+    return origins
+
+
+def playable_origins(settings: Settings) -> tuple[str, ...]:
+    """Origins besides the page's own that playlists may come from: `player.allowed_sources`,
+    and `server.base_url`'s (signed URLs point there: a CDN in front of livetx)."""
+    base = urlsplit(settings.server.base_url)
+    own = (f"{base.scheme}://{base.netloc}",) if base.scheme in ("http", "https") and base.netloc else ()
+    return tuple(dict.fromkeys(own + allowed_sources(settings)))
+
+
+def check_page_settings(settings: Settings) -> None:
+    """At startup: the settings that go into the pages' headers are what they claim to be."""
+    playable_origins(settings)
+    if not _SOURCE_LIST.fullmatch(settings.player.frame_ancestors.strip() or "x"):
+        raise ConfigError("player.frame_ancestors must be a CSP source list such as 'self' or https://a.example")
+    url = settings.player.hls_js_url
+    if not _SCRIPT_URL.fullmatch(url):
+        raise ConfigError("player.hls_js_url must be a URL without spaces, quotes, ';' or ','")
+    integrity = settings.player.hls_js_integrity
+    if integrity and not re.fullmatch(r"sha(256|384|512)-[A-Za-z0-9+/=]+", integrity):
+        raise ConfigError("player.hls_js_integrity must look like sha384-<base64>")
+
+
+def hls_js_tag(settings: Settings) -> str:
+    """The <script> tag of hls.js: with integrity and crossorigin when `hls_js_integrity` is set."""
+    url, integrity = settings.player.hls_js_url, settings.player.hls_js_integrity
+    sri = f' integrity="{html.escape(integrity, quote=True)}" crossorigin="anonymous"' if integrity else ""
+    return f'<script src="{html.escape(url, quote=True)}"{sri}></script>'
+
+
+def content_security_policy(settings: Settings, nonce: str) -> str:
+    """Scripts: this server, the one hls.js URL, and inline scripts carrying this response's
+    nonce. Fetches and media: this server and `player.allowed_sources` (blob: for MSE)."""
+    url = settings.player.hls_js_url
+    parts = urlsplit(url)
+    hls_js = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme in ("http", "https") else ""
+    sources = " ".join(playable_origins(settings))
+    directives = [
+        "default-src 'self'",
+        f"script-src 'self' 'nonce-{nonce}' {hls_js}".strip(),
+        "style-src 'self' 'unsafe-inline'",  # the pages' <style> and style attributes
+        "img-src 'self' data:",
+        f"connect-src 'self' {sources}".strip(),
+        f"media-src 'self' blob: {sources}".strip(),
+        "worker-src 'self' blob:",  # hls.js runs its demuxer in a worker made from a blob
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors " + (settings.player.frame_ancestors.strip() or "'none'"),
+    ]
+    return "; ".join(directives)
+
+
+def page_response(settings: Settings, body: str) -> web.Response:
+    """An HTML page: `__NONCE__` in `body` becomes this response's nonce, named in its CSP."""
+    nonce = secrets.token_urlsafe(18)
+    headers = {
+        "Content-Security-Policy": content_security_policy(settings, nonce),
+        "Referrer-Policy": "no-referrer",  # the page's URL may hold a signed playlist URL
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",  # a nonce is good for one response
+    }
+    return web.Response(text=body.replace("__NONCE__", nonce), content_type="text/html", headers=headers)
+
+
+def check_src(request: web.Request, settings: Settings) -> None:
+    """A `src` that names another origin must be one of `player.allowed_sources`."""
+    src = request.query.get("src", "")
+    parts = urlsplit(src)
+    if not src or (not parts.scheme and not parts.netloc):
+        return  # a path on this server
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    if origin != str(request.url.origin()).lower() and origin not in {o.lower() for o in playable_origins(settings)}:
+        raise ParameterError("src", "a playlist URL on this server or on an origin listed in player.allowed_sources")
 
 
 async def player(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    url = settings.player.hls_js_url
-    body = PAGE.format(hls_js=html.escape(url, quote=True), hls_js_text=html.escape(url), default_src=json.dumps(""))
-    return web.Response(text=body, content_type="text/html", headers={"Cache-Control": "no-cache"})
+    check_src(request, settings)
+    config = {"allowed_sources": list(playable_origins(settings)), "hls_js_url": settings.player.hls_js_url}
+    # JSON inside <script type="application/json">: "<" escaped so no "</script>" can close it
+    config_text = json.dumps(config).replace("<", "\\u003c")
+    body = page_template("player.html").replace("__HLS_JS_TAG__", hls_js_tag(settings)).replace("__CONFIG__", config_text)
+    return page_response(settings, body)
