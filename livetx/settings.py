@@ -77,6 +77,7 @@ class CacheSettings:
     prefetch_limit: int = 64  # background segments (pre-transcode, lookahead) pending at most
     lookahead: bool = True  # prefetch ahead of playing clients (`ta`, then n+1 and n+2)
     memory_max_bytes: int = 512 * 1024**2  # made segments held until stored; the oldest write-backs beyond are dropped
+    probe_failure_ttl: float = 60.0  # seconds a source version that failed to probe answers that error without a new probe
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ class TranscodeSettings:
     threads: int = 0  # encoder threads per transcode; 0: automatic
     max_queue: int = 32  # client transcodes waiting for a worker, at most; beyond: 503 + Retry-After
     wait_timeout: float = 60.0  # seconds a client waits for its segment, then 503 + Retry-After
+    probe_timeout: float = 20.0  # seconds a header probe may take before its worker is killed (504 probe_timeout)
+    probe_workers: int = 2  # probe worker processes (apart from the transcode workers), started when first needed
 
 
 @dataclass(frozen=True)
@@ -220,11 +223,20 @@ def _defaults() -> dict[str, Any]:
             "prefetch_limit": 64,
             "lookahead": True,
             "memory_max_bytes": 512 * 1024**2,
+            "probe_failure_ttl": 60.0,
         },
         "signing": {"key_file": "var/signing.key", "keys": "", "active_kid": "", "default_ttl": 3600, "clock_skew": 30},
         "api": {"key_file": "var/api.key", "keys": ""},
         "cdn": {"origin_header": CdnSettings.origin_header, "origin_secret": ""},
-        "transcode": {"workers": 0, "timeout": 120.0, "threads": 0, "max_queue": 32, "wait_timeout": 60.0},
+        "transcode": {
+            "workers": 0,
+            "timeout": 120.0,
+            "threads": 0,
+            "max_queue": 32,
+            "wait_timeout": 60.0,
+            "probe_timeout": 20.0,
+            "probe_workers": 2,
+        },
         "player": {"hls_js_url": PlayerSettings.hls_js_url, "demo": True},
         "profiles": {},
     }
