@@ -39,10 +39,13 @@ from livetx.signing import Signer
 from livetx.storage.base import file_version
 from livetx.urls import signed_url
 from livetx.web.keys import CATALOG, SETTINGS
+from tests import test_pool
 from tests.conftest import MakeClient, Server, Source, app_settings, launch_server
 from tests.security.conftest import api, watch
 from tests.test_fuzz import hls, readers
 from tests.test_playlists_api import IMM_SAMPLE
+
+stalling_server = test_pool.stalling  # the fixture `stalling`, shared
 
 SECRET = SampleSpec(seconds=2.0, width=176, height=144, fps=Fraction(25), container="mpegts")  # outside the root
 
@@ -169,41 +172,16 @@ def test_listing_skips_a_symlink_out_of_the_root(attacked: Attacked) -> None:
 # ---- in-process: the probe's time limit and its negative cache ----------------------------------
 
 
-class _Stall(http.server.BaseHTTPRequestHandler):
-    """Takes a request and never answers it (a storage endpoint that hangs)."""
-
-    release = threading.Event()
-
-    def do_GET(self) -> None:
-        self.release.wait(30)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def stalling() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stall)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Stall.release.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    _Stall.release.set()
-    server.shutdown()
-    server.server_close()
-
-
-async def test_a_probe_that_hangs_is_killed_at_its_limit_and_its_worker_replaced(stalling: str, sources: dict[str, Source]) -> None:
+async def test_a_probe_that_hangs_is_killed_at_its_limit_and_its_worker_replaced(stalling_server: str, sources: dict[str, Source]) -> None:
     """Before: probes ran in a thread nothing could stop (no ProbePool)."""
-    pool = ProbePool(1, timeout=1.0, origin=stalling)
+    pool = ProbePool(1, timeout=1.0, origin=stalling_server)
     try:
         began = time.perf_counter()
         await pool.probe(str(sources["mp4-30"].path))  # starts the worker
         [first] = pool.worker_pids()
         with pytest.raises(ProbeTimeout):
             began = time.perf_counter()
-            await pool.probe(f"{stalling}/source.mp4")
+            await pool.probe(f"{stalling_server}/source.mp4")
         assert time.perf_counter() - began < 5
         assert pool.restarts == 1 and pool.worker_pids() != [first]
         assert (await pool.probe(str(sources["mp4-30"].path))).video is not None  # the fresh worker serves
