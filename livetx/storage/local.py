@@ -96,7 +96,7 @@ class LocalStorage:
                 key = (Path(folder) / name).relative_to(self.root).as_posix()
                 try:
                     info = self._stat(key)
-                except InvalidPath:  # a symlink out of the root, say: not a source; the rest still are
+                except (InvalidPath, OSError, RuntimeError):  # a symlink out of the root or in a loop: the rest still are
                     log.warning("source listing skipped an entry that leaves the storage root", extra={"event": "list_skipped", "key": key})
                     continue
                 if info is not None:

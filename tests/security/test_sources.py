@@ -92,6 +92,7 @@ def attacked(tmp_path_factory: pytest.TempPathFactory, sources: dict[str, Source
     (media / "fifo.m3u8").write_text(hls(str(far)))
     (media / "concat.mp4").write_text("ffconcat version 1.0\nfile inner.ts\n")  # another object, no playlist name
     (media / "escape.mp4").symlink_to(outside / "secret.ts")  # leaves the root
+    (media / "loop.mp4").symlink_to(media / "loop.mp4")  # resolves to nothing
     with launch_server(home, media) as server:
         signer = make_signer(load_settings(environ=server.env))
         try:
@@ -165,7 +166,7 @@ def test_listing_skips_a_symlink_out_of_the_root(attacked: Attacked) -> None:
     status, listing = api(attacked.server, "/api/v1/sources")
     assert status == 200, listing
     keys = {s["key"] for s in listing["sources"]}
-    assert "ok.mp4" in keys and "escape.mp4" not in keys
+    assert "ok.mp4" in keys and "escape.mp4" not in keys and "loop.mp4" not in keys
     assert "skipped an entry" in attacked.server.log.read_text()
 
 
