@@ -18,10 +18,10 @@ from livetx.cache.local_tier import LocalTier
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.errors import ConfigError
-from livetx.media.pool import TranscodePool
+from livetx.media.pool import ProbePool, TranscodePool
 from livetx.settings import Settings
 from livetx.signing import Signer
-from livetx.storage.base import Storage
+from livetx.storage.base import Storage, media_origin
 from livetx.storage.breaker import CircuitBreaker
 from livetx.storage.local import LocalStorage
 from livetx.storage.s3 import S3Location, S3Storage, s3_client
@@ -135,8 +135,19 @@ def create_app(settings: Settings) -> web.Application:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_storages(settings) as (sources, output):
             stat_ttl = settings.cache.stat_ttl if isinstance(sources, S3Storage) else 0.0
-            app[CATALOG] = Catalog(sources, profiles, threads=settings.transcode.threads, output=output, stat_ttl=stat_ttl)
-            pool = TranscodePool(settings.transcode.workers, settings.transcode.timeout)
+            origin = await media_origin(sources)  # the only place workers may read remote sources from
+            transcode = settings.transcode
+            prober = ProbePool(transcode.probe_workers, transcode.probe_timeout, origin)
+            app[CATALOG] = Catalog(
+                sources,
+                profiles,
+                threads=transcode.threads,
+                output=output,
+                stat_ttl=stat_ttl,
+                prober=prober,
+                probe_failure_ttl=settings.cache.probe_failure_ttl,
+            )
+            pool = TranscodePool(transcode.workers, transcode.timeout, origin)
             await pool.start()
             app[POOL] = pool
             tier = await asyncio.to_thread(make_tier, settings, output)
@@ -159,6 +170,7 @@ def create_app(settings: Settings) -> web.Application:
                 await app[SEGMENTS].drain()
                 await app[CATALOG].drain()
                 await pool.close()
+                await prober.close()
 
     async def watch_loop(app: web.Application) -> AsyncIterator[None]:
         monitor = app[LOOP_LAG] = LoopLagMonitor(metrics.loop_lag.observe)

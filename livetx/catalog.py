@@ -4,7 +4,10 @@ A playlist request goes no deeper than this: it reads metadata and never decodes
 The probe cache is keyed by the source's identity (key and ETag), so a replaced source is
 probed again; it is only a cache, the source stays the truth. With remote sources the HEAD
 answer itself is reused for `stat_ttl` seconds, so a burst of playlist requests touches the
-source once. The first time this process plans a title, its playlists are written to output
+source once. Probes run in a `ProbePool` (killable worker processes with a time limit); one
+probe per source version at a time, and a source version that failed to probe (not media,
+refused, over the time limit) answers with the same error for `probe_failure_ttl` seconds
+without being probed again. The first time this process plans a title, its playlists are written to output
 storage next to its segments.
 """
 
@@ -19,9 +22,10 @@ from collections import OrderedDict
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from livetx.errors import LivetxError, OutputClaimed, ProfileNotFound, SourceNotFound
+from livetx.errors import LivetxError, OutputClaimed, ProbeTimeout, ProfileNotFound, SourceNotFound, SourceUnreadable
 from livetx.jobs import JOB_PREFIX, Job, claim_key, record_key
 from livetx.media.model import MediaInfo
+from livetx.media.pool import ProbePool
 from livetx.media.probe import probe
 from livetx.playlists import playlist_objects
 from livetx.storage.base import ObjectInfo, Storage, check_source_key
@@ -40,14 +44,22 @@ class Catalog:
         threads: int = 0,
         output: Storage | None = None,
         stat_ttl: float = 0.0,
+        prober: ProbePool | None = None,
+        probe_failure_ttl: float = 60.0,
     ) -> None:
+        """`prober`: where probes run (the app's ProbePool); None probes in a thread, for tools
+        and tests only (nothing can stop a probe there)."""
         self.sources = sources
         self.profiles = profiles
         self.threads = threads
         self.output = output
         self.stat_ttl = stat_ttl
+        self.prober = prober
+        self.probe_failure_ttl = probe_failure_ttl
         self._stats: OrderedDict[str, tuple[float, ObjectInfo | None]] = OrderedDict()
         self._probes: OrderedDict[tuple[str, str], MediaInfo] = OrderedDict()
+        self._failed: OrderedDict[tuple[str, str], tuple[float, LivetxError]] = OrderedDict()  # negative cache
+        self._probing: dict[tuple[str, str], asyncio.Future[MediaInfo]] = {}
         self._titles: OrderedDict[tuple[str, str, str], Title] = OrderedDict()
         self._seen: set[tuple[str, str, str]] = set()
         self._jobs: OrderedDict[str, Profile] = OrderedDict()
@@ -185,18 +197,56 @@ class Catalog:
         storage (another origin, or this one before a restart, probed it), else probed now."""
         cache_key = (source.key, source.etag)
         info = self._probes.get(cache_key)
-        if info is None:
-            info = await self._recorded(source)
-            if info is None:
-                info = await asyncio.to_thread(probe, await self.sources.media_url(source.key))
-                self.probe_count += 1
-                if self.output is not None:
-                    self._spawn(self._record(source, info))
-            self._probes[cache_key] = info
+        if info is not None:
+            self._probes.move_to_end(cache_key)
+            return info
+        self._check_failed(cache_key)
+        running = self._probing.get(cache_key)
+        if running is None:  # one probe per source version at a time; callers join it
+            running = asyncio.ensure_future(self._find(source))
+            self._probing[cache_key] = running
+            running.add_done_callback(lambda done: self._probed(cache_key, done))
+        return await asyncio.shield(running)
+
+    def _check_failed(self, cache_key: tuple[str, str]) -> None:
+        failed = self._failed.get(cache_key)
+        if failed is None:
+            return
+        when, error = failed
+        if time.monotonic() - when >= self.probe_failure_ttl:
+            del self._failed[cache_key]
+            return
+        raise type(error)(error.message, **error.details)
+
+    def _probed(self, cache_key: tuple[str, str], done: asyncio.Future[MediaInfo]) -> None:
+        """A probe ended: remember its result, or its failure when the source is to blame."""
+        if self._probing.get(cache_key) is done:
+            del self._probing[cache_key]
+        if done.cancelled():
+            return
+        error = done.exception()  # retrieved here; every waiter still gets it raised
+        if error is None:
+            self._probes[cache_key] = done.result()
             if len(self._probes) > PROBE_CACHE_SIZE:
                 self._probes.popitem(last=False)
+        elif isinstance(error, SourceUnreadable | ProbeTimeout) and self.probe_failure_ttl > 0:
+            self._failed[cache_key] = (time.monotonic(), error)
+            self._failed.move_to_end(cache_key)
+            if len(self._failed) > PROBE_CACHE_SIZE:
+                self._failed.popitem(last=False)
+
+    async def _find(self, source: ObjectInfo) -> MediaInfo:
+        info = await self._recorded(source)
+        if info is not None:
+            return info
+        url = await self.sources.media_url(source.key)
+        self.probe_count += 1
+        if self.prober is not None:
+            info = await self.prober.probe(url)
         else:
-            self._probes.move_to_end(cache_key)
+            info = await asyncio.to_thread(probe, url)
+        if self.output is not None:
+            self._spawn(self._record(source, info))
         return info
 
     async def title(self, profile_name: str, key: str) -> Title:

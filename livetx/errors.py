@@ -93,6 +93,21 @@ class SourceUnreadable(LivetxError):
     code = "source_unreadable"
 
 
+class SourceTypeRefused(SourceUnreadable):
+    """The source is of a kind livetx never opens: a playlist or reference list (its key's
+    extension says so), or a container format outside the allow-list. Such files make FFmpeg
+    read other objects than the one named."""
+
+    code = "source_type_refused"
+
+
+class ProbeTimeout(LivetxError):
+    """Reading the source's headers took longer than `transcode.probe_timeout`."""
+
+    status = 504
+    code = "probe_timeout"
+
+
 class SourceChanged(LivetxError):
     """The source was replaced after its playlist was planned: nothing was made from it."""
 

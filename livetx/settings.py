@@ -82,6 +82,7 @@ class CacheSettings:
     memory_max_bytes: int = 512 * 1024**2  # made segments held until stored; the oldest write-backs beyond are dropped
     prefetch_per_title: int = 120  # background segments made ahead per title a minute (bursts up to as many)
     prefetch_per_client: int = 30  # and per client (its token's claims, or its address)
+    probe_failure_ttl: float = 60.0  # seconds a source version that failed to probe answers that error without a new probe
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,8 @@ class TranscodeSettings:
     threads: int = 0  # encoder threads per transcode; 0: automatic
     max_queue: int = 32  # client transcodes waiting for a worker, at most; beyond: 503 + Retry-After
     wait_timeout: float = 60.0  # seconds a client waits for its segment, then 503 + Retry-After
+    probe_timeout: float = 20.0  # seconds a header probe may take before its worker is killed (504 probe_timeout)
+    probe_workers: int = 2  # probe worker processes (apart from the transcode workers), started when first needed
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,7 @@ def _defaults() -> dict[str, Any]:
             "prefetch_limit": 64,
             "lookahead": True,
             "memory_max_bytes": 512 * 1024**2,
+            "probe_failure_ttl": 60.0,
             "prefetch_per_title": CacheSettings.prefetch_per_title,
             "prefetch_per_client": CacheSettings.prefetch_per_client,
         },
@@ -268,7 +272,15 @@ def _defaults() -> dict[str, Any]:
             "max_initd": LimitsSettings.max_initd,
         },
         "cdn": {"origin_header": CdnSettings.origin_header, "origin_secret": ""},
-        "transcode": {"workers": 0, "timeout": 120.0, "threads": 0, "max_queue": 32, "wait_timeout": 60.0},
+        "transcode": {
+            "workers": 0,
+            "timeout": 120.0,
+            "threads": 0,
+            "max_queue": 32,
+            "wait_timeout": 60.0,
+            "probe_timeout": 20.0,
+            "probe_workers": 2,
+        },
         "player": {
             "hls_js_url": PlayerSettings.hls_js_url,
             "hls_js_integrity": PlayerSettings.hls_js_integrity,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from livetx.errors import LivetxError, ParameterError
+from livetx.errors import InvalidPath, LivetxError, ParameterError
 from livetx.jobs import is_job_profile
 from livetx.settings import SigningSettings
 from livetx.signing import Signer, Token, canonical_ip, check_path
@@ -117,7 +117,7 @@ def hls_parts(path: str, profiles: Mapping[str, object]) -> tuple[str, str]:
         raise ParameterError("path", PATH_ALLOWED)
     try:
         check_source_key(key)
-    except LivetxError as exc:
+    except InvalidPath as exc:  # a refused source type keeps its own 422
         raise ParameterError("path", f"{PATH_ALLOWED} ({exc.message})") from None
     return parts[2], key
 
@@ -146,7 +146,7 @@ def parse_sign_request(body: Any, profiles: Mapping[str, object], default_ttl: i
             raise ParameterError("profile", f"one of: {', '.join(sorted(profiles))}")
         try:
             path = master_path(profile, key)
-        except LivetxError as exc:
+        except InvalidPath as exc:  # a refused source type keeps its own 422
             raise ParameterError("key", f"a source key ({exc.message})") from None
         title = title_prefix(profile, key)
     else:

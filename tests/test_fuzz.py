@@ -8,7 +8,10 @@ the counts).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import errno
+import json
 import os
 import string
 import time
@@ -20,6 +23,7 @@ from urllib.parse import parse_qs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from livetx.app import create_app, make_signer
 from livetx.errors import LivetxError
 from livetx.jobs import parse_imm, parse_oss
 from livetx.media.params import parse_rendition_params, parse_title_params
@@ -27,7 +31,9 @@ from livetx.settings import SigningKey
 from livetx.signing import Signer
 from livetx.storage.base import check_key, check_source_key
 from livetx.storage.local import LocalStorage
-from livetx.urls import parse_sign_request
+from livetx.urls import parse_sign_request, signed_url
+from livetx.web.keys import SETTINGS
+from tests.conftest import app_settings
 from tests.test_playlists_api import IMM_SAMPLE
 
 EXAMPLES = int(os.environ.get("LIVETX_FUZZ_EXAMPLES", "300"))
@@ -182,6 +188,90 @@ def test_paths_keys_and_tokens(path: str, query: dict[str, list[str]], now: int,
     except LivetxError:
         return
     SIGNER.verify("/hls/default/" + path.lstrip("/"), parse_qs(token.query_string()), float(now))
+
+
+# ---- hostile container files: none may read outside its own object ----------------------------
+
+HLS = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+
+
+def hls(ref: str, entries: int = 1) -> str:
+    return HLS + "".join(f"#EXTINF:2.0,\n{ref}\n" for _ in range(entries)) + "#EXT-X-ENDLIST\n"
+
+
+def write_hostile_corpus(root: Path, outside: Path) -> tuple[dict[str, str], list[Path]]:
+    """Files that make FFmpeg open other objects, as sources in `root`, with every reference
+    aimed at a FIFO (outside the root, or beside the file) so that a reader shows. Returns
+    {source key: what it tries} and the FIFOs."""
+    far, near, frame = outside / "far.ts", root / "near.fifo", root / "img001.png"  # hls follows only media names
+    fifos = [far, near, frame]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    sdp = "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=video 5004 RTP/AVP 96\na=rtpmap:96 H264/90000\n"
+    mpd = (
+        '<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT2S">'
+        f'<Period><AdaptationSet><Representation id="1" bandwidth="1" mimeType="video/mp2t"><BaseURL>{far}</BaseURL>'
+        "</Representation></AdaptationSet></Period></MPD>"
+    )
+    corpus = {
+        "playlist.m3u8": (hls(str(far)), "an HLS playlist naming an absolute path outside the root"),
+        "playlist.m3u": (hls(f"file://{far}"), "an HLS playlist naming a file: URL"),
+        "huge.m3u8": (hls(str(far), 80_000), "an 80,000-entry HLS playlist"),
+        "master.m3u8": ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nplaylist.m3u8\n", "a master playlist naming another playlist (nested)"),
+        "hls.mp4": (hls(str(far)), "an HLS playlist named .mp4"),
+        "hls.mkv": (hls(str(far)), "an HLS playlist named .mkv"),
+        "list.ffconcat": ("ffconcat version 1.0\nfile near.fifo\n", "an ffconcat list"),
+        "concat.mp4": ("ffconcat version 1.0\nfile near.fifo\nfile near.fifo\n", "an ffconcat list named .mp4"),
+        "subfile.mov": (f"ffconcat version 1.0\nfile 'subfile,,start,0,end,9,,:{far}'\n", "a concat list using subfile"),
+        "img%03d.png": ("not a picture", "an image2 pattern naming img001.png beside it"),
+        "session.sdp": (sdp, "an SDP session (RTP over UDP)"),
+        "manifest.mpd": (mpd, "a DASH manifest naming a path outside the root"),
+        "data.avi": (hls("data:video/mp2t;base64,AAAA"), "an HLS playlist with a data: URI, named .avi"),
+    }
+    for key, (text, _) in corpus.items():
+        (root / key).write_text(text)
+    return {key: why for key, (_, why) in corpus.items()}, fifos
+
+
+def readers(fifos: list[Path]) -> list[str]:
+    """The FIFOs something has open for reading (a writer's non-blocking open succeeds only then).
+    Opening the writer end also lets such a reader go on: it reads end-of-file."""
+    found = []
+    for fifo in fifos:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            assert exc.errno == errno.ENXIO, exc  # no reader
+            continue
+        os.close(fd)
+        found.append(fifo.name)
+    return found
+
+
+async def test_hostile_container_files_get_422_fast_and_read_nothing_else(aiohttp_client: Any, tmp_path: Path) -> None:
+    root, outside = tmp_path / "media", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    corpus, fifos = write_hostile_corpus(root, outside)
+    try:
+        client = await aiohttp_client(create_app(app_settings(LIVETX_STORAGE_URI=str(root))))
+        signer = make_signer(client.server.app[SETTINGS])
+        for key, why in corpus.items():
+            url, _ = signed_url(signer, "", f"/hls/default/{key}/master.m3u8", 60)
+            began = time.perf_counter()
+            try:
+                response = await asyncio.wait_for(client.get(url), timeout=10)
+            except TimeoutError:
+                raise AssertionError(f"{key} ({why}): no answer in 10 s; readers: {readers(fifos)}") from None
+            took = time.perf_counter() - began
+            body = await response.json()
+            assert response.status == 422, (key, why, response.status, body)
+            assert body["error"]["code"] in ("source_type_refused", "source_unreadable"), (key, body)
+            assert str(tmp_path) not in json.dumps(body), body
+            assert took < 2.0, f"{key}: {took:.2f} s"
+            assert readers(fifos) == [], f"{key} ({why}) opened another object"
+    finally:
+        readers(fifos)  # whatever opened a FIFO reads end-of-file and goes on
 
 
 def test_report_cases() -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
 import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +34,36 @@ def job_for(src: Source, start: Fraction = Fraction(0), stop: Fraction = Fractio
     )
 
 
+class _Stall(http.server.BaseHTTPRequestHandler):
+    """Takes a request and never answers it: a storage endpoint that hangs."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        self.release.wait(60)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def stalling() -> Iterator[str]:
+    """The origin of a loopback HTTP server whose every GET hangs (reading a source from it
+    hangs inside FFmpeg's open: a hung job). A local FIFO no longer hangs: it is refused."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stall)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Stall.release.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    _Stall.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def stuck_job(origin: str) -> SegmentJob:
+    return SegmentJob(f"{origin}/source.mp4", Fraction(0), Fraction(0), Fraction(1), None, AudioSpec(48000, 2), None, 0)
+
+
 async def test_runs_jobs_in_worker_processes(sources: dict[str, Source]) -> None:
     pool = TranscodePool(size=1, timeout=60)
     await pool.start()
@@ -41,11 +74,9 @@ async def test_runs_jobs_in_worker_processes(sources: dict[str, Source]) -> None
         await pool.close()
 
 
-async def test_stuck_worker_is_replaced_and_pool_keeps_serving(sources: dict[str, Source], tmp_path: Path) -> None:
-    fifo = tmp_path / "never-written"
-    os.mkfifo(fifo)  # opening it blocks forever: a hung transcode
-    stuck = SegmentJob(fifo.as_posix(), Fraction(0), Fraction(0), Fraction(1), None, AudioSpec(48000, 2), None, 0)
-    pool = TranscodePool(size=1, timeout=2)
+async def test_stuck_worker_is_replaced_and_pool_keeps_serving(sources: dict[str, Source], stalling: str) -> None:
+    stuck = stuck_job(stalling)
+    pool = TranscodePool(size=1, timeout=2, origin=stalling)
     await pool.start()
     try:
         with pytest.raises(TranscodeTimeout) as info:
@@ -54,6 +85,18 @@ async def test_stuck_worker_is_replaced_and_pool_keeps_serving(sources: dict[str
         assert pool.stats.restarts == 1
         result = await pool.run(job_for(sources["mp4-30"]))
         assert result.video_frames == 30
+    finally:
+        await pool.close()
+
+
+async def test_a_fifo_source_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)  # swapped in for a source after its stat: opening it would block
+    pool = TranscodePool(size=1, timeout=30)
+    await pool.start()
+    try:
+        with pytest.raises(SourceUnreadable, match="not a regular file"):
+            await asyncio.wait_for(pool.run(replace(stuck_job(""), source=str(fifo))), 10)
     finally:
         await pool.close()
 
@@ -71,11 +114,9 @@ async def test_unreadable_source_is_a_named_error(tmp_path: Path, sources: dict[
         await pool.close()
 
 
-async def test_worker_killed_mid_job_is_replaced(sources: dict[str, Source], tmp_path: Path) -> None:
-    fifo = tmp_path / "hangs"
-    os.mkfifo(fifo)
-    stuck = SegmentJob(fifo.as_posix(), Fraction(0), Fraction(0), Fraction(1), None, AudioSpec(48000, 2), None, 0)
-    pool = TranscodePool(size=1, timeout=60)
+async def test_worker_killed_mid_job_is_replaced(sources: dict[str, Source], stalling: str) -> None:
+    stuck = stuck_job(stalling)
+    pool = TranscodePool(size=1, timeout=60, origin=stalling)
     await pool.start()
     try:
         running = asyncio.ensure_future(pool.run(stuck))

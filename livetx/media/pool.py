@@ -11,6 +11,10 @@ delays a client: while any client job is queued or running, no background job st
 running ones are preempted (a worker stops between packets, within milliseconds, and the job
 goes back in the queue), so a client's transcode has every core. A client that joins
 background work promotes it to client priority.
+
+Header probes have a `ProbePool` of their own (workers of the same kind, started when first
+needed), so a probe never waits behind transcodes, and a probe that hangs (a source that stalls
+FFmpeg's demuxer at open) is killed at its time limit, its worker replaced.
 """
 
 from __future__ import annotations
@@ -28,15 +32,23 @@ from enum import IntEnum
 from multiprocessing.connection import Connection
 from typing import Any
 
-from livetx.errors import LivetxError, SourceChanged, SourceUnreadable, TranscodeFailed, TranscodeTimeout
-from livetx.media.model import SegmentJob, SegmentResult
+from livetx.errors import (
+    LivetxError,
+    ProbeTimeout,
+    SourceChanged,
+    SourceTooLarge,
+    SourceTypeRefused,
+    SourceUnreadable,
+    TranscodeFailed,
+    TranscodeTimeout,
+)
+from livetx.media.model import MediaInfo, SegmentJob, SegmentResult
+from livetx.media.probe import ProbeJob
 
 log = logging.getLogger(__name__)
 
 _ERRORS: dict[str, type[LivetxError]] = {
-    "source_unreadable": SourceUnreadable,
-    "source_changed": SourceChanged,
-    "transcode_failed": TranscodeFailed,
+    cls.code: cls for cls in (SourceUnreadable, SourceTooLarge, SourceTypeRefused, SourceChanged, TranscodeFailed)
 }
 
 
@@ -49,8 +61,10 @@ class Priority(IntEnum):
 CANCEL = "cancel"  # parent -> worker: give up the current job
 
 
-def _worker_main(conn: Connection) -> None:
-    """Child process: import once, then run jobs until the pipe closes."""
+def _worker_main(conn: Connection, origin: str = "") -> None:
+    """Child process: import once, then run jobs (segments or probes) until the pipe closes.
+    Remote sources are read from `origin` only ("": none, the store is local)."""
+    from livetx.media.probe import probe
     from livetx.media.transcode import Preempted, transcode_segment
 
     def should_stop() -> bool:
@@ -68,13 +82,16 @@ def _worker_main(conn: Connection) -> None:
         if job == CANCEL:  # arrived after its job had finished: nothing to stop
             continue
         try:
-            reply: tuple[Any, ...] = ("ok", transcode_segment(job, should_stop))
+            if isinstance(job, ProbeJob):
+                reply: tuple[Any, ...] = ("ok", probe(job.source, origin=origin))
+            else:
+                reply = ("ok", transcode_segment(job, should_stop, origin=origin))
         except Preempted:
             reply = ("cancelled",)
         except LivetxError as exc:
             reply = ("error", exc.code, exc.message)
-        except Exception as exc:  # noqa: BLE001 - report, never die silently
-            reply = ("error", "transcode_failed", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - report, never die silently (no message: it may name the file)
+            reply = ("error", "transcode_failed", f"unexpected {type(exc).__name__}")
         try:
             conn.send(reply)
         except (EOFError, OSError):  # the parent closed the pipe (shutdown): nothing to report to
@@ -84,19 +101,21 @@ def _worker_main(conn: Connection) -> None:
 class _Worker:
     """Parent-side handle of one worker process. Its methods block: run them in a thread."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, origin: str = "", what: str = "transcode") -> None:
         self.ctx = ctx
+        self.origin = origin
+        self.what = what
         self.process: Any = None
         self.conn: Connection | None = None
 
     def start(self) -> None:
         parent, child = self.ctx.Pipe()
-        self.process = self.ctx.Process(target=_worker_main, args=(child,), daemon=True, name="livetx-transcode")
+        self.process = self.ctx.Process(target=_worker_main, args=(child, self.origin), daemon=True, name=f"livetx-{self.what}")
         self.process.start()
         child.close()
         self.conn = parent
         if not parent.poll(60):
-            raise TranscodeFailed("transcode worker did not start")
+            raise TranscodeFailed(f"{self.what} worker did not start")
         parent.recv()
 
     def stop(self) -> None:
@@ -123,7 +142,7 @@ class _Worker:
         except OSError:
             pass
 
-    def call(self, job: SegmentJob, timeout: float) -> tuple[bool, Any]:
+    def call(self, job: SegmentJob | ProbeJob, timeout: float) -> tuple[bool, Any]:
         """Run one job. Returns (restarted, reply)."""
         assert self.conn is not None
         try:
@@ -131,12 +150,12 @@ class _Worker:
             if not self.conn.poll(timeout):
                 self.kill()
                 self.start()
-                return True, ("error", "transcode_timeout", f"transcode exceeded its {timeout:g} s limit")
+                return True, ("error", "transcode_timeout", f"{self.what} exceeded its {timeout:g} s limit")
             return False, self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
             self.kill()
             self.start()
-            return True, ("error", "transcode_failed", "transcode worker died")
+            return True, ("error", "transcode_failed", f"{self.what} worker died")
 
 
 @dataclass
@@ -164,12 +183,13 @@ class Ticket:
 
 
 class TranscodePool:
-    def __init__(self, size: int, timeout: float) -> None:
+    def __init__(self, size: int, timeout: float, origin: str = "") -> None:
+        """`origin`: where remote sources may be read from (`livetx.storage.base.media_origin`)."""
         self.size = size or os.cpu_count() or 1
         self.timeout = timeout
         self.stats = PoolStats()
         self._ctx = multiprocessing.get_context("spawn")
-        self._workers = [_Worker(self._ctx) for _ in range(self.size)]
+        self._workers = [_Worker(self._ctx, origin) for _ in range(self.size)]
         self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="livetx-pool")
         self._queue: asyncio.PriorityQueue[tuple[int, int, Ticket]] = asyncio.PriorityQueue()
         self._running: set[Ticket] = set()
@@ -303,3 +323,65 @@ class TranscodePool:
                 _, code, message = reply
                 error = TranscodeTimeout(message) if code == "transcode_timeout" else _ERRORS.get(code, TranscodeFailed)(message)
                 ticket.future.set_exception(error)
+
+
+class ProbePool:
+    """Header probes in worker processes of their own, `size` at once, each under `timeout`.
+
+    Workers start when first needed and stay warm. A probe over its limit gets its worker
+    killed and replaced and fails with ProbeTimeout; a probe that kills its worker (a crash in
+    a demuxer) fails with SourceUnreadable. A caller that goes away does not free the worker
+    before its probe has ended, so replies never cross.
+    """
+
+    def __init__(self, size: int, timeout: float, origin: str = "") -> None:
+        self.size = max(1, size)
+        self.timeout = timeout
+        self.restarts = 0
+        self.probes = 0
+        self._ctx = multiprocessing.get_context("spawn")
+        self._workers = [_Worker(self._ctx, origin, "probe") for _ in range(self.size)]
+        self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="livetx-probe")
+        self._free: asyncio.Queue[_Worker] = asyncio.Queue()
+        for worker in self._workers:
+            self._free.put_nowait(worker)
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w.process is not None and w.process.is_alive()]
+
+    def _run(self, worker: _Worker, job: ProbeJob) -> tuple[bool, Any]:
+        """In a thread: start the worker if it never was, then run the probe."""
+        try:
+            if worker.process is None:
+                worker.start()
+            return worker.call(job, self.timeout)
+        except Exception as exc:  # noqa: BLE001 - a worker that cannot be (re)started
+            worker.process = None  # started afresh by the next probe
+            return True, ("error", "worker_unavailable", f"probe worker failed: {type(exc).__name__}")
+
+    async def probe(self, source: str) -> MediaInfo:
+        worker = await self._free.get()
+        running = asyncio.get_running_loop().run_in_executor(self._threads, self._run, worker, ProbeJob(source))
+        running.add_done_callback(lambda _: self._free.put_nowait(worker))
+        self.probes += 1
+        restarted, reply = await asyncio.shield(running)
+        if restarted:
+            self.restarts += 1
+            log.warning("probe worker replaced", extra={"event": "worker_restart", "reason": reply[1]})
+        if reply[0] == "ok":
+            info: MediaInfo = reply[1]
+            return info
+        _, code, message = reply
+        if code == "transcode_timeout":
+            raise ProbeTimeout(f"probing the source took over the {self.timeout:g} s limit")
+        if code == "worker_unavailable":
+            raise TranscodeFailed(message)  # not the source's fault
+        if code == "transcode_failed":  # the worker died on it, or an unexpected error
+            raise SourceUnreadable(f"probing the source failed: {message}")
+        raise _ERRORS.get(code, SourceUnreadable)(message)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = [w for w in self._workers if w.process is not None]
+        await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in started))
+        self._threads.shutdown(wait=True)

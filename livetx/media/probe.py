@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 
 from livetx.errors import SourceTooLarge, SourceUnreadable
 from livetx.media.model import AudioInfo, MediaInfo, VideoInfo
 from livetx.media.orientation import display_rotation
-from livetx.media.remote import RangedReader, open_source
+from livetx.media.remote import describe_error, open_container, open_source
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    """Probe `source` (what `Storage.media_url` gave) in a pool worker (`livetx.media.pool.ProbePool`)."""
+
+    source: str
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> Fraction | None:
@@ -66,38 +73,37 @@ def _tail_ends(container: Any, streams: list[Any]) -> dict[int, Fraction]:
     return ends
 
 
-def _rotation(target: str | RangedReader, format_name: str) -> int:
+def _rotation(target: BinaryIO, format_name: str) -> int:
     """Display rotation of an MP4/MOV-family file (the only containers whose rotation FFmpeg applies)."""
     if "mov" not in format_name.split(","):
         return 0
-    if isinstance(target, RangedReader):
-        at = target.tell()  # the container reads on from here: put it back
-        try:
-            return display_rotation(target)
-        finally:
-            target.seek(at)
+    at = target.tell()  # the container reads on from here: put it back
     try:
-        with open(target, "rb") as f:
-            return display_rotation(f)
+        return display_rotation(target)
     except OSError:
         return 0
+    finally:
+        target.seek(at)
 
 
-def probe(source: str, options: dict[str, str] | None = None) -> MediaInfo:
-    """Open `source` (a path, or an HTTP(S) URL read with ranged GETs), read its headers and the
-    timestamps of its last packets."""
+def probe(source: str, origin: str | None = None) -> MediaInfo:
+    """Open `source` (a path, or an HTTP(S) URL on `origin` read with ranged GETs; see
+    `open_source`), read its headers and the timestamps of its last packets. Error messages
+    name the problem, never the path or URL."""
     try:
-        with open_source(source) as (target, _):
-            return _probe(target, options)
+        with open_source(source, origin=origin) as (target, _):
+            return _probe(target)
+    except FileNotFoundError:
+        raise SourceUnreadable("cannot read source: it is gone") from None
     except OSError as exc:
-        raise SourceUnreadable(f"cannot read source: {type(exc).__name__}") from exc
+        raise SourceUnreadable(f"cannot read source: {type(exc).__name__}") from None
 
 
-def _probe(target: str | RangedReader, options: dict[str, str] | None) -> MediaInfo:
+def _probe(target: BinaryIO) -> MediaInfo:
     try:
-        container: Any = av.open(target, options=options or {}, timeout=30)
+        container: Any = open_container(target)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise SourceUnreadable(f"cannot open source: {type(exc).__name__}") from exc
+        raise SourceUnreadable(f"cannot open source: {describe_error(exc)} (not media livetx can read)") from None
     with container:
         video = audio = None
         if container.streams.video:

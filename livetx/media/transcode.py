@@ -32,7 +32,7 @@ import numpy as np
 
 from livetx.errors import SourceChanged, SourceUnreadable, TranscodeFailed
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
-from livetx.media.remote import VersionMismatch, open_source
+from livetx.media.remote import VersionMismatch, describe_error, open_container, open_source
 
 AAC_FRAME = 1024
 TS_OFFSET = Fraction(7, 5)  # seconds added to every timestamp
@@ -50,17 +50,18 @@ class Preempted(Exception):
     """The pool asked this (background) transcode to give its worker to a waiting client."""
 
 
-def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = None) -> SegmentResult:
+def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = None, origin: str | None = None) -> SegmentResult:
     """Module-level entry point for the process pool. `should_stop` is polled between packets;
-    when it returns True the transcode stops with `Preempted`."""
+    when it returns True the transcode stops with `Preempted`. A remote source is read only from
+    `origin` (see `open_source`). Error messages never carry the source's path or URL."""
     began = time.perf_counter()
     seeks = 0
     fetched = 0
     for backoff in SEEK_BACKOFF:
         seeks += 1
         try:
-            with open_source(job.source, job.source_pin) as (target, counter):
-                with av.open(target, options=job.open_options, timeout=30) as src:
+            with open_source(job.source, job.source_pin, origin) as (target, counter):
+                with open_container(target, extra=job.open_options) as src:
                     try:
                         made = _Segment(job, src, should_stop).run(backoff)
                     finally:
@@ -68,7 +69,7 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
         except VersionMismatch as exc:
             raise SourceChanged(f"{exc}; reload the playlist") from None
         except (av.FFmpegError, OSError) as exc:
-            raise TranscodeFailed(f"transcode failed: {type(exc).__name__}: {exc}") from exc
+            raise TranscodeFailed(f"transcode failed: {describe_error(exc)}") from None
         if made is not None:
             data, frames, packets = made
             return SegmentResult(data, frames, packets, time.perf_counter() - began, seeks, fetched)

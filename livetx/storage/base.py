@@ -11,8 +11,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
-from livetx.errors import InvalidPath
+from livetx.errors import InvalidPath, SourceTypeRefused
 
 MAX_KEY_BYTES = 1024
 
@@ -30,12 +31,31 @@ def check_key(key: str) -> str:
     return key
 
 
+# Playlists, reference lists and session descriptions: FFmpeg's demuxers for these (hls,
+# concat, dash, sdp/rtp, ...) open the objects named inside, anywhere. A source is one object.
+REFUSED_SOURCE_SUFFIXES = frozenset(
+    (".m3u8", ".m3u", ".ffconcat", ".concat", ".sdp", ".mpd", ".f4m", ".ism", ".ismc", ".pls", ".xspf", ".asx", ".wpl", ".smil")
+)
+
+
 def check_source_key(key: str) -> str:
-    """A source key: a storage key none of whose segments is hidden (where livetx keeps its output)."""
+    """A source key: a storage key none of whose segments is hidden (where livetx keeps its
+    output), not named as a playlist or reference list (422 `source_type_refused`)."""
     check_key(key)
     if any(seg.startswith(".") for seg in key.split("/")):
         raise InvalidPath("source key segments must not start with '.'")
+    suffix = os.path.splitext(key)[1].lower()
+    if suffix in REFUSED_SOURCE_SUFFIXES:
+        raise SourceTypeRefused(f"a source named *{suffix} is a playlist or reference list: livetx opens single media files only")
     return key
+
+
+def url_origin(url: str) -> str:
+    """`scheme://host[:port]` of an HTTP(S) URL, lower case ("" for anything else: a path)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 URI_SCHEMES = ("oss", "s3")
@@ -90,3 +110,12 @@ class Storage(Protocol):
     def key_for_uri(self, uri: str, field: str) -> str:
         """The key in this store of an API's object URI; ParameterError naming `field` when the
         URI is not in this store."""
+
+
+MEDIA_ORIGIN_KEY = ".livetx/origin"  # any key: only the scheme and host of its URL are used
+
+
+async def media_origin(storage: Storage) -> str:
+    """Where the URLs `storage.media_url` hands to workers point (`scheme://host[:port]`), or
+    "" for a store whose workers read paths. Workers read remote sources from there only."""
+    return url_origin(await storage.media_url(MEDIA_ORIGIN_KEY))

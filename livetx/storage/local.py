@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -11,6 +12,8 @@ from livetx.errors import InvalidPath, LivetxError, ParameterError
 from livetx.storage.base import LOCAL_BUCKET, ObjectInfo, check_key, file_version, split_uri
 
 FILE_MODE = 0o644
+
+log = logging.getLogger(__name__)
 
 
 def _current_umask() -> int:
@@ -91,7 +94,11 @@ class LocalStorage:
                 if name.startswith("."):
                     continue
                 key = (Path(folder) / name).relative_to(self.root).as_posix()
-                info = self._stat(key)
+                try:
+                    info = self._stat(key)
+                except (InvalidPath, OSError, RuntimeError):  # a symlink out of the root or in a loop: the rest still are
+                    log.warning("source listing skipped an entry that leaves the storage root", extra={"event": "list_skipped", "key": key})
+                    continue
                 if info is not None:
                     found.append(info)
                 if len(found) >= limit:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from livetx import scopes
-from livetx.errors import ApiKeyInvalid, ApiKeyMissing, ApiKeyScope, LivetxError, ParameterError
+from livetx.errors import ApiKeyInvalid, ApiKeyMissing, ApiKeyScope, InvalidPath, ParameterError
 from livetx.jobs import Job, check_namespace, check_planned, is_job_profile, parse_imm, parse_oss
 from livetx.storage.base import check_source_key
 from livetx.titles import Title
@@ -150,7 +150,7 @@ async def oss_process(request: web.Request) -> web.Response:
     source_key = request.match_info["key"]
     try:
         check_source_key(source_key)
-    except LivetxError as exc:
+    except InvalidPath as exc:  # a refused source type keeps its own 422
         raise ParameterError("key", f"a source key ({exc.message})") from None
     job = parse_oss(source_key, process, catalog.output.key_for_uri, request.app[SETTINGS].limits)
     title, playback = await _make_playlists(request, job, "key")
