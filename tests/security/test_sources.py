@@ -41,7 +41,7 @@ from livetx.urls import signed_url
 from livetx.web.keys import CATALOG, SETTINGS
 from tests import test_pool
 from tests.conftest import MakeClient, Server, Source, app_settings, launch_server
-from tests.security.conftest import api, watch
+from tests.security.conftest import api, call, watch
 from tests.test_fuzz import hls, readers
 from tests.test_playlists_api import IMM_SAMPLE
 
@@ -116,6 +116,12 @@ def test_playlist_source_naming_a_file_outside_the_root_is_refused_everywhere(at
         imm["Targets"] = [{**IMM_SAMPLE["Targets"][0], "URI": "oss://local/out/clip/720p"}]  # type: ignore[index]
         status, answer = api(attacked.server, "/api/v1/playlists", imm)
         assert status == 422 and answer["error"]["code"] == "source_type_refused", answer
+        status, answer = api(attacked.server, "/api/v1/sign", {"key": "clip.m3u8", "scope": "title"})
+        assert status == 422 and answer["error"]["code"] == "source_type_refused", answer
+        headers = {"Authorization": f"Bearer {attacked.server.api_key}", "Content-Type": "application/x-www-form-urlencoded"}
+        form = b"x-oss-process=hls/m3u8|sys/saveas,o_b3V0L3k,b_bG9jYWw"
+        status, _, raw = call(attacked.server, "POST", "/clip.m3u8?x-oss-process", headers=headers, raw=form)
+        assert status == 422 and json.loads(raw)["error"]["code"] == "source_type_refused", raw
 
 
 def test_playlist_naming_a_fifo_outside_the_root_opens_nothing(attacked: Attacked) -> None:
