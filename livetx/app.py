@@ -24,10 +24,11 @@ from livetx.storage.breaker import CircuitBreaker
 from livetx.storage.local import LocalStorage
 from livetx.storage.s3 import S3Location, S3Storage, s3_client
 from livetx.titles import Profile, parse_profile
-from livetx.web.keys import CATALOG, LOOP_LAG, METRICS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
+from livetx.web.keys import CATALOG, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
 from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import Metrics, StateCollector, count_bytes, observe
 from livetx.web.middleware import PARSER_LIMITS, cors, errors, limits, tokens
+from livetx.web.playlists import PlaylistCache
 from livetx.web.routes import add_routes
 from livetx.web.segments import segment_etag
 
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(count_bytes)
     app.on_response_prepare.append(segment_etag)
     app[SIGNER] = make_signer(settings)
+    app[PLAYLISTS] = PlaylistCache()
     profiles = build_profiles(settings)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ from livetx.signing import Signer, Token
 if TYPE_CHECKING:
     from livetx.web.lag import LoopLagMonitor
     from livetx.web.metrics import Metrics
+    from livetx.web.playlists import PlaylistCache
 
 SETTINGS = web.AppKey("settings", Settings)
 SIGNER = web.AppKey("signer", Signer)
@@ -23,9 +24,10 @@ POOL = web.AppKey("pool", TranscodePool)
 SEGMENTS = web.AppKey("segments", SegmentService)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
+PLAYLISTS: web.AppKey[PlaylistCache] = web.AppKey("playlists")
 
 # set on a request by the token middleware: the verified token
 TOKEN = web.RequestKey("token", Token)
 # set on every request by the error middleware
 REQUEST_ID = web.RequestKey("request_id", str)
-__all__ = ["CATALOG", "LOOP_LAG", "METRICS", "POOL", "REQUEST_ID", "SEGMENTS", "SETTINGS", "SIGNER", "TOKEN", "Token"]
+__all__ = ["CATALOG", "LOOP_LAG", "METRICS", "PLAYLISTS", "POOL", "REQUEST_ID", "SEGMENTS", "SETTINGS", "SIGNER", "TOKEN", "Token"]
