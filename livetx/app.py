@@ -24,13 +24,14 @@ from livetx.storage.breaker import CircuitBreaker
 from livetx.storage.local import LocalStorage
 from livetx.storage.s3 import S3Location, S3Storage, s3_client
 from livetx.titles import Profile, parse_profile
-from livetx.web.keys import CATALOG, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
+from livetx.web.keys import CATALOG, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
 from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import Metrics, StateCollector, count_bytes, observe
 from livetx.web.middleware import PARSER_LIMITS, cors, errors, limits, tokens
 from livetx.web.playlists import PlaylistCache
 from livetx.web.routes import add_routes
 from livetx.web.segments import segment_etag
+from livetx.web.status import TitleStatus
 
 DEFAULT_PROFILES: dict[str, dict[str, Any]] = {"default": {"renditions": {"main": {}}}}
 
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(segment_etag)
     app[SIGNER] = make_signer(settings)
     app[PLAYLISTS] = PlaylistCache()
+    app[STATUS] = TitleStatus()
     profiles = build_profiles(settings)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

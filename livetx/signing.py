@@ -273,7 +273,7 @@ class PathSigner:
         return binascii.b2a_base64(outer.digest(), newline=False).translate(_URLSAFE).rstrip(b"=")
 
     def query(self, name: str) -> bytes:
-        """"?" and the query string of the token for `prefix + name` (as `Token.query_string`)."""
+        """ "?" and the query string of the token for `prefix + name` (as `Token.query_string`)."""
         return self._query_head + self.sig(name)
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from livetx.web.lag import LoopLagMonitor
     from livetx.web.metrics import Metrics
     from livetx.web.playlists import PlaylistCache
+    from livetx.web.status import TitleStatus
 
 SETTINGS = web.AppKey("settings", Settings)
 SIGNER = web.AppKey("signer", Signer)
@@ -25,9 +26,23 @@ SEGMENTS = web.AppKey("segments", SegmentService)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
 PLAYLISTS: web.AppKey[PlaylistCache] = web.AppKey("playlists")
+STATUS: web.AppKey[TitleStatus] = web.AppKey("status")
 
 # set on a request by the token middleware: the verified token
 TOKEN = web.RequestKey("token", Token)
 # set on every request by the error middleware
 REQUEST_ID = web.RequestKey("request_id", str)
-__all__ = ["CATALOG", "LOOP_LAG", "METRICS", "PLAYLISTS", "POOL", "REQUEST_ID", "SEGMENTS", "SETTINGS", "SIGNER", "TOKEN", "Token"]
+__all__ = [
+    "CATALOG",
+    "LOOP_LAG",
+    "METRICS",
+    "PLAYLISTS",
+    "POOL",
+    "REQUEST_ID",
+    "SEGMENTS",
+    "SETTINGS",
+    "SIGNER",
+    "STATUS",
+    "TOKEN",
+    "Token",
+]
