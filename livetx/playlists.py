@@ -23,6 +23,7 @@ from livetx.cache.keys import segment_name, stored_segment_name
 from livetx.hls.model import MasterPlaylist, MediaPlaylist, MediaSegment, VariantStream
 from livetx.hls.plan import SegmentWindow, target_duration
 from livetx.hls.render import render_master, render_media
+from livetx.signing import plain_name
 from livetx.titles import Rendition, Title
 
 UriFor = Callable[[str], str]  # file name next to the playlist -> the URI to write
@@ -99,27 +100,28 @@ class Rendered:
 
     parts: tuple[bytes, ...]
     names: tuple[str, ...]
+    length: int  # bytes, without the queries
+    plain_names: bool  # every name is one a path signer takes without further checks (signing.plain_name)
+    longest: str  # the longest name
 
     @property
     def size(self) -> int:
-        return sum(len(p) for p in self.parts) + 64 * len(self.parts)
+        """Memory held, about."""
+        return self.length + 64 * len(self.parts)
 
-    def plain(self) -> bytes:
-        """Every URI without a query (a CDN's origin pull: its edge signs)."""
-        return b"".join(self.parts)
-
-    def with_query(self, query: str) -> bytes:
-        """The same query on every URI (a prefix token that covers them all)."""
-        return (b"?" + query.encode()).join(self.parts)
-
-    def with_queries(self, queries: Sequence[bytes]) -> bytes:
-        """URI i gets `queries[i]` (each starting with "?")."""
-        if len(queries) != len(self.names):
+    def piece(self, start: int, stop: int, queries: Sequence[bytes]) -> bytes:
+        """URIs start..stop-1 with their queries and the text after each: the whole playlist
+        is `parts[0]` and then the pieces of consecutive ranges."""
+        if len(queries) != stop - start:
             raise ValueError("one query per URI")
-        pieces = [self.parts[0]] * (2 * len(queries) + 1)
-        pieces[1::2] = queries
-        pieces[2::2] = self.parts[1:]
+        pieces = [b""] * (2 * len(queries))
+        pieces[0::2] = queries
+        pieces[1::2] = self.parts[start + 1 : stop + 1]
         return b"".join(pieces)
+
+    def piece_with_query(self, start: int, stop: int, query: bytes) -> bytes:
+        """`piece` with the same query (or none: b"") on every URI."""
+        return query + query.join(self.parts[start + 1 : stop + 1]) if stop > start else b""
 
 
 def _left_open(render: Callable[[UriFor], str]) -> Rendered:
@@ -132,7 +134,9 @@ def _left_open(render: Callable[[UriFor], str]) -> Rendered:
     parts = render(uri_for).split(_OPEN)
     if len(parts) != len(names) + 1:
         raise ValueError("a playlist's text holds the open-query marker")
-    return Rendered(tuple(p.encode() for p in parts), tuple(names))
+    encoded = tuple(p.encode() for p in parts)
+    plain = all(map(plain_name, names))
+    return Rendered(encoded, tuple(names), sum(len(p) for p in encoded), plain, max(names, key=len, default=""))
 
 
 def rendered_media(rendition: Rendition) -> Rendered:

@@ -239,6 +239,12 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]*")  # no "/", not "." or "..", nothing to normalise
 
 
+def plain_name(name: str) -> bool:
+    """A file name that needs no path check beyond its length: letters, digits, "_~-." (not
+    first), as livetx names segments and playlists."""
+    return bool(_PLAIN_NAME.fullmatch(name))
+
+
 class PathSigner:
     """`sign_path(prefix + name, ...)` for many names under one prefix, with one set of claims.
 

@@ -25,7 +25,7 @@ from livetx.signing import Signer, Token
 from livetx.titles import Rendition, Title
 from livetx.urls import title_prefix, with_token
 from livetx.web.keys import CATALOG, PLAYLISTS, SEGMENTS, SETTINGS
-from livetx.web.playlists import SIGN_CHUNK
+from livetx.web.playlists import CHUNK
 from tests.conftest import app_settings
 
 CDN = "c" * 40
@@ -120,12 +120,23 @@ async def test_media_playlists_are_the_bytes_of_the_old_rendering(client: TestCl
     title = await title_of(client, "default", "hour.mkv")
     [rendition] = title.renditions
     durations = {float(w.duration) for w in rendition.windows}
-    assert len(rendition.windows) > SIGN_CHUNK and {2.0, 10.0} <= durations  # initial and regular segments
+    assert len(rendition.windows) > CHUNK and {2.0, 10.0} <= durations  # initial and regular segments
     for kind, token in tokens(signer, prefix + "main.m3u8", prefix).items():
         expected = old_render_media(rendition, old_uri_for(signer, token, prefix)).encode()
         for attempt in ("rendered", "cached"):
             assert await fetch(client, prefix + "main.m3u8", token) == expected, f"{kind}, {attempt}"
     assert client.server.app[PLAYLISTS].renders == 1  # one rendering served every request
+
+
+async def test_head_of_a_long_playlist_says_its_length(client: TestClient[Any, Any]) -> None:
+    signer = make_signer(client.server.app[SETTINGS])
+    prefix = title_prefix("default", "hour.mkv")
+    for token in tokens(signer, prefix + "main.m3u8", prefix).values():
+        url = prefix + "main.m3u8" + ("" if token is None else f"?{token.query_string()}")
+        headers = {"X-Livetx-Origin-Auth": CDN} if token is None else {}
+        head = await client.head(url, headers=headers)
+        assert head.status == 200 and await head.read() == b""
+        assert int(head.headers["Content-Length"]) == len(await fetch(client, prefix + "main.m3u8", token))
 
 
 async def test_ladder_masters_are_the_bytes_of_the_old_rendering(client: TestClient[Any, Any]) -> None:

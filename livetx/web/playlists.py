@@ -5,8 +5,9 @@ request for a title queues its pre-transcode.
 Playlists are personal (`private, no-store`: they carry the viewer's token), so a CDN sends
 every player's request here. Each is rendered once per title version and rendition, in a
 thread (`PlaylistCache`); a request only fills in its token. A title-scoped token is the same
-query on every URI: one join of cached bytes. A path token needs one signature per URI:
-from a precomputed HMAC state, in chunks between which the event loop runs other requests.
+query on every URI: joins of cached bytes. A path token needs one signature per URI, from a
+precomputed HMAC state. A long playlist goes out in pieces, the event loop running other
+requests between them.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ M3U8_TYPE = "application/vnd.apple.mpegurl"
 PLAYLIST_HEADERS = {"Cache-Control": "private, no-store"}
 
 RENDERED_MAX_BYTES = 64 * 1024**2  # rendered playlists kept (a 2-hour title's media playlist: ~75 kB)
-SIGN_CHUNK = 256  # path-token URIs signed between two turns of the event loop (~1 ms)
-SIGNING_AT_ONCE = 2  # playlists of more than SIGN_CHUNK URIs signed at a time; the others wait
+CHUNK = 256  # URIs per piece of a long playlist (path tokens: ~1 ms of signing per piece)
+SIGNING_AT_ONCE = 2  # path-token playlists of more than CHUNK URIs signed at a time; the others wait
 
 
 class PlaylistCache:
@@ -76,26 +77,59 @@ def _version(title: Title) -> tuple[str, str, str]:
     return (title.profile.name, title.source.key, title.source.etag)
 
 
-async def _filled(request: web.Request, rendered: Rendered, prefix: str) -> bytes:
-    """The playlist's bytes with this request's token in each URI."""
+def _small(rendered: Rendered) -> bool:
+    return len(rendered.names) <= CHUNK
+
+
+async def _respond(request: web.Request, rendered: Rendered, prefix: str) -> web.StreamResponse:
+    """The playlist with this request's token in each URI. A long one goes out in pieces of
+    CHUNK URIs, the event loop serving other requests between them."""
     token = request.get(TOKEN)
-    if token is None:  # a CDN's origin pull without a token: its edge signs and checks
-        return rendered.plain()
-    signer = request.app[SIGNER].path_signer(token, prefix)
-    if signer is None:  # a prefix token covers every URI: handed on as it is
-        return rendered.with_query(token.query_string())
+    signer = request.app[SIGNER].path_signer(token, prefix) if token is not None else None
+    if signer is None:
+        # a CDN's origin pull without a token (its edge signs and checks), or a prefix token
+        # that covers every URI (handed on as it is)
+        query = b"" if token is None else b"?" + token.query_string().encode()
+        if _small(rendered) or request.method == "HEAD":
+            return _playlist(rendered.parts[0] + rendered.piece_with_query(0, len(rendered.names), query))
+        return await _stream(request, rendered, len(query), lambda start, stop: rendered.piece_with_query(start, stop, query))
     names = rendered.names
-    if len(names) <= SIGN_CHUNK:
-        return rendered.with_queries([signer.query(name) for name in names])
-    queries: list[bytes] = []
+    if _small(rendered):
+        return _playlist(rendered.parts[0] + rendered.piece(0, len(names), [signer.query(name) for name in names]))
     async with request.app[PLAYLISTS].signing:
-        for start in range(0, len(names), SIGN_CHUNK):
-            await asyncio.sleep(0)  # let other requests run between chunks
-            queries += [signer.query(name) for name in names[start : start + SIGN_CHUNK]]
-    return rendered.with_queries(queries)
+        if request.method == "HEAD" or not rendered.plain_names:  # (livetx's own names are all plain)
+            pieces = [rendered.parts[0]]
+            for start in range(0, len(names), CHUNK):
+                await asyncio.sleep(0)
+                stop = min(start + CHUNK, len(names))
+                pieces.append(rendered.piece(start, stop, [signer.query(name) for name in names[start:stop]]))
+            return _playlist(b"".join(pieces))
+        # every query has the length of the longest name's (a fixed head and a 43-byte
+        # signature); signing that name first checks the longest path before anything is sent
+        length = len(signer.query(rendered.longest))
+        return await _stream(
+            request, rendered, length, lambda start, stop: rendered.piece(start, stop, [signer.query(name) for name in names[start:stop]])
+        )
 
 
-async def master(request: web.Request) -> web.Response:
+def _playlist(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)
+
+
+async def _stream(request: web.Request, rendered: Rendered, query_length: int, piece: Callable[[int, int], bytes]) -> web.StreamResponse:
+    response = web.StreamResponse(headers=PLAYLIST_HEADERS)
+    response.content_type = M3U8_TYPE
+    response.content_length = rendered.length + query_length * len(rendered.names)
+    await response.prepare(request)
+    await response.write(rendered.parts[0])
+    for start in range(0, len(rendered.names), CHUNK):
+        await asyncio.sleep(0)  # other requests run between pieces
+        await response.write(piece(start, min(start + CHUNK, len(rendered.names))))
+    await response.write_eof()
+    return response
+
+
+async def master(request: web.Request) -> web.StreamResponse:
     profile, key = request.match_info["profile"], request.match_info["key"]
     title = await request.app[CATALOG].title(profile, key)
     if request.app[CATALOG].first_sight(title):
@@ -105,11 +139,10 @@ async def master(request: web.Request) -> web.Response:
     measured = {r.name: request.app[SEGMENTS].bandwidth(r) for r in title.renditions}
     cache_key = (*_version(title), "master", tuple((r.spec_id, *measured[r.name]) for r in title.renditions))
     rendered = await request.app[PLAYLISTS].get(cache_key, lambda: rendered_master(title, lambda r: measured[r.name]))
-    body = await _filled(request, rendered, title_prefix(profile, key))
-    return web.Response(body=body, content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)
+    return await _respond(request, rendered, title_prefix(profile, key))
 
 
-async def media(request: web.Request) -> web.Response:
+async def media(request: web.Request) -> web.StreamResponse:
     profile, key = request.match_info["profile"], request.match_info["key"]
     title = await request.app[CATALOG].title(profile, key)
     rendition = title.rendition(request.match_info["rendition"])
@@ -117,5 +150,4 @@ async def media(request: web.Request) -> web.Response:
         request.app[SEGMENTS].pretranscode(title)
     cache_key = (*_version(title), rendition.name, rendition.spec_id)
     rendered = await request.app[PLAYLISTS].get(cache_key, lambda: rendered_media(rendition))
-    body = await _filled(request, rendered, title_prefix(profile, key))
-    return web.Response(body=body, content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)
+    return await _respond(request, rendered, title_prefix(profile, key))

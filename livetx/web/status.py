@@ -20,6 +20,7 @@ from livetx.cache.service import SegmentService
 from livetx.titles import Rendition, Title
 
 TIMELINES = 256  # renditions whose segment JSON is kept
+BODIES = 64  # titles whose last answer is kept (every poller of an unchanged title shares it)
 
 _STATE_END = {state: json.dumps(state)[1:] + "}" for state in ("none", "transcoding", "cached")}
 
@@ -44,6 +45,7 @@ def _timeline(rendition: Rendition) -> tuple[str, ...]:
 class TitleStatus:
     def __init__(self) -> None:
         self._timelines: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._bodies: OrderedDict[tuple[str, str, str], tuple[str, bytes]] = OrderedDict()  # title -> (etag, body)
 
     async def _timeline(self, rendition: Rendition) -> tuple[str, ...]:
         found = self._timelines.get(rendition.spec_id)
@@ -69,10 +71,18 @@ class TitleStatus:
         etag = f'"{digest.hexdigest()[:32]}"'
         if if_none_match is not None and etag in [tag.strip() for tag in if_none_match.split(",")]:
             return StatusView(etag, None)
+        version = (title.profile.name, title.source.key, title.source.etag)
+        last = self._bodies.get(version)
+        if last is not None and last[0] == etag:
+            return StatusView(etag, last[1])
         parts = []
         for r, fact, rendition_states in zip(title.renditions, facts, states, strict=True):
             timeline = await self._timeline(r)
             segments = ", ".join(map(operator.add, timeline, [_STATE_END[s] for s in rendition_states]))
             parts.append(json.dumps(fact)[:-1] + f', "segments": [{segments}]}}')
-        body = json.dumps(head)[:-1] + f', "renditions": [{", ".join(parts)}]}}'
-        return StatusView(etag, body.encode())
+        body = (json.dumps(head)[:-1] + f', "renditions": [{", ".join(parts)}]}}').encode()
+        self._bodies[version] = (etag, body)
+        self._bodies.move_to_end(version)
+        if len(self._bodies) > BODIES:
+            self._bodies.popitem(last=False)
+        return StatusView(etag, body)
