@@ -25,7 +25,7 @@ from livetx.signing import Signer, Token
 from livetx.titles import Rendition, Title
 from livetx.urls import title_prefix, with_token
 from livetx.web.keys import CATALOG, PLAYLISTS, SEGMENTS, SETTINGS
-from livetx.web.playlists import CHUNK
+from livetx.web.playlists import CHUNK, STREAM_URIS
 from tests.conftest import app_settings
 
 CDN = "c" * 40
@@ -48,7 +48,8 @@ def sparse_title(path: Path, seconds: int, width: int = 320, height: int = 180) 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("long")
-    sparse_title(folder / "hour.mkv", 3600)  # 2-2-2 s, then 363 segments of 10 s: chunked signing
+    sparse_title(folder / "hour.mkv", 3600)  # 2-2-2 s, then 360 of 10 s: signed in chunks
+    sparse_title(folder / "six.mkv", 6 * 3600)  # 2163 segments: sent in pieces
     return folder
 
 
@@ -114,13 +115,14 @@ async def title_of(client: TestClient[Any, Any], profile: str, key: str) -> Titl
     return await client.server.app[CATALOG].title(profile, key)
 
 
-async def test_media_playlists_are_the_bytes_of_the_old_rendering(client: TestClient[Any, Any]) -> None:
+@pytest.mark.parametrize(("key", "segments"), [("hour.mkv", CHUNK), ("six.mkv", STREAM_URIS)])
+async def test_media_playlists_are_the_bytes_of_the_old_rendering(client: TestClient[Any, Any], key: str, segments: int) -> None:
     signer = make_signer(client.server.app[SETTINGS])
-    prefix = title_prefix("default", "hour.mkv")
-    title = await title_of(client, "default", "hour.mkv")
+    prefix = title_prefix("default", key)
+    title = await title_of(client, "default", key)
     [rendition] = title.renditions
     durations = {float(w.duration) for w in rendition.windows}
-    assert len(rendition.windows) > CHUNK and {2.0, 10.0} <= durations  # initial and regular segments
+    assert len(rendition.windows) > segments and {2.0, 10.0} <= durations  # initial and regular segments
     for kind, token in tokens(signer, prefix + "main.m3u8", prefix).items():
         expected = old_render_media(rendition, old_uri_for(signer, token, prefix)).encode()
         for attempt in ("rendered", "cached"):
@@ -130,7 +132,7 @@ async def test_media_playlists_are_the_bytes_of_the_old_rendering(client: TestCl
 
 async def test_head_of_a_long_playlist_says_its_length(client: TestClient[Any, Any]) -> None:
     signer = make_signer(client.server.app[SETTINGS])
-    prefix = title_prefix("default", "hour.mkv")
+    prefix = title_prefix("default", "six.mkv")
     for token in tokens(signer, prefix + "main.m3u8", prefix).values():
         url = prefix + "main.m3u8" + ("" if token is None else f"?{token.query_string()}")
         headers = {"X-Livetx-Origin-Auth": CDN} if token is None else {}

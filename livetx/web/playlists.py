@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 
 from aiohttp import web
 
@@ -28,8 +28,9 @@ M3U8_TYPE = "application/vnd.apple.mpegurl"
 PLAYLIST_HEADERS = {"Cache-Control": "private, no-store"}
 
 RENDERED_MAX_BYTES = 64 * 1024**2  # rendered playlists kept (a 2-hour title's media playlist: ~75 kB)
-CHUNK = 256  # URIs per piece of a long playlist (path tokens: ~1 ms of signing per piece)
-SIGNING_AT_ONCE = 2  # path-token playlists of more than CHUNK URIs signed at a time; the others wait
+CHUNK = 256  # path-token URIs signed between two turns of the event loop (~1 ms)
+STREAM_URIS = 2048  # a playlist with more URIs goes out in pieces of this many (~300 kB)
+SIGNING_AT_ONCE = 2  # path-token playlists (of more than CHUNK URIs) signing at a time; others wait
 
 
 class PlaylistCache:
@@ -77,54 +78,56 @@ def _version(title: Title) -> tuple[str, str, str]:
     return (title.profile.name, title.source.key, title.source.etag)
 
 
-def _small(rendered: Rendered) -> bool:
-    return len(rendered.names) <= CHUNK
-
-
 async def _respond(request: web.Request, rendered: Rendered, prefix: str) -> web.StreamResponse:
-    """The playlist with this request's token in each URI. A long one goes out in pieces of
-    CHUNK URIs, the event loop serving other requests between them."""
+    """The playlist with this request's token in each URI. Path-token signatures are made
+    CHUNK at a time, and a long playlist goes out in pieces of STREAM_URIS URIs: the event
+    loop serves other requests between them."""
     token = request.get(TOKEN)
     signer = request.app[SIGNER].path_signer(token, prefix) if token is not None else None
+    count = len(rendered.names)
+    streamed = count > STREAM_URIS and request.method != "HEAD"
     if signer is None:
         # a CDN's origin pull without a token (its edge signs and checks), or a prefix token
         # that covers every URI (handed on as it is)
         query = b"" if token is None else b"?" + token.query_string().encode()
-        if _small(rendered) or request.method == "HEAD":
-            return _playlist(rendered.parts[0] + rendered.piece_with_query(0, len(rendered.names), query))
+        if not streamed:
+            return _playlist(rendered.parts[0] + rendered.piece_with_query(0, count, query))
         return await _stream(request, rendered, len(query), lambda start, stop: rendered.piece_with_query(start, stop, query))
     names = rendered.names
-    if _small(rendered):
-        return _playlist(rendered.parts[0] + rendered.piece(0, len(names), [signer.query(name) for name in names]))
-    async with request.app[PLAYLISTS].signing:
-        if request.method == "HEAD" or not rendered.plain_names:  # (livetx's own names are all plain)
-            pieces = [rendered.parts[0]]
-            for start in range(0, len(names), CHUNK):
-                await asyncio.sleep(0)
-                stop = min(start + CHUNK, len(names))
-                pieces.append(rendered.piece(start, stop, [signer.query(name) for name in names[start:stop]]))
-            return _playlist(b"".join(pieces))
-        # every query has the length of the longest name's (a fixed head and a 43-byte
-        # signature); signing that name first checks the longest path before anything is sent
-        length = len(signer.query(rendered.longest))
-        return await _stream(
-            request, rendered, length, lambda start, stop: rendered.piece(start, stop, [signer.query(name) for name in names[start:stop]])
-        )
+    if count <= CHUNK:
+        return _playlist(rendered.parts[0] + rendered.piece(0, count, [signer.query(name) for name in names]))
+
+    async def signed(start: int, stop: int) -> bytes:
+        queries: list[bytes] = []
+        async with request.app[PLAYLISTS].signing:  # not held while a slow client reads
+            for first in range(start, stop, CHUNK):
+                await asyncio.sleep(0)  # other requests run between chunks
+                queries += [signer.query(name) for name in names[first : min(first + CHUNK, stop)]]
+        return rendered.piece(start, stop, queries)
+
+    if not streamed or not rendered.plain_names:  # (livetx's own names are all plain)
+        return _playlist(rendered.parts[0] + await signed(0, count))
+    # every query has the length of the longest name's (a fixed head and a 43-byte
+    # signature); signing that name first checks the longest path before anything is sent
+    return await _stream(request, rendered, len(signer.query(rendered.longest)), signed)
 
 
 def _playlist(body: bytes) -> web.Response:
     return web.Response(body=body, content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)
 
 
-async def _stream(request: web.Request, rendered: Rendered, query_length: int, piece: Callable[[int, int], bytes]) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, rendered: Rendered, query_length: int, piece: Callable[[int, int], bytes | Awaitable[bytes]]
+) -> web.StreamResponse:
     response = web.StreamResponse(headers=PLAYLIST_HEADERS)
     response.content_type = M3U8_TYPE
     response.content_length = rendered.length + query_length * len(rendered.names)
     await response.prepare(request)
     await response.write(rendered.parts[0])
-    for start in range(0, len(rendered.names), CHUNK):
+    for start in range(0, len(rendered.names), STREAM_URIS):
         await asyncio.sleep(0)  # other requests run between pieces
-        await response.write(piece(start, min(start + CHUNK, len(rendered.names))))
+        made = piece(start, min(start + STREAM_URIS, len(rendered.names)))
+        await response.write(made if isinstance(made, bytes) else await made)
     await response.write_eof()
     return response
 
