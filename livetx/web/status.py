@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from livetx.cache.service import SegmentService
 from livetx.titles import Rendition, Title
 
-TIMELINES = 256  # renditions whose segment JSON is kept
-BODIES = 64  # titles whose last answer is kept (every poller of an unchanged title shares it)
+TIMELINE_SEGMENTS = 200_000  # segments whose JSON is kept, over all renditions (~30 MB)
+BODIES = 16  # titles whose last answer is kept (every poller of an unchanged title shares it)
 
 _STATE_END = {state: json.dumps(state)[1:] + "}" for state in ("none", "transcoding", "cached")}
 
@@ -44,16 +44,19 @@ def _timeline(rendition: Rendition) -> tuple[str, ...]:
 
 class TitleStatus:
     def __init__(self) -> None:
-        self._timelines: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._timelines: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # spec id -> each segment's JSON
+        self._segments = 0  # in _timelines
         self._bodies: OrderedDict[tuple[str, str, str], tuple[str, bytes]] = OrderedDict()  # title -> (etag, body)
 
     async def _timeline(self, rendition: Rendition) -> tuple[str, ...]:
         found = self._timelines.get(rendition.spec_id)
         if found is None:
             found = await asyncio.to_thread(_timeline, rendition)
-            self._timelines[rendition.spec_id] = found
-            if len(self._timelines) > TIMELINES:
-                self._timelines.popitem(last=False)
+            if rendition.spec_id not in self._timelines:  # (another call may have made it meanwhile)
+                self._timelines[rendition.spec_id] = found
+                self._segments += len(found)
+            while self._segments > TIMELINE_SEGMENTS and len(self._timelines) > 1:
+                self._segments -= len(self._timelines.popitem(last=False)[1])
         self._timelines.move_to_end(rendition.spec_id)
         return found
 
