@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -26,14 +28,17 @@ from livetx.storage.breaker import CircuitBreaker
 from livetx.storage.local import LocalStorage
 from livetx.storage.s3 import S3Location, S3Storage, s3_client
 from livetx.titles import Profile, parse_profile
-from livetx.web.keys import CATALOG, LOOP_LAG, METRICS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
+from livetx.web.keys import CATALOG, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
 from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import Metrics, StateCollector, count_bytes, observe
 from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, errors, limits, server_headers, tokens
 from livetx.web.player import check_page_settings
+from livetx.web.playlists import PlaylistCache
 from livetx.web.routes import add_routes
 from livetx.web.segments import segment_etag
+from livetx.web.status import TitleStatus
 
+GIL_SWITCH_INTERVAL = 0.0005  # seconds a thread keeps the GIL while the event loop waits for it
 DEFAULT_PROFILES: dict[str, dict[str, Any]] = {"default": {"renditions": {"main": {}}}}
 
 
@@ -110,12 +115,27 @@ def make_signer(settings: Settings) -> Signer:
     return Signer(signing.keys, signing.active, signing.clock_skew, signing.max_ttl)
 
 
+async def freeze_heap(app: web.Application) -> None:
+    """Once started, the first time in the process: what is loaded by then (modules, clients,
+    settings: several hundred thousand objects) is moved out of the garbage collector's sight.
+    A full collection, which runs on the event loop whenever requests have made enough
+    objects, then walks only what requests made: it took 60-120 ms before, a stall for every
+    client. (Later apps in one process, as in tests, leave it as it is.)"""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(settings: Settings) -> web.Application:
     check_page_settings(settings)
     logs.protect_loggers()  # aiohttp's own records are redacted even without logs.configure
     # aiohttp answers a request its parser refuses by itself, before any app hook: its default
     # Server header is all there is to change there (the app's answers get `server_headers`)
     web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
+    # CPU work in threads (a long title's first rendering, probes, seal checks) holds the GIL
+    # for up to the switch interval each time the event loop wants it back, after every
+    # socket call: 5 ms by default, which a request's several calls turn into tens of ms.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     # outermost first: metrics see the final status; CORS marks errors too; errors become JSON
     app = web.Application(
         middlewares=[observe, cors, errors, limits, tokens],
@@ -130,6 +150,8 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(count_bytes)
     app.on_response_prepare.append(segment_etag)
     app[SIGNER] = make_signer(settings)
+    app[PLAYLISTS] = PlaylistCache()
+    app[STATUS] = TitleStatus()
     profiles = build_profiles(settings)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -181,6 +203,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(watch_loop)
     app.cleanup_ctx.append(resources)
+    app.on_startup.append(freeze_heap)  # after the resources above (cleanup contexts start first)
     add_routes(app)
     logging.getLogger(__name__).debug("app created")
     return app

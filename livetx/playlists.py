@@ -2,26 +2,44 @@
 
 The web handlers pass a function that signs each URI; publishing to storage passes one that
 leaves them plain (relative names next to the playlist). Pure: metadata in, text out.
+
+A playlist served to viewers is rendered once per title version as a `Rendered`: the text
+with each URI's query string left open. A request then only fills in its token: the same
+query on every URI (a title-scoped token, handed on), one signature per URI (a path token),
+or none (a CDN's origin pull). The bytes are those `media_text`/`master_text` give with the
+same URI function (tests/test_playlist_cache.py).
 """
 
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from urllib.parse import quote
 
 from livetx.cache.keys import segment_name, stored_segment_name
 from livetx.hls.model import MasterPlaylist, MediaPlaylist, MediaSegment, VariantStream
-from livetx.hls.plan import target_duration
+from livetx.hls.plan import SegmentWindow, target_duration
 from livetx.hls.render import render_master, render_media
+from livetx.signing import plain_name
 from livetx.titles import Rendition, Title
 
 UriFor = Callable[[str], str]  # file name next to the playlist -> the URI to write
 BandwidthFor = Callable[[Rendition], tuple[int, int]]  # -> (BANDWIDTH, AVERAGE-BANDWIDTH)
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~/-]*")  # what quote() leaves as it is
+
+
+def _quote(name: str) -> str:
+    """quote(name), without its cost for the names livetx makes (already unreserved)."""
+    return name if _UNRESERVED.fullmatch(name) else quote(name)
+
+
 def plain(name: str) -> str:
-    return quote(name)
+    return _quote(name)
 
 
 def estimated(rendition: Rendition) -> tuple[int, int]:
@@ -54,8 +72,79 @@ def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthF
 
 def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = False) -> str:
     name = stored_segment_name if stored else segment_name
-    segments = tuple(MediaSegment(uri=uri_for(name(rendition, w.index)), duration=w.duration) for w in rendition.windows)
-    return render_media(MediaPlaylist(segments=segments, target_duration=target_duration(rendition.windows)))
+    # a rendition's windows share one grid (plan_segments), so a window's length in grid
+    # steps fixes its duration: each distinct duration is computed once, not per segment
+    durations: dict[int, Fraction] = {}
+    lengths: dict[int, SegmentWindow] = {}
+    segments = []
+    for w in rendition.windows:
+        steps = w.end - w.first
+        duration = durations.get(steps)
+        if duration is None:
+            duration = durations[steps] = w.duration
+            lengths[steps] = w
+        segments.append(MediaSegment(uri=uri_for(name(rendition, w.index)), duration=duration))
+    target = target_duration(list(lengths.values()))
+    return render_media(MediaPlaylist(segments=tuple(segments), target_duration=target))
+
+
+# ---- rendered once, filled per request -----------------------------------------------------
+
+_OPEN = "\x00"  # where a URI's query goes while rendering (quote() escapes it in any name)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A playlist's bytes with every URI's query string left open: URI i is the quoted file
+    name `names[i]`, at the end of `parts[i]`; `parts[i + 1]` follows its query."""
+
+    parts: tuple[bytes, ...]
+    names: tuple[str, ...]
+    length: int  # bytes, without the queries
+    plain_names: bool  # every name is one a path signer takes without further checks (signing.plain_name)
+    longest: str  # the longest name
+
+    @property
+    def size(self) -> int:
+        """Memory held, about."""
+        return self.length + 64 * len(self.parts)
+
+    def piece(self, start: int, stop: int, queries: Sequence[bytes]) -> bytes:
+        """URIs start..stop-1 with their queries and the text after each: the whole playlist
+        is `parts[0]` and then the pieces of consecutive ranges."""
+        if len(queries) != stop - start:
+            raise ValueError("one query per URI")
+        pieces = [b""] * (2 * len(queries))
+        pieces[0::2] = queries
+        pieces[1::2] = self.parts[start + 1 : stop + 1]
+        return b"".join(pieces)
+
+    def piece_with_query(self, start: int, stop: int, query: bytes) -> bytes:
+        """`piece` with the same query (or none: b"") on every URI."""
+        return query + query.join(self.parts[start + 1 : stop + 1]) if stop > start else b""
+
+
+def _left_open(render: Callable[[UriFor], str]) -> Rendered:
+    names: list[str] = []
+
+    def uri_for(name: str) -> str:
+        names.append(name)
+        return _quote(name) + _OPEN
+
+    parts = render(uri_for).split(_OPEN)
+    if len(parts) != len(names) + 1:
+        raise ValueError("a playlist's text holds the open-query marker")
+    encoded = tuple(p.encode() for p in parts)
+    plain = all(map(plain_name, names))
+    return Rendered(encoded, tuple(names), sum(len(p) for p in encoded), plain, max(names, key=len, default=""))
+
+
+def rendered_media(rendition: Rendition) -> Rendered:
+    return _left_open(lambda uri_for: media_text(rendition, uri_for))
+
+
+def rendered_master(title: Title, bandwidth_for: BandwidthFor = estimated) -> Rendered:
+    return _left_open(lambda uri_for: master_text(title, uri_for, bandwidth_for))
 
 
 def _media_key(title: Title, rendition: Rendition) -> str:

@@ -25,9 +25,11 @@ two spellings of one claim can never both verify, and a prefix can never be esca
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -50,13 +52,15 @@ from livetx.settings import SigningKey, SigningSettings
 VERSION = "livetx-v1"
 TOKEN_PARAMS = ("exp", "nbf", "ip", "kid", "scope", "sig")
 _MAX_TIME_DIGITS = 12
+_MAX_PATH = 4096
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def check_path(path: str) -> str:
     """Refuse any path that has more than one spelling. Returns it unchanged."""
-    if not path.startswith("/") or len(path) > 4096:
-        raise InvalidPath("path must be absolute and at most 4096 characters")
-    if "\\" in path or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
+    if not path.startswith("/") or len(path) > _MAX_PATH:
+        raise InvalidPath(f"path must be absolute and at most {_MAX_PATH} characters")
+    if "\\" in path or _CONTROL.search(path):
         raise InvalidPath("path contains a backslash or a control character")
     if unicodedata.normalize("NFC", path) != path:
         raise InvalidPath("path is not NFC-normalised")
@@ -154,6 +158,25 @@ class Signer:
             raise InvalidPath("a scope must end with '/'")
         return self._sign("prefix", prefix, exp, nbf, ip, prefix)
 
+    def path_signer(self, claims: Token, prefix: str) -> PathSigner | None:
+        """Signs paths under `prefix` with the claims of `claims`, as `sign_like` would, for
+        many paths at once (a playlist's URIs). None when `claims` is a prefix token that
+        already covers `prefix`: it is handed on as it is."""
+        if claims.scope is not None and prefix.startswith(claims.scope):
+            return None
+        check_path(prefix)
+        if not prefix.endswith("/"):
+            raise InvalidPath("a path signer's prefix must end with '/'")
+        ip = claims.ip
+        if ip is not None:
+            try:
+                ip = canonical_ip(ip)
+            except ValueError:
+                raise ParameterError("ip", "an IP address or a network in CIDR form") from None
+        if claims.nbf is not None and claims.nbf > claims.exp:
+            raise ParameterError("nbf", "unix seconds no later than the expiry")
+        return PathSigner(self._active, claims.exp, claims.nbf, ip, prefix)
+
     def sign_like(self, claims: Token, path: str) -> Token:
         """A token for `path` with the claims of `claims` (a signed playlist signs what it emits).
 
@@ -212,6 +235,55 @@ class Signer:
         if ip is not None and not _ip_in(client_ip, ip):
             raise IpMismatch("token is bound to another client address")
         return Token(exp, kid, sig, scope, nbf, ip)
+
+
+_BLOCK = 64  # SHA-256's block size, in bytes
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]*")  # no "/", not "." or "..", nothing to normalise
+
+
+def plain_name(name: str) -> bool:
+    """A file name that needs no path check beyond its length: letters, digits, "_~-." (not
+    first), as livetx names segments and playlists."""
+    return bool(_PLAIN_NAME.fullmatch(name))
+
+
+class PathSigner:
+    """`sign_path(prefix + name, ...)` for many names under one prefix, with one set of claims.
+
+    The canonical message ends with the path, so every message starts with the same bytes
+    (everything up to the prefix): their HMAC state is computed once and copied for each name.
+    The signatures are those `sign_path` makes (tests/test_signing.py holds them equal).
+    """
+
+    def __init__(self, key: SigningKey, exp: int, nbf: int | None, ip: str | None, prefix: str) -> None:
+        self._prefix = prefix
+        self._room = _MAX_PATH - len(prefix)
+        # HMAC (RFC 2104) = H((K ^ opad) || H((K ^ ipad) || message)), each hash state kept
+        # after its fixed start: hashlib's copy() is cheap, hmac.HMAC's Python wrapper is not
+        secret = key.secret if len(key.secret) <= _BLOCK else hashlib.sha256(key.secret).digest()
+        secret = secret.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in secret))
+        self._inner.update(_message(key.kid, exp, nbf, ip, "path", prefix))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in secret))
+        # Token.query() order; the signature (base64url: nothing to escape) goes last
+        claims = {"exp": str(exp)} | ({"nbf": str(nbf)} if nbf is not None else {}) | ({"ip": ip} if ip is not None else {})
+        self.query_head = urlencode({**claims, "kid": key.kid}) + "&sig="
+        self._query_head = ("?" + self.query_head).encode()
+
+    def sig(self, name: str) -> bytes:
+        """The signature of `prefix + name`, base64url without padding."""
+        if len(name) > self._room or not _PLAIN_NAME.fullmatch(name):
+            check_path(self._prefix + name)
+        inner = self._inner.copy()
+        inner.update(name.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return binascii.b2a_base64(outer.digest(), newline=False).translate(_URLSAFE).rstrip(b"=")
+
+    def query(self, name: str) -> bytes:
+        """ "?" and the query string of the token for `prefix + name` (as `Token.query_string`)."""
+        return self._query_head + self.sig(name)
 
 
 def _ip_in(client_ip: str | None, bound: str) -> bool:

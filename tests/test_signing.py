@@ -239,3 +239,54 @@ def test_tokens_beyond_max_ttl_never_verify(ttl: int, ok: bool) -> None:
     else:
         with pytest.raises(TokenNotYetValid, match="too far"):
             signer.verify(PATH, query(token), NOW)
+
+
+# ---- many paths under one prefix (a playlist's URIs) ----------------------------------------
+
+PREFIX = "/hls/default/movies/a.mp4/"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        pytest.param(b"n" * 32, id="32-byte key"),
+        pytest.param(b"k" * 64, id="one block"),
+        pytest.param(b"L" * 100, id="longer than a block"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("nbf", "ip"),
+    [
+        pytest.param(None, None, id="exp only"),
+        pytest.param(NOW - 5, "203.0.113.0/24", id="nbf and network"),
+        pytest.param(None, "2001:db8::7", id="ipv6"),
+    ],
+)
+def test_path_signer_signs_as_sign_path(secret: bytes, nbf: int | None, ip: str | None) -> None:
+    key = SigningKey("k/1 é", secret)  # a kid that urlencode must escape
+    signer = Signer([key], key)
+    claims = signer.sign_path(PREFIX + "main.m3u8", NOW + 60, nbf=nbf, ip=ip)
+    many = signer.path_signer(claims, PREFIX)
+    assert many is not None
+    for name in ("main-0123456789ab-0.ts", "main-0123456789ab-71.ts", "p720.m3u8", "a b.ts", "é.ts"):
+        token = signer.sign_like(claims, PREFIX + name)
+        assert many.query(name) == b"?" + token.query_string().encode()
+        assert signer.verify(PREFIX + name, query(token), NOW, ip.split("/")[0] if ip else None) == token
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a\\b.ts", "x\x7f.ts", "e\u0301.ts", "x" * 4096])
+def test_path_signer_refuses_what_sign_path_refuses(signer: Signer, name: str) -> None:
+    claims = signer.sign_path(PREFIX + "main.m3u8", NOW + 60)
+    many = signer.path_signer(claims, PREFIX)
+    assert many is not None
+    with pytest.raises(InvalidPath):
+        signer.sign_like(claims, PREFIX + name)
+    with pytest.raises(InvalidPath):
+        many.query(name)
+
+
+def test_path_signer_hands_a_covering_prefix_token_on(signer: Signer) -> None:
+    assert signer.path_signer(signer.sign_prefix(PREFIX, NOW + 60), PREFIX) is None
+    assert signer.path_signer(signer.sign_prefix("/hls/", NOW + 60), PREFIX) is None
+    other = signer.sign_prefix("/hls/default/movies/b.mp4/", NOW + 60)
+    assert signer.path_signer(other, PREFIX) is not None  # signs each path, as sign_like would

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ IN_ORDER_AHEAD = 2  # segments prefetched while a client plays in order
 PLAYHEADS = 4096  # renditions whose last played segment is remembered
 MEASURED_RENDITIONS = 4096  # renditions whose segment sizes are remembered
 VERIFIED_FILES = 65536  # files whose seal was checked (by path, size and mtime)
+LISTING_TTL = 1.0  # seconds a listing of a rendition's folder answers the status view
+LISTINGS = 256  # folder listings kept
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ class SegmentService:
         self._playheads: OrderedDict[str, int] = OrderedDict()
         self._sizes: OrderedDict[str, dict[int, int]] = OrderedDict()  # spec id -> segment -> bytes
         self._verified: OrderedDict[tuple[str, str], None] = OrderedDict()  # (path, version) whose seal held
+        self._listings: OrderedDict[tuple[str, str], tuple[float, frozenset[int]]] = OrderedDict()  # -> (when, indexes)
+        self._listing: dict[tuple[str, str], asyncio.Task[frozenset[int]]] = {}
+        self._bandwidths: dict[str, tuple[int, int]] = {}  # spec id -> bandwidth(), until a size changes
 
     # ---- the request path ---------------------------------------------------------------
 
@@ -308,18 +314,51 @@ class SegmentService:
 
     # ---- what a title's segments are doing (for the demo page and operators) ------------
 
-    def state(self, title: Title, rendition: Rendition, index: int) -> str:
-        """ "transcoding", "cached" (made or read by this process, or on local disk), or "none"
-        (not made as far as this process knows; remote storage is not asked)."""
-        key = segment_key(title, rendition, index)
-        if key in self._tickets:
-            return "transcoding"
-        if key in self._fresh or index in self._sizes.get(rendition.spec_id, {}):
-            return "cached"
-        if self.tier is not None and self.tier.path(key) is not None:
-            return "cached"
-        path = self.output.local_path(key)
-        return "cached" if path is not None and path.is_file() else "none"
+    async def states(self, title: Title, rendition: Rendition) -> list[str]:
+        """Each segment's state: "transcoding", "cached" (made or read by this process, or a
+        file on local disk: output storage or the local tier), or "none" (not made as far as
+        this process knows; remote storage is not asked).
+
+        Disk is read with one listing of the rendition's folder, in a thread, reused for
+        `LISTING_TTL` seconds; nothing here looks at segments one by one on the event loop."""
+        first = segment_key(title, rendition, 0)
+        stem = first[: -len("0.ts")]  # segment n's key is stem + f"{n}.ts"
+        count = len(rendition.windows)
+        states = ["none"] * count
+        stores = [self.output] + ([self.tier.store] if self.tier is not None else [])
+        for store in stores:
+            path = store.local_path(first)
+            if path is not None:
+                for index in await self._listed(path.parent, path.name[: -len("0.ts")], count):
+                    states[index] = "cached"
+        for measured in self._sizes.get(rendition.spec_id, {}):
+            states[measured] = "cached"
+        for keys, state in ((self._fresh, "cached"), (self._tickets, "transcoding")):
+            for key in keys:  # segments in memory or being made: a few at a time
+                found = _index_of(key, stem)
+                if found is not None and found < count:
+                    states[found] = state
+        return states
+
+    async def _listed(self, folder: Path, prefix: str, count: int) -> frozenset[int]:
+        """Indexes of the segment files named `prefix<n>.ts` in `folder`: one listing in a
+        thread, shared by concurrent callers and reused for `LISTING_TTL` seconds."""
+        loop = asyncio.get_running_loop()
+        cache_key = (str(folder), prefix)
+        cached = self._listings.get(cache_key)
+        if cached is not None and loop.time() - cached[0] < LISTING_TTL:
+            return cached[1]
+        task = self._listing.get(cache_key)
+        if task is None:
+            task = asyncio.create_task(asyncio.to_thread(_segment_files, folder, prefix, count))
+            self._listing[cache_key] = task
+            task.add_done_callback(lambda _: self._listing.pop(cache_key, None))
+        found = await asyncio.shield(task)
+        self._listings[cache_key] = (loop.time(), found)
+        self._listings.move_to_end(cache_key)
+        if len(self._listings) > LISTINGS:
+            self._listings.popitem(last=False)
+        return found
 
     # ---- measured bandwidth ------------------------------------------------------------
 
@@ -327,6 +366,7 @@ class SegmentService:
         sizes = self._sizes.setdefault(rendition.spec_id, {})
         self._sizes.move_to_end(rendition.spec_id)
         sizes[index] = size
+        self._bandwidths.pop(rendition.spec_id, None)
         if len(self._sizes) > MEASURED_RENDITIONS:
             self._sizes.popitem(last=False)
 
@@ -337,12 +377,20 @@ class SegmentService:
         sizes = self._sizes.get(rendition.spec_id)
         if not sizes:
             return rendition.bandwidth, rendition.average_bandwidth
+        # asked on every master playlist and status call; recomputed after a size changes
+        known = self._bandwidths.get(rendition.spec_id)
+        if known is not None:
+            return known
         rates = [float(8 * size / rendition.windows[i].duration) for i, size in sizes.items()]
         average = float(8 * sum(sizes.values()) / sum(rendition.windows[i].duration for i in sizes))
         peak = max(rates)
         if len(sizes) < len(rendition.windows):
             peak = max(peak, float(rendition.bandwidth))
-        return math.ceil(peak), math.ceil(average)
+        answer = (math.ceil(peak), math.ceil(average))
+        self._bandwidths[rendition.spec_id] = answer
+        if len(self._bandwidths) > MEASURED_RENDITIONS:
+            del self._bandwidths[next(iter(self._bandwidths))]
+        return answer
 
     # ---- background work ---------------------------------------------------------------
 
@@ -409,6 +457,25 @@ class SegmentService:
             task.cancel()
         if self._writebacks:
             await asyncio.wait(list(self._writebacks), timeout=timeout)
+
+
+def _index_of(key: str, stem: str) -> int | None:
+    """n for a segment key `stem<n>.ts`, else None."""
+    if key.startswith(stem) and key.endswith(".ts"):
+        digits = key[len(stem) : -len(".ts")]
+        if digits.isascii() and digits.isdigit():
+            return int(digits)
+    return None
+
+
+def _segment_files(folder: Path, prefix: str, count: int) -> frozenset[int]:
+    """Indexes below `count` of the files `prefix<n>.ts` in `folder` (none if it is missing)."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return frozenset()
+    found = (_index_of(name, prefix) for name in names)
+    return frozenset(index for index in found if index is not None and index < count)
 
 
 def _version(path: Path) -> str | None:

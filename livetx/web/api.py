@@ -18,7 +18,7 @@ from livetx.storage.base import check_source_key
 from livetx.titles import Title
 from livetx.urls import SignRequest, master_path, parse_sign_request, sign
 from livetx.web.body import form_body, json_body
-from livetx.web.keys import API_SCOPE, CATALOG, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER
+from livetx.web.keys import API_SCOPE, CATALOG, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
 
 API_ROUTE_PREFIX = "api-v1-"  # routes whose name starts with this need an API key
 # the one table of which operation each API route is (the names scopes list)
@@ -184,22 +184,12 @@ async def list_sources(request: web.Request) -> web.Response:
 
 
 async def title_state(request: web.Request) -> web.Response:
+    """Each rendition's segments and their states. The ETag says what the answer holds: a
+    poll with If-None-Match gets 304 until a segment changes (see livetx/web/status.py)."""
     title = await request.app[CATALOG].title(request.match_info["profile"], request.match_info["key"])
-    service = request.app[SEGMENTS]
-    renditions = []
-    for r in title.renditions:
-        peak, average = service.bandwidth(r)
-        renditions.append(
-            {
-                "name": r.name,
-                "resolution": _resolution(title, r.name),
-                "bandwidth": peak,
-                "average_bandwidth": average,
-                "segments": [
-                    {"n": w.index, "start": float(w.start), "duration": float(w.duration), "state": service.state(title, r, w.index)}
-                    for w in r.windows
-                ],
-            }
-        )
-    answer = {"profile": title.profile.name, "key": title.source.key, "duration": float(title.duration), "renditions": renditions}
-    return web.json_response(answer, headers={"Cache-Control": "no-store"})
+    resolution = {r.name: _resolution(title, r.name) for r in title.renditions}
+    view = await request.app[STATUS].view(title, request.app[SEGMENTS], resolution, request.headers.get("If-None-Match"))
+    headers = {"Cache-Control": "no-store", "ETag": view.etag}
+    if view.body is None:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=view.body, content_type="application/json", headers=headers)

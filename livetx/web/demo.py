@@ -3,7 +3,8 @@
 It holds no key. It asks for an API key (or takes one from the URL fragment, `/#key=...`,
 which never reaches a server or a log; `livetx serve --announce` says so), keeps it in the tab's
 sessionStorage, and calls the same API a backend would: /api/v1/sources, /api/v1/sign and
-/api/v1/titles, the last once a second to colour the timeline.
+/api/v1/titles, the last every 2.5 s to colour the timeline, only while the tab is visible and
+its video plays, with If-None-Match: an unchanged title costs a 304 and no redrawing.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ if (fragment.get("key")) {
 }
 const video = document.getElementById("video");
 const facts = document.getElementById("facts");
-const state = { hls: null, key: null, timer: null, title: null };
+const POLL_MS = 2500;  // the status poll, while the tab is visible and the video plays
+const state = { hls: null, key: null, timer: null, title: null, etag: null };
 window.livetx = { errors: [], state };
 
 async function api(path, body) {
@@ -120,8 +122,10 @@ async function loadSources() {
 
 async function play(key) {
   if (state.hls) state.hls.destroy();
-  clearInterval(state.timer);
+  clearTimeout(state.timer);
   state.key = key;
+  state.title = null;
+  state.etag = null;
   const signed = await api("/api/v1/sign", { key, profile: PROFILE, scope: "title" });
   const hls = new Hls();
   state.hls = hls;
@@ -130,24 +134,73 @@ async function play(key) {
   hls.loadSource(signed.url);
   hls.attachMedia(video);
   video.play().catch(() => {});
-  state.timer = setInterval(refresh, 1000);
   refresh();
 }
 
+// The title's state, or null when it has not changed since the last answer (304).
+async function titleState(key) {
+  const headers = { "Authorization": "Bearer " + (sessionStorage.getItem("livetx-api-key") || "") };
+  if (state.etag) headers["If-None-Match"] = state.etag;
+  const path = "/api/v1/titles/" + PROFILE + "/" + key.split("/").map(encodeURIComponent).join("/");
+  const response = await fetch(path, { headers, cache: "no-store" });
+  if (response.status === 304) return null;
+  const data = await response.json();
+  if (response.status === 401 || response.status === 403) { askForKey(); }
+  if (!response.ok) { throw new Error(data.error ? data.error.code + ": " + data.error.message : response.status); }
+  if (key === state.key) state.etag = response.headers.get("ETag");
+  return data;
+}
+
+// One poll, then the next in POLL_MS. The server is asked only while the tab is visible and
+// the video plays (or before the first answer); otherwise only the playhead moves.
 async function refresh() {
-  if (!state.key) return;
-  const title = await api("/api/v1/titles/" + PROFILE + "/" + state.key.split("/").map(encodeURIComponent).join("/"));
-  state.title = title;
-  const level = state.hls && state.hls.levels[state.hls.currentLevel];
+  clearTimeout(state.timer);
+  const key = state.key;
+  if (!key) return;
+  try {
+    if (document.visibilityState === "visible" && (!video.paused || !state.title)) {
+      const title = await titleState(key);
+      if (key !== state.key) return;  // another source was picked meanwhile
+      if (title) { state.title = title; draw(); }
+    }
+    describe();
+  } catch (error) {
+    facts.textContent = String(error.message);
+  } finally {
+    if (key === state.key) { clearTimeout(state.timer); state.timer = setTimeout(refresh, POLL_MS); }
+  }
+}
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") refresh(); });
+video.addEventListener("play", () => refresh());
+
+function currentLevel() {
+  return state.hls && state.hls.levels[state.hls.currentLevel];
+}
+
+function describe() {
+  const title = state.title;
+  if (!title) return;
+  const level = currentLevel();
   const bw = state.hls ? Math.round(state.hls.bandwidthEstimate / 1000) : 0;
   const kbits = level ? Math.round(level.bitrate / 1000) : 0;
   const playing = level ? "playing " + level.width + "x" + level.height + " at " + kbits + " kbit/s" : "starting";
   facts.textContent = playing
     + " · bandwidth estimate " + bw + " kbit/s · " + title.duration.toFixed(1) + " s";
+  for (const head of document.querySelectorAll("#timeline .playhead")) {
+    head.style.left = (100 * video.currentTime / title.duration) + "%";
+  }
+  for (const row of document.querySelectorAll("#timeline .row")) {
+    row.classList.toggle("current", Boolean(level) && level.height === Number(row.dataset.height));
+  }
+}
+
+function draw() {
+  const title = state.title;
   const timeline = document.getElementById("timeline");
   timeline.replaceChildren(...title.renditions.map((r) => {
     const row = document.createElement("div");
-    row.className = "row" + (level && level.height === Number(r.resolution.split("x")[1]) ? " current" : "");
+    row.className = "row";
+    row.dataset.height = r.resolution.split("x")[1];
     const name = document.createElement("div");
     name.className = "name";
     name.textContent = r.name + " " + r.resolution;
@@ -162,7 +215,6 @@ async function refresh() {
     }
     const head = document.createElement("div");
     head.className = "playhead";
-    head.style.left = (100 * video.currentTime / title.duration) + "%";
     cells.append(head);
     row.append(name, cells);
     return row;

@@ -16,6 +16,8 @@ from livetx.signing import Signer, Token
 if TYPE_CHECKING:
     from livetx.web.lag import LoopLagMonitor
     from livetx.web.metrics import Metrics
+    from livetx.web.playlists import PlaylistCache
+    from livetx.web.status import TitleStatus
 
 SETTINGS = web.AppKey("settings", Settings)
 SIGNER = web.AppKey("signer", Signer)
@@ -24,6 +26,8 @@ POOL = web.AppKey("pool", TranscodePool)
 SEGMENTS = web.AppKey("segments", SegmentService)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
+PLAYLISTS: web.AppKey[PlaylistCache] = web.AppKey("playlists")
+STATUS: web.AppKey[TitleStatus] = web.AppKey("status")
 
 # set on a request by the token middleware: the verified token
 TOKEN = web.RequestKey("token", Token)
@@ -31,4 +35,18 @@ TOKEN = web.RequestKey("token", Token)
 API_SCOPE = web.RequestKey("api_scope", ApiScope)
 # set on every request by the error middleware
 REQUEST_ID = web.RequestKey("request_id", str)
-__all__ = ["API_SCOPE", "CATALOG", "LOOP_LAG", "METRICS", "POOL", "REQUEST_ID", "SEGMENTS", "SETTINGS", "SIGNER", "TOKEN", "Token"]
+__all__ = [
+    "API_SCOPE",
+    "CATALOG",
+    "LOOP_LAG",
+    "METRICS",
+    "PLAYLISTS",
+    "POOL",
+    "REQUEST_ID",
+    "SEGMENTS",
+    "SETTINGS",
+    "SIGNER",
+    "STATUS",
+    "TOKEN",
+    "Token",
+]

@@ -1,50 +1,157 @@
 """Playlist handlers: metadata only, never a decoded frame. Every URL they emit is signed
 with the claims of the token that fetched them (or handed on, for a prefix token). The first
-request for a title queues its pre-transcode."""
+request for a title queues its pre-transcode.
+
+Playlists are personal (`private, no-store`: they carry the viewer's token), so a CDN sends
+every player's request here. Each is rendered once per title version and rendition, in a
+thread (`PlaylistCache`); a request only fills in its token. A title-scoped token is the same
+query on every URI: joins of cached bytes. A path token needs one signature per URI, from a
+precomputed HMAC state. A long playlist goes out in pieces, the event loop running other
+requests between them.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 
 from aiohttp import web
 
-from livetx.playlists import UriFor, master_text, media_text
-from livetx.signing import Token
-from livetx.urls import title_prefix, with_token
-from livetx.web.keys import CATALOG, SEGMENTS, SIGNER, TOKEN
+from livetx.playlists import Rendered, rendered_master, rendered_media
+from livetx.titles import Title
+from livetx.urls import title_prefix
+from livetx.web.keys import CATALOG, PLAYLISTS, SEGMENTS, SIGNER, TOKEN
 from livetx.web.middleware import viewer
 
 M3U8_TYPE = "application/vnd.apple.mpegurl"
 # signed playlists are personal (they carry this viewer's tokens): never shared by caches
 PLAYLIST_HEADERS = {"Cache-Control": "private, no-store"}
 
-
-def _signer_for(request: web.Request, prefix: str) -> UriFor:
-    token: Token | None = request.get(TOKEN)
-    signer = request.app[SIGNER]
-
-    def uri_for(name: str) -> str:
-        if token is None:  # a CDN's origin pull without a token: its edge signs and checks
-            return quote(name)
-        return with_token(quote(name), signer.sign_like(token, prefix + name))
-
-    return uri_for
+RENDERED_MAX_BYTES = 64 * 1024**2  # rendered playlists kept (a 2-hour title's media playlist: ~75 kB)
+CHUNK = 256  # path-token URIs signed between two turns of the event loop (~1 ms)
+STREAM_URIS = 2048  # a playlist with more URIs goes out in pieces of this many (~300 kB)
+SIGNING_AT_ONCE = 2  # path-token playlists (of more than CHUNK URIs) signing at a time; others wait
 
 
-async def master(request: web.Request) -> web.Response:
+class PlaylistCache:
+    """Rendered playlists by title version and rendition, least recently used dropped beyond
+    `max_bytes`. A playlist is rendered once, in a thread, however many requests wait for it."""
+
+    def __init__(self, max_bytes: int = RENDERED_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.renders = 0
+        self._rendered: OrderedDict[Hashable, Rendered] = OrderedDict()
+        self._rendering: dict[Hashable, asyncio.Task[Rendered]] = {}
+        self.signing = asyncio.Semaphore(SIGNING_AT_ONCE)
+
+    async def get(self, key: Hashable, render: Callable[[], Rendered]) -> Rendered:
+        found = self._rendered.get(key)
+        if found is not None:
+            self._rendered.move_to_end(key)
+            return found
+        task = self._rendering.get(key)
+        if task is None:
+            task = asyncio.create_task(asyncio.to_thread(render))
+            self._rendering[key] = task
+            task.add_done_callback(lambda done: self._keep(key, done))
+        # a client that leaves doesn't cancel the rendering others wait for
+        return await asyncio.shield(task)
+
+    def _keep(self, key: Hashable, task: asyncio.Task[Rendered]) -> None:
+        self._rendering.pop(key, None)
+        if task.cancelled() or task.exception() is not None:
+            return  # each waiter got the error; nothing is kept
+        rendered = task.result()
+        self.renders += 1
+        if rendered.size > self.max_bytes:
+            return
+        self._rendered[key] = rendered
+        self.bytes += rendered.size
+        while self.bytes > self.max_bytes:
+            _, dropped = self._rendered.popitem(last=False)
+            self.bytes -= dropped.size
+
+
+def _version(title: Title) -> tuple[str, str, str]:
+    """A title version: its profile (spec ids change with its parameters) and source identity."""
+    return (title.profile.name, title.source.key, title.source.etag)
+
+
+async def _respond(request: web.Request, rendered: Rendered, prefix: str) -> web.StreamResponse:
+    """The playlist with this request's token in each URI. Path-token signatures are made
+    CHUNK at a time, and a long playlist goes out in pieces of STREAM_URIS URIs: the event
+    loop serves other requests between them."""
+    token = request.get(TOKEN)
+    signer = request.app[SIGNER].path_signer(token, prefix) if token is not None else None
+    count = len(rendered.names)
+    streamed = count > STREAM_URIS and request.method != "HEAD"
+    if signer is None:
+        # a CDN's origin pull without a token (its edge signs and checks), or a prefix token
+        # that covers every URI (handed on as it is)
+        query = b"" if token is None else b"?" + token.query_string().encode()
+        if not streamed:
+            return _playlist(rendered.parts[0] + rendered.piece_with_query(0, count, query))
+        return await _stream(request, rendered, len(query), lambda start, stop: rendered.piece_with_query(start, stop, query))
+    names = rendered.names
+    if count <= CHUNK:
+        return _playlist(rendered.parts[0] + rendered.piece(0, count, [signer.query(name) for name in names]))
+
+    async def signed(start: int, stop: int) -> bytes:
+        queries: list[bytes] = []
+        async with request.app[PLAYLISTS].signing:  # not held while a slow client reads
+            for first in range(start, stop, CHUNK):
+                await asyncio.sleep(0)  # other requests run between chunks
+                queries += [signer.query(name) for name in names[first : min(first + CHUNK, stop)]]
+        return rendered.piece(start, stop, queries)
+
+    if not streamed or not rendered.plain_names:  # (livetx's own names are all plain)
+        return _playlist(rendered.parts[0] + await signed(0, count))
+    # every query has the length of the longest name's (a fixed head and a 43-byte
+    # signature); signing that name first checks the longest path before anything is sent
+    return await _stream(request, rendered, len(signer.query(rendered.longest)), signed)
+
+
+def _playlist(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)
+
+
+async def _stream(
+    request: web.Request, rendered: Rendered, query_length: int, piece: Callable[[int, int], bytes | Awaitable[bytes]]
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers=PLAYLIST_HEADERS)
+    response.content_type = M3U8_TYPE
+    response.content_length = rendered.length + query_length * len(rendered.names)
+    await response.prepare(request)
+    await response.write(rendered.parts[0])
+    for start in range(0, len(rendered.names), STREAM_URIS):
+        await asyncio.sleep(0)  # other requests run between pieces
+        made = piece(start, min(start + STREAM_URIS, len(rendered.names)))
+        await response.write(made if isinstance(made, bytes) else await made)
+    await response.write_eof()
+    return response
+
+
+async def master(request: web.Request) -> web.StreamResponse:
     profile, key = request.match_info["profile"], request.match_info["key"]
     title = await request.app[CATALOG].title(profile, key)
     if request.app[CATALOG].first_sight(title):
         request.app[SEGMENTS].pretranscode(title, viewer(request))
-    text = master_text(title, _signer_for(request, title_prefix(profile, key)), request.app[SEGMENTS].bandwidth)
-    return web.Response(body=text.encode(), content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)
+    # measured bandwidths change as segments are made: they are part of the master's identity
+    # (and read here, on the loop; the rendering thread sees only this snapshot)
+    measured = {r.name: request.app[SEGMENTS].bandwidth(r) for r in title.renditions}
+    cache_key = (*_version(title), "master", tuple((r.spec_id, *measured[r.name]) for r in title.renditions))
+    rendered = await request.app[PLAYLISTS].get(cache_key, lambda: rendered_master(title, lambda r: measured[r.name]))
+    return await _respond(request, rendered, title_prefix(profile, key))
 
 
-async def media(request: web.Request) -> web.Response:
+async def media(request: web.Request) -> web.StreamResponse:
     profile, key = request.match_info["profile"], request.match_info["key"]
     title = await request.app[CATALOG].title(profile, key)
     rendition = title.rendition(request.match_info["rendition"])
     if request.app[CATALOG].first_sight(title):
         request.app[SEGMENTS].pretranscode(title, viewer(request))
-    text = media_text(rendition, _signer_for(request, title_prefix(profile, key)))
-    return web.Response(body=text.encode(), content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)
+    cache_key = (*_version(title), rendition.name, rendition.spec_id)
+    rendered = await request.app[PLAYLISTS].get(cache_key, lambda: rendered_media(rendition))
+    return await _respond(request, rendered, title_prefix(profile, key))

@@ -1,0 +1,91 @@
+"""The title status view (`GET /api/v1/titles/<profile>/<key>`, polled by the demo page):
+each rendition's segments and what they are doing.
+
+A long title has tens of thousands of segments, so the JSON of what never changes (each
+segment's number, start and duration) is made once per rendition, in a thread, and each call
+only adds the states. The ETag is a hash of what the answer says, computed before the answer
+is built: a poll that finds nothing changed gets a 304 and costs no JSON at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import operator
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from livetx.cache.service import SegmentService
+from livetx.titles import Rendition, Title
+
+TIMELINE_SEGMENTS = 200_000  # segments whose JSON is kept, over all renditions (~30 MB)
+BODIES = 16  # titles whose last answer is kept (every poller of an unchanged title shares it)
+
+_STATE_END = {state: json.dumps(state)[1:] + "}" for state in ("none", "transcoding", "cached")}
+
+
+@dataclass(frozen=True)
+class StatusView:
+    etag: str
+    body: bytes | None  # None when the caller already holds this version (If-None-Match)
+
+
+def _timeline(rendition: Rendition) -> tuple[str, ...]:
+    """Each segment's JSON object up to its state's value: `{"n": 0, "start": 0.0, ...`."""
+    out = []
+    for w in rendition.windows:
+        num, den = w.unit.numerator, w.unit.denominator
+        # int / int is correctly rounded: the same float as float(w.start), without Fractions
+        start, duration = w.first * num / den, (w.end - w.first) * num / den
+        out.append(f'{{"n": {w.index}, "start": {json.dumps(start)}, "duration": {json.dumps(duration)}, "state": "')
+    return tuple(out)
+
+
+class TitleStatus:
+    def __init__(self) -> None:
+        self._timelines: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # spec id -> each segment's JSON
+        self._segments = 0  # in _timelines
+        self._bodies: OrderedDict[tuple[str, str, str], tuple[str, bytes]] = OrderedDict()  # title -> (etag, body)
+
+    async def _timeline(self, rendition: Rendition) -> tuple[str, ...]:
+        found = self._timelines.get(rendition.spec_id)
+        if found is None:
+            found = await asyncio.to_thread(_timeline, rendition)
+            if rendition.spec_id not in self._timelines:  # (another call may have made it meanwhile)
+                self._timelines[rendition.spec_id] = found
+                self._segments += len(found)
+            while self._segments > TIMELINE_SEGMENTS and len(self._timelines) > 1:
+                self._segments -= len(self._timelines.popitem(last=False)[1])
+        self._timelines.move_to_end(rendition.spec_id)
+        return found
+
+    async def view(self, title: Title, service: SegmentService, resolution: dict[str, str], if_none_match: str | None) -> StatusView:
+        facts = []
+        states = []
+        for r in title.renditions:
+            peak, average = service.bandwidth(r)
+            facts.append({"name": r.name, "resolution": resolution[r.name], "bandwidth": peak, "average_bandwidth": average})
+            states.append(await service.states(title, r))
+        head = {"profile": title.profile.name, "key": title.source.key, "duration": float(title.duration)}
+        digest = hashlib.sha256(json.dumps([head, facts, [r.spec_id for r in title.renditions]]).encode())
+        for rendition_states in states:
+            digest.update("\n".join(rendition_states).encode() + b"\n\n")
+        etag = f'"{digest.hexdigest()[:32]}"'
+        if if_none_match is not None and etag in [tag.strip() for tag in if_none_match.split(",")]:
+            return StatusView(etag, None)
+        version = (title.profile.name, title.source.key, title.source.etag)
+        last = self._bodies.get(version)
+        if last is not None and last[0] == etag:
+            return StatusView(etag, last[1])
+        parts = []
+        for r, fact, rendition_states in zip(title.renditions, facts, states, strict=True):
+            timeline = await self._timeline(r)
+            segments = ", ".join(map(operator.add, timeline, [_STATE_END[s] for s in rendition_states]))
+            parts.append(json.dumps(fact)[:-1] + f', "segments": [{segments}]}}')
+        body = (json.dumps(head)[:-1] + f', "renditions": [{", ".join(parts)}]}}').encode()
+        self._bodies[version] = (etag, body)
+        self._bodies.move_to_end(version)
+        if len(self._bodies) > BODIES:
+            self._bodies.popitem(last=False)
+        return StatusView(etag, body)
