@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check livetx tests benchmarks
 	$(VENV)/bin/mypy
 
-# the fuzz run: 20000 generated cases for each of the 5 parser targets (100k), not in `make test`
+# the fuzz run: 20000 generated cases for each of the 6 parser targets (120k), not in `make test`
 fuzz: $(STAMP)
 	LIVETX_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q -s tests/test_fuzz.py
 

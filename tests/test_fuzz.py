@@ -2,7 +2,7 @@
 (a 4xx in the API), never another exception.
 
 The default run tries a few hundred cases per target. The fuzz run takes the count from the
-environment: `make fuzz` (LIVETX_FUZZ_EXAMPLES=20000 for each of the 5 tests: 100k generated cases; it prints
+environment: `make fuzz` (LIVETX_FUZZ_EXAMPLES=20000 for each of the 6 parser tests: 120k generated cases; it prints
 the counts).
 """
 
@@ -32,6 +32,7 @@ from livetx.signing import Signer
 from livetx.storage.base import check_key, check_source_key
 from livetx.storage.local import LocalStorage
 from livetx.urls import parse_sign_request, signed_url
+from livetx.web.body import parse_json
 from livetx.web.keys import SETTINGS
 from tests.conftest import app_settings
 from tests.test_playlists_api import IMM_SAMPLE
@@ -274,8 +275,42 @@ async def test_hostile_container_files_get_422_fast_and_read_nothing_else(aiohtt
         readers(fifos)  # whatever opened a FIFO reads end-of-file and goes on
 
 
+JSON_PIECES = ["{", "}", "[", "]", ",", ":", '"', '"a"', "\\", "\\u", "\\ud800", "\\udfff", "0", "-", "1e400", "1e-400", "1.5"]
+JSON_PIECES += [
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "9" * 40,
+    "9" * 5000,
+    "true",
+    "null",
+    " ",
+    "\n",
+    "\x00",
+    "é",
+    "\u2028",
+    "[" * 40,
+    '{"a":' * 40,
+]
+json_text = (
+    st.lists(st.sampled_from(JSON_PIECES), max_size=30).map("".join).map(str.encode)
+    | json_value.map(lambda v: json.dumps(v, allow_nan=True).encode())
+    | st.binary(max_size=64)
+    | st.integers(1, 3000).map(lambda depth: (b"[" * depth) + (b"]" * depth))
+)
+
+
+@FUZZ
+@given(raw=json_text)
+def test_json_bodies(raw: bytes) -> None:
+    """Any body of at most 16 KiB parses to JSON or is refused as `body`: never another
+    exception (500), never a slow parse."""
+    CASES["json"] += 1
+    survives("json", parse_json, raw[: 16 * 1024])
+
+
 def test_report_cases() -> None:
     """Runs last in this file: how many cases each target took (visible with -s)."""
     if EXAMPLES > 300:
         print(f"fuzz: {sum(CASES.values())} generated cases {dict(CASES)}; {sum(CALLS.values())} parser calls {dict(CALLS)}")
-        assert sum(CASES.values()) >= 5 * EXAMPLES
+        assert sum(CASES.values()) >= 6 * EXAMPLES
