@@ -156,7 +156,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_storages(settings) as (sources, output):
-            stat_ttl = settings.cache.stat_ttl if isinstance(sources, S3Storage) else 0.0
+            stat_ttl = settings.cache.stat_ttl
             origin = await media_origin(sources)  # the only place workers may read remote sources from
             transcode = settings.transcode
             prober = ProbePool(transcode.probe_workers, transcode.probe_timeout, origin)

@@ -76,7 +76,7 @@ class S3Settings:
 class CacheSettings:
     local_dir: str = "var/cache"  # local tier in front of S3 output
     local_max_bytes: int = 2 * 1024**3  # evicts least recently used beyond this; 0: no local tier
-    stat_ttl: float = 5.0  # seconds a source's HEAD answer is reused (S3 sources)
+    stat_ttl: float = 5.0  # seconds a source's stat (S3 HEAD, file size and mtime) is reused
     prefetch_limit: int = 64  # background segments (pre-transcode, lookahead) pending at most
     lookahead: bool = True  # prefetch ahead of playing clients (`ta`, then n+1 and n+2)
     memory_max_bytes: int = 512 * 1024**2  # made segments held until stored; the oldest write-backs beyond are dropped

@@ -27,7 +27,7 @@ async def client(aiohttp_client: ClientFactory, tmp_path: Path, sources: dict[st
     media = tmp_path / "media"
     media.mkdir()
     shutil.copy(sources["mp4-30"].path, media / "a.mp4")
-    settings = app_settings(LIVETX_STORAGE_URI=str(media))
+    settings = app_settings(LIVETX_STORAGE_URI=str(media), LIVETX_CACHE_STAT_TTL="0")  # replaced sources seen at once
     return await aiohttp_client(create_app(settings))
 
 
@@ -76,6 +76,17 @@ async def test_probe_cached_until_source_changes(client: TestClient[Any, Any]) -
     os.utime(source, (later, later))  # a replaced source has a new identity
     first = await catalog.title("default", "a.mp4")
     assert catalog.probe_count == 2 and first.source.etag
+
+
+async def test_a_busy_title_stats_its_local_source_once_per_stat_ttl(
+    aiohttp_client: ClientFactory, tmp_path: Path, sources: dict[str, Source]
+) -> None:
+    """Playlists of a busy title cost no stat each (a thread hop each, for a local file)."""
+    shutil.copy(sources["mp4-30"].path, tmp_path / "a.mp4")
+    client = await aiohttp_client(create_app(app_settings(LIVETX_STORAGE_URI=str(tmp_path), LIVETX_CACHE_STAT_TTL="60")))
+    for _ in range(5):
+        assert (await client.get(sign(client, "/hls/default/a.mp4/main.m3u8"))).status == 200
+    assert client.server.app[CATALOG].stat_count == 1
 
 
 async def settle(service: Any) -> None:

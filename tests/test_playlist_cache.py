@@ -61,6 +61,7 @@ async def client(aiohttp_client: Any, media: Path) -> TestClient[Any, Any]:
         LIVETX_CACHE_LOOKAHEAD="false",
         LIVETX_PROFILES_DEFAULT_INITD="0",
         LIVETX_PROFILES_LADDER_INITD="0",
+        LIVETX_CACHE_STAT_TTL="0",  # a replaced source is seen at once (tests replace them)
         **LADDER,
     )
     return await aiohttp_client(create_app(settings))  # type: ignore[no-any-return]
