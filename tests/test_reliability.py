@@ -229,6 +229,8 @@ async def test_write_backs_held_in_memory_are_bounded(s3_app: MakeClient, source
     assert len(service._fresh) == 1  # only the newest is held
     assert await fetch(client, segments[0]) == bodies[0]  # a dropped one is made again, identically
     assert service.stats.transcodes == 4
+    for task in list(service._writebacks):  # PUTs that never finish: shutdown would wait 30 s for them
+        task.cancel()
 
 
 # ---- the S3 circuit breaker -------------------------------------------------------------
