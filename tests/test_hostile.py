@@ -58,12 +58,14 @@ def corrupt_middle(data: bytes) -> bytes:
     return data[:third] + os.urandom(third) + data[2 * third :]
 
 
+# FFmpeg's probe may take random bytes for some format: one it can't read, or one livetx refuses
+RANDOM = "source_unreadable|source_type_refused"
 HOSTILE: dict[str, tuple[str, Callable[[Path, dict[str, Source]], None], int, str]] = {
     # name: (file name, maker, status of the master playlist, error code)
     "zero bytes": ("zero.mp4", lambda p, s: p.write_bytes(b""), 422, "source_unreadable"),
-    "random bytes as .mp4": ("random.mp4", lambda p, s: p.write_bytes(os.urandom(200_000)), 422, "source_unreadable"),
-    "random bytes as .ts": ("random.ts", lambda p, s: p.write_bytes(os.urandom(200_000)), 422, "source_unreadable"),
-    "random bytes as .mkv": ("random.mkv", lambda p, s: p.write_bytes(os.urandom(200_000)), 422, "source_unreadable"),
+    "random bytes as .mp4": ("random.mp4", lambda p, s: p.write_bytes(os.urandom(200_000)), 422, RANDOM),
+    "random bytes as .ts": ("random.ts", lambda p, s: p.write_bytes(os.urandom(200_000)), 422, RANDOM),
+    "random bytes as .mkv": ("random.mkv", lambda p, s: p.write_bytes(os.urandom(200_000)), 422, RANDOM),
     "mp4 cut before its index": (
         "cut.mp4",
         lambda p, s: p.write_bytes(s["mp4-30"].path.read_bytes()[: s["mp4-30"].path.stat().st_size // 2]),
@@ -129,7 +131,7 @@ async def test_broken_or_absurd_files_get_a_named_error(client: TestClient[Any, 
     name, _, status, code = HOSTILE[case]
     got, body = await get(client, f"/hls/default/{name}/master.m3u8")
     assert got == status and isinstance(body, dict), body
-    assert body["error"]["code"] == code
+    assert body["error"]["code"] in code.split("|")
     # and the same answer for a segment of it (no playlist was ever made for it)
     got, body = await get(client, f"/hls/default/{name}/main-000000000000-0.ts")
     assert got in (404, status) and isinstance(body, dict)
