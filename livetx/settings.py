@@ -5,19 +5,25 @@ the environment variable `LIVETX_SECTION_NAME` (upper case, path parts joined by
 `LIVETX_SERVER_PORT=9000` or `LIVETX_PROFILES_DEFAULT_RENDITIONS_720P_CRF=26`. Lists in the
 environment are comma-separated. conf/livetx.toml documents each key.
 
+The dataclasses below are the one source of the defaults and of each key's type and bounds
+(`field(metadata=...)`, built with `between`, `at_least`, `above`, `one_of`): the loader
+derives the defaults the TOML and environment are merged onto from them, and checks every
+value against them, so a bad config is one ConfigError naming the key and what it allows.
+
 Signing keys are loaded here and held in objects whose repr never shows the secret.
 """
 
 from __future__ import annotations
 
+import copy
 import hmac
 import os
 import secrets
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from livetx.errors import ConfigError
 from livetx.media.params import PRESETS
@@ -26,6 +32,36 @@ from livetx.scopes import ApiScope, scope_name, scopes_by_key
 ENV_PREFIX = "LIVETX"
 MIN_KEY_BYTES = 32
 DEFAULT_CONFIG = Path("conf/livetx.toml")
+
+
+# ---- bounds of a setting, in its field's metadata --------------------------------------
+
+
+def between(low: int, high: int) -> dict[str, Any]:
+    return {"min": low, "max": high}
+
+
+def at_least(low: float) -> dict[str, Any]:
+    return {"min": low}
+
+
+def above(low: float) -> dict[str, Any]:
+    return {"above": low}
+
+
+def one_of(*choices: str) -> dict[str, Any]:
+    return {"choices": choices}
+
+
+def configured_as(kind: type, default: Any) -> dict[str, Any]:
+    """A field whose config form differs from its type: `kind` in TOML and the environment
+    (keys as "kid:secret" text, a secret as text), `default` when the config leaves it out."""
+    return {"config": (kind, default)}
+
+
+POSITIVE = above(0)
+NON_NEGATIVE = at_least(0)
+COUNT = at_least(1)
 
 
 @dataclass(frozen=True)
@@ -40,12 +76,13 @@ class SigningKey:
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = field(default=8080, metadata=between(1, 65535))
     base_url: str = ""  # public URL of this server; empty: http://host:port
     client_ip_header: str = ""  # header a trusted proxy sets to the client address; empty: the peer
     cors_origins: str = "*"  # comma-separated origins allowed to read responses; "*" any; "" off
-    log_format: str = "json"  # json | text
-    idle_timeout: float = 15.0  # seconds a connection may sit without a whole request (slow clients, idle keep-alive)
+    log_format: str = field(default="json", metadata=one_of("json", "text"))
+    # seconds a connection may sit without a whole request (slow clients, idle keep-alive)
+    idle_timeout: float = field(default=15.0, metadata=POSITIVE)
     metrics_token: str = field(default="", repr=False)  # bearer token /metrics needs; empty: open
 
     @property
@@ -63,35 +100,39 @@ class StorageSettings:
 class S3Settings:
     endpoint_url: str = ""  # empty: AWS for the region
     region: str = ""
-    addressing_style: str = "auto"  # auto | path | virtual
-    presign_ttl: int = 3600  # seconds a worker's source URL stays valid
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    max_attempts: int = 3  # per request, with backoff (botocore's standard retry mode)
-    breaker_failures: int = 5  # failed calls in a row that open the circuit breaker
-    breaker_seconds: float = 2.0  # first open period; doubles while probes fail, up to 10 s
+    addressing_style: str = field(default="auto", metadata=one_of("auto", "path", "virtual"))
+    presign_ttl: int = field(default=3600, metadata=COUNT)  # seconds a worker's source URL stays valid
+    connect_timeout: float = field(default=5.0, metadata=POSITIVE)
+    read_timeout: float = field(default=30.0, metadata=POSITIVE)
+    max_attempts: int = field(default=3, metadata=COUNT)  # per request, with backoff (botocore's standard retry mode)
+    breaker_failures: int = field(default=5, metadata=COUNT)  # failed calls in a row that open the circuit breaker
+    breaker_seconds: float = field(default=2.0, metadata=NON_NEGATIVE)  # first open period; doubles while probes fail, up to 10 s
 
 
 @dataclass(frozen=True)
 class CacheSettings:
     local_dir: str = "var/cache"  # local tier in front of S3 output
-    local_max_bytes: int = 2 * 1024**3  # evicts least recently used beyond this; 0: no local tier
-    stat_ttl: float = 5.0  # seconds a source's stat (S3 HEAD, file size and mtime) is reused
-    prefetch_limit: int = 64  # background segments (pre-transcode, lookahead) pending at most
+    local_max_bytes: int = field(default=2 * 1024**3, metadata=NON_NEGATIVE)  # evicts least recently used beyond this; 0: no local tier
+    stat_ttl: float = field(default=5.0, metadata=NON_NEGATIVE)  # seconds a source's stat (S3 HEAD, file size and mtime) is reused
+    prefetch_limit: int = field(default=64, metadata=NON_NEGATIVE)  # background segments (pre-transcode, lookahead) pending at most
     lookahead: bool = True  # prefetch ahead of playing clients (`ta`, then n+1 and n+2)
-    memory_max_bytes: int = 512 * 1024**2  # made segments held until stored; the oldest write-backs beyond are dropped
-    prefetch_per_title: int = 120  # background segments made ahead per title a minute (bursts up to as many)
-    prefetch_per_client: int = 30  # and per client (its token's claims, or its address)
-    probe_failure_ttl: float = 60.0  # seconds a source version that failed to probe answers that error without a new probe
+    # made segments held until stored; the oldest write-backs beyond are dropped
+    memory_max_bytes: int = field(default=512 * 1024**2, metadata=NON_NEGATIVE)
+    # background segments made ahead per title a minute (bursts up to as many), and per client (its token's claims, or its address)
+    prefetch_per_title: int = field(default=120, metadata=NON_NEGATIVE)
+    prefetch_per_client: int = field(default=30, metadata=NON_NEGATIVE)
+    # seconds a source version that failed to probe answers that error without a new probe
+    probe_failure_ttl: float = field(default=60.0, metadata=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
 class SigningSettings:
-    keys: tuple[SigningKey, ...] = ()
+    keys: tuple[SigningKey, ...] = field(default=(), metadata=configured_as(str, ""))  # configured as "kid:secret,..."
     active_kid: str = ""
-    default_ttl: int = 3600
-    clock_skew: int = 30
-    max_ttl: int = 7 * 24 * 3600  # longest lifetime of a signed URL, signing and verifying
+    default_ttl: int = 3600  # from 1 to max_ttl (checked by the loader)
+    clock_skew: int = field(default=30, metadata=NON_NEGATIVE)
+    max_ttl: int = field(default=7 * 24 * 3600, metadata=COUNT)  # longest lifetime of a signed URL, signing and verifying
+    key_file: str = "var/signing.key"  # more keys, one "kid:secret" a line; read if it exists
 
     @property
     def active(self) -> SigningKey:
@@ -105,8 +146,11 @@ class SigningSettings:
 
 @dataclass(frozen=True)
 class ApiSettings:
-    keys: tuple[SigningKey, ...] = ()  # bearer keys for /api/v1/*, distinct from the signing keys
-    scopes: Mapping[str, ApiScope] = field(default_factory=dict)  # key name -> its scope; absent: full access
+    # bearer keys for /api/v1/*, distinct from the signing keys; configured as "name:secret,..."
+    keys: tuple[SigningKey, ...] = field(default=(), metadata=configured_as(str, ""))
+    # key name -> its scope; absent: full access. Configured as [api.scopes.<key name>] tables
+    scopes: Mapping[str, ApiScope] = field(default_factory=dict, metadata=configured_as(dict, {}))
+    key_file: str = "var/api.key"  # more keys, one "name:secret" a line; read if it exists
 
     def scope(self, key: SigningKey) -> ApiScope:
         return self.scopes.get(key.kid) or ApiScope(key.kid)
@@ -124,29 +168,32 @@ class ApiSettings:
 class LimitsSettings:
     """Bounds on jobs made through the playlist APIs (configured profiles are not bound)."""
 
-    max_pixels: int = 3840 * 2160  # output frame width x height
-    max_side: int = 4096  # output frame width or height
-    max_fps: int = 60  # output frame rate
-    slowest_preset: str = "medium"  # the slowest x264/x265 preset a job may ask for
-    max_renditions: int = 8  # IMM Targets per request
-    max_initd: int = 60000  # ms pre-transcoded when the playlist is made (initd, InitialTranscode)
+    max_pixels: int = field(default=3840 * 2160, metadata=COUNT)  # output frame width x height
+    max_side: int = field(default=4096, metadata=COUNT)  # output frame width or height
+    max_fps: int = field(default=60, metadata=COUNT)  # output frame rate
+    slowest_preset: str = field(default="medium", metadata=one_of(*PRESETS))  # the slowest x264/x265 preset a job may ask for
+    max_renditions: int = field(default=8, metadata=COUNT)  # IMM Targets per request
+    max_initd: int = field(default=60000, metadata=NON_NEGATIVE)  # ms pre-transcoded when the playlist is made (initd, InitialTranscode)
 
 
 @dataclass(frozen=True)
 class CdnSettings:
     origin_header: str = "X-Livetx-Origin-Auth"  # request header a CDN adds towards the origin
-    origin_secret: bytes = field(default=b"", repr=False)  # its value; empty: origin pull needs tokens
+    # its value (configured as text, >= 32 bytes); empty: origin pull needs tokens
+    origin_secret: bytes = field(default=b"", repr=False, metadata=configured_as(str, ""))
 
 
 @dataclass(frozen=True)
 class TranscodeSettings:
-    workers: int = 0  # 0: the CPU count
-    timeout: float = 120.0
-    threads: int = 0  # encoder threads per transcode; 0: automatic
-    max_queue: int = 32  # client transcodes waiting for a worker, at most; beyond: 503 + Retry-After
-    wait_timeout: float = 60.0  # seconds a client waits for its segment, then 503 + Retry-After
-    probe_timeout: float = 20.0  # seconds a header probe may take before its worker is killed (504 probe_timeout)
-    probe_workers: int = 2  # probe worker processes (apart from the transcode workers), started when first needed
+    workers: int = field(default=0, metadata=NON_NEGATIVE)  # 0: the CPU count
+    timeout: float = field(default=120.0, metadata=POSITIVE)
+    threads: int = field(default=0, metadata=NON_NEGATIVE)  # encoder threads per transcode; 0: automatic
+    max_queue: int = field(default=32, metadata=NON_NEGATIVE)  # client transcodes waiting for a worker, at most; beyond: 503 + Retry-After
+    wait_timeout: float = field(default=60.0, metadata=POSITIVE)  # seconds a client waits for its segment, then 503 + Retry-After
+    # seconds a header probe may take before its worker is killed (504 probe_timeout)
+    probe_timeout: float = field(default=20.0, metadata=POSITIVE)
+    # probe worker processes (apart from the transcode workers), started when first needed; 0 counts as 1
+    probe_workers: int = field(default=2, metadata=NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -170,8 +217,8 @@ class Settings:
     cdn: CdnSettings = CdnSettings()
     transcode: TranscodeSettings = TranscodeSettings()
     player: PlayerSettings = PlayerSettings()
-    profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    base_dir: Path = Path(".")
+    profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [profiles.<name>] tables, as written
+    base_dir: Path = Path(".")  # the directory relative config paths start from (not a key: where the config was read)
 
     def path(self, value: str) -> Path:
         """A path from the config, relative to the directory the config was read from."""
@@ -179,31 +226,136 @@ class Settings:
         return p if p.is_absolute() else self.base_dir / p
 
 
-# ---- loading --------------------------------------------------------------------------
+# ---- the keys, derived from the dataclasses -------------------------------------------
 
 
 def _env_name(path: tuple[str, ...]) -> str:
     return "_".join((ENV_PREFIX, *path)).upper().replace("-", "_").replace(".", "_")
 
 
+NOUNS: dict[type, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table"}
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: numbers and booleans as written, other things by kind
+    (a string may be a secret put in the wrong place)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    kinds: dict[type, str] = {str: "a string", list: "an array", dict: "a table"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _from_text(raw: str, kind: type) -> Any:
+    """An environment variable's text as a `kind`; ValueError if it is not one."""
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(raw)
+    if kind is int:
+        return int(raw)
+    if kind is float:
+        return float(raw)
+    return raw
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One `[section] name` key: its type in TOML and the environment, default and bounds."""
+
+    section: str
+    name: str
+    kind: type  # bool, int, float, str or dict (a table)
+    default: Any
+    bounds: Mapping[str, Any]  # min, max, above, choices (see between, at_least, above, one_of)
+
+    @property
+    def where(self) -> str:
+        return f"{self.section}.{self.name}"
+
+    @property
+    def env(self) -> str:
+        return _env_name((self.section, self.name))
+
+    def allowed(self) -> str:
+        b = self.bounds
+        if "choices" in b:
+            return "one of " + ", ".join(f'"{choice}"' for choice in b["choices"])
+        noun = NOUNS[self.kind]
+        if "min" in b and "max" in b:
+            return f"{noun} from {b['min']} to {b['max']}"
+        if "min" in b:
+            return f"{noun} >= {b['min']}"
+        if "above" in b:
+            return f"{noun} > {b['above']}"
+        return noun
+
+    def _fits(self, value: Any) -> bool:
+        b = self.bounds
+        if "choices" in b:
+            return value in b["choices"]
+        # `not value >= low` rather than `value < low`, so that NaN is out of bounds too
+        too_low = ("min" in b and not value >= b["min"]) or ("above" in b and not value > b["above"])
+        return not too_low and not ("max" in b and not value <= b["max"])
+
+    def check(self, value: Any, label: str = "") -> Any:
+        """`value` (from TOML, or parsed from the environment) as this key's type, within its bounds."""
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # TOML `timeout = 20` for 20.0
+        if not isinstance(value, self.kind) or (self.kind is int and isinstance(value, bool)) or not self._fits(value):
+            shown = repr(value) if "choices" in self.bounds and isinstance(value, str) else _shown(value)
+            raise ConfigError(f"{label or self.where} must be {self.allowed()}, not {shown}")
+        return value
+
+    def from_env(self, raw: str) -> Any:
+        label = f"environment variable {self.env} ({self.where})"
+        try:
+            value = _from_text(raw, self.kind)
+        except ValueError:
+            raise ConfigError(f"{label} must be {self.allowed()}, not {raw[:40]!r}") from None
+        return self.check(value, label)
+
+
+def _config_key(section: str, cls: type, f: Field[Any]) -> ConfigKey:
+    if "config" in f.metadata:  # configured in another form than its type (see configured_as)
+        kind, default = f.metadata["config"]
+    else:
+        kind = get_type_hints(cls)[f.name]
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        if kind not in NOUNS:
+            raise TypeError(f"{cls.__name__}.{f.name}: the loader reads {', '.join(t.__name__ for t in NOUNS)}; add configured_as()")
+    return ConfigKey(section, f.name, kind, default, f.metadata)
+
+
+SECTIONS: dict[str, type] = {name: kind for name, kind in get_type_hints(Settings).items() if name not in ("profiles", "base_dir")}
+KEYS: dict[str, tuple[ConfigKey, ...]] = {
+    section: tuple(_config_key(section, cls, f) for f in fields(cls)) for section, cls in SECTIONS.items()
+}
+
+
+def _defaults() -> dict[str, Any]:
+    """The config that the TOML file and the environment are merged onto: every key of the
+    dataclasses with its default, in its config form, and no profiles."""
+    data: dict[str, Any] = {section: {key.name: copy.deepcopy(key.default) for key in keys} for section, keys in KEYS.items()}
+    data["profiles"] = {}
+    return data
+
+
+# ---- loading --------------------------------------------------------------------------
+
+
 def _coerce(raw: str, like: Any, name: str) -> Any:
+    """An environment variable's text as the type of the value it overrides (in a profile or scope table)."""
     try:
-        if isinstance(like, bool):
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if isinstance(like, int):
-            return int(raw)
-        if isinstance(like, float):
-            return float(raw)
         if isinstance(like, list):
             items = [item.strip() for item in raw.split(",") if item.strip()]
             return [_coerce(item, like[0], name) for item in items] if like else items
+        return _from_text(raw, type(like) if isinstance(like, bool | int | float) else str)
     except ValueError:
         raise ConfigError(f"environment variable {name} has an invalid value") from None
-    return raw
 
 
 def apply_env(data: dict[str, Any], environ: Mapping[str, str], path: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -219,77 +371,37 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str], path: tuple[str,
     return out
 
 
-def _defaults() -> dict[str, Any]:
-    return {
-        "server": {
-            "host": "127.0.0.1",
-            "port": 8080,
-            "base_url": "",
-            "client_ip_header": "",
-            "cors_origins": "*",
-            "log_format": "json",
-            "idle_timeout": 15.0,
-            "metrics_token": "",
-        },
-        "storage": {"uri": "media", "output_uri": ""},
-        "s3": {
-            "endpoint_url": "",
-            "region": "",
-            "addressing_style": "auto",
-            "presign_ttl": 3600,
-            "connect_timeout": 5.0,
-            "read_timeout": 30.0,
-            "max_attempts": 3,
-            "breaker_failures": 5,
-            "breaker_seconds": 2.0,
-        },
-        "cache": {
-            "local_dir": "var/cache",
-            "local_max_bytes": 2 * 1024**3,
-            "stat_ttl": 5.0,
-            "prefetch_limit": 64,
-            "lookahead": True,
-            "memory_max_bytes": 512 * 1024**2,
-            "probe_failure_ttl": 60.0,
-            "prefetch_per_title": CacheSettings.prefetch_per_title,
-            "prefetch_per_client": CacheSettings.prefetch_per_client,
-        },
-        "signing": {
-            "key_file": "var/signing.key",
-            "keys": "",
-            "active_kid": "",
-            "default_ttl": 3600,
-            "clock_skew": 30,
-            "max_ttl": SigningSettings.max_ttl,
-        },
-        "api": {"key_file": "var/api.key", "keys": "", "scopes": {}},
-        "limits": {
-            "max_pixels": LimitsSettings.max_pixels,
-            "max_side": LimitsSettings.max_side,
-            "max_fps": LimitsSettings.max_fps,
-            "slowest_preset": LimitsSettings.slowest_preset,
-            "max_renditions": LimitsSettings.max_renditions,
-            "max_initd": LimitsSettings.max_initd,
-        },
-        "cdn": {"origin_header": CdnSettings.origin_header, "origin_secret": ""},
-        "transcode": {
-            "workers": 0,
-            "timeout": 120.0,
-            "threads": 0,
-            "max_queue": 32,
-            "wait_timeout": 60.0,
-            "probe_timeout": 20.0,
-            "probe_workers": 2,
-        },
-        "player": {
-            "hls_js_url": PlayerSettings.hls_js_url,
-            "hls_js_integrity": PlayerSettings.hls_js_integrity,
-            "demo": True,
-            "allowed_sources": "",
-            "frame_ancestors": PlayerSettings.frame_ancestors,
-        },
-        "profiles": {},
-    }
+def _check_section(section: str, table: Any, environ: Mapping[str, str]) -> dict[str, Any]:
+    """One section's keys, each from the environment if set there, else the TOML or default,
+    checked against its type and bounds."""
+    keys = KEYS[section]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{section} must be a table ([{section}]), not {_shown(table)}")
+    names = [key.name for key in keys]
+    for name in table:
+        if name not in names:
+            raise ConfigError(f"unknown configuration key {section}.{name}; [{section}] has {', '.join(names)}")
+    out: dict[str, Any] = {}
+    for key in keys:
+        if key.env in environ and key.kind is not dict:  # tables: per key inside them (apply_env)
+            out[key.name] = key.from_env(environ[key.env])
+        else:
+            out[key.name] = key.check(table[key.name])
+    return out
+
+
+def _check(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The merged config with the environment applied, every key checked."""
+    for name in data:
+        if name not in KEYS and name != "profiles":
+            raise ConfigError(f"unknown configuration section or key {name!r}; the sections are {', '.join(KEYS)}, profiles")
+    out = {section: _check_section(section, data[section], environ) for section in KEYS}
+    _env_scopes(out, environ)
+    out["api"]["scopes"] = apply_env(out["api"]["scopes"], environ, ("api", "scopes"))
+    if not isinstance(data["profiles"], dict):
+        raise ConfigError(f"profiles must be tables ([profiles.<name>]), not {_shown(data['profiles'])}")
+    out["profiles"] = apply_env(data["profiles"], environ, ("profiles",))
+    return out
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,8 +464,7 @@ def _read(config: Path | None, environ: Mapping[str, str]) -> tuple[dict[str, An
         # paths in conf/livetx.toml are relative to the project directory above conf/
         folder = config.resolve().parent
         base_dir = folder.parent if folder.name == "conf" else folder
-    _env_scopes(data, environ)
-    return apply_env(data, environ), base_dir
+    return _check(data, environ), base_dir
 
 
 SCOPE_FIELDS = ("operations", "read", "write")
@@ -363,9 +474,7 @@ def _env_scopes(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     """`LIVETX_API_SCOPES_<KEY NAME>_<OPERATIONS|READ|WRITE>` (comma-separated) adds or
     overrides the table `[api.scopes.<key name>]`; a '-' in a key name is '_' there."""
     prefix = f"{ENV_PREFIX}_API_SCOPES_"
-    scopes = data["api"].setdefault("scopes", {})
-    if not isinstance(scopes, dict):
-        raise ConfigError("api.scopes must be a table of tables, one per API key name")
+    scopes = data["api"]["scopes"]  # a table (checked)
     for name, value in environ.items():
         if not name.startswith(prefix):
             continue
@@ -407,46 +516,25 @@ def _load_keys(table: Mapping[str, Any], section: str, base_dir: Path) -> tuple[
 
 def load_settings(config: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     data, base_dir = _read(config, os.environ if environ is None else environ)
-    sign = data["signing"]
+    sign, api, cdn = data["signing"], data["api"], data["cdn"]
     keys = _load_keys(sign, "signing", base_dir)
-    api_keys = _load_keys(data["api"], "api", base_dir)
+    api_keys = _load_keys(api, "api", base_dir)
     signing_texts = {k.secret for k in keys} | {k.secret.hex().encode() for k in keys}
     if signing_texts & {k.secret for k in api_keys}:
         raise ConfigError("an API key must not also be a signing key")
-    api_scopes = scopes_by_key([k.kid for k in api_keys], dict(data["api"].get("scopes") or {}))
-    signing = SigningSettings(
-        keys=keys,
-        active_kid=str(sign.get("active_kid", "")),
-        default_ttl=int(sign["default_ttl"]),
-        clock_skew=int(sign["clock_skew"]),
-        max_ttl=int(sign["max_ttl"]),
-    )
+    api_scopes = scopes_by_key([k.kid for k in api_keys], dict(api["scopes"]))
+    signing = SigningSettings(**{**sign, "keys": keys})
     if not 1 <= signing.default_ttl <= signing.max_ttl:
         raise ConfigError(f"signing.default_ttl must be from 1 to signing.max_ttl ({signing.max_ttl} s)")
-    try:
-        limits = LimitsSettings(**data["limits"])
-    except TypeError as exc:
-        raise ConfigError(f"unknown or missing configuration key: {exc}") from None
-    if limits.slowest_preset not in PRESETS:
-        raise ConfigError(f"limits.slowest_preset must be one of {', '.join(PRESETS)}")
-    cdn = data["cdn"]
-    origin_secret = str(cdn.get("origin_secret", "")).encode()
+    origin_secret = cdn["origin_secret"].encode()
     if origin_secret and len(origin_secret) < MIN_KEY_BYTES:
         raise ConfigError(f"cdn.origin_secret is shorter than {MIN_KEY_BYTES} bytes")
-    try:
-        return Settings(
-            server=ServerSettings(**data["server"]),
-            storage=StorageSettings(**data["storage"]),
-            s3=S3Settings(**data["s3"]),
-            cache=CacheSettings(**data["cache"]),
-            signing=signing,
-            api=ApiSettings(keys=api_keys, scopes=api_scopes),
-            limits=limits,
-            cdn=CdnSettings(origin_header=str(cdn["origin_header"]), origin_secret=origin_secret),
-            transcode=TranscodeSettings(**data["transcode"]),
-            player=PlayerSettings(**data["player"]),
-            profiles=data["profiles"],
-            base_dir=base_dir,
-        )
-    except TypeError as exc:
-        raise ConfigError(f"unknown or missing configuration key: {exc}") from None
+    plain = {section: cls(**data[section]) for section, cls in SECTIONS.items() if section not in ("signing", "api", "cdn")}
+    return Settings(
+        **plain,
+        signing=signing,
+        api=ApiSettings(keys=api_keys, scopes=api_scopes, key_file=api["key_file"]),
+        cdn=CdnSettings(origin_header=cdn["origin_header"], origin_secret=origin_secret),
+        profiles=data["profiles"],
+        base_dir=base_dir,
+    )

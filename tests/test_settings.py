@@ -1,12 +1,26 @@
 from __future__ import annotations
 
+import re
 import stat
+import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from livetx.errors import ConfigError
-from livetx.settings import generate_key_file, load_settings, parse_keys
+from livetx.settings import (
+    KEYS,
+    SECTIONS,
+    CacheSettings,
+    CdnSettings,
+    Settings,
+    SigningSettings,
+    _defaults,
+    generate_key_file,
+    load_settings,
+    parse_keys,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf" / "livetx.toml"
@@ -122,3 +136,107 @@ def test_api_scopes_from_toml_and_environment(tmp_path: Path) -> None:
 def test_bad_scopes_and_limits_are_config_errors(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(CONF, {**BASE_ENV, "LIVETX_API_KEYS": "ops:" + "o" * 40, **env})
+
+
+# ---- one source of defaults, checked values ----------------------------------------------
+
+
+def test_documented_config_matches_the_defaults() -> None:
+    """conf/livetx.toml documents every key the dataclasses have, with their default, and no other (profiles are examples)."""
+    text = CONF.read_text()
+    documented = tomllib.loads(text)
+    assert set(documented) == {*KEYS, "profiles"}
+    defaults = _defaults()
+    for section in KEYS:
+        expected = dict(defaults[section])
+        if section == "api":
+            assert "# [api.scopes." in text  # documented by a commented-out example table
+            assert expected.pop("scopes") == {}
+        assert documented[section] == expected, section
+        for name, value in expected.items():
+            assert type(documented[section][name]) is type(value), f"{section}.{name}"
+
+
+def test_defaults_come_from_the_dataclasses(tmp_path: Path) -> None:
+    empty = tmp_path / "livetx.toml"
+    empty.write_text("")
+    loaded = load_settings(empty, {})
+    for section, cls in SECTIONS.items():
+        if section not in ("signing", "api", "cdn"):
+            assert getattr(loaded, section) == cls(), section
+    assert loaded.signing == SigningSettings() and loaded.cdn == CdnSettings()
+    assert (loaded.api.keys, loaded.api.scopes, loaded.api.key_file) == ((), {}, "var/api.key")
+    # the documented file gives the same settings, apart from its example profiles and where it lives
+    documented = load_settings(CONF, {})
+    # without the keys of var/*.key, which may exist
+    documented = replace(documented, signing=replace(documented.signing, keys=()), api=replace(documented.api, keys=()))
+    assert replace(documented, profiles={}, base_dir=loaded.base_dir) == replace(loaded, profiles={})
+    assert Settings().server == loaded.server
+
+
+def test_toml_integer_for_a_number_is_a_float(tmp_path: Path) -> None:
+    conf = tmp_path / "livetx.toml"
+    conf.write_text("[server]\nidle_timeout = 20\n[cache]\nstat_ttl = 0\n")
+    settings = load_settings(conf, {"LIVETX_CACHE_LOOKAHEAD": "off"})
+    assert settings.server.idle_timeout == 20.0 and isinstance(settings.server.idle_timeout, float)
+    assert isinstance(settings.cache.stat_ttl, float) and settings.cache == replace(CacheSettings(), stat_ttl=0.0, lookahead=False)
+
+
+BAD_CONFIGS = [
+    # (TOML text, environment, the whole error or its start)
+    pytest.param("[server]\nport = 70000", {}, "server.port must be an integer from 1 to 65535, not 70000", id="port-range"),
+    pytest.param("[server]\nport = 8080.0", {}, "server.port must be an integer from 1 to 65535, not 8080.0", id="port-float"),
+    pytest.param("[server]\nport = true", {}, "server.port must be an integer from 1 to 65535, not true", id="port-bool"),
+    pytest.param('[server]\nport = "s3cr3t"', {}, "server.port must be an integer from 1 to 65535, not a string", id="port-string"),
+    pytest.param(
+        "",
+        {"LIVETX_SERVER_PORT": "0"},
+        "environment variable LIVETX_SERVER_PORT (server.port) must be an integer from 1 to 65535, not 0",
+        id="env-port-0",
+    ),
+    pytest.param(
+        '[server]\nport = "x"',
+        {"LIVETX_SERVER_PORT": "eighty"},
+        "environment variable LIVETX_SERVER_PORT (server.port) must be an integer from 1 to 65535, not 'eighty'",
+        id="env-port-text",
+    ),
+    pytest.param('[server]\nlog_format = "xml"', {}, 'server.log_format must be one of "json", "text", not \'xml\'', id="log-format"),
+    pytest.param(
+        "",
+        {"LIVETX_S3_ADDRESSING_STYLE": "dns"},
+        'environment variable LIVETX_S3_ADDRESSING_STYLE (s3.addressing_style) must be one of "auto", "path", "virtual"',
+        id="addressing-style",
+    ),
+    pytest.param("[server]\nidle_timeout = 0", {}, "server.idle_timeout must be a number > 0, not 0.0", id="timeout-zero"),
+    pytest.param("", {"LIVETX_TRANSCODE_TIMEOUT": "nan"}, "(transcode.timeout) must be a number > 0, not nan", id="timeout-nan"),
+    pytest.param("[s3]\nread_timeout = -1.5", {}, "s3.read_timeout must be a number > 0, not -1.5", id="negative-timeout"),
+    pytest.param("[cache]\nlocal_max_bytes = -1", {}, "cache.local_max_bytes must be an integer >= 0, not -1", id="negative-size"),
+    pytest.param("", {"LIVETX_TRANSCODE_MAX_QUEUE": "-1"}, "(transcode.max_queue) must be an integer >= 0, not -1", id="negative-count"),
+    pytest.param("[s3]\nmax_attempts = 0", {}, "s3.max_attempts must be an integer >= 1, not 0", id="no-attempts"),
+    pytest.param("[limits]\nmax_fps = 30.5", {}, "limits.max_fps must be an integer >= 1, not 30.5", id="fps-float"),
+    pytest.param("", {"LIVETX_CACHE_LOOKAHEAD": "maybe"}, "(cache.lookahead) must be true or false, not 'maybe'", id="env-bool"),
+    pytest.param("[cache]\nlookahead = 1", {}, "cache.lookahead must be true or false, not 1", id="toml-bool"),
+    pytest.param("[signing]\nactive_kid = 1", {}, "signing.active_kid must be a string, not 1", id="kid-number"),
+    pytest.param("[signing]\nclock_skew = -5", {}, "signing.clock_skew must be an integer >= 0, not -5", id="negative-skew"),
+    pytest.param("[cdn]\norigin_secret = [1]", {}, "cdn.origin_secret must be a string, not an array", id="secret-array"),
+    pytest.param('[api]\nscopes = "all"', {}, "api.scopes must be a table, not a string", id="scopes-string"),
+    pytest.param("[server]\nprot = 1", {}, "unknown configuration key server.prot; [server] has host, port,", id="unknown-key"),
+    pytest.param('[signing]\nkey = "x"', {}, "unknown configuration key signing.key; [signing] has keys,", id="unknown-signing-key"),
+    pytest.param(
+        "[serverr]\nport = 1", {}, "unknown configuration section or key 'serverr'; the sections are server,", id="unknown-section"
+    ),
+    pytest.param("port = 1", {}, "unknown configuration section or key 'port'", id="key-outside-a-section"),
+    pytest.param("server = 5", {}, "server must be a table ([server]), not 5", id="section-not-a-table"),
+    pytest.param("[server.port]\nx = 1", {}, "server.port must be an integer from 1 to 65535, not a table", id="key-as-table"),
+    pytest.param("profiles = 1", {}, "profiles must be tables ([profiles.<name>]), not 1", id="profiles-not-tables"),
+    pytest.param('[limits]\nslowest_preset = "placebo"', {}, 'limits.slowest_preset must be one of "ultrafast",', id="preset"),
+]
+
+
+@pytest.mark.parametrize(("toml", "env", "message"), BAD_CONFIGS)
+def test_bad_value_is_one_error_naming_the_key(tmp_path: Path, toml: str, env: dict[str, str], message: str) -> None:
+    conf = tmp_path / "livetx.toml"
+    conf.write_text(toml + "\n")
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        load_settings(conf, env)
+    assert "s3cr3t" not in str(caught.value)  # a string value is never echoed: it may be a secret in the wrong place
