@@ -15,7 +15,6 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
 from livetx import logs
-from livetx.cache.budget import PrefetchBudgets
 from livetx.cache.local_tier import LocalTier
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
@@ -174,17 +173,7 @@ def create_app(settings: Settings) -> web.Application:
             app[POOL] = pool
             tier = await asyncio.to_thread(make_tier, settings, output)
             app[SEGMENTS] = SegmentService(
-                sources,
-                output,
-                pool,
-                tier=tier,
-                prefetch_limit=settings.cache.prefetch_limit,
-                lookahead=settings.cache.lookahead,
-                observe_transcode=metrics.observe_transcode,
-                max_queue=settings.transcode.max_queue,
-                wait_timeout=settings.transcode.wait_timeout,
-                memory_max_bytes=settings.cache.memory_max_bytes,
-                budgets=PrefetchBudgets(settings.cache.prefetch_per_title, settings.cache.prefetch_per_client),
+                sources, output, pool, settings.cache, settings.transcode, tier=tier, observe_transcode=metrics.observe_transcode
             )
             try:
                 yield

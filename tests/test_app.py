@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import time
@@ -89,28 +88,20 @@ async def test_a_busy_title_stats_its_local_source_once_per_stat_ttl(
     assert client.server.app[CATALOG].stat_count == 1
 
 
-async def settle(service: Any) -> None:
-    for _ in range(600):
-        if not service._background and not service._tickets:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("background work did not settle")
-
-
 async def test_playlist_pretranscodes_initd_and_playback_looks_ahead(client: TestClient[Any, Any]) -> None:
     service = client.server.app[SEGMENTS]
     title = await client.server.app[CATALOG].title("default", "a.mp4")
     r = title.renditions[0]
     assert [w.duration for w in r.windows] == [2, 2, 2, 1]
     assert (await client.get(sign(client, "/hls/default/a.mp4/master.m3u8"))).status == 200
-    await settle(service)
+    await service.wait_idle()
     assert service.stats.transcodes == 3  # initd 6000 ms: segments 0, 1 and 2
     assert (await client.get(sign(client, "/hls/default/a.mp4/master.m3u8"))).status == 200
-    await settle(service)
+    await service.wait_idle()
     assert service.stats.transcodes == 3  # once per title, not per request
     response = await client.get(sign(client, f"/hls/default/a.mp4/{r.name}-{r.spec_id}-0.ts"))
     assert response.status == 200 and service.stats.hits["storage"] >= 1
-    await settle(service)
+    await service.wait_idle()
     assert service.stats.transcodes == 4  # playback started: segment 3 made ahead
     before = service.stats.transcodes
     assert (await client.get(sign(client, f"/hls/default/a.mp4/{r.name}-{r.spec_id}-3.ts"))).status == 200

@@ -16,7 +16,6 @@ from livetx.signing import Signer
 from livetx.urls import title_prefix, with_token
 from livetx.web.keys import CATALOG, SEGMENTS, SETTINGS
 from tests.conftest import Source, app_settings
-from tests.test_app import settle
 
 
 class Clock:
@@ -83,17 +82,17 @@ async def test_one_viewer_cannot_set_off_unbounded_transcodes(aiohttp_client: An
 
     viewer = int(time.time()) + 3600
     assert (await client.get(url(viewer, 0))).status == 200  # a miss, then `ta` ahead: 3 of them
-    await settle(service)
+    await service.wait_idle()
     made = service.stats.transcodes
     assert made == 1 + 3 and service.budgets.refused["client"] >= 1
     for _ in range(20):  # the same cached segment again and again: nothing new
         assert (await client.get(url(viewer, 0))).status == 200
     for index in (6, 5, 6, 5):  # seeking back and forth, to segments made for the request itself
         assert (await client.get(url(viewer, index))).status == 200
-    await settle(service)
+    await service.wait_idle()
     assert service.stats.transcodes == made + 2  # segments 6 and 5 themselves; no lookahead beyond the budget
     assert (await client.get(url(viewer + 1, 4))).status == 200  # another viewer (other claims) has its own budget
-    await settle(service)
+    await service.wait_idle()
     assert service.stats.transcodes == made + 2 + 1  # 4 is the last uncached one (5, 6 made)
     metrics = await (await client.get("/metrics")).text()
     assert 'livetx_prefetch_refused_total{budget="client"}' in metrics

@@ -3,7 +3,6 @@ against a real S3 server (SeaweedFS) whose buckets carry the names of the docume
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
@@ -139,8 +138,7 @@ async def test_imm_sample_request_as_documented(make_client: MakeClient, avi: So
     segments = await play(client, answer["PlaybackURL"])
     assert frames_of(segments) == list(range(avi.frames))
     service = client.server.app[SEGMENTS]
-    while service.pending_writebacks or service._background:
-        await asyncio.sleep(0.05)
+    await service.wait_idle()
     for i, data in enumerate(segments):  # the segments sit where the API said they would
         assert await output.read(f"output/720p/720p-{token}-{i}.ts") == data
 

@@ -82,11 +82,6 @@ async def segment_key_of(client: Any, src: Source, index: int) -> str:
     return f"{src.path.name}/default/{rendition.name}-{rendition.spec_id}-{index}.ts"
 
 
-async def _written(service: Any) -> None:
-    while service.pending_writebacks:
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.parametrize("damage", ["cut at a packet boundary", "one bit flipped", "seal cut off", "zero bytes"])
 async def test_damaged_object_in_s3_is_made_again_and_replaced(
     s3_app: MakeClient,
@@ -99,14 +94,14 @@ async def test_damaged_object_in_s3_is_made_again_and_replaced(
     service = client.server.app[SEGMENTS]
     segments = await playlist_segments(client, src.path.name)
     good = await fetch(client, segments[1])
-    await _written(service)
+    await service.wait_idle()
     key = await segment_key_of(client, src, 1)
     await service.output.write(key, damaged(good)[damage])
     transcodes = service.stats.transcodes
     again = await fetch(client, segments[1])
     assert again == good and is_sealed(again)
     assert service.stats.corrupt == 1 and service.stats.transcodes == transcodes + 1
-    await _written(service)
+    await service.wait_idle()
     assert await service.output.read(key) == good  # the damaged object was replaced
 
 
@@ -121,7 +116,7 @@ async def test_damaged_local_tier_file_is_replaced_from_storage(
     service = client.server.app[SEGMENTS]
     segments = await playlist_segments(client, src.path.name)
     good = await fetch(client, segments[2])
-    await _written(service)
+    await service.wait_idle()
     (tier_file,) = [p for p in (tmp_path / "tier").rglob("*-2.ts")]
     tier_file.write_bytes(good[: len(good) // 2])
     transcodes = service.stats.transcodes
@@ -143,7 +138,7 @@ async def test_damaged_file_in_a_local_store_is_made_again(
     service = client.server.app[SEGMENTS]
     segments = await playlist_segments(client, src.path.name)
     bodies = [await fetch(client, path) for path in segments]
-    await _written(service)
+    await service.wait_idle()
     files = sorted((media / ".livetx").rglob("*.ts"))
     assert len(files) == len(segments)
     for path in files:  # every stored segment damaged a different way
@@ -226,11 +221,10 @@ async def test_write_backs_held_in_memory_are_bounded(s3_app: MakeClient, source
     bodies = [await fetch(client, path) for path in segments[:3]]
     await asyncio.sleep(0)
     assert service.pending_writebacks == 1 and service.stats.writebacks_dropped == 2
-    assert len(service._fresh) == 1  # only the newest is held
+    assert len(service.writebacks.keys()) == 1  # only the newest is held
     assert await fetch(client, segments[0]) == bodies[0]  # a dropped one is made again, identically
     assert service.stats.transcodes == 4
-    for task in list(service._writebacks):  # PUTs that never finish: shutdown would wait 30 s for them
-        task.cancel()
+    service.writebacks.abandon()  # PUTs that never finish: shutdown would wait 30 s for them
 
 
 # ---- the S3 circuit breaker -------------------------------------------------------------

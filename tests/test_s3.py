@@ -102,10 +102,7 @@ async def test_play_through_with_s3_as_the_store(s3_app: MakeClient, s3_sources:
     assert service.stats.source_bytes > 0
     # everything lands in the output store: segments, and the playlists next to them
     output = service.output
-    for _ in range(100):
-        if service.pending_writebacks == 0:
-            break
-        await asyncio.sleep(0.1)
+    await service.wait_idle()
     title = await client.server.app[CATALOG].title("default", src.path.name)
     rendition = title.renditions[0]
     names = [f"{src.path.name}/default/{rendition.name}-{rendition.spec_id}-{i}.ts" for i in range(len(segments))]
@@ -124,8 +121,7 @@ async def test_deleted_segments_are_made_again_with_identical_timing(
     half = len(segments) // 2
     first = [await fetch(client, path) for path in segments[:half]]
     service = client.server.app[SEGMENTS]
-    while service.pending_writebacks:
-        await asyncio.sleep(0.05)
+    await service.wait_idle()
     title = await client.server.app[CATALOG].title("default", src.path.name)
     rendition = title.renditions[0]
     for i in range(len(segments)):  # delete every .ts object mid-way
@@ -212,10 +208,7 @@ async def test_s3_outage_is_served_by_the_transcoder_and_uploads_catch_up(
         assert service.stats.storage_errors > 0 and service.pending_writebacks > 0
     finally:
         s3.start()
-    for _ in range(300):
-        if service.pending_writebacks == 0:
-            break
-        await asyncio.sleep(0.1)
+    await service.wait_idle()
     assert service.pending_writebacks == 0 and service.stats.writeback_failures == 0
     title = await client.server.app[CATALOG].title("default", src.path.name)
     rendition = title.renditions[0]
@@ -248,8 +241,7 @@ async def test_range_and_head_on_fresh_and_stored_segments(
     path = (await playlist_segments(client, src.path.name))[-1]
     service = client.server.app[SEGMENTS]
     whole = await fetch(client, path)  # made now (or by pre-transcode)
-    while service.pending_writebacks:
-        await asyncio.sleep(0.05)
+    await service.wait_idle()
     if service.tier is not None:
         service.tier._index.clear()  # forget the local copy: the next answers come from S3
     for _ in range(2):

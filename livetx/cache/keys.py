@@ -28,3 +28,8 @@ def stored_segment_name(rendition: Rendition, index: int) -> str:
     if rendition.object_prefix is not None:
         return f"{rendition.object_prefix.rsplit('/', 1)[-1]}-{rendition.spec_id}-{index}.ts"
     return segment_name(rendition, index)
+
+
+def strong_etag(spec_id: str, index: int) -> str:
+    """A segment's strong ETag: the spec id and the number name its bytes, which never change."""
+    return f'"{spec_id}-{index}"'

@@ -1,48 +1,59 @@
 """The segment path below HTTP: cache lookup -> singleflight -> pool transcode -> write-back.
 
-Lookup goes tier by tier: the local tier (when output storage is remote), then the output
-store. A miss goes through singleflight, so concurrent requests for one segment share one
-transcode. The bytes reach the client as soon as they exist; the write-back to storage runs on
-its own, retried, never leaving a partial object. A deleted or unreachable object is simply a
-miss: the segment is made again, with identical timing, because the plan is a pure function.
+Lookup goes tier by tier: memory (made, write-back on the way), the local tier (when output
+storage is remote), then the output store. A miss goes through singleflight, so concurrent
+requests for one segment share one transcode. The bytes reach the client as soon as they
+exist; the write-back to storage runs on its own, retried, never leaving a partial object. A
+deleted or unreachable object is simply a miss: the segment is made again, with identical
+timing, because the plan is a pure function.
 
 Background work goes through the same path at a lower pool priority: pre-transcode when a
 playlist is created, lookahead while a client plays. A client that asks for a segment being
 made in the background promotes that job to client priority.
+
+`SegmentService` holds the request path; each job beside it has its own collaborator, whose
+docstring states the invariants of its state:
+  admission.py    pool jobs: admission control, priorities asked for, promotion
+  writebacks.py   made segments held in memory, PUT with retries, within a memory bound
+  seal_checks.py  which cached files had their seal checked (stat and read off the loop)
+  bandwidth.py    measured sizes -> BANDWIDTH and AVERAGE-BANDWIDTH
+  prefetch.py     pre-transcode and lookahead: playheads, budgets, background tasks
+  listing.py      folder listings for the status view
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import os
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from livetx.cache.admission import Admission
+from livetx.cache.bandwidth import BandwidthMeter
 from livetx.cache.budget import PrefetchBudgets
-from livetx.cache.keys import segment_key
+from livetx.cache.keys import segment_key, strong_etag
+from livetx.cache.listing import FolderListings, index_of
 from livetx.cache.local_tier import LocalTier
+from livetx.cache.prefetch import Prefetcher
 from livetx.cache.seal import is_sealed, seal
+from livetx.cache.seal_checks import SealChecks
 from livetx.cache.singleflight import LocalSingleFlight
-from livetx.errors import LivetxError, Overloaded, StorageUnavailable
-from livetx.hls.plan import lookahead_indexes, pretranscode_indexes
-from livetx.media.pool import Priority, Ticket, TranscodePool
+from livetx.cache.stats import CacheStats
+from livetx.cache.writebacks import WriteBacks
+from livetx.errors import Overloaded, StorageUnavailable
+from livetx.media.model import SegmentJob
+from livetx.media.pool import Priority, TranscodePool
+from livetx.settings import CacheSettings, TranscodeSettings
 from livetx.storage.base import Storage
 from livetx.titles import Rendition, Title
 
+__all__ = ["CacheStats", "SegmentBody", "SegmentService"]
+
 log = logging.getLogger(__name__)
 
-WRITE_BACKOFF_CAP = 10.0  # seconds between write-back attempts, at most
-WRITE_DEADLINE = 600.0  # a write-back is retried this long (storage outages), then given up
-IN_ORDER_AHEAD = 2  # segments prefetched while a client plays in order
-PLAYHEADS = 4096  # renditions whose last played segment is remembered
-MEASURED_RENDITIONS = 4096  # renditions whose segment sizes are remembered
-VERIFIED_FILES = 65536  # files whose seal was checked (by path, size and mtime)
-LISTING_TTL = 1.0  # seconds a listing of a rendition's folder answers the status view
-LISTINGS = 256  # folder listings kept
+IDLE_TIMEOUT = 30.0  # seconds `wait_idle` waits, by default, before it says what is still pending
 
 
 @dataclass(frozen=True)
@@ -55,81 +66,45 @@ class SegmentBody:
     made: bool = False  # transcoded for this request (or a flight it joined), not found cached
 
 
-@dataclass
-class CacheStats:
-    hits: dict[str, int] = field(default_factory=lambda: {"memory": 0, "local": 0, "storage": 0})
-    misses: int = 0
-    transcodes: int = 0
-    joins: int = 0
-    promotions: int = 0
-    writebacks: int = 0
-    writeback_failures: int = 0
-    writebacks_dropped: int = 0  # over the memory bound: the segment is made again when asked for
-    overloaded: int = 0  # requests answered 503 by admission control
-    storage_errors: int = 0
-    prefetched: int = 0
-    prefetch_dropped: int = 0
-    source_bytes: int = 0
-    corrupt: int = 0  # cached copies whose seal did not match: deleted and made again
-
-
 class SegmentService:
     def __init__(
         self,
         sources: Storage,
         output: Storage,
         pool: TranscodePool,
+        cache: CacheSettings,
+        transcode: TranscodeSettings,
+        *,
         tier: LocalTier | None = None,
         flight: LocalSingleFlight | None = None,
-        prefetch_limit: int = 64,
-        lookahead: bool = True,
         observe_transcode: Callable[[str, float], None] | None = None,
-        max_queue: int = 32,
-        wait_timeout: float = 60.0,
-        memory_max_bytes: int = 512 * 1024**2,
-        budgets: PrefetchBudgets | None = None,
     ) -> None:
         self.sources = sources
-        self.output = output
+        self.output = output  # read at each use: a write-back goes to the store of the moment
         self.pool = pool
         self.tier = tier
         self.flight = flight or LocalSingleFlight()
-        self.prefetch_limit = prefetch_limit
-        self.lookahead = lookahead
+        self.wait_timeout = transcode.wait_timeout
         self.observe_transcode = observe_transcode
-        self.max_queue = max_queue
-        self.wait_timeout = wait_timeout
-        self.memory_max_bytes = memory_max_bytes
-        self.budgets = budgets or PrefetchBudgets(per_title=120, per_client=30)
         self.stats = CacheStats()
-        self._tickets: dict[str, Ticket] = {}  # segment key -> its pool job, while it is made
-        self._wanted: dict[str, Priority] = {}  # segment key -> most urgent priority asked for it
-        self._fresh: dict[str, bytes] = {}  # made, not yet in storage: served from here meanwhile
-        self._writebacks: OrderedDict[asyncio.Task[None], int] = OrderedDict()  # pending, oldest first -> bytes
-        self._background: dict[str, asyncio.Task[None]] = {}
-        self._playheads: OrderedDict[str, int] = OrderedDict()
-        self._sizes: OrderedDict[str, dict[int, int]] = OrderedDict()  # spec id -> segment -> bytes
-        self._verified: OrderedDict[tuple[str, str], None] = OrderedDict()  # (path, version) whose seal held
-        self._listings: OrderedDict[tuple[str, str], tuple[float, frozenset[int]]] = OrderedDict()  # -> (when, indexes)
-        self._listing: dict[tuple[str, str], asyncio.Task[frozenset[int]]] = {}
-        self._bandwidths: dict[str, tuple[int, int]] = {}  # spec id -> bandwidth(), until a size changes
+        self.budgets = PrefetchBudgets(cache.prefetch_per_title, cache.prefetch_per_client)
+        self.admission = Admission(pool, self.stats, transcode.max_queue)
+        self.writebacks = WriteBacks(self.stats, cache.memory_max_bytes)
+        self.seals = SealChecks()
+        self.meter = BandwidthMeter()
+        self.listings = FolderListings()
+        self.prefetcher = Prefetcher(self._made, self._busy, self.stats, self.budgets, cache.prefetch_limit, cache.lookahead)
 
     # ---- the request path ---------------------------------------------------------------
 
     async def get(self, title: Title, rendition: Rendition, index: int, priority: Priority = Priority.CLIENT) -> SegmentBody:
         rendition.window(index)  # 404 for an index past the end, before any I/O
         key = segment_key(title, rendition, index)
-        etag = f'"{rendition.spec_id}-{index}"'
+        etag = strong_etag(rendition.spec_id, index)
         found = await self._lookup_near(key, etag)
         if found is not None:
             return found
-        wanted = self._wanted.get(key)
-        if wanted is None or priority < wanted:
-            self._wanted[key] = priority  # read when the job is submitted, if it is not yet
-        ticket = self._tickets.get(key)
-        if ticket is not None and priority < ticket.priority:  # a client waits on background work: it goes first now
-            self.stats.promotions += 1
-            self.pool.promote(ticket, priority)
+        self.admission.ask(key, priority)
         if self.flight.running(key):
             self.stats.joins += 1
         # The storage lookup runs inside the flight too: a request that looked while the
@@ -137,6 +112,40 @@ class SegmentService:
         flight = self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority))
         if priority != Priority.CLIENT:
             return await flight
+        return await self._within_wait_timeout(flight)
+
+    async def _lookup_near(self, key: str, etag: str) -> SegmentBody | None:
+        """Memory (made, write-back still on the way) and the local tier: no storage I/O."""
+        fresh = self.writebacks.fresh(key)
+        if fresh is not None:
+            self.stats.hits["memory"] += 1
+            return SegmentBody(etag, data=fresh)
+        path = self.tier.path(key) if self.tier is not None else None
+        if path is None:
+            return None
+        if not await self.seals.sealed(path):
+            self._corrupt(key, "local")
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+            return None
+        self.stats.hits["local"] += 1
+        return SegmentBody(etag, path=path)
+
+    async def _fetch_or_make(self, title: Title, rendition: Rendition, index: int, key: str, etag: str, priority: Priority) -> SegmentBody:
+        """The flight's work: look again (nearby, then storage), else make the segment."""
+        found = await self._lookup_near(key, etag)  # made while this flight was being set up
+        if found is None:
+            found = await self._lookup_storage(key, etag, rendition, index)
+        if found is not None:
+            self.admission.found(key)
+            return found
+        self.stats.misses += 1
+        data = await self._make(title, rendition, index, key, priority)
+        path = self.tier.path(key) if self.tier is not None else None
+        if path is not None:
+            return SegmentBody(etag, path=path, made=True)
+        return SegmentBody(etag, data=data, made=True)
+
+    async def _within_wait_timeout(self, flight: Awaitable[SegmentBody]) -> SegmentBody:
         try:  # a client gives up waiting; the work goes on for whoever else waits, and the cache
             return await asyncio.wait_for(flight, self.wait_timeout)
         except TimeoutError:
@@ -145,61 +154,6 @@ class SegmentService:
                 f"segment not ready within {self.wait_timeout:g} s; it is still being made", retry_after=self.pool.retry_after()
             ) from None
 
-    async def _lookup_near(self, key: str, etag: str) -> SegmentBody | None:
-        """Memory (made, write-back still on the way) and the local tier: no storage I/O."""
-        fresh = self._fresh.get(key)
-        if fresh is not None:
-            self.stats.hits["memory"] += 1
-            return SegmentBody(etag, data=fresh)
-        if self.tier is not None:
-            path = self.tier.path(key)
-            if path is not None:
-                if not await self._file_sealed(path, _version(path)):
-                    self._corrupt(key, "local")
-                    await asyncio.to_thread(path.unlink, missing_ok=True)
-                    return None
-                self.stats.hits["local"] += 1
-                return SegmentBody(etag, path=path)
-        return None
-
-    async def _file_sealed(self, path: Path, version: str | None) -> bool:
-        """A file's seal is checked once per process for each version (size and mtime) of it."""
-        if version is None or (str(path), version) in self._verified:
-            return True  # checked before; or gone meanwhile, and the next lookup misses
-        try:
-            data = await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:
-            return True
-        if not await asyncio.to_thread(is_sealed, data):
-            return False
-        self._mark_verified(path, version)
-        return True
-
-    def _mark_verified(self, path: Path, version: str | None) -> None:
-        if version is not None:
-            self._verified[(str(path), version)] = None
-            if len(self._verified) > VERIFIED_FILES:
-                self._verified.popitem(last=False)
-
-    def _corrupt(self, key: str, tier: str) -> None:
-        self.stats.corrupt += 1
-        log.warning("cached segment failed its seal check: made again", extra={"event": "corrupt_segment", "tier": tier, "key": key})
-
-    async def _fetch_or_make(self, title: Title, rendition: Rendition, index: int, key: str, etag: str, priority: Priority) -> SegmentBody:
-        found = await self._lookup_near(key, etag)  # made while this flight was being set up
-        if found is None:
-            found = await self._lookup_storage(key, etag, rendition, index)
-        if found is not None:
-            self._wanted.pop(key, None)
-            return found
-        self.stats.misses += 1
-        data = await self._make(title, rendition, index, key, priority)
-        if self.tier is not None:
-            path = self.tier.path(key)
-            if path is not None:
-                return SegmentBody(etag, path=path, made=True)
-        return SegmentBody(etag, data=data, made=True)
-
     async def _lookup_storage(self, key: str, etag: str, rendition: Rendition, index: int) -> SegmentBody | None:
         try:
             info = await self.output.stat(key)
@@ -207,20 +161,11 @@ class SegmentService:
                 return None
             path = self.output.local_path(key)
             if path is None:
-                data = await self.output.read(key)
-                if not await asyncio.to_thread(is_sealed, data):
-                    await self._drop_corrupt(key)
-                    return None
-                self._measure(rendition, index, len(data))
-                path = await self.tier.put(key, data) if self.tier is not None else None
-                if path is not None:
-                    self._mark_verified(path, _version(path))
-                self.stats.hits["storage"] += 1
-                return SegmentBody(etag, path=path) if path is not None else SegmentBody(etag, data=data)
-            if not await self._file_sealed(path, info.etag):  # a local store's ETag is its size and mtime
+                return await self._read_remote(key, etag, rendition, index)
+            if not await self.seals.sealed(path, info.etag):  # a local store's ETag is its size and mtime
                 await self._drop_corrupt(key)
                 return None
-            self._measure(rendition, index, info.size)
+            self.meter.measure(rendition, index, info.size)
         except (StorageUnavailable, FileNotFoundError) as exc:
             # storage down or the object went away: make the segment again instead
             self.stats.storage_errors += isinstance(exc, StorageUnavailable)
@@ -229,6 +174,49 @@ class SegmentService:
         self.stats.hits["storage"] += 1
         return SegmentBody(etag, path=path)
 
+    async def _read_remote(self, key: str, etag: str, rendition: Rendition, index: int) -> SegmentBody | None:
+        """A remote store's object: read whole, checked, and kept in the local tier if there is one."""
+        data = await self.output.read(key)
+        if not await asyncio.to_thread(is_sealed, data):
+            await self._drop_corrupt(key)
+            return None
+        self.meter.measure(rendition, index, len(data))
+        path = await self.tier.put(key, data) if self.tier is not None else None
+        if path is not None:
+            await self.seals.remember(path)
+        self.stats.hits["storage"] += 1
+        return SegmentBody(etag, path=path) if path is not None else SegmentBody(etag, data=data)
+
+    async def _make(self, title: Title, rendition: Rendition, index: int, key: str, priority: Priority) -> bytes:
+        """Admission -> pool -> seal -> local tier -> write-back; the sealed bytes."""
+        result = await self.admission.run(key, self._job(title, rendition, index), priority)
+        self.stats.transcodes += 1
+        self.stats.source_bytes += result.source_bytes
+        if self.observe_transcode is not None:
+            self.observe_transcode(rendition.name, result.seconds)
+        data = await asyncio.to_thread(seal, result.data)
+        self.meter.measure(rendition, index, len(data))
+        await self._keep_local(key, data)
+        self.writebacks.start(self.output, key, data)
+        return data
+
+    async def _job(self, title: Title, rendition: Rendition, index: int) -> SegmentJob:
+        return title.job(rendition, index, await self.sources.media_url(title.source.key))
+
+    async def _keep_local(self, key: str, data: bytes) -> None:
+        if self.tier is None:
+            return
+        try:
+            path = await self.tier.put(key, data)
+            if path is not None:
+                await self.seals.remember(path)
+        except OSError as exc:  # a full or broken local disk: serve from memory
+            log.warning("local tier write failed", extra={"event": "tier_error", "error": type(exc).__name__})
+
+    def _corrupt(self, key: str, tier: str) -> None:
+        self.stats.corrupt += 1
+        log.warning("cached segment failed its seal check: made again", extra={"event": "corrupt_segment", "tier": tier, "key": key})
+
     async def _drop_corrupt(self, key: str) -> None:
         self._corrupt(key, "storage")
         try:
@@ -236,91 +224,36 @@ class SegmentService:
         except StorageUnavailable:
             pass  # overwritten by the write-back of the segment made now
 
-    async def _make(self, title: Title, rendition: Rendition, index: int, key: str, priority: Priority) -> bytes:
-        try:
-            job = title.job(rendition, index, await self.sources.media_url(title.source.key))
-            # whoever asked while the URL was being made counts too
-            priority = min(priority, self._wanted.get(key, priority))
-            # admission: checked and taken with no await in between, so a burst can't slip past
-            if priority == Priority.CLIENT and self.pool.waiting_clients >= self.max_queue:
-                self.stats.overloaded += 1
-                waiting = self.pool.waiting_clients
-                raise Overloaded(f"{waiting} segments are already waiting for a transcoder", retry_after=self.pool.retry_after())
-            ticket = self.pool.submit(job, priority)
-            self._tickets[key] = ticket
-            result = await ticket.future
-        finally:
-            self._tickets.pop(key, None)
-            self._wanted.pop(key, None)
-        self.stats.transcodes += 1
-        self.stats.source_bytes += result.source_bytes
-        if self.observe_transcode is not None:
-            self.observe_transcode(rendition.name, result.seconds)
-        data = await asyncio.to_thread(seal, result.data)
-        self._measure(rendition, index, len(data))
-        if self.tier is not None:
-            try:
-                path = await self.tier.put(key, data)
-                if path is not None:
-                    self._mark_verified(path, _version(path))
-            except OSError as exc:  # a full or broken local disk: serve from memory
-                log.warning("local tier write failed", extra={"event": "tier_error", "error": type(exc).__name__})
-        self._fresh[key] = data
-        task = asyncio.create_task(self._write_back(key, data))
-        self._writebacks[task] = len(data)
-        task.add_done_callback(lambda t: self._writebacks.pop(t, None))
-        self._bound_memory()
-        return data
+    # ---- background work ---------------------------------------------------------------
 
-    def _bound_memory(self) -> None:
-        """Made segments wait in memory for their write-back (for as long as storage is down):
-        beyond `memory_max_bytes`, the oldest write-backs are dropped and their memory freed."""
-        held = sum(self._writebacks.values())
-        for task, size in list(self._writebacks.items()):
-            if held <= self.memory_max_bytes or len(self._writebacks) <= 1:
-                break
-            task.cancel()
-            self._writebacks.pop(task, None)
-            held -= size
-            self.stats.writebacks_dropped += 1
-            log.warning("write-back dropped: too many segments waiting for storage", extra={"event": "writeback_dropped"})
+    def pretranscode(self, title: Title, client: str = "") -> None:
+        """Queue the first `initd` ms of every rendition (when its playlist is created)."""
+        self.prefetcher.pretranscode(title, client)
 
-    async def _write_back(self, key: str, data: bytes) -> None:
-        """PUT until it succeeds: through a storage outage, uploads catch up once it is back."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + WRITE_DEADLINE
-        try:
-            await self._put(key, data, loop, deadline)
-        finally:
-            self._fresh.pop(key, None)
+    def played(self, title: Title, rendition: Rendition, index: int, client: str = "") -> None:
+        """A client fetched segment `index`: prefetch ahead of it (see `Prefetcher.played`)."""
+        self.prefetcher.played(title, rendition, index, client)
 
-    async def _put(self, key: str, data: bytes, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        attempt = 0
-        while True:
-            try:
-                await self.output.write(key, data)
-                self.stats.writebacks += 1
-                return
-            except Exception as exc:  # noqa: BLE001 - retried, then reported
-                attempt += 1
-                self.stats.storage_errors += 1
-                log.warning(
-                    "segment write-back failed", extra={"event": "writeback_failed", "attempt": attempt, "error": type(exc).__name__}
-                )
-                if loop.time() > deadline:
-                    self.stats.writeback_failures += 1
-                    return
-                await asyncio.sleep(min(WRITE_BACKOFF_CAP, 0.25 * 2**attempt))
+    async def _made(self, title: Title, rendition: Rendition, index: int, priority: Priority) -> bool:
+        return (await self.get(title, rendition, index, priority)).made
+
+    def _busy(self, key: str) -> bool:
+        """Being made or held in memory: no need to make it ahead."""
+        return self.admission.making(key) or key in self.writebacks
 
     # ---- what a title's segments are doing (for the demo page and operators) ------------
+
+    def bandwidth(self, rendition: Rendition) -> tuple[int, int]:
+        """(BANDWIDTH, AVERAGE-BANDWIDTH) in bit/s, measured once segments are (see `BandwidthMeter`)."""
+        return self.meter.bandwidth(rendition)
 
     async def states(self, title: Title, rendition: Rendition) -> list[str]:
         """Each segment's state: "transcoding", "cached" (made or read by this process, or a
         file on local disk: output storage or the local tier), or "none" (not made as far as
         this process knows; remote storage is not asked).
 
-        Disk is read with one listing of the rendition's folder, in a thread, reused for
-        `LISTING_TTL` seconds; nothing here looks at segments one by one on the event loop."""
+        Disk is read with one listing of the rendition's folder, in a thread, reused for a
+        second; nothing here looks at segments one by one on the event loop."""
         first = segment_key(title, rendition, 0)
         stem = first[: -len("0.ts")]  # segment n's key is stem + f"{n}.ts"
         count = len(rendition.windows)
@@ -329,159 +262,43 @@ class SegmentService:
         for store in stores:
             path = store.local_path(first)
             if path is not None:
-                for index in await self._listed(path.parent, path.name[: -len("0.ts")], count):
+                for index in await self.listings.indexes(path.parent, path.name[: -len("0.ts")], count):
                     states[index] = "cached"
-        for measured in self._sizes.get(rendition.spec_id, {}):
+        for measured in self.meter.measured(rendition):
             states[measured] = "cached"
-        for keys, state in ((self._fresh, "cached"), (self._tickets, "transcoding")):
+        for keys, state in ((self.writebacks.keys(), "cached"), (self.admission.keys(), "transcoding")):
             for key in keys:  # segments in memory or being made: a few at a time
-                found = _index_of(key, stem)
+                found = index_of(key, stem)
                 if found is not None and found < count:
                     states[found] = state
         return states
 
-    async def _listed(self, folder: Path, prefix: str, count: int) -> frozenset[int]:
-        """Indexes of the segment files named `prefix<n>.ts` in `folder`: one listing in a
-        thread, shared by concurrent callers and reused for `LISTING_TTL` seconds."""
-        loop = asyncio.get_running_loop()
-        cache_key = (str(folder), prefix)
-        cached = self._listings.get(cache_key)
-        if cached is not None and loop.time() - cached[0] < LISTING_TTL:
-            return cached[1]
-        task = self._listing.get(cache_key)
-        if task is None:
-            task = asyncio.create_task(asyncio.to_thread(_segment_files, folder, prefix, count))
-            self._listing[cache_key] = task
-            task.add_done_callback(lambda _: self._listing.pop(cache_key, None))
-        found = await asyncio.shield(task)
-        self._listings[cache_key] = (loop.time(), found)
-        self._listings.move_to_end(cache_key)
-        if len(self._listings) > LISTINGS:
-            self._listings.popitem(last=False)
-        return found
-
-    # ---- measured bandwidth ------------------------------------------------------------
-
-    def _measure(self, rendition: Rendition, index: int, size: int) -> None:
-        sizes = self._sizes.setdefault(rendition.spec_id, {})
-        self._sizes.move_to_end(rendition.spec_id)
-        sizes[index] = size
-        self._bandwidths.pop(rendition.spec_id, None)
-        if len(self._sizes) > MEASURED_RENDITIONS:
-            self._sizes.popitem(last=False)
-
-    def bandwidth(self, rendition: Rendition) -> tuple[int, int]:
-        """(BANDWIDTH, AVERAGE-BANDWIDTH) in bit/s. Once segments of the rendition have been
-        made or read, the average is their measured mean and the peak their highest rate;
-        until every segment is measured, the peak is never below the estimate."""
-        sizes = self._sizes.get(rendition.spec_id)
-        if not sizes:
-            return rendition.bandwidth, rendition.average_bandwidth
-        # asked on every master playlist and status call; recomputed after a size changes
-        known = self._bandwidths.get(rendition.spec_id)
-        if known is not None:
-            return known
-        rates = [float(8 * size / rendition.windows[i].duration) for i, size in sizes.items()]
-        average = float(8 * sum(sizes.values()) / sum(rendition.windows[i].duration for i in sizes))
-        peak = max(rates)
-        if len(sizes) < len(rendition.windows):
-            peak = max(peak, float(rendition.bandwidth))
-        answer = (math.ceil(peak), math.ceil(average))
-        self._bandwidths[rendition.spec_id] = answer
-        if len(self._bandwidths) > MEASURED_RENDITIONS:
-            del self._bandwidths[next(iter(self._bandwidths))]
-        return answer
-
-    # ---- background work ---------------------------------------------------------------
-
-    def pretranscode(self, title: Title, client: str = "") -> None:
-        """Queue the first `initd` ms of every rendition (when its playlist is created)."""
-        for rendition in title.renditions:
-            indexes = pretranscode_indexes(rendition.windows, rendition.initd)
-            self.prefetch(title, rendition, indexes, Priority.PRETRANSCODE, client)
-
-    def played(self, title: Title, rendition: Rendition, index: int, client: str = "") -> None:
-        """A client fetched segment `index`: prefetch ahead of it. Playing in order, the next
-        two; after a start or a seek, the title's `ta` segments. The same segment asked for
-        again (a retry, a range request, a replay) sets off nothing new."""
-        if not self.lookahead:
-            return
-        head = f"{title.source.key}\n{title.source.etag}\n{rendition.spec_id}\n{client}"
-        previous = self._playheads.pop(head, None)
-        self._playheads[head] = index
-        if len(self._playheads) > PLAYHEADS:
-            self._playheads.popitem(last=False)
-        if previous == index:
-            return
-        ahead = IN_ORDER_AHEAD if previous == index - 1 else rendition.ta
-        self.prefetch(title, rendition, lookahead_indexes(rendition.windows, index, ahead), Priority.LOOKAHEAD, client)
-
-    def prefetch(self, title: Title, rendition: Rendition, indexes: Iterable[int], priority: Priority, client: str = "") -> None:
-        """Queue background segments, within `prefetch_limit` and within the title's and the
-        client's budgets (cache/budget.py): what they refuse is simply not made ahead."""
-        budget_key = f"{title.profile.name}\n{title.source.key}\n{title.source.etag}"
-        for index in indexes:
-            key = segment_key(title, rendition, index)
-            if key in self._background or key in self._tickets or key in self._fresh:
-                continue
-            if len(self._background) >= self.prefetch_limit:
-                self.stats.prefetch_dropped += 1
-                continue
-            if not self.budgets.take(budget_key, client):
-                return  # the rest would be refused too
-            work = self._prefetch_one(title, rendition, index, priority, budget_key, client)
-            task = asyncio.create_task(work)
-            self._background[key] = task
-            task.add_done_callback(lambda _, key=key: self._background.pop(key, None))  # type: ignore[misc]
-
-    async def _prefetch_one(self, title: Title, rendition: Rendition, index: int, priority: Priority, budget_key: str, client: str) -> None:
-        made = False
-        try:
-            made = (await self.get(title, rendition, index, priority)).made
-            self.stats.prefetched += made
-        except LivetxError as exc:
-            log.warning("prefetch failed", extra={"event": "prefetch_failed", "code": exc.code})
-        finally:
-            if not made:  # found cached (or failed): it cost no transcode
-                self.budgets.give_back(budget_key, client)
-
-    # ---- shutdown ----------------------------------------------------------------------
+    # ---- idle and shutdown -------------------------------------------------------------
 
     @property
     def pending_writebacks(self) -> int:
-        return len(self._writebacks)
+        return self.writebacks.pending
+
+    async def wait_idle(self, timeout: float = IDLE_TIMEOUT) -> None:
+        """Wait until no background work, no pool job and no write-back is pending (work
+        that finishes may start more: each round waits for what is pending then). Raises
+        TimeoutError naming what is still pending after `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while pending := self._pending_work():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                background, jobs, writebacks = len(self.prefetcher.tasks()), len(self.admission.keys()), self.writebacks.pending
+                raise TimeoutError(
+                    f"segment service not idle after {timeout:g} s: "
+                    f"{background} background segments, {jobs} pool jobs, {writebacks} write-backs pending"
+                )
+            await asyncio.wait(pending, timeout=remaining)
+
+    def _pending_work(self) -> list[asyncio.Future[Any]]:
+        return [*self.prefetcher.tasks(), *self.admission.futures(), *self.writebacks.tasks()]
 
     async def drain(self, timeout: float = 30.0) -> None:
         """At shutdown: drop background work, wait for pending write-backs (up to `timeout`)."""
-        for task in list(self._background.values()):
-            task.cancel()
-        if self._writebacks:
-            await asyncio.wait(list(self._writebacks), timeout=timeout)
-
-
-def _index_of(key: str, stem: str) -> int | None:
-    """n for a segment key `stem<n>.ts`, else None."""
-    if key.startswith(stem) and key.endswith(".ts"):
-        digits = key[len(stem) : -len(".ts")]
-        if digits.isascii() and digits.isdigit():
-            return int(digits)
-    return None
-
-
-def _segment_files(folder: Path, prefix: str, count: int) -> frozenset[int]:
-    """Indexes below `count` of the files `prefix<n>.ts` in `folder` (none if it is missing)."""
-    try:
-        names = os.listdir(folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return frozenset()
-    found = (_index_of(name, prefix) for name in names)
-    return frozenset(index for index in found if index is not None and index < count)
-
-
-def _version(path: Path) -> str | None:
-    """What changes whenever a file is rewritten: its size and mtime (None: it is gone)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return f"{st.st_size:x}-{st.st_mtime_ns:x}"
+        self.prefetcher.cancel()
+        await self.writebacks.wait(timeout)

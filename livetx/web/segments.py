@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from livetx.cache.keys import strong_etag
 from livetx.errors import SegmentNotFound, SourceChanged
 from livetx.web.keys import CATALOG, SEGMENTS
 from livetx.web.middleware import viewer
@@ -15,7 +16,7 @@ SEGMENT_CACHE = "public, max-age=31536000, immutable"
 
 def etag_of(request: web.Request) -> str:
     """A segment's strong ETag follows from its URL: the spec id and the number name its bytes."""
-    return f'"{request.match_info["spec"]}-{int(request.match_info["n"])}"'
+    return strong_etag(request.match_info["spec"], int(request.match_info["n"]))
 
 
 async def segment_etag(request: web.Request, response: web.StreamResponse) -> None:

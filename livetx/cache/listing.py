@@ -1,0 +1,66 @@
+"""Which segment files a rendition has on local disk, for the status view: one listing of its
+folder in a thread, shared by concurrent callers and reused for `LISTING_TTL` seconds.
+
+Invariants:
+- `_listings[(folder, prefix)]` is (when listed, indexes found); at most `LISTINGS` are kept,
+  the least recently listed forgotten first.
+- `_listing[(folder, prefix)]` is the one listing running for that folder and prefix, if any;
+  it leaves when it finishes.
+- Nothing here reads the disk on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+LISTING_TTL = 1.0  # seconds a listing of a rendition's folder answers the status view
+LISTINGS = 256  # folder listings kept
+
+
+class FolderListings:
+    def __init__(self, ttl: float = LISTING_TTL, capacity: int = LISTINGS) -> None:
+        self.ttl = ttl
+        self.capacity = capacity
+        self._listings: OrderedDict[tuple[str, str], tuple[float, frozenset[int]]] = OrderedDict()  # -> (when, indexes)
+        self._listing: dict[tuple[str, str], asyncio.Task[frozenset[int]]] = {}
+
+    async def indexes(self, folder: Path, prefix: str, count: int) -> frozenset[int]:
+        """Indexes below `count` of the segment files named `prefix<n>.ts` in `folder`."""
+        loop = asyncio.get_running_loop()
+        cache_key = (str(folder), prefix)
+        cached = self._listings.get(cache_key)
+        if cached is not None and loop.time() - cached[0] < self.ttl:
+            return cached[1]
+        task = self._listing.get(cache_key)
+        if task is None:
+            task = asyncio.create_task(asyncio.to_thread(_segment_files, folder, prefix, count))
+            self._listing[cache_key] = task
+            task.add_done_callback(lambda _: self._listing.pop(cache_key, None))
+        found = await asyncio.shield(task)
+        self._listings[cache_key] = (loop.time(), found)
+        self._listings.move_to_end(cache_key)
+        if len(self._listings) > self.capacity:
+            self._listings.popitem(last=False)
+        return found
+
+
+def index_of(key: str, stem: str) -> int | None:
+    """n for a segment key `stem<n>.ts`, else None."""
+    if key.startswith(stem) and key.endswith(".ts"):
+        digits = key[len(stem) : -len(".ts")]
+        if digits.isascii() and digits.isdigit():
+            return int(digits)
+    return None
+
+
+def _segment_files(folder: Path, prefix: str, count: int) -> frozenset[int]:
+    """Indexes below `count` of the files `prefix<n>.ts` in `folder` (none if it is missing)."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return frozenset()
+    found = (index_of(name, prefix) for name in names)
+    return frozenset(index for index in found if index is not None and index < count)

@@ -1,0 +1,71 @@
+"""Which cached files have had their seal checked: each version of a file is read once.
+
+Invariants:
+- `_verified` holds (path, version) pairs whose seal held when read; a version is a file's
+  size and mtime (`file_version`), so a rewritten file is a new version and is read again.
+- At most `VERIFIED_FILES` pairs are kept, the first verified forgotten first
+  (a forgotten file is simply read and checked again).
+- Nothing here touches the disk on the event loop: stat, read and hash run in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from pathlib import Path
+
+from livetx.cache.seal import is_sealed
+
+VERIFIED_FILES = 65536  # files whose seal was checked (by path, size and mtime)
+
+
+class SealChecks:
+    def __init__(self, capacity: int = VERIFIED_FILES) -> None:
+        self.capacity = capacity
+        self._verified: OrderedDict[tuple[str, str], None] = OrderedDict()  # (path, version) whose seal held
+
+    async def sealed(self, path: Path, version: str | None = None) -> bool:
+        """False only if the file is there and its seal does not hold. `version` is the
+        file's, if the caller knows it (a local store's ETag); else it is looked up."""
+        if version is None:
+            version = await asyncio.to_thread(file_version, path)
+            if version is None:
+                return True  # gone meanwhile: the next lookup misses
+        if (str(path), version) in self._verified:
+            return True  # checked before
+        held = await asyncio.to_thread(_read_sealed, path)
+        if held is None:
+            return True  # gone meanwhile
+        if not held:
+            return False
+        self._remember(path, version)
+        return True
+
+    async def remember(self, path: Path) -> None:
+        """A file just written from sealed bytes: no need to read it back."""
+        version = await asyncio.to_thread(file_version, path)
+        if version is not None:
+            self._remember(path, version)
+
+    def _remember(self, path: Path, version: str) -> None:
+        self._verified[(str(path), version)] = None
+        if len(self._verified) > self.capacity:
+            self._verified.popitem(last=False)
+
+
+def _read_sealed(path: Path) -> bool | None:
+    """Whether the file's seal holds (None: the file is gone)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return is_sealed(data)
+
+
+def file_version(path: Path) -> str | None:
+    """What changes whenever a file is rewritten: its size and mtime (None: it is gone)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return f"{st.st_size:x}-{st.st_mtime_ns:x}"

@@ -1,0 +1,113 @@
+"""Made segments on their way to the output store: held in memory, PUT with retries, bounded.
+
+A segment is served from memory from the moment it is made until its write-back ends, so a
+request never misses a segment that is made but not yet stored.
+
+Invariants:
+- `_fresh[key]` is set when a write-back of `key` starts and removed when that write-back
+  ends (stored, given up after `WRITE_DEADLINE`, or dropped).
+- `_pending` holds exactly the write-back tasks not yet done, oldest first, each with its
+  size in bytes; a task leaves it when it finishes or is dropped.
+- The bytes of `_pending` stay within `max_bytes`, except that the newest write-back is
+  always kept: beyond the bound the oldest are cancelled (`writebacks_dropped`), and their
+  segments are made again when asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+
+from livetx.cache.stats import CacheStats
+from livetx.storage.base import Storage
+
+log = logging.getLogger("livetx.cache.service")  # the segment service's log, as before the split
+
+WRITE_BACKOFF_CAP = 10.0  # seconds between write-back attempts, at most
+WRITE_DEADLINE = 600.0  # a write-back is retried this long (storage outages), then given up
+
+
+class WriteBacks:
+    def __init__(self, stats: CacheStats, max_bytes: int) -> None:
+        self.stats = stats
+        self.max_bytes = max_bytes
+        self._fresh: dict[str, bytes] = {}  # made, not yet in storage: served from here meanwhile
+        self._pending: OrderedDict[asyncio.Task[None], int] = OrderedDict()  # oldest first -> bytes
+
+    def fresh(self, key: str) -> bytes | None:
+        """The segment's bytes while its write-back is on the way, else None."""
+        return self._fresh.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._fresh
+
+    def keys(self) -> list[str]:
+        """The segments held in memory now."""
+        return list(self._fresh)
+
+    @property
+    def pending(self) -> int:
+        """Write-backs not yet stored."""
+        return len(self._pending)
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return list(self._pending)
+
+    def start(self, store: Storage, key: str, data: bytes) -> None:
+        """Hold `data` for `key` and PUT it to `store` in the background, within the memory bound."""
+        self._fresh[key] = data
+        task = asyncio.create_task(self._write_back(store, key, data))
+        self._pending[task] = len(data)
+        task.add_done_callback(lambda t: self._pending.pop(t, None))
+        self._bound_memory()
+
+    def abandon(self) -> None:
+        """Cancel every pending write-back (their segments are made again when asked for)."""
+        for task in list(self._pending):
+            task.cancel()
+
+    async def wait(self, timeout: float) -> None:
+        """Wait for the pending write-backs, up to `timeout` seconds."""
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=timeout)
+
+    def _bound_memory(self) -> None:
+        """Made segments wait in memory for their write-back (for as long as storage is down):
+        beyond `max_bytes`, the oldest write-backs are dropped and their memory freed."""
+        held = sum(self._pending.values())
+        for task, size in list(self._pending.items()):
+            if held <= self.max_bytes or len(self._pending) <= 1:
+                break
+            task.cancel()
+            self._pending.pop(task, None)
+            held -= size
+            self.stats.writebacks_dropped += 1
+            log.warning("write-back dropped: too many segments waiting for storage", extra={"event": "writeback_dropped"})
+
+    async def _write_back(self, store: Storage, key: str, data: bytes) -> None:
+        """PUT until it succeeds: through a storage outage, uploads catch up once it is back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WRITE_DEADLINE
+        try:
+            await self._put(store, key, data, loop, deadline)
+        finally:
+            self._fresh.pop(key, None)
+
+    async def _put(self, store: Storage, key: str, data: bytes, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        attempt = 0
+        while True:
+            try:
+                await store.write(key, data)
+                self.stats.writebacks += 1
+                return
+            except Exception as exc:  # noqa: BLE001 - retried, then reported
+                attempt += 1
+                self.stats.storage_errors += 1
+                log.warning(
+                    "segment write-back failed", extra={"event": "writeback_failed", "attempt": attempt, "error": type(exc).__name__}
+                )
+                if loop.time() > deadline:
+                    self.stats.writeback_failures += 1
+                    return
+                await asyncio.sleep(min(WRITE_BACKOFF_CAP, 0.25 * 2**attempt))

@@ -1,0 +1,84 @@
+"""The segment service's collaborators on their own: write-backs and their memory bound, seal
+checks, and the service's `wait_idle`, against real local storage."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from livetx.cache.keys import strong_etag
+from livetx.cache.seal import seal
+from livetx.cache.seal_checks import SealChecks
+from livetx.cache.service import SegmentService
+from livetx.cache.stats import CacheStats
+from livetx.cache.writebacks import WriteBacks
+from livetx.media.pool import TranscodePool
+from livetx.settings import CacheSettings, TranscodeSettings
+from livetx.storage.local import LocalStorage
+
+SEGMENT = seal(b"\x47" + bytes(187))  # one TS packet and its seal
+
+
+class GatedStore(LocalStorage):
+    """Real local storage whose PUTs wait until the gate opens: a storage outage on demand."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.gate = asyncio.Event()
+
+    async def write(self, key: str, data: bytes) -> None:
+        await self.gate.wait()
+        await super().write(key, data)
+
+
+async def test_a_made_segment_is_served_from_memory_until_it_is_stored(tmp_path: Path) -> None:
+    store = GatedStore(tmp_path)
+    writebacks = WriteBacks(CacheStats(), max_bytes=1 << 20)
+    writebacks.start(store, "a/0.ts", SEGMENT)
+    assert writebacks.fresh("a/0.ts") == SEGMENT and writebacks.pending == 1
+    store.gate.set()
+    await writebacks.wait(timeout=10)
+    assert writebacks.fresh("a/0.ts") is None and writebacks.pending == 0 and writebacks.keys() == []
+    assert await store.read("a/0.ts") == SEGMENT and writebacks.stats.writebacks == 1
+
+
+async def test_write_backs_beyond_the_memory_bound_drop_the_oldest_but_keep_the_newest(tmp_path: Path) -> None:
+    store = GatedStore(tmp_path)
+    writebacks = WriteBacks(CacheStats(), max_bytes=len(SEGMENT) * 2)
+    for n in range(4):
+        writebacks.start(store, f"a/{n}.ts", SEGMENT)
+        await asyncio.sleep(0)  # each write-back starts (and waits at the gate) before the next
+    assert writebacks.pending == 2 and writebacks.stats.writebacks_dropped == 2
+    await asyncio.sleep(0)  # the dropped ones run their cancellation
+    assert sorted(writebacks.keys()) == ["a/2.ts", "a/3.ts"]
+    writebacks.abandon()
+    await writebacks.wait(timeout=10)
+    assert writebacks.pending == 0 and writebacks.keys() == [] and await store.stat("a/3.ts") is None
+
+
+async def test_a_file_is_read_for_its_seal_once_per_version(tmp_path: Path) -> None:
+    checks = SealChecks(capacity=8)
+    path = tmp_path / "0.ts"
+    path.write_bytes(SEGMENT)
+    assert await checks.sealed(path)
+    path.write_bytes(SEGMENT[:-1])  # rewritten: another size, so another version, read again
+    assert not await checks.sealed(path)
+    assert await checks.sealed(tmp_path / "gone.ts")  # gone: the next lookup misses instead
+
+
+def test_the_etag_names_the_spec_and_the_number() -> None:
+    assert strong_etag("0123456789ab", 7) == '"0123456789ab-7"'
+
+
+async def test_wait_idle_names_what_is_still_pending(tmp_path: Path) -> None:
+    store = GatedStore(tmp_path)
+    service = SegmentService(store, store, TranscodePool(1, 10.0), CacheSettings(), TranscodeSettings())
+    await service.wait_idle(timeout=0)  # nothing pending: returns at once
+    service.writebacks.start(store, "a/0.ts", SEGMENT)
+    with pytest.raises(TimeoutError, match="1 write-backs pending"):
+        await service.wait_idle(timeout=0.05)
+    store.gate.set()
+    await service.wait_idle(timeout=10)
+    assert service.pending_writebacks == 0 and await store.read("a/0.ts") == SEGMENT
