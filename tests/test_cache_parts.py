@@ -58,6 +58,36 @@ async def test_write_backs_beyond_the_memory_bound_drop_the_oldest_but_keep_the_
     assert writebacks.pending == 0 and writebacks.keys() == [] and await store.stat("a/3.ts") is None
 
 
+async def test_write_backs_dropped_before_they_ran_free_their_bytes(tmp_path: Path) -> None:
+    """Two segments made in one event-loop step: the older is dropped before its task ever
+    ran, and must not stay in memory for good."""
+    store = GatedStore(tmp_path)
+    writebacks = WriteBacks(CacheStats(), max_bytes=len(SEGMENT))
+    writebacks.start(store, "a/0.ts", SEGMENT)
+    writebacks.start(store, "a/1.ts", SEGMENT)  # no await between: a/0's task never started
+    assert writebacks.keys() == ["a/1.ts"] and writebacks.stats.writebacks_dropped == 1
+    store.gate.set()
+    await writebacks.wait(timeout=10)
+    assert writebacks.keys() == [] and writebacks.pending == 0
+
+
+async def test_an_older_write_back_ending_keeps_a_newer_ones_bytes(tmp_path: Path) -> None:
+    store = GatedStore(tmp_path)
+    writebacks = WriteBacks(CacheStats(), max_bytes=1 << 20)
+    newer = seal(b"\x47" + bytes(187) + b"\x47" + bytes(187))
+    writebacks.start(store, "a/0.ts", SEGMENT)
+    await asyncio.sleep(0)
+    writebacks.start(store, "a/0.ts", newer)  # made again (dropped and asked for) while the first is on the way
+    first = writebacks.tasks()[0]
+    first.cancel()
+    await asyncio.wait([first])
+    await asyncio.sleep(0)  # its end is handled
+    assert writebacks.fresh("a/0.ts") is newer
+    store.gate.set()
+    await writebacks.wait(timeout=10)
+    assert writebacks.fresh("a/0.ts") is None and await store.read("a/0.ts") == newer
+
+
 async def test_a_file_is_read_for_its_seal_once_per_version(tmp_path: Path) -> None:
     checks = SealChecks(capacity=8)
     path = tmp_path / "0.ts"

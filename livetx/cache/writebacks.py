@@ -5,9 +5,11 @@ request never misses a segment that is made but not yet stored.
 
 Invariants:
 - `_fresh[key]` is set when a write-back of `key` starts and removed when that write-back
-  ends (stored, given up after `WRITE_DEADLINE`, or dropped).
+  ends (stored, given up after `WRITE_DEADLINE`, or dropped), unless a newer write-back of
+  the same key has replaced it meanwhile (the bytes are compared by identity).
 - `_pending` holds exactly the write-back tasks not yet done, oldest first, each with its
-  size in bytes; a task leaves it when it finishes or is dropped.
+  key and bytes; a task leaves it when it finishes or is dropped (even one dropped before it
+  ever ran).
 - The bytes of `_pending` stay within `max_bytes`, except that the newest write-back is
   always kept: beyond the bound the oldest are cancelled (`writebacks_dropped`), and their
   segments are made again when asked for.
@@ -33,7 +35,7 @@ class WriteBacks:
         self.stats = stats
         self.max_bytes = max_bytes
         self._fresh: dict[str, bytes] = {}  # made, not yet in storage: served from here meanwhile
-        self._pending: OrderedDict[asyncio.Task[None], int] = OrderedDict()  # oldest first -> bytes
+        self._pending: OrderedDict[asyncio.Task[None], tuple[str, bytes]] = OrderedDict()  # oldest first
 
     def fresh(self, key: str) -> bytes | None:
         """The segment's bytes while its write-back is on the way, else None."""
@@ -58,9 +60,20 @@ class WriteBacks:
         """Hold `data` for `key` and PUT it to `store` in the background, within the memory bound."""
         self._fresh[key] = data
         task = asyncio.create_task(self._write_back(store, key, data))
-        self._pending[task] = len(data)
-        task.add_done_callback(lambda t: self._pending.pop(t, None))
+        self._pending[task] = (key, data)
+        task.add_done_callback(self._ended)
         self._bound_memory()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A write-back finished, failed or was cancelled (if it never ran, this is the only
+        place that frees its bytes)."""
+        entry = self._pending.pop(task, None)
+        if entry is not None:
+            self._release(*entry)
+
+    def _release(self, key: str, data: bytes) -> None:
+        if self._fresh.get(key) is data:  # not a newer write-back's bytes
+            del self._fresh[key]
 
     def abandon(self) -> None:
         """Cancel every pending write-back (their segments are made again when asked for)."""
@@ -75,13 +88,14 @@ class WriteBacks:
     def _bound_memory(self) -> None:
         """Made segments wait in memory for their write-back (for as long as storage is down):
         beyond `max_bytes`, the oldest write-backs are dropped and their memory freed."""
-        held = sum(self._pending.values())
-        for task, size in list(self._pending.items()):
+        held = sum(len(data) for _, data in self._pending.values())
+        for task, (key, data) in list(self._pending.items()):
             if held <= self.max_bytes or len(self._pending) <= 1:
                 break
             task.cancel()
             self._pending.pop(task, None)
-            held -= size
+            self._release(key, data)
+            held -= len(data)
             self.stats.writebacks_dropped += 1
             log.warning("write-back dropped: too many segments waiting for storage", extra={"event": "writeback_dropped"})
 
@@ -89,10 +103,7 @@ class WriteBacks:
         """PUT until it succeeds: through a storage outage, uploads catch up once it is back."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WRITE_DEADLINE
-        try:
-            await self._put(store, key, data, loop, deadline)
-        finally:
-            self._fresh.pop(key, None)
+        await self._put(store, key, data, loop, deadline)  # the bytes are freed by `_ended`
 
     async def _put(self, store: Storage, key: str, data: bytes, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         attempt = 0
