@@ -83,7 +83,6 @@ def _playlist_uri(uri: str) -> str:
 async def create_playlists(request: web.Request) -> web.Response:
     """IMM GenerateVideoPlaylist, answered in that API's shape (plus `PlaybackURL`)."""
     catalog = request.app[CATALOG]
-    assert catalog.output is not None
     limits = request.app[SETTINGS].limits
     job = parse_imm(await json_body(request), catalog.sources.key_for_uri, catalog.output.key_for_uri, limits)
     title, playback = await _make_playlists(request, job, "SourceURI")
@@ -112,7 +111,6 @@ async def oss_process(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     check_api_key(request)
     catalog = request.app[CATALOG]
-    assert catalog.output is not None
     form = await form_body(request)
     process = form.get("x-oss-process")
     if not isinstance(process, str):

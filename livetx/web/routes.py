@@ -36,7 +36,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks["pool"] = "ok" if pool is not None and alive == pool.size else f"{alive} of {pool.size if pool else 0} workers alive"
     catalog = request.app.get(CATALOG)
     try:
-        if catalog is None or catalog.output is None:
+        if catalog is None:
             raise RuntimeError("not started")
         await asyncio.wait_for(catalog.output.stat(READY_PROBE_KEY), timeout=READY_TIMEOUT)
         checks["storage"] = "ok"
