@@ -28,7 +28,8 @@ import m3u8
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from livetx.app import create_app, open_storages
+from livetx.app import create_app
+from livetx.factories import open_storages
 from livetx.settings import load_settings
 from livetx.web.keys import SEGMENTS
 from tests.s3server import BUCKET, SeaweedS3

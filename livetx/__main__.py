@@ -40,7 +40,8 @@ def _signer_and_base(args: argparse.Namespace) -> tuple[Settings, str]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from livetx.app import AccessLogger, create_app, make_signer
+    from livetx.app import AccessLogger, create_app
+    from livetx.factories import make_signer
     from livetx.urls import master_path, signed_url
 
     settings = _settings(args)
@@ -83,7 +84,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 def _sign_from_args(args: argparse.Namespace, body: dict[str, object]) -> int:
     """`livetx url` and `livetx sign`: the same validation and signing as POST /api/v1/sign."""
-    from livetx.app import build_profiles, make_signer
+    from livetx.factories import build_profiles, make_signer
     from livetx.urls import parse_sign_request, sign
 
     settings, base = _signer_and_base(args)
@@ -105,7 +106,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from livetx.app import open_storages
+    from livetx.factories import open_storages
     from livetx.media.probe import probe
 
     async def locate(key: str) -> str:

@@ -7,38 +7,29 @@ import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 from aiohttp import web, web_response
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
 from livetx import logs
-from livetx.cache.local_tier import LocalTier
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
-from livetx.errors import ConfigError
+from livetx.factories import build_profiles, make_signer, make_tier, open_storages
 from livetx.media.pool import ProbePool, TranscodePool
 from livetx.settings import Settings
-from livetx.signing import Signer
-from livetx.storage.base import Storage, media_origin
-from livetx.storage.breaker import CircuitBreaker
-from livetx.storage.local import LocalStorage
-from livetx.storage.s3 import S3Location, S3Storage, s3_client
-from livetx.titles import Profile, parse_profile
+from livetx.storage.base import media_origin
 from livetx.web.keys import CATALOG, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
 from livetx.web.lag import LoopLagMonitor
-from livetx.web.metrics import Metrics, StateCollector, count_bytes, observe
-from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, errors, limits, server_headers, tokens
+from livetx.web.metrics import Metrics, StateCollector
+from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, limits, observe, server_headers, tokens
 from livetx.web.player import check_page_settings
-from livetx.web.playlists import PlaylistCache
+from livetx.web.playlist_cache import PlaylistCache
 from livetx.web.routes import add_routes
 from livetx.web.segments import segment_etag
 from livetx.web.status import TitleStatus
 
 GIL_SWITCH_INTERVAL = 0.0005  # seconds a thread keeps the GIL while the event loop waits for it
-DEFAULT_PROFILES: dict[str, dict[str, Any]] = {"default": {"renditions": {"main": {}}}}
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -62,56 +53,6 @@ class AccessLogger(AbstractAccessLogger):
                 "request_id": request.get(REQUEST_ID),
             },
         )
-
-
-def build_profiles(settings: Settings) -> dict[str, Profile]:
-    tables = settings.profiles or DEFAULT_PROFILES
-    return {name: parse_profile(name, table) for name, table in tables.items()}
-
-
-@asynccontextmanager
-async def open_storages(settings: Settings) -> AsyncIterator[tuple[Storage, Storage]]:
-    """The source and output stores: directories, or S3 URIs sharing one aiobotocore client."""
-    uri, output_uri = settings.storage.uri, settings.storage.output_uri
-    for value in (uri, output_uri):
-        if "://" in value and not value.startswith("s3://"):
-            raise ConfigError(f"storage URI scheme not supported: {value.split('://')[0]}:// (use a directory or s3://)")
-    async with AsyncExitStack() as stack:
-        client = None
-        options = settings.s3
-        if uri.startswith("s3://") or output_uri.startswith("s3://"):
-            client = await stack.enter_async_context(s3_client(options))
-
-        # one breaker for the endpoint: sources and output fail together
-        breaker = CircuitBreaker(f"s3 {options.endpoint_url or 'aws'}", options.breaker_failures, options.breaker_seconds)
-
-        def store(value: str) -> Storage:
-            if value.startswith("s3://"):
-                return S3Storage(client, S3Location.parse(value), options, breaker)
-            return LocalStorage(settings.path(value))
-
-        sources = store(uri)
-        if output_uri:
-            output = store(output_uri)
-        elif uri.startswith("s3://"):
-            output = S3Storage(client, S3Location.parse(uri).child(".livetx"), options, breaker)
-        else:
-            output = LocalStorage(settings.path(uri) / ".livetx")
-        yield sources, output
-
-
-def make_tier(settings: Settings, output: Storage) -> LocalTier | None:
-    """A local LRU tier in front of remote output (a local output store is its own tier)."""
-    if isinstance(output, LocalStorage) or settings.cache.local_max_bytes <= 0:
-        return None
-    tier = LocalTier(settings.path(settings.cache.local_dir), settings.cache.local_max_bytes)
-    tier.scan()
-    return tier
-
-
-def make_signer(settings: Settings) -> Signer:
-    signing = settings.signing
-    return Signer(signing.keys, signing.active, signing.clock_skew, signing.max_ttl)
 
 
 async def freeze_heap(app: web.Application) -> None:
@@ -144,7 +85,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     metrics = Metrics()
     app[METRICS] = metrics
-    metrics.registry.register(StateCollector(app))
+    metrics.registry.register(StateCollector(lambda: app.get(POOL), lambda: app.get(SEGMENTS)))
     app.on_response_prepare.append(server_headers)
     app.on_response_prepare.append(count_bytes)
     app.on_response_prepare.append(segment_etag)

@@ -41,8 +41,8 @@ class Catalog:
         self,
         sources: Storage,
         profiles: Mapping[str, Profile],
+        output: Storage,
         threads: int = 0,
-        output: Storage | None = None,
         stat_ttl: float = 0.0,
         prober: ProbePool | None = None,
         probe_failure_ttl: float = 60.0,
@@ -75,14 +75,13 @@ class Catalog:
         job_profile = self._jobs.get(name)
         if job_profile is not None:
             return job_profile
-        if name.startswith(JOB_PREFIX) and self.output is not None:
+        if name.startswith(JOB_PREFIX):
             job = await self._load_job(name[len(JOB_PREFIX) :])
             if job is not None:
                 return self._remember(job)
         raise ProfileNotFound(f"no profile named {name!r}")
 
     async def _load_job(self, job_id: str) -> Job | None:
-        assert self.output is not None
         if not job_id.isalnum():
             return None
         try:
@@ -113,7 +112,6 @@ class Catalog:
 
         Claims are checked, then written: two different jobs racing for one key within that
         gap can both pass (object stores offer no portable create-if-absent)."""
-        assert self.output is not None
         claims = job.claims()
         known = await self.output.stat(record_key(job.id)) is not None  # this job was kept before
         for key, field in claims.items():
@@ -134,7 +132,6 @@ class Catalog:
 
     async def _claim_holder(self, key: str) -> str | None:
         """The id of the job that claimed output key `key`, if any."""
-        assert self.output is not None
         if await self.output.stat(claim_key(key)) is None:
             return None
         try:
@@ -145,7 +142,6 @@ class Catalog:
 
     async def publish(self, title: Title) -> None:
         """Write the title's playlists to output storage now (the APIs answer after this)."""
-        assert self.output is not None
         for key, text in playlist_objects(title).items():
             await self.output.write(key, text.encode())
 
@@ -176,8 +172,6 @@ class Catalog:
         return f"{source.key}/probe-{version}.json"
 
     async def _recorded(self, source: ObjectInfo) -> MediaInfo | None:
-        if self.output is None:
-            return None
         try:
             if await self.output.stat(self.probe_key(source)) is None:
                 return None
@@ -186,7 +180,6 @@ class Catalog:
             return None
 
     async def _record(self, source: ObjectInfo, info: MediaInfo) -> None:
-        assert self.output is not None
         try:
             await self.output.write(self.probe_key(source), json.dumps(info.to_record()).encode())
         except (LivetxError, OSError) as exc:
@@ -245,8 +238,7 @@ class Catalog:
             info = await self.prober.probe(url)
         else:
             info = await asyncio.to_thread(probe, url)
-        if self.output is not None:
-            self._spawn(self._record(source, info))
+        self._spawn(self._record(source, info))
         return info
 
     async def title(self, profile_name: str, key: str) -> Title:
@@ -276,7 +268,7 @@ class Catalog:
         if len(self._seen) > PROBE_CACHE_SIZE:
             self._seen.clear()
         self._seen.add(seen)
-        if self.output is not None and publish:
+        if publish:
             self._spawn(self._publish(title))
         return True
 
@@ -286,7 +278,6 @@ class Catalog:
         task.add_done_callback(self._publishing.discard)
 
     async def _publish(self, title: Title) -> None:
-        assert self.output is not None
         for key, text in playlist_objects(title).items():
             try:
                 await self.output.write(key, text.encode())

@@ -203,7 +203,7 @@ def s3_env(s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 async def s3_sources(s3: SeaweedS3, s3_env: None, tmp_path: Path, sources: dict[str, Source]) -> str:
     """A fresh S3 prefix holding the test sources; returns its URI."""
-    from livetx.app import open_storages
+    from livetx.factories import open_storages
 
     prefix = f"s3://{BUCKET}/{tmp_path.name}"
     async with open_storages(s3_settings(s3, tmp_path, LIVETX_STORAGE_URI=prefix)) as (store, _):

@@ -19,7 +19,7 @@ from yarl import URL
 
 from livetx.app import create_app
 from livetx.scopes import OPERATIONS
-from livetx.web.api import API_ROUTE_PREFIX, ROUTE_OPERATIONS
+from livetx.web.auth import API_ROUTE_PREFIX, ROUTE_OPERATIONS
 from livetx.web.keys import CATALOG, SETTINGS
 from livetx.web.openapi import document
 from tests.conftest import Source, app_settings

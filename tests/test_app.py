@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from livetx.app import create_app, make_signer
+from livetx.app import create_app
 from livetx.catalog import Catalog
+from livetx.factories import make_signer
 from livetx.urls import signed_url
 from livetx.web.keys import CATALOG, SEGMENTS, SETTINGS
 from tests.conftest import Source, app_settings

@@ -10,8 +10,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from livetx.app import create_app, make_signer
+from livetx.app import create_app
 from livetx.cache.budget import Budget, PrefetchBudgets
+from livetx.factories import make_signer
 from livetx.signing import Signer
 from livetx.urls import title_prefix, with_token
 from livetx.web.keys import CATALOG, SEGMENTS, SETTINGS

@@ -16,7 +16,7 @@ import av
 import m3u8
 import pytest
 
-from livetx.app import make_signer
+from livetx.factories import make_signer
 from livetx.settings import PlayerSettings, load_settings
 from livetx.urls import master_path
 from tests.checker import check_tone, decode_audio, decode_video

@@ -23,8 +23,9 @@ from urllib.parse import parse_qs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from livetx.app import create_app, make_signer
+from livetx.app import create_app
 from livetx.errors import LivetxError
+from livetx.factories import make_signer
 from livetx.jobs import parse_imm, parse_oss
 from livetx.media.params import parse_rendition_params, parse_title_params
 from livetx.settings import SigningKey

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
 
-from livetx.app import create_app, make_signer
+from livetx.app import create_app
+from livetx.factories import make_signer
 from livetx.media.sample import SampleSpec, write_sample
 from livetx.urls import signed_url
 from livetx.web.keys import SEGMENTS, SETTINGS

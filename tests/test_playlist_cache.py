@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
 
-from livetx.app import create_app, make_signer
+from livetx.app import create_app
 from livetx.cache.keys import segment_name
+from livetx.factories import make_signer
 from livetx.hls.plan import target_duration
 from livetx.hls.render import extinf
 from livetx.playlists import master_text

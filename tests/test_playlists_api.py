@@ -14,7 +14,8 @@ import m3u8
 import pytest
 from aiohttp.test_utils import TestClient
 
-from livetx.app import create_app, open_storages
+from livetx.app import create_app
+from livetx.factories import open_storages
 from livetx.jobs import claim_key, parse_imm, record_key
 from livetx.media.sample import SampleSpec, write_sample
 from livetx.web.keys import CATALOG, SEGMENTS

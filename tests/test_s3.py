@@ -18,7 +18,7 @@ import m3u8
 import pytest
 from aiohttp.test_utils import TestClient
 
-from livetx.app import open_storages
+from livetx.factories import open_storages
 from livetx.media.probe import probe
 from livetx.storage.base import Storage
 from livetx.web.keys import CATALOG, SEGMENTS

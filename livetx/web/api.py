@@ -1,4 +1,4 @@
-"""The JSON API under /api/v1, authenticated with a bearer API key (not a signing key).
+"""The JSON API under /api/v1, authenticated with a bearer API key (not a signing key; see web/auth.py).
 
 POST /api/v1/sign   a signed URL for a path, or for a source's master playlist
 
@@ -11,44 +11,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from livetx import scopes
-from livetx.errors import ApiKeyInvalid, ApiKeyMissing, ApiKeyScope, InvalidPath, ParameterError
+from livetx.errors import InvalidPath, ParameterError
 from livetx.jobs import Job, check_namespace, check_planned, is_job_profile, parse_imm, parse_oss
 from livetx.storage.base import check_source_key
 from livetx.titles import Title
 from livetx.urls import SignRequest, master_path, parse_sign_request, sign
+from livetx.web.auth import check_api_key
 from livetx.web.body import form_body, json_body
 from livetx.web.keys import API_SCOPE, CATALOG, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
-
-API_ROUTE_PREFIX = "api-v1-"  # routes whose name starts with this need an API key
-# the one table of which operation each API route is (the names scopes list)
-ROUTE_OPERATIONS = {
-    "api-v1-sign": scopes.SIGN,
-    "api-v1-playlists": scopes.PLAYLISTS,
-    "oss-process": scopes.PLAYLISTS,
-    "api-v1-sources": scopes.SOURCES,
-    "api-v1-title": scopes.TITLES,
-}
-
-
-def check_api_key(request: web.Request) -> None:
-    """`Authorization: Bearer <key>`: 401 without one, 403 for a key that isn't configured,
-    403 `api_key_scope` for a key whose scope does not include this route's operation."""
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
-        raise ApiKeyMissing("this API needs 'Authorization: Bearer <API key>'")
-    api = request.app[SETTINGS].api
-    key = api.check(presented.strip())
-    if key is None:
-        raise ApiKeyInvalid("API key not accepted")
-    scope = request[API_SCOPE] = api.scope(key)
-    route = request.match_info.route.name or ""
-    operation = ROUTE_OPERATIONS.get(route)
-    if operation is None:  # fail closed: a route nobody gave an operation is no key's to use
-        raise ApiKeyScope(f"route {route!r} has no operation an API key could be scoped to", operation=None)
-    scope.check_operation(operation)
-    if route == "api-v1-title":  # a title's state tells about its source
-        scope.check_read(request.match_info["key"], "key")
 
 
 async def sign_url(request: web.Request) -> web.Response:
@@ -113,7 +83,6 @@ def _playlist_uri(uri: str) -> str:
 async def create_playlists(request: web.Request) -> web.Response:
     """IMM GenerateVideoPlaylist, answered in that API's shape (plus `PlaybackURL`)."""
     catalog = request.app[CATALOG]
-    assert catalog.output is not None
     limits = request.app[SETTINGS].limits
     job = parse_imm(await json_body(request), catalog.sources.key_for_uri, catalog.output.key_for_uri, limits)
     title, playback = await _make_playlists(request, job, "SourceURI")
@@ -142,7 +111,6 @@ async def oss_process(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     check_api_key(request)
     catalog = request.app[CATALOG]
-    assert catalog.output is not None
     form = await form_body(request)
     process = form.get("x-oss-process")
     if not isinstance(process, str):

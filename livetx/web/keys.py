@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -16,8 +17,11 @@ from livetx.signing import Signer, Token
 if TYPE_CHECKING:
     from livetx.web.lag import LoopLagMonitor
     from livetx.web.metrics import Metrics
-    from livetx.web.playlists import PlaylistCache
+    from livetx.web.playlist_cache import PlaylistCache
     from livetx.web.status import TitleStatus
+
+# a handler, or the rest of the middleware chain
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SETTINGS = web.AppKey("settings", Settings)
 SIGNER = web.AppKey("signer", Signer)
@@ -48,5 +52,6 @@ __all__ = [
     "SIGNER",
     "STATUS",
     "TOKEN",
+    "Handler",
     "Token",
 ]

@@ -1,6 +1,8 @@
 """Prometheus metrics at /metrics (prometheus-client), one registry per app.
 
-Request counts, latency and bytes are observed by middleware and a response-prepare hook;
+This module knows prometheus-client only: the middleware and response hook that observe
+requests are in web/middleware.py, the /metrics handler in web/routes.py, its token check in
+web/auth.py. Request counts, latency and bytes are observed by middleware and a response-prepare hook;
 transcode durations by the segment service; queue depth, in-flight transcodes, singleflight
 joins, cache hits and misses by tier, worker restarts and storage errors are read from the
 pool and the service when scraped, so nothing is counted twice. With `server.metrics_token`
@@ -9,18 +11,16 @@ set, a scrape needs it as a bearer token.
 
 from __future__ import annotations
 
-import hmac
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from livetx.errors import MetricsTokenInvalid, MetricsTokenMissing
-from livetx.web.keys import METRICS, POOL, SEGMENTS, SETTINGS
-from livetx.web.middleware import Handler
+if TYPE_CHECKING:
+    from livetx.cache.service import SegmentService
+    from livetx.media.pool import TranscodePool
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 TRANSCODE_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
@@ -57,14 +57,15 @@ class Metrics:
 
 
 class StateCollector(Collector):
-    """Pool and cache state, read at scrape time."""
+    """Pool and cache state, read at scrape time (`pool` and `service` give None until started)."""
 
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
+    def __init__(self, pool: Callable[[], TranscodePool | None], service: Callable[[], SegmentService | None]) -> None:
+        self.pool = pool
+        self.service = service
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        pool = self.app.get(POOL)
-        service = self.app.get(SEGMENTS)
+        pool = self.pool()
+        service = self.service()
         if pool is not None:
             yield GaugeMetricFamily("livetx_transcode_queue_depth", "Transcode jobs waiting for a worker", value=pool.stats.queued)
             yield GaugeMetricFamily("livetx_transcodes_in_flight", "Transcodes running now", value=pool.stats.in_flight)
@@ -100,51 +101,3 @@ class StateCollector(Collector):
             yield CounterMetricFamily("livetx_overloaded", "Requests answered 503 by admission control", value=stats.overloaded)
             yield CounterMetricFamily("livetx_writebacks_dropped", "Write-backs dropped (memory bound)", value=stats.writebacks_dropped)
             yield CounterMetricFamily("livetx_corrupt_segments", "Cached copies that failed their seal check", value=stats.corrupt)
-
-
-def route_of(request: web.Request) -> str:
-    route = request.match_info.route
-    return route.name or "unmatched" if route is not None else "unmatched"
-
-
-@web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: counts what the client finally got (errors already turned into JSON)."""
-    began = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        metrics = request.app[METRICS]
-        route = route_of(request)
-        metrics.requests.labels(route=route, method=request.method, status=str(status)).inc()
-        metrics.latency.labels(route=route).observe(time.perf_counter() - began)
-
-
-async def count_bytes(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: the body size is known here for files and for bytes alike."""
-    if response.content_length and request.method != "HEAD":
-        request.app[METRICS].bytes.labels(route=route_of(request)).inc(response.content_length)
-
-
-def check_metrics_token(request: web.Request) -> None:
-    """`server.metrics_token`, when set: `Authorization: Bearer <token>`, compared in constant time."""
-    token = request.app[SETTINGS].server.metrics_token
-    if not token:
-        return
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
-        raise MetricsTokenMissing("/metrics needs 'Authorization: Bearer <server.metrics_token>'")
-    if not hmac.compare_digest(presented.strip().encode(), token.encode()):
-        raise MetricsTokenInvalid("metrics token not accepted")
-
-
-async def metrics_page(request: web.Request) -> web.Response:
-    check_metrics_token(request)
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})

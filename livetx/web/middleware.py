@@ -1,4 +1,5 @@
-"""Middleware: errors -> HTTP statuses in one place, and the token check on signed routes."""
+"""Middleware: errors -> HTTP statuses in one place, the token check on signed routes, and the
+request metrics (counts and latency by route, bytes sent)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -16,12 +16,11 @@ from livetx.errors import HeadersTooLarge, LivetxError, SourceNotFound, UriTooLo
 from livetx.settings import Settings
 from livetx.signing import TOKEN_PARAMS
 from livetx.urls import HLS_ROOT
-from livetx.web.api import API_ROUTE_PREFIX, check_api_key
-from livetx.web.keys import REQUEST_ID, SETTINGS, SIGNER, TOKEN
+from livetx.web.auth import API_ROUTE_PREFIX, check_api_key
+from livetx.web.keys import METRICS, REQUEST_ID, SETTINGS, SIGNER, TOKEN, Handler
 
 log = logging.getLogger("livetx.web")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SIGNED_ROUTE_PREFIX = "hls-"  # routes whose name starts with this need a valid token
 NOT_FOUND_MAX_AGE = 10  # seconds a 404 for an unknown source may be cached
 CORS_ALLOW_METHODS = "GET, HEAD, POST, OPTIONS"
@@ -178,3 +177,33 @@ async def server_headers(request: web.Request, response: web.StreamResponse) -> 
     header without versions, and no MIME sniffing of what we label."""
     response.headers["Server"] = SERVER_NAME
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
+def route_of(request: web.Request) -> str:
+    route = request.match_info.route
+    return route.name or "unmatched" if route is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: counts what the client finally got (errors already turned into JSON)."""
+    began = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics = request.app[METRICS]
+        route = route_of(request)
+        metrics.requests.labels(route=route, method=request.method, status=str(status)).inc()
+        metrics.latency.labels(route=route).observe(time.perf_counter() - began)
+
+
+async def count_bytes(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the body size is known here for files and for bytes alike."""
+    if response.content_length and request.method != "HEAD":
+        request.app[METRICS].bytes.labels(route=route_of(request)).inc(response.content_length)

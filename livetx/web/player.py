@@ -3,7 +3,9 @@ and what every HTML page of livetx answers with: a Content-Security-Policy with 
 for its inline script, hls.js pinned by Subresource Integrity, no Referer (the page's URL holds
 a signed playlist URL) and frame-ancestors.
 
-The page lives in pages/player.html. `?src=` is a playlist of this server, or of an origin in
+The pages are package files in web/pages/ (player.html here, demo.html for web/demo.py), with
+one substitution scheme: `string.Template` placeholders (`${nonce}`, `${hls_js_tag}`, ...),
+filled by `page_response`. A value is inserted once and never scanned again. `?src=` is a playlist of this server, or of an origin in
 `player.allowed_sources`: the page checks before it loads, the CSP's connect-src and media-src
 make the browser refuse others, and this handler answers an obviously foreign `src` with a 400.
 """
@@ -16,6 +18,7 @@ import re
 import secrets
 from functools import cache
 from importlib import resources
+from string import Template
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -33,8 +36,9 @@ _SCRIPT_URL = re.compile(r"[^\s;,'\"<>]+")
 
 
 @cache
-def page_template(name: str) -> str:
-    return resources.files("livetx.web").joinpath("pages", name).read_text(encoding="utf-8")
+def page_template(name: str) -> Template:
+    """web/pages/<name>, read once."""
+    return Template(resources.files("livetx.web").joinpath("pages", name).read_text(encoding="utf-8"))
 
 
 def allowed_sources(settings: Settings) -> tuple[str, ...]:
@@ -97,8 +101,9 @@ def content_security_policy(settings: Settings, nonce: str) -> str:
     return "; ".join(directives)
 
 
-def page_response(settings: Settings, body: str) -> web.Response:
-    """An HTML page: `__NONCE__` in `body` becomes this response's nonce, named in its CSP."""
+def page_response(settings: Settings, page: str, **values: str) -> web.Response:
+    """The HTML page web/pages/<page> with its placeholders filled from `values`, and `${nonce}`
+    with this response's nonce, named in its CSP (a placeholder left unfilled is a KeyError)."""
     nonce = secrets.token_urlsafe(18)
     headers = {
         "Content-Security-Policy": content_security_policy(settings, nonce),
@@ -106,7 +111,8 @@ def page_response(settings: Settings, body: str) -> web.Response:
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-store",  # a nonce is good for one response
     }
-    return web.Response(text=body.replace("__NONCE__", nonce), content_type="text/html", headers=headers)
+    body = page_template(page).substitute(values, nonce=nonce)
+    return web.Response(text=body, content_type="text/html", headers=headers)
 
 
 def check_src(request: web.Request, settings: Settings) -> None:
@@ -126,5 +132,4 @@ async def player(request: web.Request) -> web.Response:
     config = {"allowed_sources": list(playable_origins(settings)), "hls_js_url": settings.player.hls_js_url}
     # JSON inside <script type="application/json">: "<" escaped so no "</script>" can close it
     config_text = json.dumps(config).replace("<", "\\u003c")
-    body = page_template("player.html").replace("__HLS_JS_TAG__", hls_js_tag(settings)).replace("__CONFIG__", config_text)
-    return page_response(settings, body)
+    return page_response(settings, "player.html", hls_js_tag=hls_js_tag(settings), config=config_text)

@@ -4,7 +4,7 @@ request for a title queues its pre-transcode.
 
 Playlists are personal (`private, no-store`: they carry the viewer's token), so a CDN sends
 every player's request here. Each is rendered once per title version and rendition, in a
-thread (`PlaylistCache`); a request only fills in its token. A title-scoped token is the same
+thread (`PlaylistCache`, web/playlist_cache.py); a request only fills in its token. A title-scoped token is the same
 query on every URI: joins of cached bytes. A path token needs one signature per URI, from a
 precomputed HMAC state. A long playlist goes out in pieces, the event loop running other
 requests between them.
@@ -13,8 +13,7 @@ requests between them.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -28,50 +27,8 @@ M3U8_TYPE = "application/vnd.apple.mpegurl"
 # signed playlists are personal (they carry this viewer's tokens): never shared by caches
 PLAYLIST_HEADERS = {"Cache-Control": "private, no-store"}
 
-RENDERED_MAX_BYTES = 64 * 1024**2  # rendered playlists kept (a 2-hour title's media playlist: ~75 kB)
 CHUNK = 256  # path-token URIs signed between two turns of the event loop (~1 ms)
 STREAM_URIS = 2048  # a playlist with more URIs goes out in pieces of this many (~300 kB)
-SIGNING_AT_ONCE = 2  # path-token playlists (of more than CHUNK URIs) signing at a time; others wait
-
-
-class PlaylistCache:
-    """Rendered playlists by title version and rendition, least recently used dropped beyond
-    `max_bytes`. A playlist is rendered once, in a thread, however many requests wait for it."""
-
-    def __init__(self, max_bytes: int = RENDERED_MAX_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self.renders = 0
-        self._rendered: OrderedDict[Hashable, Rendered] = OrderedDict()
-        self._rendering: dict[Hashable, asyncio.Task[Rendered]] = {}
-        self.signing = asyncio.Semaphore(SIGNING_AT_ONCE)
-
-    async def get(self, key: Hashable, render: Callable[[], Rendered]) -> Rendered:
-        found = self._rendered.get(key)
-        if found is not None:
-            self._rendered.move_to_end(key)
-            return found
-        task = self._rendering.get(key)
-        if task is None:
-            task = asyncio.create_task(asyncio.to_thread(render))
-            self._rendering[key] = task
-            task.add_done_callback(lambda done: self._keep(key, done))
-        # a client that leaves doesn't cancel the rendering others wait for
-        return await asyncio.shield(task)
-
-    def _keep(self, key: Hashable, task: asyncio.Task[Rendered]) -> None:
-        self._rendering.pop(key, None)
-        if task.cancelled() or task.exception() is not None:
-            return  # each waiter got the error; nothing is kept
-        rendered = task.result()
-        self.renders += 1
-        if rendered.size > self.max_bytes:
-            return
-        self._rendered[key] = rendered
-        self.bytes += rendered.size
-        while self.bytes > self.max_bytes:
-            _, dropped = self._rendered.popitem(last=False)
-            self.bytes -= dropped.size
 
 
 def _version(title: Title) -> tuple[str, str, str]:

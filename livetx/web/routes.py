@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from livetx.urls import HLS_ROOT
 from livetx.web import api, playlists, segments
+from livetx.web.auth import check_metrics_token
 from livetx.web.demo import demo
-from livetx.web.keys import CATALOG, POOL
-from livetx.web.metrics import metrics_page
+from livetx.web.keys import CATALOG, METRICS, POOL
 from livetx.web.openapi import openapi
 from livetx.web.player import player
 
@@ -35,7 +36,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks["pool"] = "ok" if pool is not None and alive == pool.size else f"{alive} of {pool.size if pool else 0} workers alive"
     catalog = request.app.get(CATALOG)
     try:
-        if catalog is None or catalog.output is None:
+        if catalog is None:
             raise RuntimeError("not started")
         await asyncio.wait_for(catalog.output.stat(READY_PROBE_KEY), timeout=READY_TIMEOUT)
         checks["storage"] = "ok"
@@ -43,6 +44,13 @@ async def readyz(request: web.Request) -> web.Response:
         checks["storage"] = f"unreachable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503)
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """The app's Prometheus registry (web/metrics.py), behind `server.metrics_token` when set."""
+    check_metrics_token(request)
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
 
 def add_routes(app: web.Application) -> None:

@@ -29,8 +29,9 @@ from typing import Any
 import m3u8
 import pytest
 
-from livetx.app import create_app, make_signer
+from livetx.app import create_app
 from livetx.errors import ProbeTimeout, SourceUnreadable
+from livetx.factories import make_signer
 from livetx.media.pool import ProbePool
 from livetx.media.probe import probe
 from livetx.media.sample import SampleSpec, write_sample

@@ -1,0 +1,71 @@
+"""Settings -> the long-lived objects that both the server (livetx/app.py) and the CLI
+(livetx/__main__.py) build: the signer, the profiles, the source and output stores, the local
+tier. Nothing here imports aiohttp's web app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from livetx.cache.local_tier import LocalTier
+from livetx.errors import ConfigError
+from livetx.settings import Settings
+from livetx.signing import Signer
+from livetx.storage.base import Storage
+from livetx.storage.breaker import CircuitBreaker
+from livetx.storage.local import LocalStorage
+from livetx.storage.s3 import S3Location, S3Storage, s3_client
+from livetx.titles import Profile, parse_profile
+
+DEFAULT_PROFILES: dict[str, dict[str, Any]] = {"default": {"renditions": {"main": {}}}}
+
+
+def make_signer(settings: Settings) -> Signer:
+    signing = settings.signing
+    return Signer(signing.keys, signing.active, signing.clock_skew, signing.max_ttl)
+
+
+def build_profiles(settings: Settings) -> dict[str, Profile]:
+    tables = settings.profiles or DEFAULT_PROFILES
+    return {name: parse_profile(name, table) for name, table in tables.items()}
+
+
+@asynccontextmanager
+async def open_storages(settings: Settings) -> AsyncIterator[tuple[Storage, Storage]]:
+    """The source and output stores: directories, or S3 URIs sharing one aiobotocore client."""
+    uri, output_uri = settings.storage.uri, settings.storage.output_uri
+    for value in (uri, output_uri):
+        if "://" in value and not value.startswith("s3://"):
+            raise ConfigError(f"storage URI scheme not supported: {value.split('://')[0]}:// (use a directory or s3://)")
+    async with AsyncExitStack() as stack:
+        client = None
+        options = settings.s3
+        if uri.startswith("s3://") or output_uri.startswith("s3://"):
+            client = await stack.enter_async_context(s3_client(options))
+
+        # one breaker for the endpoint: sources and output fail together
+        breaker = CircuitBreaker(f"s3 {options.endpoint_url or 'aws'}", options.breaker_failures, options.breaker_seconds)
+
+        def store(value: str) -> Storage:
+            if value.startswith("s3://"):
+                return S3Storage(client, S3Location.parse(value), options, breaker)
+            return LocalStorage(settings.path(value))
+
+        sources = store(uri)
+        if output_uri:
+            output = store(output_uri)
+        elif uri.startswith("s3://"):
+            output = S3Storage(client, S3Location.parse(uri).child(".livetx"), options, breaker)
+        else:
+            output = LocalStorage(settings.path(uri) / ".livetx")
+        yield sources, output
+
+
+def make_tier(settings: Settings, output: Storage) -> LocalTier | None:
+    """A local LRU tier in front of remote output (a local output store is its own tier)."""
+    if isinstance(output, LocalStorage) or settings.cache.local_max_bytes <= 0:
+        return None
+    tier = LocalTier(settings.path(settings.cache.local_dir), settings.cache.local_max_bytes)
+    tier.scan()
+    return tier
