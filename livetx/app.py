@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -28,7 +29,7 @@ from livetx.storage.breaker import CircuitBreaker
 from livetx.storage.local import LocalStorage
 from livetx.storage.s3 import S3Location, S3Storage, s3_client
 from livetx.titles import Profile, parse_profile
-from livetx.web.keys import CATALOG, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
+from livetx.web.keys import CATALOG, CLOCK, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
 from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import Metrics, StateCollector, count_bytes, observe
 from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, errors, limits, server_headers, tokens
@@ -143,6 +144,7 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={**PARSER_LIMITS, "keepalive_timeout": settings.server.idle_timeout},
     )
     app[SETTINGS] = settings
+    app[CLOCK] = time.time  # token checks read it; a test may set its own before the app starts
     metrics = Metrics()
     app[METRICS] = metrics
     metrics.registry.register(StateCollector(app))
