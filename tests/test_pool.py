@@ -15,24 +15,11 @@ from pathlib import Path
 import pytest
 
 from livetx.errors import SourceUnreadable, TranscodeFailed, TranscodeTimeout
-from livetx.media.model import AudioSpec, SegmentJob, VideoSpec
+from livetx.media.model import AudioSpec, SegmentJob
 from livetx.media.pool import Priority, TranscodePool
 from livetx.media.sample import SampleSpec, write_sample
 from tests.conftest import Source
-from tests.support import cpu_seconds, wait_for
-
-
-def job_for(src: Source, start: Fraction = Fraction(0), stop: Fraction = Fraction(1)) -> SegmentJob:
-    return SegmentJob(
-        source=str(src.path),
-        origin=Fraction(0),
-        start=start,
-        stop=stop,
-        video=VideoSpec("h264", src.spec.width, src.spec.height, src.spec.fps, preset="ultrafast"),
-        audio=AudioSpec(src.spec.sample_rate, 2),
-        video_stream=0,
-        audio_stream=1,
-    )
+from tests.support import cpu_seconds, job_for, wait_for
 
 
 class _Stall(http.server.BaseHTTPRequestHandler):

@@ -31,8 +31,7 @@ from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import MakeClient, Source
 from tests.s3server import BUCKET, SeaweedS3
-from tests.test_pool import job_for
-from tests.test_s3 import CDN_HEADERS, SlowStore, fetch, playlist_segments
+from tests.support import CDN_HEADERS, SlowStore, fetch, job_for, playlist_segments
 
 QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false", "LIVETX_PROFILES_DEFAULT_INITD": "0"}  # no background transcodes
 
