@@ -31,7 +31,7 @@ from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import MakeClient, Source
 from tests.s3server import BUCKET, SeaweedS3
-from tests.support import CDN_HEADERS, SlowStore, fetch, job_for, playlist_segments
+from tests.support import CDN_HEADERS, SlowStore, fetch, job_for, playlist_segments, wait_for
 
 QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false", "LIVETX_PROFILES_DEFAULT_INITD": "0"}  # no background transcodes
 
@@ -82,8 +82,7 @@ async def segment_key_of(client: Any, src: Source, index: int) -> str:
 
 
 async def _written(service: Any) -> None:
-    while service.pending_writebacks:
-        await asyncio.sleep(0.05)
+    await wait_for(lambda: service.pending_writebacks == 0, 30, "the write-backs to finish")
 
 
 @pytest.mark.parametrize("damage", ["cut at a packet boundary", "one bit flipped", "seal cut off", "zero bytes"])
@@ -195,8 +194,8 @@ async def test_a_client_that_waits_too_long_gets_503_and_the_transcode_goes_on(
     first = await client.get(segments[-1], headers=CDN_HEADERS)
     assert first.status == 503 and "Retry-After" in first.headers
     assert (await first.json())["error"]["code"] == "overloaded"
-    while service.stats.transcodes == 0:  # nobody waits any more, yet the segment is finished
-        await asyncio.sleep(0.05)
+    # nobody waits any more, yet the segment is finished
+    await wait_for(lambda: service.stats.transcodes, 60, "the abandoned transcode to finish")
     assert is_sealed(await fetch(client, segments[-1]))
     assert service.stats.transcodes == 1
 
@@ -293,7 +292,9 @@ async def test_dead_s3_fails_fast_with_retry_after_and_recovers(
             assert int(response.headers["Retry-After"]) >= 1
         breaker = client.server.app[SEGMENTS].output.breaker
         assert breaker.state == "open" and breaker.rejected >= 4
-        assert max(timings[2:]) < 0.2  # no call reaches the network while it is open
+        # no call reaches the network while it is open (the rejected count says so; the bound is
+        # generous wall time for a loaded machine, far under S3's timeouts)
+        assert max(timings[2:]) < 0.4
     finally:
         s3.start()
     for _ in range(100):  # after the open period a probe goes through, and all is well again
@@ -396,7 +397,7 @@ async def test_an_s3_that_never_answers_times_out_then_fails_fast(
         assert response.status == 503 and (await response.json())["error"]["code"] == "storage_unavailable"
         assert int(response.headers["Retry-After"]) >= 1
     assert all(0.4 < t < 3 for t in timings[:2])  # each waits for its read timeout, no longer
-    assert max(timings[2:]) < 0.2  # then the breaker answers at once
+    assert max(timings[2:]) < 0.4  # then the breaker answers at once: under the 0.5 s read timeout, none waited
 
 
 # ---- a source replaced after its playlist was planned -----------------------------------

@@ -23,7 +23,7 @@ from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import check_tone, decode_audio, decode_video, open_joined
 from tests.conftest import MakeClient, Source, launch_server, s3_settings
 from tests.s3server import BUCKET, SeaweedS3
-from tests.support import CDN_HEADERS, SlowStore, fetch, playlist_segments
+from tests.support import CDN_HEADERS, SlowStore, fetch, playlist_segments, wait_for
 
 pytestmark = pytest.mark.usefixtures("s3_env")
 
@@ -85,10 +85,7 @@ async def test_play_through_with_s3_as_the_store(s3_app: MakeClient, s3_sources:
     assert service.stats.source_bytes > 0
     # everything lands in the output store: segments, and the playlists next to them
     output = service.output
-    for _ in range(100):
-        if service.pending_writebacks == 0:
-            break
-        await asyncio.sleep(0.1)
+    await wait_for(lambda: service.pending_writebacks == 0, 30, "the write-backs to finish")
     title = await client.server.app[CATALOG].title("default", src.path.name)
     rendition = title.renditions[0]
     names = [f"{src.path.name}/default/{rendition.name}-{rendition.spec_id}-{i}.ts" for i in range(len(segments))]
@@ -107,8 +104,7 @@ async def test_deleted_segments_are_made_again_with_identical_timing(
     half = len(segments) // 2
     first = [await fetch(client, path) for path in segments[:half]]
     service = client.server.app[SEGMENTS]
-    while service.pending_writebacks:
-        await asyncio.sleep(0.05)
+    await wait_for(lambda: service.pending_writebacks == 0, 30, "the write-backs to finish")
     title = await client.server.app[CATALOG].title("default", src.path.name)
     rendition = title.renditions[0]
     for i in range(len(segments)):  # delete every .ts object mid-way
@@ -175,11 +171,8 @@ async def test_s3_outage_is_served_by_the_transcoder_and_uploads_catch_up(
         assert service.stats.storage_errors > 0 and service.pending_writebacks > 0
     finally:
         s3.start()
-    for _ in range(300):
-        if service.pending_writebacks == 0:
-            break
-        await asyncio.sleep(0.1)
-    assert service.pending_writebacks == 0 and service.stats.writeback_failures == 0
+    await wait_for(lambda: service.pending_writebacks == 0, 60, "the uploads to catch up after S3 came back")
+    assert service.stats.writeback_failures == 0
     title = await client.server.app[CATALOG].title("default", src.path.name)
     rendition = title.renditions[0]
     stored = [
@@ -211,8 +204,7 @@ async def test_range_and_head_on_fresh_and_stored_segments(
     path = (await playlist_segments(client, src.path.name))[-1]
     service = client.server.app[SEGMENTS]
     whole = await fetch(client, path)  # made now (or by pre-transcode)
-    while service.pending_writebacks:
-        await asyncio.sleep(0.05)
+    await wait_for(lambda: service.pending_writebacks == 0, 30, "the write-back to finish")
     if service.tier is not None:
         service.tier._index.clear()  # forget the local copy: the next answers come from S3
     for _ in range(2):
