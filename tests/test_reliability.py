@@ -27,7 +27,7 @@ from livetx.errors import SourceChanged, StorageUnavailable
 from livetx.media.transcode import transcode_segment
 from livetx.storage.base import file_version
 from livetx.storage.breaker import CircuitBreaker
-from livetx.web.keys import CATALOG, SEGMENTS
+from livetx.web.keys import CATALOG, POOL, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import MakeClient, Source
 from tests.s3server import BUCKET, SeaweedS3
@@ -209,7 +209,8 @@ async def test_a_client_that_goes_away_does_not_cancel_a_shared_transcode(
     segments = await playlist_segments(client, src.path.name)
     impatient = asyncio.create_task(client.get(segments[2], headers=CDN_HEADERS))
     patient = asyncio.create_task(fetch(client, segments[2]))
-    await asyncio.sleep(0.2)
+    pool = client.server.app[POOL]
+    await wait_for(lambda: pool.stats.in_flight or service.stats.transcodes, 60, "the shared transcode to start")
     impatient.cancel()  # the connection is dropped mid-wait
     body = await patient
     assert is_sealed(body) and service.stats.transcodes == 1
