@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench fuzz chaos clean
+.PHONY: run test soak lint bench fuzz chaos clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra
+
+# the suite 5 times in a row: a test that flakes shows here (run it in a fresh clone)
+soak: $(STAMP)
+	for i in 1 2 3 4 5; do $(MAKE) test || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check livetx tests benchmarks

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web, web_response
@@ -19,7 +20,7 @@ from livetx.factories import build_profiles, make_signer, make_tier, open_storag
 from livetx.media.pool import ProbePool, TranscodePool
 from livetx.settings import Settings
 from livetx.storage.base import media_origin
-from livetx.web.keys import CATALOG, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
+from livetx.web.keys import CATALOG, CLOCK, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
 from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import Metrics, StateCollector
 from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, limits, observe, server_headers, tokens
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={**PARSER_LIMITS, "keepalive_timeout": settings.server.idle_timeout},
     )
     app[SETTINGS] = settings
+    app[CLOCK] = time.time  # token checks read it; a test may set its own before the app starts
     metrics = Metrics()
     app[METRICS] = metrics
     metrics.registry.register(StateCollector(lambda: app.get(POOL), lambda: app.get(SEGMENTS)))

@@ -3,7 +3,6 @@ against the app on a loopback port (aiohttp test server, real pool and storage).
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -20,9 +19,10 @@ from yarl import URL
 from livetx.app import create_app
 from livetx.scopes import OPERATIONS
 from livetx.web.auth import API_ROUTE_PREFIX, ROUTE_OPERATIONS
-from livetx.web.keys import CATALOG, SETTINGS
+from livetx.web.keys import CATALOG, CLOCK, SETTINGS
 from livetx.web.openapi import document
 from tests.conftest import Source, app_settings
+from tests.support import Clock
 
 ClientFactory = Callable[[Any], Awaitable[TestClient[Any, Any]]]
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -37,7 +37,7 @@ def make_client(aiohttp_client: ClientFactory, tmp_path: Path, sources: dict[str
     media.mkdir()
     shutil.copy(sources["mp4-30"].path, media / "a.mp4")
 
-    async def make(**env: str) -> TestClient[Any, Any]:
+    async def make(clock: Clock | None = None, **env: str) -> TestClient[Any, Any]:
         settings = app_settings(
             **{
                 "LIVETX_STORAGE_URI": str(media),
@@ -48,7 +48,10 @@ def make_client(aiohttp_client: ClientFactory, tmp_path: Path, sources: dict[str
                 **env,
             }
         )
-        return await aiohttp_client(create_app(settings))
+        app = create_app(settings)
+        if clock is not None:
+            app[CLOCK] = clock
+        return await aiohttp_client(app)
 
     return make
 
@@ -211,10 +214,11 @@ async def test_not_yet_valid_url(client: TestClient[Any, Any]) -> None:
 
 
 async def test_expired_url(make_client: MakeClient) -> None:
-    client = await make_client(LIVETX_SIGNING_CLOCK_SKEW="0")
+    clock = Clock()
+    client = await make_client(LIVETX_SIGNING_CLOCK_SKEW="0", clock=clock)
     brief = await sign(client, key="a.mp4", ttl=1)
     assert (await client.get(local(brief["url"]))).status == 200
-    await asyncio.sleep(brief["expires"] + 1.05 - time.time())
+    clock.now = brief["expires"] + 1.05  # moved on, not waited out
     response = await client.get(local(brief["url"]))
     assert response.status == 403 and (await error_of(response))["code"] == "token_expired"
 
@@ -352,3 +356,7 @@ async def test_every_api_route_is_one_operation(client: TestClient[Any, Any]) ->
         r.name for r in client.server.app.router.routes() if r.name and (r.name.startswith(API_ROUTE_PREFIX) or r.name == "oss-process")
     }
     assert named == set(ROUTE_OPERATIONS) and set(ROUTE_OPERATIONS.values()) == set(OPERATIONS)
+
+
+def test_token_checks_read_the_wall_clock_unless_a_test_sets_its_own(tmp_path: Path) -> None:
+    assert create_app(app_settings(LIVETX_STORAGE_URI=str(tmp_path)))[CLOCK] is time.time

@@ -15,7 +15,7 @@ from livetx.storage.base import ObjectInfo
 from livetx.titles import build_title, parse_profile
 from tests.checker import check_tone, decode_audio, decode_video, open_joined, reference_indexes
 from tests.conftest import Source
-from tests.test_transcode import make_any_segments
+from tests.support import make_any_segments
 
 BASE = {"seconds": 4.0, "width": 320, "height": 180, "fps": Fraction(25), "gop": 25}
 FORMATS = {

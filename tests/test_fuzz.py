@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import errno
 import json
 import os
 import string
@@ -36,7 +35,7 @@ from livetx.urls import parse_sign_request, signed_url
 from livetx.web.body import parse_json
 from livetx.web.keys import SETTINGS
 from tests.conftest import app_settings
-from tests.test_playlists_api import IMM_SAMPLE
+from tests.support import IMM_SAMPLE, hls, readers
 
 EXAMPLES = int(os.environ.get("LIVETX_FUZZ_EXAMPLES", "300"))
 # the default run is the same every time (CI); a fuzz run explores afresh
@@ -194,12 +193,6 @@ def test_paths_keys_and_tokens(path: str, query: dict[str, list[str]], now: int,
 
 # ---- hostile container files: none may read outside its own object ----------------------------
 
-HLS = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
-
-
-def hls(ref: str, entries: int = 1) -> str:
-    return HLS + "".join(f"#EXTINF:2.0,\n{ref}\n" for _ in range(entries)) + "#EXT-X-ENDLIST\n"
-
 
 def write_hostile_corpus(root: Path, outside: Path) -> tuple[dict[str, str], list[Path]]:
     """Files that make FFmpeg open other objects, as sources in `root`, with every reference
@@ -233,21 +226,6 @@ def write_hostile_corpus(root: Path, outside: Path) -> tuple[dict[str, str], lis
     for key, (text, _) in corpus.items():
         (root / key).write_text(text)
     return {key: why for key, (_, why) in corpus.items()}, fifos
-
-
-def readers(fifos: list[Path]) -> list[str]:
-    """The FIFOs something has open for reading (a writer's non-blocking open succeeds only then).
-    Opening the writer end also lets such a reader go on: it reads end-of-file."""
-    found = []
-    for fifo in fifos:
-        try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as exc:
-            assert exc.errno == errno.ENXIO, exc  # no reader
-            continue
-        os.close(fd)
-        found.append(fifo.name)
-    return found
 
 
 async def test_hostile_container_files_get_422_fast_and_read_nothing_else(aiohttp_client: Any, tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -26,27 +25,7 @@ from livetx.urls import signed_url
 from livetx.web.keys import SEGMENTS, SETTINGS
 from tests.checker import decode_video, open_joined
 from tests.conftest import Source, app_settings, launch_server
-
-
-def raw_mkv(path: Path, size: int, pts: list[int], declared: int | None = None) -> None:
-    """A grey rawvideo Matroska file at 25 fps; `declared` rewrites the size its header claims."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("rawvideo", rate=25)
-        stream.width = stream.height = size
-        stream.pix_fmt = "gray"
-        for t in pts:
-            frame = av.VideoFrame.from_ndarray(np.full((size, size), 128, np.uint8), format="gray")
-            frame.pts = t
-            for packet in stream.encode(frame):
-                out.mux(packet)
-    if declared is not None:
-        data = path.read_bytes()
-        for element in (b"\xb0", b"\xba"):  # PixelWidth, PixelHeight
-            old = element + b"\x82" + size.to_bytes(2, "big")
-            assert data.count(old) == 1
-            data = data.replace(old, element + b"\x82" + declared.to_bytes(2, "big"))
-        path.write_bytes(data)
-
+from tests.support import raw_mkv
 
 API_KEY = "hostile-" + "k" * 32
 

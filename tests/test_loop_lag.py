@@ -11,7 +11,7 @@ from aiohttp import web
 from livetx.app import create_app
 from livetx.web.keys import LOOP_LAG
 from tests.conftest import app_settings
-from tests.test_ops import samples
+from tests.support import samples
 
 
 async def test_a_blocked_loop_is_measured(aiohttp_client: Any, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import threading
-import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,11 +16,11 @@ from typing import Any
 import m3u8
 import pytest
 from aiohttp.test_utils import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from livetx.app import create_app
 from livetx.web.keys import POOL
 from tests.conftest import Server, Source, app_settings, free_port, launch_server
+from tests.support import samples, wait_for, wait_until
 
 CDN = "c" * 40
 PULL = {"X-Livetx-Origin-Auth": CDN}
@@ -48,14 +47,6 @@ async def first_segment(client: TestClient[Any, Any]) -> str:
     master = m3u8.loads(await (await client.get(base + "master.m3u8", headers=PULL)).text())
     media = m3u8.loads(await (await client.get(base + master.playlists[0].uri, headers=PULL)).text())
     return base + media.segments[0].uri
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
 
 
 async def test_metrics_count_requests_transcodes_and_cache(make_client: MakeClient) -> None:
@@ -91,10 +82,7 @@ async def test_health_and_readiness(make_client: MakeClient) -> None:
     assert ready.status == 200 and (await ready.json())["checks"] == {"pool": "ok", "storage": "ok"}
     pool = client.server.app[POOL]
     os.kill(pool.worker_pids()[0], signal.SIGKILL)
-    for _ in range(100):
-        if len(pool.worker_pids()) < pool.size:
-            break
-        time.sleep(0.02)
+    await wait_for(lambda: len(pool.worker_pids()) < pool.size, 10, "the killed worker to be seen dead")
     not_ready = await client.get("/readyz")
     assert not_ready.status == 503 and (await not_ready.json())["checks"]["pool"] == "1 of 2 workers alive"
 
@@ -162,8 +150,13 @@ def test_logs_are_json_lines_with_request_ids(server: Server, sources: dict[str,
     url = server.cli("url", sources["mp4-30"].key, "--base-url", server.base_url)
     with urllib.request.urlopen(urllib.request.Request(url, headers={"X-Request-Id": "trace-42"}), timeout=60) as response:
         assert response.headers["X-Request-Id"] == "trace-42"
-    time.sleep(0.2)
-    records = [line for line in server.log.read_text().split("\n") if line.startswith("{")]
+
+    def access_logged() -> list[str]:
+        whole = server.log.read_text().split("\n")[:-1]  # complete lines only
+        records = [line for line in whole if line.startswith("{")]
+        return records if any('"access"' in line and '"trace-42"' in line for line in records) else []
+
+    records = wait_until(access_logged, 10, "the access line of the request in the log")
     assert all(line.isascii() for line in records)  # one line each, whatever paths clients sent
     lines = [json.loads(line) for line in records]
     access = [entry for entry in lines if entry.get("event") == "access" and entry.get("request_id") == "trace-42"]
@@ -191,7 +184,13 @@ def test_sigterm_finishes_the_request_and_the_write_back(tmp_path: Path, sources
 
         client = threading.Thread(target=fetch)
         client.start()
-        time.sleep(0.3)  # the transcode is under way
+
+        def under_way() -> bool:
+            with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as response:
+                got = samples(response.read().decode())
+            return got[("livetx_transcodes_in_flight", ())] >= 1 or "status" in result
+
+        wait_until(under_way, 60, "the transcode of the last segment to be under way")
         server.process.send_signal(signal.SIGTERM)
         client.join(timeout=60)
         assert result["status"] == 200 and len(result["body"]) > 0

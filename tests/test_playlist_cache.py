@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import av
 import m3u8
-import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -28,22 +26,11 @@ from livetx.urls import title_prefix, with_token
 from livetx.web.keys import CATALOG, PLAYLISTS, SEGMENTS, SETTINGS
 from livetx.web.playlists import CHUNK, STREAM_URIS
 from tests.conftest import app_settings
+from tests.support import sparse_title
 
 CDN = "c" * 40
 LADDER = {"LIVETX_PROFILES_LADDER_RENDITIONS_P720_S": "x180", "LIVETX_PROFILES_LADDER_RENDITIONS_P480_S": "x144"}
 LADDER |= {"LIVETX_PROFILES_LADDER_RENDITIONS_P360_S": "x90", "LIVETX_PROFILES_LADDER_RENDITIONS_P1080_S": "x1080"}
-
-
-def sparse_title(path: Path, seconds: int, width: int = 320, height: int = 180) -> None:
-    """Two grey rawvideo frames `seconds` apart: a tiny file that plans as a long title."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("rawvideo", rate=25)
-        stream.width, stream.height, stream.pix_fmt = width, height, "gray"
-        for pts in (0, seconds * 25):
-            frame = av.VideoFrame.from_ndarray(np.full((height, width), 128, np.uint8), format="gray")
-            frame.pts = pts
-            for packet in stream.encode(frame):
-                out.mux(packet)
 
 
 @pytest.fixture(scope="module")

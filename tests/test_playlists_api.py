@@ -22,36 +22,11 @@ from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import Source, app_settings
 from tests.s3server import SeaweedS3
+from tests.support import IMM_SAMPLE
 
 API_KEY = "backend-" + "k" * 40
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
-
-IMM_SAMPLE = {
-    "ProjectName": "p",
-    "SourceURI": "oss://bucket/test.avi",
-    "MasterURI": "oss://bucket/output/master.m3u8",
-    "SourceSubtitles": [{"URI": "oss://bucket/sub.srt"}],
-    "Targets": [
-        {
-            "URI": "oss://bucket/output/720p/720p",
-            "Duration": 10,
-            "InitialSegments": [2, 2, 2],
-            "InitialTranscode": 36,
-            "Video": {
-                "TranscodeVideo": {
-                    "Codec": "h264",
-                    "Bitrate": 2400000,
-                    "CRF": 26,
-                    "FrameRate": 25,
-                    "Resolution": "1280x",
-                    "ScaleType": "fit",
-                }
-            },
-            "Audio": {"TranscodeAudio": {"Codec": "aac", "Bitrate": 128000, "SampleRate": 44100}},
-        }
-    ],
-}
 
 
 def b64(text: str) -> str:

@@ -15,31 +15,21 @@ from pathlib import Path
 import pytest
 
 from livetx.errors import SourceUnreadable, TranscodeFailed, TranscodeTimeout
-from livetx.media.model import AudioSpec, SegmentJob, VideoSpec
+from livetx.media.model import AudioSpec, SegmentJob
 from livetx.media.pool import Priority, TranscodePool
 from livetx.media.sample import SampleSpec, write_sample
 from tests.conftest import Source
-
-
-def job_for(src: Source, start: Fraction = Fraction(0), stop: Fraction = Fraction(1)) -> SegmentJob:
-    return SegmentJob(
-        source=str(src.path),
-        origin=Fraction(0),
-        start=start,
-        stop=stop,
-        video=VideoSpec("h264", src.spec.width, src.spec.height, src.spec.fps, preset="ultrafast"),
-        audio=AudioSpec(src.spec.sample_rate, 2),
-        video_stream=0,
-        audio_stream=1,
-    )
+from tests.support import cpu_seconds, job_for, wait_for
 
 
 class _Stall(http.server.BaseHTTPRequestHandler):
     """Takes a request and never answers it: a storage endpoint that hangs."""
 
     release = threading.Event()
+    requests = 0  # GETs taken so far: a job reached its worker when this goes up
 
     def do_GET(self) -> None:
+        type(self).requests += 1
         self.release.wait(60)
 
     def log_message(self, *args: object) -> None:
@@ -54,6 +44,7 @@ def stalling() -> Iterator[str]:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Stall.release.clear()
+    _Stall.requests = 0
     yield f"http://127.0.0.1:{server.server_address[1]}"
     _Stall.release.set()
     server.shutdown()
@@ -121,8 +112,8 @@ async def test_worker_killed_mid_job_is_replaced(sources: dict[str, Source], sta
     try:
         running = asyncio.ensure_future(pool.run(stuck))
         victims = []
-        for _ in range(2):  # the job goes again once on a fresh worker; killed twice, it fails
-            await asyncio.sleep(0.5)
+        for attempt in (1, 2):  # the job goes again once on a fresh worker; killed twice, it fails
+            await wait_for(lambda n=attempt: _Stall.requests >= n, 60, f"attempt {attempt} of the job to reach its worker")
             (victim,) = pool.worker_pids()
             victims.append(victim)
             os.kill(victim, signal.SIGKILL)
@@ -145,10 +136,11 @@ async def test_a_job_whose_worker_is_killed_once_still_completes(tmp_path: Path)
     await pool.start()
     try:
         (victim,) = pool.worker_pids()
-        running = asyncio.ensure_future(pool.run(job))
-        await asyncio.sleep(0.5)
+        idle = cpu_seconds(victim)  # what its start-up cost
+        ticket = pool.submit(job)
+        await wait_for(lambda: cpu_seconds(victim) > idle + 0.2, 60, "the worker to be busy with the job")
         os.kill(victim, signal.SIGKILL)
-        result = await running
+        result = await asyncio.wait_for(ticket.future, 120)
         assert pool.stats.restarts == 1 and pool.stats.retried == 1
         assert result.video_frames == 6 * spec.fps
     finally:
@@ -163,10 +155,12 @@ async def test_client_preempts_background_work_which_then_finishes(sources: dict
     pool = TranscodePool(size=1, timeout=120)
     await pool.start()
     try:
+        (pid,) = pool.worker_pids()
+        idle = cpu_seconds(pid)  # what its start-up cost
         background = pool.submit(slow, Priority.PRETRANSCODE)
-        while background.running_on is None:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.3)  # well into it
+        # well into it: measured in the worker's CPU time, whatever the load on the machine
+        await wait_for(lambda: cpu_seconds(pid) > idle + 0.3, 60, "the worker to be busy with the background job")
+        assert background.running_on is not None
         client = await asyncio.wait_for(pool.run(job_for(src)), timeout=30)
         assert client.video_frames == 30
         assert not background.future.done() and pool.stats.preempted == 1
@@ -199,9 +193,14 @@ async def test_background_waits_while_a_client_transcodes(sources: dict[str, Sou
     try:
         client = pool.submit(job_for(src, stop=Fraction(5)), Priority.CLIENT)
         background = pool.submit(job_for(src), Priority.LOOKAHEAD)
-        while not client.future.done():
-            assert background.running_on is None
-            await asyncio.sleep(0.01)
+
+        def client_done() -> bool:
+            if client.future.done():
+                return True
+            assert background.running_on is None  # while the client transcodes
+            return False
+
+        await wait_for(client_done, 60, "the client transcode", interval=0.01)
         await asyncio.wait_for(background.future, timeout=30)
     finally:
         await pool.close()

@@ -27,12 +27,11 @@ from livetx.errors import SourceChanged, StorageUnavailable
 from livetx.media.transcode import transcode_segment
 from livetx.storage.base import file_version
 from livetx.storage.breaker import CircuitBreaker
-from livetx.web.keys import CATALOG, SEGMENTS
+from livetx.web.keys import CATALOG, POOL, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import MakeClient, Source
 from tests.s3server import BUCKET, SeaweedS3
-from tests.test_pool import job_for
-from tests.test_s3 import CDN_HEADERS, SlowStore, fetch, playlist_segments
+from tests.support import CDN_HEADERS, SlowStore, fetch, job_for, playlist_segments, wait_for
 
 QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false", "LIVETX_PROFILES_DEFAULT_INITD": "0"}  # no background transcodes
 
@@ -191,8 +190,8 @@ async def test_a_client_that_waits_too_long_gets_503_and_the_transcode_goes_on(
     first = await client.get(segments[-1], headers=CDN_HEADERS)
     assert first.status == 503 and "Retry-After" in first.headers
     assert (await first.json())["error"]["code"] == "overloaded"
-    while service.stats.transcodes == 0:  # nobody waits any more, yet the segment is finished
-        await asyncio.sleep(0.05)
+    # nobody waits any more, yet the segment is finished
+    await wait_for(lambda: service.stats.transcodes, 60, "the abandoned transcode to finish")
     assert is_sealed(await fetch(client, segments[-1]))
     assert service.stats.transcodes == 1
 
@@ -206,7 +205,8 @@ async def test_a_client_that_goes_away_does_not_cancel_a_shared_transcode(
     segments = await playlist_segments(client, src.path.name)
     impatient = asyncio.create_task(client.get(segments[2], headers=CDN_HEADERS))
     patient = asyncio.create_task(fetch(client, segments[2]))
-    await asyncio.sleep(0.2)
+    pool = client.server.app[POOL]
+    await wait_for(lambda: pool.stats.in_flight or service.stats.transcodes, 60, "the shared transcode to start")
     impatient.cancel()  # the connection is dropped mid-wait
     body = await patient
     assert is_sealed(body) and service.stats.transcodes == 1
@@ -288,7 +288,9 @@ async def test_dead_s3_fails_fast_with_retry_after_and_recovers(
             assert int(response.headers["Retry-After"]) >= 1
         breaker = client.server.app[SEGMENTS].output.breaker
         assert breaker.state == "open" and breaker.rejected >= 4
-        assert max(timings[2:]) < 0.2  # no call reaches the network while it is open
+        # no call reaches the network while it is open (the rejected count says so; the bound is
+        # generous wall time for a loaded machine, far under S3's timeouts)
+        assert max(timings[2:]) < 0.4
     finally:
         s3.start()
     for _ in range(100):  # after the open period a probe goes through, and all is well again
@@ -391,7 +393,7 @@ async def test_an_s3_that_never_answers_times_out_then_fails_fast(
         assert response.status == 503 and (await response.json())["error"]["code"] == "storage_unavailable"
         assert int(response.headers["Retry-After"]) >= 1
     assert all(0.4 < t < 3 for t in timings[:2])  # each waits for its read timeout, no longer
-    assert max(timings[2:]) < 0.2  # then the breaker answers at once
+    assert max(timings[2:]) < 0.4  # then the breaker answers at once: under the 0.5 s read timeout, none waited
 
 
 # ---- a source replaced after its playlist was planned -----------------------------------

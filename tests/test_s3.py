@@ -11,20 +11,19 @@ import io
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import av
 import m3u8
 import pytest
-from aiohttp.test_utils import TestClient
 
 from livetx.factories import open_storages
 from livetx.media.probe import probe
 from livetx.storage.base import Storage
 from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import check_tone, decode_audio, decode_video, open_joined
-from tests.conftest import CDN, MakeClient, Source, launch_server, s3_settings
+from tests.conftest import MakeClient, Source, launch_server, s3_settings
 from tests.s3server import BUCKET, SeaweedS3
+from tests.support import CDN_HEADERS, SlowStore, fetch, playlist_segments
 
 pytestmark = pytest.mark.usefixtures("s3_env")
 
@@ -33,22 +32,6 @@ async def upload(s3: SeaweedS3, tmp: Path, key: str, path: Path) -> None:
     settings = s3_settings(s3, tmp, LIVETX_STORAGE_URI=f"s3://{BUCKET}/src")
     async with open_storages(settings) as (sources, _):
         await sources.write(key, path.read_bytes())
-
-
-CDN_HEADERS = {"X-Livetx-Origin-Auth": CDN}
-
-
-async def fetch(client: TestClient[Any, Any], path: str) -> bytes:
-    response = await client.get(path, headers=CDN_HEADERS)
-    assert response.status == 200, (path, response.status, await response.text())
-    return await response.read()
-
-
-async def playlist_segments(client: TestClient[Any, Any], key: str) -> list[str]:
-    base = f"/hls/default/{key}/"
-    master = m3u8.loads((await fetch(client, base + "master.m3u8")).decode())
-    media = m3u8.loads((await fetch(client, base + master.playlists[0].uri)).decode())
-    return [base + s.uri for s in media.segments]
 
 
 # ---- the storage contract, local and S3 ------------------------------------------------
@@ -148,26 +131,6 @@ async def test_fifty_cold_requests_share_one_transcode(s3_app: MakeClient, s3_so
     assert len(set(bodies)) == 1 and len(bodies[0]) > 0
 
 
-class SlowStore:
-    """The real output store, with its HEADs and PUTs held back: widens the window in which a
-    request looks in storage while the segment is being made and written back."""
-
-    def __init__(self, store: Any, stat_delay: float, write_delay: float) -> None:
-        self.store, self.stat_delay, self.write_delay = store, stat_delay, write_delay
-
-    async def stat(self, key: str) -> Any:
-        found = await self.store.stat(key)  # looked now, answered late: as a slow HEAD
-        await asyncio.sleep(self.stat_delay)
-        return found
-
-    async def write(self, key: str, data: bytes) -> None:
-        await asyncio.sleep(self.write_delay)
-        await self.store.write(key, data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-
 async def test_requests_spread_over_a_slow_make_and_write_back_share_one_transcode(
     s3_app: MakeClient, s3_sources: str, sources: dict[str, Source]
 ) -> None:
@@ -208,7 +171,7 @@ async def test_s3_outage_is_served_by_the_transcoder_and_uploads_catch_up(
         assert service.stats.storage_errors > 0 and service.pending_writebacks > 0
     finally:
         s3.start()
-    await service.wait_idle()
+    await service.wait_idle(timeout=60)  # the uploads catch up after S3 came back
     assert service.pending_writebacks == 0 and service.stats.writeback_failures == 0
     title = await client.server.app[CATALOG].title("default", src.path.name)
     rendition = title.renditions[0]

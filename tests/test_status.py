@@ -12,7 +12,7 @@ from livetx.app import create_app
 from livetx.cache.keys import segment_key
 from livetx.web.keys import CATALOG
 from tests.conftest import app_settings
-from tests.test_playlist_cache import sparse_title
+from tests.support import sparse_title
 
 API_KEY = "status-" + "k" * 32
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import random
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,10 +14,10 @@ from livetx.media.model import SegmentJob, VideoSpec
 from livetx.media.probe import probe
 from livetx.media.sample import SampleSpec, read_index, write_sample
 from livetx.media.transcode import transcode_segment
-from livetx.storage.base import ObjectInfo
-from livetx.titles import build_title, codecs, parse_profile
+from livetx.titles import codecs
 from tests.checker import check_tone, decode_audio, decode_video, expected_index, open_joined, residual_peaks
 from tests.conftest import Source
+from tests.support import make_any_segments
 
 SOURCE_NAMES = ["mp4-30", "mkv-25-44k", "ts-2997", "ts-10h"]
 
@@ -27,24 +26,6 @@ def make_segments(src: Source, out_fps: Fraction | None = None, seed: int = 1) -
     segments, durations, fps = make_any_segments(src, out_fps, seed)
     assert fps is not None
     return segments, durations, fps
-
-
-def make_any_segments(
-    src: Source, out_fps: Fraction | None = None, seed: int = 1, **params: object
-) -> tuple[list[bytes], list[Fraction], Fraction | None]:
-    """Plan the source as the server does, then make every segment alone, in shuffled order."""
-    rendition: dict[str, object] = {"preset": "ultrafast", "ab": 128000, **params}
-    if out_fps is not None:
-        rendition["fps"] = str(out_fps)
-        rendition["fpsopt"] = 0
-    profile = parse_profile("t", {"st": 5000, "initial_segments": [2000, 1000], "renditions": {"r": rendition}})
-    source = ObjectInfo(src.key, src.path.stat().st_size, "test")
-    title = build_title(source, probe(str(src.path)), profile)
-    r = title.renditions[0]
-    order = list(range(len(r.windows)))
-    random.Random(seed).shuffle(order)
-    made = {i: transcode_segment(title.job(r, i, str(src.path))).data for i in order}
-    return [made[i] for i in range(len(r.windows))], [w.duration for w in r.windows], r.video.fps if r.video else None
 
 
 @pytest.fixture(scope="module", params=SOURCE_NAMES)

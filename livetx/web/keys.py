@@ -32,6 +32,8 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
 PLAYLISTS: web.AppKey[PlaylistCache] = web.AppKey("playlists")
 STATUS: web.AppKey[TitleStatus] = web.AppKey("status")
+# the wall clock token checks read (time.time; a test sets its own to move time, not wait it out)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
 # set on a request by the token middleware: the verified token
 TOKEN = web.RequestKey("token", Token)
@@ -42,6 +44,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 __all__ = [
     "API_SCOPE",
     "CATALOG",
+    "CLOCK",
     "LOOP_LAG",
     "METRICS",
     "PLAYLISTS",

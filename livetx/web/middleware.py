@@ -17,7 +17,7 @@ from livetx.settings import Settings
 from livetx.signing import TOKEN_PARAMS
 from livetx.urls import HLS_ROOT
 from livetx.web.auth import API_ROUTE_PREFIX, check_api_key
-from livetx.web.keys import METRICS, REQUEST_ID, SETTINGS, SIGNER, TOKEN, Handler
+from livetx.web.keys import CLOCK, METRICS, REQUEST_ID, SETTINGS, SIGNER, TOKEN, Handler
 
 log = logging.getLogger("livetx.web")
 
@@ -132,7 +132,7 @@ async def tokens(request: web.Request, handler: Handler) -> web.StreamResponse:
         query = {name: request.query.getall(name) for name in request.query}
         has_token = any(name in query for name in TOKEN_PARAMS)
         if has_token or not origin_pull(request, settings):
-            request[TOKEN] = request.app[SIGNER].verify(request.path, query, time.time(), client_ip(request, settings))
+            request[TOKEN] = request.app[SIGNER].verify(request.path, query, request.app[CLOCK](), client_ip(request, settings))
     return await handler(request)
 
 

@@ -21,6 +21,7 @@ from livetx.settings import parse_keys
 from livetx.signing import Signer
 from tests.conftest import Server, Source, launch_server
 from tests.security.conftest import api, call, watch
+from tests.support import wait_until
 
 SCOPED_KEY = "scoped-" + "s" * 40  # operations sign+playlists, reads movies/, writes out/scoped/
 MAX_RENDITIONS = 2  # the server's limits.max_renditions here
@@ -93,9 +94,7 @@ def test_a_job_cannot_overwrite_a_profiles_playlists(live: Server) -> None:
     parts = urlsplit(signed["url"])
     assert call(live, "GET", f"{parts.path}?{parts.query}")[0] == 200  # publishes a.mp4/default/*.m3u8
     master = output(live) / "a.mp4" / "default" / "master.m3u8"
-    deadline = time.monotonic() + 10
-    while not master.exists() and time.monotonic() < deadline:  # written in the background
-        time.sleep(0.05)
+    wait_until(master.exists, 10, "the master playlist, written in the background")
     before = master.read_bytes()
     hostile = imm("a.mp4", "a.mp4/default/master.m3u8", target("a.mp4/default/main", Resolution="64x64", ScaleType="stretch"))
     with watch(live):

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import Server, launch_server
 from tests.security.conftest import api, call, watch
-from tests.test_hostile import raw_mkv
+from tests.support import raw_mkv
 
 HOURS = 44
 SEGMENTS = 3 + (HOURS * 3600 - 6) // 10 + 1  # 2-2-2 s, then 10 s segments, the last one shorter

@@ -43,8 +43,7 @@ from livetx.web.keys import CATALOG, SETTINGS
 from tests import test_pool
 from tests.conftest import MakeClient, Server, Source, app_settings, launch_server
 from tests.security.conftest import api, call, watch
-from tests.test_fuzz import hls, readers
-from tests.test_playlists_api import IMM_SAMPLE
+from tests.support import IMM_SAMPLE, hls, readers
 
 stalling_server = test_pool.stalling  # the fixture `stalling`, shared
 

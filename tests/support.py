@@ -1,0 +1,243 @@
+"""Helpers shared by test modules (a home for them, so no test module imports another).
+
+Waiting: never sleep a guessed time and hope; wait for a condition, with a bound and a message
+saying what did not happen. Time: move an injected clock instead of waiting time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import random
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, TypeVar
+
+import av
+import m3u8
+import numpy as np
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from livetx.media.model import AudioSpec, SegmentJob, VideoSpec
+from livetx.media.probe import probe
+from livetx.media.transcode import transcode_segment
+from livetx.storage.base import ObjectInfo
+from livetx.titles import build_title, parse_profile
+from tests.conftest import CDN, Source
+
+T = TypeVar("T")
+
+
+def _timed_out(what: str, timeout: float) -> AssertionError:
+    return AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+async def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
+    """Poll `condition` on the event loop until it returns something truthy, and return that;
+    fail naming `what` after `timeout` seconds. `condition` may assert: that fails at once."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() >= deadline:
+            raise _timed_out(what, timeout)
+        await asyncio.sleep(interval)
+    return result
+
+
+def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """`wait_for` for synchronous tests (a real server in a subprocess, a browser): blocks."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() >= deadline:
+            raise _timed_out(what, timeout)
+        time.sleep(interval)
+    return result
+
+
+class Clock:
+    """A wall clock a test moves by hand: set as the app's `CLOCK` before the app starts."""
+
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (Linux): a sign that a
+    worker is busy with a job, independent of how loaded the machine is."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # after "pid (comm)"
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus exposition text -> {(sample name, sorted labels): value}."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+# ---- Media made for a test ---------------------------------------------------------------
+
+
+def sparse_title(path: Path, seconds: int, width: int = 320, height: int = 180) -> None:
+    """Two grey rawvideo frames `seconds` apart: a tiny file that plans as a long title."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("rawvideo", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "gray"
+        for pts in (0, seconds * 25):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width), 128, np.uint8), format="gray")
+            frame.pts = pts
+            for packet in stream.encode(frame):
+                out.mux(packet)
+
+
+def raw_mkv(path: Path, size: int, pts: list[int], declared: int | None = None) -> None:
+    """A grey rawvideo Matroska file at 25 fps; `declared` rewrites the size its header claims."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("rawvideo", rate=25)
+        stream.width = stream.height = size
+        stream.pix_fmt = "gray"
+        for t in pts:
+            frame = av.VideoFrame.from_ndarray(np.full((size, size), 128, np.uint8), format="gray")
+            frame.pts = t
+            for packet in stream.encode(frame):
+                out.mux(packet)
+    if declared is not None:
+        data = path.read_bytes()
+        for element in (b"\xb0", b"\xba"):  # PixelWidth, PixelHeight
+            old = element + b"\x82" + size.to_bytes(2, "big")
+            assert data.count(old) == 1
+            data = data.replace(old, element + b"\x82" + declared.to_bytes(2, "big"))
+        path.write_bytes(data)
+
+
+def make_any_segments(
+    src: Source, out_fps: Fraction | None = None, seed: int = 1, **params: object
+) -> tuple[list[bytes], list[Fraction], Fraction | None]:
+    """Plan the source as the server does, then make every segment alone, in shuffled order."""
+    rendition: dict[str, object] = {"preset": "ultrafast", "ab": 128000, **params}
+    if out_fps is not None:
+        rendition["fps"] = str(out_fps)
+        rendition["fpsopt"] = 0
+    profile = parse_profile("t", {"st": 5000, "initial_segments": [2000, 1000], "renditions": {"r": rendition}})
+    source = ObjectInfo(src.key, src.path.stat().st_size, "test")
+    title = build_title(source, probe(str(src.path)), profile)
+    r = title.renditions[0]
+    order = list(range(len(r.windows)))
+    random.Random(seed).shuffle(order)
+    made = {i: transcode_segment(title.job(r, i, str(src.path))).data for i in order}
+    return [made[i] for i in range(len(r.windows))], [w.duration for w in r.windows], r.video.fps if r.video else None
+
+
+def job_for(src: Source, start: Fraction = Fraction(0), stop: Fraction = Fraction(1)) -> SegmentJob:
+    return SegmentJob(
+        source=str(src.path),
+        origin=Fraction(0),
+        start=start,
+        stop=stop,
+        video=VideoSpec("h264", src.spec.width, src.spec.height, src.spec.fps, preset="ultrafast"),
+        audio=AudioSpec(src.spec.sample_rate, 2),
+        video_stream=0,
+        audio_stream=1,
+    )
+
+
+# ---- The app as a CDN pulls from it (needs the `s3_app`/`CDN` settings of conftest) ------
+
+
+CDN_HEADERS = {"X-Livetx-Origin-Auth": CDN}
+
+
+async def fetch(client: TestClient[Any, Any], path: str) -> bytes:
+    response = await client.get(path, headers=CDN_HEADERS)
+    assert response.status == 200, (path, response.status, await response.text())
+    return await response.read()
+
+
+async def playlist_segments(client: TestClient[Any, Any], key: str) -> list[str]:
+    base = f"/hls/default/{key}/"
+    master = m3u8.loads((await fetch(client, base + "master.m3u8")).decode())
+    media = m3u8.loads((await fetch(client, base + master.playlists[0].uri)).decode())
+    return [base + s.uri for s in media.segments]
+
+
+class SlowStore:
+    """The real output store, with its HEADs and PUTs held back: widens the window in which a
+    request looks in storage while the segment is being made and written back."""
+
+    def __init__(self, store: Any, stat_delay: float, write_delay: float) -> None:
+        self.store, self.stat_delay, self.write_delay = store, stat_delay, write_delay
+
+    async def stat(self, key: str) -> Any:
+        found = await self.store.stat(key)  # looked now, answered late: as a slow HEAD
+        await asyncio.sleep(self.stat_delay)
+        return found
+
+    async def write(self, key: str, data: bytes) -> None:
+        await asyncio.sleep(self.write_delay)
+        await self.store.write(key, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+# ---- Request bodies and hostile sources --------------------------------------------------
+
+
+IMM_SAMPLE = {
+    "ProjectName": "p",
+    "SourceURI": "oss://bucket/test.avi",
+    "MasterURI": "oss://bucket/output/master.m3u8",
+    "SourceSubtitles": [{"URI": "oss://bucket/sub.srt"}],
+    "Targets": [
+        {
+            "URI": "oss://bucket/output/720p/720p",
+            "Duration": 10,
+            "InitialSegments": [2, 2, 2],
+            "InitialTranscode": 36,
+            "Video": {
+                "TranscodeVideo": {
+                    "Codec": "h264",
+                    "Bitrate": 2400000,
+                    "CRF": 26,
+                    "FrameRate": 25,
+                    "Resolution": "1280x",
+                    "ScaleType": "fit",
+                }
+            },
+            "Audio": {"TranscodeAudio": {"Codec": "aac", "Bitrate": 128000, "SampleRate": 44100}},
+        }
+    ],
+}
+
+HLS = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+
+
+def hls(ref: str, entries: int = 1) -> str:
+    return HLS + "".join(f"#EXTINF:2.0,\n{ref}\n" for _ in range(entries)) + "#EXT-X-ENDLIST\n"
+
+
+def readers(fifos: list[Path]) -> list[str]:
+    """The FIFOs something has open for reading (a writer's non-blocking open succeeds only then).
+    Opening the writer end also lets such a reader go on: it reads end-of-file."""
+    found = []
+    for fifo in fifos:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            assert exc.errno == errno.ENXIO, exc  # no reader
+            continue
+        os.close(fd)
+        found.append(fifo.name)
+    return found
