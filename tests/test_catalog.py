@@ -349,3 +349,22 @@ async def test_first_sight_writes_the_playlists_only_when_asked(stores: Stores, 
     catalog.first_sight(title, publish=publish)
     await catalog.drain()
     assert sorted(stores.output.writes[before:]) == written
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Catalog._load_job guards only Job.from_record: job.profile() runs outside its try, so a record "
+    "that parses but no longer builds a profile raises ParameterError (400) or KeyError (500), not ProfileNotFound",
+)
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"table": {"renditions": {"t0": {"fps": "999"}}}}, id="parameter-out-of-bounds"),
+        pytest.param({"prefixes": {}}, id="prefix-missing"),
+    ],
+)
+async def test_a_job_record_that_builds_no_profile_is_not_a_profile(stores: Stores, change: dict[str, Any]) -> None:
+    record = {**stores.imm().to_record(), "id": "0123456789abcdef", **change}
+    await stores.output.write(record_key("0123456789abcdef"), json.dumps(record).encode())
+    with pytest.raises(ProfileNotFound):
+        await stores.catalog().profile("j-0123456789abcdef")
