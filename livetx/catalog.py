@@ -78,7 +78,12 @@ class Catalog:
         if name.startswith(JOB_PREFIX):
             job = await self._load_job(name[len(JOB_PREFIX) :])
             if job is not None:
-                return self._remember(job)
+                try:
+                    return self._remember(job)
+                except (LivetxError, KeyError, TypeError, ValueError, AttributeError):
+                    # a record that parses but builds no profile (written by another version, or
+                    # damaged): not a profile, rather than a 400 or a 500 for the viewer
+                    log.warning("job record builds no profile", extra={"event": "job_record_unusable", "job": name})
         raise ProfileNotFound(f"no profile named {name!r}")
 
     async def _load_job(self, job_id: str) -> Job | None:

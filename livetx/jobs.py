@@ -128,8 +128,21 @@ def check_namespace(job: Job, profile_names: Iterable[str]) -> None:
             raise OutputReserved(f"{field} is inside the output of profile {taken!r}, which no job may write", parameter=field)
 
 
+def _plain(value: Any) -> Any:
+    """A request value as its meaning: 25.0 is 25 (JSON clients spell numbers either way)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _job_id(source_key: str, master_key: str | None, table: Mapping[str, Any], prefixes: Mapping[str, str]) -> str:
-    text = json.dumps([source_key, master_key, table, prefixes], sort_keys=True)
+    """The id hashes what the request means: field order and 25 against 25.0 don't change it
+    (a repeated request must find its own job, or its claims would refuse it)."""
+    text = json.dumps([source_key, master_key, _plain(table), prefixes], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -351,11 +351,6 @@ async def test_first_sight_writes_the_playlists_only_when_asked(stores: Stores, 
     assert sorted(stores.output.writes[before:]) == written
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Catalog._load_job guards only Job.from_record: job.profile() runs outside its try, so a record "
-    "that parses but no longer builds a profile raises ParameterError (400) or KeyError (500), not ProfileNotFound",
-)
 @pytest.mark.parametrize(
     "change",
     [

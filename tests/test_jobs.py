@@ -235,11 +235,6 @@ def test_another_imm_meaning_has_another_job_id(other: dict[str, Any]) -> None:
     assert parse_imm(other, KEY_FOR, KEY_FOR).id != parse_imm(imm(), KEY_FOR, KEY_FOR).id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ids hash the TranscodeVideo/TranscodeAudio values as spelled: FrameRate 25.0 is another job than 25, "
-    "so repeating a request that way is refused with 409 output_claimed",
-)
 def test_an_imm_frame_rate_spelled_as_a_float_has_the_same_job_id() -> None:
     assert parse_imm(video(FrameRate=25.0), KEY_FOR, KEY_FOR).id == parse_imm(imm(), KEY_FOR, KEY_FOR).id
 
