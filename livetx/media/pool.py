@@ -412,21 +412,24 @@ class ProbePool:
             log.warning("probe worker replaced", extra={"event": "worker_restart", "reason": outcome.reason})
         if isinstance(outcome, Done):
             return outcome.result
-        raise self._error(outcome)
-
-    def _error(self, outcome: Failed | Cancelled | Restarted) -> LivetxError:
-        if isinstance(outcome, TimedOut):
-            return ProbeTimeout(f"probing the source took over the {self.timeout:g} s limit")
-        if isinstance(outcome, WorkerUnavailable):
-            return TranscodeFailed(outcome.message)  # not the source's fault
-        if isinstance(outcome, Cancelled):  # pragma: no cover - a probe never polls for Cancel
-            return SourceUnreadable("probing the source was cancelled")
-        if isinstance(outcome, WorkerLost) or outcome.kind is TranscodeFailed:  # the worker died on it, or an unexpected error
-            return SourceUnreadable(f"probing the source failed: {outcome.message}")
-        return (outcome.kind if outcome.kind in _PASSED_ON else SourceUnreadable)(outcome.message)
+        raise _probe_error(outcome, self.timeout)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         started = [w for w in self._workers if w.process is not None]
         await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in started))
         self._threads.shutdown(wait=True)
+
+
+def _probe_error(outcome: Failed | Cancelled | Restarted, timeout: float) -> LivetxError:
+    """The error a probe's caller sees: the source's fault (SourceUnreadable and its kinds, a
+    timeout) unless no worker could be started."""
+    if isinstance(outcome, TimedOut):
+        return ProbeTimeout(f"probing the source took over the {timeout:g} s limit")
+    if isinstance(outcome, WorkerUnavailable):
+        return TranscodeFailed(outcome.message)  # not the source's fault
+    if isinstance(outcome, Cancelled):  # pragma: no cover - a probe never polls for Cancel
+        return SourceUnreadable("probing the source was cancelled")
+    if isinstance(outcome, WorkerLost) or outcome.kind is TranscodeFailed:  # the worker died on it, or an unexpected error
+        return SourceUnreadable(f"probing the source failed: {outcome.message}")
+    return (outcome.kind if outcome.kind in _PASSED_ON else SourceUnreadable)(outcome.message)
