@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import multiprocessing
 import os
+import pickle
 import signal
 import threading
 from collections.abc import Iterator
@@ -14,9 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from livetx.errors import SourceUnreadable, TranscodeFailed, TranscodeTimeout
-from livetx.media.model import AudioSpec, SegmentJob
-from livetx.media.pool import Priority, TranscodePool
+from livetx.errors import (
+    LivetxError,
+    ParameterError,
+    ProbeTimeout,
+    SourceChanged,
+    SourceTooLarge,
+    SourceTypeRefused,
+    SourceUnreadable,
+    TranscodeFailed,
+    TranscodeTimeout,
+)
+from livetx.media.messages import Cancel, Cancelled, Done, Failed, Ready, Restarted, TimedOut, WorkerLost, WorkerUnavailable
+from livetx.media.model import AudioSpec, SegmentJob, SegmentResult
+from livetx.media.pool import Priority, TranscodePool, _probe_error, _segment_error, _Worker
 from livetx.media.sample import SampleSpec, write_sample
 from tests.conftest import Source
 from tests.support import cpu_seconds, job_for, wait_for
@@ -204,3 +217,85 @@ async def test_background_waits_while_a_client_transcodes(sources: dict[str, Sou
         await asyncio.wait_for(background.future, timeout=30)
     finally:
         await pool.close()
+
+
+# ---- the typed process boundary (livetx.media.messages) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param(Ready(123), id="ready"),
+        pytest.param(Cancel(), id="cancel"),
+        pytest.param(Cancelled(), id="cancelled"),
+        pytest.param(Failed(SourceChanged, "the source changed"), id="failed"),
+        pytest.param(TimedOut("probe exceeded its 1 s limit"), id="timed-out"),
+    ],
+)
+def test_messages_survive_the_pipe(message: object) -> None:
+    assert pickle.loads(pickle.dumps(message)) == message
+
+
+@pytest.mark.parametrize(
+    ("outcome", "error", "message"),
+    [
+        pytest.param(TimedOut("over"), TranscodeTimeout, "over", id="timeout"),
+        pytest.param(WorkerLost("transcode worker died"), TranscodeFailed, "transcode worker died", id="worker-lost"),
+        pytest.param(Failed(SourceChanged, "changed"), SourceChanged, "changed", id="passed-on"),
+        pytest.param(Failed(SourceTooLarge, "too big"), SourceTooLarge, "too big", id="passed-on-subclass"),
+        pytest.param(Failed(ParameterError, "odd"), TranscodeFailed, "odd", id="not-passed-on"),
+    ],
+)
+def test_segment_errors(outcome: Failed | Restarted, error: type[LivetxError], message: str) -> None:
+    made = _segment_error(outcome)
+    assert type(made) is error and made.message == message
+
+
+@pytest.mark.parametrize(
+    ("outcome", "error", "message"),
+    [
+        pytest.param(TimedOut("over"), ProbeTimeout, "probing the source took over the 2 s limit", id="timeout"),
+        pytest.param(WorkerUnavailable("probe worker failed: OSError"), TranscodeFailed, "probe worker failed: OSError", id="no-worker"),
+        pytest.param(WorkerLost("probe worker died"), SourceUnreadable, "probing the source failed: probe worker died", id="worker-lost"),
+        pytest.param(
+            Failed(TranscodeFailed, "unexpected KeyError"),
+            SourceUnreadable,
+            "probing the source failed: unexpected KeyError",
+            id="unexpected",
+        ),
+        pytest.param(Failed(SourceTypeRefused, "refused"), SourceTypeRefused, "refused", id="passed-on"),
+        pytest.param(Failed(ParameterError, "odd"), SourceUnreadable, "odd", id="not-passed-on"),
+    ],
+)
+def test_probe_errors(outcome: Failed | Restarted, error: type[LivetxError], message: str) -> None:
+    made = _probe_error(outcome, 2.0)
+    assert type(made) is error and made.message == message
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[_Worker[SegmentJob, SegmentResult]]:
+    worker = _Worker[SegmentJob, SegmentResult](multiprocessing.get_context("spawn"))
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def test_worker_replies_with_typed_messages(worker: _Worker[SegmentJob, SegmentResult], sources: dict[str, Source], tmp_path: Path) -> None:
+    worker.cancel()  # a Cancel with no job running is ignored
+    done = worker.call(job_for(sources["mp4-30"]), timeout=60)
+    assert isinstance(done, Done) and isinstance(done.result, SegmentResult) and done.result.video_frames == 30
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not media" * 100)
+    failed = worker.call(job_for(Source(junk, sources["mp4-30"].spec)), timeout=60)
+    assert isinstance(failed, Failed) and failed.kind in (SourceUnreadable, TranscodeFailed, SourceTypeRefused)
+
+
+def test_worker_over_its_limit_is_replaced(stalling: str) -> None:
+    worker = _Worker[SegmentJob, SegmentResult](multiprocessing.get_context("spawn"), stalling)
+    worker.start()
+    try:
+        before = worker.live_pid()
+        assert worker.call(stuck_job(stalling), timeout=0.5) == TimedOut("transcode exceeded its 0.5 s limit")
+        assert worker.live_pid() not in (None, before)
+    finally:
+        worker.stop()

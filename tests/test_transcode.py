@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,14 +11,15 @@ import av
 import numpy as np
 import pytest
 
-from livetx.media.model import SegmentJob, VideoSpec
+from livetx.errors import TranscodeFailed
+from livetx.media.model import AudioSpec, SegmentJob, VideoSpec
 from livetx.media.probe import probe
 from livetx.media.sample import SampleSpec, read_index, write_sample
-from livetx.media.transcode import transcode_segment
+from livetx.media.transcode import _AudioWindow, _VideoWindow, _Window, _window, transcode_segment
 from livetx.titles import codecs
 from tests.checker import check_tone, decode_audio, decode_video, expected_index, open_joined, residual_peaks
 from tests.conftest import Source
-from tests.support import make_any_segments
+from tests.support import job_for, make_any_segments
 
 SOURCE_NAMES = ["mp4-30", "mkv-25-44k", "ts-2997", "ts-10h"]
 
@@ -254,3 +256,50 @@ def test_pixfmt_is_encoded_and_named_in_codecs(sources: dict[str, Source], codec
         raw = bytes(next(p for p in container.demux(video=0) if p.size))
     assert frame.format.name == pix_fmt
     assert codecs(spec, None) == _profile_tier_level(raw, codec)
+
+
+# ---- the window, fixed before the source is read -------------------------------------------
+
+
+def _job(start: Fraction, stop: Fraction, origin: Fraction = Fraction(0)) -> SegmentJob:
+    return SegmentJob("unused", origin, start, stop, VideoSpec("h264", 64, 64, Fraction(30)), AudioSpec(48000, 2))
+
+
+@pytest.mark.parametrize(
+    ("job", "backoff", "video", "audio", "seek_to"),
+    [
+        pytest.param(
+            _job(Fraction(2), Fraction(4)),
+            Fraction(1),
+            _VideoWindow(60, 120),
+            # AAC frames ceil(93.75) .. ceil(187.5); fed from 4 frames before, to 2 after
+            _AudioWindow(94, 188, 90 * 1024, 190 * 1024),
+            Fraction(90 * 1024, 48000) - 1,  # audio pre-roll is needed first
+            id="audio-needs-first",
+        ),
+        pytest.param(
+            _job(Fraction(2), Fraction(4), Fraction(10)),
+            None,
+            _VideoWindow(60, 120),
+            _AudioWindow(94, 188, 90 * 1024, 190 * 1024),
+            None,
+            id="no-backoff",
+        ),
+        pytest.param(
+            _job(Fraction(0), Fraction(2)), Fraction(1), _VideoWindow(0, 60), _AudioWindow(0, 94, 0, 96 * 1024), None, id="from-the-start"
+        ),
+    ],
+)
+def test_window(job: SegmentJob, backoff: Fraction | None, video: _VideoWindow, audio: _AudioWindow, seek_to: Fraction | None) -> None:
+    assert _window(job, job.video, job.audio, backoff) == _Window(video, audio, seek_to)
+
+
+def test_window_of_video_only_seeks_for_video() -> None:
+    job = _job(Fraction(2), Fraction(4), Fraction(5))
+    assert _window(job, job.video, None, Fraction(1)) == _Window(_VideoWindow(60, 120), None, Fraction(6))
+
+
+def test_a_stream_of_the_wrong_kind_is_refused(sources: dict[str, Source]) -> None:
+    job = replace(job_for(sources["mp4-30"]), video_stream=1, audio_stream=0)  # swapped
+    with pytest.raises(TranscodeFailed, match="not the VideoStream"):
+        transcode_segment(job)

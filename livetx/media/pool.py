@@ -30,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
 from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.context import SpawnContext, SpawnProcess
+from typing import Generic, TypeVar
 
 from livetx.errors import (
     LivetxError,
@@ -42,23 +43,35 @@ from livetx.errors import (
     TranscodeFailed,
     TranscodeTimeout,
 )
+from livetx.media.messages import (
+    Cancel,
+    Cancelled,
+    Done,
+    Failed,
+    Outcome,
+    Ready,
+    Reply,
+    Restarted,
+    TimedOut,
+    WorkerLost,
+    WorkerUnavailable,
+)
 from livetx.media.model import MediaInfo, SegmentJob, SegmentResult
 from livetx.media.probe import ProbeJob
 
 log = logging.getLogger(__name__)
 
-_ERRORS: dict[str, type[LivetxError]] = {
-    cls.code: cls for cls in (SourceUnreadable, SourceTooLarge, SourceTypeRefused, SourceChanged, TranscodeFailed)
-}
+# errors a worker raises that reach the caller as they are; any other is a TranscodeFailed
+_PASSED_ON: frozenset[type[LivetxError]] = frozenset({SourceUnreadable, SourceTooLarge, SourceTypeRefused, SourceChanged, TranscodeFailed})
+
+J = TypeVar("J", SegmentJob, ProbeJob)
+R = TypeVar("R", SegmentResult, MediaInfo)
 
 
 class Priority(IntEnum):
     CLIENT = 0
     LOOKAHEAD = 1
     PRETRANSCODE = 2
-
-
-CANCEL = "cancel"  # parent -> worker: give up the current job
 
 
 def _worker_main(conn: Connection, origin: str = "") -> None:
@@ -69,43 +82,45 @@ def _worker_main(conn: Connection, origin: str = "") -> None:
 
     def should_stop() -> bool:
         try:
-            return bool(conn.poll()) and conn.recv() == CANCEL
+            return bool(conn.poll()) and isinstance(conn.recv(), Cancel)
         except (EOFError, OSError):  # the parent went away: stop now
             return True
 
-    conn.send(("ready", os.getpid()))
+    conn.send(Ready(os.getpid()))
     while True:
         try:
             job = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
-        if job == CANCEL:  # arrived after its job had finished: nothing to stop
+        if isinstance(job, Cancel):  # arrived after its job had finished: nothing to stop
             continue
+        reply: Reply[SegmentResult] | Reply[MediaInfo]
         try:
             if isinstance(job, ProbeJob):
-                reply: tuple[Any, ...] = ("ok", probe(job.source, origin=origin))
+                reply = Done(probe(job.source, origin=origin))
             else:
-                reply = ("ok", transcode_segment(job, should_stop, origin=origin))
+                reply = Done(transcode_segment(job, should_stop, origin=origin))
         except Preempted:
-            reply = ("cancelled",)
+            reply = Cancelled()
         except LivetxError as exc:
-            reply = ("error", exc.code, exc.message)
+            reply = Failed(type(exc), exc.message)
         except Exception as exc:  # noqa: BLE001 - report, never die silently (no message: it may name the file)
-            reply = ("error", "transcode_failed", f"unexpected {type(exc).__name__}")
+            reply = Failed(TranscodeFailed, f"unexpected {type(exc).__name__}")
         try:
             conn.send(reply)
         except (EOFError, OSError):  # the parent closed the pipe (shutdown): nothing to report to
             return
 
 
-class _Worker:
-    """Parent-side handle of one worker process. Its methods block: run them in a thread."""
+class _Worker(Generic[J, R]):
+    """Parent-side handle of one worker process, taking jobs J with results R. Its methods
+    block: run them in a thread."""
 
-    def __init__(self, ctx: Any, origin: str = "", what: str = "transcode") -> None:
+    def __init__(self, ctx: SpawnContext, origin: str = "", what: str = "transcode") -> None:
         self.ctx = ctx
         self.origin = origin
         self.what = what
-        self.process: Any = None
+        self.process: SpawnProcess | None = None
         self.conn: Connection | None = None
 
     def start(self) -> None:
@@ -117,6 +132,10 @@ class _Worker:
         if not parent.poll(60):
             raise TranscodeFailed(f"{self.what} worker did not start")
         parent.recv()
+
+    def live_pid(self) -> int | None:
+        """The process id while the worker process lives."""
+        return self.process.pid if self.process is not None and self.process.is_alive() else None
 
     def stop(self) -> None:
         if self.conn is not None:
@@ -138,24 +157,26 @@ class _Worker:
         """Ask the running job to stop (called from the event loop while `call` waits in a thread)."""
         try:
             if self.conn is not None:
-                self.conn.send(CANCEL)
+                self.conn.send(Cancel())
         except OSError:
             pass
 
-    def call(self, job: SegmentJob | ProbeJob, timeout: float) -> tuple[bool, Any]:
-        """Run one job. Returns (restarted, reply)."""
+    def call(self, job: J, timeout: float) -> Outcome[R]:
+        """Run one job: the worker's reply, or (the worker replaced) TimedOut or WorkerLost."""
         assert self.conn is not None
         try:
             self.conn.send(job)
             if not self.conn.poll(timeout):
                 self.kill()
                 self.start()
-                return True, ("error", "transcode_timeout", f"{self.what} exceeded its {timeout:g} s limit")
-            return False, self.conn.recv()
+                return TimedOut(f"{self.what} exceeded its {timeout:g} s limit")
+            reply = self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
             self.kill()
             self.start()
-            return True, ("error", "transcode_failed", f"{self.what} worker died")
+            return WorkerLost(f"{self.what} worker died")
+        assert isinstance(reply, Done | Failed | Cancelled), f"unexpected reply {type(reply).__name__}"
+        return reply
 
 
 @dataclass
@@ -177,7 +198,7 @@ class Ticket:
     job: SegmentJob
     priority: Priority
     future: asyncio.Future[SegmentResult]
-    running_on: _Worker | None = None
+    running_on: _Worker[SegmentJob, SegmentResult] | None = None
     cancelling: bool = False
     retried: bool = False  # a job whose worker died goes again once, on a fresh worker
 
@@ -189,7 +210,7 @@ class TranscodePool:
         self.timeout = timeout
         self.stats = PoolStats()
         self._ctx = multiprocessing.get_context("spawn")
-        self._workers = [_Worker(self._ctx, origin) for _ in range(self.size)]
+        self._workers = [_Worker[SegmentJob, SegmentResult](self._ctx, origin) for _ in range(self.size)]
         self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="livetx-pool")
         self._queue: asyncio.PriorityQueue[tuple[int, int, Ticket]] = asyncio.PriorityQueue()
         self._running: set[Ticket] = set()
@@ -227,7 +248,7 @@ class TranscodePool:
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for operators and chaos tests)."""
-        return [w.process.pid for w in self._workers if w.process is not None and w.process.is_alive()]
+        return [pid for w in self._workers if (pid := w.live_pid()) is not None]
 
     async def run(self, job: SegmentJob, priority: Priority = Priority.CLIENT) -> SegmentResult:
         return await self.submit(job, priority).future
@@ -271,8 +292,8 @@ class TranscodePool:
                 ticket.cancelling = True
                 ticket.running_on.cancel()
 
-    async def _dispatch(self, worker: _Worker) -> None:
-        loop = asyncio.get_running_loop()
+    async def _dispatch(self, worker: _Worker[SegmentJob, SegmentResult]) -> None:
+        """One slot: take the next ticket, run it on this slot's worker, settle it."""
         while True:
             priority, _, ticket = await self._queue.get()
             self.stats.queued -= 1
@@ -280,49 +301,70 @@ class TranscodePool:
             if ticket.future.done() or priority != ticket.priority or ticket.running_on is not None:
                 continue
             if ticket.priority > Priority.CLIENT and not self._clients_idle.is_set():
-                # background waits while a client does; a short wait, so this slot still picks up
-                # a client job queued in the meantime (it sorts first)
-                self._enqueue(ticket)
-                try:
-                    await asyncio.wait_for(self._clients_idle.wait(), timeout=0.05)
-                except TimeoutError:
-                    pass
+                await self._hold_back(ticket)
                 continue
-            ticket.running_on = worker
-            self._running.add(ticket)
-            self.stats.in_flight += 1
-            began = loop.time()
-            try:
-                restarted, reply = await loop.run_in_executor(self._threads, worker.call, ticket.job, self.timeout)
-            except Exception as exc:  # noqa: BLE001 - e.g. a worker that cannot be restarted
-                restarted, reply = True, ("error", "transcode_failed", f"{type(exc).__name__}")
-            finally:
-                self.stats.in_flight -= 1
-                self._running.discard(ticket)
-                ticket.running_on = None
-            if restarted:
-                self.stats.restarts += 1
-                log.warning("transcode worker replaced", extra={"event": "worker_restart", "reason": reply[1]})
-            if ticket.future.done():
-                continue
-            if restarted and reply[1] == "transcode_failed" and not ticket.retried:
-                ticket.retried = True  # killed from outside (OOM, an operator): once more
-                self.stats.retried += 1
-                self._enqueue(ticket)
-            elif reply[0] == "cancelled":
-                self.stats.preempted += 1
-                ticket.cancelling = False
-                self._enqueue(ticket)
-            elif reply[0] == "ok":
-                self.stats.completed += 1
-                took = loop.time() - began
-                self.stats.mean_seconds = took if not self.stats.mean_seconds else 0.8 * self.stats.mean_seconds + 0.2 * took
-                ticket.future.set_result(reply[1])
-            else:
-                self.stats.failed += 1
-                _, code, message = reply
-                error = TranscodeTimeout(message) if code == "transcode_timeout" else _ERRORS.get(code, TranscodeFailed)(message)
-                ticket.future.set_exception(error)
+            outcome, took = await self._run_on(worker, ticket)
+            self._settle(ticket, outcome, took)
+
+    async def _hold_back(self, ticket: Ticket) -> None:
+        """Background waits while a client does; a short wait, so this slot still picks up a
+        client job queued in the meantime (it sorts first)."""
+        self._enqueue(ticket)
+        try:
+            await asyncio.wait_for(self._clients_idle.wait(), timeout=0.05)
+        except TimeoutError:
+            pass
+
+    async def _run_on(self, worker: _Worker[SegmentJob, SegmentResult], ticket: Ticket) -> tuple[Outcome[SegmentResult], float]:
+        """Run the ticket's job on `worker` (in a thread: `call` blocks); its outcome and wall time."""
+        loop = asyncio.get_running_loop()
+        ticket.running_on = worker
+        self._running.add(ticket)
+        self.stats.in_flight += 1
+        began = loop.time()
+        outcome: Outcome[SegmentResult]
+        try:
+            outcome = await loop.run_in_executor(self._threads, worker.call, ticket.job, self.timeout)
+        except Exception as exc:  # noqa: BLE001 - e.g. a worker that cannot be restarted
+            outcome = WorkerLost(f"{type(exc).__name__}")
+        finally:
+            self.stats.in_flight -= 1
+            self._running.discard(ticket)
+            ticket.running_on = None
+        return outcome, loop.time() - began
+
+    def _settle(self, ticket: Ticket, outcome: Outcome[SegmentResult], took: float) -> None:
+        """Resolve the ticket's future from the outcome, or queue the ticket again."""
+        if isinstance(outcome, Restarted):
+            self.stats.restarts += 1
+            log.warning("transcode worker replaced", extra={"event": "worker_restart", "reason": outcome.reason})
+        if ticket.future.done():
+            return
+        if isinstance(outcome, WorkerLost) and not ticket.retried:
+            ticket.retried = True  # killed from outside (OOM, an operator): once more
+            self.stats.retried += 1
+            self._enqueue(ticket)
+        elif isinstance(outcome, Cancelled):
+            self.stats.preempted += 1
+            ticket.cancelling = False
+            self._enqueue(ticket)
+        elif isinstance(outcome, Done):
+            self.stats.completed += 1
+            self.stats.mean_seconds = took if not self.stats.mean_seconds else 0.8 * self.stats.mean_seconds + 0.2 * took
+            ticket.future.set_result(outcome.result)
+        else:
+            self.stats.failed += 1
+            ticket.future.set_exception(_segment_error(outcome))
+
+
+def _segment_error(outcome: Failed | Restarted) -> LivetxError:
+    """The error a segment's caller sees: a timeout, one of the worker's own errors passed on,
+    else TranscodeFailed."""
+    if isinstance(outcome, TimedOut):
+        return TranscodeTimeout(outcome.message)
+    if isinstance(outcome, Failed) and outcome.kind in _PASSED_ON:
+        return outcome.kind(outcome.message)
+    return TranscodeFailed(outcome.message)
 
 
 class ProbePool:
@@ -340,16 +382,16 @@ class ProbePool:
         self.restarts = 0
         self.probes = 0
         self._ctx = multiprocessing.get_context("spawn")
-        self._workers = [_Worker(self._ctx, origin, "probe") for _ in range(self.size)]
+        self._workers = [_Worker[ProbeJob, MediaInfo](self._ctx, origin, "probe") for _ in range(self.size)]
         self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="livetx-probe")
-        self._free: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._free: asyncio.Queue[_Worker[ProbeJob, MediaInfo]] = asyncio.Queue()
         for worker in self._workers:
             self._free.put_nowait(worker)
 
     def worker_pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers if w.process is not None and w.process.is_alive()]
+        return [pid for w in self._workers if (pid := w.live_pid()) is not None]
 
-    def _run(self, worker: _Worker, job: ProbeJob) -> tuple[bool, Any]:
+    def _run(self, worker: _Worker[ProbeJob, MediaInfo], job: ProbeJob) -> Outcome[MediaInfo]:
         """In a thread: start the worker if it never was, then run the probe."""
         try:
             if worker.process is None:
@@ -357,31 +399,37 @@ class ProbePool:
             return worker.call(job, self.timeout)
         except Exception as exc:  # noqa: BLE001 - a worker that cannot be (re)started
             worker.process = None  # started afresh by the next probe
-            return True, ("error", "worker_unavailable", f"probe worker failed: {type(exc).__name__}")
+            return WorkerUnavailable(f"probe worker failed: {type(exc).__name__}")
 
     async def probe(self, source: str) -> MediaInfo:
         worker = await self._free.get()
         running = asyncio.get_running_loop().run_in_executor(self._threads, self._run, worker, ProbeJob(source))
         running.add_done_callback(lambda _: self._free.put_nowait(worker))
         self.probes += 1
-        restarted, reply = await asyncio.shield(running)
-        if restarted:
+        outcome = await asyncio.shield(running)
+        if isinstance(outcome, Restarted):
             self.restarts += 1
-            log.warning("probe worker replaced", extra={"event": "worker_restart", "reason": reply[1]})
-        if reply[0] == "ok":
-            info: MediaInfo = reply[1]
-            return info
-        _, code, message = reply
-        if code == "transcode_timeout":
-            raise ProbeTimeout(f"probing the source took over the {self.timeout:g} s limit")
-        if code == "worker_unavailable":
-            raise TranscodeFailed(message)  # not the source's fault
-        if code == "transcode_failed":  # the worker died on it, or an unexpected error
-            raise SourceUnreadable(f"probing the source failed: {message}")
-        raise _ERRORS.get(code, SourceUnreadable)(message)
+            log.warning("probe worker replaced", extra={"event": "worker_restart", "reason": outcome.reason})
+        if isinstance(outcome, Done):
+            return outcome.result
+        raise _probe_error(outcome, self.timeout)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         started = [w for w in self._workers if w.process is not None]
         await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in started))
         self._threads.shutdown(wait=True)
+
+
+def _probe_error(outcome: Failed | Cancelled | Restarted, timeout: float) -> LivetxError:
+    """The error a probe's caller sees: the source's fault (SourceUnreadable and its kinds, a
+    timeout) unless no worker could be started."""
+    if isinstance(outcome, TimedOut):
+        return ProbeTimeout(f"probing the source took over the {timeout:g} s limit")
+    if isinstance(outcome, WorkerUnavailable):
+        return TranscodeFailed(outcome.message)  # not the source's fault
+    if isinstance(outcome, Cancelled):  # pragma: no cover - a probe never polls for Cancel
+        return SourceUnreadable("probing the source was cancelled")
+    if isinstance(outcome, WorkerLost) or outcome.kind is TranscodeFailed:  # the worker died on it, or an unexpected error
+        return SourceUnreadable(f"probing the source failed: {outcome.message}")
+    return (outcome.kind if outcome.kind in _PASSED_ON else SourceUnreadable)(outcome.message)

@@ -24,11 +24,20 @@ import io
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import av
 import numpy as np
+from av.audio.frame import AudioFrame
+from av.audio.stream import AudioStream
+from av.container import InputContainer, OutputContainer
+from av.packet import Packet
+from av.stream import Stream
+from av.video.frame import VideoFrame
+from av.video.reformatter import VideoReformatter
+from av.video.stream import VideoStream
 
 from livetx.errors import SourceChanged, SourceUnreadable, TranscodeFailed
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
@@ -43,7 +52,10 @@ DECODE_THREADING = "AUTO"  # frame + slice threads for the source decoder
 SEEK_BACKOFF = (Fraction(1), Fraction(5), Fraction(30), None)  # seconds before the need; None: from the start
 
 
-ENCODERS = {"h264": "libx264", "h265": "libx265"}
+ENCODERS: dict[str, Literal["libx264", "libx265"]] = {"h264": "libx264", "h265": "libx265"}
+
+_StreamT = TypeVar("_StreamT", bound=Stream)
+_FrameT = TypeVar("_FrameT", VideoFrame, AudioFrame)
 
 
 class Preempted(Exception):
@@ -76,127 +88,190 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
     raise TranscodeFailed("could not position the source at the segment start")  # pragma: no cover
 
 
+@dataclass(frozen=True)
+class _VideoWindow:
+    """The output frames [first, end) of the title's frame grid that this segment carries."""
+
+    first: int
+    end: int
+
+
+@dataclass(frozen=True)
+class _AudioWindow:
+    """The AAC frames [first, end) of the title's 1024-sample grid that this segment keeps, and
+    the output samples [feed_first, feed_end) fed to the encoder (with pre- and post-roll)."""
+
+    first: int
+    end: int
+    feed_first: int
+    feed_end: int
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Everything fixed about one attempt before the source is read: each stream's window (None:
+    the stream is not made) and the source time to seek back from (None: read from the start)."""
+
+    video: _VideoWindow | None
+    audio: _AudioWindow | None
+    seek_to: Fraction | None
+
+
+def _window(job: SegmentJob, video: VideoSpec | None, audio: AudioSpec | None, backoff: Fraction | None) -> _Window:
+    """The windows of the streams made (`video`, `audio`: their specs, or None), and where to seek:
+    `backoff` seconds before the earliest title time any stream needs (None: no seek)."""
+    need = job.stop  # earliest title time any stream needs
+    video_window = audio_window = None
+    if video is not None:
+        fps = video.fps
+        video_window = _VideoWindow(round(job.start * fps), round(job.stop * fps))
+        need = min(need, Fraction(video_window.first) / fps)
+    if audio is not None:
+        rate = audio.sample_rate
+        a_first = math.ceil(job.start * rate / AAC_FRAME)  # first kept AAC frame
+        a_end = math.ceil(job.stop * rate / AAC_FRAME)
+        feed_first = max(0, a_first - AUDIO_PREROLL_FRAMES) * AAC_FRAME  # sample
+        feed_end = (a_end + AUDIO_POSTROLL_FRAMES) * AAC_FRAME
+        audio_window = _AudioWindow(a_first, a_end, feed_first, feed_end)
+        need = min(need, Fraction(feed_first, rate))
+    seek_to = None if backoff is None else job.origin + need - backoff
+    if seek_to is not None and seek_to <= job.origin:
+        seek_to = None
+    return _Window(video_window, audio_window, seek_to)
+
+
 class _Segment:
-    def __init__(self, job: SegmentJob, src: Any, should_stop: Callable[[], bool] | None = None) -> None:
+    def __init__(self, job: SegmentJob, src: InputContainer, should_stop: Callable[[], bool] | None = None) -> None:
         self.job = job
         self.src = src
         self.should_stop = should_stop
-        self.vin: Any = src.streams[job.video_stream] if job.video is not None and job.video_stream is not None else None
-        self.ain: Any = src.streams[job.audio_stream] if job.audio is not None and job.audio_stream is not None else None
+        self.vin = _source_stream(src, job.video_stream, VideoStream) if job.video is not None else None
+        self.ain = _source_stream(src, job.audio_stream, AudioStream) if job.audio is not None else None
         if self.vin is None and self.ain is None:
             raise SourceUnreadable("no stream to transcode")
         if self.vin is not None:
             self.vin.codec_context.thread_type = DECODE_THREADING
 
-    # ---- the window in each stream's units --------------------------------------------
-
     def run(self, backoff: Fraction | None) -> tuple[bytes, int, int] | None:
-        job = self.job
-        need = job.stop  # earliest title time any stream needs
-        if self.vin is not None:
-            assert job.video is not None
-            fps = job.video.fps
-            self.v_first = round(job.start * fps)
-            self.v_end = round(job.stop * fps)
-            need = min(need, Fraction(self.v_first) / fps)
-        if self.ain is not None:
-            assert job.audio is not None
-            rate = job.audio.sample_rate
-            self.a_first = math.ceil(job.start * rate / AAC_FRAME)  # first kept AAC frame
-            self.a_end = math.ceil(job.stop * rate / AAC_FRAME)
-            self.feed_first = max(0, self.a_first - AUDIO_PREROLL_FRAMES) * AAC_FRAME  # sample
-            self.feed_end = (self.a_end + AUDIO_POSTROLL_FRAMES) * AAC_FRAME
-            need = min(need, Fraction(self.feed_first, rate))
-
-        seek_to = None if backoff is None else job.origin + need - backoff
-        if seek_to is not None and seek_to > job.origin:
-            anchor: Any = self.vin if self.vin is not None else self.ain
-            self.src.seek(int(seek_to / anchor.time_base), stream=anchor, backward=True, any_frame=False)
-        else:
-            seek_to = None
-
+        """The segment (TS bytes, video frames, audio packets) from a seek `backoff` seconds before
+        it; None when the source landed too late (the caller backs off further)."""
+        video_spec = self.job.video if self.vin is not None else None
+        audio_spec = self.job.audio if self.ain is not None else None
+        window = _window(self.job, video_spec, audio_spec, backoff)
+        if window.seek_to is not None:
+            self._seek(window.seek_to)
         out_buf = io.BytesIO()
         with av.open(out_buf, "w", format="mpegts", options={"mpegts_copyts": "1", "avoid_negative_ts": "disabled"}) as out:
-            vout = self._open_video(out) if self.vin is not None else None
-            aout = self._open_audio(out) if self.ain is not None else None
-            vstate = _VideoCursor(self, vout) if vout is not None else None
-            astate = _AudioBuffer(self) if aout is not None else None
-            streams = [s for s in (self.vin, self.ain) if s is not None]
-            # after a seek, the first decoded frame of each stream must be early enough
-            check_video = check_audio = seek_to is not None
-            for packet in self.src.demux(streams):
-                if self.should_stop is not None and self.should_stop():
-                    raise Preempted
-                if vstate is not None and packet.stream is self.vin:
-                    for frame in _decode(packet):
-                        if check_video and frame.pts is not None:
-                            check_video = False
-                            if vstate.slot(frame.pts * vstate.time_base) > self.v_first:
-                                return None  # landed too late: back off
-                        vstate.push(frame)
-                elif astate is not None and packet.stream is self.ain:
-                    for frame in _decode(packet):
-                        if check_audio:
-                            check_audio = False
-                            if astate.position(frame) > self.feed_first:
-                                return None
-                        astate.push(frame)
-                if (vstate is None or vstate.done) and (astate is None or astate.done):
-                    break
+            video = self._video(out, window)
+            audio = self._audio(out, window)
+            if not self._demux(video, audio):
+                return None  # landed too late: back off
             # (at the end of the file, demux's final empty packets have drained the decoders)
-            video_packets = vstate.finish() if vstate is not None else []
-            audio_packets = astate.encode(aout) if astate is not None and aout is not None else []
-            encoded = video_packets + audio_packets
-            # interleave by decoding time, as a one-pass mux would
-            encoded.sort(key=lambda p: p.dts * p.time_base)
-            for packet in encoded:
-                out.mux(packet)
-            frames = vstate.emitted if vstate is not None else 0
-            packets = len(audio_packets)
+            frames, packets = _mux(out, video, audio)
         return out_buf.getvalue(), frames, packets
 
-    def _open_video(self, out: Any) -> Any:
-        spec = self.job.video
-        assert spec is not None
-        stream = out.add_stream(ENCODERS[spec.codec], rate=spec.fps)
-        ctx = stream.codec_context
-        ctx.width, ctx.height = spec.width, spec.height
-        ctx.pix_fmt = spec.pix_fmt
-        ctx.time_base = Fraction(1, MPEG_TS_CLOCK)
-        ctx.framerate = spec.fps
-        ctx.thread_type = "FRAME"
-        ctx.thread_count = spec.threads
-        options = {"preset": spec.preset}
-        x_params = ["open-gop=0"]
-        if spec.codec == "h264":
-            x_params.append("aud=1")
-        # No B-frames, in any segment: DTS equals PTS, so the title's first frame is decoded where
-        # audio starts (hls.js anchors its timeline there and would see a reorder-delay hole), and
-        # DTS rise one frame at a time across every boundary. A B-frame delay in some segments
-        # only would step DTS back at the joins.
-        x_params.append("bframes=0")
-        if spec.bitrate:
-            ctx.bit_rate = spec.bitrate
-        elif spec.crf is not None:
-            options["crf"] = f"{spec.crf:g}"
-        if spec.maxrate:
-            x_params += [f"vbv-maxrate={spec.maxrate // 1000}", f"vbv-bufsize={(spec.bufsize or 2 * spec.maxrate) // 1000}"]
-        if spec.gop:
-            ctx.gop_size = spec.gop
-        options["x264-params" if spec.codec == "h264" else "x265-params"] = ":".join(x_params)
-        if spec.codec == "h265":
-            options["tag"] = "hvc1"
-        ctx.options = options
-        return stream
+    def _seek(self, to: Fraction) -> None:
+        anchor = self.vin if self.vin is not None else self.ain
+        assert anchor is not None and anchor.time_base is not None
+        self.src.seek(int(to / anchor.time_base), stream=anchor, backward=True, any_frame=False)
 
-    def _open_audio(self, out: Any) -> Any:
-        spec = self.job.audio
-        assert spec is not None
-        stream = out.add_stream("aac", rate=spec.sample_rate)
-        stream.layout = _layout(spec.channels)
-        stream.codec_context.bit_rate = spec.bitrate
-        stream.codec_context.time_base = Fraction(1, spec.sample_rate)
-        return stream
+    def _video(self, out: OutputContainer, window: _Window) -> _VideoCursor | None:
+        if self.vin is None or self.job.video is None or window.video is None:
+            return None
+        stream = _open_video(out, self.job.video)
+        # after a seek, the first decoded frame must be early enough
+        return _VideoCursor(self.vin, stream, self.job.video, self.job.origin, window.video, verify=window.seek_to is not None)
+
+    def _audio(self, out: OutputContainer, window: _Window) -> _AudioBuffer | None:
+        if self.ain is None or self.job.audio is None or window.audio is None:
+            return None
+        stream = _open_audio(out, self.job.audio)
+        return _AudioBuffer(self.ain, stream, self.job.audio, self.job.origin, window.audio, verify=window.seek_to is not None)
+
+    def _demux(self, video: _VideoCursor | None, audio: _AudioBuffer | None) -> bool:
+        """Decode the source into `video` and `audio` until both have their windows (or the file
+        ends). False when the first frame after the seek starts after a window."""
+        streams = [s for s in (self.vin, self.ain) if s is not None]
+        for packet in self.src.demux(streams):
+            if self.should_stop is not None and self.should_stop():
+                raise Preempted
+            if video is not None and packet.stream is self.vin:
+                if not video.feed(packet):
+                    return False
+            elif audio is not None and packet.stream is self.ain:
+                if not audio.feed(packet):
+                    return False
+            if (video is None or video.done) and (audio is None or audio.done):
+                break
+        return True
+
+
+def _source_stream(src: InputContainer, index: int | None, kind: type[_StreamT]) -> _StreamT | None:
+    """The source's stream `index` (None: none wanted), which must be of the `kind` planned."""
+    if index is None:
+        return None
+    stream = src.streams[index]
+    if not isinstance(stream, kind):
+        raise TranscodeFailed(f"source stream {index} is not the {kind.__name__} the plan expects")
+    return stream
+
+
+def _mux(out: OutputContainer, video: _VideoCursor | None, audio: _AudioBuffer | None) -> tuple[int, int]:
+    """Flush the encoders and mux their packets; the number of video frames and audio packets."""
+    video_packets = video.finish() if video is not None else []
+    audio_packets = audio.encode() if audio is not None else []
+    encoded = video_packets + audio_packets
+    # interleave by decoding time, as a one-pass mux would
+    encoded.sort(key=_decode_time)
+    for packet in encoded:
+        out.mux(packet)
+    return (video.emitted if video is not None else 0), len(audio_packets)
+
+
+def _decode_time(packet: Packet[Stream]) -> Fraction:
+    assert packet.dts is not None and packet.time_base is not None
+    return packet.dts * packet.time_base
+
+
+def _open_video(out: OutputContainer, spec: VideoSpec) -> VideoStream:
+    stream = out.add_stream(ENCODERS[spec.codec], rate=spec.fps)
+    ctx = stream.codec_context
+    ctx.width, ctx.height = spec.width, spec.height
+    ctx.pix_fmt = spec.pix_fmt
+    ctx.time_base = Fraction(1, MPEG_TS_CLOCK)
+    ctx.framerate = spec.fps
+    ctx.thread_type = "FRAME"
+    ctx.thread_count = spec.threads
+    options = {"preset": spec.preset}
+    x_params = ["open-gop=0"]
+    if spec.codec == "h264":
+        x_params.append("aud=1")
+    # No B-frames, in any segment: DTS equals PTS, so the title's first frame is decoded where
+    # audio starts (hls.js anchors its timeline there and would see a reorder-delay hole), and
+    # DTS rise one frame at a time across every boundary. A B-frame delay in some segments
+    # only would step DTS back at the joins.
+    x_params.append("bframes=0")
+    if spec.bitrate:
+        ctx.bit_rate = spec.bitrate
+    elif spec.crf is not None:
+        options["crf"] = f"{spec.crf:g}"
+    if spec.maxrate:
+        x_params += [f"vbv-maxrate={spec.maxrate // 1000}", f"vbv-bufsize={(spec.bufsize or 2 * spec.maxrate) // 1000}"]
+    if spec.gop:
+        ctx.gop_size = spec.gop
+    options["x264-params" if spec.codec == "h264" else "x265-params"] = ":".join(x_params)
+    if spec.codec == "h265":
+        options["tag"] = "hvc1"
+    ctx.options = options
+    return stream
+
+
+def _open_audio(out: OutputContainer, spec: AudioSpec) -> AudioStream:
+    stream = out.add_stream("aac", rate=spec.sample_rate)
+    stream.layout = _layout(spec.channels)
+    stream.codec_context.bit_rate = spec.bitrate
+    stream.codec_context.time_base = Fraction(1, spec.sample_rate)
+    return stream
 
 
 BLACK_YUV = (16, 128, 128)
@@ -206,7 +281,7 @@ SCALER = "BICUBIC"  # swscale algorithm, as FFmpeg's scale filter defaults to
 SCALER_THREADS = 1  # the encoder's frame threads already keep every core busy
 
 
-def _convert(scaler: Any, frame: Any, spec: VideoSpec) -> Any:
+def _convert(scaler: VideoReformatter, frame: VideoFrame, spec: VideoSpec) -> VideoFrame:
     """Scale a decoded frame to the output.
 
     Plain case: swscale straight to the frame size. Otherwise, on yuv420p planes: scale to the
@@ -215,7 +290,7 @@ def _convert(scaler: Any, frame: Any, spec: VideoSpec) -> Any:
     One `scaler` (a VideoReformatter) serves a whole segment, so swscale is set up once.
     """
 
-    def scale(frame: Any, **to: Any) -> Any:
+    def scale(frame: VideoFrame, **to: Any) -> VideoFrame:
         return scaler.reformat(frame, interpolation=SCALER, threads=SCALER_THREADS, **to)
 
     if spec.picture is None and not spec.rotation:
@@ -242,10 +317,11 @@ def _convert(scaler: Any, frame: Any, spec: VideoSpec) -> Any:
     return converted if spec.pix_fmt == "yuv420p" else converted.reformat(format=spec.pix_fmt)
 
 
-def _decode(packet: Any) -> list[Any]:
-    """Decode one packet; a corrupt one (common right after a seek into MPEG-PS/TS) yields nothing."""
+def _decode(decode: Callable[[Packet[Stream]], list[_FrameT]], packet: Packet[Stream]) -> list[_FrameT]:
+    """Decode one packet with its stream's `decode`; a corrupt one (common right after a seek
+    into MPEG-PS/TS) yields nothing."""
     try:
-        return list(packet.decode())
+        return list(decode(packet))
     except av.InvalidDataError:
         return []
 
@@ -255,24 +331,40 @@ def _layout(channels: int) -> str:
 
 
 class _VideoCursor:
-    """Chooses, converts and encodes the output frames [v_first, v_end) from decoded source frames."""
+    """Chooses, converts and encodes the output frames of `window` from decoded source frames."""
 
-    def __init__(self, seg: _Segment, stream: Any) -> None:
-        self.seg = seg
+    def __init__(
+        self, source: VideoStream, stream: VideoStream, spec: VideoSpec, origin: Fraction, window: _VideoWindow, verify: bool
+    ) -> None:
+        self.source = source
         self.stream = stream
-        self.spec: VideoSpec = seg.job.video  # type: ignore[assignment]
-        self.origin = seg.job.origin
-        self.time_base = seg.vin.time_base
-        self.next = seg.v_first  # next output frame to emit
-        self.held: Any = None  # last source frame, converted lazily
-        self.held_out: Any = None
-        self.scaler = av.video.reformatter.VideoReformatter()
+        self.spec = spec
+        self.origin = origin
+        self.window = window
+        assert source.time_base is not None
+        self.time_base: Fraction = source.time_base
+        self.verify = verify  # check that the first timed frame (after a seek) starts early enough
+        self.next = window.first  # next output frame to emit
+        self.held: VideoFrame | None = None  # last source frame, converted lazily
+        self.held_out: VideoFrame | None = None
+        self.scaler = VideoReformatter()
         self.last_time: Fraction | None = None
         self.done = False
         self.emitted = 0
-        self.packets: list[Any] = []
+        self.packets: list[Packet[Stream]] = []
 
-    def frame_time(self, frame: Any) -> Fraction:
+    def feed(self, packet: Packet[Stream]) -> bool:
+        """Decode one source packet and take its frames. False when the first frame after a seek
+        starts after the window's first output frame (the seek landed too late)."""
+        for frame in _decode(self.source.decode, packet):
+            if self.verify and frame.pts is not None:
+                self.verify = False
+                if self.slot(frame.pts * self.time_base) > self.window.first:
+                    return False
+            self.push(frame)
+        return True
+
+    def frame_time(self, frame: VideoFrame) -> Fraction:
         if frame.pts is not None:
             t = frame.pts * self.time_base
         elif self.last_time is not None:
@@ -286,19 +378,20 @@ class _VideoCursor:
         """The output frame a source frame shown at `time` (source seconds) starts at."""
         return round((time - self.origin) * self.spec.fps)
 
-    def push(self, frame: Any) -> None:
+    def push(self, frame: VideoFrame) -> None:
         if self.done:
             return
         slot = self.slot(self.frame_time(frame))
         if self.held is None:
             self.held = frame
-        while self.next < min(slot, self.seg.v_end):
+        while self.next < min(slot, self.window.end):
             self._emit()
         self.held, self.held_out = frame, None
-        if slot >= self.seg.v_end:
+        if slot >= self.window.end:
             self.done = True
 
     def _emit(self) -> None:
+        assert self.held is not None
         if self.held_out is None:
             out = _convert(self.scaler, self.held, self.spec)
             out.pict_type = av.video.frame.PictureType.NONE
@@ -310,35 +403,52 @@ class _VideoCursor:
         self.next += 1
         self.emitted += 1
 
-    def finish(self) -> list[Any]:
+    def finish(self) -> list[Packet[Stream]]:
         """At the end of the window or of the file: hold the last frame to the window's end, flush."""
         if self.held is not None:
-            while self.next < self.seg.v_end:
+            while self.next < self.window.end:
                 self._emit()
         self.packets += self.stream.encode(None)
         return [p for p in self.packets if p.size]
 
 
 class _AudioBuffer:
-    """Collects decoded source audio, on the output sample grid, for [feed_first, feed_end)."""
+    """Collects decoded source audio, on the output sample grid, for the window's
+    [feed_first, feed_end), and encodes it, keeping the window's AAC frames."""
 
-    def __init__(self, seg: _Segment) -> None:
-        self.seg = seg
-        spec: AudioSpec = seg.job.audio  # type: ignore[assignment]
+    def __init__(
+        self, source: AudioStream, stream: AudioStream, spec: AudioSpec, origin: Fraction, window: _AudioWindow, verify: bool
+    ) -> None:
+        self.source = source
+        self.stream = stream
         self.spec = spec
-        self.origin = seg.job.origin
-        self.first = seg.feed_first
-        self.end = seg.feed_end
+        self.origin = origin
+        self.window = window
+        self.first = window.feed_first
+        self.end = window.feed_end
         self.samples = np.zeros((spec.channels, self.end - self.first), dtype=np.float32)
-        self.time_base = seg.ain.time_base
-        self.src_rate = seg.ain.codec_context.sample_rate
-        self.stream_start = (seg.ain.start_time or 0) * self.time_base
+        assert source.time_base is not None
+        self.time_base: Fraction = source.time_base
+        self.src_rate = source.codec_context.sample_rate
+        self.stream_start = (source.start_time or 0) * self.time_base
         self.resampler = av.AudioResampler(format="fltp", layout=_layout(spec.channels), rate=spec.sample_rate)
         self.same_rate = self.src_rate == spec.sample_rate
         self.cursor: int | None = None  # output sample where the next resampled sample goes
+        self.verify = verify  # check that the first frame (after a seek) starts early enough
         self.done = False
 
-    def position(self, frame: Any) -> int:
+    def feed(self, packet: Packet[Stream]) -> bool:
+        """Decode one source packet and take its frames. False when the first frame after a seek
+        starts after the first sample fed to the encoder (the seek landed too late)."""
+        for frame in _decode(self.source.decode, packet):
+            if self.verify:
+                self.verify = False
+                if self.position(frame) > self.first:
+                    return False
+            self.push(frame)
+        return True
+
+    def position(self, frame: AudioFrame) -> int:
         """Output sample index (title time) of the first sample of a decoded source frame."""
         if frame.pts is None:
             return self.cursor if self.cursor is not None else 0
@@ -355,7 +465,7 @@ class _AudioBuffer:
         offset: Fraction = src_time - self.origin
         return round(offset * self.spec.sample_rate)
 
-    def push(self, frame: Any) -> None:
+    def push(self, frame: AudioFrame) -> None:
         if self.done:
             return
         pos = self.position(frame)
@@ -366,7 +476,7 @@ class _AudioBuffer:
         if self.cursor is not None and self.cursor >= self.end:
             self.done = True
 
-    def _place(self, frame: Any) -> None:
+    def _place(self, frame: AudioFrame) -> None:
         assert self.cursor is not None
         data = frame.to_ndarray()
         start = self.cursor
@@ -375,16 +485,16 @@ class _AudioBuffer:
         if lo < hi:
             self.samples[:, lo - self.first : hi - self.first] = data[: self.spec.channels, lo - start : hi - start]
 
-    def encode(self, stream: Any) -> list[Any]:
+    def encode(self) -> list[Packet[Stream]]:
         for frame in self.resampler.resample(None):
             if self.cursor is not None:
                 self._place(frame)
-        keep_lo = self.seg.a_first * AAC_FRAME
-        keep_hi = self.seg.a_end * AAC_FRAME
+        keep_lo = self.window.first * AAC_FRAME
+        keep_hi = self.window.end * AAC_FRAME
         offset = int(TS_OFFSET * self.spec.sample_rate)
-        kept: list[Any] = []
+        kept: list[Packet[Stream]] = []
 
-        def mux(packets: list[Any]) -> None:
+        def mux(packets: list[Packet[Stream]]) -> None:
             for packet in packets:
                 if packet.pts is not None and packet.size and keep_lo <= packet.pts - offset < keep_hi:
                     kept.append(packet)
@@ -396,6 +506,6 @@ class _AudioBuffer:
             frame.sample_rate = self.spec.sample_rate
             frame.time_base = Fraction(1, self.spec.sample_rate)
             frame.pts = offset + self.first + at
-            mux(stream.encode(frame))
-        mux(stream.encode(None))
+            mux(self.stream.encode(frame))
+        mux(self.stream.encode(None))
         return kept

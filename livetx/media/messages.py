@@ -1,0 +1,84 @@
+"""What crosses the pipe between a pool and its worker processes, as small frozen dataclasses.
+
+Parent -> worker: a job (`SegmentJob` or `ProbeJob`), or `Cancel`. Worker -> parent: `Ready`
+once at start, then one `Reply` per job. The parent's side of a job (`_Worker.call` in
+`livetx.media.pool`) ends in an `Outcome`: the worker's reply, or what happened to the worker
+instead (`TimedOut`, `WorkerLost`, `WorkerUnavailable`), after which the worker was replaced.
+
+Everything here is picklable: an error travels as its class (pickled by name) and message,
+never as an exception object, whose constructor arguments may not survive a round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeAlias, TypeVar
+
+from livetx.errors import LivetxError
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Worker -> parent, once: imports done, jobs welcome."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Parent -> worker: give up the current job (a no-op when it arrives after the job ended)."""
+
+
+@dataclass(frozen=True)
+class Done(Generic[R]):
+    """The job's result."""
+
+    result: R
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The job raised `kind(message)`; an unexpected exception is reported as TranscodeFailed
+    with its type name only (its message may name the file)."""
+
+    kind: type[LivetxError]
+    message: str
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """The job stopped on a `Cancel` (preempted for a client); it may be queued again."""
+
+
+# ---- parent side only: the worker did not reply, and has been replaced ------------------
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """The job overran its time limit: its worker was killed and replaced."""
+
+    reason: ClassVar[str] = "transcode_timeout"
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkerLost:
+    """The worker died under the job (killed from outside, a crash) and was replaced."""
+
+    reason: ClassVar[str] = "transcode_failed"
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkerUnavailable:
+    """The worker could not be started at all (the probe pool starts workers on demand)."""
+
+    reason: ClassVar[str] = "worker_unavailable"
+    message: str
+
+
+Reply: TypeAlias = Done[R] | Failed | Cancelled
+Restarted: TypeAlias = TimedOut | WorkerLost | WorkerUnavailable
+Outcome: TypeAlias = Done[R] | Failed | Cancelled | TimedOut | WorkerLost | WorkerUnavailable
