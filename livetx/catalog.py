@@ -14,7 +14,6 @@ storage next to its segments.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
@@ -23,7 +22,8 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from livetx.errors import LivetxError, OutputClaimed, ProbeTimeout, ProfileNotFound, SourceNotFound, SourceUnreadable
-from livetx.jobs import JOB_PREFIX, Job, claim_key, record_key
+from livetx.jobs import JOB_PREFIX, Job
+from livetx.layout import claim_key, probe_key, record_key
 from livetx.media.model import MediaInfo
 from livetx.media.pool import ProbePool
 from livetx.media.probe import probe
@@ -168,8 +168,7 @@ class Catalog:
 
     def probe_key(self, source: ObjectInfo) -> str:
         """Where the probe of this source version is recorded in output storage."""
-        version = hashlib.sha256(source.etag.encode()).hexdigest()[:16]
-        return f"{source.key}/probe-{version}.json"
+        return probe_key(source.key, source.etag)
 
     async def _recorded(self, source: ObjectInfo) -> MediaInfo | None:
         try:

@@ -16,6 +16,8 @@ import os
 from collections import OrderedDict
 from pathlib import Path
 
+from livetx.layout import segment_index
+
 LISTING_TTL = 1.0  # seconds a listing of a rendition's folder answers the status view
 LISTINGS = 256  # folder listings kept
 
@@ -47,20 +49,11 @@ class FolderListings:
         return found
 
 
-def index_of(key: str, stem: str) -> int | None:
-    """n for a segment key `stem<n>.ts`, else None."""
-    if key.startswith(stem) and key.endswith(".ts"):
-        digits = key[len(stem) : -len(".ts")]
-        if digits.isascii() and digits.isdigit():
-            return int(digits)
-    return None
-
-
 def _segment_files(folder: Path, prefix: str, count: int) -> frozenset[int]:
     """Indexes below `count` of the files `prefix<n>.ts` in `folder` (none if it is missing)."""
     try:
         names = os.listdir(folder)
     except (FileNotFoundError, NotADirectoryError):
         return frozenset()
-    found = (index_of(name, prefix) for name in names)
+    found = (segment_index(name, prefix) for name in names)
     return frozenset(index for index in found if index is not None and index < count)

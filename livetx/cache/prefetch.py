@@ -18,10 +18,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 
 from livetx.cache.budget import PrefetchBudgets
-from livetx.cache.keys import segment_key
 from livetx.cache.stats import CacheStats
 from livetx.errors import LivetxError
 from livetx.hls.plan import lookahead_indexes, pretranscode_indexes
+from livetx.layout import segment_key
 from livetx.media.pool import Priority
 from livetx.titles import Rendition, Title
 
