@@ -14,16 +14,16 @@ storage next to its segments.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from livetx.errors import LivetxError, OutputClaimed, ProbeTimeout, ProfileNotFound, SourceNotFound, SourceUnreadable
-from livetx.jobs import JOB_PREFIX, Job, claim_key, record_key
+from livetx.jobs import JOB_PREFIX, Job
+from livetx.layout import claim_key, probe_key, record_key
+from livetx.lru import Lru
 from livetx.media.model import MediaInfo
 from livetx.media.pool import ProbePool
 from livetx.media.probe import probe
@@ -56,13 +56,13 @@ class Catalog:
         self.stat_ttl = stat_ttl
         self.prober = prober
         self.probe_failure_ttl = probe_failure_ttl
-        self._stats: OrderedDict[str, tuple[float, ObjectInfo | None]] = OrderedDict()
-        self._probes: OrderedDict[tuple[str, str], MediaInfo] = OrderedDict()
-        self._failed: OrderedDict[tuple[str, str], tuple[float, LivetxError]] = OrderedDict()  # negative cache
+        self._stats: Lru[str, tuple[float, ObjectInfo | None]] = Lru(PROBE_CACHE_SIZE)
+        self._probes: Lru[tuple[str, str], MediaInfo] = Lru(PROBE_CACHE_SIZE)
+        self._failed: Lru[tuple[str, str], tuple[float, LivetxError]] = Lru(PROBE_CACHE_SIZE)  # negative cache
         self._probing: dict[tuple[str, str], asyncio.Future[MediaInfo]] = {}
-        self._titles: OrderedDict[tuple[str, str, str], Title] = OrderedDict()
+        self._titles: Lru[tuple[str, str, str], Title] = Lru(PROBE_CACHE_SIZE)
         self._seen: set[tuple[str, str, str]] = set()
-        self._jobs: OrderedDict[str, Profile] = OrderedDict()
+        self._jobs: Lru[str, Profile] = Lru(PROBE_CACHE_SIZE)
         self._publishing: set[asyncio.Task[None]] = set()
         self.probe_count = 0
         self.stat_count = 0
@@ -72,7 +72,7 @@ class Catalog:
         lives in output storage, so every origin process knows it)."""
         if name in self.profiles:
             return self.profiles[name]
-        job_profile = self._jobs.get(name)
+        job_profile = self._jobs.peek(name)
         if job_profile is not None:
             return job_profile
         if name.startswith(JOB_PREFIX):
@@ -98,9 +98,7 @@ class Catalog:
 
     def _remember(self, job: Job) -> Profile:
         profile = job.profile()
-        self._jobs[job.profile_name] = profile
-        if len(self._jobs) > PROBE_CACHE_SIZE:
-            self._jobs.popitem(last=False)
+        self._jobs.put(job.profile_name, profile)
         return profile
 
     async def plan(self, job: Job) -> Title:
@@ -130,9 +128,7 @@ class Catalog:
             await self.output.write(claim_key(key), json.dumps(record, sort_keys=True).encode())
         await self.output.write(record_key(job.id), json.dumps(job.to_record(), sort_keys=True).encode())
         profile = self._remember(job)
-        self._titles[(job.profile_name, title.source.key, title.source.etag)] = title
-        if len(self._titles) > PROBE_CACHE_SIZE:
-            self._titles.popitem(last=False)
+        self._titles.put((job.profile_name, title.source.key, title.source.etag), title)
         return profile
 
     async def _claim_holder(self, key: str) -> str | None:
@@ -152,29 +148,25 @@ class Catalog:
 
     async def source(self, key: str) -> ObjectInfo:
         check_source_key(key)
-        cached = self._stats.get(key)
+        cached = self._stats.peek(key)
         if cached is not None and time.monotonic() - cached[0] < self.stat_ttl:
             info = cached[1]
         else:
             info = await self.sources.stat(key)
             self.stat_count += 1
             if self.stat_ttl > 0:
-                self._stats[key] = (time.monotonic(), info)
-                self._stats.move_to_end(key)
-                if len(self._stats) > PROBE_CACHE_SIZE:
-                    self._stats.popitem(last=False)
+                self._stats.put(key, (time.monotonic(), info))
         if info is None:
             raise SourceNotFound(f"no source {key!r}")
         return info
 
     def forget(self, key: str) -> None:
         """The source turned out to have changed: the next request stats it again."""
-        self._stats.pop(key, None)
+        self._stats.pop(key)
 
     def probe_key(self, source: ObjectInfo) -> str:
         """Where the probe of this source version is recorded in output storage."""
-        version = hashlib.sha256(source.etag.encode()).hexdigest()[:16]
-        return f"{source.key}/probe-{version}.json"
+        return probe_key(source.key, source.etag)
 
     async def _recorded(self, source: ObjectInfo) -> MediaInfo | None:
         try:
@@ -196,7 +188,6 @@ class Catalog:
         cache_key = (source.key, source.etag)
         info = self._probes.get(cache_key)
         if info is not None:
-            self._probes.move_to_end(cache_key)
             return info
         self._check_failed(cache_key)
         running = self._probing.get(cache_key)
@@ -207,12 +198,12 @@ class Catalog:
         return await asyncio.shield(running)
 
     def _check_failed(self, cache_key: tuple[str, str]) -> None:
-        failed = self._failed.get(cache_key)
+        failed = self._failed.peek(cache_key)
         if failed is None:
             return
         when, error = failed
         if time.monotonic() - when >= self.probe_failure_ttl:
-            del self._failed[cache_key]
+            self._failed.pop(cache_key)
             return
         raise type(error)(error.message, **error.details)
 
@@ -224,14 +215,9 @@ class Catalog:
             return
         error = done.exception()  # retrieved here; every waiter still gets it raised
         if error is None:
-            self._probes[cache_key] = done.result()
-            if len(self._probes) > PROBE_CACHE_SIZE:
-                self._probes.popitem(last=False)
+            self._probes.put(cache_key, done.result())
         elif isinstance(error, SourceUnreadable | ProbeTimeout) and self.probe_failure_ttl > 0:
-            self._failed[cache_key] = (time.monotonic(), error)
-            self._failed.move_to_end(cache_key)
-            if len(self._failed) > PROBE_CACHE_SIZE:
-                self._failed.popitem(last=False)
+            self._failed.put(cache_key, (time.monotonic(), error))
 
     async def _find(self, source: ObjectInfo) -> MediaInfo:
         info = await self._recorded(source)
@@ -257,11 +243,7 @@ class Catalog:
         title = self._titles.get(cache_key)
         if title is None:
             title = build_title(source, await self.media_info(source), profile, threads=self.threads)
-            self._titles[cache_key] = title
-            if len(self._titles) > PROBE_CACHE_SIZE:
-                self._titles.popitem(last=False)
-        else:
-            self._titles.move_to_end(cache_key)
+            self._titles.put(cache_key, title)
         return title
 
     def first_sight(self, title: Title, publish: bool = True) -> bool:

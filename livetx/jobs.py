@@ -10,7 +10,8 @@ A job writes only in its own namespace: the keys it claims (its master playlist 
 target's `<URI>.m3u8`, whose segments sit next to it) are recorded in output storage
 (`.jobs/claims/...`), and no other job may claim them. No job may write into a configured
 profile's area (`<source key>/<profile>/...`) or a hidden key (`.jobs/`, ...). Jobs are also
-bounded by `[limits]` (pixels, fps, preset, renditions, pre-transcode length).
+bounded by `[limits]` (pixels, fps, preset, renditions, pre-transcode length). Every key
+shape named here is built in livetx/layout.py.
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ from typing import Any
 
 from livetx import numbers
 from livetx.errors import LimitExceeded, LivetxError, OutputReserved, ParameterError
+from livetx.layout import PLAYLIST_SUFFIX, profile_area, target_playlist_key, target_prefix
 from livetx.media.params import PRESETS, parse_rendition_params, parse_title_params
 from livetx.settings import LimitsSettings
+from livetx.storage.base import is_hidden
 from livetx.titles import SEGMENTING, Profile, Title, parse_profile
 
 JOB_PREFIX = "j-"
 JOB_ID_CHARS = 16  # hex digits of a job id
 RECORD_VERSION = 1
-CLAIMS_PREFIX = ".jobs/claims/"
 DEFAULT_LIMITS = LimitsSettings()
 
 KeyFor = Callable[[str, str], str]  # (object URI, field name) -> key in a store
@@ -68,7 +70,7 @@ class Job:
         if self.master_key is not None:
             out[self.master_key] = "MasterURI"
         for name, prefix in self.prefixes.items():
-            out[prefix + ".m3u8"] = "sys/saveas" if self.oss else f"Targets[{name.removeprefix('t')}].URI"
+            out[target_playlist_key(prefix)] = "sys/saveas" if self.oss else f"Targets[{name.removeprefix('t')}].URI"
         return out
 
     def profile(self) -> Profile:
@@ -99,15 +101,6 @@ class Job:
         return cls(**{name: record[name] for name in fields})
 
 
-def record_key(job_id: str) -> str:
-    return f".jobs/{job_id}.json"
-
-
-def claim_key(key: str) -> str:
-    """Where the claim on output key `key` is recorded (any origin sees it)."""
-    return CLAIMS_PREFIX + hashlib.sha256(key.encode()).hexdigest() + ".json"
-
-
 def is_job_profile(name: str) -> bool:
     rest = name.removeprefix(JOB_PREFIX)
     return rest != name and len(rest) == JOB_ID_CHARS and all(c in "0123456789abcdef" for c in rest)
@@ -120,10 +113,9 @@ def check_namespace(job: Job, profile_names: Iterable[str]) -> None:
     profile folder is any folder after the first."""
     names = set(profile_names)
     for key, field in job.claims().items():
-        segments = key.split("/")
-        if any(seg.startswith(".") for seg in segments):
+        if is_hidden(key):
             raise OutputReserved(f"{field} names a hidden key, where livetx keeps its own records", parameter=field)
-        taken = next((seg for seg in segments[1:-1] if seg in names), None)
+        taken = profile_area(key, names)
         if taken is not None:
             raise OutputReserved(f"{field} is inside the output of profile {taken!r}, which no job may write", parameter=field)
 
@@ -203,7 +195,7 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
     source_key = source_key_for(_get(body, "SourceURI", str, "SourceURI", required=True), "SourceURI")
     master_uri = _get(body, "MasterURI", str, "MasterURI")
     master_key = output_key_for(master_uri, "MasterURI") if master_uri else None
-    if master_key is not None and not master_key.endswith(".m3u8"):
+    if master_key is not None and not master_key.endswith(PLAYLIST_SUFFIX):
         raise ParameterError("MasterURI", "an object URI ending in .m3u8")
     targets = _get(body, "Targets", list, "Targets", required=True)
     if not targets:
@@ -222,9 +214,7 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
         if extra:
             raise ParameterError(f"{field}.{extra[0]}", f"one of {', '.join(sorted(known_target))} (unknown field)")
         uri = _get(target, "URI", str, f"{field}.URI", required=True)
-        prefix = output_key_for(uri, f"{field}.URI")
-        if prefix.endswith(".m3u8"):
-            prefix = prefix[: -len(".m3u8")]
+        prefix = target_prefix(output_key_for(uri, f"{field}.URI"))
         if prefix in prefixes.values():
             raise ParameterError(f"{field}.URI", "a URI no other target uses")
         params: dict[str, Any] = {"preset": "veryfast"}

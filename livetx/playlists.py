@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from urllib.parse import quote
 
-from livetx.cache.keys import segment_name, stored_segment_name
 from livetx.hls.model import MasterPlaylist, MediaPlaylist, MediaSegment, VariantStream
 from livetx.hls.plan import SegmentWindow, target_duration
 from livetx.hls.render import render_master, render_media
+from livetx.layout import master_playlist_key, media_playlist_key, media_playlist_name, segment_name, stored_segment_name
 from livetx.signing import plain_name
 from livetx.titles import Rendition, Title
 
@@ -59,7 +59,7 @@ def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthF
         peak, average = bandwidth_for(r)
         variants.append(
             VariantStream(
-                uri=uri_for(f"{r.name}.m3u8"),
+                uri=uri_for(media_playlist_name(r)),
                 bandwidth=peak,
                 average_bandwidth=average,
                 codecs=r.codecs,
@@ -147,23 +147,16 @@ def rendered_master(title: Title, bandwidth_for: BandwidthFor = estimated) -> Re
     return _left_open(lambda uri_for: master_text(title, uri_for, bandwidth_for))
 
 
-def _media_key(title: Title, rendition: Rendition) -> str:
-    if rendition.object_prefix is not None:
-        return f"{rendition.object_prefix}.m3u8"
-    return f"{title.source.key}/{title.profile.name}/{rendition.name}.m3u8"
-
-
 def playlist_objects(title: Title) -> dict[str, str]:
     """Object key -> m3u8 text of every playlist of `title`, as written to output storage next
-    to its segments: `<source>/<profile>/master.m3u8` and `<source>/<profile>/<rendition>.m3u8`,
-    or, for API-made playlists, `<target URI>.m3u8` and the requested master. URIs inside are
+    to its segments (livetx/layout.py): `<source>/<profile>/master.m3u8` and
+    `<source>/<profile>/<rendition>.m3u8`, or, for API-made playlists, `<target URI>.m3u8` and
+    the requested master. URIs inside are
     relative, so the objects play from wherever storage is served."""
-    objects = {_media_key(title, r): media_text(r, stored=True) for r in title.renditions}
-    master_key = title.profile.master_key
-    if master_key is None and title.profile.source_key is None:
-        master_key = f"{title.source.key}/{title.profile.name}/master.m3u8"
+    objects = {media_playlist_key(title, r): media_text(r, stored=True) for r in title.renditions}
+    master_key = master_playlist_key(title)
     if master_key is not None:
         folder = posixpath.dirname(master_key)
-        by_name = {f"{r.name}.m3u8": posixpath.relpath(_media_key(title, r), folder or ".") for r in title.renditions}
+        by_name = {media_playlist_name(r): posixpath.relpath(media_playlist_key(title, r), folder or ".") for r in title.renditions}
         objects[master_key] = master_text(title, lambda name: quote(by_name[name], safe="/"))
     return objects

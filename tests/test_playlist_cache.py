@@ -15,10 +15,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from livetx.app import create_app
-from livetx.cache.keys import segment_name
 from livetx.factories import make_signer
 from livetx.hls.plan import target_duration
 from livetx.hls.render import extinf
+from livetx.layout import segment_name
 from livetx.playlists import master_text
 from livetx.signing import Signer, Token
 from livetx.titles import Rendition, Title

@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient
 
 from livetx.app import create_app
 from livetx.factories import open_storages
-from livetx.jobs import claim_key, parse_imm, record_key
+from livetx.jobs import parse_imm
+from livetx.layout import claim_key, record_key
 from livetx.media.sample import SampleSpec, write_sample
 from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import decode_video, open_joined

@@ -24,6 +24,7 @@ import pytest
 
 from livetx.cache.seal import TS_PACKET, is_sealed, seal
 from livetx.errors import SourceChanged, StorageUnavailable
+from livetx.layout import segment_key
 from livetx.media.transcode import transcode_segment
 from livetx.storage.base import file_version
 from livetx.storage.breaker import CircuitBreaker
@@ -78,7 +79,7 @@ def test_decoders_skip_the_seal(sources: dict[str, Source]) -> None:
 async def segment_key_of(client: Any, src: Source, index: int) -> str:
     title = await client.server.app[CATALOG].title("default", src.path.name)
     rendition = title.renditions[0]
-    return f"{src.path.name}/default/{rendition.name}-{rendition.spec_id}-{index}.ts"
+    return segment_key(title, rendition, index)
 
 
 @pytest.mark.parametrize("damage", ["cut at a packet boundary", "one bit flipped", "seal cut off", "zero bytes"])

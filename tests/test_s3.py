@@ -17,6 +17,7 @@ import m3u8
 import pytest
 
 from livetx.factories import open_storages
+from livetx.layout import master_playlist_key, media_playlist_key, segment_key
 from livetx.media.probe import probe
 from livetx.storage.base import Storage
 from livetx.web.keys import CATALOG, SEGMENTS
@@ -88,11 +89,12 @@ async def test_play_through_with_s3_as_the_store(s3_app: MakeClient, s3_sources:
     await service.wait_idle()
     title = await client.server.app[CATALOG].title("default", src.path.name)
     rendition = title.renditions[0]
-    names = [f"{src.path.name}/default/{rendition.name}-{rendition.spec_id}-{i}.ts" for i in range(len(segments))]
+    names = [segment_key(title, rendition, i) for i in range(len(segments))]
     assert [await output.read(name) for name in names] == bodies
-    stored = m3u8.loads((await output.read(f"{src.path.name}/default/{rendition.name}.m3u8")).decode())
+    stored = m3u8.loads((await output.read(media_playlist_key(title, rendition))).decode())
     assert [s.uri.rsplit("/", 1)[-1] for s in stored.segments] == [n.rsplit("/", 1)[-1] for n in names]
-    assert (await output.read(f"{src.path.name}/default/master.m3u8")).startswith(b"#EXTM3U")
+    master = master_playlist_key(title)
+    assert master is not None and (await output.read(master)).startswith(b"#EXTM3U")
 
 
 async def test_deleted_segments_are_made_again_with_identical_timing(
@@ -108,7 +110,7 @@ async def test_deleted_segments_are_made_again_with_identical_timing(
     title = await client.server.app[CATALOG].title("default", src.path.name)
     rendition = title.renditions[0]
     for i in range(len(segments)):  # delete every .ts object mid-way
-        await service.output.delete(f"{src.path.name}/default/{rendition.name}-{rendition.spec_id}-{i}.ts")
+        await service.output.delete(segment_key(title, rendition, i))
     again = [await fetch(client, path) for path in segments]  # plays on, from the start
     assert [pts_of(b) for b in again[:half]] == [pts_of(b) for b in first]
     assert decode_video(open_joined(again)).indexes == list(range(src.frames))
@@ -175,9 +177,7 @@ async def test_s3_outage_is_served_by_the_transcoder_and_uploads_catch_up(
     assert service.pending_writebacks == 0 and service.stats.writeback_failures == 0
     title = await client.server.app[CATALOG].title("default", src.path.name)
     rendition = title.renditions[0]
-    stored = [
-        await service.output.read(f"{src.path.name}/default/{rendition.name}-{rendition.spec_id}-{i}.ts") for i in range(len(segments))
-    ]
+    stored = [await service.output.read(segment_key(title, rendition, i)) for i in range(len(segments))]
     assert stored == bodies
 
 

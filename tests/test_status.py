@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from livetx.app import create_app
-from livetx.cache.keys import segment_key
+from livetx.layout import segment_key
 from livetx.web.keys import CATALOG
 from tests.conftest import app_settings
 from tests.support import sparse_title

@@ -11,8 +11,8 @@ Invariants:
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
+from livetx.lru import Lru
 from livetx.titles import Rendition
 
 MEASURED_RENDITIONS = 4096  # renditions whose segment sizes are remembered
@@ -21,30 +21,28 @@ MEASURED_RENDITIONS = 4096  # renditions whose segment sizes are remembered
 class BandwidthMeter:
     def __init__(self, capacity: int = MEASURED_RENDITIONS) -> None:
         self.capacity = capacity
-        self._sizes: OrderedDict[str, dict[int, int]] = OrderedDict()  # spec id -> segment -> bytes
-        self._bandwidths: dict[str, tuple[int, int]] = {}  # spec id -> bandwidth(), until a size changes
+        self._sizes: Lru[str, dict[int, int]] = Lru(capacity)  # spec id -> segment -> bytes
+        self._bandwidths: Lru[str, tuple[int, int]] = Lru(capacity)  # spec id -> bandwidth(), until a size changes
 
     def measure(self, rendition: Rendition, index: int, size: int) -> None:
-        sizes = self._sizes.setdefault(rendition.spec_id, {})
-        self._sizes.move_to_end(rendition.spec_id)
+        sizes = self._sizes.peek(rendition.spec_id) or {}
         sizes[index] = size
-        self._bandwidths.pop(rendition.spec_id, None)
-        if len(self._sizes) > self.capacity:
-            self._sizes.popitem(last=False)
+        self._sizes.put(rendition.spec_id, sizes)
+        self._bandwidths.pop(rendition.spec_id)
 
     def measured(self, rendition: Rendition) -> list[int]:
         """The indexes of the rendition's segments whose size is known."""
-        return list(self._sizes.get(rendition.spec_id, {}))
+        return list(self._sizes.peek(rendition.spec_id) or {})
 
     def bandwidth(self, rendition: Rendition) -> tuple[int, int]:
         """(BANDWIDTH, AVERAGE-BANDWIDTH) in bit/s. Once segments of the rendition have been
         made or read, the average is their measured mean and the peak their highest rate;
         until every segment is measured, the peak is never below the estimate."""
-        sizes = self._sizes.get(rendition.spec_id)
+        sizes = self._sizes.peek(rendition.spec_id)
         if not sizes:
             return rendition.bandwidth, rendition.average_bandwidth
         # asked on every master playlist and status call; recomputed after a size changes
-        known = self._bandwidths.get(rendition.spec_id)
+        known = self._bandwidths.peek(rendition.spec_id)
         if known is not None:
             return known
         rates = [float(8 * size / rendition.windows[i].duration) for i, size in sizes.items()]
@@ -53,7 +51,5 @@ class BandwidthMeter:
         if len(sizes) < len(rendition.windows):
             peak = max(peak, float(rendition.bandwidth))
         answer = (math.ceil(peak), math.ceil(average))
-        self._bandwidths[rendition.spec_id] = answer
-        if len(self._bandwidths) > self.capacity:
-            del self._bandwidths[next(iter(self._bandwidths))]
+        self._bandwidths.put(rendition.spec_id, answer)
         return answer

@@ -11,8 +11,9 @@ already costs nothing (its token is given back).
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
+
+from livetx.lru import Lru
 
 KEYS = 65536  # keys remembered per budget; the least recently used is forgotten (a full bucket again)
 
@@ -22,10 +23,10 @@ class Budget:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0  # tokens per second
         self.clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+        self._buckets: Lru[str, tuple[float, float]] = Lru(KEYS)  # key -> (tokens, at)
 
     def _level(self, key: str) -> float:
-        tokens, at = self._buckets.get(key, (self.capacity, self.clock()))
+        tokens, at = self._buckets.peek(key) or (self.capacity, self.clock())
         return min(self.capacity, tokens + (self.clock() - at) * self.rate)
 
     def available(self, key: str) -> bool:
@@ -38,10 +39,7 @@ class Budget:
         self._set(key, min(self.capacity, self._level(key) + 1.0))
 
     def _set(self, key: str, tokens: float) -> None:
-        self._buckets[key] = (tokens, self.clock())
-        self._buckets.move_to_end(key)
-        if len(self._buckets) > KEYS:
-            self._buckets.popitem(last=False)
+        self._buckets.put(key, (tokens, self.clock()))
 
 
 class PrefetchBudgets:

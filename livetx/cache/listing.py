@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections import OrderedDict
 from pathlib import Path
+
+from livetx.layout import segment_index
+from livetx.lru import Lru
 
 LISTING_TTL = 1.0  # seconds a listing of a rendition's folder answers the status view
 LISTINGS = 256  # folder listings kept
@@ -24,14 +26,14 @@ class FolderListings:
     def __init__(self, ttl: float = LISTING_TTL, capacity: int = LISTINGS) -> None:
         self.ttl = ttl
         self.capacity = capacity
-        self._listings: OrderedDict[tuple[str, str], tuple[float, frozenset[int]]] = OrderedDict()  # -> (when, indexes)
+        self._listings: Lru[tuple[str, str], tuple[float, frozenset[int]]] = Lru(capacity)  # -> (when, indexes)
         self._listing: dict[tuple[str, str], asyncio.Task[frozenset[int]]] = {}
 
     async def indexes(self, folder: Path, prefix: str, count: int) -> frozenset[int]:
         """Indexes below `count` of the segment files named `prefix<n>.ts` in `folder`."""
         loop = asyncio.get_running_loop()
         cache_key = (str(folder), prefix)
-        cached = self._listings.get(cache_key)
+        cached = self._listings.peek(cache_key)
         if cached is not None and loop.time() - cached[0] < self.ttl:
             return cached[1]
         task = self._listing.get(cache_key)
@@ -40,20 +42,8 @@ class FolderListings:
             self._listing[cache_key] = task
             task.add_done_callback(lambda _: self._listing.pop(cache_key, None))
         found = await asyncio.shield(task)
-        self._listings[cache_key] = (loop.time(), found)
-        self._listings.move_to_end(cache_key)
-        if len(self._listings) > self.capacity:
-            self._listings.popitem(last=False)
+        self._listings.put(cache_key, (loop.time(), found))
         return found
-
-
-def index_of(key: str, stem: str) -> int | None:
-    """n for a segment key `stem<n>.ts`, else None."""
-    if key.startswith(stem) and key.endswith(".ts"):
-        digits = key[len(stem) : -len(".ts")]
-        if digits.isascii() and digits.isdigit():
-            return int(digits)
-    return None
 
 
 def _segment_files(folder: Path, prefix: str, count: int) -> frozenset[int]:
@@ -62,5 +52,5 @@ def _segment_files(folder: Path, prefix: str, count: int) -> frozenset[int]:
         names = os.listdir(folder)
     except (FileNotFoundError, NotADirectoryError):
         return frozenset()
-    found = (index_of(name, prefix) for name in names)
+    found = (segment_index(name, prefix) for name in names)
     return frozenset(index for index in found if index is not None and index < count)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections import OrderedDict
 from pathlib import Path
 
+from livetx.lru import Lru
 from livetx.storage.local import LocalStorage
 
 
@@ -20,9 +20,8 @@ class LocalTier:
         self.store = LocalStorage(root)
         self.root = self.store.root
         self.max_bytes = max_bytes
-        self.bytes = 0
         self.evictions = 0
-        self._index: OrderedDict[str, int] = OrderedDict()  # key -> size, least recent first
+        self._index: Lru[str, int] = Lru(max_bytes, weigh=lambda size: size)  # key -> size
 
     def scan(self) -> None:
         """Index what an earlier run left behind."""
@@ -36,10 +35,14 @@ class LocalTier:
                         continue
                     st = path.stat()
                     found.append((st.st_atime, path.relative_to(self.root).as_posix(), st.st_size))
-        for _, key, size in sorted(found):
-            self._index[key] = size
-            self.bytes += size
-        self._unlink(self._victims())
+        victims = []
+        for _, key, size in sorted(found):  # oldest access first
+            victims += self._victims(self._index.put(key, size))
+        if self.bytes > self.max_bytes:  # the newest file alone (the index keeps it) is too big
+            dropped = self._index.items()
+            self._index.clear()
+            victims += self._victims(dropped)
+        self._unlink(victims)
 
     def path(self, key: str) -> Path | None:
         """The file for `key` if the tier holds it (and mark it recently used)."""
@@ -47,36 +50,29 @@ class LocalTier:
             return None
         path = self.store.local_path(key)
         if path is None or not path.is_file():
-            self.bytes -= self._index.pop(key)
+            self._index.pop(key)
             return None
-        self._index.move_to_end(key)
+        self._index.get(key)  # now the most recent
         return path
 
     async def put(self, key: str, data: bytes) -> Path | None:
         if len(data) > self.max_bytes:
             return None
         await self.store.write(key, data)
-        if key in self._index:
-            self.bytes -= self._index.pop(key)
-        self._index[key] = len(data)
-        self.bytes += len(data)
-        victims = self._victims()  # the index changes here, on the event loop, never in a thread
+        victims = self._victims(self._index.put(key, len(data)))  # the index changes here, on the event loop, never in a thread
         if victims:
             await asyncio.to_thread(self._unlink, victims)
         return self.path(key)
 
-    def _victims(self) -> list[Path]:
-        victims = []
-        while self.bytes > self.max_bytes and self._index:
-            key, size = self._index.popitem(last=False)
-            self.bytes -= size
-            self.evictions += 1
-            path = self.store.local_path(key)
-            if path is not None:
-                victims.append(path)
-        return victims
+    def _victims(self, evicted: list[tuple[str, int]]) -> list[Path]:
+        self.evictions += len(evicted)
+        return [path for key, _ in evicted if (path := self.store.local_path(key)) is not None]
 
     @staticmethod
     def _unlink(paths: list[Path]) -> None:
         for path in paths:
             path.unlink(missing_ok=True)  # a response still streaming it keeps its open file
+
+    @property
+    def bytes(self) -> int:  # (last in the class: above, `bytes` is the type)
+        return self._index.weight

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 
 from livetx.cache.budget import PrefetchBudgets
-from livetx.cache.keys import segment_key
 from livetx.cache.stats import CacheStats
 from livetx.errors import LivetxError
 from livetx.hls.plan import lookahead_indexes, pretranscode_indexes
+from livetx.layout import segment_key
+from livetx.lru import Lru
 from livetx.media.pool import Priority
 from livetx.titles import Rendition, Title
 
@@ -51,7 +51,7 @@ class Prefetcher:
         self.limit = limit
         self.lookahead = lookahead
         self._background: dict[str, asyncio.Task[None]] = {}
-        self._playheads: OrderedDict[str, int] = OrderedDict()
+        self._playheads: Lru[str, int] = Lru(PLAYHEADS)
 
     def tasks(self) -> list[asyncio.Task[None]]:
         return list(self._background.values())
@@ -72,10 +72,8 @@ class Prefetcher:
         if not self.lookahead:
             return
         head = f"{title.source.key}\n{title.source.etag}\n{rendition.spec_id}\n{client}"
-        previous = self._playheads.pop(head, None)
-        self._playheads[head] = index
-        if len(self._playheads) > PLAYHEADS:
-            self._playheads.popitem(last=False)
+        previous = self._playheads.pop(head)
+        self._playheads.put(head, index)
         if previous == index:
             return
         ahead = IN_ORDER_AHEAD if previous == index - 1 else rendition.ta

@@ -11,10 +11,10 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from pathlib import Path
 
 from livetx.cache.seal import is_sealed
+from livetx.lru import Lru
 
 VERIFIED_FILES = 65536  # files whose seal was checked (by path, size and mtime)
 
@@ -22,7 +22,7 @@ VERIFIED_FILES = 65536  # files whose seal was checked (by path, size and mtime)
 class SealChecks:
     def __init__(self, capacity: int = VERIFIED_FILES) -> None:
         self.capacity = capacity
-        self._verified: OrderedDict[tuple[str, str], None] = OrderedDict()  # (path, version) whose seal held
+        self._verified: Lru[tuple[str, str], None] = Lru(capacity)  # (path, version) whose seal held
 
     async def sealed(self, path: Path, version: str | None = None) -> bool:
         """False only if the file is there and its seal does not hold. `version` is the
@@ -48,9 +48,8 @@ class SealChecks:
             self._remember(path, version)
 
     def _remember(self, path: Path, version: str) -> None:
-        self._verified[(str(path), version)] = None
-        if len(self._verified) > self.capacity:
-            self._verified.popitem(last=False)
+        if (str(path), version) not in self._verified:  # first verified, first forgotten
+            self._verified.put((str(path), version), None)
 
 
 def _read_sealed(path: Path) -> bool | None:

@@ -33,8 +33,8 @@ from typing import Any
 from livetx.cache.admission import Admission
 from livetx.cache.bandwidth import BandwidthMeter
 from livetx.cache.budget import PrefetchBudgets
-from livetx.cache.keys import segment_key, strong_etag
-from livetx.cache.listing import FolderListings, index_of
+from livetx.cache.keys import strong_etag
+from livetx.cache.listing import FolderListings
 from livetx.cache.local_tier import LocalTier
 from livetx.cache.prefetch import Prefetcher
 from livetx.cache.seal import is_sealed, seal
@@ -43,6 +43,7 @@ from livetx.cache.singleflight import LocalSingleFlight
 from livetx.cache.stats import CacheStats
 from livetx.cache.writebacks import WriteBacks
 from livetx.errors import Overloaded, StorageUnavailable
+from livetx.layout import segment_index, segment_key, segment_stem
 from livetx.media.model import SegmentJob
 from livetx.media.pool import Priority, TranscodePool
 from livetx.settings import CacheSettings, TranscodeSettings
@@ -254,21 +255,22 @@ class SegmentService:
 
         Disk is read with one listing of the rendition's folder, in a thread, reused for a
         second; nothing here looks at segments one by one on the event loop."""
+        stem = segment_stem(title, rendition)  # segment n's key is stem + f"{n}.ts"
         first = segment_key(title, rendition, 0)
-        stem = first[: -len("0.ts")]  # segment n's key is stem + f"{n}.ts"
+        name_stem = stem.rsplit("/", 1)[-1]  # and its file name, in a local store's folder
         count = len(rendition.windows)
         states = ["none"] * count
         stores = [self.output] + ([self.tier.store] if self.tier is not None else [])
         for store in stores:
             path = store.local_path(first)
             if path is not None:
-                for index in await self.listings.indexes(path.parent, path.name[: -len("0.ts")], count):
+                for index in await self.listings.indexes(path.parent, name_stem, count):
                     states[index] = "cached"
         for measured in self.meter.measured(rendition):
             states[measured] = "cached"
         for keys, state in ((self.writebacks.keys(), "cached"), (self.admission.keys(), "transcoding")):
             for key in keys:  # segments in memory or being made: a few at a time
-                found = index_of(key, stem)
+                found = segment_index(key, stem)
                 if found is not None and found < count:
                     states[found] = state
         return states

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 
 from livetx.cache.stats import CacheStats
+from livetx.lru import Lru
 from livetx.storage.base import Storage
 
 log = logging.getLogger("livetx.cache.service")  # the segment service's log, as before the split
@@ -35,7 +35,8 @@ class WriteBacks:
         self.stats = stats
         self.max_bytes = max_bytes
         self._fresh: dict[str, bytes] = {}  # made, not yet in storage: served from here meanwhile
-        self._pending: OrderedDict[asyncio.Task[None], tuple[str, bytes]] = OrderedDict()  # oldest first
+        # oldest first (never refreshed: first in, first dropped), bounded by the bytes held
+        self._pending: Lru[asyncio.Task[None], tuple[str, bytes]] = Lru(max_bytes, weigh=lambda entry: len(entry[1]))
 
     def fresh(self, key: str) -> bytes | None:
         """The segment's bytes while its write-back is on the way, else None."""
@@ -54,20 +55,19 @@ class WriteBacks:
         return len(self._pending)
 
     def tasks(self) -> list[asyncio.Task[None]]:
-        return list(self._pending)
+        return self._pending.keys()
 
     def start(self, store: Storage, key: str, data: bytes) -> None:
         """Hold `data` for `key` and PUT it to `store` in the background, within the memory bound."""
         self._fresh[key] = data
         task = asyncio.create_task(self._write_back(store, key, data))
-        self._pending[task] = (key, data)
         task.add_done_callback(self._ended)
-        self._bound_memory()
+        self._bound_memory(self._pending.put(task, (key, data)))
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """A write-back finished, failed or was cancelled (if it never ran, this is the only
         place that frees its bytes)."""
-        entry = self._pending.pop(task, None)
+        entry = self._pending.pop(task)
         if entry is not None:
             self._release(*entry)
 
@@ -77,25 +77,21 @@ class WriteBacks:
 
     def abandon(self) -> None:
         """Cancel every pending write-back (their segments are made again when asked for)."""
-        for task in list(self._pending):
+        for task in self._pending.keys():
             task.cancel()
 
     async def wait(self, timeout: float) -> None:
         """Wait for the pending write-backs, up to `timeout` seconds."""
         if self._pending:
-            await asyncio.wait(list(self._pending), timeout=timeout)
+            await asyncio.wait(self._pending.keys(), timeout=timeout)
 
-    def _bound_memory(self) -> None:
+    def _bound_memory(self, dropped: list[tuple[asyncio.Task[None], tuple[str, bytes]]]) -> None:
         """Made segments wait in memory for their write-back (for as long as storage is down):
-        beyond `max_bytes`, the oldest write-backs are dropped and their memory freed."""
-        held = sum(len(data) for _, data in self._pending.values())
-        for task, (key, data) in list(self._pending.items()):
-            if held <= self.max_bytes or len(self._pending) <= 1:
-                break
+        beyond `max_bytes`, the oldest write-backs are dropped (`_pending` left them) and their
+        memory freed."""
+        for task, (key, data) in dropped:
             task.cancel()
-            self._pending.pop(task, None)
             self._release(key, data)
-            held -= len(data)
             self.stats.writebacks_dropped += 1
             log.warning("write-back dropped: too many segments waiting for storage", extra={"event": "writeback_dropped"})
 

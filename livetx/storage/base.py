@@ -38,11 +38,17 @@ REFUSED_SOURCE_SUFFIXES = frozenset(
 )
 
 
+def is_hidden(key: str) -> bool:
+    """A key with a part starting with '.': where livetx keeps its own (output inside the source
+    store, job records); never listed, never a source, never claimed by a job."""
+    return any(part.startswith(".") for part in key.split("/"))
+
+
 def check_source_key(key: str) -> str:
     """A source key: a storage key none of whose segments is hidden (where livetx keeps its
     output), not named as a playlist or reference list (422 `source_type_refused`)."""
     check_key(key)
-    if any(seg.startswith(".") for seg in key.split("/")):
+    if is_hidden(key):
         raise InvalidPath("source key segments must not start with '.'")
     suffix = os.path.splitext(key)[1].lower()
     if suffix in REFUSED_SOURCE_SUFFIXES:

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from livetx.errors import ConfigError, LivetxError, ParameterError, StorageUnavailable
 from livetx.settings import S3Settings
-from livetx.storage.base import ObjectInfo, check_key, split_uri
+from livetx.storage.base import ObjectInfo, check_key, is_hidden, split_uri
 from livetx.storage.breaker import CircuitBreaker
 
 MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -161,7 +161,7 @@ class S3Storage:
                 async for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self.location.prefix):
                     for item in page.get("Contents", []):
                         key = item["Key"][len(self.location.prefix) :]
-                        if not key or any(part.startswith(".") for part in key.split("/")):
+                        if not key or is_hidden(key):
                             continue
                         found.append(ObjectInfo(key=key, size=int(item["Size"]), etag=str(item.get("ETag", "")).strip('"')))
                         if len(found) >= limit:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from livetx.errors import InvalidPath, ParameterError
 from livetx.jobs import Job, check_namespace, check_planned, is_job_profile, parse_imm, parse_oss
+from livetx.layout import target_playlist_key, target_prefix, target_segments_prefix
 from livetx.storage.base import check_source_key
 from livetx.titles import Title
 from livetx.urls import SignRequest, master_path, parse_sign_request, sign
@@ -54,7 +55,7 @@ async def _make_playlists(request: web.Request, job: Job, source_field: str) -> 
     for key, field in job.claims().items():
         scope.check_write(key, field)
         if key != job.master_key:  # a target's segments, `<prefix>-<spec id>-<n>.ts`, sit next to it
-            scope.check_write(key.removesuffix(".m3u8") + "-", field)
+            scope.check_write(target_segments_prefix(key), field)
     check_namespace(job, catalog.profiles)
     title = await catalog.plan(job)
     check_planned(job, title, settings.limits)
@@ -77,7 +78,7 @@ def _resolution(title: Title, name: str) -> str:
 
 
 def _playlist_uri(uri: str) -> str:
-    return uri if uri.endswith(".m3u8") else uri + ".m3u8"
+    return target_playlist_key(target_prefix(uri))
 
 
 async def create_playlists(request: web.Request) -> web.Response:

@@ -5,9 +5,9 @@ web/playlists.py."""
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from livetx.lru import Lru
 from livetx.playlists import Rendered
 
 RENDERED_MAX_BYTES = 64 * 1024**2  # rendered playlists kept (a 2-hour title's media playlist: ~75 kB)
@@ -20,16 +20,14 @@ class PlaylistCache:
 
     def __init__(self, max_bytes: int = RENDERED_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
-        self.bytes = 0
         self.renders = 0
-        self._rendered: OrderedDict[Hashable, Rendered] = OrderedDict()
+        self._rendered: Lru[Hashable, Rendered] = Lru(max_bytes, weigh=lambda rendered: rendered.size)
         self._rendering: dict[Hashable, asyncio.Task[Rendered]] = {}
         self.signing = asyncio.Semaphore(SIGNING_AT_ONCE)
 
     async def get(self, key: Hashable, render: Callable[[], Rendered]) -> Rendered:
         found = self._rendered.get(key)
         if found is not None:
-            self._rendered.move_to_end(key)
             return found
         task = self._rendering.get(key)
         if task is None:
@@ -47,8 +45,8 @@ class PlaylistCache:
         self.renders += 1
         if rendered.size > self.max_bytes:
             return
-        self._rendered[key] = rendered
-        self.bytes += rendered.size
-        while self.bytes > self.max_bytes:
-            _, dropped = self._rendered.popitem(last=False)
-            self.bytes -= dropped.size
+        self._rendered.put(key, rendered)
+
+    @property
+    def bytes(self) -> int:
+        return self._rendered.weight

@@ -13,10 +13,10 @@ import asyncio
 import hashlib
 import json
 import operator
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from livetx.cache.service import SegmentService
+from livetx.lru import Lru
 from livetx.titles import Rendition, Title
 
 TIMELINE_SEGMENTS = 200_000  # segments whose JSON is kept, over all renditions (~30 MB)
@@ -44,20 +44,15 @@ def _timeline(rendition: Rendition) -> tuple[str, ...]:
 
 class TitleStatus:
     def __init__(self) -> None:
-        self._timelines: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # spec id -> each segment's JSON
-        self._segments = 0  # in _timelines
-        self._bodies: OrderedDict[tuple[str, str, str], tuple[str, bytes]] = OrderedDict()  # title -> (etag, body)
+        self._timelines: Lru[str, tuple[str, ...]] = Lru(TIMELINE_SEGMENTS, weigh=len)  # spec id -> each segment's JSON
+        self._bodies: Lru[tuple[str, str, str], tuple[str, bytes]] = Lru(BODIES)  # title -> (etag, body)
 
     async def _timeline(self, rendition: Rendition) -> tuple[str, ...]:
         found = self._timelines.get(rendition.spec_id)
         if found is None:
             found = await asyncio.to_thread(_timeline, rendition)
-            if rendition.spec_id not in self._timelines:  # (another call may have made it meanwhile)
-                self._timelines[rendition.spec_id] = found
-                self._segments += len(found)
-            while self._segments > TIMELINE_SEGMENTS and len(self._timelines) > 1:
-                self._segments -= len(self._timelines.popitem(last=False)[1])
-        self._timelines.move_to_end(rendition.spec_id)
+            if self._timelines.get(rendition.spec_id) is None:  # (another call may have made it meanwhile)
+                self._timelines.put(rendition.spec_id, found)  # the newest is kept, however long
         return found
 
     async def view(self, title: Title, service: SegmentService, resolution: dict[str, str], if_none_match: str | None) -> StatusView:
@@ -75,7 +70,7 @@ class TitleStatus:
         if if_none_match is not None and etag in [tag.strip() for tag in if_none_match.split(",")]:
             return StatusView(etag, None)
         version = (title.profile.name, title.source.key, title.source.etag)
-        last = self._bodies.get(version)
+        last = self._bodies.peek(version)
         if last is not None and last[0] == etag:
             return StatusView(etag, last[1])
         parts = []
@@ -84,8 +79,5 @@ class TitleStatus:
             segments = ", ".join(map(operator.add, timeline, [_STATE_END[s] for s in rendition_states]))
             parts.append(json.dumps(fact)[:-1] + f', "segments": [{segments}]}}')
         body = (json.dumps(head)[:-1] + f', "renditions": [{", ".join(parts)}]}}').encode()
-        self._bodies[version] = (etag, body)
-        self._bodies.move_to_end(version)
-        if len(self._bodies) > BODIES:
-            self._bodies.popitem(last=False)
+        self._bodies.put(version, (etag, body))
         return StatusView(etag, body)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from livetx.layout import MASTER_NAME, title_folder
 from livetx.settings import parse_keys
 from livetx.signing import Signer
 from tests.conftest import Server, Source, launch_server
@@ -93,7 +94,7 @@ def test_a_job_cannot_overwrite_a_profiles_playlists(live: Server) -> None:
     assert status == 200
     parts = urlsplit(signed["url"])
     assert call(live, "GET", f"{parts.path}?{parts.query}")[0] == 200  # publishes a.mp4/default/*.m3u8
-    master = output(live) / "a.mp4" / "default" / "master.m3u8"
+    master = output(live) / (title_folder("a.mp4", "default") + MASTER_NAME)
     wait_until(master.exists, 10, "the master playlist, written in the background")
     before = master.read_bytes()
     hostile = imm("a.mp4", "a.mp4/default/master.m3u8", target("a.mp4/default/main", Resolution="64x64", ScaleType="stretch"))

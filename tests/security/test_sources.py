@@ -10,7 +10,6 @@ writer's non-blocking open of a FIFO succeeds only while something has it open f
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import http.server
 import json
 import os
@@ -32,6 +31,7 @@ import pytest
 from livetx.app import create_app
 from livetx.errors import ProbeTimeout, SourceUnreadable
 from livetx.factories import make_signer
+from livetx.layout import probe_key
 from livetx.media.pool import ProbePool
 from livetx.media.probe import probe
 from livetx.media.sample import SampleSpec, write_sample
@@ -151,8 +151,7 @@ def test_failed_transcode_names_no_path(attacked: Attacked) -> None:
     garbage = attacked.media / "garbage.mp4"
     garbage.write_bytes(random.Random(13).randbytes(200_000))
     record = probe(str(attacked.media / "ok.mp4")).to_record()
-    version = hashlib.sha256(file_version(garbage.stat()).encode()).hexdigest()[:16]
-    place = attacked.media / ".livetx" / "garbage.mp4" / f"probe-{version}.json"
+    place = attacked.media / ".livetx" / probe_key("garbage.mp4", file_version(garbage.stat()))
     place.parent.mkdir(parents=True)
     place.write_text(json.dumps(record))
     scope = "/hls/default/garbage.mp4/"

@@ -1,0 +1,135 @@
+"""Every object key livetx writes to output storage, in one place.
+
+A configured profile's output of one source sits in the title's folder, `<source key>/<profile>/`:
+  `<rendition>-<spec id>-<n>.ts`   segment n (the spec id hashes the source's identity and the
+                                   full transcode spec, so changed parameters or a replaced source
+                                   never meet a stale segment)
+  `<rendition>.m3u8`               media playlist, naming its segments as above
+  `master.m3u8`                    master playlist, naming the media playlists as above
+Next to the source's folders, one record per probed source version:
+  `<source key>/probe-<version>.json`   (version: sha256 of the source's ETag, 16 hex digits)
+A rendition made through the playlist APIs names its own prefix, as those APIs do:
+  `<prefix>-<spec id>-<n>.ts` next to `<prefix>.m3u8` (its segments are named
+  `<last part of prefix>-<spec id>-<n>.ts` inside it), and the master where the request says.
+livetx's own records are hidden keys (a part starting with "."), which no job may claim:
+  `.jobs/<id>.json`                  a playlist job's record
+  `.jobs/claims/<sha256 of key>.json`  which job claimed an output key
+
+tests/test_layout.py holds a table of every shape: a change of layout is one deliberate diff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from livetx.titles import Rendition, Title
+
+SEGMENT_SUFFIX = ".ts"
+PLAYLIST_SUFFIX = ".m3u8"
+MASTER_NAME = "master" + PLAYLIST_SUFFIX
+JOBS_PREFIX = ".jobs/"
+CLAIMS_PREFIX = JOBS_PREFIX + "claims/"
+
+
+# ---- a title's output: segments and playlists -------------------------------------------
+
+
+def title_folder(source_key: str, profile: str) -> str:
+    """Where a configured profile's output of one source goes: `<source key>/<profile>/`."""
+    return f"{source_key}/{profile}/"
+
+
+def segment_name(rendition: Rendition, index: int) -> str:
+    """The segment's file name, as it appears in the media playlist and in storage."""
+    return f"{rendition.name}-{rendition.spec_id}-{index}{SEGMENT_SUFFIX}"
+
+
+def segment_stem(title: Title, rendition: Rendition) -> str:
+    """The key of the rendition's segment n is `segment_stem + f"{n}.ts"`."""
+    if rendition.object_prefix is not None:
+        return f"{rendition.object_prefix}-{rendition.spec_id}-"
+    return f"{title_folder(title.source.key, title.profile.name)}{rendition.name}-{rendition.spec_id}-"
+
+
+def segment_key(title: Title, rendition: Rendition, index: int) -> str:
+    return f"{segment_stem(title, rendition)}{index}{SEGMENT_SUFFIX}"
+
+
+def segment_index(key: str, stem: str) -> int | None:
+    """n for a segment key (or file name) `stem<n>.ts`, else None."""
+    if key.startswith(stem) and key.endswith(SEGMENT_SUFFIX):
+        digits = key[len(stem) : -len(SEGMENT_SUFFIX)]
+        if digits.isascii() and digits.isdigit():
+            return int(digits)
+    return None
+
+
+def stored_segment_name(rendition: Rendition, index: int) -> str:
+    """The segment's name as written in a playlist stored next to it."""
+    if rendition.object_prefix is not None:
+        return f"{rendition.object_prefix.rsplit('/', 1)[-1]}-{rendition.spec_id}-{index}{SEGMENT_SUFFIX}"
+    return segment_name(rendition, index)
+
+
+def media_playlist_name(rendition: Rendition) -> str:
+    """The media playlist's name next to the master playlist (and in the title's URLs)."""
+    return rendition.name + PLAYLIST_SUFFIX
+
+
+def media_playlist_key(title: Title, rendition: Rendition) -> str:
+    if rendition.object_prefix is not None:
+        return target_playlist_key(rendition.object_prefix)
+    return title_folder(title.source.key, title.profile.name) + media_playlist_name(rendition)
+
+
+def master_playlist_key(title: Title) -> str | None:
+    """Where the title's master playlist is written: the one an API request named, else the
+    title's folder; None for an API-made profile whose request named no master."""
+    if title.profile.master_key is not None:
+        return title.profile.master_key
+    if title.profile.source_key is None:
+        return title_folder(title.source.key, title.profile.name) + MASTER_NAME
+    return None
+
+
+# ---- playlist API targets ----------------------------------------------------------------
+
+
+def target_prefix(key: str) -> str:
+    """A target's object prefix from the key its request named (`<prefix>` or `<prefix>.m3u8`)."""
+    return key.removesuffix(PLAYLIST_SUFFIX)
+
+
+def target_playlist_key(prefix: str) -> str:
+    return prefix + PLAYLIST_SUFFIX
+
+
+def target_segments_prefix(playlist_key: str) -> str:
+    """What every segment key of the target whose playlist is `playlist_key` starts with."""
+    return target_prefix(playlist_key) + "-"
+
+
+# ---- records -------------------------------------------------------------------------------
+
+
+def probe_key(source_key: str, etag: str) -> str:
+    """Where the probe of this source version is recorded."""
+    version = hashlib.sha256(etag.encode()).hexdigest()[:16]
+    return f"{source_key}/probe-{version}.json"
+
+
+def record_key(job_id: str) -> str:
+    return f"{JOBS_PREFIX}{job_id}.json"
+
+
+def claim_key(key: str) -> str:
+    """Where the claim on output key `key` is recorded (any origin sees it)."""
+    return CLAIMS_PREFIX + hashlib.sha256(key.encode()).hexdigest() + ".json"
+
+
+def profile_area(key: str, profile_names: Iterable[str]) -> str | None:
+    """The configured profile whose output area `<source key>/<profile>/...` holds `key`, if
+    any. A source key has at least one part, so a profile folder is any folder after the first."""
+    names = set(profile_names)
+    return next((part for part in key.split("/")[1:-1] if part in names), None)

@@ -1,0 +1,54 @@
+"""livetx/lru.py: the one bounded mapping behind every "keep the last N" cache."""
+
+from __future__ import annotations
+
+from livetx.lru import Lru
+
+
+def test_put_beyond_the_bound_drops_the_least_recent_and_returns_it() -> None:
+    lru: Lru[str, int] = Lru(2)
+    assert lru.put("a", 1) == [] and lru.put("b", 2) == []
+    assert lru.put("c", 3) == [("a", 1)]
+    assert lru.keys() == ["b", "c"] and len(lru) == 2 and "a" not in lru and lru.get("a") is None
+
+
+def test_get_makes_an_entry_the_most_recent_and_peek_does_not() -> None:
+    lru: Lru[str, int] = Lru(2)
+    lru.put("a", 1)
+    lru.put("b", 2)
+    assert lru.peek("a") == 1 and lru.keys() == ["a", "b"]  # still the least recent
+    assert lru.get("a") == 1 and lru.keys() == ["b", "a"]
+    assert lru.put("c", 3) == [("b", 2)]
+
+
+def test_put_again_replaces_the_value_and_refreshes_it() -> None:
+    lru: Lru[str, int] = Lru(2)
+    lru.put("a", 1)
+    lru.put("b", 2)
+    assert lru.put("a", 10) == [] and lru.items() == [("b", 2), ("a", 10)]
+
+
+def test_pop_and_clear() -> None:
+    lru: Lru[str, int] = Lru(3)
+    lru.put("a", 1)
+    lru.put("b", 2)
+    assert lru.pop("a") == 1 and lru.pop("a") is None and lru.keys() == ["b"] and lru.weight == 1
+    lru.clear()
+    assert len(lru) == 0 and lru.weight == 0 and list(lru) == []
+
+
+def test_a_weighted_bound_counts_the_weights() -> None:
+    lru: Lru[str, bytes] = Lru(10, weigh=len)
+    lru.put("a", b"x" * 4)
+    lru.put("b", b"x" * 4)
+    assert lru.weight == 8
+    assert lru.put("c", b"x" * 5) == [("a", b"x" * 4)] and lru.weight == 9
+    assert lru.put("b", b"x") == [] and lru.weight == 6  # a replaced value's weight is taken off
+    assert lru.put("d", b"x" * 10) == [("c", b"x" * 5), ("b", b"x")] and lru.keys() == ["d"] and lru.weight == 10
+
+
+def test_the_entry_just_put_is_kept_even_beyond_the_bound() -> None:
+    lru: Lru[str, bytes] = Lru(10, weigh=len)
+    lru.put("a", b"x")
+    assert lru.put("big", b"x" * 11) == [("a", b"x")] and lru.keys() == ["big"] and lru.weight == 11
+    assert lru.put("b", b"x") == [("big", b"x" * 11)] and lru.keys() == ["b"]
