@@ -13,12 +13,12 @@ import pytest
 from livetx.cache.admission import Admission
 from livetx.cache.bandwidth import BandwidthMeter
 from livetx.cache.budget import PrefetchBudgets
-from livetx.cache.keys import segment_key
-from livetx.cache.listing import FolderListings, index_of
+from livetx.cache.listing import FolderListings
 from livetx.cache.prefetch import IN_ORDER_AHEAD, Prefetcher
 from livetx.cache.stats import CacheStats
 from livetx.errors import Overloaded, SourceUnreadable
 from livetx.hls.plan import SegmentWindow, lookahead_indexes, pretranscode_indexes
+from livetx.layout import segment_index, segment_key
 from livetx.media.model import SegmentJob
 from livetx.media.pool import Priority, TranscodePool
 from livetx.media.probe import probe
@@ -429,5 +429,5 @@ async def test_the_least_recently_listed_folder_is_forgotten(tmp_path: Path) -> 
         pytest.param("b/r-1.ts", None, id="other-stem"),
     ],
 )
-def test_index_of(key: str, index: int | None) -> None:
-    assert index_of(key, "a/r-") == index
+def test_segment_index(key: str, index: int | None) -> None:
+    assert segment_index(key, "a/r-") == index

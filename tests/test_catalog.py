@@ -17,7 +17,8 @@ import pytest
 
 from livetx.catalog import Catalog
 from livetx.errors import OutputClaimed, ProfileNotFound, SourceNotFound, SourceUnreadable
-from livetx.jobs import Job, claim_key, parse_imm, record_key
+from livetx.jobs import Job, parse_imm
+from livetx.layout import claim_key, record_key
 from livetx.storage.local import LocalStorage
 from livetx.titles import parse_profile
 from tests.conftest import Source
