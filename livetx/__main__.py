@@ -40,12 +40,17 @@ def _signer_and_base(args: argparse.Namespace) -> tuple[Settings, str]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from livetx.app import AccessLogger, create_app
+    from livetx.app import GIL_SWITCH_INTERVAL, AccessLogger, create_app
     from livetx.factories import make_signer
     from livetx.urls import master_path, signed_url
 
     settings = _settings(args)
     logs.configure(settings.server.log_format)
+    # a process setting, so set by the process: CPU work in threads (a long title's first
+    # rendering, probes, seal checks) holds the GIL for up to the switch interval each time the
+    # event loop wants it back, after every socket call: 5 ms by default, which a request's
+    # several calls turn into tens of ms
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     app = create_app(settings)
 
     def announce(_: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -73,10 +72,6 @@ def create_app(settings: Settings) -> web.Application:
     # aiohttp answers a request its parser refuses by itself, before any app hook: its default
     # Server header is all there is to change there (the app's answers get `server_headers`)
     web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
-    # CPU work in threads (a long title's first rendering, probes, seal checks) holds the GIL
-    # for up to the switch interval each time the event loop wants it back, after every
-    # socket call: 5 ms by default, which a request's several calls turn into tens of ms.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     # outermost first: metrics see the final status; CORS marks errors too; errors become JSON
     app = web.Application(
         middlewares=[observe, cors, errors, limits, tokens],

@@ -17,18 +17,11 @@ from livetx.signing import Signer
 from livetx.urls import title_prefix, with_token
 from livetx.web.keys import CATALOG, SEGMENTS, SETTINGS
 from tests.conftest import Source, app_settings
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import Clock
 
 
 def test_a_bucket_refills_at_its_rate_up_to_its_size() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     budget = Budget(per_minute=6, clock=clock)
     for _ in range(6):
         assert budget.available("a")
@@ -45,7 +38,7 @@ def test_a_bucket_refills_at_its_rate_up_to_its_size() -> None:
 
 
 def test_both_budgets_are_spent_together_and_refusals_counted() -> None:
-    budgets = PrefetchBudgets(per_title=3, per_client=2, clock=Clock())
+    budgets = PrefetchBudgets(per_title=3, per_client=2, clock=Clock(1000.0))
     assert budgets.take("t", "c1") and budgets.take("t", "c1")
     assert not budgets.take("t", "c1") and budgets.refused == {"title": 0, "client": 1}
     assert budgets.take("t", "c2")  # another client, same title: the title's third

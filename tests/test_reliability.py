@@ -32,7 +32,7 @@ from livetx.web.keys import CATALOG, POOL, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import MakeClient, Source
 from tests.s3server import BUCKET, SeaweedS3
-from tests.support import CDN_HEADERS, SlowStore, fetch, job_for, playlist_segments, wait_for
+from tests.support import CDN_HEADERS, Clock, SlowStore, fetch, job_for, playlist_segments, wait_for
 
 QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false", "LIVETX_PROFILES_DEFAULT_INITD": "0"}  # no background transcodes
 
@@ -231,16 +231,8 @@ async def test_write_backs_held_in_memory_are_bounded(s3_app: MakeClient, source
 # ---- the S3 circuit breaker -------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_breaker_opens_fails_fast_probes_and_closes() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     breaker = CircuitBreaker("s3 test", threshold=3, open_seconds=2.0, max_open_seconds=5.0, clock=clock)
     for _ in range(3):
         breaker.before()

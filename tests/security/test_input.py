@@ -4,18 +4,17 @@ event loop, and requests that set off transcodes nobody watches. Against the rea
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from fractions import Fraction
 
 import m3u8
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from livetx.media.sample import SampleSpec, write_sample
 from tests.conftest import Server, launch_server
 from tests.security.conftest import api, call, watch
+from tests.support import samples, wait_until
 
 LONG = SampleSpec(seconds=20.0, width=160, height=90, fps=Fraction(10), gop=10)
 PER_CLIENT = 4  # background segments a viewer may set off a minute
@@ -66,21 +65,21 @@ def test_oss_process_numbers_that_used_to_freeze_the_loop(server: Server) -> Non
 def metric(server: Server, name: str) -> float:
     with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as response:
         text = response.read().decode()
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+    return sum(value for (sample, _), value in samples(text).items() if sample == name)
 
 
 def settled(server: Server) -> float:
     """The transcode count once no transcode is queued or running (read twice, equal)."""
-    deadline = time.monotonic() + 120
-    last = -1.0
-    while time.monotonic() < deadline:
+    seen: list[float] = []
+
+    def steady() -> tuple[float] | None:
         busy = metric(server, "livetx_transcode_queue_depth") + metric(server, "livetx_transcodes_in_flight")
         made = metric(server, "livetx_transcodes_total")
-        if not busy and made == last:
-            return made
-        last = made
-        time.sleep(0.3)  # polling a condition, not waiting for a guess
-    raise AssertionError("transcodes did not settle")
+        done = not busy and bool(seen) and seen[-1] == made
+        seen.append(made)
+        return (made,) if done else None
+
+    return wait_until(steady, 120, "transcodes to settle (none queued or running, the count unchanged)", interval=0.3)[0]
 
 
 def test_a_cached_segment_fetched_over_and_over_sets_off_a_bounded_lookahead(server: Server) -> None:

@@ -26,6 +26,7 @@ from livetx import logs
 from livetx.settings import PlayerSettings
 from tests.conftest import Server, Source, launch_server
 from tests.security.conftest import api, call, watch
+from tests.support import wait_until
 
 METRICS_TOKEN = "metrics-" + "m" * 32
 METRICS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -87,15 +88,14 @@ def settle(server: Server, since: int = 0) -> str:
     a fresh path is sent, and the log read until that request's access line is there."""
     marker = f"/settle-{time.monotonic_ns()}"
     call(server, "GET", marker)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def logged() -> str | None:
         with open(server.log, "rb") as fh:
             fh.seek(since)
             log = fh.read().decode(errors="replace")
-        if marker in log:
-            return log
-        time.sleep(0.02)
-    raise AssertionError("the access line of the settle request never reached the log")
+        return log if marker in log else None
+
+    return wait_until(logged, 10, "the access line of the settle request in the log", interval=0.02)
 
 
 # ---- 1. malformed JSON: a 400 naming the problem, never a 500 ----------------------------
