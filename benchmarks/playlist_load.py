@@ -38,13 +38,12 @@ from typing import Any
 
 import av
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.conftest import free_port, launch_server
+from tests.security.conftest import lag_buckets, over
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LAG_METRIC = "livetx_event_loop_lag_seconds"
 
 
 def sparse_title(path: Path, hours: float) -> None:
@@ -75,14 +74,8 @@ def fetch(url: str) -> bytes:
 
 def lag_over(base: str, bound: float) -> tuple[float, float]:
     """(observations, observations above `bound`) of the server's loop-lag histogram."""
-    text = fetch(base + "/metrics").decode()
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name == LAG_METRIC:
-            for sample in family.samples:
-                if sample.name == LAG_METRIC + "_bucket":
-                    buckets[float(sample.labels["le"])] = sample.value
-    return buckets[float("inf")], buckets[float("inf")] - buckets[bound]
+    buckets = lag_buckets(base)
+    return buckets[float("inf")], over(buckets, bound)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -118,7 +111,7 @@ def under_load(base: str, url: str, connections: int, seconds: float) -> dict[st
             healthz.append(time.perf_counter() - began)
             stop.wait(0.01)
 
-    seen, over = lag_over(base, 0.05)
+    seen, lagged = lag_over(base, 0.05)
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     try:
@@ -130,7 +123,7 @@ def under_load(base: str, url: str, connections: int, seconds: float) -> dict[st
     result["healthz_p50_ms"] = 1000 * percentile(healthz, 0.5)
     result["healthz_p99_ms"] = 1000 * percentile(healthz, 0.99)
     result["lag_observations"] = seen_after - seen
-    result["lag_over_50ms"] = over_after - over
+    result["lag_over_50ms"] = over_after - lagged
     return result
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -221,3 +223,35 @@ def s3_app(aiohttp_client: Any, s3: SeaweedS3, s3_env: None, tmp_path: Path) -> 
         return await aiohttp_client(create_app(s3_settings(s3, tmp_path, **env)))  # type: ignore[no-any-return]
 
     return make
+
+
+# ---- an S3 endpoint that hangs ----------------------------------------------------------
+
+
+class Stall(http.server.BaseHTTPRequestHandler):
+    """Takes a request and never answers it: a storage endpoint that hangs."""
+
+    release = threading.Event()
+    requests = 0  # GETs taken so far: a job reached its worker when this goes up
+
+    def do_GET(self) -> None:
+        type(self).requests += 1
+        self.release.wait(60)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def stalling() -> Iterator[str]:
+    """The origin of a loopback HTTP server whose every GET hangs (reading a source from it
+    hangs inside FFmpeg's open: a hung job). A local FIFO no longer hangs: it is refused."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stall)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Stall.release.clear()
+    Stall.requests = 0
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    Stall.release.set()
+    server.shutdown()
+    server.server_close()

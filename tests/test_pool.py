@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
 import multiprocessing
 import os
 import pickle
 import signal
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from fractions import Fraction
@@ -31,37 +29,8 @@ from livetx.media.messages import Cancel, Cancelled, Done, Failed, Ready, Restar
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult
 from livetx.media.pool import Priority, TranscodePool, _probe_error, _segment_error, _Worker
 from livetx.media.sample import SampleSpec, write_sample
-from tests.conftest import Source
+from tests.conftest import Source, Stall
 from tests.support import cpu_seconds, job_for, wait_for
-
-
-class _Stall(http.server.BaseHTTPRequestHandler):
-    """Takes a request and never answers it: a storage endpoint that hangs."""
-
-    release = threading.Event()
-    requests = 0  # GETs taken so far: a job reached its worker when this goes up
-
-    def do_GET(self) -> None:
-        type(self).requests += 1
-        self.release.wait(60)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def stalling() -> Iterator[str]:
-    """The origin of a loopback HTTP server whose every GET hangs (reading a source from it
-    hangs inside FFmpeg's open: a hung job). A local FIFO no longer hangs: it is refused."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stall)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Stall.release.clear()
-    _Stall.requests = 0
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    _Stall.release.set()
-    server.shutdown()
-    server.server_close()
 
 
 def stuck_job(origin: str) -> SegmentJob:
@@ -126,7 +95,7 @@ async def test_worker_killed_mid_job_is_replaced(sources: dict[str, Source], sta
         running = asyncio.ensure_future(pool.run(stuck))
         victims = []
         for attempt in (1, 2):  # the job goes again once on a fresh worker; killed twice, it fails
-            await wait_for(lambda n=attempt: _Stall.requests >= n, 60, f"attempt {attempt} of the job to reach its worker")
+            await wait_for(lambda n=attempt: Stall.requests >= n, 60, f"attempt {attempt} of the job to reach its worker")
             (victim,) = pool.worker_pids()
             victims.append(victim)
             os.kill(victim, signal.SIGKILL)

@@ -25,9 +25,9 @@ from tests.conftest import Server
 LAG_METRIC = "livetx_event_loop_lag_seconds"
 
 
-def lag_buckets(server: Server, headers: dict[str, str] | None = None) -> dict[float, float]:
-    """Cumulative counts of the lag histogram, by upper bound (inf included)."""
-    request = urllib.request.Request(server.base_url + "/metrics", headers=headers or {})
+def lag_buckets(base_url: str, headers: dict[str, str] | None = None) -> dict[float, float]:
+    """Cumulative counts of a server's lag histogram, by upper bound (inf included)."""
+    request = urllib.request.Request(base_url + "/metrics", headers=headers or {})
     with urllib.request.urlopen(request, timeout=10) as response:
         text = response.read().decode()
     out: dict[float, float] = {}
@@ -63,7 +63,7 @@ def watch(
     """Run the block while /healthz is polled; then assert the loop never lagged beyond
     `max_lag` (per the server's histogram) and /healthz's p99 stayed under `healthz_p99`."""
     result = Watch()
-    before = lag_buckets(server, metrics_headers)
+    before = lag_buckets(server.base_url, metrics_headers)
     stop = threading.Event()
 
     def poll() -> None:
@@ -81,7 +81,7 @@ def watch(
     finally:
         stop.set()
         poller.join(timeout=15)
-    result.lag_over = over(lag_buckets(server, metrics_headers), max_lag) - over(before, max_lag)
+    result.lag_over = over(lag_buckets(server.base_url, metrics_headers), max_lag) - over(before, max_lag)
     assert result.lag_over == 0, f"the event loop lagged over {max_lag * 1000:g} ms {result.lag_over:g} times"
     assert result.healthz, "no /healthz answer during the block"
     assert result.healthz_p99 < healthz_p99, f"/healthz p99 {result.healthz_p99 * 1000:.1f} ms"

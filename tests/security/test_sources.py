@@ -40,12 +40,9 @@ from livetx.signing import Signer
 from livetx.storage.base import file_version
 from livetx.urls import signed_url
 from livetx.web.keys import CATALOG, SETTINGS
-from tests import test_pool
 from tests.conftest import MakeClient, Server, Source, app_settings, launch_server
 from tests.security.conftest import api, call, watch
 from tests.support import IMM_SAMPLE, hls, readers
-
-stalling_server = test_pool.stalling  # the fixture `stalling`, shared
 
 SECRET = SampleSpec(seconds=2.0, width=176, height=144, fps=Fraction(25), container="mpegts")  # outside the root
 
@@ -178,16 +175,16 @@ def test_listing_skips_a_symlink_out_of_the_root(attacked: Attacked) -> None:
 # ---- in-process: the probe's time limit and its negative cache ----------------------------------
 
 
-async def test_a_probe_that_hangs_is_killed_at_its_limit_and_its_worker_replaced(stalling_server: str, sources: dict[str, Source]) -> None:
+async def test_a_probe_that_hangs_is_killed_at_its_limit_and_its_worker_replaced(stalling: str, sources: dict[str, Source]) -> None:
     """Before: probes ran in a thread nothing could stop (no ProbePool)."""
-    pool = ProbePool(1, timeout=1.0, origin=stalling_server)
+    pool = ProbePool(1, timeout=1.0, origin=stalling)
     try:
         began = time.perf_counter()
         await pool.probe(str(sources["mp4-30"].path))  # starts the worker
         [first] = pool.worker_pids()
         with pytest.raises(ProbeTimeout):
             began = time.perf_counter()
-            await pool.probe(f"{stalling_server}/source.mp4")
+            await pool.probe(f"{stalling}/source.mp4")
         assert time.perf_counter() - began < 5
         assert pool.restarts == 1 and pool.worker_pids() != [first]
         assert (await pool.probe(str(sources["mp4-30"].path))).video is not None  # the fresh worker serves
