@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from livetx import numbers
+from livetx.contract import Bound, Field, ListOf, Shape, Spec, Text, TextMap, Via, spec_of
 from livetx.errors import LimitExceeded, LivetxError, OutputReserved, ParameterError
 from livetx.layout import PLAYLIST_SUFFIX, profile_area, target_playlist_key, target_prefix
-from livetx.media.params import PRESETS, parse_rendition_params, parse_title_params
+from livetx.media.params import KNOWN_TITLE, PRESETS, RenditionParams, TitleParams, parse_rendition_params, parse_title_params
 from livetx.settings import LimitsSettings
 from livetx.storage.base import is_hidden
 from livetx.titles import SEGMENTING, Profile, Title, parse_profile
@@ -50,6 +51,7 @@ class Job:
     uris: Mapping[str, str]  # rendition name -> the target URI as requested
     master_uri: str | None = None
     oss: bool = False  # made by OSS hls/m3u8 (not recorded: it only names fields in errors)
+    echo: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # request fields the answer returns as given (not recorded)
 
     @property
     def profile_name(self) -> str:
@@ -138,122 +140,129 @@ def _job_id(source_key: str, master_key: str | None, table: Mapping[str, Any], p
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _get(mapping: Mapping[str, Any], name: str, kind: type | tuple[type, ...], field: str, required: bool = False) -> Any:
-    value = mapping.get(name)
-    if value is None:
-        if required:
-            raise ParameterError(field, "required")
-        return None
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ParameterError(field, f"a {getattr(kind, '__name__', 'value')}")
-    return value
+# ---- IMM GenerateVideoPlaylist: the request contract ------------------------------------
 
 
-def _seconds_ms(value: Any, field: str) -> int:
-    if isinstance(value, str):  # JSON numbers only
-        raise ParameterError(field, "a number of seconds")
-    try:
-        seconds = numbers.decimal(value)
-    except ValueError:
-        raise ParameterError(field, "a finite number of seconds") from None
-    return round(seconds * 1000)
+def _as(name: str, scale: int = 1, lower: bool = False) -> Spec:
+    """An IMM field checked as the parameter `name` (the bound lives with the parameter)."""
+    params = TitleParams if name in KNOWN_TITLE else RenditionParams
+    return Via(name, spec_of(params, name), scale=scale, lower=lower)
 
 
-# ---- IMM GenerateVideoPlaylist --------------------------------------------------------
+URI = Text("an object URI such as oss://bucket/path")
+TRANSCODE_VIDEO = Shape(
+    {
+        "Codec": Field(_as("vcodec", lower=True)),
+        "Bitrate": Field(_as("vb"), doc="bit/s; with CRF, the cap of a quality-mode encode"),
+        "CRF": Field(_as("crf")),
+        "FrameRate": Field(_as("fps")),
+        "Resolution": Field(_as("s"), doc="WxH, Wx or xH: a missing side follows the aspect ratio"),
+        "ScaleType": Field(_as("scaletype", lower=True)),
+    }
+)
+TRANSCODE_AUDIO = Shape(
+    {
+        "Codec": Field(_as("acodec", lower=True)),
+        "Bitrate": Field(_as("ab"), doc="bit/s"),
+        "SampleRate": Field(_as("ar"), doc="Hz"),
+        "Channels": Field(_as("ac")),
+    }
+)
+TARGET = Shape(
+    {
+        "URI": Field(URI, required=True, doc="object prefix: <URI>.m3u8 and <URI>-<token>-<n>.ts"),
+        "Duration": Field(_as("st", scale=1000), doc="seconds per segment"),
+        "InitialSegments": Field(_as("initial_segments", scale=1000), doc="seconds of each first, shorter segment"),
+        "InitialTranscode": Field(_as("initd", scale=1000), doc="seconds pre-transcoded when the playlist is made (limits.max_initd)"),
+        "TranscodeAhead": Field(_as("ta"), doc="segments made ahead of a playing client"),
+        "Video": Field(Shape({"TranscodeVideo": Field(TRANSCODE_VIDEO)})),
+        "Audio": Field(Shape({"TranscodeAudio": Field(TRANSCODE_AUDIO)})),
+    }
+)
+IMM_REQUEST = Shape(
+    {
+        "ProjectName": Field(Text("a project name", max_length=256)),
+        "SourceURI": Field(URI, required=True, doc="oss://bucket/key or s3://bucket/key of the source"),
+        "MasterURI": Field(URI, doc="where the master playlist is written (an object URI ending in .m3u8)"),
+        "Targets": Field(ListOf(TARGET, 1, Bound("limits.max_renditions"), "targets"), required=True),
+        "SourceSubtitles": Field(ListOf(Shape({"URI": Field(URI, required=True)}), 0, 16, "subtitle objects"), doc="checked, not used yet"),
+        "UserData": Field(Text("text of at most 1024 characters", max_length=1024), doc="echoed in the answer; livetx gives it no meaning"),
+        "Tags": Field(TextMap(32, 256), doc="echoed in the answer; livetx gives it no meaning"),
+    }
+)
+ECHOED = ("UserData", "Tags")
 
-VIDEO_FIELDS = {"Codec": "vcodec", "Bitrate": "vb", "CRF": "crf", "FrameRate": "fps", "Resolution": "s", "ScaleType": "scaletype"}
-AUDIO_FIELDS = {"Codec": "acodec", "Bitrate": "ab", "SampleRate": "ar", "Channels": "ac"}
 
-
-def _transcode(section: Any, inner: str, names: Mapping[str, str], field: str) -> dict[str, Any]:
-    if section is None:
-        return {}
-    if not isinstance(section, Mapping):
-        raise ParameterError(field, "an object")
-    params = section.get(inner)
-    if params is None:
-        return {}
-    if not isinstance(params, Mapping):
-        raise ParameterError(f"{field}.{inner}", "an object")
-    out: dict[str, Any] = {}
-    for name, value in params.items():
-        if name not in names:
-            raise ParameterError(f"{field}.{inner}.{name}", f"one of {', '.join(names)} (unknown field)")
-        out[names[name]] = value.lower() if isinstance(value, str) and name in ("Codec", "ScaleType") else value
+def _imm_names(shape: Shape, path: str = "") -> dict[str, str]:
+    """Parameter -> the IMM field that sets it (`fps` -> `Video.TranscodeVideo.FrameRate`)."""
+    out: dict[str, str] = {}
+    for key, item in shape.fields.items():
+        if isinstance(item.spec, Via):
+            out[item.spec.name] = path + key
+        elif isinstance(item.spec, Shape):
+            out |= _imm_names(item.spec, f"{path}{key}.")
     return out
+
+
+IMM_NAMES = {**_imm_names(TARGET), "maxrate": "Video.TranscodeVideo.Bitrate"}
+
+
+def bounds(limits: LimitsSettings) -> dict[str, int]:
+    """The values of the settings that bound request fields (see livetx.contract.Bound)."""
+    return {"limits.max_renditions": limits.max_renditions, "limits.max_initd": limits.max_initd}
+
+
+def imm_request(limits: LimitsSettings = DEFAULT_LIMITS) -> Shape:
+    return IMM_REQUEST.bind(bounds(limits))
 
 
 def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits: LimitsSettings = DEFAULT_LIMITS) -> Job:
     """A GenerateVideoPlaylist request, validated and within `limits`; every error names its field."""
-    if not isinstance(body, Mapping):
-        raise ParameterError("body", "a JSON object")
-    known = {"ProjectName", "SourceURI", "MasterURI", "Targets", "SourceSubtitles", "UserData", "Tags"}
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise ParameterError(unknown[0], f"one of {', '.join(sorted(known))} (unknown field)")
-    _get(body, "ProjectName", str, "ProjectName")
-    source_key = source_key_for(_get(body, "SourceURI", str, "SourceURI", required=True), "SourceURI")
-    master_uri = _get(body, "MasterURI", str, "MasterURI")
+    request = imm_request(limits).parse(body)
+    source_key = source_key_for(request["SourceURI"], "SourceURI")
+    master_uri = request.get("MasterURI")
     master_key = output_key_for(master_uri, "MasterURI") if master_uri else None
     if master_key is not None and not master_key.endswith(PLAYLIST_SUFFIX):
         raise ParameterError("MasterURI", "an object URI ending in .m3u8")
-    targets = _get(body, "Targets", list, "Targets", required=True)
-    if not targets:
-        raise ParameterError("Targets", f"a list of 1 to {limits.max_renditions} targets")
-    if len(targets) > limits.max_renditions:
-        raise LimitExceeded("Targets", f"a list of 1 to {limits.max_renditions} targets (limits.max_renditions)")
     renditions: dict[str, dict[str, Any]] = {}
     prefixes: dict[str, str] = {}
     uris: dict[str, str] = {}
-    for i, target in enumerate(targets):
+    for i, target in enumerate(request["Targets"]):
         field = f"Targets[{i}]"
-        if not isinstance(target, Mapping):
-            raise ParameterError(field, "an object")
-        known_target = {"URI", "Duration", "InitialSegments", "InitialTranscode", "Video", "Audio", "TranscodeAhead"}
-        extra = sorted(set(target) - known_target)
-        if extra:
-            raise ParameterError(f"{field}.{extra[0]}", f"one of {', '.join(sorted(known_target))} (unknown field)")
-        uri = _get(target, "URI", str, f"{field}.URI", required=True)
-        prefix = target_prefix(output_key_for(uri, f"{field}.URI"))
+        prefix = target_prefix(output_key_for(target["URI"], f"{field}.URI"))
         if prefix in prefixes.values():
             raise ParameterError(f"{field}.URI", "a URI no other target uses")
-        params: dict[str, Any] = {"preset": "veryfast"}
-        params |= _transcode(target.get("Video"), "TranscodeVideo", VIDEO_FIELDS, f"{field}.Video")
-        params |= _transcode(target.get("Audio"), "TranscodeAudio", AUDIO_FIELDS, f"{field}.Audio")
-        if "crf" in params and "vb" in params:  # both given: quality mode, capped at the bitrate
-            params["maxrate"] = params.pop("vb")
-        if target.get("Duration") is not None:
-            params["st"] = _seconds_ms(target["Duration"], f"{field}.Duration")
-        if target.get("InitialSegments") is not None:
-            segments = _get(target, "InitialSegments", list, f"{field}.InitialSegments")
-            params["initial_segments"] = [_seconds_ms(v, f"{field}.InitialSegments") for v in segments]
-        if target.get("InitialTranscode") is not None:
-            params["initd"] = _seconds_ms(target["InitialTranscode"], f"{field}.InitialTranscode")
+        params = {"preset": "veryfast", **_target_params(target)}
         _validate_target(params, field)
-        name = f"t{i}"
-        renditions[name] = params
-        prefixes[name] = prefix
-        uris[name] = uri
+        renditions[f"t{i}"] = params
+        prefixes[f"t{i}"] = prefix
+        uris[f"t{i}"] = target["URI"]
     table = {"renditions": renditions}
     job_id = _job_id(source_key, master_key, table, prefixes)
-    job = Job(job_id, source_key, master_key, table, prefixes, uris, master_uri)
+    echo = {name: request[name] for name in ECHOED if name in request}
+    job = Job(job_id, source_key, master_key, table, prefixes, uris, master_uri, echo=echo)
     _check(job, "Targets")
     check_limits(job, limits)
     return job
 
 
-IMM_NAMES = {
-    **{ours: f"Video.TranscodeVideo.{theirs}" for theirs, ours in VIDEO_FIELDS.items()},
-    **{ours: f"Audio.TranscodeAudio.{theirs}" for theirs, ours in AUDIO_FIELDS.items()},
-    "maxrate": "Video.TranscodeVideo.Bitrate",
-    "st": "Duration",
-    "initial_segments": "InitialSegments",
-    "initd": "InitialTranscode",
-}
+def _target_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str, Any]:
+    """The parameters a checked target sets, in the parameters' own names and units."""
+    out: dict[str, Any] = {}
+    for key, value in target.items():
+        spec = shape.fields[key].spec
+        if isinstance(spec, Via):
+            out[spec.name] = value
+        elif isinstance(spec, Shape):
+            out |= _target_params(value, spec)
+    if "crf" in out and "vb" in out:  # both given: quality mode, capped at the bitrate
+        out["maxrate"] = out.pop("vb")
+    return out
 
 
 def _validate_target(params: Mapping[str, Any], field: str) -> None:
-    """Check one target now, naming the offending field in the request's own vocabulary."""
+    """Check one target's combination of parameters now (each was checked alone by the
+    contract), naming the offending field in the request's own vocabulary."""
     own = {k: v for k, v in params.items() if k in SEGMENTING}
     try:
         parse_title_params(own)

@@ -33,14 +33,14 @@ from livetx.storage.base import ObjectInfo
 PLAN_VERSION = "1"  # bump when the transcoder's output for one spec changes
 
 
-SEGMENTING = ("st", "initial_segments", "initd")  # title parameters a rendition may set for itself
+SEGMENTING = ("st", "initial_segments", "initd", "ta")  # title parameters a rendition may set for itself
 
 
 @dataclass(frozen=True)
 class RenditionTemplate:
     """One rendition of a profile: its encoder parameters and its own segmenting (the
-    profile's, unless the rendition sets `st`, `initial_segments` or `initd` itself, as IMM
-    Targets do). Renditions with equal segmenting have identical boundaries."""
+    profile's, unless the rendition sets `st`, `initial_segments`, `initd` or `ta` itself, as
+    IMM Targets do). Renditions with equal segmenting have identical boundaries."""
 
     name: str
     params: RenditionParams
@@ -289,7 +289,7 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
                 draft,
                 spec_id=_spec_id(source, origin, grid, draft),
                 initd=tparams.initd,
-                ta=params.ta,
+                ta=tparams.ta,
                 object_prefix=template.object_prefix,
             )
         )

@@ -1,8 +1,10 @@
 """Transcoding parameters in the vocabulary of OSS `hls/m3u8`, validated, and resolved against a source.
 
-Pure: no av import. `parse_title_params` and `parse_rendition_params` take loosely typed
-mappings (config tables, query strings, API bodies) and either return frozen dataclasses or
-raise `ParameterError` naming the parameter and what is allowed. `resolve_video` and
+Pure: no av import. Each parameter is declared once, in the dataclasses below, with its
+default, what it accepts (a livetx.contract spec) and what it means; parsing, error texts and
+the OpenAPI schema derive from that. `parse_title_params` and `parse_rendition_params` take
+loosely typed mappings (config tables, query strings, API bodies) and either return frozen
+dataclasses or raise `ParameterError` naming the parameter and what is allowed. `resolve_video` and
 `resolve_audio` turn them, with the header probe of a source, into the concrete encoder
 specs a worker runs.
 """
@@ -10,190 +12,96 @@ specs a worker runs.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
-from livetx import numbers
+from livetx.contract import Choice, DurationList, Integer, Number, Size, param, param_names, parse_params
 from livetx.errors import ParameterError
 from livetx.media.model import AudioSpec, MediaInfo, VideoSpec
 
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-_SIZE = re.compile(r"([0-9]{0,5})x([0-9]{0,5})")  # ASCII digits only (\d takes any script's)
+CAP_RULE = Choice((0, 1, 2))  # the `*opt` rules: 0 the target; 1 the source's when lower; 2 an error then
+SWITCH = Choice((0, 1))
+BITRATE = Integer(10_000, 100_000_000, "bit/s")
+SEGMENT_MS = Integer(1000, 15000, "ms")
+FPS = Number(1, 120, ratio=True, max_denominator=1001, examples="25, 29.97 or 30000/1001")
 
 
 @dataclass(frozen=True)
 class TitleParams:
     """Parameters shared by every rendition of a title: the window and the segmenting."""
 
-    ss: int = 0  # ms into the source
-    t: int = 0  # ms of source; 0: to the end
-    st: int = 10000  # ms per regular segment
-    initial_segments: tuple[int, ...] = (2000, 2000, 2000)  # ms
-    initd: int = 30000  # ms pre-transcoded when the playlist is made
-    ta: int = 12  # segments made ahead when playback starts
+    ss: int = param(Integer(0, None, "ms"), 0, "ms into the source where the title starts")
+    t: int = param(Integer(0, None, "ms"), 0, "ms of source in the title; 0: to the end")
+    st: int = param(Integer(5000, 15000, "ms"), 10000, "ms per regular segment")
+    initial_segments: tuple[int, ...] = param(
+        DurationList(SEGMENT_MS, 20), (2000, 2000, 2000), "ms of each of the first, shorter segments (fast start)"
+    )
+    initd: int = param(Integer(None, None, "ms"), 30000, "ms pre-transcoded when the playlist is made")
+    ta: int = param(Integer(10, 30), 12, "segments made ahead when playback starts")
 
 
 @dataclass(frozen=True)
 class RenditionParams:
-    vcodec: str = "h264"
-    fps: Fraction | None = None
-    fpsopt: int = 1
-    s: str | None = None
-    sopt: int = 1
-    scaletype: str = "stretch"
-    arotate: int = 0  # 1: an explicit WxH box turns with a source shown at 90 or 270 degrees
-    pixfmt: str = "yuv420p"  # what HLS players decode everywhere; 10-bit sources come down to 8 bits
-    crf: float | None = None
-    vb: int | None = None
-    vbopt: int = 1
-    maxrate: int | None = None
-    bufsize: int | None = None
-    g: int | None = None
-    preset: str = "veryfast"
-    an: int = 0
-    acodec: str = "aac"
-    ar: int | None = None
-    ac: int | None = None
-    ab: int | None = None
-    abopt: int = 1
-    aq: int | None = None
+    vcodec: str = param(Choice(("h264", "h265")), "h264", "video codec")
+    fps: Fraction | None = param(FPS, None, "frame rate")
+    fpsopt: int = param(CAP_RULE, 1, "a higher fps than the source's: 0 as asked, 1 the source's, 2 an error")
+    s: str | None = param(Size(64, 4096), None, "output size box: WxH, Wx or xH")
+    sopt: int = param(CAP_RULE, 1, "a larger box than the source: 0 as asked, 1 the source's area, 2 an error")
+    scaletype: str = param(Choice(("stretch", "crop", "fill", "fit")), "stretch", "how the picture fits a WxH box")
+    arotate: int = param(SWITCH, 0, "1: an explicit WxH box turns with a source shown at 90 or 270 degrees")
+    pixfmt: str = param(Choice(PIXEL_FORMATS), "yuv420p", "pixel format (yuv420p: what HLS players decode everywhere)")
+    crf: float | None = param(Number(0, 51), None, "constant quality (23 unless vb is given)")
+    vb: int | None = param(BITRATE, None, "video bitrate, bit/s")
+    vbopt: int = param(CAP_RULE, 1, "a higher vb than the source's: 0 as asked, 1 the source's, 2 an error")
+    maxrate: int | None = param(BITRATE, None, "peak bitrate in crf mode, bit/s")
+    bufsize: int | None = param(Integer(10_000, 200_000_000, "bit"), None, "VBV buffer in crf mode, bit")
+    g: int | None = param(Integer(1, 100000), None, "GOP length in frames; default: one keyframe per segment")
+    preset: str = param(Choice(PRESETS), "veryfast", "x264/x265 preset")
+    an: int = param(SWITCH, 0, "1: no audio")
+    acodec: str = param(Choice(("aac",)), "aac", "audio codec")
+    ar: int | None = param(Choice(SAMPLE_RATES), None, "audio sample rate, Hz; default: the source's")
+    ac: int | None = param(Integer(1, 8), None, "audio channels; default: the source's, at most 2")
+    ab: int | None = param(Integer(1000, 10_000_000, "bit/s"), None, "audio bitrate, bit/s")
+    abopt: int = param(CAP_RULE, 1, "a higher ab than the source's: 0 as asked, 1 the source's, 2 an error")
+    aq: int | None = param(Integer(0, 100), None, "audio quality 0-100 (instead of ab)")
 
 
 # ---- parsing ----------------------------------------------------------------------------
 
-
-def _int(params: Mapping[str, Any], name: str, default: int | None, lo: int | None, hi: int | None, allowed: str) -> Any:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = numbers.integer(raw)  # a strict pattern first: nothing huge or odd reaches int()
-    except ValueError:
-        raise ParameterError(name, allowed) from None
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ParameterError(name, allowed)
-    return value
-
-
-def _choice(params: Mapping[str, Any], name: str, default: Any, choices: Sequence[Any]) -> Any:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    for choice in choices:
-        if str(raw) == str(choice):
-            return choice
-    raise ParameterError(name, "one of " + ", ".join(str(c) for c in choices))
-
-
-def _ms_list(params: Mapping[str, Any], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    items = raw.split(",") if isinstance(raw, str) else raw
-    if not isinstance(items, (list, tuple)) or len(items) > 20:
-        raise ParameterError(name, "a list of at most 20 durations in ms, each 1000 to 15000")
-    out = []
-    for item in items:
-        try:
-            value = numbers.integer(item.strip() if isinstance(item, str) else item)
-        except ValueError:
-            raise ParameterError(name, "a list of durations in ms, each 1000 to 15000") from None
-        if not 1000 <= value <= 15000:
-            raise ParameterError(name, "a list of durations in ms, each 1000 to 15000")
-        out.append(value)
-    return tuple(out)
-
-
-KNOWN_TITLE = {"ss", "t", "st", "initial_segments", "initd", "ta"}
-KNOWN_RENDITION = {f for f in RenditionParams.__dataclass_fields__}
+KNOWN_TITLE = frozenset(param_names(TitleParams))
+KNOWN_RENDITION = frozenset(param_names(RenditionParams))
+EXCLUSIVE = (  # (parameter named in the error, what is refused)
+    ("crf", "crf and vb are mutually exclusive"),
+    ("maxrate", "maxrate and bufsize apply in crf mode only"),
+    ("aq", "aq and ab are mutually exclusive"),
+)
 
 
 def parse_title_params(params: Mapping[str, Any]) -> TitleParams:
-    return TitleParams(
-        ss=_int(params, "ss", 0, 0, None, "an integer >= 0 (ms)"),
-        t=_int(params, "t", 0, 0, None, "an integer >= 0 (ms)"),
-        st=_int(params, "st", 10000, 5000, 15000, "an integer from 5000 to 15000 (ms)"),
-        initial_segments=_ms_list(params, "initial_segments", (2000, 2000, 2000)),
-        initd=_int(params, "initd", 30000, None, None, "an integer (ms)"),
-        ta=_int(params, "ta", 12, 10, 30, "an integer from 10 to 30"),
-    )
+    return TitleParams(**parse_params(TitleParams, params))
 
 
 def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
     unknown = set(params) - KNOWN_RENDITION - KNOWN_TITLE - {"name"}
     if unknown:
-        name = sorted(unknown)[0]
-        raise ParameterError(name, "a known parameter (unknown name)")
-    fps = None
-    if params.get("fps") not in (None, ""):
-        try:
-            fps = numbers.decimal(params["fps"], ratio=True).limit_denominator(1001)
-        except ValueError:
-            raise ParameterError("fps", "a number from 1 to 120, such as 25, 29.97 or 30000/1001") from None
-        if not 1 <= fps <= 120:
-            raise ParameterError("fps", "a number from 1 to 120")
-    size = params.get("s")
-    if size not in (None, ""):
-        size = str(size)
-        match = _SIZE.fullmatch(size)
-        if not match or not (match.group(1) or match.group(2)):
-            raise ParameterError("s", "WxH, Wx or xH with even sides from 64 to 4096")
-        for side in (match.group(1), match.group(2)):
-            if side and (int(side) % 2 or not 64 <= int(side) <= 4096):
-                raise ParameterError("s", "WxH, Wx or xH with even sides from 64 to 4096")
-    else:
-        size = None
-    crf = params.get("crf")
-    if crf not in (None, ""):
-        try:
-            crf = float(numbers.decimal(crf))
-        except ValueError:
-            raise ParameterError("crf", "a number from 0 to 51") from None
-        if not 0 <= crf <= 51:
-            raise ParameterError("crf", "a number from 0 to 51")
-    else:
-        crf = None
-    vb = _int(params, "vb", None, 10_000, 100_000_000, "an integer from 10000 to 100000000 (bit/s)")
-    if vb is not None and crf is not None:
-        raise ParameterError("crf", "crf and vb are mutually exclusive")
-    maxrate = _int(params, "maxrate", None, 10_000, 100_000_000, "an integer from 10000 to 100000000 (bit/s)")
-    bufsize = _int(params, "bufsize", None, 10_000, 200_000_000, "an integer from 10000 to 200000000 (bit)")
-    if (maxrate is not None or bufsize is not None) and vb is not None:
-        raise ParameterError("maxrate", "maxrate and bufsize apply in crf mode only")
-    scaletype = _choice(params, "scaletype", "stretch", ("stretch", "crop", "fill", "fit"))
-    ab = _int(params, "ab", None, 1000, 10_000_000, "an integer from 1000 to 10000000 (bit/s)")
-    aq = _int(params, "aq", None, 0, 100, "an integer from 0 to 100")
-    if ab is not None and aq is not None:
-        raise ParameterError("aq", "aq and ab are mutually exclusive")
-    return RenditionParams(
-        vcodec=_choice(params, "vcodec", "h264", ("h264", "h265")),
-        fps=fps,
-        fpsopt=_choice(params, "fpsopt", 1, (0, 1, 2)),
-        s=size,
-        sopt=_choice(params, "sopt", 1, (0, 1, 2)),
-        scaletype=scaletype,
-        arotate=_choice(params, "arotate", 0, (0, 1)),
-        pixfmt=_choice(params, "pixfmt", "yuv420p", PIXEL_FORMATS),
-        crf=crf if crf is not None or vb is not None else 23.0,
-        vb=vb,
-        vbopt=_choice(params, "vbopt", 1, (0, 1, 2)),
-        maxrate=maxrate,
-        bufsize=bufsize,
-        g=_int(params, "g", None, 1, 100000, "an integer from 1 to 100000"),
-        preset=_choice(params, "preset", "veryfast", PRESETS),
-        an=_choice(params, "an", 0, (0, 1)),
-        acodec=_choice(params, "acodec", "aac", ("aac",)),
-        ar=_choice(params, "ar", None, SAMPLE_RATES),
-        ac=_int(params, "ac", None, 1, 8, "an integer from 1 to 8"),
-        ab=ab,
-        abopt=_choice(params, "abopt", 1, (0, 1, 2)),
-        aq=aq,
+        raise ParameterError(sorted(unknown)[0], "a known parameter (unknown name)")
+    values = parse_params(RenditionParams, params)
+    refused = (
+        values["crf"] is not None and values["vb"] is not None,
+        values["vb"] is not None and (values["maxrate"] is not None or values["bufsize"] is not None),
+        values["ab"] is not None and values["aq"] is not None,
     )
+    for (name, message), bad in zip(EXCLUSIVE, refused, strict=True):
+        if bad:
+            raise ParameterError(name, message)
+    if values["vb"] is None and values["crf"] is None:
+        values["crf"] = 23.0
+    return RenditionParams(**values)
 
 
 # ---- resolving against a source ----------------------------------------------------

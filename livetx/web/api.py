@@ -102,6 +102,7 @@ async def create_playlists(request: web.Request) -> web.Response:
             for r in title.renditions
         ],
         "PlaybackURL": playback,
+        **job.echo,
     }
     return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
