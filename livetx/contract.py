@@ -116,6 +116,8 @@ class Integer(Spec):
     hi: Limit = None
     unit: str = ""
     json_only: bool = False  # a JSON integer only: no text, no 25.0 (the sign API's fields)
+    what: str = ""  # the allowed text, when the bounds alone don't say it well
+    hi_bound: Limit = None  # the Bound `hi` was bound from, named in the allowed text
 
     def parse(self, raw: Any) -> int:
         if self.json_only and (not isinstance(raw, int) or isinstance(raw, bool)):
@@ -127,8 +129,8 @@ class Integer(Spec):
 
     @property
     def allowed(self) -> str:
-        text = f"an integer {_range_text(self.lo, self.hi, self.unit)}".rstrip()
-        return text + _setting_note(self.lo, self.hi)
+        text = self.what or f"an integer {_range_text(self.lo, self.hi, self.unit)}".rstrip()
+        return text + _setting_note(self.hi_bound or self.hi)
 
     def schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "integer"}
@@ -139,7 +141,7 @@ class Integer(Spec):
         return out
 
     def bind(self, bounds: Bounds) -> Integer:
-        return dataclasses.replace(self, lo=_bind(self.lo, bounds), hi=_bind(self.hi, bounds))
+        return dataclasses.replace(self, hi=_bind(self.hi, bounds), hi_bound=self.hi_bound or self.hi)
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ class Size(Spec):
         return f"WxH, Wx or xH with even sides from {self.lo} to {self.hi}"
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", "pattern": _SIZE.pattern}
+        return {"type": "string", "pattern": f"^{_SIZE.pattern}$"}
 
 
 @dataclass(frozen=True)

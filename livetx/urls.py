@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from livetx.contract import Bound, Field, Integer, Shape, Text
 from livetx.errors import InvalidPath, LivetxError, ParameterError
 from livetx.jobs import is_job_profile
 from livetx.settings import SigningSettings
@@ -46,8 +47,6 @@ def signed_url(signer: Signer, base_url: str, path: str, ttl: int, now: float | 
 
 
 # ---- sign requests: `POST /api/v1/sign`, `livetx sign` and `livetx url` run this ----------
-
-SIGN_FIELDS = ("path", "key", "profile", "ttl", "nbf", "ip", "scope")
 
 
 @dataclass(frozen=True)
@@ -87,17 +86,34 @@ class SignedUrl:
         }
 
 
-def _field(body: Mapping[str, Any], name: str, kind: type, allowed: str) -> Any:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ParameterError(name, allowed)
-    return value
-
-
 PATH_ALLOWED = "an /hls/<profile>/<source key>/<playlist or segment> URL path of a known profile"
 SCOPE_ALLOWED = "'path', 'title' or a prefix of the path ending in '/' that names at least one key segment: /hls/<profile>/<key prefix>/"
+SIGN_REQUEST = Shape(
+    {
+        "path": Field(
+            Text("an absolute URL path such as /hls/default/movie.mp4/master.m3u8"),
+            doc=f"{PATH_ALLOWED}, e.g. /hls/default/movies/a.mp4/master.m3u8",
+        ),
+        "key": Field(Text("a source key such as movies/a.mp4"), doc="source key; signs its master playlist under `profile`"),
+        "profile": Field(Text("a profile name", max_length=256), doc="profile for `key` (default: default)"),
+        "ttl": Field(
+            Integer(1, Bound("signing.max_ttl"), "s", json_only=True),
+            doc="seconds until expiry (default: signing.default_ttl; at most signing.max_ttl)",
+        ),
+        "nbf": Field(Integer(0, 10**12 - 1, json_only=True, what="unix seconds"), doc="not valid before, unix seconds"),
+        "ip": Field(
+            Text("an IP address or a network in CIDR form", max_length=64, convert=canonical_ip),
+            doc="client address or CIDR network the URL is bound to",
+        ),
+        "scope": Field(Text(SCOPE_ALLOWED), doc=f"{SCOPE_ALLOWED}; never /, /hls/ or /hls/<profile>/"),
+    },
+    doc="Exactly one of `path` or `key`.",
+    unknown_text="one of the fields {names} (unknown field)",
+)
+
+
+def sign_contract(max_ttl: int = SigningSettings.max_ttl) -> Shape:
+    return SIGN_REQUEST.bind({"signing.max_ttl": max_ttl})
 
 
 def known_profile(name: str, profiles: Mapping[str, object]) -> bool:
@@ -130,15 +146,9 @@ def parse_sign_request(body: Any, profiles: Mapping[str, object], default_ttl: i
     What may be signed: only /hls/ URLs of a known profile, and only scopes that cover at least
     one whole title: a prefix /hls/<profile>/<k1>/.../ with at least one segment of source key,
     never "/", "/hls/" or "/hls/<profile>/" (every title of a profile)."""
-    if not isinstance(body, Mapping):
-        raise ParameterError("body", "a JSON object")
-    unknown = sorted(set(body) - set(SIGN_FIELDS))
-    if unknown:
-        raise ParameterError(unknown[0], f"one of the fields {', '.join(SIGN_FIELDS)} (unknown field)")
-    path = _field(body, "path", str, "an absolute URL path such as /hls/default/movie.mp4/master.m3u8")
-    key = _field(body, "key", str, "a source key such as movies/a.mp4")
-    profile = _field(body, "profile", str, "a profile name")
-    if (path is None) == (key is None):
+    fields = sign_contract(max_ttl).parse(body)
+    key, profile = fields.get("key"), fields.get("profile")
+    if ("path" in fields) == (key is not None):
         raise ParameterError("path", "exactly one of 'path' or 'key'")
     if key is not None:
         profile = profile or "default"
@@ -152,27 +162,14 @@ def parse_sign_request(body: Any, profiles: Mapping[str, object], default_ttl: i
     else:
         if profile is not None:
             raise ParameterError("profile", "only with 'key'")
+        path = fields["path"]
         try:
             check_path(path)
         except LivetxError as exc:
             raise ParameterError("path", f"an unambiguous absolute path ({exc.message})") from None
         profile, key = hls_parts(path, profiles)
         title = path.rsplit("/", 1)[0] + "/"
-    ttl = _field(body, "ttl", int, f"an integer number of seconds from 1 to {max_ttl} (signing.max_ttl)")
-    if ttl is None:
-        ttl = default_ttl
-    elif not 1 <= ttl <= max_ttl:
-        raise ParameterError("ttl", f"an integer number of seconds from 1 to {max_ttl} (signing.max_ttl)")
-    nbf = _field(body, "nbf", int, "unix seconds")
-    if nbf is not None and not 0 <= nbf < 10**12:
-        raise ParameterError("nbf", "unix seconds")
-    ip = _field(body, "ip", str, "an IP address or a network in CIDR form")
-    if ip is not None:
-        try:
-            ip = canonical_ip(ip)
-        except ValueError:
-            raise ParameterError("ip", "an IP address or a network in CIDR form") from None
-    scope = _field(body, "scope", str, SCOPE_ALLOWED)
+    ttl, nbf, ip, scope = fields.get("ttl", default_ttl), fields.get("nbf"), fields.get("ip"), fields.get("scope")
     if scope in (None, "path"):
         scope = None
     elif scope == "title":

@@ -126,8 +126,10 @@ async def test_same_request_same_answer_on_another_origin(make_client: MakeClien
     second = await make_client()  # another origin: knows the job from its record in storage
     segments = await play(second, a["PlaybackURL"])
     assert segments
-    b = await (await second.post("/api/v1/playlists", json=IMM_SAMPLE, headers=AUTH)).json()
+    tagged = {**IMM_SAMPLE, "UserData": "order 17", "Tags": {"team": "a"}}  # echoed; no part of the job
+    b = await (await second.post("/api/v1/playlists", json=tagged, headers=AUTH)).json()
     assert (a["Token"], a["VideoPlaylist"]) == (b["Token"], b["VideoPlaylist"])
+    assert (b["UserData"], b["Tags"]) == ("order 17", {"team": "a"}) and "UserData" not in a
 
 
 async def test_oss_sample_request_as_documented(make_client: MakeClient, avi: Source) -> None:

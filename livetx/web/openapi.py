@@ -6,7 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
+from livetx.contract import params_schema
+from livetx.jobs import imm_request
+from livetx.media.params import RenditionParams, TitleParams
 from livetx.settings import Settings
+from livetx.urls import sign_contract
 from livetx.web.keys import SETTINGS
 
 ERROR = {
@@ -50,36 +54,6 @@ def _param(name: str, where: str, description: str = "", required: bool = False,
     return param
 
 
-def sign_request(settings: Settings) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "description": "Exactly one of `path` or `key`.",
-        "properties": {
-            "path": {
-                "type": "string",
-                "description": "an /hls/<profile>/<source key>/<playlist or segment> path of a known profile,"
-                " e.g. /hls/default/movies/a.mp4/master.m3u8",
-            },
-            "key": {"type": "string", "description": "source key; signs its master playlist under `profile`"},
-            "profile": {"type": "string", "description": "profile for `key` (default: default)"},
-            "ttl": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": settings.signing.max_ttl,
-                "description": "seconds until expiry (default: signing.default_ttl; at most signing.max_ttl)",
-            },
-            "nbf": {"type": "integer", "minimum": 0, "description": "not valid before, unix seconds"},
-            "ip": {"type": "string", "description": "client address or CIDR network the URL is bound to"},
-            "scope": {
-                "type": "string",
-                "description": "'path' (default), 'title' (everything under the title), or a prefix of the path ending in '/' that"
-                " names at least one segment of source key: /hls/<profile>/<key prefix>/ (never /, /hls/ or /hls/<profile>/)",
-            },
-        },
-    }
-
-
 SIGNED_URL = {
     "type": "object",
     "required": ["url", "path", "expires", "expires_at", "kid", "scope", "nbf", "ip"],
@@ -95,36 +69,14 @@ SIGNED_URL = {
     },
 }
 
-_TRANSCODE = {"type": "object", "additionalProperties": True}
 
-
-def playlist_request(settings: Settings) -> dict[str, Any]:
+def process_parameters() -> dict[str, Any]:
+    """The `<param>_<value>` items of an OSS `hls/m3u8` process string, from the parameters'
+    own declarations (livetx/media/params.py)."""
     return {
         "type": "object",
-        "required": ["SourceURI", "Targets"],
-        "properties": {
-            "ProjectName": {"type": "string"},
-            "SourceURI": {"type": "string", "description": "oss://bucket/key or s3://bucket/key of the source"},
-            "MasterURI": {"type": "string", "description": "where the master playlist is written (ends in .m3u8)"},
-            "SourceSubtitles": {"type": "array", "items": {"type": "object"}, "description": "accepted, not used yet"},
-            "Targets": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": settings.limits.max_renditions,
-                "items": {
-                    "type": "object",
-                    "required": ["URI"],
-                    "properties": {
-                        "URI": {"type": "string", "description": "object prefix: <URI>.m3u8 and <URI>-<token>-<n>.ts"},
-                        "Duration": {"type": "number", "description": "segment seconds (5-15)"},
-                        "InitialSegments": {"type": "array", "items": {"type": "number"}},
-                        "InitialTranscode": {"type": "number", "description": "seconds pre-transcoded (0 to limits.max_initd)"},
-                        "Video": {"type": "object", "properties": {"TranscodeVideo": _TRANSCODE}},
-                        "Audio": {"type": "object", "properties": {"TranscodeAudio": _TRANSCODE}},
-                    },
-                },
-            },
-        },
+        "description": "The parameters of `hls/m3u8,<param>_<value>,...` (and of profile tables in the config)",
+        "properties": {**params_schema(TitleParams), **params_schema(RenditionParams)},
     }
 
 
@@ -136,6 +88,8 @@ PLAYLIST_ANSWER = {
         "Duration": {"type": "number"},
         "MasterURI": {"type": ["string", "null"]},
         "Token": {"type": "string"},
+        "UserData": {"type": "string", "description": "as given in the request"},
+        "Tags": {"type": "object", "additionalProperties": {"type": "string"}, "description": "as given in the request"},
         "PlaybackURL": {"type": "string", "description": "signed URL of the master playlist through this origin"},
         "VideoPlaylist": {
             "type": "array",
@@ -250,7 +204,13 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                             {
                                 "type": "object",
                                 "required": ["x-oss-process"],
-                                "properties": {"x-oss-process": {"type": "string"}},
+                                "properties": {
+                                    "x-oss-process": {
+                                        "type": "string",
+                                        "description": "hls/m3u8,<param>_<value>,...|sys/saveas,o_<b64url>,b_<b64url>;"
+                                        " the parameters are the schema HlsParameters",
+                                    }
+                                },
                             },
                         ),
                     },
@@ -349,9 +309,10 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
             },
             "schemas": {
                 "Error": ERROR,
-                "SignRequest": sign_request(settings),
+                "SignRequest": sign_contract(settings.signing.max_ttl).schema(),
                 "SignedUrl": SIGNED_URL,
-                "PlaylistRequest": playlist_request(settings),
+                "PlaylistRequest": imm_request(settings.limits).schema(),
+                "HlsParameters": process_parameters(),
                 "PlaylistAnswer": PLAYLIST_ANSWER,
                 "Readiness": {
                     "type": "object",
