@@ -89,14 +89,14 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 def _sign_from_args(args: argparse.Namespace, body: dict[str, object]) -> int:
     """`livetx url` and `livetx sign`: the same validation and signing as POST /api/v1/sign."""
-    from livetx.factories import build_profiles, make_signer
+    from livetx.factories import make_signer
     from livetx.urls import parse_sign_request, sign
 
     settings, base = _signer_and_base(args)
     for name in ("ttl", "nbf", "ip", "scope"):
         if getattr(args, name, None) is not None:
             body[name] = getattr(args, name)
-    wanted = parse_sign_request(body, build_profiles(settings), settings.signing.default_ttl, settings.signing.max_ttl)
+    wanted = parse_sign_request(body, dict(settings.profiles), settings.signing.default_ttl, settings.signing.max_ttl)
     signed = sign(make_signer(settings), base, wanted)
     print(json.dumps(signed.to_json(), indent=2) if args.json else signed.url)
     return 0

@@ -15,7 +15,7 @@ from aiohttp.web_request import BaseRequest
 from livetx import logs
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
-from livetx.factories import build_profiles, make_signer, make_tier, open_storages
+from livetx.factories import make_signer, make_tier, open_storages
 from livetx.media.pool import ProbePool, TranscodePool
 from livetx.settings import Settings
 from livetx.storage.base import media_origin
@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SIGNER] = make_signer(settings)
     app[PLAYLISTS] = PlaylistCache()
     app[STATUS] = TitleStatus()
-    profiles = build_profiles(settings)
+    profiles = dict(settings.profiles)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_storages(settings) as (sources, output):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 from livetx.cache.local_tier import LocalTier
 from livetx.errors import ConfigError
@@ -16,19 +15,11 @@ from livetx.storage.base import Storage
 from livetx.storage.breaker import CircuitBreaker
 from livetx.storage.local import LocalStorage
 from livetx.storage.s3 import S3Location, S3Storage, s3_client
-from livetx.titles import Profile, parse_profile
-
-DEFAULT_PROFILES: dict[str, dict[str, Any]] = {"default": {"renditions": {"main": {}}}}
 
 
 def make_signer(settings: Settings) -> Signer:
     signing = settings.signing
     return Signer(signing.keys, signing.active, signing.clock_skew, signing.max_ttl)
-
-
-def build_profiles(settings: Settings) -> dict[str, Profile]:
-    tables = settings.profiles or DEFAULT_PROFILES
-    return {name: parse_profile(name, table) for name, table in tables.items()}
 
 
 @asynccontextmanager

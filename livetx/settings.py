@@ -28,6 +28,7 @@ from typing import Any, get_type_hints
 from livetx.errors import ConfigError
 from livetx.media.params import PRESETS
 from livetx.scopes import ApiScope, scope_name, scopes_by_key
+from livetx.titles import Profile, parse_profile
 
 ENV_PREFIX = "LIVETX"
 MIN_KEY_BYTES = 32
@@ -57,6 +58,19 @@ def configured_as(kind: type, default: Any) -> dict[str, Any]:
     """A field whose config form differs from its type: `kind` in TOML and the environment
     (keys as "kid:secret" text, a secret as text), `default` when the config leaves it out."""
     return {"config": (kind, default)}
+
+
+DEFAULT_PROFILES: dict[str, dict[str, Any]] = {"default": {"renditions": {"main": {}}}}
+
+
+def parse_profiles(tables: Mapping[str, Any]) -> dict[str, Profile]:
+    """Every `[profiles.<name>]` table as a typed Profile (a bad one is a ConfigError naming
+    it); none configured: the `default` profile of one rendition at the parameters' defaults."""
+    return {name: parse_profile(name, table) for name, table in (tables or DEFAULT_PROFILES).items()}
+
+
+def default_profiles() -> dict[str, Profile]:
+    return parse_profiles({})
 
 
 POSITIVE = above(0)
@@ -217,7 +231,8 @@ class Settings:
     cdn: CdnSettings = CdnSettings()
     transcode: TranscodeSettings = TranscodeSettings()
     player: PlayerSettings = PlayerSettings()
-    profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [profiles.<name>] tables, as written
+    # [profiles.<name>] tables, parsed at load; none configured: the one-rendition `default`
+    profiles: Mapping[str, Profile] = field(default_factory=default_profiles)
     base_dir: Path = Path(".")  # the directory relative config paths start from (not a key: where the config was read)
 
     def path(self, value: str) -> Path:
@@ -535,6 +550,6 @@ def load_settings(config: Path | None = None, environ: Mapping[str, str] | None 
         signing=signing,
         api=ApiSettings(keys=api_keys, scopes=api_scopes, key_file=api["key_file"]),
         cdn=CdnSettings(origin_header=cdn["origin_header"], origin_secret=origin_secret),
-        profiles=data["profiles"],
+        profiles=parse_profiles(data["profiles"]),
         base_dir=base_dir,
     )

@@ -39,8 +39,8 @@ def test_documented_config_loads_with_env_overrides() -> None:
     assert settings.server.port == 9123
     assert settings.storage.uri == "/srv/media"
     assert settings.signing.active.kid == "a"
-    assert settings.profiles["default"]["renditions"]["main"]["crf"] == 27
-    assert settings.profiles["default"]["initial_segments"] == [3000, 3000]
+    [main] = settings.profiles["default"].renditions
+    assert main.params.crf == 27 and main.title.initial_segments == (3000, 3000)
 
 
 def test_bad_env_value_is_a_config_error() -> None:
