@@ -241,7 +241,6 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
     job_id = _job_id(source_key, master_key, table, prefixes)
     echo = {name: request[name] for name in ECHOED if name in request}
     job = Job(job_id, source_key, master_key, table, prefixes, uris, master_uri, echo=echo)
-    _check(job, "Targets")
     check_limits(job, limits)
     return job
 
@@ -269,15 +268,6 @@ def _validate_target(params: Mapping[str, Any], field: str) -> None:
         parse_rendition_params({k: v for k, v in params.items() if k not in SEGMENTING})
     except ParameterError as exc:
         raise ParameterError(f"{field}.{IMM_NAMES.get(exc.name, exc.name)}", str(exc.details.get("allowed", exc.message))) from None
-
-
-def _check(job: Job, field: str) -> None:
-    """Every parameter valid now, not at the first playback."""
-    try:
-        job.profile()
-    except ParameterError as exc:
-        name = exc.details.get("parameter", field)
-        raise ParameterError(field if name == field else f"{field}: {name}", exc.message) from None
 
 
 # ---- OSS hls/m3u8 ---------------------------------------------------------------------
@@ -320,7 +310,6 @@ def parse_oss(source_key: str, process: str, output_key_for: KeyFor, limits: Lim
     table["renditions"] = {"t0": params}
     prefixes = {"t0": key}
     job = Job(_job_id(source_key, None, table, prefixes), source_key, None, table, prefixes, {"t0": uri}, oss=True)
-    _check(job, "x-oss-process")
     check_limits(job, limits)
     return job
 
@@ -334,7 +323,8 @@ def _side(text: str) -> int:
 
 def check_limits(job: Job, limits: LimitsSettings) -> None:
     """What the request asks for, against `[limits]`: renditions, fps, preset, declared size,
-    pre-transcode length. (The planned output is checked too: `check_planned`.)"""
+    pre-transcode length. (The planned output is checked too: `check_planned`.) Each field was
+    checked alone by its contract, and each target as a whole by `_validate_target`."""
     profile = job.profile()
     if len(profile.renditions) > limits.max_renditions:
         raise LimitExceeded("Targets", f"at most {limits.max_renditions} targets (limits.max_renditions)")
