@@ -270,20 +270,33 @@ def open_container(file: BinaryIO, timeout: float = TIMEOUT, extra: dict[str, st
         "format_whitelist": ",".join(CONTAINER_FORMATS),
         "protocol_whitelist": REMOTE_PROTOCOLS if isinstance(file, RangedReader) else LOCAL_PROTOCOLS,
     }
+    with _ffmpeg_errors() as logs:
+        try:
+            return av.open(file, options=options, io_open=_refuse_nested, timeout=timeout)
+        except (av.FFmpegError, NestedOpenRefused) as exc:
+            refusal = _refusal(exc, logs)
+            if refusal is None:
+                raise
+            raise refusal from exc
+
+
+@contextmanager
+def _ffmpeg_errors() -> Iterator[list[tuple[int, str, str]]]:
+    """FFmpeg's error messages logged in the block, as (level, name, text)."""
     level = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)  # to learn which format was refused
     try:
         with av.logging.Capture(local=True) as logs:
-            try:
-                return av.open(file, options=options, io_open=_refuse_nested, timeout=timeout)
-            except (av.FFmpegError, NestedOpenRefused) as exc:
-                refused = [name for _, name, text in logs if "not on whitelist" in text]
-                if refused:
-                    raise SourceTypeRefused(
-                        f"the source's container format ({refused[0]}) is not one livetx reads: {CONTAINER_NAMES}"
-                    ) from exc
-                if isinstance(exc, NestedOpenRefused):
-                    raise SourceTypeRefused("the source refers to other objects: livetx reads single media files only") from exc
-                raise
+            yield logs
     finally:
         av.logging.set_level(level)
+
+
+def _refusal(exc: BaseException, logs: list[tuple[int, str, str]]) -> SourceTypeRefused | None:
+    """The error for a source `av.open` failed on because livetx refused it (None: another failure)."""
+    refused = [name for _, name, text in logs if "not on whitelist" in text]
+    if refused:
+        return SourceTypeRefused(f"the source's container format ({refused[0]}) is not one livetx reads: {CONTAINER_NAMES}")
+    if isinstance(exc, NestedOpenRefused):
+        return SourceTypeRefused("the source refers to other objects: livetx reads single media files only")
+    return None
