@@ -27,7 +27,6 @@ import re
 import stat
 import urllib.error
 import urllib.request
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
@@ -36,6 +35,7 @@ import av
 import av.logging
 
 from livetx.errors import SourceTypeRefused, SourceUnreadable
+from livetx.lru import Lru
 from livetx.storage.base import file_version, url_origin
 
 MIN_BLOCK = 256 * 1024
@@ -115,7 +115,7 @@ class RangedReader(io.RawIOBase):
         self.size: int | None = None
         self.fetched = 0  # bytes received from the server
         self.requests = 0
-        self._blocks: OrderedDict[int, bytes] = OrderedDict()  # start offset -> bytes
+        self._blocks: Lru[int, bytes] = Lru(CACHED_BLOCKS)  # start offset -> bytes
         self._block = MIN_BLOCK
         self._last_end = -1
         self._fetch(0, MIN_BLOCK)  # learns the size; most probes need the first block anyway
@@ -171,15 +171,13 @@ class RangedReader(io.RawIOBase):
             self.size = len(data)
             if start:
                 data = data[start:]
-        self._blocks[start] = data
-        while len(self._blocks) > CACHED_BLOCKS:
-            self._blocks.popitem(last=False)
+        self._blocks.put(start, data)
         return data
 
     def _block_at(self, pos: int) -> tuple[int, bytes] | None:
-        for start, data in reversed(self._blocks.items()):
+        for start, data in reversed(self._blocks.items()):  # most recent first
             if start <= pos < start + len(data):
-                self._blocks.move_to_end(start)
+                self._blocks.get(start)  # now the most recent
                 return start, data
         return None
 
