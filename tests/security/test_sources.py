@@ -40,7 +40,7 @@ from livetx.signing import Signer
 from livetx.storage.base import file_version
 from livetx.urls import signed_url
 from livetx.web.keys import CATALOG, SETTINGS
-from tests.conftest import MakeClient, Server, Source, app_settings, launch_server
+from tests.conftest import MakeClient, Server, Source, Stall, app_settings, launch_server
 from tests.security.conftest import api, call, watch
 from tests.support import IMM_SAMPLE, hls, readers
 
@@ -193,10 +193,21 @@ async def test_a_probe_that_hangs_is_killed_at_its_limit_and_its_worker_replaced
 
 
 async def test_probe_over_the_limit_is_504_json_and_not_probed_again(
-    aiohttp_client: Any, tmp_path: Path, sources: dict[str, Source]
+    aiohttp_client: Any, tmp_path: Path, stalling: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copy(sources["mp4-30"].path, tmp_path / "a.mp4")
-    settings = app_settings(LIVETX_STORAGE_URI=str(tmp_path), LIVETX_TRANSCODE_PROBE_TIMEOUT="0.001")
+    """The source's "bucket" answers HEADs but never a GET: the probe cannot finish, so its
+    limit always fires (no race with a real probe). Within probe_failure_ttl the next requests
+    get the same answer without a probe."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(name, value)
+    settings = app_settings(
+        LIVETX_STORAGE_URI="s3://stalled/media",
+        LIVETX_STORAGE_OUTPUT_URI=str(tmp_path / "out"),
+        LIVETX_S3_ENDPOINT_URL=stalling,
+        LIVETX_S3_REGION="us-east-1",
+        LIVETX_S3_ADDRESSING_STYLE="path",
+        LIVETX_TRANSCODE_PROBE_TIMEOUT="0.5",
+    )
     client = await aiohttp_client(create_app(settings))
     url, _ = signed_url(make_signer(client.server.app[SETTINGS]), "", "/hls/default/a.mp4/master.m3u8", 60)
     for _ in range(3):
@@ -204,6 +215,7 @@ async def test_probe_over_the_limit_is_504_json_and_not_probed_again(
         body = await response.json()
         assert response.status == 504 and body["error"]["code"] == "probe_timeout", body
     assert client.server.app[CATALOG].probe_count == 1
+    assert Stall.requests == 1  # one worker read the source, once
 
 
 async def test_a_broken_source_is_probed_once_for_many_requests(aiohttp_client: Any, tmp_path: Path) -> None:
