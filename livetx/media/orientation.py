@@ -94,14 +94,27 @@ def display_rotation(f: Readable) -> int:
     for kind, lo, hi in _boxes(moov):
         if kind != b"trak":
             continue
-        tkhd = handler = None
-        for sub, s_lo, s_hi in _boxes(moov, lo, hi):
-            if sub == b"tkhd":
-                tkhd = moov[s_lo:s_hi]
-            elif sub == b"mdia":
-                for leaf, l_lo, l_hi in _boxes(moov, s_lo, s_hi):
-                    if leaf == b"hdlr" and l_hi - l_lo >= 12:
-                        handler = moov[l_lo + 8 : l_lo + 12]
+        tkhd, handler = _track(moov, lo, hi)
         if handler == b"vide" and tkhd is not None:
             return _matrix_rotation(tkhd)
     return 0
+
+
+def _track(moov: bytes, lo: int, hi: int) -> tuple[bytes | None, bytes | None]:
+    """The tkhd payload and the mdia/hdlr handler type of the trak box moov[lo:hi] (None: absent)."""
+    tkhd = handler = None
+    for sub, s_lo, s_hi in _boxes(moov, lo, hi):
+        if sub == b"tkhd":
+            tkhd = moov[s_lo:s_hi]
+        elif sub == b"mdia":
+            handler = _handler(moov, s_lo, s_hi) or handler
+    return tkhd, handler
+
+
+def _handler(moov: bytes, lo: int, hi: int) -> bytes | None:
+    """The handler type (b"vide", b"soun", ...) in the mdia box moov[lo:hi] (None: no hdlr); the last one wins."""
+    handler = None
+    for leaf, l_lo, l_hi in _boxes(moov, lo, hi):
+        if leaf == b"hdlr" and l_hi - l_lo >= 12:
+            handler = moov[l_lo + 8 : l_lo + 12]
+    return handler

@@ -27,7 +27,6 @@ import re
 import stat
 import urllib.error
 import urllib.request
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
@@ -36,6 +35,7 @@ import av
 import av.logging
 
 from livetx.errors import SourceTypeRefused, SourceUnreadable
+from livetx.lru import Lru
 from livetx.storage.base import file_version, url_origin
 
 MIN_BLOCK = 256 * 1024
@@ -115,7 +115,7 @@ class RangedReader(io.RawIOBase):
         self.size: int | None = None
         self.fetched = 0  # bytes received from the server
         self.requests = 0
-        self._blocks: OrderedDict[int, bytes] = OrderedDict()  # start offset -> bytes
+        self._blocks: Lru[int, bytes] = Lru(CACHED_BLOCKS)  # start offset -> bytes
         self._block = MIN_BLOCK
         self._last_end = -1
         self._fetch(0, MIN_BLOCK)  # learns the size; most probes need the first block anyway
@@ -171,15 +171,13 @@ class RangedReader(io.RawIOBase):
             self.size = len(data)
             if start:
                 data = data[start:]
-        self._blocks[start] = data
-        while len(self._blocks) > CACHED_BLOCKS:
-            self._blocks.popitem(last=False)
+        self._blocks.put(start, data)
         return data
 
     def _block_at(self, pos: int) -> tuple[int, bytes] | None:
-        for start, data in reversed(self._blocks.items()):
+        for start, data in reversed(self._blocks.items()):  # most recent first
             if start <= pos < start + len(data):
-                self._blocks.move_to_end(start)
+                self._blocks.get(start)  # now the most recent
                 return start, data
         return None
 
@@ -270,20 +268,33 @@ def open_container(file: BinaryIO, timeout: float = TIMEOUT, extra: dict[str, st
         "format_whitelist": ",".join(CONTAINER_FORMATS),
         "protocol_whitelist": REMOTE_PROTOCOLS if isinstance(file, RangedReader) else LOCAL_PROTOCOLS,
     }
+    with _ffmpeg_errors() as logs:
+        try:
+            return av.open(file, options=options, io_open=_refuse_nested, timeout=timeout)
+        except (av.FFmpegError, NestedOpenRefused) as exc:
+            refusal = _refusal(exc, logs)
+            if refusal is None:
+                raise
+            raise refusal from exc
+
+
+@contextmanager
+def _ffmpeg_errors() -> Iterator[list[tuple[int, str, str]]]:
+    """FFmpeg's error messages logged in the block, as (level, name, text)."""
     level = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)  # to learn which format was refused
     try:
         with av.logging.Capture(local=True) as logs:
-            try:
-                return av.open(file, options=options, io_open=_refuse_nested, timeout=timeout)
-            except (av.FFmpegError, NestedOpenRefused) as exc:
-                refused = [name for _, name, text in logs if "not on whitelist" in text]
-                if refused:
-                    raise SourceTypeRefused(
-                        f"the source's container format ({refused[0]}) is not one livetx reads: {CONTAINER_NAMES}"
-                    ) from exc
-                if isinstance(exc, NestedOpenRefused):
-                    raise SourceTypeRefused("the source refers to other objects: livetx reads single media files only") from exc
-                raise
+            yield logs
     finally:
         av.logging.set_level(level)
+
+
+def _refusal(exc: BaseException, logs: list[tuple[int, str, str]]) -> SourceTypeRefused | None:
+    """The error for a source `av.open` failed on because livetx refused it (None: another failure)."""
+    refused = [name for _, name, text in logs if "not on whitelist" in text]
+    if refused:
+        return SourceTypeRefused(f"the source's container format ({refused[0]}) is not one livetx reads: {CONTAINER_NAMES}")
+    if isinstance(exc, NestedOpenRefused):
+        return SourceTypeRefused("the source refers to other objects: livetx reads single media files only")
+    return None

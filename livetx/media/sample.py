@@ -185,31 +185,8 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
     fmt = spec.container or None
     options = {"output_ts_offset": f"{spec.start_offset}"} if spec.start_offset else {}
     with av.open(str(tmp), "w", format=fmt or _format_for(path), options=options) as out:
-        vstream: Any = None
-        astream: Any = None
-        if spec.vcodec:
-            vstream = out.add_stream(spec.vcodec, rate=spec.fps)
-            vstream.width, vstream.height = spec.width, spec.height
-            vstream.pix_fmt = spec.pix_fmt
-            vstream.codec_context.gop_size = spec.gop
-            if spec.vfr:
-                vstream.codec_context.time_base = Fraction(1, 1000)
-            if spec.sar:
-                vstream.codec_context.sample_aspect_ratio = spec.sar
-            if spec.rotation:
-                vstream.set_display_rotation(spec.rotation)
-            options = dict(spec.video_options)
-            if spec.vcodec in ("libx264", "libx265"):
-                options.setdefault("preset", spec.preset)
-                vstream.codec_context.thread_type = "FRAME"
-            vstream.codec_context.options = options
-            if spec.video_bitrate:
-                vstream.codec_context.bit_rate = spec.video_bitrate
-        if spec.acodec:
-            astream = out.add_stream(spec.acodec, rate=spec.sample_rate)
-            astream.layout = "mono" if spec.channels == 1 else "stereo"
-            astream.codec_context.options = dict(spec.audio_options)
-            astream.codec_context.bit_rate = 128000 * spec.channels // 2 if spec.acodec != "flac" else 0
+        vstream: Any = _add_video(out, spec) if spec.vcodec else None
+        astream: Any = _add_audio(out, spec) if spec.acodec else None
         # odd sizes: drawn one pixel larger (yuv420p needs even sides), then scaled down
         draw_w, draw_h = spec.width + spec.width % 2, spec.height + spec.height % 2
         bg = _background(draw_w, draw_h)
@@ -234,11 +211,39 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
                 next_sample = _write_audio(out, astream, spec, next_sample, audio_chunk, total_samples)
         while astream and next_sample < total_samples:
             next_sample = _write_audio(out, astream, spec, next_sample, audio_chunk, total_samples)
-        for stream in (vstream, astream):
-            if stream is not None:
-                for packet in stream.encode():
-                    out.mux(packet)
+        for stream in [s for s in (vstream, astream) if s is not None]:
+            for packet in stream.encode():
+                out.mux(packet)
     tmp.replace(path)
+
+
+def _add_video(out: Any, spec: SampleSpec) -> Any:
+    vstream = out.add_stream(spec.vcodec, rate=spec.fps)
+    vstream.width, vstream.height = spec.width, spec.height
+    vstream.pix_fmt = spec.pix_fmt
+    vstream.codec_context.gop_size = spec.gop
+    if spec.vfr:
+        vstream.codec_context.time_base = Fraction(1, 1000)
+    if spec.sar:
+        vstream.codec_context.sample_aspect_ratio = spec.sar
+    if spec.rotation:
+        vstream.set_display_rotation(spec.rotation)
+    options = dict(spec.video_options)
+    if spec.vcodec in ("libx264", "libx265"):
+        options.setdefault("preset", spec.preset)
+        vstream.codec_context.thread_type = "FRAME"
+    vstream.codec_context.options = options
+    if spec.video_bitrate:
+        vstream.codec_context.bit_rate = spec.video_bitrate
+    return vstream
+
+
+def _add_audio(out: Any, spec: SampleSpec) -> Any:
+    astream = out.add_stream(spec.acodec, rate=spec.sample_rate)
+    astream.layout = "mono" if spec.channels == 1 else "stereo"
+    astream.codec_context.options = dict(spec.audio_options)
+    astream.codec_context.bit_rate = 128000 * spec.channels // 2 if spec.acodec != "flac" else 0
+    return astream
 
 
 def _write_audio(out: Any, astream: Any, spec: SampleSpec, start: int, chunk: int, total: int) -> int:

@@ -67,25 +67,29 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
     when it returns True the transcode stops with `Preempted`. A remote source is read only from
     `origin` (see `open_source`). Error messages never carry the source's path or URL."""
     began = time.perf_counter()
-    seeks = 0
     fetched = 0
-    for backoff in SEEK_BACKOFF:
-        seeks += 1
-        try:
-            with open_source(job.source, job.source_pin, origin) as (target, counter):
-                with open_container(target, extra=job.open_options) as src:
-                    try:
-                        made = _Segment(job, src, should_stop).run(backoff)
-                    finally:
-                        fetched += counter()
-        except VersionMismatch as exc:
-            raise SourceChanged(f"{exc}; reload the playlist") from None
-        except (av.FFmpegError, OSError) as exc:
-            raise TranscodeFailed(f"transcode failed: {describe_error(exc)}") from None
+    for seeks, backoff in enumerate(SEEK_BACKOFF, start=1):
+        made, read = _attempt(job, backoff, should_stop, origin)
+        fetched += read
         if made is not None:
             data, frames, packets = made
             return SegmentResult(data, frames, packets, time.perf_counter() - began, seeks, fetched)
     raise TranscodeFailed("could not position the source at the segment start")  # pragma: no cover
+
+
+def _attempt(
+    job: SegmentJob, backoff: Fraction | None, should_stop: Callable[[], bool] | None, origin: str | None
+) -> tuple[tuple[bytes, int, int] | None, int]:
+    """One try at the segment from a seek `backoff` seconds before it: what `_Segment.run` made
+    (None: landed too late), and the bytes fetched from a remote source for it."""
+    try:
+        with open_source(job.source, job.source_pin, origin) as (target, counter), open_container(target, extra=job.open_options) as src:
+            made = _Segment(job, src, should_stop).run(backoff)
+            return made, counter()
+    except VersionMismatch as exc:
+        raise SourceChanged(f"{exc}; reload the playlist") from None
+    except (av.FFmpegError, OSError) as exc:
+        raise TranscodeFailed(f"transcode failed: {describe_error(exc)}") from None
 
 
 @dataclass(frozen=True)
