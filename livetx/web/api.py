@@ -12,8 +12,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from livetx.errors import InvalidPath, ParameterError
-from livetx.jobs import Job, check_namespace, check_planned, is_job_profile, parse_imm, parse_oss
-from livetx.layout import target_playlist_key, target_prefix, target_segments_prefix
+from livetx.jobs import Job, is_job_profile, parse_imm, parse_oss
+from livetx.layout import target_playlist_key, target_prefix
+from livetx.publishing import publish_job
 from livetx.storage.base import check_source_key
 from livetx.titles import Title
 from livetx.urls import SignRequest, master_path, parse_sign_request, sign
@@ -44,25 +45,11 @@ async def sign_url(request: web.Request) -> web.Response:
 
 
 async def _make_playlists(request: web.Request, job: Job, source_field: str) -> tuple[Title, str]:
-    """Check the key's scope and the job's namespace, plan its title, and only then keep the
-    job (claims and record), write its playlists (before answering) and queue its
-    pre-transcode. A request refused at any step writes nothing. Returns the title and a
-    signed URL of its master playlist."""
-    catalog = request.app[CATALOG]
+    """The job's title, its playlists written (livetx/publishing.py), and a signed URL of its
+    master playlist."""
     settings = request.app[SETTINGS]
-    scope = request[API_SCOPE]
-    scope.check_read(job.source_key, source_field)
-    for key, field in job.claims().items():
-        scope.check_write(key, field)
-        if key != job.master_key:  # a target's segments, `<prefix>-<spec id>-<n>.ts`, sit next to it
-            scope.check_write(target_segments_prefix(key), field)
-    check_namespace(job, catalog.profiles)
-    title = await catalog.plan(job)
-    check_planned(job, title, settings.limits)
-    await catalog.register(job, title)
-    await catalog.publish(title)
-    if catalog.first_sight(title, publish=False):
-        request.app[SEGMENTS].pretranscode(title, f"api {request[API_SCOPE].name}")
+    segments, catalog = request.app[SEGMENTS], request.app[CATALOG]
+    title = await publish_job(job, source_field, request[API_SCOPE], catalog, segments, settings.limits)
     wanted = SignRequest(path=master_path(job.profile_name, job.source_key), ttl=settings.signing.default_ttl)
     return title, sign(request.app[SIGNER], settings.server.public_url, wanted).url
 

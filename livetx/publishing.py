@@ -1,0 +1,42 @@
+"""Playlists made through the APIs, as one workflow: the steps between a parsed request (a
+`jobs.Job`) and playlists in storage, in the order that keeps a refused request from writing
+anything.
+
+1. The API key's scope may read the source and write every key the job claims.
+2. The job stays in its own namespace (no profile's area, no hidden key).
+3. The title is planned, and the planned output is within `[limits]`.
+4. Only then the job is kept (claims, then its record), its playlists are written, and its
+   first `initd` ms are queued for pre-transcoding.
+
+No HTTP here: the handlers in web/api.py parse, call this, and answer.
+"""
+
+from __future__ import annotations
+
+from livetx.cache.service import SegmentService
+from livetx.catalog import Catalog
+from livetx.jobs import Job, check_namespace, check_planned
+from livetx.layout import target_segments_prefix
+from livetx.scopes import ApiScope
+from livetx.settings import LimitsSettings
+from livetx.titles import Title
+
+
+async def publish_job(
+    job: Job, source_field: str, scope: ApiScope, catalog: Catalog, segments: SegmentService, limits: LimitsSettings
+) -> Title:
+    """The job's title with its playlists written; `source_field` names the request field
+    that gave the source (for a scope error)."""
+    scope.check_read(job.source_key, source_field)
+    for key, field in job.claims().items():
+        scope.check_write(key, field)
+        if key != job.master_key:  # a target's segments, `<prefix>-<spec id>-<n>.ts`, sit next to it
+            scope.check_write(target_segments_prefix(key), field)
+    check_namespace(job, catalog.profiles)
+    title = await catalog.plan(job)
+    check_planned(job, title, limits)
+    await catalog.register(job, title)
+    await catalog.publish(title)
+    if catalog.first_sight(title, publish=False):
+        segments.pretranscode(title, f"api {scope.name}")
+    return title
