@@ -28,6 +28,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from livetx.app import create_app
+from livetx.cache.seal import is_sealed
 from livetx.factories import make_signer
 from livetx.settings import load_settings
 from livetx.urls import signed_url
@@ -226,3 +227,12 @@ def test_init_holds_the_sample_entries_the_codecs_attribute_names(made: Made) ->
     record = hevc[hevc.index(b"hvcC") + 4 :]
     level = record[12]  # general_level_idc
     assert codecs["hevc"].startswith("hvc1.1.6.L") and codecs["hevc"].split(".")[3] == f"L{level}"
+
+
+def test_a_segment_is_sealed_with_a_free_box_and_a_damaged_copy_is_refused(made: Made) -> None:
+    data = made.segments["avc"][0]  # as served: sealed
+    assert data[-87:-79] == b"\x00\x00\x00\x57free" and is_sealed(data)
+    assert is_sealed(made.init["avc"])
+    damaged = bytearray(data)
+    damaged[100] ^= 1
+    assert not is_sealed(bytes(damaged)) and not is_sealed(data[:-1]) and not is_sealed(data + b"\x00")
