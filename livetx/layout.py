@@ -4,13 +4,15 @@ A configured profile's output of one source sits in the title's folder, `<source
   `<rendition>-<spec id>-<n>.ts`   segment n (the spec id hashes the source's identity and the
                                    full transcode spec, so changed parameters or a replaced source
                                    never meet a stale segment)
+  `<rendition>-<spec id>-<n>.m4s`  segment n of an fMP4 rendition (a CMAF fragment), and
+  `<rendition>-<spec id>-init.mp4` its init segment
   `<rendition>.m3u8`               media playlist, naming its segments as above
   `master.m3u8`                    master playlist, naming the media playlists as above
 Next to the source's folders, one record per probed source version:
   `<source key>/probe-<version>.json`   (version: sha256 of the source's ETag, 16 hex digits)
 A rendition made through the playlist APIs names its own prefix, as those APIs do:
-  `<prefix>-<spec id>-<n>.ts` next to `<prefix>.m3u8` (its segments are named
-  `<last part of prefix>-<spec id>-<n>.ts` inside it), and the master where the request says.
+  `<prefix>-<spec id>-<n>.ts` (or `.m4s`, and `-init.mp4`) next to `<prefix>.m3u8` (its segments
+  are named `<last part of prefix>-<spec id>-<n>.ts` inside it), and the master where the request says.
 livetx's own records are hidden keys (a part starting with "."), which no job may claim:
   `.jobs/<id>.json`                  a playlist job's record
   `.jobs/claims/<sha256 of key>.json`  which job claimed an output key
@@ -23,10 +25,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from livetx.media.model import INIT, SegmentPart
 from livetx.titles import Rendition, Title
 
 SEGMENT_SUFFIX = ".ts"
 PLAYLIST_SUFFIX = ".m3u8"
+FRAGMENT_SUFFIX = ".m4s"  # an fMP4 rendition's media segments
+INIT_SUFFIX = ".mp4"  # an fMP4 rendition's init segment, named `...-init.mp4`
+SEGMENT_SUFFIXES = (SEGMENT_SUFFIX, FRAGMENT_SUFFIX, INIT_SUFFIX)
+CONTENT_TYPES = {  # by suffix, as served and as stored
+    SEGMENT_SUFFIX: "video/mp2t",
+    FRAGMENT_SUFFIX: "video/iso.segment",  # CMAF media segment (RFC 8216bis 3.1.2)
+    INIT_SUFFIX: "video/mp4",
+    PLAYLIST_SUFFIX: "application/vnd.apple.mpegurl",
+    ".json": "application/json",
+}
 MASTER_NAME = "master" + PLAYLIST_SUFFIX
 JOBS_PREFIX = ".jobs/"
 CLAIMS_PREFIX = JOBS_PREFIX + "claims/"
@@ -40,35 +53,45 @@ def title_folder(source_key: str, profile: str) -> str:
     return f"{source_key}/{profile}/"
 
 
-def segment_name(rendition: Rendition, index: int) -> str:
+def segment_suffix(rendition: Rendition) -> str:
+    """What the names of the rendition's media segments end with: `.ts`, or `.m4s` (fMP4)."""
+    return FRAGMENT_SUFFIX if rendition.container == "fmp4" else SEGMENT_SUFFIX
+
+
+def _part_name(rendition: Rendition, index: SegmentPart) -> str:
+    """`<n>.ts`, `<n>.m4s` or `init.mp4`: what follows the stem."""
+    return f"{INIT}{INIT_SUFFIX}" if index == INIT else f"{index}{segment_suffix(rendition)}"
+
+
+def segment_name(rendition: Rendition, index: SegmentPart) -> str:
     """The segment's file name, as it appears in the media playlist and in storage."""
-    return f"{rendition.name}-{rendition.spec_id}-{index}{SEGMENT_SUFFIX}"
+    return f"{rendition.name}-{rendition.spec_id}-{_part_name(rendition, index)}"
 
 
 def segment_stem(title: Title, rendition: Rendition) -> str:
-    """The key of the rendition's segment n is `segment_stem + f"{n}.ts"`."""
+    """The key of the rendition's segment n is `segment_stem + f"{n}.ts"` (`.m4s` for fMP4)."""
     if rendition.object_prefix is not None:
         return f"{rendition.object_prefix}-{rendition.spec_id}-"
     return f"{title_folder(title.source.key, title.profile.name)}{rendition.name}-{rendition.spec_id}-"
 
 
-def segment_key(title: Title, rendition: Rendition, index: int) -> str:
-    return f"{segment_stem(title, rendition)}{index}{SEGMENT_SUFFIX}"
+def segment_key(title: Title, rendition: Rendition, index: SegmentPart) -> str:
+    return f"{segment_stem(title, rendition)}{_part_name(rendition, index)}"
 
 
-def segment_index(key: str, stem: str) -> int | None:
-    """n for a segment key (or file name) `stem<n>.ts`, else None."""
-    if key.startswith(stem) and key.endswith(SEGMENT_SUFFIX):
-        digits = key[len(stem) : -len(SEGMENT_SUFFIX)]
+def segment_index(key: str, stem: str, suffix: str = SEGMENT_SUFFIX) -> int | None:
+    """n for a media segment key (or file name) `stem<n><suffix>`, else None."""
+    if key.startswith(stem) and key.endswith(suffix):
+        digits = key[len(stem) : -len(suffix)]
         if digits.isascii() and digits.isdigit():
             return int(digits)
     return None
 
 
-def stored_segment_name(rendition: Rendition, index: int) -> str:
+def stored_segment_name(rendition: Rendition, index: SegmentPart) -> str:
     """The segment's name as written in a playlist stored next to it."""
     if rendition.object_prefix is not None:
-        return f"{rendition.object_prefix.rsplit('/', 1)[-1]}-{rendition.spec_id}-{index}{SEGMENT_SUFFIX}"
+        return f"{rendition.object_prefix.rsplit('/', 1)[-1]}-{rendition.spec_id}-{_part_name(rendition, index)}"
     return segment_name(rendition, index)
 
 

@@ -23,8 +23,11 @@ from livetx.hls.model import MasterPlaylist, MediaPlaylist, MediaSegment, Varian
 from livetx.hls.plan import SegmentWindow, target_duration
 from livetx.hls.render import render_master, render_media
 from livetx.layout import master_playlist_key, media_playlist_key, media_playlist_name, segment_name, stored_segment_name
+from livetx.media.model import INIT
 from livetx.signing import plain_name
 from livetx.titles import Rendition, Title
+
+MAP_VERSION = 6  # RFC 8216 section 7: EXT-X-MAP outside an I-frame playlist needs version 6
 
 UriFor = Callable[[str], str]  # file name next to the playlist -> the URI to write
 BandwidthFor = Callable[[Rendition], tuple[int, int]]  # -> (BANDWIDTH, AVERAGE-BANDWIDTH)
@@ -72,6 +75,8 @@ def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthF
 
 def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = False) -> str:
     name = stored_segment_name if stored else segment_name
+    # fMP4: the init segment first (so its URI is the first one a Rendered holds)
+    map_uri = uri_for(name(rendition, INIT)) if rendition.container == "fmp4" else None
     # a rendition's windows share one grid (plan_segments), so a window's length in grid
     # steps fixes its duration: each distinct duration is computed once, not per segment
     durations: dict[int, Fraction] = {}
@@ -85,7 +90,8 @@ def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = Fal
             lengths[steps] = w
         segments.append(MediaSegment(uri=uri_for(name(rendition, w.index)), duration=duration))
     target = target_duration(list(lengths.values()))
-    return render_media(MediaPlaylist(segments=tuple(segments), target_duration=target))
+    version = MAP_VERSION if map_uri is not None else MediaPlaylist.version
+    return render_media(MediaPlaylist(segments=tuple(segments), target_duration=target, version=version, map_uri=map_uri))
 
 
 # ---- rendered once, filled per request -----------------------------------------------------

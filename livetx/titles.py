@@ -17,7 +17,7 @@ from typing import Any
 
 from livetx.errors import ConfigError, ParameterError, SegmentNotFound
 from livetx.hls.plan import Grid, SegmentWindow, audio_grid, plan_segments, video_grid
-from livetx.media.model import AudioSpec, MediaInfo, SegmentJob, VideoSpec
+from livetx.media.model import INIT, AudioSpec, MediaInfo, SegmentJob, SegmentPart, VideoSpec
 from livetx.media.params import (
     KNOWN_TITLE,
     RenditionParams,
@@ -26,6 +26,7 @@ from livetx.media.params import (
     parse_rendition_params,
     parse_title_params,
     resolve_audio,
+    resolve_container,
     resolve_video,
 )
 from livetx.storage.base import ObjectInfo
@@ -94,6 +95,7 @@ class Rendition:
     initd: int = 0  # ms pre-transcoded when the playlist is created
     ta: int = 12  # segments made ahead when playback starts
     object_prefix: str | None = None  # output key prefix of its objects, when an API chose it
+    container: str = "ts"  # "ts", or "fmp4" (an init segment, then fragments; B-frames on)
 
     def window(self, index: int) -> SegmentWindow:
         if not 0 <= index < len(self.windows):
@@ -116,7 +118,11 @@ class Title:
                 return rendition
         raise SegmentNotFound(f"no rendition {name!r} in profile {self.profile.name!r}")
 
-    def job(self, rendition: Rendition, index: int, media_url: str) -> SegmentJob:
+    def job(self, rendition: Rendition, index: SegmentPart, media_url: str) -> SegmentJob:
+        if index == INIT:
+            return SegmentJob(
+                "", Fraction(0), Fraction(0), Fraction(0), rendition.video, rendition.audio, container=rendition.container, init=True
+            )
         window = rendition.window(index)
         return SegmentJob(
             source=media_url,
@@ -128,6 +134,7 @@ class Title:
             video_stream=self.info.video.index if self.info.video and rendition.video else None,
             audio_stream=self.info.audio.index if self.info.audio and rendition.audio else None,
             source_pin=self.source.pin,
+            container=rendition.container,
         )
 
 
@@ -241,7 +248,10 @@ def estimate_bandwidth(video: VideoSpec | None, audio: AudioSpec | None) -> tupl
 
 def _spec_id(source: ObjectInfo, origin: Fraction, grid: Grid, rendition: Rendition) -> str:
     video = replace(rendition.video, threads=0) if rendition.video is not None else None  # threads change no output
-    text = repr((PLAN_VERSION, source.key, source.etag, origin, grid, video, rendition.audio, rendition.windows))
+    facts: tuple[object, ...] = (PLAN_VERSION, source.key, source.etag, origin, grid, video, rendition.audio, rendition.windows)
+    if rendition.container != "ts":  # (MPEG-TS titles keep the ids, and so the cached segments, they had before fMP4)
+        facts += (rendition.container,)
+    text = repr(facts)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -283,7 +293,8 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
         grid = video_grid(duration, video.fps) if video is not None else audio_grid(duration, audio.sample_rate)  # type: ignore[union-attr]
         windows = plan_segments(grid, tparams.st, tparams.initial_segments)
         peak, average = estimate_bandwidth(video, audio)
-        draft = Rendition(template.name, "", video, audio, windows, peak, average, codecs(video, audio))
+        container = resolve_container(rparams)
+        draft = Rendition(template.name, "", video, audio, windows, peak, average, codecs(video, audio), container=container)
         renditions.append(
             replace(
                 draft,

@@ -2,7 +2,9 @@
 
     /hls/<profile>/<source key>/master.m3u8
     /hls/<profile>/<source key>/<rendition>.m3u8
-    /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.ts
+    /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.ts     (MPEG-TS renditions)
+    /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.m4s    (fMP4 renditions,
+    /hls/<profile>/<source key>/<rendition>-<spec id>-init.mp4    and their init segment)
 
 Everything for one title sits under `/hls/<profile>/<source key>/`, so one prefix-scoped
 token can cover it.
@@ -20,6 +22,7 @@ from urllib.parse import quote
 from livetx.contract import Bound, Field, Integer, Shape, Text
 from livetx.errors import InvalidPath, LivetxError, ParameterError
 from livetx.jobs import is_job_profile
+from livetx.layout import PLAYLIST_SUFFIX, SEGMENT_SUFFIXES
 from livetx.settings import SigningSettings
 from livetx.signing import Signer, Token, canonical_ip, check_path
 from livetx.storage.base import check_source_key
@@ -129,7 +132,7 @@ def hls_parts(path: str, profiles: Mapping[str, object]) -> tuple[str, str]:
     if len(parts) < 5 or parts[0] != "" or f"/{parts[1]}" != HLS_ROOT or not known_profile(parts[2], profiles):
         raise ParameterError("path", PATH_ALLOWED)
     key, name = "/".join(parts[3:-1]), parts[-1]
-    if not name.endswith((".m3u8", ".ts")):
+    if not name.endswith((PLAYLIST_SUFFIX, *SEGMENT_SUFFIXES)):
         raise ParameterError("path", PATH_ALLOWED)
     try:
         check_source_key(key)

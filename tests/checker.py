@@ -64,9 +64,10 @@ def decode_audio(container: av.container.InputContainer) -> AudioTrack:
     return AudioTrack(np.concatenate(chunks) if chunks else np.zeros(0), pts[0] if pts else 0, pts, rate)
 
 
-def open_joined(segments: Iterable[bytes]) -> av.container.InputContainer:
-    """The segments back to back, as one stream through one demuxer and decoder."""
-    return av.open(io.BytesIO(b"".join(segments)), format="mpegts")
+def open_joined(segments: Iterable[bytes], format: str = "mpegts") -> av.container.InputContainer:
+    """The segments back to back, as one stream through one demuxer and decoder (fMP4: the
+    init segment first, format "mp4")."""
+    return av.open(io.BytesIO(b"".join(segments)), format=format)
 
 
 def expected_index(pts_90k: int, out_fps: Fraction, src_fps: Fraction) -> int:
@@ -98,6 +99,7 @@ def check_tone(
     skip_head: int = 2,
     skip_tail: int = 2,
     relative: bool = False,
+    offset: Fraction = TS_OFFSET,
 ) -> ToneReport:
     """Fit the tone's phase and amplitude in each block and compare with the ideal tone at that time.
 
@@ -105,9 +107,10 @@ def check_tone(
     does not record the audio encoder's delay (FLV, AVI, AC-3 ...) carry a constant offset from
     their timestamps, and what must not happen is a shift from one segment to the next; the
     amplitude is then measured against the median level, as lossy sources carry their own.
+    `offset`: seconds of title time 0 in the timestamps (TS_OFFSET in MPEG-TS, 0 in fMP4).
     """
     rate = track.sample_rate
-    start_sample = round((Fraction(track.first_pts, TS_CLOCK) - TS_OFFSET) * rate)
+    start_sample = round((Fraction(track.first_pts, TS_CLOCK) - offset) * rate)
     blocks = len(track.samples) // block
     phases, amps = [], []
     for b in range(skip_head, blocks - skip_tail):
@@ -128,10 +131,10 @@ def check_tone(
     return ToneReport(blocks, worst_phase, worst_amp, worst_block, offset)
 
 
-def residual_peaks(track: AudioTrack, tone_hz: float, amplitude: float = 0.5) -> np.ndarray:
+def residual_peaks(track: AudioTrack, tone_hz: float, amplitude: float = 0.5, offset: Fraction = TS_OFFSET) -> np.ndarray:
     """|decoded - ideal tone| per sample: a click is a spike in it."""
     rate = track.sample_rate
-    start_sample = round((Fraction(track.first_pts, TS_CLOCK) - TS_OFFSET) * rate)
+    start_sample = round((Fraction(track.first_pts, TS_CLOCK) - offset) * rate)
     n = np.arange(start_sample, start_sample + len(track.samples))
     return np.abs(track.samples - amplitude * np.sin(2 * np.pi * tone_hz * n / rate))
 

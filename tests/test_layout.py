@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 
 from livetx import layout
-from livetx.media.model import MediaInfo
+from livetx.media.model import INIT, MediaInfo
 from livetx.storage.base import ObjectInfo
 from livetx.titles import Rendition, Title, parse_profile
 
@@ -24,6 +24,8 @@ JOB = replace(
     TITLE, profile=replace(DEFAULT, name="j-" + "f" * 16, source_key=SOURCE.key, master_key="out/job/master.m3u8"), renditions=(TARGET,)
 )
 NO_MASTER = replace(JOB, profile=replace(JOB.profile, master_key=None))
+CMAF = replace(MAIN, name="cmaf", container="fmp4")  # an fMP4 rendition: init segment and .m4s fragments
+CMAF_TARGET = replace(TARGET, container="fmp4")
 
 
 @pytest.mark.parametrize(
@@ -33,6 +35,11 @@ NO_MASTER = replace(JOB, profile=replace(JOB.profile, master_key=None))
         pytest.param(layout.segment_key(TITLE, MAIN, 7), "movies/a.mp4/default/main-0123456789ab-7.ts", id="segment"),
         pytest.param(layout.segment_stem(TITLE, MAIN), "movies/a.mp4/default/main-0123456789ab-", id="segment-stem"),
         pytest.param(layout.segment_name(MAIN, 7), "main-0123456789ab-7.ts", id="segment-name"),
+        pytest.param(layout.segment_key(TITLE, CMAF, 7), "movies/a.mp4/default/cmaf-0123456789ab-7.m4s", id="fmp4-segment"),
+        pytest.param(layout.segment_key(TITLE, CMAF, INIT), "movies/a.mp4/default/cmaf-0123456789ab-init.mp4", id="fmp4-init"),
+        pytest.param(layout.segment_name(CMAF, INIT), "cmaf-0123456789ab-init.mp4", id="fmp4-init-name"),
+        pytest.param(layout.segment_key(JOB, CMAF_TARGET, 7), "out/job/v0-0123456789ab-7.m4s", id="target-fmp4-segment"),
+        pytest.param(layout.stored_segment_name(CMAF_TARGET, INIT), "v0-0123456789ab-init.mp4", id="target-stored-fmp4-init-name"),
         pytest.param(layout.stored_segment_name(MAIN, 7), "main-0123456789ab-7.ts", id="stored-segment-name"),
         pytest.param(layout.media_playlist_name(MAIN), "main.m3u8", id="media-playlist-name"),
         pytest.param(layout.media_playlist_key(TITLE, MAIN), "movies/a.mp4/default/main.m3u8", id="media-playlist"),

@@ -15,7 +15,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from livetx.layout import segment_index
+from livetx.layout import SEGMENT_SUFFIX, segment_index
 from livetx.lru import Lru
 
 LISTING_TTL = 1.0  # seconds a listing of a rendition's folder answers the status view
@@ -29,8 +29,8 @@ class FolderListings:
         self._listings: Lru[tuple[str, str], tuple[float, frozenset[int]]] = Lru(capacity)  # -> (when, indexes)
         self._listing: dict[tuple[str, str], asyncio.Task[frozenset[int]]] = {}
 
-    async def indexes(self, folder: Path, prefix: str, count: int) -> frozenset[int]:
-        """Indexes below `count` of the segment files named `prefix<n>.ts` in `folder`."""
+    async def indexes(self, folder: Path, prefix: str, count: int, suffix: str = SEGMENT_SUFFIX) -> frozenset[int]:
+        """Indexes below `count` of the segment files named `prefix<n><suffix>` in `folder`."""
         loop = asyncio.get_running_loop()
         cache_key = (str(folder), prefix)
         cached = self._listings.peek(cache_key)
@@ -38,7 +38,7 @@ class FolderListings:
             return cached[1]
         task = self._listing.get(cache_key)
         if task is None:
-            task = asyncio.create_task(asyncio.to_thread(_segment_files, folder, prefix, count))
+            task = asyncio.create_task(asyncio.to_thread(_segment_files, folder, prefix, count, suffix))
             self._listing[cache_key] = task
             task.add_done_callback(lambda _: self._listing.pop(cache_key, None))
         found = await asyncio.shield(task)
@@ -46,11 +46,11 @@ class FolderListings:
         return found
 
 
-def _segment_files(folder: Path, prefix: str, count: int) -> frozenset[int]:
-    """Indexes below `count` of the files `prefix<n>.ts` in `folder` (none if it is missing)."""
+def _segment_files(folder: Path, prefix: str, count: int, suffix: str) -> frozenset[int]:
+    """Indexes below `count` of the files `prefix<n><suffix>` in `folder` (none if it is missing)."""
     try:
         names = os.listdir(folder)
     except (FileNotFoundError, NotADirectoryError):
         return frozenset()
-    found = (segment_index(name, prefix) for name in names)
+    found = (segment_index(name, prefix, suffix) for name in names)
     return frozenset(index for index in found if index is not None and index < count)

@@ -1,10 +1,12 @@
 """A segment carries its own checksum, so a truncated or damaged copy is never served.
 
-The seal is one MPEG-TS null packet (PID 0x1FFF, which every demuxer discards by the
-standard) appended to the segment, holding a magic string and the SHA-256 of everything
-before it. It travels with the object through any store and any copy (object storage, the
-local tier, a CDN), and needs no metadata support from the backend. A copy whose last
-packet is not a seal matching the bytes before it is corrupt: cut short, padded, or changed.
+The seal holds a magic string and the SHA-256 of everything before it, appended as something
+every reader skips by its format's own rules: after an MPEG-TS segment, one null packet (PID
+0x1FFF, which every demuxer discards by the standard); after an fMP4 init or media segment,
+one top-level `free` box (ISO/IEC 14496-12 8.1.2, ignored by every reader). It travels with
+the object through any store and any copy (object storage, the local tier, a CDN), and needs
+no metadata support from the backend. A copy whose last packet or box is not a seal matching
+the bytes before it is corrupt: cut short, padded, or changed.
 """
 
 from __future__ import annotations
@@ -18,15 +20,27 @@ _HEADER = b"\x47\x1f\xff\x10"
 _PAYLOAD = TS_PACKET - len(_HEADER)
 
 
+# a `free` box: 32-bit size, type, then the magic string and the digest
+_BOX = 8 + len(MAGIC) + 64
+_BOX_HEADER = _BOX.to_bytes(4, "big") + b"free"
+
+
 def seal(data: bytes) -> bytes:
-    """The segment with its seal packet appended."""
+    """The segment with its seal appended: a TS packet after MPEG-TS (which starts with the
+    sync byte 0x47), a `free` box after fMP4 (which starts with a box's size, far below
+    0x47000000)."""
     digest = hashlib.sha256(data).hexdigest().encode()
     payload = MAGIC + digest
+    if not data.startswith(b"\x47"):
+        return data + _BOX_HEADER + payload
     return data + _HEADER + payload + b"\xff" * (_PAYLOAD - len(payload))
 
 
 def is_sealed(data: bytes) -> bool:
-    """Whole TS packets, ending in a seal whose digest matches the bytes before it."""
+    """Whole TS packets ending in a seal packet, or boxes ending in a seal box, whose digest
+    matches the bytes before it."""
+    if not data.startswith(b"\x47"):
+        return _box_sealed(data)
     if len(data) < 2 * TS_PACKET or len(data) % TS_PACKET:
         return False
     body, trailer = data[:-TS_PACKET], data[-TS_PACKET:]
@@ -34,3 +48,12 @@ def is_sealed(data: bytes) -> bool:
         return False
     digest = trailer[len(_HEADER) + len(MAGIC) : len(_HEADER) + len(MAGIC) + 64]
     return digest == hashlib.sha256(body).hexdigest().encode()
+
+
+def _box_sealed(data: bytes) -> bool:
+    if len(data) <= _BOX:
+        return False
+    body, trailer = data[:-_BOX], data[-_BOX:]
+    if not trailer.startswith(_BOX_HEADER + MAGIC):
+        return False
+    return trailer[len(_BOX_HEADER) + len(MAGIC) :] == hashlib.sha256(body).hexdigest().encode()

@@ -42,9 +42,9 @@ from livetx.cache.seal_checks import SealChecks
 from livetx.cache.singleflight import LocalSingleFlight
 from livetx.cache.stats import CacheStats
 from livetx.cache.writebacks import WriteBacks
-from livetx.errors import Overloaded, StorageUnavailable
-from livetx.layout import segment_index, segment_key, segment_stem
-from livetx.media.model import SegmentJob
+from livetx.errors import Overloaded, SegmentNotFound, StorageUnavailable
+from livetx.layout import segment_index, segment_key, segment_stem, segment_suffix
+from livetx.media.model import INIT, SegmentJob, SegmentPart
 from livetx.media.pool import Priority, TranscodePool
 from livetx.settings import CacheSettings, TranscodeSettings
 from livetx.storage.base import Storage
@@ -98,8 +98,14 @@ class SegmentService:
 
     # ---- the request path ---------------------------------------------------------------
 
-    async def get(self, title: Title, rendition: Rendition, index: int, priority: Priority = Priority.CLIENT) -> SegmentBody:
-        rendition.window(index)  # 404 for an index past the end, before any I/O
+    async def get(self, title: Title, rendition: Rendition, index: SegmentPart, priority: Priority = Priority.CLIENT) -> SegmentBody:
+        """Segment `index` of the rendition, or its init segment (`INIT`, fMP4 only): made
+        and kept exactly as media segments are."""
+        if index == INIT:
+            if rendition.container != "fmp4":
+                raise SegmentNotFound(f"rendition {rendition.name!r} is MPEG-TS: it has no init segment")
+        else:
+            rendition.window(index)  # 404 for an index past the end, before any I/O
         key = segment_key(title, rendition, index)
         etag = strong_etag(rendition.spec_id, index)
         found = await self._lookup_near(key, etag)
@@ -131,7 +137,9 @@ class SegmentService:
         self.stats.hits["local"] += 1
         return SegmentBody(etag, path=path)
 
-    async def _fetch_or_make(self, title: Title, rendition: Rendition, index: int, key: str, etag: str, priority: Priority) -> SegmentBody:
+    async def _fetch_or_make(
+        self, title: Title, rendition: Rendition, index: SegmentPart, key: str, etag: str, priority: Priority
+    ) -> SegmentBody:
         """The flight's work: look again (nearby, then storage), else make the segment."""
         found = await self._lookup_near(key, etag)  # made while this flight was being set up
         if found is None:
@@ -155,7 +163,7 @@ class SegmentService:
                 f"segment not ready within {self.wait_timeout:g} s; it is still being made", retry_after=self.pool.retry_after()
             ) from None
 
-    async def _lookup_storage(self, key: str, etag: str, rendition: Rendition, index: int) -> SegmentBody | None:
+    async def _lookup_storage(self, key: str, etag: str, rendition: Rendition, index: SegmentPart) -> SegmentBody | None:
         try:
             info = await self.output.stat(key)
             if info is None:
@@ -166,7 +174,7 @@ class SegmentService:
             if not await self.seals.sealed(path, info.etag):  # a local store's ETag is its size and mtime
                 await self._drop_corrupt(key)
                 return None
-            self.meter.measure(rendition, index, info.size)
+            self._measure(rendition, index, info.size)
         except (StorageUnavailable, FileNotFoundError) as exc:
             # storage down or the object went away: make the segment again instead
             self.stats.storage_errors += isinstance(exc, StorageUnavailable)
@@ -175,20 +183,20 @@ class SegmentService:
         self.stats.hits["storage"] += 1
         return SegmentBody(etag, path=path)
 
-    async def _read_remote(self, key: str, etag: str, rendition: Rendition, index: int) -> SegmentBody | None:
+    async def _read_remote(self, key: str, etag: str, rendition: Rendition, index: SegmentPart) -> SegmentBody | None:
         """A remote store's object: read whole, checked, and kept in the local tier if there is one."""
         data = await self.output.read(key)
         if not await asyncio.to_thread(is_sealed, data):
             await self._drop_corrupt(key)
             return None
-        self.meter.measure(rendition, index, len(data))
+        self._measure(rendition, index, len(data))
         path = await self.tier.put(key, data) if self.tier is not None else None
         if path is not None:
             await self.seals.remember(path)
         self.stats.hits["storage"] += 1
         return SegmentBody(etag, path=path) if path is not None else SegmentBody(etag, data=data)
 
-    async def _make(self, title: Title, rendition: Rendition, index: int, key: str, priority: Priority) -> bytes:
+    async def _make(self, title: Title, rendition: Rendition, index: SegmentPart, key: str, priority: Priority) -> bytes:
         """Admission -> pool -> seal -> local tier -> write-back; the sealed bytes."""
         result = await self.admission.run(key, self._job(title, rendition, index), priority)
         self.stats.transcodes += 1
@@ -196,13 +204,20 @@ class SegmentService:
         if self.observe_transcode is not None:
             self.observe_transcode(rendition.name, result.seconds)
         data = await asyncio.to_thread(seal, result.data)
-        self.meter.measure(rendition, index, len(data))
+        self._measure(rendition, index, len(data))
         await self._keep_local(key, data)
         self.writebacks.start(self.output, key, data)
         return data
 
-    async def _job(self, title: Title, rendition: Rendition, index: int) -> SegmentJob:
+    async def _job(self, title: Title, rendition: Rendition, index: SegmentPart) -> SegmentJob:
+        if index == INIT:  # made from the spec alone: no source to open
+            return title.job(rendition, index, "")
         return title.job(rendition, index, await self.sources.media_url(title.source.key))
+
+    def _measure(self, rendition: Rendition, index: SegmentPart, size: int) -> None:
+        """Media segment sizes give the bandwidths; an init segment is fetched once, not played."""
+        if index != INIT:
+            self.meter.measure(rendition, index, size)
 
     async def _keep_local(self, key: str, data: bytes) -> None:
         if self.tier is None:
@@ -255,7 +270,8 @@ class SegmentService:
 
         Disk is read with one listing of the rendition's folder, in a thread, reused for a
         second; nothing here looks at segments one by one on the event loop."""
-        stem = segment_stem(title, rendition)  # segment n's key is stem + f"{n}.ts"
+        stem = segment_stem(title, rendition)  # segment n's key is stem + f"{n}.ts" (or .m4s)
+        suffix = segment_suffix(rendition)
         first = segment_key(title, rendition, 0)
         name_stem = stem.rsplit("/", 1)[-1]  # and its file name, in a local store's folder
         count = len(rendition.windows)
@@ -264,13 +280,13 @@ class SegmentService:
         for store in stores:
             path = store.local_path(first)
             if path is not None:
-                for index in await self.listings.indexes(path.parent, name_stem, count):
+                for index in await self.listings.indexes(path.parent, name_stem, count, suffix):
                     states[index] = "cached"
         for measured in self.meter.measured(rendition):
             states[measured] = "cached"
         for keys, state in ((self.writebacks.keys(), "cached"), (self.admission.keys(), "transcoding")):
             for key in keys:  # segments in memory or being made: a few at a time
-                found = segment_index(key, stem)
+                found = segment_index(key, stem, suffix)
                 if found is not None and found < count:
                     states[found] = state
         return states

@@ -21,7 +21,8 @@ class MediaPlaylist:
     segments: tuple[MediaSegment, ...]
     target_duration: int  # #EXT-X-TARGETDURATION (4.3.3.1)
     media_sequence: int = 0  # #EXT-X-MEDIA-SEQUENCE (4.3.3.2)
-    version: int = 3  # #EXT-X-VERSION (4.3.1.2): decimal EXTINF needs 3
+    version: int = 3  # #EXT-X-VERSION (4.3.1.2): decimal EXTINF needs 3; EXT-X-MAP needs 6 (section 7)
+    map_uri: str | None = None  # #EXT-X-MAP (4.3.2.5): the init segment of every segment (fMP4)
 
 
 @dataclass(frozen=True)

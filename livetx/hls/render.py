@@ -36,6 +36,8 @@ def render_media(playlist: MediaPlaylist) -> str:
     if playlist.target_duration:
         lines.append(f"#EXT-X-TARGETDURATION:{playlist.target_duration}")
     lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
+    if playlist.map_uri is not None:  # before the first segment, as the m3u8 package writes a segment's init_section
+        lines.append(f'#EXT-X-MAP:URI="{playlist.map_uri}"')
     # EXTINF text by duration object: segments share their duration objects (media_text), and
     # an identity lookup costs nothing next to hashing a Fraction; all stay alive meanwhile
     texts: dict[int, str] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 RECORD_VERSION = 1  # of the probe record; bump when VideoInfo/AudioInfo change meaning
 
@@ -132,9 +132,15 @@ class AudioSpec:
     codec: str = "aac"
 
 
+INIT: Literal["init"] = "init"
+SegmentPart = int | Literal["init"]  # a media segment's index, or an fMP4 rendition's init segment
+
+
 @dataclass(frozen=True)
 class SegmentJob:
-    """Make the segment covering title time [start, stop) of `source`."""
+    """Make the segment covering title time [start, stop) of `source`, in `container` ("ts" or
+    "fmp4"). With `init`, make an fMP4 rendition's init segment instead: from the encoder
+    headers alone, reading no source (start, stop and the source fields are unused)."""
 
     source: str
     origin: Fraction  # source time (seconds) of title time 0
@@ -146,6 +152,8 @@ class SegmentJob:
     audio_stream: int | None = None
     open_options: dict[str, str] = field(default_factory=dict)
     source_pin: str = ""  # the source version the plan was made from (see `ObjectInfo.pin`)
+    container: str = "ts"
+    init: bool = False
 
 
 @dataclass(frozen=True)

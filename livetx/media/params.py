@@ -23,6 +23,7 @@ from livetx.media.model import AudioSpec, MediaInfo, VideoSpec
 
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le")
+CONTAINERS = ("ts", "fmp4")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 CAP_RULE = Choice((0, 1, 2))  # the `*opt` rules: 0 the target; 1 the source's when lower; 2 an error then
 SWITCH = Choice((0, 1))
@@ -48,6 +49,11 @@ class TitleParams:
 @dataclass(frozen=True)
 class RenditionParams:
     vcodec: str = param(Choice(("h264", "h265")), "h264", "video codec")
+    container: str | None = param(
+        Choice(CONTAINERS),
+        None,
+        "segment container: ts (MPEG-TS, no B-frames) or fmp4 (CMAF fragments, B-frames on); default: fmp4 for h265, else ts",
+    )
     fps: Fraction | None = param(FPS, None, "frame rate")
     fpsopt: int = param(CAP_RULE, 1, "a higher fps than the source's: 0 as asked, 1 the source's, 2 an error")
     s: str | None = param(Size(64, 4096), None, "output size box: WxH, Wx or xH")
@@ -178,6 +184,14 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
         rotation=src.rotation,
         threads=threads,
     )
+
+
+def resolve_container(params: RenditionParams) -> str:
+    """The segment container: as asked, else fMP4 for HEVC (Apple's players take HEVC only in
+    fMP4, tagged hvc1) and MPEG-TS for everything else."""
+    if params.container is not None:
+        return params.container
+    return "fmp4" if params.vcodec == "h265" else "ts"
 
 
 def resolve_audio(params: RenditionParams, info: MediaInfo) -> AudioSpec | None:

@@ -16,6 +16,16 @@ title had been encoded in one pass:
   quantisation, and the decoder's overlap-add joins them without a click.
 - Timestamps are title time plus one constant offset (TS_OFFSET, 1.4 s as FFmpeg's HLS
   output) in every segment, with `avoid_negative_ts` off so the muxer shifts nothing.
+
+An fMP4 (CMAF) segment has the same frames, AAC packets and timing, with B-frames on, and no
+offset: the mp4 muxer (FMP4_OPTIONS) writes one fragment whose `tfdt` is the first packet's
+DTS, which is absolute title time (`frag_discont`, no edit list), and `negative_cts_offsets`
+moves video DTS up by the encoder's reorder delay D, so the fragment starts at the window's
+start with composition offsets down to -D (`trun` version 1). Only `moof`+`mdat` are kept. The
+init segment (`ftyp`+`moov`) comes from a muxer given the same streams and no packet: it holds
+the encoder headers, which depend on the spec alone, so it is the same whichever window is
+made first. FFmpeg's own mp4 demuxer shows such video D late (it shifts negative offsets up);
+browsers' players apply them as written.
 """
 
 from __future__ import annotations
@@ -40,12 +50,23 @@ from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
 from livetx.errors import SourceChanged, SourceUnreadable, TranscodeFailed
+from livetx.media.boxes import split_fragment
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
 from livetx.media.remote import VersionMismatch, describe_error, open_container, open_source
 
 AAC_FRAME = 1024
 TS_OFFSET = Fraction(7, 5)  # seconds added to every timestamp
-MPEG_TS_CLOCK = 90000
+MPEG_TS_CLOCK = 90000  # the video clock, in MPEG-TS and in fMP4 (`video_track_timescale`)
+TS_OPTIONS = {"mpegts_copyts": "1", "avoid_negative_ts": "disabled"}
+FMP4_OPTIONS = {
+    # one fragment per segment, written at close; moov empty (init apart); tfdt = the first
+    # DTS; no mfra; CMAF brands with signed composition offsets
+    "movflags": "frag_custom+empty_moov+default_base_moof+frag_discont+skip_trailer+cmaf+negative_cts_offsets",
+    "use_editlist": "0",  # else frag_start follows the first PTS, and video lands D late
+    "avoid_negative_ts": "disabled",  # else each segment is shifted to start at 0
+    "video_track_timescale": str(MPEG_TS_CLOCK),
+    "fflags": "+bitexact",  # no library version in the init: the same bytes across upgrades
+}
 AUDIO_PREROLL_FRAMES = 4
 AUDIO_POSTROLL_FRAMES = 2
 DECODE_THREADING = "AUTO"  # frame + slice threads for the source decoder
@@ -67,6 +88,8 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
     when it returns True the transcode stops with `Preempted`. A remote source is read only from
     `origin` (see `open_source`). Error messages never carry the source's path or URL."""
     began = time.perf_counter()
+    if job.init:
+        return SegmentResult(init_segment(job), 0, 0, time.perf_counter() - began, 0)
     fetched = 0
     for seeks, backoff in enumerate(SEEK_BACKOFF, start=1):
         made, read = _attempt(job, backoff, should_stop, origin)
@@ -90,6 +113,21 @@ def _attempt(
         raise SourceChanged(f"{exc}; reload the playlist") from None
     except (av.FFmpegError, OSError) as exc:
         raise TranscodeFailed(f"transcode failed: {describe_error(exc)}") from None
+
+
+def init_segment(job: SegmentJob) -> bytes:
+    """An fMP4 rendition's init segment: `ftyp`+`moov`, from the encoder headers alone."""
+    out_buf = io.BytesIO()
+    with av.open(out_buf, "w", format="mp4", options=FMP4_OPTIONS) as out:
+        if job.video is not None:
+            _open_video(out, job.video, job.container)
+        if job.audio is not None:
+            _open_audio(out, job.audio)
+        out.start_encoding()
+    init, media = split_fragment(out_buf.getvalue())
+    if media:  # pragma: no cover - no packet was muxed
+        raise TranscodeFailed("init segment holds media")
+    return init
 
 
 @dataclass(frozen=True)
@@ -165,13 +203,16 @@ class _Segment:
         if window.seek_to is not None:
             self._seek(window.seek_to)
         out_buf = io.BytesIO()
-        with av.open(out_buf, "w", format="mpegts", options={"mpegts_copyts": "1", "avoid_negative_ts": "disabled"}) as out:
+        fmp4 = self.job.container == "fmp4"
+        with av.open(out_buf, "w", format="mp4" if fmp4 else "mpegts", options=FMP4_OPTIONS if fmp4 else TS_OPTIONS) as out:
             video = self._video(out, window)
             audio = self._audio(out, window)
             if not self._demux(video, audio):
                 return None  # landed too late: back off
             # (at the end of the file, demux's final empty packets have drained the decoders)
             frames, packets = _mux(out, video, audio)
+        if fmp4:
+            return split_fragment(out_buf.getvalue())[1], frames, packets  # the init is made on its own
         return out_buf.getvalue(), frames, packets
 
     def _seek(self, to: Fraction) -> None:
@@ -182,15 +223,19 @@ class _Segment:
     def _video(self, out: OutputContainer, window: _Window) -> _VideoCursor | None:
         if self.vin is None or self.job.video is None or window.video is None:
             return None
-        stream = _open_video(out, self.job.video)
+        stream = _open_video(out, self.job.video, self.job.container)
         # after a seek, the first decoded frame must be early enough
-        return _VideoCursor(self.vin, stream, self.job.video, self.job.origin, window.video, verify=window.seek_to is not None)
+        return _VideoCursor(
+            self.vin, stream, self.job.video, self.job.origin, window.video, _offset(self.job), verify=window.seek_to is not None
+        )
 
     def _audio(self, out: OutputContainer, window: _Window) -> _AudioBuffer | None:
         if self.ain is None or self.job.audio is None or window.audio is None:
             return None
         stream = _open_audio(out, self.job.audio)
-        return _AudioBuffer(self.ain, stream, self.job.audio, self.job.origin, window.audio, verify=window.seek_to is not None)
+        return _AudioBuffer(
+            self.ain, stream, self.job.audio, self.job.origin, window.audio, _offset(self.job), verify=window.seek_to is not None
+        )
 
     def _demux(self, video: _VideoCursor | None, audio: _AudioBuffer | None) -> bool:
         """Decode the source into `video` and `audio` until both have their windows (or the file
@@ -208,6 +253,12 @@ class _Segment:
             if (video is None or video.done) and (audio is None or audio.done):
                 break
         return True
+
+
+def _offset(job: SegmentJob) -> Fraction:
+    """Seconds added to every timestamp: TS_OFFSET in MPEG-TS; none in fMP4, whose negative
+    composition offsets keep the first DTS out of the way."""
+    return TS_OFFSET if job.container == "ts" else Fraction(0)
 
 
 def _source_stream(src: InputContainer, index: int | None, kind: type[_StreamT]) -> _StreamT | None:
@@ -237,7 +288,7 @@ def _decode_time(packet: Packet[Stream]) -> Fraction:
     return packet.dts * packet.time_base
 
 
-def _open_video(out: OutputContainer, spec: VideoSpec) -> VideoStream:
+def _open_video(out: OutputContainer, spec: VideoSpec, container: str) -> VideoStream:
     stream = out.add_stream(ENCODERS[spec.codec], rate=spec.fps)
     ctx = stream.codec_context
     ctx.width, ctx.height = spec.width, spec.height
@@ -248,13 +299,15 @@ def _open_video(out: OutputContainer, spec: VideoSpec) -> VideoStream:
     ctx.thread_count = spec.threads
     options = {"preset": spec.preset}
     x_params = ["open-gop=0"]
-    if spec.codec == "h264":
-        x_params.append("aud=1")
-    # No B-frames, in any segment: DTS equals PTS, so the title's first frame is decoded where
-    # audio starts (hls.js anchors its timeline there and would see a reorder-delay hole), and
-    # DTS rise one frame at a time across every boundary. A B-frame delay in some segments
-    # only would step DTS back at the joins.
-    x_params.append("bframes=0")
+    if container == "ts":
+        if spec.codec == "h264":
+            x_params.append("aud=1")
+        # No B-frames in MPEG-TS, in any segment: DTS equals PTS, so the title's first frame
+        # is decoded where audio starts (hls.js anchors its timeline there and would see a
+        # reorder-delay hole), and DTS rise one frame at a time across every boundary. A
+        # B-frame delay in some segments only would step DTS back at the joins. fMP4 carries
+        # the composition offsets, so it keeps the encoder's default B-frames.
+        x_params.append("bframes=0")
     if spec.bitrate:
         ctx.bit_rate = spec.bitrate
     elif spec.crf is not None:
@@ -266,6 +319,8 @@ def _open_video(out: OutputContainer, spec: VideoSpec) -> VideoStream:
     options["x264-params" if spec.codec == "h264" else "x265-params"] = ":".join(x_params)
     if spec.codec == "h265":
         options["tag"] = "hvc1"
+        if container == "fmp4":
+            stream.codec_tag = "hvc1"  # the sample entry Apple's players need (the option above leaves mp4's hev1)
     ctx.options = options
     return stream
 
@@ -338,13 +393,21 @@ class _VideoCursor:
     """Chooses, converts and encodes the output frames of `window` from decoded source frames."""
 
     def __init__(
-        self, source: VideoStream, stream: VideoStream, spec: VideoSpec, origin: Fraction, window: _VideoWindow, verify: bool
+        self,
+        source: VideoStream,
+        stream: VideoStream,
+        spec: VideoSpec,
+        origin: Fraction,
+        window: _VideoWindow,
+        offset: Fraction,
+        verify: bool,
     ) -> None:
         self.source = source
         self.stream = stream
         self.spec = spec
         self.origin = origin
         self.window = window
+        self.offset = offset  # seconds added to every output timestamp
         assert source.time_base is not None
         self.time_base: Fraction = source.time_base
         self.verify = verify  # check that the first timed frame (after a seek) starts early enough
@@ -402,7 +465,7 @@ class _VideoCursor:
             self.held_out = out
         out = self.held_out
         out.time_base = Fraction(1, MPEG_TS_CLOCK)
-        out.pts = int(TS_OFFSET * MPEG_TS_CLOCK + self.next * MPEG_TS_CLOCK / self.spec.fps)
+        out.pts = int(self.offset * MPEG_TS_CLOCK + self.next * MPEG_TS_CLOCK / self.spec.fps)
         self.packets += self.stream.encode(out)
         self.next += 1
         self.emitted += 1
@@ -421,13 +484,21 @@ class _AudioBuffer:
     [feed_first, feed_end), and encodes it, keeping the window's AAC frames."""
 
     def __init__(
-        self, source: AudioStream, stream: AudioStream, spec: AudioSpec, origin: Fraction, window: _AudioWindow, verify: bool
+        self,
+        source: AudioStream,
+        stream: AudioStream,
+        spec: AudioSpec,
+        origin: Fraction,
+        window: _AudioWindow,
+        offset: Fraction,
+        verify: bool,
     ) -> None:
         self.source = source
         self.stream = stream
         self.spec = spec
         self.origin = origin
         self.window = window
+        self.offset = offset  # seconds added to every output timestamp
         self.first = window.feed_first
         self.end = window.feed_end
         self.samples = np.zeros((spec.channels, self.end - self.first), dtype=np.float32)
@@ -495,7 +566,7 @@ class _AudioBuffer:
                 self._place(frame)
         keep_lo = self.window.first * AAC_FRAME
         keep_hi = self.window.end * AAC_FRAME
-        offset = int(TS_OFFSET * self.spec.sample_rate)
+        offset = int(self.offset * self.spec.sample_rate)
         kept: list[Packet[Stream]] = []
 
         def mux(packets: list[Packet[Stream]]) -> None:

@@ -20,6 +20,7 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from livetx.errors import ConfigError, LivetxError, ParameterError, StorageUnavailable
+from livetx.layout import CONTENT_TYPES
 from livetx.settings import S3Settings
 from livetx.storage.base import ObjectInfo, check_key, is_hidden, split_uri
 from livetx.storage.breaker import CircuitBreaker
@@ -134,14 +135,13 @@ class S3Storage:
             raise FileNotFoundError(key) from None
 
     async def write(self, key: str, data: bytes) -> None:
-        content_type = {".ts": "video/mp2t", ".m3u8": "application/vnd.apple.mpegurl", ".json": "application/json"}
         try:
             async with self._call("PUT"):
                 await self.client.put_object(
                     Bucket=self.location.bucket,
                     Key=self._key(key),
                     Body=data,
-                    ContentType=content_type.get(Path(key).suffix, "application/octet-stream"),
+                    ContentType=CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream"),
                 )
         except ClientError as exc:  # a PUT's 404: the bucket is gone
             raise StorageUnavailable(f"S3 PUT failed: {exc.response.get('Error', {}).get('Code', '?')}") from None

@@ -247,6 +247,45 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                     },
                 }
             },
+            "/hls/{profile}/{key}/{rendition}-{spec}-{n}.m4s": {
+                "get": {
+                    "summary": "One fMP4 (CMAF) media segment of an fMP4 rendition, transcoded on first request",
+                    "parameters": [
+                        *TITLE_PARAMETERS,
+                        RENDITION,
+                        _param("spec", "path", "hash of the transcode spec", pattern="^[0-9a-f]{12}$"),
+                        _param("n", "path", "segment number", pattern="^[0-9]{1,6}$"),
+                        *TOKEN_PARAMETERS,
+                    ],
+                    "responses": {
+                        "200": _ok("the segment", "video/iso.segment", {"type": "string", "format": "binary"}),
+                        "400": _error("invalid path"),
+                        **TOKEN_ERRORS,
+                        "404": _error("unknown source, rendition, spec or segment number"),
+                        "502": _error("transcode failed"),
+                        "504": _error("transcode timed out"),
+                    },
+                }
+            },
+            "/hls/{profile}/{key}/{rendition}-{spec}-init.mp4": {
+                "get": {
+                    "summary": "The init segment of an fMP4 rendition, made from the encoder headers on first request",
+                    "parameters": [
+                        *TITLE_PARAMETERS,
+                        RENDITION,
+                        _param("spec", "path", "hash of the transcode spec", pattern="^[0-9a-f]{12}$"),
+                        *TOKEN_PARAMETERS,
+                    ],
+                    "responses": {
+                        "200": _ok("the init segment", "video/mp4", {"type": "string", "format": "binary"}),
+                        "400": _error("invalid path"),
+                        **TOKEN_ERRORS,
+                        "404": _error("unknown source, rendition or spec, or an MPEG-TS rendition"),
+                        "502": _error("transcode failed"),
+                        "504": _error("transcode timed out"),
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "summary": "The process is alive",

@@ -6,24 +6,32 @@ from aiohttp import web
 
 from livetx.cache.keys import strong_etag
 from livetx.errors import SegmentNotFound, SourceChanged
+from livetx.layout import CONTENT_TYPES, segment_name
+from livetx.media.model import INIT, SegmentPart
 from livetx.web.keys import CATALOG, SEGMENTS
 from livetx.web.middleware import viewer
 
-TS_TYPE = "video/mp2t"
+SEGMENT_ROUTES = frozenset({"hls-segment", "hls-fragment", "hls-init"})  # MPEG-TS, fMP4 media, fMP4 init
 # a segment URL names its exact spec, so its bytes never change: cache it for a year
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 
 
+def part_of(request: web.Request) -> SegmentPart:
+    """The segment number in the URL, or INIT for an init segment's URL."""
+    n = request.match_info.get("n")
+    return INIT if n is None else int(n)
+
+
 def etag_of(request: web.Request) -> str:
     """A segment's strong ETag follows from its URL: the spec id and the number name its bytes."""
-    return strong_etag(request.match_info["spec"], int(request.match_info["n"]))
+    return strong_etag(request.match_info["spec"], part_of(request))
 
 
 async def segment_etag(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: one ETag for a segment whether it is sent from a file or from memory
     (FileResponse would put its own, from the file's mtime)."""
     route = request.match_info.route
-    if route is not None and route.name == "hls-segment" and response.status in (200, 206, 304):
+    if route is not None and route.name in SEGMENT_ROUTES and response.status in (200, 206, 304):
         response.headers["ETag"] = etag_of(request)
 
 
@@ -36,14 +44,19 @@ async def segment(request: web.Request) -> web.StreamResponse:
     rendition = title.rendition(match["rendition"])
     if match["spec"] != rendition.spec_id:
         raise SegmentNotFound("segment belongs to an older version of this title; reload the playlist")
-    index = int(match["n"])
+    index = part_of(request)
+    name = segment_name(rendition, index)
+    if not request.path.endswith("/" + name):  # a .ts URL for an fMP4 rendition, or the reverse
+        raise SegmentNotFound(f"rendition {match['rendition']!r} is {rendition.container}: its segment is named {name}")
     try:
         body = await request.app[SEGMENTS].get(title, rendition, index)
     except SourceChanged:
         request.app[CATALOG].forget(title.source.key)  # replaced within the stat TTL: look again
         raise
-    request.app[SEGMENTS].played(title, rendition, index, viewer(request))
-    headers = {"Cache-Control": SEGMENT_CACHE, "ETag": body.etag, "Content-Type": TS_TYPE}
+    if index != INIT:
+        request.app[SEGMENTS].played(title, rendition, index, viewer(request))
+    content_type = CONTENT_TYPES[name[name.rindex(".") :]]
+    headers = {"Cache-Control": SEGMENT_CACHE, "ETag": body.etag, "Content-Type": content_type}
     if body.path is not None:
         return web.FileResponse(body.path, headers=headers)  # Range, HEAD and sendfile for free
     return _in_memory(request, body.data or b"", headers)
