@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+import av.bitstream
 import numpy as np
 
 from livetx.media.sample import read_index
@@ -68,6 +69,57 @@ def open_joined(segments: Iterable[bytes], format: str = "mpegts") -> av.contain
     """The segments back to back, as one stream through one demuxer and decoder (fMP4: the
     init segment first, format "mp4")."""
     return av.open(io.BytesIO(b"".join(segments)), format=format)
+
+
+def open_fmp4(init: bytes, segments: Iterable[bytes]) -> av.container.InputContainer:
+    """An fMP4 rendition as a player appends it: its init segment, then media segments, through
+    one mp4 demuxer."""
+    return open_joined([init, *segments], format="mp4")
+
+
+def decode_switching(pieces: Iterable[tuple[bytes, bytes]], drawn_width: int | None = None) -> VideoTrack:
+    """Video of (init, media segment) pairs played in order, switching renditions as hls.js
+    does: a new init segment, then the new rendition's segment. Segments that share an init go
+    through one mp4 demuxer; at a switch a new demuxer reads the new init (as MSE re-reads it).
+    One decoder decodes everything, the parameter sets each init carries put in band
+    (`*_mp4toannexb`), so a frame lost, repeated or reordered at a switch shows in the indexes."""
+    runs: list[tuple[bytes, list[bytes]]] = []
+    for init, segment in pieces:
+        if runs and runs[-1][0] == init:
+            runs[-1][1].append(segment)
+        else:
+            runs.append((init, [segment]))
+    track = VideoTrack([], [], [])
+    decoder: av.VideoCodecContext | None = None
+
+    def take(frames: Iterable[av.VideoFrame], time_base: Fraction) -> None:
+        for frame in frames:
+            if drawn_width and frame.width != drawn_width:
+                height = round(frame.height * drawn_width / frame.width / 2) * 2
+                track.indexes.append(read_index(frame.to_ndarray(format="gray", width=drawn_width, height=height)))
+            else:
+                track.indexes.append(read_index(frame.to_ndarray(format="gray")))
+            assert frame.pts is not None
+            track.pts.append(int(frame.pts * time_base * TS_CLOCK))
+            track.keyframes.append(bool(frame.key_frame))
+
+    time_base = Fraction(1, TS_CLOCK)
+    for init, segments in runs:
+        with open_fmp4(init, segments) as container:
+            stream = container.streams.video[0]
+            name = stream.codec_context.name
+            assert stream.time_base is not None
+            time_base = stream.time_base
+            if decoder is None:
+                decoder = av.CodecContext.create(name, "r")  # type: ignore[assignment]
+            assert decoder is not None and decoder.name == name, "a switch between codecs"
+            annexb = av.bitstream.BitStreamFilterContext(f"{name}_mp4toannexb", stream)
+            for packet in container.demux(stream):
+                for out in annexb.filter(packet if packet.size else None):
+                    take(decoder.decode(out), time_base)
+    if decoder is not None:
+        take(decoder.decode(None), time_base)
+    return track
 
 
 def expected_index(pts_90k: int, out_fps: Fraction, src_fps: Fraction) -> int:

@@ -198,6 +198,7 @@ def test_ffmpeg_plays_every_ladder_rendition_from_the_start_and_from_a_seek(ladd
         # FFmpeg's HLS seek plays from the first keyframe whose DTS is at or after the target: aim
         # at the last segment's start, whose opening IDR must be exactly that frame.
         media = m3u8.loads(fetch(url)[2].decode())
+        assert media.segment_map[0].uri.split("?")[0].endswith("-init.mp4")  # the shipped ladder is fMP4
         last_start = sum(Fraction(str(seg.duration)) for seg in media.segments[:-1])
         with av.open(url, options={"protocol_whitelist": "http,tcp"}) as container:
             first = container.start_time or 0

@@ -1,4 +1,8 @@
-"""Adaptive bitrate: a rendition ladder, the master playlist, switching between renditions."""
+"""Adaptive bitrate: a rendition ladder, the master playlist, switching between renditions.
+
+The shipped ladder is fMP4: a rendition plays as its init segment and then its media segments,
+and a switch appends the new rendition's init segment before its media segment (as hls.js does).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from livetx.media.sample import SampleSpec, write_sample
 from livetx.storage.base import ObjectInfo
 from livetx.titles import build_title, parse_profile
 from livetx.web.keys import CATALOG, SEGMENTS
-from tests.checker import decode_video, open_joined
+from tests.checker import decode_switching, decode_video, open_fmp4
 from tests.conftest import Source, app_settings
 
 CDN = "c" * 40
@@ -106,21 +110,24 @@ async def test_every_variant_plays_frame_exact(make_client: Callable[..., Awaita
     for variant in master.playlists:
         media = m3u8.loads(await text(client, BASE + variant.uri))
         boundaries.append([s.duration for s in media.segments])
+        init = await body(client, BASE + media.segment_map[0].uri)
         segments = [await body(client, BASE + s.uri) for s in media.segments]
-        assert decode_video(open_joined(segments), source.spec.width).indexes == list(range(source.frames)), variant.uri
+        assert decode_video(open_fmp4(init, segments), source.spec.width).indexes == list(range(source.frames)), variant.uri
     assert all(b == boundaries[0] for b in boundaries)  # identical boundaries: switching lines up
 
 
 async def test_switching_renditions_every_segment_shows_no_jump(
     make_client: Callable[..., Awaitable[TestClient[Any, Any]]], source: Source
 ) -> None:
-    client = await make_client()
+    client = await make_client(LIVETX_PROFILES_LADDER_INITIAL_SEGMENTS="2000,2000,2000")  # four 2 s segments
     master = m3u8.loads(await text(client, BASE + "master.m3u8"))
     medias = [m3u8.loads(await text(client, BASE + v.uri)) for v in master.playlists]
+    inits = [await body(client, BASE + m.segment_map[0].uri) for m in medias]
     count = len(medias[0].segments)
-    # down the ladder and back up: a different rendition for every segment
-    mixed = [await body(client, BASE + medias[i % len(medias)].segments[i].uri) for i in range(count)]
-    video = decode_video(open_joined(mixed), source.spec.width)
+    assert count > len(medias)  # the first rendition comes round again
+    # down the ladder and back up: a different rendition for every segment, each after its init
+    mixed = [(inits[i % len(medias)], await body(client, BASE + medias[i % len(medias)].segments[i].uri)) for i in range(count)]
+    video = decode_switching(mixed, source.spec.width)
     assert video.indexes == list(range(source.frames))
     steps = {b - a for a, b in zip(video.pts, video.pts[1:], strict=False)}
     assert steps == {90000 // 25}  # continuous timestamps (90 kHz) across every switch

@@ -31,6 +31,8 @@ from tests.support import sparse_title
 CDN = "c" * 40
 LADDER = {"LIVETX_PROFILES_LADDER_RENDITIONS_P720_S": "x180", "LIVETX_PROFILES_LADDER_RENDITIONS_P480_S": "x144"}
 LADDER |= {"LIVETX_PROFILES_LADDER_RENDITIONS_P360_S": "x90", "LIVETX_PROFILES_LADDER_RENDITIONS_P1080_S": "x1080"}
+# the old rendering knew MPEG-TS only: the shipped ladder (fMP4) is compared as TS
+LADDER |= {f"LIVETX_PROFILES_LADDER_RENDITIONS_{r}_CONTAINER": "ts" for r in ("P720", "P1080", "P480", "P360")}
 
 
 @pytest.fixture(scope="module")
