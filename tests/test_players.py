@@ -1,0 +1,216 @@
+"""The player matrix: hls.js, Shaka Player and video.js each play the shipped fMP4 H.264 ladder in
+Chromium from the real server, with no error event of any kind.
+
+Each player runs once (a module-scoped fixture per player): it plays the title from the start to
+the end at PLAYBACK_RATE, then from a seek to 50 % to the end again, recording every error event
+it and the video element raise (hls.js's non-fatal ones too, bufferSeekOverHole among them) and
+what it has buffered. The tests then read that record, one behaviour each. The players come from
+npm into git-ignored folders (.ci/run installs them: hls.js into var/test-hlsjs, Shaka and
+video.js into var/test-players); a player that is not installed skips with the reason. Pages and
+scripts are answered by Playwright from the local files at the server's origin, so only
+127.0.0.1 is reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import m3u8
+import pytest
+
+from tests.conftest import ROOT, Server, Source
+from tests.support import wait_until
+from tests.test_browser import CHROMIUM, HLS_JS
+from tests.test_e2e import fetch
+
+PLAYERS_DIR = Path(os.environ.get("LIVETX_TEST_PLAYERS", ROOT / "var" / "test-players" / "node_modules"))
+SCRIPTS = {
+    "hls.js": HLS_JS,
+    "shaka": PLAYERS_DIR / "shaka-player" / "dist" / "shaka-player.compiled.js",
+    "video.js": PLAYERS_DIR / "video.js" / "dist" / "video.min.js",
+}
+# at 4x on a loaded 2-core machine hls.js reports a stall at 0 (bufferStalledError, 4 s buffered)
+# while Chromium starts decoding
+PLAYBACK_RATE = 2
+SOURCE = "mp4-30"  # 7 s, 320x180: the ladder's x180, x144 and x90 rungs
+PAGE_PREFIX = "/__players__/"  # answered by the browser's route, never by the server
+
+COMMON = """
+window.errors = [];
+window.media = document.querySelector('video');
+media.addEventListener('error', () => errors.push({source: 'video element', code: media.error && media.error.code,
+                                                     message: media.error && media.error.message}));
+window.ranges = () => { const b = media.buffered, r = []; for (let i = 0; i < b.length; i++) r.push([b.start(i), b.end(i)]); return r; };
+window.start = () => { media.defaultPlaybackRate = media.playbackRate = RATE;
+                       return media.play().catch(e => errors.push({source: 'play()', message: String(e)})); };
+"""
+PAGES = {
+    "hls.js": """
+const hls = new Hls(); window.player = hls;
+hls.on(Hls.Events.ERROR, (_, d) => errors.push({source: 'hls.js', details: d.details, fatal: d.fatal,
+                                                  reason: String(d.reason || d.error || '')}));
+hls.on(Hls.Events.MANIFEST_PARSED, () => start());
+hls.loadSource(SRC); hls.attachMedia(media);
+""",
+    "shaka": """
+shaka.polyfill.installAll();
+const player = new shaka.Player(); window.player = player;
+player.addEventListener('error', e => errors.push({source: 'shaka', code: e.detail.code, severity: e.detail.severity,
+                                                   data: JSON.stringify(e.detail.data)}));
+player.attach(media).then(() => player.load(SRC)).then(() => start())
+  .catch(e => errors.push({source: 'shaka load', code: e.code, message: String(e)}));
+""",
+    "video.js": """
+const player = videojs(media, {html5: {vhs: {overrideNative: true}, nativeAudioTracks: false, nativeVideoTracks: false}});
+window.player = player;
+window.media = player.tech({IWillNotUseThisInPlugins: true}).el();
+player.on('error', () => errors.push({source: 'video.js', code: player.error() && player.error().code,
+                                       message: player.error() && player.error().message}));
+player.src({src: SRC, type: 'application/x-mpegURL'});
+player.ready(() => start());
+""",
+}
+
+
+@dataclass
+class Played:
+    player: str
+    duration: float
+    buffered_at_start: list[list[float]]
+    first_pass_ended: bool
+    first_pass_time: float
+    seek_target: float
+    after_seek_time: float
+    second_pass_ended: bool
+    errors: list[dict[str, Any]]
+    frames: dict[str, int]
+    engine: str  # what played it: the player's MSE engine, not Chromium's native HLS
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--autoplay-policy=no-user-gesture-required"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def ladder_url(server: Server, sources: dict[str, Source]) -> str:
+    url = server.cli("url", sources[SOURCE].key, "--profile", "ladder", "--base-url", server.base_url)
+    master = m3u8.loads(fetch(url)[2].decode(), uri=url)
+    assert len(master.playlists) == 3
+    for variant in master.playlists:  # what the players meet: fMP4 H.264 renditions
+        assert variant.stream_info.codecs.startswith("avc1.")
+        media = m3u8.loads(fetch(variant.absolute_uri)[2].decode(), uri=variant.absolute_uri)
+        assert media.segment_map[0].uri.split("?")[0].endswith("-init.mp4")
+        # made before the players start: at PLAYBACK_RATE a cold title on a busy 2-core machine
+        # stalls them while segments are made, which hls.js reports (bufferStalledError)
+        for uri in [media.segment_map[0].absolute_uri, *(s.absolute_uri for s in media.segments)]:
+            assert fetch(uri)[0] == 200, uri
+    return url
+
+
+def page_html(player: str, src: str) -> str:
+    script = SCRIPTS[player].name
+    setup = COMMON.replace("RATE", str(PLAYBACK_RATE))
+    return (
+        f'<!doctype html><meta charset="utf-8"><video id="video" muted playsinline></video>'
+        f'<script src="{script}"></script><script>const SRC = {json.dumps(src)};{setup}{PAGES[player]}</script>'
+    )
+
+
+def state(page: Any) -> dict[str, Any]:
+    return page.evaluate(  # type: ignore[no-any-return]
+        "({t: media.currentTime, ended: media.ended, duration: media.duration, paused: media.paused})"
+    )
+
+
+@pytest.fixture(scope="module", params=list(SCRIPTS))
+def played(request: pytest.FixtureRequest, browser: Any, server: Server, ladder_url: str) -> Played:
+    player: str = request.param
+    script = SCRIPTS[player]
+    if not script.exists():
+        pytest.skip(f"{player} is not installed at {script} (.ci/run installs it with npm)")
+    page = browser.new_page()
+    origin = server.base_url
+
+    def route(request_route: Any) -> None:
+        url = request_route.request.url
+        path = urlsplit(url).path
+        if url.startswith(origin + PAGE_PREFIX):
+            if path.endswith(".html"):
+                request_route.fulfill(body=page_html(player, ladder_url), content_type="text/html")
+            else:
+                request_route.fulfill(path=str(script), content_type="application/javascript")
+        elif urlsplit(url).hostname == "127.0.0.1":
+            request_route.continue_()
+        else:
+            request_route.abort()
+
+    page.route("**/*", route)
+    try:
+        page.goto(f"{origin}{PAGE_PREFIX}{player}.html")
+        wait_until(lambda: state(page)["t"] > 0.5, 60, f"{player} to start playing")
+        buffered = page.evaluate("ranges()")
+        wait_until(lambda: state(page)["ended"], 60, f"{player} to play to the end")
+        first = state(page)
+        target = first["duration"] / 2
+        page.evaluate(f"media.currentTime = {target}; start()")
+        wait_until(lambda: state(page)["t"] > target + 0.5, 60, f"{player} to play on after the seek")
+        after_seek = state(page)["t"]
+        wait_until(lambda: state(page)["ended"], 60, f"{player} to play to the end after the seek")
+        quality = page.evaluate(
+            "(() => { const q = media.getVideoPlaybackQuality(); return {total: q.totalVideoFrames, dropped: q.droppedVideoFrames}; })()"
+        )
+        engine = page.evaluate(
+            "(() => { if (window.shaka) return player.getLoadMode() === shaka.Player.LoadMode.MEDIA_SOURCE"
+            " ? 'shaka ' + shaka.Player.version : 'native: load mode ' + player.getLoadMode();"
+            " if (!media.src.startsWith('blob:')) return 'native: ' + media.src;"
+            " return window.Hls ? 'hls.js ' + Hls.version"
+            " : 'video.js ' + videojs.VERSION + ' / VHS ' + videojs.VhsHandler.version()['@videojs/http-streaming']; })()"
+        )
+        out = Played(
+            player,
+            first["duration"],
+            buffered,
+            first["ended"],
+            first["t"],
+            target,
+            after_seek,
+            state(page)["ended"],
+            page.evaluate("errors"),
+            quality,
+            engine,
+        )
+    finally:
+        page.close()
+    print(f"{player}: {out}")
+    return out
+
+
+def test_plays_from_the_start_with_a_buffer_from_zero(played: Played, sources: dict[str, Source]) -> None:
+    assert played.engine.split()[0] in ("hls.js", "shaka", "video.js"), played.engine  # MSE, not native HLS
+    assert played.duration == pytest.approx(sources[SOURCE].spec.seconds, abs=0.05)
+    assert played.buffered_at_start and played.buffered_at_start[0][0] == pytest.approx(0, abs=0.001), played.buffered_at_start
+
+
+def test_plays_to_the_end(played: Played) -> None:
+    assert played.first_pass_ended and played.first_pass_time == pytest.approx(played.duration, abs=0.05)
+
+
+def test_plays_on_after_a_seek_to_half_and_to_the_end(played: Played) -> None:
+    assert played.after_seek_time > played.seek_target + 0.5 and played.second_pass_ended
+    assert played.frames["total"] > 0
+
+
+def test_no_error_event_of_any_kind(played: Played) -> None:
+    assert played.errors == []
