@@ -207,3 +207,15 @@ def test_ffmpeg_plays_every_ladder_rendition_from_the_start_and_from_a_seek(ladd
         expected_first = round(last_start * src.spec.fps)
         assert expected_first > 0
         assert after == list(range(expected_first, src.frames)), variant.uri
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe CLI not installed (.ci/run installs Debian's ffmpeg)")
+def test_independent_ffmpeg_build_reads_the_fmp4_ladder_end_to_end(ladder_master: str, sources: dict[str, Source]) -> None:
+    """Debian's ffprobe (FFmpeg 5.1) reads every fMP4 rendition (EXT-X-MAP init, then .m4s)
+    through the signed master URL and counts every source frame in each."""
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "v", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames"]
+    done = subprocess.run([*cmd, "-of", "csv=p=0", ladder_master], capture_output=True, text=True, timeout=300, check=True)
+    rows = [tuple(line.split(",")) for line in done.stdout.split()]  # one line per program: each variant
+    variants = len(m3u8.loads(fetch(ladder_master)[2].decode()).playlists)
+    assert rows == [("h264", str(sources["ts-10h"].frames))] * variants, done.stdout + done.stderr
+    assert done.stderr == "", done.stderr
