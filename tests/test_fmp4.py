@@ -33,7 +33,7 @@ from livetx.factories import make_signer
 from livetx.settings import load_settings
 from livetx.urls import signed_url
 from livetx.web.keys import SETTINGS
-from tests.checker import check_tone, decode_audio, decode_video, open_joined, residual_peaks
+from tests.checker import check_tone, decode_audio, decode_video, open_fmp4, residual_peaks
 from tests.conftest import ROOT, TEST_SIGNING_KEYS, Source
 
 CLOCK = 90000
@@ -142,7 +142,7 @@ def made(runs: dict[str, Made]) -> Made:
 
 
 def _joined(made: Made, name: str) -> av.container.InputContainer:
-    return open_joined([made.init[name], *made.segments[name]], format="mp4")
+    return open_fmp4(made.init[name], made.segments[name])
 
 
 def _windows(made: Made, name: str) -> list[tuple[int, int]]:
