@@ -282,10 +282,11 @@ def _spec_id(source: ObjectInfo, origin: Fraction, grid: Grid, rendition: Rendit
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _capped_duplicate(params: RenditionParams, info: MediaInfo, video: VideoSpec, sizes: set[tuple[int, int]]) -> bool:
+def _capped_duplicate(params: RenditionParams, info: MediaInfo, video: VideoSpec, sizes: set[tuple[str, int, int]]) -> bool:
     """No upscaling in a ladder: a rendition that `sopt` capped to the source (its box was
-    larger) and that lands on a size another rendition already has is dropped."""
-    if params.sopt != 1 or params.s is None or (video.width, video.height) not in sizes or info.video is None:
+    larger) and that lands on a size another rendition of its codec already has is dropped (an
+    HEVC rung next to an H.264 one of the same size is another choice for the player)."""
+    if params.sopt != 1 or params.s is None or (video.codec, video.width, video.height) not in sizes or info.video is None:
         return False
     display_w, display_h = info.video.display_size
     uncapped = output_size(replace(params, sopt=0), float(display_w), float(display_h))[:2]
@@ -306,7 +307,7 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
     if params.t:
         duration = min(duration, Fraction(params.t, 1000))
     renditions: list[Rendition] = []
-    sizes: set[tuple[int, int]] = set()
+    sizes: set[tuple[str, int, int]] = set()
     for template in profile.renditions:
         rparams, tparams = template.params, template.title
         video = resolve_video(rparams, info, threads=threads)
@@ -316,7 +317,7 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
         if video is not None and _capped_duplicate(rparams, info, video, sizes):
             continue  # above the source: capped to a size another rendition already has
         if video is not None:
-            sizes.add((video.width, video.height))
+            sizes.add((video.codec, video.width, video.height))
         grid = video_grid(duration, video.fps) if video is not None else audio_grid(duration, audio.sample_rate)  # type: ignore[union-attr]
         windows = plan_segments(grid, tparams.st, tparams.initial_segments)
         peak, average = estimate_bandwidth(video, audio)

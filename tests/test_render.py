@@ -87,6 +87,14 @@ def test_a_mixed_ladder_master_leads_with_h264_and_names_every_variant_exactly()
     assert rest == sorted(rest, reverse=True)
 
 
+def test_rungs_capped_to_the_source_drop_per_codec() -> None:
+    """Above the source, a rung capped to a size its codec already has is dropped; another
+    codec's rung of that size stays (the player picks by CODECS)."""
+    renditions = {"avc": {"s": "x2160"}, "avc2": {"s": "x1440"}, "hevc": {"vcodec": "h265", "s": "x2160"}}
+    title = build_title(ObjectInfo("a.mp4", 1, "e"), SOURCE, parse_profile("capped", {"renditions": renditions}))
+    assert [(r.name, r.video.width, r.video.height) for r in title.renditions if r.video] == [("avc", 1920, 1080), ("hevc", 1920, 1080)]
+
+
 def test_a_profile_without_h264_keeps_its_first_rendition_first() -> None:
     profile = parse_profile("hevc", {"renditions": {"small": {"vcodec": "h265", "s": "x360"}, "big": {"vcodec": "h265", "s": "x1080"}}})
     title = build_title(ObjectInfo("a.mp4", 1, "e"), SOURCE, profile)
