@@ -170,7 +170,11 @@ TRANSCODE_AUDIO = Shape(
 )
 TARGET = Shape(
     {
-        "URI": Field(URI, required=True, doc="object prefix: <URI>.m3u8 and <URI>-<token>-<n>.ts"),
+        "URI": Field(URI, required=True, doc="object prefix: <URI>.m3u8 and <URI>-<token>-<n>.ts (fMP4: .m4s, and <URI>-<token>-init.mp4)"),
+        "Container": Field(
+            _as("container", lower=True),
+            doc="livetx extension (the cloud API has no such field): ts or fmp4; default: fmp4 for h265 and av1, else ts",
+        ),
         "Duration": Field(_as("st", scale=1000), doc="seconds per segment"),
         "InitialSegments": Field(_as("initial_segments", scale=1000), doc="seconds of each first, shorter segment"),
         "InitialTranscode": Field(_as("initd", scale=1000), doc="seconds pre-transcoded when the playlist is made (limits.max_initd)"),

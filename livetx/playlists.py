@@ -49,10 +49,19 @@ def estimated(rendition: Rendition) -> tuple[int, int]:
     return rendition.bandwidth, rendition.average_bandwidth
 
 
+VIDEO_RANGE = "SDR"  # livetx writes no HDR transfer function: every video output is SDR
+
+
 def variant_order(title: Title, bandwidth_for: BandwidthFor = estimated) -> list[Rendition]:
-    """The profile's first rendition first (players that start on the first variant, Safari
-    among them, start there), then the others from the highest bandwidth down."""
-    first, *others = title.renditions
+    """A first variant every player can start on, then the others from the highest bandwidth
+    down. Players that start on the first variant (Safari among them) start there, and then
+    pick among the variants whose CODECS they decode (Safari takes HEVC, others H.264): so the
+    first is the profile's first rendition, unless that is HEVC or AV1 and the profile has an
+    H.264 rendition, whose first one then leads."""
+    first = title.renditions[0]
+    if first.video is not None and first.video.codec != "h264":
+        first = next((r for r in title.renditions if r.video is not None and r.video.codec == "h264"), first)
+    others = [r for r in title.renditions if r is not first]
     return [first, *sorted(others, key=lambda r: -bandwidth_for(r)[0])]
 
 
@@ -68,6 +77,7 @@ def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthF
                 codecs=r.codecs,
                 resolution=(r.video.width, r.video.height) if r.video else None,
                 frame_rate=r.video.fps if r.video else None,
+                video_range=VIDEO_RANGE if r.video else None,
             )
         )
     return render_master(MasterPlaylist(tuple(variants)))

@@ -156,6 +156,19 @@ _H265_LEVELS = (
     (180, 35651584, 1069547520), (183, 35651584, 2139095040), (186, 35651584, 4278190080),
 )  # fmt: skip
 
+# AV1 Annex A.3: (seq_level_idx, MaxPicSize, MaxHSize, MaxVSize, MaxDisplayRate); the index
+# counts levels 2.0, 2.1, 2.2, ... (4 per major), of which these are defined
+_AV1_LEVELS = (
+    (0, 147456, 2048, 1152, 4423680), (1, 278784, 2816, 1584, 8363520),
+    (4, 665856, 4352, 2448, 19975680), (5, 1065024, 5504, 3096, 31950720),
+    (8, 2359296, 6144, 3456, 77856768), (9, 2359296, 6144, 3456, 155713536),
+    (12, 8912896, 8192, 4352, 273715200), (13, 8912896, 8192, 4352, 547430400),
+    (14, 8912896, 8192, 4352, 1094860800), (15, 8912896, 8192, 4352, 1176502272),
+    (16, 35651584, 16384, 8704, 1176502272), (17, 35651584, 16384, 8704, 2189721600),
+    (18, 35651584, 16384, 8704, 4379443200), (19, 35651584, 16384, 8704, 4706009088),
+)  # fmt: skip
+AV1_LEVEL_MAX = 31  # "no level constraints"
+
 
 def h264_level(width: int, height: int, fps: Fraction) -> int:
     """The lowest level whose frame size and macroblock rate hold the picture (what x264 signals)."""
@@ -174,6 +187,16 @@ def h265_level(width: int, height: int, fps: Fraction) -> int:
         if samples <= max_ps and side_ok and samples * fps <= max_sr:
             return level
     return 186
+
+
+def av1_level(width: int, height: int, fps: Fraction) -> int:
+    """seq_level_idx: the lowest level whose picture size, sides and display rate hold the
+    output (what SVT-AV1 writes into the sequence header)."""
+    samples = width * height
+    for level, max_pic, max_w, max_h, max_rate in _AV1_LEVELS:
+        if samples <= max_pic and width <= max_w and height <= max_h and samples * fps <= max_rate:
+            return level
+    return AV1_LEVEL_MAX
 
 
 # RFC 6381 profile parts by output pixel format. H.264: profile_idc and constraint flags
@@ -209,6 +232,10 @@ def codecs(video: VideoSpec | None, audio: AudioSpec | None) -> str:
             if video.preset == "ultrafast" and video.pix_fmt == "yuv420p":
                 profile = "42c0"
             parts.append(f"avc1.{profile}{h264_level(video.width, video.height, video.fps):02x}")
+        elif video.codec == "av1":
+            # av01.<profile>.<level><tier>.<bit depth>: Main profile (4:2:0), Main tier
+            depth = 10 if video.pix_fmt.endswith("10le") else 8
+            parts.append(f"av01.0.{av1_level(video.width, video.height, video.fps):02d}M.{depth:02d}")
         else:
             profile, constraints = _H265_PROFILES[video.pix_fmt]
             parts.append(f"hvc1.{profile}.L{h265_level(video.width, video.height, video.fps)}.{constraints}")
@@ -221,7 +248,7 @@ def estimate_bandwidth(video: VideoSpec | None, audio: AudioSpec | None) -> tupl
     """(peak, average) bit/s before any segment is measured.
 
     Bitrate mode: the target (+10 % peak). CRF mode: 0.1 bit per pixel at crf 23 for H.264
-    (half that for H.265), doubling every 6 crf steps down, peak 1.5 x average. Plus audio and
+    (half that for H.265 and AV1), doubling every 6 crf steps down, peak 1.5 x average. Plus audio and
     about 5 % of MPEG-TS overhead.
     """
     avg = 0.0
@@ -231,7 +258,7 @@ def estimate_bandwidth(video: VideoSpec | None, audio: AudioSpec | None) -> tupl
             avg, peak = video.bitrate, video.bitrate * 1.1
         else:
             bpp = 0.1 * 2 ** ((23 - (video.crf if video.crf is not None else 23)) / 6)
-            if video.codec == "h265":
+            if video.codec in ("h265", "av1"):
                 bpp /= 2
             avg = bpp * video.width * video.height * float(video.fps)
             peak = avg * 1.5
@@ -255,10 +282,11 @@ def _spec_id(source: ObjectInfo, origin: Fraction, grid: Grid, rendition: Rendit
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _capped_duplicate(params: RenditionParams, info: MediaInfo, video: VideoSpec, sizes: set[tuple[int, int]]) -> bool:
+def _capped_duplicate(params: RenditionParams, info: MediaInfo, video: VideoSpec, sizes: set[tuple[str, int, int]]) -> bool:
     """No upscaling in a ladder: a rendition that `sopt` capped to the source (its box was
-    larger) and that lands on a size another rendition already has is dropped."""
-    if params.sopt != 1 or params.s is None or (video.width, video.height) not in sizes or info.video is None:
+    larger) and that lands on a size another rendition of its codec already has is dropped (an
+    HEVC rung next to an H.264 one of the same size is another choice for the player)."""
+    if params.sopt != 1 or params.s is None or (video.codec, video.width, video.height) not in sizes or info.video is None:
         return False
     display_w, display_h = info.video.display_size
     uncapped = output_size(replace(params, sopt=0), float(display_w), float(display_h))[:2]
@@ -279,7 +307,7 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
     if params.t:
         duration = min(duration, Fraction(params.t, 1000))
     renditions: list[Rendition] = []
-    sizes: set[tuple[int, int]] = set()
+    sizes: set[tuple[str, int, int]] = set()
     for template in profile.renditions:
         rparams, tparams = template.params, template.title
         video = resolve_video(rparams, info, threads=threads)
@@ -289,7 +317,7 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
         if video is not None and _capped_duplicate(rparams, info, video, sizes):
             continue  # above the source: capped to a size another rendition already has
         if video is not None:
-            sizes.add((video.width, video.height))
+            sizes.add((video.codec, video.width, video.height))
         grid = video_grid(duration, video.fps) if video is not None else audio_grid(duration, audio.sample_rate)  # type: ignore[union-attr]
         windows = plan_segments(grid, tparams.st, tparams.initial_segments)
         peak, average = estimate_bandwidth(video, audio)

@@ -1,12 +1,13 @@
 """fMP4 (CMAF) renditions through the real app: segments made in any order join as one pass.
 
-A profile with an H.264 and an HEVC rendition in fMP4 (B-frames on) is served three times,
+A profile with an H.264, an HEVC and an AV1 rendition in fMP4 (B-frames on) is served three times,
 each time from fresh storage: the init segment first and then the media segments in a
 shuffled order, the media segments first and the init last, and everything at once. The
 first run's output is decoded back to back through one demuxer (init + 0 + 1 + ...).
 
 FFmpeg's mp4 demuxer (PyAV's, as ffprobe's) moves negative composition offsets up: it shows
-every video PTS the encoder's reorder delay D late (D = 2 frames at x264/x265's defaults),
+every video PTS the encoder's reorder delay D late (D = 2 frames at x264/x265's defaults; 0
+for SVT-AV1, whose reordering stays inside the AV1 stream),
 while its DTS are the `tfdt` title times as written. Browsers' players apply the offsets as
 written; the checks below expect FFmpeg's view and measure D, as the spike's REPORT found.
 """
@@ -54,8 +55,14 @@ vcodec = "h265"
 s = "x180"
 crf = 30
 ab = 128000
+
+[profiles.cmaf.renditions.av1]
+vcodec = "av1"
+s = "x180"
+ab = 128000
 """
-RENDITIONS = ("avc", "hevc")
+RENDITIONS = ("avc", "hevc", "av1")
+REORDER_DELAY = {"avc": 2, "hevc": 2, "av1": 0}  # frames: x264/x265 defaults (B-frames on); SVT-AV1 shows none
 TITLE_FRAMES = 120  # t = 4 s at 30 fps: segments of 30, 30, 45 and 15 frames
 ORDERS = ("init first", "init last", "all at once")
 
@@ -185,7 +192,7 @@ def test_video_times_are_title_times_shown_the_reorder_delay_late(made: Made, na
     assert dts == [k * CLOCK // 30 for k in range(len(dts))]  # strictly increasing, no step at a join
     video = decode_video(_joined(made, name))
     delay = video.pts[0]
-    assert delay == 2 * CLOCK // 30  # x264/x265 defaults: 2 frames of reorder delay (B-frames are on)
+    assert delay == REORDER_DELAY[name] * CLOCK // 30
     assert video.pts == [delay + k * CLOCK // 30 for k in range(len(video.pts))]
 
 
@@ -227,6 +234,17 @@ def test_init_holds_the_sample_entries_the_codecs_attribute_names(made: Made) ->
     record = hevc[hevc.index(b"hvcC") + 4 :]
     level = record[12]  # general_level_idc
     assert codecs["hevc"].startswith("hvc1.1.6.L") and codecs["hevc"].split(".")[3] == f"L{level}"
+    av1 = made.init["av1"]
+    assert b"av01" in av1
+    record = av1[av1.index(b"av1C") + 4 :]  # marker/version, profile + level, tier + depth + chroma
+    profile, level, tier, high_bitdepth = record[1] >> 5, record[1] & 0x1F, record[2] >> 7, record[2] >> 6 & 1
+    assert codecs["av1"] == f"av01.{profile}.{level:02d}{'HM'[tier ^ 1]}.{10 if high_bitdepth else 8:02d},mp4a.40.2"
+
+
+def test_the_master_leads_with_h264_and_every_variant_is_sdr(made: Made) -> None:
+    variants = m3u8.loads(made.master).playlists
+    assert variants[0].stream_info.codecs.startswith("avc1.")
+    assert all(v.stream_info.video_range == "SDR" for v in variants)
 
 
 def test_a_segment_is_sealed_with_a_free_box_and_a_damaged_copy_is_refused(made: Made) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from livetx.errors import LimitExceeded, OutputReserved, ParameterError
 from livetx.jobs import JOB_PREFIX, Job, check_limits, check_namespace, is_job_profile, parse_imm, parse_oss
+from livetx.media.params import resolve_container
 from livetx.settings import LimitsSettings
 from livetx.storage.local import LocalStorage
 
@@ -99,6 +100,34 @@ def test_an_imm_request_becomes_a_profile_table_with_its_prefixes() -> None:
     assert job.claims() == {"out/master.m3u8": "MasterURI", "out/v0.m3u8": "Targets[0].URI"}
 
 
+@pytest.mark.parametrize(
+    ("changes", "container"),
+    [
+        pytest.param({}, "ts", id="default"),
+        pytest.param({"Container": "fmp4"}, "fmp4", id="fmp4"),
+        pytest.param({"Container": "FMP4"}, "fmp4", id="fmp4-any-case"),
+        pytest.param({"Container": "ts", "Video": {"TranscodeVideo": {"Codec": "H265"}}}, "ts", id="hevc-ts-asked"),
+        pytest.param({"Video": {"TranscodeVideo": {"Codec": "H265"}}}, "fmp4", id="hevc-default"),
+        pytest.param({"Video": {"TranscodeVideo": {"Codec": "AV1"}}}, "fmp4", id="av1-default"),
+    ],
+)
+def test_an_imm_target_takes_its_container_from_the_request(changes: dict[str, Any], container: str) -> None:
+    job = parse_imm(target(**changes), KEY_FOR, KEY_FOR)
+    asked = changes.get("Container")
+    assert job.table["renditions"]["t0"].get("container") == (asked.lower() if asked else None)
+    (rendition,) = job.profile().renditions
+    assert resolve_container(rendition.params) == container
+
+
+def test_an_oss_process_takes_its_container() -> None:
+    job = parse_oss(SOURCE, f"hls/m3u8,container_fmp4,s_x180|{SAVEAS}", KEY_FOR)
+    assert job.table["renditions"]["t0"]["container"] == "fmp4"
+    assert resolve_container(job.profile().renditions[0].params) == "fmp4"
+    with pytest.raises(ParameterError) as raised:
+        parse_oss(SOURCE, f"hls/m3u8,vcodec_av1,container_ts|{SAVEAS}", KEY_FOR)
+    assert raised.value.name == "container"
+
+
 def test_an_imm_target_uri_ending_in_m3u8_names_the_same_prefix() -> None:
     job = parse_imm(target(URI="oss://local/out/v0.m3u8"), KEY_FOR, KEY_FOR)
     assert job.prefixes == {"t0": "out/v0"}
@@ -148,6 +177,9 @@ def test_an_imm_job_profile_carries_its_source_master_and_prefixes() -> None:
         pytest.param(audio(Bitrate=5), "Targets[0].Audio.TranscodeAudio.Bitrate", id="audio-bitrate"),
         pytest.param(audio(SampleRate=12345), "Targets[0].Audio.TranscodeAudio.SampleRate", id="sample-rate"),
         pytest.param(audio(Channels=9), "Targets[0].Audio.TranscodeAudio.Channels", id="channels"),
+        pytest.param(target(Container="mkv"), "Targets[0].Container", id="container"),
+        pytest.param(target(Container=1), "Targets[0].Container", id="container-not-text"),
+        pytest.param(target(Container="ts", Video={"TranscodeVideo": {"Codec": "AV1"}}), "Targets[0].Container", id="av1-in-ts"),
     ],
 )
 def test_an_invalid_imm_field_is_named_in_the_requests_terms(body: Any, field: str) -> None:

@@ -6,7 +6,14 @@ import pytest
 
 from livetx.errors import ParameterError
 from livetx.media.model import AudioInfo, MediaInfo, VideoInfo
-from livetx.media.params import output_size, parse_rendition_params, parse_title_params, resolve_audio, resolve_video
+from livetx.media.params import (
+    output_size,
+    parse_rendition_params,
+    parse_title_params,
+    resolve_audio,
+    resolve_container,
+    resolve_video,
+)
 
 INFO = MediaInfo(
     format="mp4",
@@ -46,6 +53,8 @@ def test_title_params_name_the_bad_one(params: dict[str, object], name: str) -> 
         pytest.param({"bogus": 1}, "bogus", id="unknown"),
         pytest.param({"arotate": 2}, "arotate", id="arotate"),
         pytest.param({"pixfmt": "rgb24"}, "pixfmt", id="pixfmt"),
+        pytest.param({"vcodec": "av1", "container": "ts"}, "container", id="av1-in-ts"),
+        pytest.param({"vcodec": "av1", "pixfmt": "yuv444p"}, "pixfmt", id="av1-444"),
     ],
 )
 def test_rendition_params_name_the_bad_one(params: dict[str, object], name: str) -> None:
@@ -105,6 +114,26 @@ def test_fpsopt_rules() -> None:
     assert resolve_video(parse_rendition_params({"fps": 30, "fpsopt": 0}), INFO).fps == 30  # type: ignore[union-attr]
     with pytest.raises(ParameterError, match="fps"):
         resolve_video(parse_rendition_params({"fps": 30, "fpsopt": 2}), INFO)
+
+
+@pytest.mark.parametrize(
+    ("params", "container"),
+    [
+        pytest.param({}, "ts", id="h264"),
+        pytest.param({"vcodec": "h265"}, "fmp4", id="h265"),
+        pytest.param({"vcodec": "h265", "container": "ts"}, "ts", id="h265-ts-asked"),
+        pytest.param({"vcodec": "av1"}, "fmp4", id="av1"),
+        pytest.param({"vcodec": "av1", "container": "fmp4", "pixfmt": "yuv420p10le"}, "fmp4", id="av1-10bit"),
+    ],
+)
+def test_container_defaults_by_codec(params: dict[str, object], container: str) -> None:
+    assert resolve_container(parse_rendition_params(params)) == container
+
+
+def test_av1_in_ts_is_refused_with_what_is_allowed() -> None:
+    with pytest.raises(ParameterError) as info:
+        parse_rendition_params({"vcodec": "av1", "container": "ts"})
+    assert info.value.status == 400 and "fmp4" in info.value.details["allowed"]
 
 
 def test_default_crf_and_audio() -> None:

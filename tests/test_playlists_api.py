@@ -71,11 +71,11 @@ def make_client(aiohttp_client: Any, s3: SeaweedS3, tmp_path: Path, avi: Source,
     return make
 
 
-def frames_of(segments: list[bytes]) -> list[int]:
+def frames_of(segments: list[bytes], format: str = "mpegts") -> list[int]:
     """The source frames shown, in order, each once. A frame may be held over two output
     slots here: PyAV's AVI/mpeg4 sample skips a tick after frame 0, and MP3 runs a frame past
     the video (the title lasts as long as its longest stream)."""
-    indexes = decode_video(open_joined(segments)).indexes
+    indexes = decode_video(open_joined(segments, format=format)).indexes
     return [i for n, i in enumerate(indexes) if n == 0 or i != indexes[n - 1]]
 
 
@@ -91,6 +91,56 @@ async def play(client: TestClient[Any, Any], url: str) -> list[bytes]:
         assert response.status == 200
         out.append(await response.read())
     return out
+
+
+async def play_fmp4(client: TestClient[Any, Any], url: str, variant: int = 0) -> tuple[m3u8.M3U8, list[bytes]]:
+    """The master behind a signed URL, and the init and media segments of one of its variants."""
+    parts = urlsplit(url)
+    master = m3u8.loads(await (await client.get(f"{parts.path}?{parts.query}")).text())
+    folder = parts.path.rsplit("/", 1)[0] + "/"
+    media = m3u8.loads(await (await client.get(folder + master.playlists[variant].uri)).text())
+    out = []
+    for uri in [media.segment_map[0].uri, *(s.uri for s in media.segments)]:
+        response = await client.get(folder + uri)
+        assert response.status == 200
+        out.append(await response.read())
+    return master, out
+
+
+async def test_imm_targets_take_their_container_from_the_request(make_client: MakeClient, avi: Source) -> None:
+    """`Container` (a livetx extension) makes an H.264 target fMP4; an AV1 target is fMP4 by default."""
+    h264 = {**IMM_SAMPLE["Targets"][0], "URI": "oss://bucket/cmaf/avc", "InitialTranscode": 0, "Container": "fmp4"}  # type: ignore[index]
+    av1 = {**h264, "URI": "oss://bucket/cmaf/av1", "Video": {"TranscodeVideo": {"Codec": "AV1", "CRF": 35}}}
+    del av1["Container"]
+    body = {**IMM_SAMPLE, "MasterURI": "oss://bucket/cmaf/master.m3u8", "Targets": [av1, h264]}
+    client = await make_client()
+    response = await client.post("/api/v1/playlists", json=body, headers=AUTH)
+    assert response.status == 200, await response.text()
+    answer = await response.json()
+    output = client.server.app[SEGMENTS].output
+    for playlist in answer["VideoPlaylist"]:
+        name = playlist["URI"].rsplit("/", 1)[1].removesuffix(".m3u8")
+        media = m3u8.loads((await output.read(playlist["URI"].removeprefix("oss://bucket/"))).decode())
+        assert media.version == 6 and media.segment_map[0].uri == f"{name}-{playlist['Token']}-init.mp4"
+        assert media.segments[0].uri == f"{name}-{playlist['Token']}-0.m4s"
+    master = m3u8.loads((await output.read("cmaf/master.m3u8")).decode())
+    assert [p.uri for p in master.playlists] == ["avc.m3u8", "av1.m3u8"]  # H.264 leads
+    assert master.playlists[1].stream_info.codecs.startswith("av01.0.")
+    for variant in (0, 1):
+        _, segments = await play_fmp4(client, answer["PlaybackURL"], variant)
+        assert frames_of(segments, format="mp4") == list(range(avi.frames))
+
+
+async def test_oss_takes_the_container_parameter(make_client: MakeClient, avi: Source) -> None:
+    client = await make_client()
+    process = f"hls/m3u8,initd_0,container_fmp4,s_x240|sys/saveas,o_{b64('oss/media')},b_{b64('bucket')}"
+    response = await client.post("/test.avi?x-oss-process", data={"x-oss-process": process}, headers=AUTH)
+    assert response.status == 200, await response.text()
+    token = (await response.json())["VideoPlaylist"][0]["Token"]
+    media = m3u8.loads((await client.server.app[SEGMENTS].output.read("oss/media.m3u8")).decode())
+    assert media.segment_map[0].uri == f"media-{token}-init.mp4" and media.segments[0].uri == f"media-{token}-0.m4s"
+    _, segments = await play_fmp4(client, (await response.json())["PlaybackURL"])
+    assert frames_of(segments, format="mp4") == list(range(avi.frames))
 
 
 async def test_imm_sample_request_as_documented(make_client: MakeClient, avi: Source) -> None:
@@ -176,6 +226,11 @@ async def test_oss_sample_request_as_documented(make_client: MakeClient, avi: So
             id="sample-rate",
         ),
         pytest.param({"Targets": [{"URI": "oss://bucket/x"}, {"URI": "oss://bucket/x"}]}, "Targets[1].URI", id="same-uri-twice"),
+        pytest.param(
+            {"Targets": [{"URI": "oss://bucket/x", "Container": "ts", "Video": {"TranscodeVideo": {"Codec": "av1"}}}]},
+            "Targets[0].Container",
+            id="av1-in-ts",
+        ),
     ],
 )
 async def test_invalid_imm_requests_name_the_field(make_client: MakeClient, change: dict[str, Any], field: str) -> None:

@@ -7,6 +7,10 @@ import pytest
 
 from livetx.hls.model import MasterPlaylist, MediaPlaylist, MediaSegment, VariantStream
 from livetx.hls.render import extinf, render_master, render_media
+from livetx.media.model import AudioInfo, MediaInfo, VideoInfo
+from livetx.playlists import master_text
+from livetx.storage.base import ObjectInfo
+from livetx.titles import build_title, parse_profile
 
 
 @pytest.mark.parametrize(
@@ -38,6 +42,63 @@ def test_master_playlist_round_trips() -> None:
     info = parsed.playlists[0].stream_info
     assert (info.bandwidth, info.average_bandwidth, info.resolution) == (3_000_000, 2_000_000, (1280, 720))
     assert info.codecs == "avc1.64001f,mp4a.40.2" and info.frame_rate == pytest.approx(29.97)
+
+
+def test_master_playlist_writes_video_range() -> None:
+    variant = VariantStream("main.m3u8", 3_000_000, None, "hvc1.1.6.L93.90", (1280, 720), Fraction(30), video_range="SDR")
+    text = render_master(MasterPlaylist((variant,)))
+    assert 'CODECS="hvc1.1.6.L93.90",VIDEO-RANGE=SDR' in text
+    assert m3u8.loads(text).playlists[0].stream_info.video_range == "SDR"
+
+
+MIXED = {  # HEVC listed first: the master still leads with H.264, which every player starts on
+    "renditions": {
+        "hevc1080": {"vcodec": "h265", "s": "x1080"},
+        "avc720": {"s": "x720"},
+        "av1720": {"vcodec": "av1", "s": "x720"},
+        "avc360": {"s": "x360", "preset": "ultrafast"},
+        "hevc720": {"vcodec": "h265", "s": "x720", "pixfmt": "yuv420p10le"},
+    }
+}
+SOURCE = MediaInfo(
+    "mp4",
+    Fraction(60),
+    Fraction(0),
+    VideoInfo(0, "h264", 1920, 1080, Fraction(30), "yuv420p", Fraction(0)),
+    AudioInfo(1, "aac", 48000, 2, Fraction(0)),
+)
+
+
+def test_a_mixed_ladder_master_leads_with_h264_and_names_every_variant_exactly() -> None:
+    title = build_title(ObjectInfo("a.mp4", 1, "e"), SOURCE, parse_profile("mixed", MIXED))
+    variants = m3u8.loads(master_text(title)).playlists
+    by_name = {v.uri.removesuffix(".m3u8"): v.stream_info for v in variants}
+    assert variants[0].uri == "avc720.m3u8"  # the profile's first H.264 rendition
+    assert {name: info.codecs for name, info in by_name.items()} == {
+        "hevc1080": "hvc1.1.6.L120.90,mp4a.40.2",
+        "avc720": "avc1.64001f,mp4a.40.2",
+        "av1720": "av01.0.05M.08,mp4a.40.2",
+        "avc360": "avc1.42c01e,mp4a.40.2",
+        "hevc720": "hvc1.2.4.L93.90,mp4a.40.2",
+    }
+    assert all(info.video_range == "SDR" for info in by_name.values())
+    # after the first, by bandwidth
+    rest = [v.stream_info.bandwidth for v in variants[1:]]
+    assert rest == sorted(rest, reverse=True)
+
+
+def test_rungs_capped_to_the_source_drop_per_codec() -> None:
+    """Above the source, a rung capped to a size its codec already has is dropped; another
+    codec's rung of that size stays (the player picks by CODECS)."""
+    renditions = {"avc": {"s": "x2160"}, "avc2": {"s": "x1440"}, "hevc": {"vcodec": "h265", "s": "x2160"}}
+    title = build_title(ObjectInfo("a.mp4", 1, "e"), SOURCE, parse_profile("capped", {"renditions": renditions}))
+    assert [(r.name, r.video.width, r.video.height) for r in title.renditions if r.video] == [("avc", 1920, 1080), ("hevc", 1920, 1080)]
+
+
+def test_a_profile_without_h264_keeps_its_first_rendition_first() -> None:
+    profile = parse_profile("hevc", {"renditions": {"small": {"vcodec": "h265", "s": "x360"}, "big": {"vcodec": "h265", "s": "x1080"}}})
+    title = build_title(ObjectInfo("a.mp4", 1, "e"), SOURCE, profile)
+    assert [v.uri for v in m3u8.loads(master_text(title)).playlists] == ["small.m3u8", "big.m3u8"]
 
 
 def m3u8_media(playlist: MediaPlaylist) -> str:

@@ -258,6 +258,35 @@ def test_pixfmt_is_encoded_and_named_in_codecs(sources: dict[str, Source], codec
     assert codecs(spec, None) == _profile_tier_level(raw, codec)
 
 
+def _av1_codecs(init: bytes) -> str:
+    """RFC-style `av01.P.LLT.DD` from an init segment's av1C (AV1-ISOBMFF 2.3.3)."""
+    record = init[init.index(b"av1C") + 4 :]
+    profile, level = record[1] >> 5, record[1] & 0x1F
+    tier, high_bitdepth = "HM"[record[2] >> 7 ^ 1], record[2] >> 6 & 1
+    return f"av01.{profile}.{level:02d}{tier}.{10 if high_bitdepth else 8:02d}"
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "fps", "pix_fmt"),
+    [
+        (320, 180, 30, "yuv420p"),
+        (640, 360, 30, "yuv420p"),
+        (854, 480, 30, "yuv420p"),
+        (1280, 720, 30, "yuv420p10le"),
+        (1280, 720, 60, "yuv420p"),
+        (1920, 1080, 30, "yuv420p"),
+        (1920, 1080, 60, "yuv420p"),
+        (2560, 1440, 30, "yuv420p"),
+    ],
+)
+def test_av1_codecs_string_matches_the_encoded_sequence_header(width: int, height: int, fps: int, pix_fmt: str) -> None:
+    spec = VideoSpec("av1", width, height, Fraction(fps), pix_fmt=pix_fmt)
+    job = SegmentJob("", Fraction(0), Fraction(0), Fraction(0), spec, None, container="fmp4", init=True)
+    init = transcode_segment(job).data
+    assert b"av01" in init
+    assert codecs(spec, None) == _av1_codecs(init)
+
+
 # ---- the window, fixed before the source is read -------------------------------------------
 
 

@@ -35,6 +35,7 @@ class VariantStream:
     codecs: str
     resolution: tuple[int, int] | None
     frame_rate: Fraction | None
+    video_range: str | None = None  # VIDEO-RANGE (RFC 8216bis 4.4.6.2): SDR for every video variant livetx makes
 
 
 @dataclass(frozen=True)

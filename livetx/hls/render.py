@@ -63,6 +63,8 @@ def _frame_rate(rate: Fraction) -> str:
 def render_master(playlist: MasterPlaylist) -> str:
     doc = m3u8.M3U8()
     doc.is_variant = True
+    # 3 covers every tag and attribute written: VIDEO-RANGE needs no version (RFC 8216bis
+    # section 8), and clients that predate it ignore it
     doc.version = 3
     doc.is_independent_segments = True
     for variant in playlist.variants:
@@ -73,5 +75,7 @@ def render_master(playlist: MasterPlaylist) -> str:
             info["resolution"] = f"{variant.resolution[0]}x{variant.resolution[1]}"
         if variant.frame_rate:
             info["frame_rate"] = _frame_rate(variant.frame_rate)
+        if variant.video_range:
+            info["video_range"] = variant.video_range
         doc.add_playlist(m3u8.Playlist(uri=variant.uri, stream_info=info, media=[], base_uri=None))
     return str(doc.dumps())

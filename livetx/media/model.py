@@ -108,7 +108,7 @@ class MediaInfo:
 
 @dataclass(frozen=True)
 class VideoSpec:
-    codec: str  # "h264" | "h265"
+    codec: str  # "h264" | "h265" | "av1"
     width: int
     height: int
     fps: Fraction

@@ -24,6 +24,9 @@ from livetx.media.model import AudioSpec, MediaInfo, VideoSpec
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le")
 CONTAINERS = ("ts", "fmp4")
+VIDEO_CODECS = ("h264", "h265", "av1")
+FMP4_ONLY = ("av1",)  # codecs livetx carries in fMP4 only (MPEG-TS has no AV1 mapping players read)
+AV1_PIXEL_FORMATS = ("yuv420p", "yuv420p10le")  # what SVT-AV1 encodes (AV1 Main profile)
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 CAP_RULE = Choice((0, 1, 2))  # the `*opt` rules: 0 the target; 1 the source's when lower; 2 an error then
 SWITCH = Choice((0, 1))
@@ -48,11 +51,11 @@ class TitleParams:
 
 @dataclass(frozen=True)
 class RenditionParams:
-    vcodec: str = param(Choice(("h264", "h265")), "h264", "video codec")
+    vcodec: str = param(Choice(VIDEO_CODECS), "h264", "video codec (av1: fMP4 only, yuv420p or yuv420p10le)")
     container: str | None = param(
         Choice(CONTAINERS),
         None,
-        "segment container: ts (MPEG-TS, no B-frames) or fmp4 (CMAF fragments, B-frames on); default: fmp4 for h265, else ts",
+        "segment container: ts (MPEG-TS, no B-frames) or fmp4 (CMAF fragments, B-frames on); default: fmp4 for h265 and av1, else ts",
     )
     fps: Fraction | None = param(FPS, None, "frame rate")
     fpsopt: int = param(CAP_RULE, 1, "a higher fps than the source's: 0 as asked, 1 the source's, 2 an error")
@@ -67,7 +70,7 @@ class RenditionParams:
     maxrate: int | None = param(BITRATE, None, "peak bitrate in crf mode, bit/s")
     bufsize: int | None = param(Integer(10_000, 200_000_000, "bit"), None, "VBV buffer in crf mode, bit")
     g: int | None = param(Integer(1, 100000), None, "GOP length in frames; default: one keyframe per segment")
-    preset: str = param(Choice(PRESETS), "veryfast", "x264/x265 preset")
+    preset: str = param(Choice(PRESETS), "veryfast", "x264/x265 preset (av1: the SVT-AV1 preset of the same speed rank)")
     an: int = param(SWITCH, 0, "1: no audio")
     acodec: str = param(Choice(("aac",)), "aac", "audio codec")
     ar: int | None = param(Choice(SAMPLE_RATES), None, "audio sample rate, Hz; default: the source's")
@@ -85,6 +88,8 @@ EXCLUSIVE = (  # (parameter named in the error, what is refused)
     ("crf", "crf and vb are mutually exclusive"),
     ("maxrate", "maxrate and bufsize apply in crf mode only"),
     ("aq", "aq and ab are mutually exclusive"),
+    ("container", "fmp4 with vcodec=av1 (AV1 is carried in fMP4 only)"),
+    ("pixfmt", f"one of {', '.join(AV1_PIXEL_FORMATS)} with vcodec=av1 (what SVT-AV1 encodes)"),
 )
 
 
@@ -101,6 +106,8 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
         values["crf"] is not None and values["vb"] is not None,
         values["vb"] is not None and (values["maxrate"] is not None or values["bufsize"] is not None),
         values["ab"] is not None and values["aq"] is not None,
+        values["vcodec"] in FMP4_ONLY and values["container"] == "ts",
+        values["vcodec"] == "av1" and values["pixfmt"] not in AV1_PIXEL_FORMATS,
     )
     for (name, message), bad in zip(EXCLUSIVE, refused, strict=True):
         if bad:
@@ -188,10 +195,10 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
 
 def resolve_container(params: RenditionParams) -> str:
     """The segment container: as asked, else fMP4 for HEVC (Apple's players take HEVC only in
-    fMP4, tagged hvc1) and MPEG-TS for everything else."""
+    fMP4, tagged hvc1) and AV1 (fMP4 only), and MPEG-TS for everything else."""
     if params.container is not None:
         return params.container
-    return "fmp4" if params.vcodec == "h265" else "ts"
+    return "fmp4" if params.vcodec == "h265" or params.vcodec in FMP4_ONLY else "ts"
 
 
 def resolve_audio(params: RenditionParams, info: MediaInfo) -> AudioSpec | None:

@@ -1,4 +1,4 @@
-"""The worker: one segment job in, one MPEG-TS segment out.
+"""The worker: one segment job in, one MPEG-TS or fMP4 segment out.
 
 Runs in a pool process (see `livetx.media.pool`), so everything crossing the boundary is a
 frozen, picklable dataclass. A segment is made alone, yet joins its neighbours as if the
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
 from av.packet import Packet
 from av.stream import Stream
+from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
@@ -73,7 +75,16 @@ DECODE_THREADING = "AUTO"  # frame + slice threads for the source decoder
 SEEK_BACKOFF = (Fraction(1), Fraction(5), Fraction(30), None)  # seconds before the need; None: from the start
 
 
-ENCODERS: dict[str, Literal["libx264", "libx265"]] = {"h264": "libx264", "h265": "libx265"}
+ENCODERS: dict[str, Literal["libx264", "libx265", "libsvtav1"]] = {"h264": "libx264", "h265": "libx265", "av1": "libsvtav1"}
+# SVT-AV1 numbers its presets 0 (slowest) to 13 (fastest); each x264 preset name takes the
+# SVT-AV1 preset of about the same rank, so the default veryfast is 11 (M11: a 720p 2 s
+# segment in a few seconds on one core) and `limits.slowest_preset` bounds AV1 too.
+SVT_AV1_PRESETS = {
+    "ultrafast": 13, "superfast": 12, "veryfast": 11, "faster": 10, "fast": 9,
+    "medium": 8, "slow": 6, "slower": 5, "veryslow": 4,
+}  # fmt: skip
+SVT_AV1_MAX_CRF = 63  # `crf` is on x264's 0-51 scale; SVT-AV1's runs 0-63 (crf 23 -> 28)
+SVT_LOG = "1"  # errors only: SVT-AV1 otherwise prints its banner and settings on every encoder
 
 _StreamT = TypeVar("_StreamT", bound=Stream)
 _FrameT = TypeVar("_FrameT", VideoFrame, AudioFrame)
@@ -289,6 +300,8 @@ def _decode_time(packet: Packet[Stream]) -> Fraction:
 
 
 def _open_video(out: OutputContainer, spec: VideoSpec, container: str) -> VideoStream:
+    if spec.codec == "av1":
+        os.environ.setdefault("SVT_LOG", SVT_LOG)  # read when an encoder opens
     stream = out.add_stream(ENCODERS[spec.codec], rate=spec.fps)
     ctx = stream.codec_context
     ctx.width, ctx.height = spec.width, spec.height
@@ -297,6 +310,9 @@ def _open_video(out: OutputContainer, spec: VideoSpec, container: str) -> VideoS
     ctx.framerate = spec.fps
     ctx.thread_type = "FRAME"
     ctx.thread_count = spec.threads
+    if spec.codec == "av1":
+        ctx.options = _svt_av1_options(ctx, spec)
+        return stream
     options = {"preset": spec.preset}
     x_params = ["open-gop=0"]
     if container == "ts":
@@ -323,6 +339,22 @@ def _open_video(out: OutputContainer, spec: VideoSpec, container: str) -> VideoS
             stream.codec_tag = "hvc1"  # the sample entry Apple's players need (the option above leaves mp4's hev1)
     ctx.options = options
     return stream
+
+
+def _svt_av1_options(ctx: VideoCodecContext, spec: VideoSpec) -> dict[str, str]:
+    """libsvtav1's options for `spec` (fMP4 only). A fresh encoder per segment opens on a key
+    frame; `irefresh-type=2` makes every later intra frame a key frame too (a closed GOP), and
+    SVT-AV1 reorders nothing the container sees (no composition offsets)."""
+    options = {"preset": str(SVT_AV1_PRESETS[spec.preset]), "svtav1-params": "irefresh-type=2"}
+    if spec.bitrate:
+        ctx.bit_rate = spec.bitrate
+    elif spec.crf is not None:
+        options["crf"] = str(round(spec.crf * SVT_AV1_MAX_CRF / 51))
+    if spec.maxrate:  # capped CRF
+        options |= {"maxrate": str(spec.maxrate), "bufsize": str(spec.bufsize or 2 * spec.maxrate)}
+    if spec.gop:
+        ctx.gop_size = spec.gop
+    return options
 
 
 def _open_audio(out: OutputContainer, spec: AudioSpec) -> AudioStream:
