@@ -209,15 +209,27 @@ def test_ffmpeg_plays_every_ladder_rendition_from_the_start_and_from_a_seek(ladd
         assert after == list(range(expected_first, src.frames)), variant.uri
 
 
+FMP4_PROFILES = {  # shipped fMP4 profile -> the video codec of each variant, in master order
+    "ladder": ("h264",) * 4,
+    "universal": ("h264", "hevc", "h264"),
+    "av1": ("av1",),
+}
+
+
 @pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe CLI not installed (.ci/run installs Debian's ffmpeg)")
-def test_independent_ffmpeg_build_reads_the_fmp4_ladder_end_to_end(ladder_master: str, sources: dict[str, Source]) -> None:
-    """Debian's ffprobe (FFmpeg 5.1) reads every fMP4 rendition (EXT-X-MAP init, then .m4s)
-    through the signed master URL and counts every source frame in each."""
+@pytest.mark.parametrize("profile", list(FMP4_PROFILES))
+def test_independent_ffmpeg_build_reads_fmp4_titles_end_to_end(server: Server, sources: dict[str, Source], profile: str) -> None:
+    """Debian's ffprobe (FFmpeg 5.1) reads every fMP4 rendition (EXT-X-MAP init, then .m4s) of
+    the shipped H.264, H.264+HEVC and AV1 profiles through the signed master URL, and counts
+    every source frame in each."""
+    src = sources["ts-10h"]
+    url = server.cli("url", src.key, "--profile", profile, "--base-url", server.base_url)
+    variants = m3u8.loads(fetch(url)[2].decode()).playlists
     entries = "stream=index,codec_name,nb_read_frames"
     cmd = ["ffprobe", "-v", "error", "-select_streams", "v", "-count_frames", "-show_entries", entries]
-    done = subprocess.run([*cmd, "-of", "csv=p=0", ladder_master], capture_output=True, text=True, timeout=300, check=True)
+    done = subprocess.run([*cmd, "-of", "csv=p=0", url], capture_output=True, text=True, timeout=300, check=True)
     # a stream is listed under its program and again on its own: one per variant, by index
     streams = {index: (codec, int(frames)) for index, codec, frames in (line.split(",") for line in done.stdout.split())}
-    variants = len(m3u8.loads(fetch(ladder_master)[2].decode()).playlists)
-    assert list(streams.values()) == [("h264", sources["ts-10h"].frames)] * variants, done.stdout + done.stderr
+    expected = [codec for codec in FMP4_PROFILES[profile]][: len(variants)]  # rungs above the source are dropped
+    assert list(streams.values()) == [(codec, src.frames) for codec in expected], done.stdout + done.stderr
     assert done.stderr == "", done.stderr
