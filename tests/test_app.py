@@ -131,3 +131,31 @@ async def test_demo_page_embeds_no_key_and_can_be_turned_off(aiohttp_client: Cli
     assert page.status == 200 and "/api/v1/sign" in text and "zzzz" not in text and "abab" not in text
     off = await aiohttp_client(create_app(app_settings(LIVETX_STORAGE_URI=str(tmp_path), LIVETX_PLAYER_DEMO="false")))
     assert (await off.get("/")).status == 404
+
+
+async def test_fmp4_segments_have_the_ts_http_semantics_and_pretranscode(client: TestClient[Any, Any]) -> None:
+    """An fMP4 rendition (the shipped ladder) through the same path as TS: the playlist
+    pre-transcodes its init and first `initd` ms; init and media segments are immutable, carry an
+    ETag (If-None-Match: 304), answer ranges (206) and HEAD, and are made once."""
+    service = client.server.app[SEGMENTS]
+    title = await client.server.app[CATALOG].title("ladder", "a.mp4")
+    r = title.renditions[0]
+    assert (await client.get(sign(client, "/hls/ladder/a.mp4/master.m3u8"))).status == 200
+    await service.wait_idle()
+    made = service.stats.transcodes
+    assert made >= 2 * len(title.renditions)  # initd 4000 ms: two 2 s segments per rendition, and the inits
+    for name in (f"{r.name}-{r.spec_id}-init.mp4", f"{r.name}-{r.spec_id}-0.m4s"):
+        url = sign(client, f"/hls/ladder/a.mp4/{name}")
+        whole = await client.get(url)
+        body = await whole.read()
+        assert whole.status == 200 and "immutable" in whole.headers["Cache-Control"]
+        assert whole.headers["Content-Type"] == ("video/mp4" if name.endswith(".mp4") else "video/iso.segment")
+        etag = whole.headers["ETag"]
+        assert (await client.get(url, headers={"If-None-Match": etag})).status == 304
+        part = await client.get(url, headers={"Range": "bytes=8-107"})
+        assert part.status == 206 and await part.read() == body[8:108]
+        assert part.headers["Content-Range"] == f"bytes 8-107/{len(body)}"
+        head = await client.head(url)
+        assert head.status == 200 and int(head.headers["Content-Length"]) == len(body) and await head.read() == b""
+    assert body[4:8] in (b"moof", b"styp")  # a media segment: fragments only, its init apart
+    assert service.stats.transcodes == made  # all of that was made by the pre-transcode

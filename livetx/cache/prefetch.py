@@ -22,6 +22,7 @@ from livetx.errors import LivetxError
 from livetx.hls.plan import lookahead_indexes, pretranscode_indexes
 from livetx.layout import segment_key
 from livetx.lru import Lru
+from livetx.media.model import INIT, SegmentPart
 from livetx.media.pool import Priority
 from livetx.titles import Rendition, Title
 
@@ -31,7 +32,7 @@ IN_ORDER_AHEAD = 2  # segments prefetched while a client plays in order
 PLAYHEADS = 4096  # renditions whose last played segment is remembered
 
 # makes one segment at a priority; answers whether it was made (False: found cached)
-Make = Callable[[Title, Rendition, int, Priority], Awaitable[bool]]
+Make = Callable[[Title, Rendition, SegmentPart, Priority], Awaitable[bool]]
 
 
 class Prefetcher:
@@ -60,9 +61,12 @@ class Prefetcher:
         return key in self._background
 
     def pretranscode(self, title: Title, client: str = "") -> None:
-        """Queue the first `initd` ms of every rendition (when its playlist is created)."""
+        """Queue the first `initd` ms of every rendition (when its playlist is created), and
+        an fMP4 rendition's init segment, which a player fetches before them."""
         for rendition in title.renditions:
-            indexes = pretranscode_indexes(rendition.windows, rendition.initd)
+            indexes: list[SegmentPart] = [*pretranscode_indexes(rendition.windows, rendition.initd)]
+            if indexes and rendition.container == "fmp4":
+                indexes.insert(0, INIT)
             self.prefetch(title, rendition, indexes, Priority.PRETRANSCODE, client)
 
     def played(self, title: Title, rendition: Rendition, index: int, client: str = "") -> None:
@@ -79,7 +83,7 @@ class Prefetcher:
         ahead = IN_ORDER_AHEAD if previous == index - 1 else rendition.ta
         self.prefetch(title, rendition, lookahead_indexes(rendition.windows, index, ahead), Priority.LOOKAHEAD, client)
 
-    def prefetch(self, title: Title, rendition: Rendition, indexes: Iterable[int], priority: Priority, client: str = "") -> None:
+    def prefetch(self, title: Title, rendition: Rendition, indexes: Iterable[SegmentPart], priority: Priority, client: str = "") -> None:
         """Queue background segments, within `limit` and within the title's and the client's
         budgets: what they refuse is simply not made ahead."""
         budget_key = f"{title.profile.name}\n{title.source.key}\n{title.source.etag}"
@@ -101,7 +105,9 @@ class Prefetcher:
         for task in list(self._background.values()):
             task.cancel()
 
-    async def _prefetch_one(self, title: Title, rendition: Rendition, index: int, priority: Priority, budget_key: str, client: str) -> None:
+    async def _prefetch_one(
+        self, title: Title, rendition: Rendition, index: SegmentPart, priority: Priority, budget_key: str, client: str
+    ) -> None:
         made = False
         try:
             made = await self.make(title, rendition, index, priority)

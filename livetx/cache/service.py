@@ -250,7 +250,7 @@ class SegmentService:
         """A client fetched segment `index`: prefetch ahead of it (see `Prefetcher.played`)."""
         self.prefetcher.played(title, rendition, index, client)
 
-    async def _made(self, title: Title, rendition: Rendition, index: int, priority: Priority) -> bool:
+    async def _made(self, title: Title, rendition: Rendition, index: SegmentPart, priority: Priority) -> bool:
         return (await self.get(title, rendition, index, priority)).made
 
     def _busy(self, key: str) -> bool:
