@@ -82,6 +82,12 @@ class SegmentNotFound(NotFound):
     code = "segment_not_found"
 
 
+class NotDash(NotFound):
+    """A DASH manifest asked for a title with an MPEG-TS rendition: DASH serves fMP4 segments only."""
+
+    code = "not_dash"
+
+
 class ProfileNotFound(NotFound):
     code = "profile_not_found"
 

@@ -2,6 +2,7 @@
 
     /hls/<profile>/<source key>/master.m3u8
     /hls/<profile>/<source key>/<rendition>.m3u8
+    /hls/<profile>/<source key>/manifest.mpd                     (DASH, fMP4 titles only)
     /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.ts     (MPEG-TS renditions)
     /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.m4s    (fMP4 renditions,
     /hls/<profile>/<source key>/<rendition>-<spec id>-init.mp4    and their init segment)
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from livetx.contract import Bound, Field, Integer, Shape, Text
+from livetx.dash.manifest import MPD_NAME
 from livetx.errors import InvalidPath, LivetxError, ParameterError
 from livetx.jobs import is_job_profile
 from livetx.layout import PLAYLIST_SUFFIX, SEGMENT_SUFFIXES
@@ -132,7 +134,7 @@ def hls_parts(path: str, profiles: Mapping[str, object]) -> tuple[str, str]:
     if len(parts) < 5 or parts[0] != "" or f"/{parts[1]}" != HLS_ROOT or not known_profile(parts[2], profiles):
         raise ParameterError("path", PATH_ALLOWED)
     key, name = "/".join(parts[3:-1]), parts[-1]
-    if not name.endswith((PLAYLIST_SUFFIX, *SEGMENT_SUFFIXES)):
+    if not (name.endswith((PLAYLIST_SUFFIX, *SEGMENT_SUFFIXES)) or name == MPD_NAME):
         raise ParameterError("path", PATH_ALLOWED)
     try:
         check_source_key(key)

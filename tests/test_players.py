@@ -1,12 +1,13 @@
 """The player matrix: hls.js, Shaka Player and video.js each play the shipped fMP4 H.264 ladder in
-Chromium from the real server, with no error event of any kind.
+Chromium from the real server, and Shaka Player and dash.js its DASH manifest (manifest.mpd,
+over the very same segments), with no error event of any kind.
 
-Each player runs once (a module-scoped fixture per player): it plays the title from the start to
+Each player runs once per protocol (a module-scoped fixture per case): it plays the title from the start to
 the end at PLAYBACK_RATE, then from a seek to 50 % to the end again, recording every error event
 it and the video element raise (hls.js's non-fatal ones too, bufferSeekOverHole among them) and
 what it has buffered. The tests then read that record, one behaviour each. The players come from
 npm into git-ignored folders (.ci/run installs them: hls.js into var/test-hlsjs, Shaka and
-video.js into var/test-players); a player that is not installed skips with the reason. Pages and
+video.js and dash.js into var/test-players); a player that is not installed skips with the reason. Pages and
 scripts are answered by Playwright from the local files at the server's origin, so only
 127.0.0.1 is reached.
 """
@@ -33,7 +34,10 @@ SCRIPTS = {
     "hls.js": HLS_JS,
     "shaka": PLAYERS_DIR / "shaka-player" / "dist" / "shaka-player.compiled.js",
     "video.js": PLAYERS_DIR / "video.js" / "dist" / "video.min.js",
+    "dash.js": PLAYERS_DIR / "dashjs" / "dist" / "modern" / "umd" / "dash.all.min.js",
 }
+# (player, protocol): the ladder's master playlist (hls) or its DASH manifest (dash)
+CASES = [("hls.js", "hls"), ("shaka", "hls"), ("video.js", "hls"), ("shaka", "dash"), ("dash.js", "dash")]
 # at 4x on a loaded 2-core machine hls.js reports a stall at 0 (bufferStalledError, 4 s buffered)
 # while Chromium starts decoding
 PLAYBACK_RATE = 2
@@ -74,12 +78,25 @@ player.on('error', () => errors.push({source: 'video.js', code: player.error() &
 player.src({src: SRC, type: 'application/x-mpegURL'});
 player.ready(() => start());
 """,
+    "dash.js": """
+const player = dashjs.MediaPlayer().create(); window.player = player;
+const events = dashjs.MediaPlayer.events;
+// the segments are muxed (codecs "avc1...,mp4a.40.2"); dash.js 5.2.1 hands MediaCapabilities that
+// codecs list unquoted, which Chromium cannot parse ("Failed to parse video contentType"), and drops
+// every Representation: its MSE isTypeSupported check takes the quoted list
+player.updateSettings({streaming: {capabilities: {useMediaCapabilitiesApi: false}}});
+player.on(events.ERROR, e => errors.push({source: 'dash.js', code: e.error && e.error.code, message: e.error && e.error.message}));
+player.on(events.PLAYBACK_ERROR, e => errors.push({source: 'dash.js playback', message: String(e.error)}));
+player.on(events.STREAM_INITIALIZED, () => start());
+player.initialize(media, SRC, false);
+""",
 }
 
 
 @dataclass
 class Played:
     player: str
+    protocol: str
     duration: float
     buffered_at_start: list[list[float]]
     first_pass_ended: bool
@@ -119,6 +136,17 @@ def ladder_url(server: Server, sources: dict[str, Source]) -> str:
     return url
 
 
+@pytest.fixture(scope="module")
+def mpd_url(server: Server, ladder_url: str) -> str:
+    """The ladder's DASH manifest, signed as its master playlist is; its segments are the ones
+    `ladder_url` has made already (the same URLs)."""
+    path = urlsplit(ladder_url).path.removesuffix("master.m3u8") + "manifest.mpd"
+    url = server.cli("sign", path, "--base-url", server.base_url)
+    status, headers, body = fetch(url)
+    assert status == 200 and headers["Content-Type"].startswith("application/dash+xml"), body
+    return url
+
+
 def page_html(player: str, src: str) -> str:
     script = SCRIPTS[player].name
     setup = COMMON.replace("RATE", str(PLAYBACK_RATE))
@@ -134,12 +162,13 @@ def state(page: Any) -> dict[str, Any]:
     )
 
 
-@pytest.fixture(scope="module", params=list(SCRIPTS))
+@pytest.fixture(scope="module", params=CASES, ids=[f"{player}-{protocol}" for player, protocol in CASES])
 def played(request: pytest.FixtureRequest, browser: Any, server: Server, ladder_url: str) -> Played:
-    player: str = request.param
+    player, protocol = request.param
     script = SCRIPTS[player]
     if not script.exists():
         pytest.skip(f"{player} is not installed at {script} (.ci/run installs it with npm)")
+    src = ladder_url if protocol == "hls" else request.getfixturevalue("mpd_url")
     page = browser.new_page()
     origin = server.base_url
 
@@ -148,7 +177,7 @@ def played(request: pytest.FixtureRequest, browser: Any, server: Server, ladder_
         path = urlsplit(url).path
         if url.startswith(origin + PAGE_PREFIX):
             if path.endswith(".html"):
-                request_route.fulfill(body=page_html(player, ladder_url), content_type="text/html")
+                request_route.fulfill(body=page_html(player, src), content_type="text/html")
             else:
                 request_route.fulfill(path=str(script), content_type="application/javascript")
         elif urlsplit(url).hostname == "127.0.0.1":
@@ -175,11 +204,13 @@ def played(request: pytest.FixtureRequest, browser: Any, server: Server, ladder_
             "(() => { if (window.shaka) return player.getLoadMode() === shaka.Player.LoadMode.MEDIA_SOURCE"
             " ? 'shaka ' + shaka.Player.version : 'native: load mode ' + player.getLoadMode();"
             " if (!media.src.startsWith('blob:')) return 'native: ' + media.src;"
+            " if (window.dashjs) return 'dash.js ' + player.getVersion();"
             " return window.Hls ? 'hls.js ' + Hls.version"
             " : 'video.js ' + videojs.VERSION + ' / VHS ' + videojs.VhsHandler.version()['@videojs/http-streaming']; })()"
         )
         out = Played(
             player,
+            protocol,
             first["duration"],
             buffered,
             first["ended"],
@@ -193,12 +224,12 @@ def played(request: pytest.FixtureRequest, browser: Any, server: Server, ladder_
         )
     finally:
         page.close()
-    print(f"{player}: {out}")
+    print(f"{player} ({protocol}): {out}")
     return out
 
 
 def test_plays_from_the_start_with_a_buffer_from_zero(played: Played, sources: dict[str, Source]) -> None:
-    assert played.engine.split()[0] in ("hls.js", "shaka", "video.js"), played.engine  # MSE, not native HLS
+    assert played.engine.split()[0] in ("hls.js", "shaka", "video.js", "dash.js"), played.engine  # MSE, not native HLS
     assert played.duration == pytest.approx(sources[SOURCE].spec.seconds, abs=0.05)
     assert played.buffered_at_start and played.buffered_at_start[0][0] == pytest.approx(0, abs=0.001), played.buffered_at_start
 

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from livetx.contract import params_schema
+from livetx.dash.manifest import MPD_TYPE
 from livetx.jobs import imm_request
 from livetx.media.params import RenditionParams, TitleParams
 from livetx.settings import Settings
@@ -227,6 +228,19 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
             },
             "/hls/{profile}/{key}/master.m3u8": _playlist("Master playlist", []),
             "/hls/{profile}/{key}/{rendition}.m3u8": _playlist("Media playlist of one rendition", [RENDITION]),
+            "/hls/{profile}/{key}/manifest.mpd": {
+                "get": {
+                    "summary": "DASH manifest (static MPD) over the title's fMP4 segments, for titles whose renditions are all fMP4",
+                    "parameters": TITLE_PARAMETERS + TOKEN_PARAMETERS,
+                    "responses": {
+                        "200": _ok("the MPD", MPD_TYPE, {"type": "string"}),
+                        "400": _error("invalid path or parameter"),
+                        **TOKEN_ERRORS,
+                        "404": _error("unknown source or profile, or a rendition is MPEG-TS (`not_dash`)"),
+                        "422": _error("the source cannot be read as media"),
+                    },
+                }
+            },
             "/hls/{profile}/{key}/{rendition}-{spec}-{n}.ts": {
                 "get": {
                     "summary": "One MPEG-TS segment, transcoded on first request",

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from livetx.dash.manifest import MPD_TYPE, check_dash, rendered_mpd
 from livetx.playlists import Rendered, rendered_master, rendered_media
 from livetx.titles import Title
 from livetx.urls import title_prefix
@@ -101,6 +103,32 @@ async def master(request: web.Request) -> web.StreamResponse:
     cache_key = (*_version(title), "master", tuple((r.spec_id, *measured[r.name]) for r in title.renditions))
     rendered = await request.app[PLAYLISTS].get(cache_key, lambda: rendered_master(title, lambda r: measured[r.name]))
     return await _respond(request, rendered, title_prefix(profile, key))
+
+
+async def mpd(request: web.Request) -> web.Response:
+    """The title's DASH manifest (livetx/dash/manifest.py), for titles whose renditions are all
+    fMP4, signed like the master playlist.
+
+    Its SegmentTemplate URLs stand for every segment at once, so they cannot carry one
+    signature each. All of them carry one query: a prefix token as it came (handed on, as the
+    playlists do), none on a CDN's origin pull without a token, and for a path token a token
+    for the title's prefix with the same claims (expiry, nbf, ip). That covers what the master
+    playlist's signed URLs reach anyway: this title's playlists and segments, nothing else."""
+    profile, key = request.match_info["profile"], request.match_info["key"]
+    title = await request.app[CATALOG].title(profile, key)
+    check_dash(title)
+    if request.app[CATALOG].first_sight(title):
+        request.app[SEGMENTS].pretranscode(title, viewer(request))
+    measured = {r.name: request.app[SEGMENTS].bandwidth(r) for r in title.renditions}
+    cache_key = (*_version(title), "mpd", tuple((r.spec_id, *measured[r.name]) for r in title.renditions))
+    rendered = await request.app[PLAYLISTS].get(cache_key, lambda: rendered_mpd(title, lambda r: measured[r.name]))
+    prefix = title_prefix(profile, key)
+    token = request.get(TOKEN)
+    if token is not None and request.app[SIGNER].path_signer(token, prefix) is not None:
+        token = request.app[SIGNER].sign_prefix(prefix, token.exp, nbf=token.nbf, ip=token.ip)
+    query = b"" if token is None else b"?" + escape(token.query_string()).encode()  # "&" in XML: "&amp;"
+    body = rendered.parts[0] + rendered.piece_with_query(0, len(rendered.names), query)
+    return web.Response(body=body, content_type=MPD_TYPE, headers=PLAYLIST_HEADERS)
 
 
 async def media(request: web.Request) -> web.StreamResponse:

@@ -8,6 +8,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from livetx.dash.manifest import MPD_NAME
 from livetx.urls import HLS_ROOT
 from livetx.web import api, playlists, segments
 from livetx.web.auth import check_metrics_token
@@ -57,6 +58,7 @@ def add_routes(app: web.Application) -> None:
     title = f"{HLS_ROOT}/{PROFILE}/{KEY}"
     app.router.add_get(f"{title}/master.m3u8", playlists.master, name="hls-master")
     app.router.add_get(f"{title}/{RENDITION}.m3u8", playlists.media, name="hls-media")
+    app.router.add_get(f"{title}/{MPD_NAME}", playlists.mpd, name="hls-mpd")  # DASH, fMP4 titles only
     segment = f"{title}/{RENDITION}-{{spec:[0-9a-f]{{12}}}}-"
     app.router.add_get(segment + "{n:[0-9]{1,6}}.ts", segments.segment, name="hls-segment")
     app.router.add_get(segment + "{n:[0-9]{1,6}}.m4s", segments.segment, name="hls-fragment")  # fMP4 media segment

@@ -1,0 +1,142 @@
+"""A title's DASH manifest: a static MPD over the very same init and media segments the HLS
+playlists name, so one cache (and one CDN object) serves both protocols. Pure: metadata in,
+text out.
+
+The segments are muxed (video and audio in one fMP4 fragment), so each rendition is one
+multiplexed Representation whose `codecs` lists both, in one AdaptationSet of its kind: video
+renditions in a video set (audio riding in the same segments), audio-only renditions in an
+audio set. No `ContentComponent` elements: dash.js refuses an AdaptationSet that lists more
+than one as "multiplexed", while a Representation whose codecs name both plays in Shaka and
+dash.js alike (tests/test_players.py), Chromium's MSE taking both tracks in one SourceBuffer.
+(dash.js 5.2.1 needs `streaming.capabilities.useMediaCapabilitiesApi: false`: it hands
+MediaCapabilities the two-codec list unquoted, which Chromium cannot parse.) Separate audio and
+video AdaptationSets would need demuxed segments, not the HLS ones.
+
+Segment URLs are the HLS playlists' names, relative to the MPD, which sits in the same
+folder. `$Number$` numbers them from 0 as the HLS names do, and the SegmentTimeline gives each
+segment's exact start and length: the opening segments are shorter.
+
+For viewers the MPD is rendered once per title version (`rendered_mpd`) with each URL's query
+left open, as the playlists are (livetx/playlists.py): a request fills in one query for every
+URL (web/playlists.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from fractions import Fraction
+
+from livetx.dash.model import AdaptationSet, Mpd, Representation, S, SegmentTemplate
+from livetx.dash.render import render_mpd
+from livetx.errors import NotDash
+from livetx.layout import segment_name
+from livetx.media.model import INIT
+from livetx.playlists import BandwidthFor, Rendered, estimated, plain, variant_order
+from livetx.titles import Rendition, Title
+
+MPD_NAME = "manifest.mpd"
+MPD_TYPE = "application/dash+xml"
+VIDEO_TIMESCALE = 90000  # the fMP4 video track's (media/transcode.py MPEG_TS_CLOCK), so $Time$ would equal tfdt
+NUMBER = "$Number$"  # 23009-1 5.3.9.4.4: replaced by the segment's number
+_INDEX = 987654321  # a segment index no title has, replaced by NUMBER in the media template
+
+UriFor = Callable[[str], str]
+
+
+def check_dash(title: Title) -> None:
+    ts = [r.name for r in title.renditions if r.container != "fmp4"]
+    if ts:
+        raise NotDash(
+            f"no DASH manifest for profile {title.profile.name!r}: rendition {ts[0]!r} is MPEG-TS;"
+            " DASH is served for titles whose renditions are all container=fmp4"
+        )
+
+
+def timescale(rendition: Rendition) -> int:
+    """Ticks per second in which every segment boundary is a whole number: the video clock
+    (90 kHz) or the audio sample rate, times what a frame rate such as 60000/1001 needs."""
+    base = VIDEO_TIMESCALE if rendition.video is not None else rendition.audio.sample_rate  # type: ignore[union-attr]
+    units = {w.unit.denominator for w in rendition.windows}
+    return math.lcm(base, *units)
+
+
+def timeline(rendition: Rendition, scale: int) -> tuple[S, ...]:
+    """Each segment's start and length in ticks; runs of equal lengths fold into one `S`."""
+    out: list[S] = []
+    for w in rendition.windows:
+        t, d = int(w.start * scale), int(w.duration * scale)
+        last = out[-1] if out else None
+        if last is not None and last.d == d and last.t + (last.r + 1) * last.d == t:
+            out[-1] = S(last.t, last.d, last.r + 1)
+        else:
+            out.append(S(t, d))
+    return tuple(out)
+
+
+def _media_template(rendition: Rendition, uri_for: UriFor) -> str:
+    """The media URL with `$Number$` where the segment number goes (uri_for sees a segment
+    name, so it quotes it as it quotes the HLS names; `$` itself would be quoted)."""
+    head, tail = uri_for(segment_name(rendition, _INDEX)).rsplit(str(_INDEX), 1)  # the last: the number
+    return head + NUMBER + tail
+
+
+def representation(rendition: Rendition, uri_for: UriFor, bandwidth: int) -> Representation:
+    scale = timescale(rendition)
+    template = SegmentTemplate(
+        timescale=scale,
+        initialization=uri_for(segment_name(rendition, INIT)),
+        media=_media_template(rendition, uri_for),
+        timeline=timeline(rendition, scale),
+    )
+    video, audio = rendition.video, rendition.audio
+    return Representation(
+        id=rendition.name,
+        bandwidth=bandwidth,
+        codecs=rendition.codecs,
+        template=template,
+        width=video.width if video else None,
+        height=video.height if video else None,
+        frame_rate=video.fps if video else None,
+        audio_sampling_rate=audio.sample_rate if audio else None,
+        audio_channels=audio.channels if audio else None,
+    )
+
+
+def mpd(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = estimated) -> Mpd:
+    check_dash(title)
+    ordered = variant_order(title, bandwidth_for)
+    sets: list[AdaptationSet] = []
+    for content_type, members in (
+        ("video", [r for r in ordered if r.video is not None]),
+        ("audio", [r for r in ordered if r.video is None]),
+    ):
+        if members:
+            reps = tuple(representation(r, uri_for, bandwidth_for(r)[0]) for r in members)
+            sets.append(AdaptationSet(id=len(sets), content_type=content_type, mime_type=f"{content_type}/mp4", representations=reps))
+    # the shortest rendition's end: no player waits at the end for media a rendition lacks
+    duration = min(r.windows[-1].stop for r in title.renditions)
+    longest = max(w.duration for r in title.renditions for w in r.windows)
+    return Mpd(duration=duration, min_buffer_time=Fraction(math.ceil(longest)), adaptation_sets=tuple(sets))
+
+
+def mpd_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = estimated) -> str:
+    return render_mpd(mpd(title, uri_for, bandwidth_for))
+
+
+_OPEN = "\x00"  # where a URL's query goes while rendering (never in an XML text)
+
+
+def rendered_mpd(title: Title, bandwidth_for: BandwidthFor = estimated) -> Rendered:
+    """The MPD with each URL's query left open: `parts` joined by one query fill it in."""
+    names: list[str] = []
+
+    def uri_for(name: str) -> str:
+        names.append(name)
+        return plain(name) + _OPEN
+
+    parts = mpd_text(title, uri_for, bandwidth_for).split(_OPEN)
+    if len(parts) != len(names) + 1:
+        raise ValueError("an MPD's text holds the open-query marker")
+    encoded = tuple(p.encode() for p in parts)
+    return Rendered(encoded, tuple(names), sum(map(len, encoded)), False, max(names, key=len, default=""))
