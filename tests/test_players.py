@@ -1,6 +1,7 @@
 """The player matrix: hls.js, Shaka Player and video.js each play the shipped fMP4 H.264 ladder in
 Chromium from the real server, and Shaka Player and dash.js its DASH manifest (manifest.mpd,
-over the very same segments), with no error event of any kind.
+over the very same segments), and hls.js and Shaka the shipped AV1 profile, with no error event
+of any kind.
 
 Each player runs once per protocol (a module-scoped fixture per case): it plays the title from the start to
 the end at PLAYBACK_RATE, then from a seek to 50 % to the end again, recording every error event
@@ -37,7 +38,15 @@ SCRIPTS = {
     "dash.js": PLAYERS_DIR / "dashjs" / "dist" / "modern" / "umd" / "dash.all.min.js",
 }
 # (player, protocol): the ladder's master playlist (hls) or its DASH manifest (dash)
-CASES = [("hls.js", "hls"), ("shaka", "hls"), ("video.js", "hls"), ("shaka", "dash"), ("dash.js", "dash")]
+CASES = [
+    ("hls.js", "hls"),
+    ("shaka", "hls"),
+    ("video.js", "hls"),
+    ("shaka", "dash"),
+    ("dash.js", "dash"),
+    ("hls.js", "hls-av1"),  # the shipped av1 profile: AV1 in fMP4, which Chromium decodes
+    ("shaka", "hls-av1"),
+]
 # at 4x on a loaded 2-core machine hls.js reports a stall at 0 (bufferStalledError, 4 s buffered)
 # while Chromium starts decoding
 PLAYBACK_RATE = 2
@@ -120,20 +129,30 @@ def browser() -> Any:
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def ladder_url(server: Server, sources: dict[str, Source]) -> str:
-    url = server.cli("url", sources[SOURCE].key, "--profile", "ladder", "--base-url", server.base_url)
+def warmed(server: Server, source: Source, profile: str, codec: str, variants: int) -> str:
+    """The signed master URL of `profile`'s title, every segment made before the players start:
+    at PLAYBACK_RATE a cold title on a busy 2-core machine stalls them while segments are
+    made, which hls.js reports (bufferStalledError)."""
+    url = server.cli("url", source.key, "--profile", profile, "--base-url", server.base_url)
     master = m3u8.loads(fetch(url)[2].decode(), uri=url)
-    assert len(master.playlists) == 3
-    for variant in master.playlists:  # what the players meet: fMP4 H.264 renditions
-        assert variant.stream_info.codecs.startswith("avc1.")
+    assert len(master.playlists) == variants
+    for variant in master.playlists:  # what the players meet: fMP4 renditions of one codec
+        assert variant.stream_info.codecs.startswith(codec), variant.stream_info.codecs
         media = m3u8.loads(fetch(variant.absolute_uri)[2].decode(), uri=variant.absolute_uri)
         assert media.segment_map[0].uri.split("?")[0].endswith("-init.mp4")
-        # made before the players start: at PLAYBACK_RATE a cold title on a busy 2-core machine
-        # stalls them while segments are made, which hls.js reports (bufferStalledError)
         for uri in [media.segment_map[0].absolute_uri, *(s.absolute_uri for s in media.segments)]:
             assert fetch(uri)[0] == 200, uri
     return url
+
+
+@pytest.fixture(scope="module")
+def ladder_url(server: Server, sources: dict[str, Source]) -> str:
+    return warmed(server, sources[SOURCE], "ladder", "avc1.", 3)
+
+
+@pytest.fixture(scope="module")
+def av1_url(server: Server, sources: dict[str, Source]) -> str:
+    return warmed(server, sources[SOURCE], "av1", "av01.", 1)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +187,7 @@ def played(request: pytest.FixtureRequest, browser: Any, server: Server, ladder_
     script = SCRIPTS[player]
     if not script.exists():
         pytest.skip(f"{player} is not installed at {script} (.ci/run installs it with npm)")
-    src = ladder_url if protocol == "hls" else request.getfixturevalue("mpd_url")
+    src = ladder_url if protocol == "hls" else request.getfixturevalue({"dash": "mpd_url", "hls-av1": "av1_url"}[protocol])
     page = browser.new_page()
     origin = server.base_url
 
