@@ -11,6 +11,8 @@ import errno
 import os
 import random
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -27,7 +29,21 @@ from livetx.media.probe import probe
 from livetx.media.transcode import transcode_segment
 from livetx.storage.base import ObjectInfo
 from livetx.titles import build_title, parse_profile
-from tests.conftest import CDN, Source
+from tests.conftest import CDN, ROOT, Source
+
+# the browser and the players the browser tests drive (installed by .ci/run, never committed)
+CHROMIUM = Path(os.environ.get("LIVETX_TEST_CHROMIUM", "/usr/bin/chromium"))
+HLS_JS = Path(os.environ.get("LIVETX_TEST_HLSJS", ROOT / "var" / "test-hlsjs" / "node_modules" / "hls.js" / "dist" / "hls.min.js"))
+
+
+def get_url(url: str) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of a GET to a live server, errors included."""
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
 
 T = TypeVar("T")
 

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
 
 from livetx.settings import PlayerSettings
-from tests.conftest import ROOT, Server, Source
-
-CHROMIUM = Path(os.environ.get("LIVETX_TEST_CHROMIUM", "/usr/bin/chromium"))
-HLS_JS = Path(os.environ.get("LIVETX_TEST_HLSJS", ROOT / "var" / "test-hlsjs" / "node_modules" / "hls.js" / "dist" / "hls.min.js"))
+from tests.conftest import Server, Source
+from tests.support import CHROMIUM, HLS_JS
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,7 @@ from livetx.settings import PlayerSettings, load_settings
 from livetx.urls import master_path
 from tests.checker import check_tone, decode_audio, decode_video
 from tests.conftest import Server, Source
-
-
-def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=120) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+from tests.support import get_url as fetch
 
 
 @pytest.fixture(scope="module")

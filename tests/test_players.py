@@ -26,9 +26,8 @@ import m3u8
 import pytest
 
 from tests.conftest import ROOT, Server, Source
-from tests.support import wait_until
-from tests.test_browser import CHROMIUM, HLS_JS
-from tests.test_e2e import fetch
+from tests.support import CHROMIUM, HLS_JS, wait_until
+from tests.support import get_url as fetch
 
 PLAYERS_DIR = Path(os.environ.get("LIVETX_TEST_PLAYERS", ROOT / "var" / "test-players" / "node_modules"))
 SCRIPTS = {
