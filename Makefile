@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/origin_load.py
 	$(PY) benchmarks/s3_origin.py
 	$(PY) benchmarks/bframes_cost.py
+	$(PY) benchmarks/cmaf_cost.py
 	$(PY) benchmarks/overload.py
 	$(PY) benchmarks/playlist_load.py
 	$(PY) benchmarks/report.py
