@@ -56,7 +56,11 @@ def check_dash(title: Title) -> None:
 def timescale(rendition: Rendition) -> int:
     """Ticks per second in which every segment boundary is a whole number: the video clock
     (90 kHz) or the audio sample rate, times what a frame rate such as 60000/1001 needs."""
-    base = VIDEO_TIMESCALE if rendition.video is not None else rendition.audio.sample_rate  # type: ignore[union-attr]
+    if rendition.video is not None:
+        base = VIDEO_TIMESCALE
+    else:
+        assert rendition.audio is not None, "a rendition has video or audio"
+        base = rendition.audio.sample_rate
     units = {w.unit.denominator for w in rendition.windows}
     return math.lcm(base, *units)
 
