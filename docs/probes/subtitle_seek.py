@@ -17,7 +17,6 @@ import av
 import numpy as np
 from av.stream import Discard
 from av.subtitles.subtitle import SubtitleSet
-
 from tracks import ASS_HEADER, Counting  # same folder
 
 SECONDS, FPS = 20, 25
@@ -78,8 +77,10 @@ def read_from(path: Path, at: float, anchor: str) -> None:
             got.append(f"{float(start):g}-{float(start + packet.duration * packet.time_base):g}:{''.join(text)}")
             if start > at + 3:
                 break
-        print(f"  seek {at} s on the {anchor} stream -> {got[:6]}; read {f.read_bytes} of {path.stat().st_size} bytes;"
-              f" index entries: subtitle {len(sub.index_entries)}, video {len(video.index_entries)}")
+        print(
+            f"  seek {at} s on the {anchor} stream -> {got[:6]}; read {f.read_bytes} of {path.stat().st_size} bytes;"
+            f" index entries: subtitle {len(sub.index_entries)}, video {len(video.index_entries)}"
+        )
 
 
 def main() -> None:
@@ -92,8 +93,6 @@ def main() -> None:
                 read_from(path, 12.0, anchor)
 
 
-
-
 def index_probe() -> None:
     """The MKV subtitle track's cue index: empty at open (parsed lazily), complete after one seek."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,8 +103,10 @@ def index_probe() -> None:
             before = len(sub.index_entries)
             c.seek(0, stream=sub, backward=True, any_frame=True)
             entries = [(e.timestamp * sub.time_base, e.pos, e.size) for e in sub.index_entries]
-            print(f"== index.mkv: subtitle index entries at open {before}, after a seek {len(entries)}:"
-                  f" {[(float(t), p) for t, p, _ in entries]}; read {f.read_bytes} bytes")
+            print(
+                f"== index.mkv: subtitle index entries at open {before}, after a seek {len(entries)}:"
+                f" {[(float(t), p) for t, p, _ in entries]}; read {f.read_bytes} bytes"
+            )
 
 
 if __name__ == "__main__":

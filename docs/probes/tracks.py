@@ -139,7 +139,8 @@ def show(path: Path) -> None:
                 if packet.pts is None:
                     continue
                 text = [r.dialogue.decode() if r.type == b"ass" else r.type for r in (sub.decode(packet) or [])]
-                print(f"     #{index} pts={packet.pts * packet.time_base} dur={packet.duration * packet.time_base} bytes={bytes(packet)[:40]!r} -> {text}")
+                when = f"pts={packet.pts * packet.time_base} dur={packet.duration * packet.time_base}"
+                print(f"     #{index} {when} bytes={bytes(packet)[:40]!r} -> {text}")
             print(f"     #{index} demux with discard=all on others read {f.read_bytes} of {path.stat().st_size} bytes")
         with Counting(str(path)) as f, av.open(f) as c:
             for _ in c.demux(c.streams[index]):
