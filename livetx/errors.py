@@ -107,6 +107,25 @@ class SourceTypeRefused(SourceUnreadable):
     code = "source_type_refused"
 
 
+class SubtitleUnreadable(LivetxError):
+    """A subtitle track (a sidecar file, an IMM `SourceSubtitles` URI) gave no usable cue: not
+    text in a known format, or no cue with valid times. Names the track; the video does not
+    depend on it, so the track is left out and the title still plays."""
+
+    status = 422
+    code = "subtitle_unreadable"
+
+    def __init__(self, track: str, reason: str) -> None:
+        super().__init__(f"subtitle track {track!r} is unreadable: {reason}", track=track, reason=reason)
+        self.track = track
+
+
+class SubtitleTooLarge(SubtitleUnreadable):
+    """A subtitle sidecar is larger than livetx reads (`subtitles.MAX_SIDECAR_BYTES`)."""
+
+    code = "subtitle_too_large"
+
+
 class ProbeTimeout(LivetxError):
     """Reading the source's headers took longer than `transcode.probe_timeout`."""
 

@@ -55,10 +55,9 @@ from livetx.errors import SourceChanged, SourceUnreadable, TranscodeFailed
 from livetx.media.boxes import split_fragment
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
 from livetx.media.remote import VersionMismatch, describe_error, open_container, open_source
+from livetx.media.timeline import MPEG_TS_CLOCK, TS_OFFSET
 
 AAC_FRAME = 1024
-TS_OFFSET = Fraction(7, 5)  # seconds added to every timestamp
-MPEG_TS_CLOCK = 90000  # the video clock, in MPEG-TS and in fMP4 (`video_track_timescale`)
 TS_OPTIONS = {"mpegts_copyts": "1", "avoid_negative_ts": "disabled"}
 FMP4_OPTIONS = {
     # one fragment per segment, written at close; moov empty (init apart); tfdt = the first

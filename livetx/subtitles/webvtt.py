@@ -1,0 +1,69 @@
+"""Cues -> WebVTT segments on the video's windows, and the subtitle media playlist.
+
+One rule: segment i holds every cue with `start < window.stop and end > window.start`, times
+unchanged, so a cue spanning a boundary is written whole in both segments (players drop the
+repeat, RFC 8216 3.5). Cue times are title time; the header's X-TIMESTAMP-MAP says where
+title time 0 sits on the media timeline: `MPEGTS:TS_OFFSET x 90 kHz` (126000) for MPEG-TS
+segments, whose timestamps carry TS_OFFSET, and `MPEGTS:0` for fMP4, whose `tfdt` is title
+time. The playlist has the video's EXTINFs, so segment i of every rendition covers the same
+time.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+from livetx.hls.model import MediaPlaylist, MediaSegment
+from livetx.hls.plan import SegmentWindow, target_duration
+from livetx.hls.render import render_media
+from livetx.media.timeline import MPEG_TS_CLOCK, TS_OFFSET
+from livetx.subtitles.cues import Cue, timestamp
+
+
+def mpegts_offset(container: str) -> int:
+    """The MPEGTS value of X-TIMESTAMP-MAP: title time 0 in 90 kHz ticks of the media."""
+    offset = TS_OFFSET if container == "ts" else Fraction(0)
+    ticks = offset * MPEG_TS_CLOCK
+    assert ticks.denominator == 1, "TS_OFFSET is a whole number of 90 kHz ticks"
+    return int(ticks)
+
+
+def overlaps(cue: Cue, window: SegmentWindow) -> bool:
+    return Fraction(cue.start, 1000) < window.stop and Fraction(cue.end, 1000) > window.start
+
+
+def assign(cues: Sequence[Cue], windows: Sequence[SegmentWindow]) -> list[list[Cue]]:
+    """The cues of every window, in cue order: each cue in every window it overlaps.
+    `windows` are the planner's (contiguous, in order); a cue past the last window is in none."""
+    segments: list[list[Cue]] = [[] for _ in windows]
+    stops = [window.stop for window in windows]
+    for cue in cues:
+        first = bisect.bisect_right(stops, Fraction(cue.start, 1000))  # the first window ending after the start
+        for at in range(first, len(windows)):
+            if not overlaps(cue, windows[at]):
+                break
+            segments[at].append(cue)
+    return segments
+
+
+def segment_cues(cues: Sequence[Cue], window: SegmentWindow) -> list[Cue]:
+    """The cues of one window (what one segment request needs), in cue order."""
+    return [cue for cue in cues if overlaps(cue, window)]
+
+
+def render_segment(cues: Sequence[Cue], container: str) -> str:
+    """One WebVTT segment: header, timestamp map, then each cue (an empty segment is valid)."""
+    lines = ["WEBVTT", f"X-TIMESTAMP-MAP=MPEGTS:{mpegts_offset(container)},LOCAL:{timestamp(0)}", ""]
+    for cue in cues:
+        settings = f" {cue.settings}" if cue.settings else ""
+        lines += [f"{timestamp(cue.start)} --> {timestamp(cue.end)}{settings}", cue.text, ""]
+    return "\n".join(lines) + "\n"
+
+
+def playlist_text(windows: Sequence[SegmentWindow], segment_uri: Callable[[SegmentWindow], str]) -> str:
+    """The subtitle media playlist: one `.vtt` segment per video window, with its EXTINF and
+    the video's EXT-X-TARGETDURATION. `segment_uri` names segment i (keys live in layout.py)."""
+    segments = tuple(MediaSegment(uri=segment_uri(window), duration=window.duration) for window in windows)
+    return render_media(MediaPlaylist(segments=segments, target_duration=target_duration(windows)))
