@@ -6,7 +6,7 @@ place. Messages are safe to show to a client: they never carry key material or t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 
 class LivetxError(Exception):
@@ -115,9 +115,10 @@ class SubtitleUnreadable(LivetxError):
     status = 422
     code = "subtitle_unreadable"
 
-    def __init__(self, track: str, reason: str) -> None:
-        super().__init__(f"subtitle track {track!r} is unreadable: {reason}", track=track, reason=reason)
-        self.track = track
+    @classmethod
+    def of(cls, track: str, reason: str) -> Self:
+        """The error for `track`; the plain `(message)` form stays, as the pool rebuilds errors so."""
+        return cls(f"subtitle track {track!r} is unreadable: {reason}", track=track)
 
 
 class SubtitleTooLarge(SubtitleUnreadable):

@@ -35,5 +35,5 @@ def parse(data: bytes, track: str, kind: str | None = None) -> tuple[Cue, ...]:
     parser = PARSERS.get((kind or "").lower()) or PARSERS[sniff(text)]
     cues = normalise(parser(text))
     if not cues:
-        raise SubtitleUnreadable(track, "no cue with valid times and text")
+        raise SubtitleUnreadable.of(track, "no cue with valid times and text")
     return cues
