@@ -12,6 +12,7 @@ time.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 
@@ -30,27 +31,37 @@ def mpegts_offset(container: str) -> int:
     return int(ticks)
 
 
+def _bounds(window: SegmentWindow) -> tuple[Fraction, Fraction]:
+    """The window in milliseconds, exact (a frame-grid boundary need not be a whole ms)."""
+    return window.start * 1000, window.stop * 1000
+
+
 def overlaps(cue: Cue, window: SegmentWindow) -> bool:
-    return Fraction(cue.start, 1000) < window.stop and Fraction(cue.end, 1000) > window.start
+    start, stop = _bounds(window)
+    return cue.start < stop and cue.end > start
 
 
 def assign(cues: Sequence[Cue], windows: Sequence[SegmentWindow]) -> list[list[Cue]]:
     """The cues of every window, in cue order: each cue in every window it overlaps.
     `windows` are the planner's (contiguous, in order); a cue past the last window is in none."""
     segments: list[list[Cue]] = [[] for _ in windows]
-    stops = [window.stop for window in windows]
+    bounds = [_bounds(window) for window in windows]
+    # whole ms below which a cue start lies before a window's stop: start < stop <=> start < ceil(stop)
+    stops = [math.ceil(stop) for _, stop in bounds]
     for cue in cues:
-        first = bisect.bisect_right(stops, Fraction(cue.start, 1000))  # the first window ending after the start
-        for at in range(first, len(windows)):
-            if not overlaps(cue, windows[at]):
-                break
+        at = bisect.bisect_right(stops, cue.start)  # the first window ending after the start
+        while at < len(windows) and cue.end > bounds[at][0]:
             segments[at].append(cue)
+            at += 1
     return segments
 
 
 def segment_cues(cues: Sequence[Cue], window: SegmentWindow) -> list[Cue]:
     """The cues of one window (what one segment request needs), in cue order."""
-    return [cue for cue in cues if overlaps(cue, window)]
+    start, stop = _bounds(window)
+    # whole-ms bounds: end > start <=> end > floor(start); start < stop <=> start < ceil(stop)
+    low, high = math.floor(start), math.ceil(stop)
+    return [cue for cue in cues if cue.start < high and cue.end > low]
 
 
 def render_segment(cues: Sequence[Cue], container: str) -> str:
