@@ -12,6 +12,7 @@ from typing import Any
 
 import av
 from av.stream import Disposition
+from av.subtitles.subtitle import SubtitleSet
 
 from livetx.media.sample import SUFFIX_FORMATS, _background, render_frame, tone
 
@@ -44,7 +45,50 @@ class MultiTrackSpec:
     tracks: tuple[ToneTrack, ...] = TRACKS
 
 
+@dataclass(frozen=True)
+class TextTrack:
+    codec: str  # encoder: "subrip", "ass" (Matroska), "mov_text" (MP4)
+    language: str | None
+    title: str | None = None
+    disposition: tuple[str, ...] = ()
+
+
+SUBTITLES = {  # by container; one cue each, whose text is its start time
+    ".mkv": (TextTrack("subrip", "eng", disposition=("default",)), TextTrack("ass", "fra", "Forcés", ("forced",))),
+    ".mp4": (TextTrack("mov_text", "eng", "English SDH", ("hearing_impaired",)),),
+}
+ASS_HEADER = (
+    b"[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, "
+    b"OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, "
+    b"Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\nStyle: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,"
+    b"100,0,0,1,1,0,2,10,10,10,0\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+)
 LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+
+
+def _disposition(flags: tuple[str, ...]) -> Disposition:
+    disposition = Disposition(0)
+    for flag in flags:
+        disposition |= Disposition[flag]
+    return disposition
+
+
+def _subtitle_packets(out: Any, track: TextTrack) -> list[Any]:
+    stream: Any = out.add_stream(track.codec)
+    if track.language:
+        stream.metadata["language"] = track.language
+    if track.title:
+        stream.metadata["title"] = track.title
+    stream.disposition = _disposition(track.disposition)
+    stream.codec_context.subtitle_header = ASS_HEADER
+    stream.time_base = Fraction(1, 1000)
+    start, end = Fraction(1), Fraction(2)
+    sub = SubtitleSet.create(b"0,0,Default,,0,0,0,,t=1.000", 0, int((end - start) * 1000), int(start * 1_000_000))
+    packet = stream.codec_context.encode_subtitle(sub)
+    packet.stream, packet.time_base = stream, stream.time_base
+    packet.pts = packet.dts = int(start * 1000)
+    packet.duration = int((end - start) * 1000)
+    return [packet]
 
 
 def write_multitrack(path: Path, spec: MultiTrackSpec = MultiTrackSpec()) -> None:
@@ -64,12 +108,11 @@ def write_multitrack(path: Path, spec: MultiTrackSpec = MultiTrackSpec()) -> Non
                 stream.metadata["language"] = track.language
             if track.title:
                 stream.metadata["title"] = track.title
-            disposition = Disposition(0)
-            for flag in track.disposition:
-                disposition |= Disposition[flag]
-            stream.disposition = disposition
+            stream.disposition = _disposition(track.disposition)
             audio.append(stream)
         packets: list[Any] = []
+        for text in SUBTITLES[path.suffix]:
+            packets += _subtitle_packets(out, text)
         background = _background(spec.width, spec.height)
         for index in range(round(spec.seconds * spec.fps)):
             frame = av.VideoFrame.from_ndarray(render_frame(background, index, spec.width, spec.height), format="yuv420p")
@@ -80,6 +123,8 @@ def write_multitrack(path: Path, spec: MultiTrackSpec = MultiTrackSpec()) -> Non
         for stream, track in zip(audio, spec.tracks, strict=True):
             for at in range(0, total, 1024):
                 samples = tone(at, min(1024, total - at), spec.sample_rate, track.tone_hz, track.channels)
+                if track.channels == 6:  # the tone in the centre only: FFmpeg's AAC encoder bends a tone
+                    samples[[0, 1, 3, 4, 5]] = 0  # shared by a channel pair (phase off by 0.25 rad, measured)
                 chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout=LAYOUTS[track.channels])
                 chunk.sample_rate, chunk.pts, chunk.time_base = spec.sample_rate, at, Fraction(1, spec.sample_rate)
                 packets += stream.encode(chunk)

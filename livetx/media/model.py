@@ -196,7 +196,12 @@ SegmentPart = int | Literal["init"]  # a media segment's index, or an fMP4 rendi
 class SegmentJob:
     """Make the segment covering title time [start, stop) of `source`, in `container` ("ts" or
     "fmp4"). With `init`, make an fMP4 rendition's init segment instead: from the encoder
-    headers alone, reading no source (start, stop and the source fields are unused)."""
+    headers alone, reading no source (start, stop and the source fields are unused).
+
+    The streams made are the specs given: `video=None` makes an audio-only segment of source
+    stream `audio_stream` (any audio track, as an EXT-X-MEDIA rendition needs: on the video's
+    windows, the same global AAC grid and pre/post-roll, TS_OFFSET in MPEG-TS, `tfdt` = title
+    time in fMP4); `audio=None` a video-only one. Its init segment is made from the same specs."""
 
     source: str
     origin: Fraction  # source time (seconds) of title time 0

@@ -215,17 +215,21 @@ def _audio_track(stream: Any) -> AudioTrack:
 BITMAP_SUBTITLES = frozenset({"hdmv_pgs_subtitle", "dvd_subtitle", "dvb_subtitle", "xsub"})
 
 
+def is_bitmap_subtitle(codec: str) -> bool:
+    """Whether subtitles of `codec` (FFmpeg's name) are pictures rather than text."""
+    try:
+        return bool(av.Codec(codec, "r").bitmap_sub)
+    except (av.FFmpegError, ValueError):  # no decoder for it in this FFmpeg
+        return codec in BITMAP_SUBTITLES
+
+
 def _subtitle_track(stream: Any) -> SubtitleTrack:
     name = stream.codec_context.name if stream.codec_context is not None else "unknown"
-    try:
-        bitmap = bool(av.Codec(name, "r").bitmap_sub)
-    except (av.FFmpegError, ValueError):  # no decoder for it in this FFmpeg
-        bitmap = name in BITMAP_SUBTITLES
     default, forced, roles = _flags(stream)
     return SubtitleTrack(
         index=stream.index,
         codec=name,
-        bitmap=bitmap,
+        bitmap=is_bitmap_subtitle(name),
         language=_language(stream),
         title=_title(stream),
         default=default,
