@@ -9,7 +9,10 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
-RECORD_VERSION = 1  # of the probe record; bump when VideoInfo/AudioInfo change meaning
+RECORD_VERSION = 2  # of the probe record; bump when its facts change meaning or grow (an older record is probed again)
+
+# What a stream's disposition can say about its role (FFmpeg's flag names), in this order.
+ROLES = ("comment", "visual_impaired", "hearing_impaired", "descriptions", "captions", "dub", "original")
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,59 @@ class AudioInfo:
 
 
 @dataclass(frozen=True)
+class AudioTrack:
+    """One audio stream of the source, as its headers describe it (every one, not only `MediaInfo.audio`)."""
+
+    index: int
+    codec: str
+    channels: int
+    layout: str | None  # FFmpeg's name of the channel layout: "stereo", "5.1", ...
+    sample_rate: int
+    bit_rate: int | None = None
+    language: str | None = None  # the container's ISO 639 tag as written; None when absent or "und"
+    title: str | None = None  # Matroska `title`, MP4 `name` (never MP4's `handler_name`)
+    default: bool = False
+    forced: bool = False
+    roles: tuple[str, ...] = ()  # of ROLES, from the disposition
+    start: Fraction | None = None  # seconds, stream start time
+    end: Fraction | None = None  # seconds: end of the last packet, from the tail probe
+
+
+@dataclass(frozen=True)
+class SubtitleTrack:
+    """One subtitle stream of the source. `bitmap`: pictures (PGS, DVB, VobSub), not text."""
+
+    index: int
+    codec: str  # FFmpeg's name: "srt", "ssa" (ASS in Matroska), "ass", "webvtt", "mov_text", "hdmv_pgs_subtitle", ...
+    bitmap: bool
+    language: str | None = None
+    title: str | None = None
+    default: bool = False
+    forced: bool = False
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MediaInfo:
-    """The facts a playlist needs: container, duration and the first video and audio streams."""
+    """The facts a playlist needs: container, duration, the first video and audio streams (what a
+    muxed rendition is made of), and every audio and subtitle track."""
 
     format: str
     duration: Fraction  # seconds
     start: Fraction  # seconds: the container's start time
     video: VideoInfo | None
-    audio: AudioInfo | None
+    audio: AudioInfo | None  # the source's first audio stream
+    audio_tracks: tuple[AudioTrack, ...] = ()  # every decodable audio stream, in stream order
+    subtitle_tracks: tuple[SubtitleTrack, ...] = ()
+
+    def audio_track(self, index: int) -> AudioTrack | None:
+        """The audio track of source stream `index`, if there is one."""
+        return next((t for t in self.audio_tracks if t.index == index), None)
+
+    @property
+    def default_audio_track(self) -> AudioTrack | None:
+        """The track a player starts with: the first flagged default, else the first."""
+        return next((t for t in self.audio_tracks if t.default), self.audio_tracks[0] if self.audio_tracks else None)
 
     @property
     def end(self) -> Fraction:
@@ -68,6 +116,8 @@ class MediaInfo:
                 return float(value) if value.denominator != 1 else value.numerator
             if isinstance(value, dict):
                 return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, tuple | list):
+                return [plain(v) for v in value]
             return value
 
         return plain(asdict(self))  # type: ignore[no-any-return]
@@ -80,6 +130,8 @@ class MediaInfo:
                 return {"fraction": f"{value.numerator}/{value.denominator}"}
             if isinstance(value, dict):
                 return {k: exact(v) for k, v in value.items()}
+            if isinstance(value, tuple | list):
+                return [exact(v) for v in value]
             return value
 
         return {"version": RECORD_VERSION, "info": exact(asdict(self))}
@@ -93,6 +145,8 @@ class MediaInfo:
                 if set(value) == {"fraction"}:
                     return Fraction(value["fraction"])
                 return {k: exact(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return tuple(exact(v) for v in value)
             return value
 
         try:
@@ -101,7 +155,9 @@ class MediaInfo:
             info = exact(record["info"])
             video = VideoInfo(**info["video"]) if info["video"] else None
             audio = AudioInfo(**info["audio"]) if info["audio"] else None
-            return cls(info["format"], info["duration"], info["start"], video, audio)
+            audio_tracks = tuple(AudioTrack(**t) for t in info["audio_tracks"])
+            subtitle_tracks = tuple(SubtitleTrack(**t) for t in info["subtitle_tracks"])
+            return cls(info["format"], info["duration"], info["start"], video, audio, audio_tracks, subtitle_tracks)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a probe record: {exc}") from None
 
@@ -140,7 +196,12 @@ SegmentPart = int | Literal["init"]  # a media segment's index, or an fMP4 rendi
 class SegmentJob:
     """Make the segment covering title time [start, stop) of `source`, in `container` ("ts" or
     "fmp4"). With `init`, make an fMP4 rendition's init segment instead: from the encoder
-    headers alone, reading no source (start, stop and the source fields are unused)."""
+    headers alone, reading no source (start, stop and the source fields are unused).
+
+    The streams made are the specs given: `video=None` makes an audio-only segment of source
+    stream `audio_stream` (any audio track, as an EXT-X-MEDIA rendition needs: on the video's
+    windows, the same global AAC grid and pre/post-roll, TS_OFFSET in MPEG-TS, `tfdt` = title
+    time in fMP4); `audio=None` a video-only one. Its init segment is made from the same specs."""
 
     source: str
     origin: Fraction  # source time (seconds) of title time 0

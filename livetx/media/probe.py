@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -9,7 +10,7 @@ from typing import Any, BinaryIO
 import av
 
 from livetx.errors import SourceTooLarge, SourceUnreadable
-from livetx.media.model import AudioInfo, MediaInfo, VideoInfo
+from livetx.media.model import ROLES, AudioInfo, AudioTrack, MediaInfo, SubtitleTrack, VideoInfo
 from livetx.media.orientation import display_rotation
 from livetx.media.remote import describe_error, open_container, open_source
 
@@ -42,11 +43,14 @@ MAX_DIMENSION = 8192  # px, either side (8K); FFmpeg itself refuses 16384x16384
 MAX_DURATION = 48 * 3600  # seconds of title
 
 
-def _tail_ends(container: Any, streams: list[Any]) -> dict[int, Fraction]:
+def _tail_ends(container: Any, streams: list[Any], more: Sequence[Any] = ()) -> dict[int, Fraction]:
     """End time of each stream's last packet, read from the last seconds of the file.
 
     Headers often disagree with the packets (FLV and ASF give an end time where a duration is
     due, MKV rounds to milliseconds): the packets are the truth. Demux only, no decoding.
+    `more`: streams whose ends are wanted too, read in the same pass; only the packets of
+    `streams` count towards TAIL_PACKETS, so their ends do not depend on how many others a
+    source carries.
     """
     if not container.duration:
         return {}
@@ -57,9 +61,13 @@ def _tail_ends(container: Any, streams: list[Any]) -> dict[int, Fraction]:
     try:
         if target > 0:
             container.seek(int(target / anchor.time_base), stream=anchor, backward=True, any_frame=True)
-        for count, packet in enumerate(container.demux(streams)):
-            if count >= TAIL_PACKETS:
-                break
+        counted = {s.index for s in streams}
+        count = 0
+        for packet in container.demux([*streams, *more]):
+            if packet.stream.index in counted:
+                if count >= TAIL_PACKETS:
+                    break
+                count += 1
             if packet.pts is None:
                 continue
             length = packet.duration or 0
@@ -139,7 +147,10 @@ def _probe(target: BinaryIO) -> MediaInfo:
             raise SourceUnreadable("source duration is unknown")
         start = Fraction(container.start_time or 0, 1_000_000)
         wanted = [container.streams[i.index] for i in (video, audio) if i is not None]
-        ends = _tail_ends(container, wanted)
+        tracks = [_audio_track(s) for s in container.streams.audio if s.codec_context.sample_rate and s.codec_context.channels]
+        subtitles = [_subtitle_track(s) for s in container.streams.subtitles]
+        more = [container.streams[t.index] for t in tracks if audio is None or t.index != audio.index]
+        ends = _tail_ends(container, wanted, more)
         if video is not None:
             video = replace(video, end=ends.get(video.index))
         if audio is not None:
@@ -150,9 +161,81 @@ def _probe(target: BinaryIO) -> MediaInfo:
             start=start,
             video=video,
             audio=audio,
+            audio_tracks=tuple(replace(t, end=ends.get(t.index)) for t in tracks),
+            subtitle_tracks=tuple(subtitles),
         )
         _check_limits(info)
         return info
+
+
+def _language(stream: Any) -> str | None:
+    """The stream's language tag as written (ISO 639-2 in Matroska and MP4), lower case; None
+    when there is none or it says "undetermined" (MP4 writes `und` when unset)."""
+    tag = str(stream.metadata.get("language") or "").strip().lower()
+    return tag if tag and tag != "und" else None
+
+
+def _title(stream: Any) -> str | None:
+    """The stream's title: Matroska's `title`, or MP4's `name` (the `udta` name box FFmpeg writes a
+    title to). Never MP4's `handler_name`: muxers fill it with `SoundHandler` and the like."""
+    for key in ("title", "name"):
+        value = str(stream.metadata.get(key) or "").strip()
+        if value:
+            return value
+    return None
+
+
+def _flags(stream: Any) -> tuple[bool, bool, tuple[str, ...]]:
+    """Default, forced and the role flags (of ROLES) of the stream's disposition."""
+    disposition = stream.disposition
+    names = {flag.name for flag in type(disposition) if flag in disposition}
+    return "default" in names, "forced" in names, tuple(role for role in ROLES if role in names)
+
+
+def _audio_track(stream: Any) -> AudioTrack:
+    ctx = stream.codec_context
+    default, forced, roles = _flags(stream)
+    return AudioTrack(
+        index=stream.index,
+        codec=ctx.name,
+        channels=ctx.channels,
+        layout=ctx.layout.name or None,
+        sample_rate=ctx.sample_rate,
+        bit_rate=ctx.bit_rate or stream.bit_rate or None,
+        language=_language(stream),
+        title=_title(stream),
+        default=default,
+        forced=forced,
+        roles=roles,
+        start=_seconds(stream.start_time, stream.time_base),
+    )
+
+
+# Picture subtitles, for when FFmpeg has no decoder to say so (its codec descriptor's property)
+BITMAP_SUBTITLES = frozenset({"hdmv_pgs_subtitle", "dvd_subtitle", "dvb_subtitle", "xsub"})
+
+
+def is_bitmap_subtitle(codec: str) -> bool:
+    """Whether subtitles of `codec` (FFmpeg's name) are pictures rather than text."""
+    try:
+        return bool(av.Codec(codec, "r").bitmap_sub)
+    except (av.FFmpegError, ValueError):  # no decoder for it in this FFmpeg
+        return codec in BITMAP_SUBTITLES
+
+
+def _subtitle_track(stream: Any) -> SubtitleTrack:
+    name = stream.codec_context.name if stream.codec_context is not None else "unknown"
+    default, forced, roles = _flags(stream)
+    return SubtitleTrack(
+        index=stream.index,
+        codec=name,
+        bitmap=is_bitmap_subtitle(name),
+        language=_language(stream),
+        title=_title(stream),
+        default=default,
+        forced=forced,
+        roles=roles,
+    )
 
 
 def _check_limits(info: MediaInfo) -> None:
