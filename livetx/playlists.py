@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from urllib.parse import quote
 
-from livetx.hls.model import MasterPlaylist, MediaPlaylist, MediaSegment, VariantStream
+from livetx.hls.languages import language_name, language_tag
+from livetx.hls.model import MasterPlaylist, MediaPlaylist, MediaRendition, MediaSegment, VariantStream
 from livetx.hls.plan import SegmentWindow, target_duration
 from livetx.hls.render import render_master, render_media
 from livetx.layout import master_playlist_key, media_playlist_key, media_playlist_name, segment_name, stored_segment_name
@@ -58,29 +59,80 @@ def variant_order(title: Title, bandwidth_for: BandwidthFor = estimated) -> list
     pick among the variants whose CODECS they decode (Safari takes HEVC, others H.264): so the
     first is the profile's first rendition, unless that is HEVC or AV1 and the profile has an
     H.264 rendition, whose first one then leads."""
-    first = title.renditions[0]
+    variants = title.variants
+    first = variants[0]
     if first.video is not None and first.video.codec != "h264":
-        first = next((r for r in title.renditions if r.video is not None and r.video.codec == "h264"), first)
-    others = [r for r in title.renditions if r is not first]
+        first = next((r for r in variants if r.video is not None and r.video.codec == "h264"), first)
+    others = [r for r in variants if r is not first]
     return [first, *sorted(others, key=lambda r: -bandwidth_for(r)[0])]
 
 
+AUDIO_GROUP = "aac"  # GROUP-ID of a title's stereo AAC audio renditions (audio=all)
+DESCRIBES_VIDEO = "public.accessibility.describes-video"  # CHARACTERISTICS of audio description (RFC 8216 4.3.4.1)
+DESCRIPTION_ROLES = ("visual_impaired", "descriptions")
+
+
+def audio_media(title: Title, uri_for: UriFor = plain) -> tuple[MediaRendition, ...]:
+    """One `EXT-X-MEDIA:TYPE=AUDIO` per audio rendition. DEFAULT=YES on exactly one: the track
+    the container flags default, else the first. NAME: the title tag, else the language's name,
+    else "Track N", made unique in the group (" 2", " 3"). Commentary is not chosen by language
+    (AUTOSELECT=NO; HLS has no characteristic for it); audio description says so in CHARACTERISTICS."""
+    renditions = title.audio_renditions
+    default = next((r for r in renditions if r.track is not None and r.track.default), renditions[0] if renditions else None)
+    out: list[MediaRendition] = []
+    names: set[str] = set()
+    for n, r in enumerate(renditions, 1):
+        assert r.track is not None and r.audio is not None, "an audio rendition plays one source track"
+        language = language_tag(r.track.language)
+        base = _quotable(r.track.title or language_name(language) or f"Track {n}")
+        name, k = base, 1
+        while name in names:
+            k += 1
+            name = f"{base} {k}"
+        names.add(name)
+        roles = r.track.roles
+        out.append(
+            MediaRendition(
+                type="AUDIO",
+                group_id=AUDIO_GROUP,
+                name=name,
+                uri=uri_for(media_playlist_name(r)),
+                language=language,
+                default=r is default,
+                autoselect=r is default or "comment" not in roles,
+                characteristics=DESCRIBES_VIDEO if any(role in roles for role in DESCRIPTION_ROLES) else None,
+                channels=str(r.audio.channels),
+            )
+        )
+    return tuple(out)
+
+
+def _quotable(text: str) -> str:
+    """A quoted-string holds no double quote, CR or LF (RFC 8216 4.2)."""
+    return " ".join(text.replace('"', "'").split()) or "Track"
+
+
 def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = estimated) -> str:
+    media = audio_media(title, uri_for)
+    audio = [bandwidth_for(r) for r in title.audio_renditions]
+    # a variant plays with any rendition of its group: its bandwidth counts the group's highest
+    extra_peak, extra_average = (max(b[0] for b in audio), max(b[1] for b in audio)) if audio else (0, 0)
     variants = []
     for r in variant_order(title, bandwidth_for):
         peak, average = bandwidth_for(r)
         variants.append(
             VariantStream(
                 uri=uri_for(media_playlist_name(r)),
-                bandwidth=peak,
-                average_bandwidth=average,
-                codecs=r.codecs,
+                bandwidth=peak + extra_peak,
+                average_bandwidth=average + extra_average if average else average,
+                codecs=f"{r.codecs},{title.audio_renditions[0].codecs}" if audio else r.codecs,
                 resolution=(r.video.width, r.video.height) if r.video else None,
                 frame_rate=r.video.fps if r.video else None,
                 video_range=VIDEO_RANGE if r.video else None,
+                audio=AUDIO_GROUP if audio else None,
             )
         )
-    return render_master(MasterPlaylist(tuple(variants)))
+    return render_master(MasterPlaylist(tuple(variants), media))
 
 
 def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = False) -> str:

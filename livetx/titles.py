@@ -17,7 +17,7 @@ from typing import Any
 
 from livetx.errors import ConfigError, ParameterError, SegmentNotFound
 from livetx.hls.plan import Grid, SegmentWindow, audio_grid, plan_segments, video_grid
-from livetx.media.model import INIT, AudioSpec, MediaInfo, SegmentJob, SegmentPart, VideoSpec
+from livetx.media.model import INIT, AudioSpec, AudioTrack, MediaInfo, SegmentJob, SegmentPart, VideoSpec
 from livetx.media.params import (
     KNOWN_TITLE,
     RenditionParams,
@@ -27,6 +27,7 @@ from livetx.media.params import (
     parse_title_params,
     resolve_audio,
     resolve_container,
+    resolve_track_audio,
     resolve_video,
 )
 from livetx.storage.base import ObjectInfo
@@ -96,6 +97,7 @@ class Rendition:
     ta: int = 12  # segments made ahead when playback starts
     object_prefix: str | None = None  # output key prefix of its objects, when an API chose it
     container: str = "ts"  # "ts", or "fmp4" (an init segment, then fragments; B-frames on)
+    track: AudioTrack | None = None  # audio=all: the source audio track this audio rendition (EXT-X-MEDIA) plays
 
     def window(self, index: int) -> SegmentWindow:
         if not 0 <= index < len(self.windows):
@@ -111,6 +113,16 @@ class Title:
     origin: Fraction  # source seconds of title time 0
     duration: Fraction
     renditions: tuple[Rendition, ...]
+
+    @property
+    def variants(self) -> tuple[Rendition, ...]:
+        """The renditions a master lists as variant streams (all but the audio renditions)."""
+        return tuple(r for r in self.renditions if r.track is None)
+
+    @property
+    def audio_renditions(self) -> tuple[Rendition, ...]:
+        """audio=all: one rendition per source audio track, in stream order; else none."""
+        return tuple(r for r in self.renditions if r.track is not None)
 
     def rendition(self, name: str) -> Rendition:
         for rendition in self.renditions:
@@ -132,10 +144,20 @@ class Title:
             video=rendition.video,
             audio=rendition.audio,
             video_stream=self.info.video.index if self.info.video and rendition.video else None,
-            audio_stream=self.info.audio.index if self.info.audio and rendition.audio else None,
+            audio_stream=self._audio_stream(rendition),
             source_pin=self.source.pin,
             container=rendition.container,
         )
+
+    def _audio_stream(self, rendition: Rendition) -> int | None:
+        if rendition.track is not None:
+            return rendition.track.index
+        return self.info.audio.index if self.info.audio and rendition.audio else None
+
+
+def audio_rendition_name(track: AudioTrack) -> str:
+    """`a<source stream index>`: stable while other tracks come and go."""
+    return f"a{track.index}"
 
 
 # ---- CODECS and bandwidth -----------------------------------------------------------------
@@ -273,11 +295,13 @@ def estimate_bandwidth(video: VideoSpec | None, audio: AudioSpec | None) -> tupl
 # ---- the title ----------------------------------------------------------------------------
 
 
-def _spec_id(source: ObjectInfo, origin: Fraction, grid: Grid, rendition: Rendition) -> str:
+def _spec_id(source: ObjectInfo, origin: Fraction, grid: Grid, rendition: Rendition, separate: bool = False) -> str:
     video = replace(rendition.video, threads=0) if rendition.video is not None else None  # threads change no output
     facts: tuple[object, ...] = (PLAN_VERSION, source.key, source.etag, origin, grid, video, rendition.audio, rendition.windows)
     if rendition.container != "ts":  # (MPEG-TS titles keep the ids, and so the cached segments, they had before fMP4)
         facts += (rendition.container,)
+    if separate:  # audio=all (muxed titles keep the ids they had before it)
+        facts += ("audio=all", rendition.track.index if rendition.track is not None else None)
     text = repr(facts)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -293,6 +317,35 @@ def _capped_duplicate(params: RenditionParams, info: MediaInfo, video: VideoSpec
     return uncapped != (video.width, video.height)
 
 
+def _separate_audio(profile: Profile, info: MediaInfo) -> bool:
+    """Whether the title's audio tracks are renditions of their own (`audio=all`). A source
+    without video or without audio plays as muxed: there is nothing to separate."""
+    if profile.title.audio == "muxed":
+        return False
+    if profile.source_key is not None:
+        raise ParameterError("audio", "muxed for playlists made through the API (audio=all: configured profiles)")
+    return info.video is not None and bool(info.audio_tracks)
+
+
+def _audio_renditions(
+    source: ObjectInfo, info: MediaInfo, origin: Fraction, video: Rendition, grid: Grid, params: RenditionParams, taken: set[str]
+) -> list[Rendition]:
+    """audio=all: every source audio track as a stereo AAC rendition on the first video
+    rendition's windows (so their boundaries align), in its container, with its segmenting
+    and the first rendition's audio parameters (ar, ab, aq, abopt)."""
+    out = []
+    for track in info.audio_tracks:
+        name = audio_rendition_name(track)
+        if name in taken:
+            raise ParameterError("audio", f"all, with no rendition named {name!r} (the name of audio track {track.index})")
+        audio = resolve_track_audio(params, track)
+        peak, average = estimate_bandwidth(None, audio)
+        draft = Rendition(name, "", None, audio, video.windows, peak, average, codecs(None, audio), container=video.container, track=track)
+        spec_id = _spec_id(source, origin, grid, draft, separate=True)
+        out.append(replace(draft, spec_id=spec_id, initd=video.initd, ta=video.ta))
+    return out
+
+
 def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: int = 0) -> Title:
     params = profile.title
     # Title time 0 is where the video starts (its frames then fall on the output grid), or the
@@ -306,12 +359,14 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
     duration = available - skip
     if params.t:
         duration = min(duration, Fraction(params.t, 1000))
+    separate = _separate_audio(profile, info)
     renditions: list[Rendition] = []
     sizes: set[tuple[str, int, int]] = set()
+    first: tuple[Rendition, Grid, RenditionParams] | None = None
     for template in profile.renditions:
         rparams, tparams = template.params, template.title
         video = resolve_video(rparams, info, threads=threads)
-        audio = resolve_audio(rparams, info)
+        audio = None if separate else resolve_audio(rparams, info)
         if video is None and audio is None:
             raise ParameterError("an", "a rendition needs video or audio")
         if video is not None and _capped_duplicate(rparams, info, video, sizes):
@@ -323,13 +378,15 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
         peak, average = estimate_bandwidth(video, audio)
         container = resolve_container(rparams)
         draft = Rendition(template.name, "", video, audio, windows, peak, average, codecs(video, audio), container=container)
-        renditions.append(
-            replace(
-                draft,
-                spec_id=_spec_id(source, origin, grid, draft),
-                initd=tparams.initd,
-                ta=tparams.ta,
-                object_prefix=template.object_prefix,
-            )
+        rendition = replace(
+            draft,
+            spec_id=_spec_id(source, origin, grid, draft, separate),
+            initd=tparams.initd,
+            ta=tparams.ta,
+            object_prefix=template.object_prefix,
         )
+        renditions.append(rendition)
+        first = first or (rendition, grid, rparams)
+    if separate and first is not None:
+        renditions += _audio_renditions(source, info, origin, *first, taken={r.name for r in renditions})
     return Title(source=source, info=info, profile=profile, origin=origin, duration=duration, renditions=tuple(renditions))

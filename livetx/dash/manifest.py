@@ -30,9 +30,10 @@ from fractions import Fraction
 from livetx.dash.model import AdaptationSet, Mpd, Representation, S, SegmentTemplate
 from livetx.dash.render import render_mpd
 from livetx.errors import NotDash
+from livetx.hls.languages import language_tag
 from livetx.layout import segment_name
 from livetx.media.model import INIT
-from livetx.playlists import BandwidthFor, Rendered, estimated, plain, variant_order
+from livetx.playlists import DESCRIPTION_ROLES, BandwidthFor, Rendered, estimated, plain, variant_order
 from livetx.titles import Rendition, Title
 
 MPD_NAME = "manifest.mpd"
@@ -111,6 +112,8 @@ def mpd(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = est
     check_dash(title)
     ordered = variant_order(title, bandwidth_for)
     sets: list[AdaptationSet] = []
+    if title.audio_renditions:
+        return _mpd(title, [*_separate_sets(title, ordered, uri_for, bandwidth_for)])
     for content_type, members in (
         ("video", [r for r in ordered if r.video is not None]),
         ("audio", [r for r in ordered if r.video is None]),
@@ -118,6 +121,40 @@ def mpd(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = est
         if members:
             reps = tuple(representation(r, uri_for, bandwidth_for(r)[0]) for r in members)
             sets.append(AdaptationSet(id=len(sets), content_type=content_type, mime_type=f"{content_type}/mp4", representations=reps))
+    return _mpd(title, sets)
+
+
+def _separate_sets(title: Title, ordered: list[Rendition], uri_for: UriFor, bandwidth_for: BandwidthFor) -> list[AdaptationSet]:
+    """audio=all: one video AdaptationSet of the video-only renditions, then one audio
+    AdaptationSet per (language, role, description), in track order: the default track's
+    set is `main`, commentary `commentary`, the others `alternate`."""
+    reps = tuple(representation(r, uri_for, bandwidth_for(r)[0]) for r in ordered)
+    sets = [AdaptationSet(id=0, content_type="video", mime_type="video/mp4", representations=reps)]
+    default = next((r for r in title.audio_renditions if r.track is not None and r.track.default), title.audio_renditions[0])
+    groups: dict[tuple[str, str, bool], list[Rendition]] = {}
+    for r in title.audio_renditions:
+        assert r.track is not None, "an audio rendition plays one source track"
+        roles = r.track.roles
+        role = "commentary" if "comment" in roles else "main" if r is default else "alternate"
+        describes = any(role in roles for role in DESCRIPTION_ROLES)
+        groups.setdefault((language_tag(r.track.language), role, describes), []).append(r)
+    for (lang, role, describes), members in groups.items():
+        reps = tuple(representation(r, uri_for, bandwidth_for(r)[0]) for r in members)
+        sets.append(
+            AdaptationSet(
+                id=len(sets),
+                content_type="audio",
+                mime_type="audio/mp4",
+                representations=reps,
+                lang=lang,
+                role=role,
+                describes_video=describes,
+            )
+        )
+    return sets
+
+
+def _mpd(title: Title, sets: list[AdaptationSet]) -> Mpd:
     # the shortest rendition's end: no player waits at the end for media a rendition lacks
     duration = min(r.windows[-1].stop for r in title.renditions)
     longest = max(w.duration for r in title.renditions for w in r.windows)

@@ -54,6 +54,9 @@ class AdaptationSet:
     representations: tuple[Representation, ...]
     segment_alignment: bool = True
     start_with_sap: int = 1
+    lang: str | None = None  # @lang (5.3.3.2): RFC 5646
+    role: str | None = None  # Role (5.8.5.5, urn:mpeg:dash:role:2011): main, alternate, commentary
+    describes_video: bool = False  # Accessibility: audio description (TV-Anytime AudioPurposeCS 1)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from livetx.dash.model import AdaptationSet, Mpd, Representation, SegmentTemplat
 
 MPD_NAMESPACE = "urn:mpeg:dash:schema:mpd:2011"
 AUDIO_CHANNELS_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"  # 23009-1 5.8.5.4
+ROLE_SCHEME = "urn:mpeg:dash:role:2011"  # 23009-1 5.8.5.5
+AUDIO_PURPOSE_SCHEME = "urn:tva:metadata:cs:AudioPurposeCS:2007"  # DASH-IF IOP: value 1, for the visually impaired
 MICROSECOND = Fraction(1, 10**6)
 
 
@@ -79,11 +81,16 @@ def _adaptation_set(aset: AdaptationSet, indent: str) -> list[str]:
             ("id", aset.id),
             ("contentType", aset.content_type),
             ("mimeType", aset.mime_type),
+            ("lang", aset.lang),
             ("segmentAlignment", "true" if aset.segment_alignment else None),
             ("startWithSAP", aset.start_with_sap),
         ]
     )
     lines = [f"{indent}<AdaptationSet{head}>"]
+    if aset.describes_video:  # Accessibility before Role (the schema's order)
+        lines.append(f"{indent}  <Accessibility{_attrs([('schemeIdUri', AUDIO_PURPOSE_SCHEME), ('value', 1)])}/>")
+    if aset.role is not None:
+        lines.append(f"{indent}  <Role{_attrs([('schemeIdUri', ROLE_SCHEME), ('value', aset.role)])}/>")
     for rep in aset.representations:
         lines += _representation(rep, indent + "  ")
     lines.append(f"{indent}</AdaptationSet>")

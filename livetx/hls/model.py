@@ -36,6 +36,22 @@ class VariantStream:
     resolution: tuple[int, int] | None
     frame_rate: Fraction | None
     video_range: str | None = None  # VIDEO-RANGE (RFC 8216bis 4.4.6.2): SDR for every video variant livetx makes
+    audio: str | None = None  # AUDIO: the GROUP-ID of its audio renditions, when they are separate
+
+
+@dataclass(frozen=True)
+class MediaRendition:
+    """One `#EXT-X-MEDIA` (RFC 8216 4.3.4.1): an alternative rendition in a group."""
+
+    type: str  # AUDIO
+    group_id: str
+    name: str  # unique in its group
+    uri: str
+    language: str | None = None  # RFC 5646
+    default: bool = False
+    autoselect: bool = True  # must be YES when DEFAULT is YES
+    characteristics: str | None = None  # UTIs, comma-separated (4.3.4.1)
+    channels: str | None = None  # CHANNELS: the audio channel count
 
 
 @dataclass(frozen=True)
@@ -43,3 +59,4 @@ class MasterPlaylist:
     """A master playlist (RFC 8216 4.3.4) with `#EXT-X-INDEPENDENT-SEGMENTS` (4.3.5.1)."""
 
     variants: tuple[VariantStream, ...]
+    media: tuple[MediaRendition, ...] = ()  # EXT-X-MEDIA tags, before the variants

@@ -67,6 +67,20 @@ def render_master(playlist: MasterPlaylist) -> str:
     # section 8), and clients that predate it ignore it
     doc.version = 3
     doc.is_independent_segments = True
+    for m in playlist.media:
+        doc.add_media(
+            m3u8.Media(
+                uri=m.uri,
+                type=m.type,
+                group_id=m.group_id,
+                language=m.language,
+                name=m.name,
+                default="YES" if m.default else "NO",
+                autoselect="YES" if m.autoselect else "NO",
+                characteristics=m.characteristics,
+                channels=m.channels,
+            )
+        )
     for variant in playlist.variants:
         info: dict[str, object] = {"bandwidth": variant.bandwidth, "codecs": variant.codecs}
         if variant.average_bandwidth:
@@ -77,5 +91,7 @@ def render_master(playlist: MasterPlaylist) -> str:
             info["frame_rate"] = _frame_rate(variant.frame_rate)
         if variant.video_range:
             info["video_range"] = variant.video_range
-        doc.add_playlist(m3u8.Playlist(uri=variant.uri, stream_info=info, media=[], base_uri=None))
+        if variant.audio:
+            info["audio"] = variant.audio
+        doc.add_playlist(m3u8.Playlist(uri=variant.uri, stream_info=info, media=doc.media, base_uri=None))
     return str(doc.dumps())

@@ -19,11 +19,12 @@ from typing import Any
 
 from livetx.contract import Choice, DurationList, Integer, Number, Size, param, param_names, parse_params
 from livetx.errors import ParameterError
-from livetx.media.model import AudioSpec, MediaInfo, VideoSpec
+from livetx.media.model import AudioSpec, AudioTrack, MediaInfo, VideoSpec
 
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le")
 CONTAINERS = ("ts", "fmp4")
+AUDIO_LAYOUTS = ("muxed", "all")  # the title's `audio`: how its audio tracks reach the player
 VIDEO_CODECS = ("h264", "h265", "av1")
 FMP4_ONLY = ("av1",)  # codecs livetx carries in fMP4 only (MPEG-TS has no AV1 mapping players read)
 AV1_PIXEL_FORMATS = ("yuv420p", "yuv420p10le")  # what SVT-AV1 encodes (AV1 Main profile)
@@ -47,6 +48,12 @@ class TitleParams:
     )
     initd: int = param(Integer(None, None, "ms"), 30000, "ms pre-transcoded when the playlist is made")
     ta: int = param(Integer(10, 30), 12, "segments made ahead when playback starts")
+    audio: str = param(
+        Choice(AUDIO_LAYOUTS),
+        "muxed",
+        "muxed: the source's first audio track inside each video rendition; all: video renditions carry no audio and"
+        " every audio track of the source is its own stereo AAC rendition (EXT-X-MEDIA), on the video's segment windows",
+    )
 
 
 @dataclass(frozen=True)
@@ -204,10 +211,18 @@ def resolve_container(params: RenditionParams) -> str:
 def resolve_audio(params: RenditionParams, info: MediaInfo) -> AudioSpec | None:
     if info.audio is None or params.an:
         return None
-    src = info.audio
-    rate = params.ar or (src.sample_rate if src.sample_rate in SAMPLE_RATES else 48000)
-    channels = params.ac or min(src.channels, 2)
-    bitrate = _capped(params.ab, src.bit_rate, params.abopt, "ab") or aq_bitrate(params.aq, channels)
+    return _audio_spec(params, info.audio.sample_rate, params.ac or min(info.audio.channels, 2), info.audio.bit_rate)
+
+
+def resolve_track_audio(params: RenditionParams, track: AudioTrack) -> AudioSpec:
+    """The stereo AAC rendition of one source audio track (`audio=all`): a surround track is
+    downmixed to two channels, a mono one stays mono."""
+    return _audio_spec(params, track.sample_rate, min(params.ac or track.channels, track.channels, 2), track.bit_rate)
+
+
+def _audio_spec(params: RenditionParams, sample_rate: int, channels: int, source_bit_rate: int | None) -> AudioSpec:
+    rate = params.ar or (sample_rate if sample_rate in SAMPLE_RATES else 48000)
+    bitrate = _capped(params.ab, source_bit_rate, params.abopt, "ab") or aq_bitrate(params.aq, channels)
     return AudioSpec(sample_rate=rate, channels=channels, bitrate=bitrate)
 
 
