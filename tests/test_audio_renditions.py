@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from livetx.app import create_app
 from livetx.dash.manifest import mpd
+from livetx.errors import ParameterError
 from livetx.media.probe import probe
 from livetx.media.transcode import AAC_FRAME, TS_OFFSET
 from livetx.settings import load_settings
@@ -208,3 +209,10 @@ def test_dash_has_one_audio_set_per_language_and_role(source: Path) -> None:
         ("audio", "de", "alternate", True, ["a4"]),
     ]
     assert manifest.adaptation_sets[0].representations[0].codecs.startswith("avc1.")
+
+
+def test_api_made_playlists_refuse_separate_audio(source: Path) -> None:
+    profile = replace(parse_profile("t", {**SEGMENTING, "audio": "all", "renditions": {"v": {}}}), source_key=source.name)
+    with pytest.raises(ParameterError) as refused:
+        build_title(ObjectInfo(source.name, source.stat().st_size, "etag"), probe(str(source)), profile)
+    assert refused.value.name == "audio"

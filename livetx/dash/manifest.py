@@ -9,8 +9,9 @@ audio set. No `ContentComponent` elements: dash.js refuses an AdaptationSet that
 than one as "multiplexed", while a Representation whose codecs name both plays in Shaka and
 dash.js alike (tests/test_players.py), Chromium's MSE taking both tracks in one SourceBuffer.
 (dash.js 5.2.1 needs `streaming.capabilities.useMediaCapabilitiesApi: false`: it hands
-MediaCapabilities the two-codec list unquoted, which Chromium cannot parse.) Separate audio and
-video AdaptationSets would need demuxed segments, not the HLS ones.
+MediaCapabilities the two-codec list unquoted, which Chromium cannot parse.) A title with separate
+audio renditions (`audio=all`) has demuxed segments: one video AdaptationSet of video-only
+Representations, and one audio AdaptationSet per language and role.
 
 Segment URLs are the HLS playlists' names, relative to the MPD, which sits in the same
 folder. `$Number$` numbers them from 0 as the HLS names do, and the SegmentTimeline gives each
