@@ -64,21 +64,27 @@ def _tail_ends(container: Any, streams: list[Any], more: Sequence[Any] = ()) -> 
         counted = {s.index for s in streams}
         count = 0
         for packet in container.demux([*streams, *more]):
-            if packet.stream.index in counted:
-                if count >= TAIL_PACKETS:
-                    break
-                count += 1
-            if packet.pts is None:
-                continue
-            length = packet.duration or 0
-            if not length and packet.stream.type == "video" and packet.stream.average_rate:
-                length = round(1 / (packet.stream.average_rate * packet.time_base))
-            end = (packet.pts + length) * packet.time_base
-            index = packet.stream.index
-            ends[index] = max(ends.get(index, end), end)
+            counts = packet.stream.index in counted
+            if counts and count >= TAIL_PACKETS:
+                break
+            count += counts
+            _note_end(ends, packet)
     except (av.FFmpegError, OSError):
         return {}
     return ends
+
+
+def _note_end(ends: dict[int, Fraction], packet: Any) -> None:
+    """Keep the latest end time of the packet's stream (a packet without a duration lasts
+    one frame of its video stream's rate)."""
+    if packet.pts is None:
+        return
+    length = packet.duration or 0
+    if not length and packet.stream.type == "video" and packet.stream.average_rate:
+        length = round(1 / (packet.stream.average_rate * packet.time_base))
+    end = (packet.pts + length) * packet.time_base
+    index = packet.stream.index
+    ends[index] = max(ends.get(index, end), end)
 
 
 def _rotation(target: BinaryIO, format_name: str) -> int:
