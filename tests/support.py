@@ -257,3 +257,28 @@ def readers(fifos: list[Path]) -> list[str]:
         os.close(fd)
         found.append(fifo.name)
     return found
+
+
+def cpu_busy(interval: float = 0.5) -> float:
+    """The machine's busy share of all cores over `interval` seconds (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+
+    total0, idle0 = sample()
+    time.sleep(interval)  # a measuring window, not a wait for an event
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_for_quiet_cpu(below: float = 0.3, timeout: float = 60) -> float:
+    """Wait (bounded) until the machine's cores are mostly idle, e.g. until another test's
+    server has finished its background transcodes; returns the last busy share measured. A
+    latency test then measures its own server rather than its neighbours."""
+    deadline = time.monotonic() + timeout
+    busy = cpu_busy()
+    while busy >= below and time.monotonic() < deadline:
+        busy = cpu_busy()
+    return busy
