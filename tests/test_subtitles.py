@@ -380,3 +380,14 @@ def test_a_capped_sidecar_of_hostile_text_parses_quickly() -> None:
         except SubtitleUnreadable:
             pass
     assert time.monotonic() - began < 10
+
+
+@pytest.mark.parametrize("tag", ["{\\an\u00b2}", "{\\p" + "9" * 5000 + "}", "{\\b\u0663}"])
+def test_ass_override_arguments_are_ascii_numbers_or_ignored(tag: str) -> None:
+    """str.isdigit() takes '²' and 5000 digits, which int() then refuses with a plain ValueError."""
+    data = (
+        "[Script Info]\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+        f"Dialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,{tag}x\n"
+    ).encode()
+    [cue] = sidecar.parse(data, "t", "ass")
+    assert "x" in cue.text

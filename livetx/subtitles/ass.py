@@ -22,6 +22,7 @@ from livetx.subtitles.cues import Cue, Piece, Tag, assemble, clock_ms, markup_pi
 DEFAULT_FORMAT: tuple[str, ...] = ("layer", "start", "end", "style", "name", "marginl", "marginr", "marginv", "effect", "text")
 _CLOCK = re.compile(r"\s*(\d{1,5}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,3}))?\s*")
 _OVERRIDE = re.compile(r"\{([^{}]*)\}")
+_NUMBER = re.compile(r"[0-9]{1,4}")  # an override tag's argument: ASCII digits only, short (str.isdigit takes "²")
 _SPANS = {"i": "i", "b": "b", "u": "u"}
 _SSA_ALIGN = {1: 1, 2: 2, 3: 3, 5: 7, 6: 8, 7: 9, 9: 4, 10: 5, 11: 6}  # SSA \a -> ASS \an
 
@@ -83,18 +84,18 @@ def dialogue_text(text: str, markup: bool = False) -> tuple[str, str]:
         position = match.end()
         for tag in match.group(1).split("\\")[1:]:
             tag = tag.strip()
-            if tag.startswith("an") and tag[2:].isdigit():
+            if tag.startswith("an") and _NUMBER.fullmatch(tag[2:]):
                 number = int(tag[2:])
                 if alignment is None and 1 <= number <= 9:
                     alignment = number
-            elif tag.startswith("a") and tag[1:].isdigit():
+            elif tag.startswith("a") and _NUMBER.fullmatch(tag[1:]):
                 if alignment is None:
                     alignment = _SSA_ALIGN.get(int(tag[1:]))
-            elif tag.startswith("p") and tag[1:].isdigit():
+            elif tag.startswith("p") and _NUMBER.fullmatch(tag[1:]):
                 drawing = int(tag[1:]) > 0
             elif tag.startswith("r"):  # \r, \r<style>: back to the style's defaults
                 pieces.extend(Tag(name, opening=False) for name in _SPANS)
-            elif tag[:1] in _SPANS and (len(tag) == 1 or tag[1:].isdigit()):
+            elif tag[:1] in _SPANS and (len(tag) == 1 or _NUMBER.fullmatch(tag[1:])):
                 weight = int(tag[1:] or 0)
                 pieces.append(Tag(_SPANS[tag[0]], opening=weight == 1 or (tag[0] == "b" and weight >= 600)))
     if not drawing:
