@@ -215,6 +215,9 @@ class SegmentJob:
     source_pin: str = ""  # the source version the plan was made from (see `ObjectInfo.pin`)
     container: str = "ts"
     init: bool = False
+    # a WebVTT segment of source subtitle stream `subtitle_stream` (video and audio None): the
+    # cues overlapping [start, stop), title time, X-TIMESTAMP-MAP for the video's `container`
+    subtitle_stream: int | None = None
 
 
 @dataclass(frozen=True)

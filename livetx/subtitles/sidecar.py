@@ -8,11 +8,37 @@ the parsers only slice strings, and every result goes through `cues.normalise`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from livetx.errors import SubtitleUnreadable
 from livetx.subtitles import ass, srt, vtt
 from livetx.subtitles.cues import Cue, normalise
 from livetx.subtitles.text import decode
+
+
+@dataclass(frozen=True)
+class SidecarName:
+    """What a sidecar's file name says about its track (`film.forced.en.srt`)."""
+
+    language: str | None  # as written in the name (`en`, `pt-BR`, `fre`); None: none given
+    forced: bool = False
+    hearing_impaired: bool = False  # `sdh`, `cc`, `hi`
+    default: bool = False
+    label: str | None = None  # any other tag: the rendition's NAME
+    kind: str = "srt"  # the format from the suffix: srt, vtt, ass, ssa
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """A sidecar subtitle file of a source (found next to it, or named by an IMM request), read
+    and parsed at planning time: its cues, or why it is left out of the master."""
+
+    key: str
+    etag: str  # part of the title's identity: a changed sidecar replans the title
+    name: SidecarName
+    cues: tuple[Cue, ...] = ()
+    error: str | None = None  # SubtitleUnreadable / SubtitleTooLarge message: listed in the title API, not played
+
 
 PARSERS: dict[str, Callable[[str], list[Cue]]] = {"srt": srt.parse, "vtt": vtt.parse, "ass": ass.parse, "ssa": ass.parse}
 
