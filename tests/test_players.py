@@ -16,26 +16,17 @@ scripts are answered by Playwright from the local files at the server's origin, 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import m3u8
 import pytest
 
-from tests.conftest import ROOT, Server, Source
-from tests.support import CHROMIUM, HLS_JS, wait_until
+from tests.conftest import Server, Source
+from tests.support import CHROMIUM, SCRIPTS, wait_until
 from tests.support import get_url as fetch
 
-PLAYERS_DIR = Path(os.environ.get("LIVETX_TEST_PLAYERS", ROOT / "var" / "test-players" / "node_modules"))
-SCRIPTS = {
-    "hls.js": HLS_JS,
-    "shaka": PLAYERS_DIR / "shaka-player" / "dist" / "shaka-player.compiled.js",
-    "video.js": PLAYERS_DIR / "video.js" / "dist" / "video.min.js",
-    "dash.js": PLAYERS_DIR / "dashjs" / "dist" / "modern" / "umd" / "dash.all.min.js",
-}
 # (player, protocol): the ladder's master playlist (hls) or its DASH manifest (dash)
 CASES = [
     ("hls.js", "hls"),
