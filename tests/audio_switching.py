@@ -45,6 +45,7 @@ window.heard = [];
 window.media = document.querySelector('video');
 media.addEventListener('error', () => errors.push({{source: 'video element', fatal: true, code: media.error && media.error.code,
                                                      message: media.error && media.error.message}}));
+window.ranges = () => {{ const b = media.buffered, r = []; for (let i = 0; i < b.length; i++) r.push([b.start(i), b.end(i)]); return r; }};
 window.start = () => media.play().catch(e => errors.push({{source: 'play()', fatal: true, message: String(e)}}));
 window.listen = () => {{
   const ctx = new AudioContext(), analyser = ctx.createAnalyser();
@@ -66,7 +67,8 @@ PAGES = {
     "hls.js": """
 const hls = new Hls(); window.player = hls;
 hls.on(Hls.Events.ERROR, (_, d) => errors.push({source: 'hls.js', details: d.details, fatal: d.fatal,
-                                                  reason: String(d.reason || d.error || '')}));
+                                                  reason: String(d.reason || d.error || ''),
+                                                  frag: d.frag ? d.frag.type + ' ' + d.frag.sn + ' @' + d.frag.start : null}));
 hls.on(Hls.Events.MANIFEST_PARSED, () => start());
 hls.loadSource(SRC); hls.attachMedia(media);
 window.tracks = () => hls.audioTracks.map((t, i) => ({label: t.name, language: t.lang, active: i === hls.audioTrack}));
@@ -302,8 +304,12 @@ class Run:
             if time.monotonic() > deadline or self._fatal():
                 checks = (("reported active", phase.active == track.name), ("fetched", fetched), ("heard", run is not None))
                 missing = [what for what, done in checks if not done]
-                tail = [round(hz) for _, hz, _, _ in self.page.evaluate(f"heard.slice({heard_from}).slice(-10)")]
-                phase.failure = f"not {', '.join(missing)} (heard lately: {tail} Hz)"
+                tail = sorted({round(hz) for _, hz, _, _ in self.page.evaluate(f"heard.slice({heard_from}).slice(-10)")})
+                media = self.page.evaluate(
+                    "`t=${media.currentTime.toFixed(2)} ${media.paused ? 'paused' : 'playing'} readyState=${media.readyState}"
+                    " buffered=${JSON.stringify(ranges().map(r => r.map(x => +x.toFixed(2))))}`"
+                )
+                phase.failure = f"not {', '.join(missing)} (heard lately {tail} Hz; media {media})"
                 return phase
             self.page.wait_for_timeout(100)
 
