@@ -8,8 +8,8 @@ runs it). Per switch: the player reports that track active; the audio segments i
 after the switch are that track's rendition (`a<index>-...`, Playwright's request events), and
 those segments, fetched again here and decoded, hold that track's tone (FFT peak); and the tone
 that actually plays, read by a WebAudio AnalyserNode on the video element (headless Chromium
-feeds it), is that track's. The titles are made before the players start (at real time a cold
-title would still play, but the run would measure the transcoder, not the player).
+feeds it), is that track's. The titles are made before the players start, so the run measures the
+players, not the transcoder.
 """
 
 from __future__ import annotations
