@@ -56,6 +56,7 @@ from livetx.media.boxes import split_fragment
 from livetx.media.messages import Preempted
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
 from livetx.media.remote import open_job_source
+from livetx.media.subtitle_reader import subtitle_segment
 from livetx.media.timeline import MPEG_TS_CLOCK, TS_OFFSET
 
 AAC_FRAME = 1024
@@ -91,12 +92,15 @@ _FrameT = TypeVar("_FrameT", VideoFrame, AudioFrame)
 
 
 def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = None, origin: str | None = None) -> SegmentResult:
-    """Module-level entry point for the process pool. `should_stop` is polled between packets;
+    """Module-level entry point for the process pool (a subtitle job goes to
+    `livetx.media.subtitle_reader`: a WebVTT segment). `should_stop` is polled between packets;
     when it returns True the transcode stops with `Preempted`. A remote source is read only from
     `origin` (see `open_source`). Error messages never carry the source's path or URL."""
     began = time.perf_counter()
     if job.init:
         return SegmentResult(init_segment(job), 0, 0, time.perf_counter() - began, 0)
+    if job.subtitle_stream is not None:
+        return subtitle_segment(job, should_stop, origin)
     fetched = 0
     for seeks, backoff in enumerate(SEEK_BACKOFF, start=1):
         made, read = _attempt(job, backoff, should_stop, origin)
