@@ -38,6 +38,7 @@ from livetx.errors import (
     SourceNotFound,
     SourceUnreadable,
     StorageUnavailable,
+    SubtitleTooLarge,
     SubtitleUnreadable,
 )
 from livetx.jobs import JOB_PREFIX, Job
@@ -367,12 +368,19 @@ class Catalog:
             check_size(info.size, info.key)  # refused before a byte is read
             data = await self.sources.read(info.key)
             self.sidecar_reads += 1
-            cues = await asyncio.to_thread(parse_sidecar, data, info.key, name.kind)
-        except SubtitleUnreadable as exc:  # and SubtitleTooLarge
+        except SubtitleTooLarge as exc:
             return 1, Sidecar(info.key, info.etag, name, error=exc.message)
         except LivetxError as exc:  # another refusal of the store (a path it will not read): try again later
             raise StorageUnavailable(exc.message) from None
-        return max(len(data), 1), Sidecar(info.key, info.etag, name, cues)
+        try:
+            cues = await asyncio.to_thread(parse_sidecar, data, info.key, name.kind)
+        except SubtitleUnreadable as exc:
+            return len(data) + 1, Sidecar(info.key, info.etag, name, error=exc.message)
+        except Exception as exc:  # noqa: BLE001 - a parser's bug must not take the video down with the track
+            log.error("sidecar parser failed", extra={"event": "sidecar_parser_bug", "key": info.key, "error": type(exc).__name__})
+            reason = SubtitleUnreadable.of(info.key, f"livetx could not parse it ({type(exc).__name__})").message
+            return len(data) + 1, Sidecar(info.key, info.etag, name, error=reason)
+        return len(data) + 1, Sidecar(info.key, info.etag, name, cues)
 
     def _sidecar_read(self, cache_key: tuple[str, str, str], done: asyncio.Future[tuple[int, Sidecar]]) -> None:
         if self._reading.get(cache_key) is done:
