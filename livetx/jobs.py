@@ -6,6 +6,10 @@ repeating a request is idempotent. The profile is kept as a record in output sto
 (`.jobs/<id>.json`): any origin process can then serve its segments. Each target names where
 its objects go, as those APIs do: `<URI>.m3u8` and `<URI>-<token>-<n>.ts`.
 
+A request's `SourceSubtitles` are subtitle files in the source store, read as the source's
+sidecars are (livetx/subtitles/names.py gives their language); an API-made title has those
+and no others (no sidecar discovery next to its source).
+
 A job writes only in its own namespace: the keys it claims (its master playlist and each
 target's `<URI>.m3u8`, whose segments sit next to it) are recorded in output storage
 (`.jobs/claims/...`), and no other job may claim them. No job may write into a configured
@@ -30,7 +34,8 @@ from livetx.errors import LimitExceeded, LivetxError, OutputReserved, ParameterE
 from livetx.layout import PLAYLIST_SUFFIX, profile_area, target_playlist_key, target_prefix
 from livetx.media.params import KNOWN_TITLE, PRESETS, RenditionParams, TitleParams, parse_rendition_params, parse_title_params
 from livetx.settings import LimitsSettings
-from livetx.storage.base import is_hidden
+from livetx.storage.base import check_source_key, is_hidden
+from livetx.subtitles.names import KINDS, kind_of
 from livetx.titles import SEGMENTING, Profile, Title, parse_profile
 
 JOB_PREFIX = "j-"
@@ -52,6 +57,7 @@ class Job:
     master_uri: str | None = None
     oss: bool = False  # made by OSS hls/m3u8 (not recorded: it only names fields in errors)
     echo: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # request fields the answer returns as given (not recorded)
+    subtitles: tuple[str, ...] = ()  # source-store keys of the request's SourceSubtitles, in order
 
     @property
     def profile_name(self) -> str:
@@ -75,6 +81,10 @@ class Job:
             out[target_playlist_key(prefix)] = "sys/saveas" if self.oss else f"Targets[{name.removeprefix('t')}].URI"
         return out
 
+    def subtitle_fields(self) -> dict[str, str]:
+        """Subtitle key -> the request field that named it (`SourceSubtitles[0].URI`)."""
+        return {key: f"SourceSubtitles[{i}].URI" for i, key in enumerate(self.subtitles)}
+
     def profile(self) -> Profile:
         try:
             profile = parse_profile(self.profile_name, self.table)
@@ -93,6 +103,7 @@ class Job:
             "table": self.table,
             "prefixes": self.prefixes,
             "uris": self.uris,
+            "subtitles": list(self.subtitles),
         }
 
     @classmethod
@@ -100,7 +111,10 @@ class Job:
         if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
             raise ValueError("not a job record")
         fields = ("id", "source_key", "master_key", "table", "prefixes", "uris", "master_uri")
-        return cls(**{name: record[name] for name in fields})
+        subtitles = record.get("subtitles", [])  # absent from records written before subtitles
+        if not isinstance(subtitles, list) or not all(isinstance(key, str) for key in subtitles):
+            raise ValueError("not a job record")
+        return cls(**{name: record[name] for name in fields}, subtitles=tuple(subtitles))
 
 
 def is_job_profile(name: str) -> bool:
@@ -133,10 +147,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _job_id(source_key: str, master_key: str | None, table: Mapping[str, Any], prefixes: Mapping[str, str]) -> str:
+def _job_id(
+    source_key: str, master_key: str | None, table: Mapping[str, Any], prefixes: Mapping[str, str], subtitles: tuple[str, ...] = ()
+) -> str:
     """The id hashes what the request means: field order and 25 against 25.0 don't change it
-    (a repeated request must find its own job, or its claims would refuse it)."""
-    text = json.dumps([source_key, master_key, _plain(table), prefixes], sort_keys=True)
+    (a repeated request must find its own job, or its claims would refuse it). Subtitles count
+    only when there are some, so the ids of requests without any stay as they were."""
+    meaning: list[Any] = [source_key, master_key, _plain(table), prefixes]
+    if subtitles:
+        meaning.append(list(subtitles))
+    text = json.dumps(meaning, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -189,7 +209,11 @@ IMM_REQUEST = Shape(
         "SourceURI": Field(URI, required=True, doc="oss://bucket/key or s3://bucket/key of the source"),
         "MasterURI": Field(URI, doc="where the master playlist is written (an object URI ending in .m3u8)"),
         "Targets": Field(ListOf(TARGET, 1, Bound("limits.max_renditions"), "targets"), required=True),
-        "SourceSubtitles": Field(ListOf(Shape({"URI": Field(URI, required=True)}), 0, 16, "subtitle objects"), doc="checked, not used yet"),
+        "SourceSubtitles": Field(
+            ListOf(Shape({"URI": Field(URI, required=True)}), 0, 16, "subtitle objects"),
+            doc=f"subtitle files ({', '.join('.' + k for k in KINDS)}) in the source store that the API key may read, each a"
+            " subtitle rendition of the master; language from the name (film.en.srt, sub.fr.forced.srt), else und",
+        ),
         "UserData": Field(Text("text of at most 1024 characters", max_length=1024), doc="echoed in the answer; livetx gives it no meaning"),
         "Tags": Field(TextMap(32, 256), doc="echoed in the answer; livetx gives it no meaning"),
     }
@@ -242,11 +266,32 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
         prefixes[f"t{i}"] = prefix
         uris[f"t{i}"] = target["URI"]
     table = {"renditions": renditions}
-    job_id = _job_id(source_key, master_key, table, prefixes)
+    subtitles = _subtitle_keys(request.get("SourceSubtitles", []), source_key_for)
+    job_id = _job_id(source_key, master_key, table, prefixes, subtitles)
     echo = {name: request[name] for name in ECHOED if name in request}
-    job = Job(job_id, source_key, master_key, table, prefixes, uris, master_uri, echo=echo)
+    job = Job(job_id, source_key, master_key, table, prefixes, uris, master_uri, echo=echo, subtitles=subtitles)
     check_limits(job, limits)
     return job
+
+
+def _subtitle_keys(items: list[Mapping[str, Any]], source_key_for: KeyFor) -> tuple[str, ...]:
+    """The source-store keys of `SourceSubtitles`: each a subtitle file that could be a source
+    (no hidden part), named once. Whether the key may read them and whether they exist is
+    checked when the job is planned (livetx/publishing.py, Catalog.plan)."""
+    keys: list[str] = []
+    for i, item in enumerate(items):
+        field = f"SourceSubtitles[{i}].URI"
+        key = source_key_for(item["URI"], field)
+        try:
+            check_source_key(key)
+        except LivetxError as exc:
+            raise ParameterError(field, f"an object URI of a subtitle file ({exc.message})") from None
+        if kind_of(key) is None:
+            raise ParameterError(field, f"an object URI of a subtitle file ({', '.join('.' + k for k in KINDS)})")
+        if key in keys:
+            raise ParameterError(field, "a URI no other subtitle uses")
+        keys.append(key)
+    return tuple(keys)
 
 
 def _target_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str, Any]:

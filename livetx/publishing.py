@@ -2,9 +2,10 @@
 `jobs.Job`) and playlists in storage, in the order that keeps a refused request from writing
 anything.
 
-1. The API key's scope may read the source and write every key the job claims.
+1. The API key's scope may read the source and its subtitle files, and write every key the
+   job claims.
 2. The job stays in its own namespace (no profile's area, no hidden key).
-3. The title is planned, and the planned output is within `[limits]`.
+3. The title is planned (its subtitle files exist), and the planned output is within `[limits]`.
 4. Only then the job is kept (claims, then its record), its playlists are written, and its
    first `initd` ms are queued for pre-transcoding.
 
@@ -28,6 +29,8 @@ async def publish_job(
     """The job's title with its playlists written; `source_field` names the request field
     that gave the source (for a scope error)."""
     scope.check_read(job.source_key, source_field)
+    for key, field in job.subtitle_fields().items():
+        scope.check_read(key, field)
     for key, field in job.claims().items():
         scope.check_write(key, field)
         if key != job.master_key:  # a target's segments, `<prefix>-<spec id>-<n>.ts`, sit next to it
