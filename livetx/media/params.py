@@ -41,8 +41,9 @@ FPS = Number(1, 120, ratio=True, max_denominator=1001, examples="25, 29.97 or 30
 
 # ---- the title's `audio`: a layout keyword, or the tracks to play --------------------------
 
-# a source stream index, or a language range; any case (as a JSON Schema pattern too: ECMA-262, no flags)
-_SELECTOR = r"[Ii][0-9]{1,3}|[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*"
+# a source stream index, or a language range (but not the keyword `all`), in any case: a JSON
+# Schema pattern too (ECMA-262, which has no flags)
+_SELECTOR = r"(?![Aa][Ll][Ll](?:[,.]|$))(?:[Ii][0-9]{1,3}|[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*)"
 
 
 def _any_case(word: str) -> str:
@@ -60,18 +61,18 @@ class AudioSelection(Spec):
     max_length: int = 256
 
     def parse(self, raw: Any) -> str:
+        if isinstance(raw, str) and raw.lower() in AUDIO_LAYOUTS:
+            return raw.lower()
         if isinstance(raw, str) and len(raw) <= self.max_length:
             items = re.split("[,.]", raw)
         elif isinstance(raw, (list, tuple)) and all(isinstance(item, str) for item in raw):
-            items = list(raw)
+            items = list(raw)  # (selectors only: a keyword is text)
         else:
             raise Invalid()
-        if len(items) == 1 and items[0].lower() in AUDIO_LAYOUTS:
-            return items[0].lower()
         if not 0 < len(items) <= self.max_items:
             raise Invalid()
         for item in items:
-            if item.lower() in AUDIO_LAYOUTS or not re.fullmatch(_SELECTOR, item):
+            if not re.fullmatch(_SELECTOR, item):
                 alone = "; keywords stand alone" if item.lower() in AUDIO_LAYOUTS else ""
                 raise Invalid(f"{self.allowed} ({item!r} is not a selector{alone})")
         return ",".join(dict.fromkeys(item.lower() for item in items))
@@ -84,10 +85,9 @@ class AudioSelection(Spec):
         )
 
     def schema(self) -> dict[str, Any]:
-        selector = _SELECTOR
         keywords = "|".join(_any_case(k) for k in AUDIO_LAYOUTS)
-        text = f"^({keywords}|({selector})([,.]({selector})){{0,{self.max_items - 1}}})$"
-        items = {"type": "string", "pattern": f"^({selector})$"}
+        text = f"^({keywords}|{_SELECTOR}([,.]{_SELECTOR}){{0,{self.max_items - 1}}})$"
+        items = {"type": "string", "pattern": f"^{_SELECTOR}$"}
         return {
             "oneOf": [
                 {"type": "string", "maxLength": self.max_length, "pattern": text},
