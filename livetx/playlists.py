@@ -89,9 +89,9 @@ def audio_groups(title: Title) -> dict[str, tuple[Rendition, ...]]:
 
 def audio_media(title: Title, uri_for: UriFor = plain) -> tuple[MediaRendition, ...]:
     """One `EXT-X-MEDIA:TYPE=AUDIO` per audio rendition of each group. DEFAULT=YES on exactly one
-    a group: the track the container flags default, else the first. NAME: the title tag, else the
-    language's name, else "Track N", made unique in the group (" 2", " 3"), one track's in every
-    group. Commentary is not chosen by language (AUTOSELECT=NO; HLS has no characteristic for it);
+    per group: the track the container flags default, else the first. NAME: the title tag, else
+    the language's name, else "Track N", made unique in the group (" 2", " 3"), a track's the
+    same in every group. Commentary is not chosen by language (AUTOSELECT=NO; HLS has no characteristic for it);
     audio description says so in CHARACTERISTICS."""
     groups = audio_groups(title)
     tracks = [r.track for r in groups.get(AUDIO_GROUP, ()) if r.track is not None]

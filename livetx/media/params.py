@@ -102,7 +102,8 @@ def selected_tracks(selection: str, info: MediaInfo) -> tuple[AudioTrack, ...]:
     A selector that matches no track is a ParameterError naming it."""
     tracks = info.audio_tracks
     if selection == "default":
-        return tuple(t for t in tracks if t is info.default_audio_track)
+        default = info.default_audio_track
+        return (default,) if default is not None else ()
     if selection in AUDIO_LAYOUTS:
         return tracks
     chosen: set[int] = set()
