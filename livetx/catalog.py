@@ -157,7 +157,7 @@ class Catalog:
 
         Claims are checked, then written: two different jobs racing for one key within that
         gap can both pass (object stores offer no portable create-if-absent)."""
-        claims = job.claims()
+        claims = job.claims(title)
         known = await self.output.stat(record_key(job.id)) is not None  # this job was kept before
         for key, field in claims.items():
             holder = await self._claim_holder(key)

@@ -67,43 +67,61 @@ def variant_order(title: Title, bandwidth_for: BandwidthFor = estimated) -> list
     return [first, *sorted(others, key=lambda r: -bandwidth_for(r)[0])]
 
 
-AUDIO_GROUP = "aac"  # GROUP-ID of a title's stereo AAC audio renditions (audio=all)
+AUDIO_GROUP = "aac"  # GROUP-ID of a title's stereo AAC audio renditions (separate audio)
+SURROUND_GROUP = "aac-6ch"  # GROUP-ID of its 6-channel group (surround=1)
 DESCRIBES_VIDEO = "public.accessibility.describes-video"  # CHARACTERISTICS of audio description (RFC 8216 4.3.4.1)
 DESCRIPTION_ROLES = ("visual_impaired", "descriptions")
 
 
+def audio_groups(title: Title) -> dict[str, tuple[Rendition, ...]]:
+    """GROUP-ID -> its audio renditions, in track order. `aac`: every selected track in stereo
+    (mono stays mono). With 6-channel renditions (surround=1), also `aac-6ch`: each track's
+    6-channel rendition, or its stereo one where the track has none, so that both groups offer
+    the same tracks under the same NAMEs (Apple's authoring spec: a player switching between
+    the variants of two groups keeps its track)."""
+    stereo = tuple(r for r in title.audio_renditions if r.audio is not None and r.audio.channels <= 2)
+    surround = {r.track.index: r for r in title.audio_renditions if r.track is not None and r not in stereo}
+    if not surround:
+        return {AUDIO_GROUP: stereo} if stereo else {}
+    six = tuple(surround.get(r.track.index, r) if r.track is not None else r for r in stereo)
+    return {AUDIO_GROUP: stereo, SURROUND_GROUP: six}
+
+
 def audio_media(title: Title, uri_for: UriFor = plain) -> tuple[MediaRendition, ...]:
-    """One `EXT-X-MEDIA:TYPE=AUDIO` per audio rendition. DEFAULT=YES on exactly one: the track
-    the container flags default, else the first. NAME: the title tag, else the language's name,
-    else "Track N", made unique in the group (" 2", " 3"). Commentary is not chosen by language
-    (AUTOSELECT=NO; HLS has no characteristic for it); audio description says so in CHARACTERISTICS."""
-    renditions = title.audio_renditions
-    default = next((r for r in renditions if r.track is not None and r.track.default), renditions[0] if renditions else None)
-    out: list[MediaRendition] = []
-    names: set[str] = set()
-    for n, r in enumerate(renditions, 1):
-        assert r.track is not None and r.audio is not None, "an audio rendition plays one source track"
-        language = language_tag(r.track.language)
-        base = _quotable(r.track.title or language_name(language) or f"Track {n}")
+    """One `EXT-X-MEDIA:TYPE=AUDIO` per audio rendition of each group. DEFAULT=YES on exactly one
+    per group: the track the container flags default, else the first. NAME: the title tag, else
+    the language's name, else "Track N", made unique in the group (" 2", " 3"), a track's the
+    same in every group. Commentary is not chosen by language (AUTOSELECT=NO; HLS has no characteristic for it);
+    audio description says so in CHARACTERISTICS."""
+    groups = audio_groups(title)
+    tracks = [r.track for r in groups.get(AUDIO_GROUP, ()) if r.track is not None]
+    default = title.default_audio_stream
+    names: dict[int, str] = {}
+    for n, track in enumerate(tracks, 1):
+        base = _quotable(track.title or language_name(language_tag(track.language)) or f"Track {n}")
         name, k = base, 1
-        while name in names:
+        while name in names.values():
             k += 1
             name = f"{base} {k}"
-        names.add(name)
-        roles = r.track.roles
-        out.append(
-            MediaRendition(
-                type="AUDIO",
-                group_id=AUDIO_GROUP,
-                name=name,
-                uri=uri_for(media_playlist_name(r)),
-                language=language,
-                default=r is default,
-                autoselect=r is default or "comment" not in roles,
-                characteristics=DESCRIBES_VIDEO if any(role in roles for role in DESCRIPTION_ROLES) else None,
-                channels=str(r.audio.channels),
+        names[track.index] = name
+    out: list[MediaRendition] = []
+    for group, renditions in groups.items():
+        for r in renditions:
+            assert r.track is not None and r.audio is not None, "an audio rendition plays one source track"
+            roles = r.track.roles
+            out.append(
+                MediaRendition(
+                    type="AUDIO",
+                    group_id=group,
+                    name=names[r.track.index],
+                    uri=uri_for(media_playlist_name(r)),
+                    language=language_tag(r.track.language),
+                    default=r.track.index == default,
+                    autoselect=r.track.index == default or "comment" not in roles,
+                    characteristics=DESCRIBES_VIDEO if any(role in roles for role in DESCRIPTION_ROLES) else None,
+                    channels=str(r.audio.channels),
+                )
             )
-        )
     return tuple(out)
 
 
@@ -114,24 +132,26 @@ def _quotable(text: str) -> str:
 
 def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = estimated) -> str:
     media = audio_media(title, uri_for)
-    audio = [bandwidth_for(r) for r in title.audio_renditions]
-    # a variant plays with any rendition of its group: its bandwidth counts the group's highest
-    extra_peak, extra_average = (max(b[0] for b in audio), max(b[1] for b in audio)) if audio else (0, 0)
+    groups: list[tuple[str | None, tuple[Rendition, ...]]] = [*audio_groups(title).items()] or [(None, ())]
     variants = []
-    for r in variant_order(title, bandwidth_for):
-        peak, average = bandwidth_for(r)
-        variants.append(
-            VariantStream(
-                uri=uri_for(media_playlist_name(r)),
-                bandwidth=peak + extra_peak,
-                average_bandwidth=average + extra_average if average else average,
-                codecs=f"{r.codecs},{title.audio_renditions[0].codecs}" if audio else r.codecs,
-                resolution=(r.video.width, r.video.height) if r.video else None,
-                frame_rate=r.video.fps if r.video else None,
-                video_range=VIDEO_RANGE if r.video else None,
-                audio=AUDIO_GROUP if audio else None,
+    for group, audio in groups:  # every variant once per audio group (Apple's authoring spec)
+        # a variant plays with any rendition of its group: its bandwidth counts the group's highest
+        extra_peak = max((bandwidth_for(a)[0] for a in audio), default=0)
+        extra_average = max((bandwidth_for(a)[1] for a in audio), default=0)
+        for r in variant_order(title, bandwidth_for):
+            peak, average = bandwidth_for(r)
+            variants.append(
+                VariantStream(
+                    uri=uri_for(media_playlist_name(r)),
+                    bandwidth=peak + extra_peak,
+                    average_bandwidth=average + extra_average if average else average,
+                    codecs=f"{r.codecs},{audio[0].codecs}" if audio else r.codecs,
+                    resolution=(r.video.width, r.video.height) if r.video else None,
+                    frame_rate=r.video.fps if r.video else None,
+                    video_range=VIDEO_RANGE if r.video else None,
+                    audio=group,
+                )
             )
-        )
     return render_master(MasterPlaylist(tuple(variants), media))
 
 

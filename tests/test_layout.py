@@ -26,6 +26,8 @@ JOB = replace(
 NO_MASTER = replace(JOB, profile=replace(JOB.profile, master_key=None))
 CMAF = replace(MAIN, name="cmaf", container="fmp4")  # an fMP4 rendition: init segment and .m4s fragments
 CMAF_TARGET = replace(TARGET, container="fmp4")
+# an audio rendition of an API-made title with a master: next to the master (the prefix its profile gives)
+TRACK = replace(MAIN, name="a2", object_prefix=layout.track_prefix("out/job/master.m3u8") + "a2")
 
 
 @pytest.mark.parametrize(
@@ -55,6 +57,10 @@ CMAF_TARGET = replace(TARGET, container="fmp4")
         pytest.param(layout.target_prefix("out/job/v0"), "out/job/v0", id="target-prefix"),
         pytest.param(layout.target_playlist_key("out/job/v0"), "out/job/v0.m3u8", id="target-playlist-of-prefix"),
         pytest.param(layout.target_segments_prefix("out/job/v0.m3u8"), "out/job/v0-", id="target-segments-prefix"),
+        pytest.param(layout.track_prefix("out/job/master.m3u8"), "out/job/master-", id="track-prefix"),
+        pytest.param(layout.media_playlist_key(JOB, TRACK), "out/job/master-a2.m3u8", id="track-playlist"),
+        pytest.param(layout.segment_key(JOB, TRACK, 7), "out/job/master-a2-0123456789ab-7.ts", id="track-segment"),
+        pytest.param(layout.stored_segment_name(TRACK, 7), "master-a2-0123456789ab-7.ts", id="track-stored-segment-name"),
         pytest.param(layout.probe_key(SOURCE.key, SOURCE.etag), "movies/a.mp4/probe-8323ea433ff6e0e4.json", id="probe-record"),
         pytest.param(layout.record_key("f" * 16), ".jobs/ffffffffffffffff.json", id="job-record"),
         pytest.param(

@@ -10,8 +10,8 @@ than one as "multiplexed", while a Representation whose codecs name both plays i
 dash.js alike (tests/test_players.py), Chromium's MSE taking both tracks in one SourceBuffer.
 (dash.js 5.2.1 needs `streaming.capabilities.useMediaCapabilitiesApi: false`: it hands
 MediaCapabilities the two-codec list unquoted, which Chromium cannot parse.) A title with separate
-audio renditions (`audio=all`) has demuxed segments: one video AdaptationSet of video-only
-Representations, and one audio AdaptationSet per language and role.
+audio renditions (issue 16, `audio`) has demuxed segments: one video AdaptationSet of video-only
+Representations, and one audio AdaptationSet per language, role and channel count.
 
 Segment URLs are the HLS playlists' names, relative to the MPD, which sits in the same
 folder. `$Number$` numbers them from 0 as the HLS names do, and the SegmentTimeline gives each
@@ -126,20 +126,21 @@ def mpd(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = est
 
 
 def _separate_sets(title: Title, ordered: list[Rendition], uri_for: UriFor, bandwidth_for: BandwidthFor) -> list[AdaptationSet]:
-    """audio=all: one video AdaptationSet of the video-only renditions, then one audio
-    AdaptationSet per (language, role, description), in track order: the default track's
-    set is `main`, commentary `commentary`, the others `alternate`."""
+    """Separate audio: one video AdaptationSet of the video-only renditions, then one audio
+    AdaptationSet per (language, role, description, channel count), in track order: the
+    default track's sets are `main`, commentary `commentary`, the others `alternate`; so a
+    6-channel rendition (surround=1) has a set of its own, with AudioChannelConfiguration 6."""
     reps = tuple(representation(r, uri_for, bandwidth_for(r)[0]) for r in ordered)
     sets = [AdaptationSet(id=0, content_type="video", mime_type="video/mp4", representations=reps)]
-    default = next((r for r in title.audio_renditions if r.track is not None and r.track.default), title.audio_renditions[0])
-    groups: dict[tuple[str, str, bool], list[Rendition]] = {}
+    default = title.default_audio_stream
+    groups: dict[tuple[str, str, bool, int], list[Rendition]] = {}
     for r in title.audio_renditions:
-        assert r.track is not None, "an audio rendition plays one source track"
+        assert r.track is not None and r.audio is not None, "an audio rendition plays one source track"
         roles = r.track.roles
-        role = "commentary" if "comment" in roles else "main" if r is default else "alternate"
+        role = "commentary" if "comment" in roles else "main" if r.track.index == default else "alternate"
         describes = any(role in roles for role in DESCRIPTION_ROLES)
-        groups.setdefault((language_tag(r.track.language), role, describes), []).append(r)
-    for (lang, role, describes), members in groups.items():
+        groups.setdefault((language_tag(r.track.language), role, describes, r.audio.channels), []).append(r)
+    for (lang, role, describes, _), members in groups.items():
         reps = tuple(representation(r, uri_for, bandwidth_for(r)[0]) for r in members)
         sets.append(
             AdaptationSet(

@@ -86,7 +86,7 @@ async def create_playlists(request: web.Request) -> web.Response:
                 "FrameRate": _fps_text(title, r.name),
                 "Token": r.spec_id,
             }
-            for r in title.renditions
+            for r in title.variants  # (its audio renditions are in the master)
         ],
         "PlaybackURL": playback,
         **job.echo,
