@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
-from livetx.contract import Choice, DurationList, Integer, Number, Size, param, param_names, parse_params
+from livetx.contract import Choice, DurationList, Integer, Number, Selection, Size, param, param_names, parse_params
 from livetx.errors import ParameterError
 from livetx.media.model import AudioSpec, AudioTrack, MediaInfo, VideoSpec
 
@@ -25,6 +25,9 @@ SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88
 PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le")
 CONTAINERS = ("ts", "fmp4")
 AUDIO_LAYOUTS = ("muxed", "all")  # the title's `audio`: how its audio tracks reach the player
+# the title's `subtitles`: an item is a language (RFC 5646 or ISO 639-2: `en`, `pt-br`, `fre`) or a
+# source stream (`s<index>`)
+SUBTITLE_SELECTION = Selection(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*|s[0-9]{1,5}", "languages (en, fre, pt-br) and streams (s<index>)")
 VIDEO_CODECS = ("h264", "h265", "av1")
 FMP4_ONLY = ("av1",)  # codecs livetx carries in fMP4 only (MPEG-TS has no AV1 mapping players read)
 AV1_PIXEL_FORMATS = ("yuv420p", "yuv420p10le")  # what SVT-AV1 encodes (AV1 Main profile)
@@ -53,6 +56,14 @@ class TitleParams:
         "muxed",
         "muxed: the source's first audio track inside each video rendition; all: video renditions carry no audio and"
         " every audio track of the source is its own stereo AAC rendition (EXT-X-MEDIA), on the video's segment windows",
+    )
+    subtitles: str = param(
+        SUBTITLE_SELECTION,
+        "all",
+        "the subtitle tracks played as WebVTT renditions (EXT-X-MEDIA TYPE=SUBTITLES) on the video's segment windows:"
+        " all (every embedded text track and readable sidecar file), none, or a comma-separated list of languages"
+        " (en, fre, pt-br) and embedded streams (s<index>); bitmap tracks are never converted, and playlists made"
+        " through the API carry none",
     )
 
 
