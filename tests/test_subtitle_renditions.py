@@ -30,6 +30,7 @@ from livetx.app import create_app
 from livetx.cache.keys import strong_etag
 from livetx.dash.manifest import check_dash, mpd
 from livetx.errors import ParameterError
+from livetx.hls.model import MediaRendition
 from livetx.media.model import MediaInfo, SubtitleTrack
 from livetx.media.params import parse_title_params
 from livetx.media.probe import probe
@@ -39,7 +40,7 @@ from livetx.storage.base import ObjectInfo
 from livetx.subtitles import sidecar as sidecars
 from livetx.subtitles.cues import Cue
 from livetx.subtitles.sidecar import Sidecar, SidecarName
-from livetx.titles import Title, build_title, parse_profile
+from livetx.titles import Title, build_title, parse_profile, sidecar_segment
 from livetx.web.api import subtitle_tracks
 from tests.conftest import ROOT, TEST_SIGNING_KEYS
 from tests.multitrack import MultiTrackSpec, write_multitrack
@@ -255,6 +256,30 @@ def test_dash_leaves_subtitles_out(mkv: Path) -> None:
     title = title_of(mkv, container="fmp4")
     check_dash(title)  # WebVTT renditions don't make the title "not all fMP4"
     assert [s.content_type for s in mpd(title).adaptation_sets] == ["video"]
+
+
+def test_a_sidecar_follows_the_title_window(mkv: Path) -> None:
+    """With `ss`, title time 0 is `ss` into the source, so into the sidecar too: its cues move
+    back by `ss`, one running across the new start begins at 0, and earlier ones are gone."""
+    title = title_of(mkv, replace(probe(str(mkv)), subtitle_tracks=()), sidecars=SIDECARS[:1], ss=1000)
+    [rendition] = title.subtitle_renditions
+    vtt = read_vtt(sidecar_segment(rendition, 0).decode())
+    assert [(c.start, c.end) for c in vtt.cues] == [(0, 400)]  # the 0.9-1.4 s cue
+    later = [c for n in range(len(rendition.windows)) for c in read_vtt(sidecar_segment(rendition, n).decode()).cues]
+    assert {(c.start, c.end) for c in later} == {(0, 400), (1000, 1500), (2000, 3000), (4000, 6000)}  # 8-9 s: past the end
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        pytest.param({"type": "AUDIO", "forced": True}, id="forced-audio"),
+        pytest.param({"type": "SUBTITLES", "default": True, "autoselect": False}, id="default-without-autoselect"),
+        pytest.param({"type": "SUBTITLES", "forced": True, "autoselect": False}, id="forced-without-autoselect"),
+    ],
+)
+def test_the_model_refuses_what_rfc_8216_forbids(wrong: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"FORCED|AUTOSELECT"):
+        MediaRendition(group_id="g", name="n", uri="u.m3u8", **wrong)
 
 
 # ---- selection ----------------------------------------------------------------------------
