@@ -295,12 +295,9 @@ class Catalog:
         return title
 
     async def _build(self, source: ObjectInfo, profile: Profile, sidecars: Sequence[Sidecar]) -> Title:
-        """The one place a title is planned (for `title` and `plan`).
-
-        ISSUE 16 CALL SITE: `sidecars` (this source's subtitle sidecars, or an API request's
-        SourceSubtitles) are to be passed as `build_title(..., sidecars=sidecars)` once
-        build_title takes them; until then they only join the title's cache identity."""
-        return build_title(source, await self.media_info(source), profile, threads=self.threads)
+        """The one place a title is planned (for `title` and `plan`), with `sidecars`: this
+        source's subtitle sidecars, or an API request's SourceSubtitles."""
+        return build_title(source, await self.media_info(source), profile, threads=self.threads, sidecars=sidecars)
 
     # ---- subtitle sidecars ---------------------------------------------------------------
 

@@ -125,13 +125,69 @@ def audio_media(title: Title, uri_for: UriFor = plain) -> tuple[MediaRendition, 
     return tuple(out)
 
 
+SUBTITLE_GROUP = "subs"  # GROUP-ID of a title's WebVTT subtitle renditions
+# CHARACTERISTICS of subtitles for the deaf and hard of hearing (SDH), as the HLS authoring spec writes them
+TRANSCRIBES = "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound"
+
+
+def subtitle_media(title: Title, uri_for: UriFor = plain) -> tuple[MediaRendition, ...]:
+    """One `EXT-X-MEDIA:TYPE=SUBTITLES` per subtitle rendition. DEFAULT=YES only on the first
+    track flagged default (none when none is: players then show no subtitles until asked);
+    FORCED=YES on forced tracks; AUTOSELECT=YES on all (a player may pick any by language).
+    NAME: the title tag or sidecar label, else the language's name (with "(forced)" or
+    "(SDH)" when so), else "Subtitles N", made unique in the group. Hearing-impaired tracks
+    carry the SDH characteristics."""
+    renditions = title.subtitle_renditions
+    default = next((r for r in renditions if r.subtitle is not None and r.subtitle.default), None)
+    out: list[MediaRendition] = []
+    names: set[str] = set()
+    for n, r in enumerate(renditions, 1):
+        ref = r.subtitle
+        assert ref is not None, "a subtitle rendition shows one track"
+        language = language_tag(ref.language)
+        base = ref.label
+        if base is None and (base := language_name(language)) is not None:
+            base += " (forced)" if ref.forced else " (SDH)" if ref.hearing_impaired else ""
+        name = _unique(_quotable(base or f"Subtitles {n}"), names)
+        out.append(
+            MediaRendition(
+                type="SUBTITLES",
+                group_id=SUBTITLE_GROUP,
+                name=name,
+                uri=uri_for(media_playlist_name(r)),
+                language=language,
+                default=r is default,
+                autoselect=True,
+                forced=ref.forced,
+                characteristics=TRANSCRIBES if ref.hearing_impaired else None,
+            )
+        )
+    return tuple(out)
+
+
+def _unique(base: str, names: set[str]) -> str:
+    """`base`, or `base 2`, `base 3`, ...: a NAME no other rendition of the group has (RFC 8216 4.3.4.1.1)."""
+    name, k = base, 1
+    while name in names:
+        k += 1
+        name = f"{base} {k}"
+    names.add(name)
+    return name
+
+
 def _quotable(text: str) -> str:
     """A quoted-string holds no double quote, CR or LF (RFC 8216 4.2)."""
     return " ".join(text.replace('"', "'").split()) or "Track"
 
 
 def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = estimated) -> str:
-    media = audio_media(title, uri_for)
+    """The master playlist. Subtitle renditions go with the variants of the container their
+    X-TIMESTAMP-MAP is written for (the first video rendition's): a variant in the other
+    container (a profile mixing MPEG-TS and fMP4) carries a timeline 1.4 s away, and plays
+    without them rather than with every cue off by that much."""
+    media = audio_media(title, uri_for) + subtitle_media(title, uri_for)
+    subtitles = title.subtitle_renditions
+    subtitle_container = subtitles[0].subtitle.container if subtitles and subtitles[0].subtitle else None
     groups: list[tuple[str | None, tuple[Rendition, ...]]] = [*audio_groups(title).items()] or [(None, ())]
     variants = []
     for group, audio in groups:  # every variant once per audio group (Apple's authoring spec)
@@ -150,12 +206,15 @@ def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthF
                     frame_rate=r.video.fps if r.video else None,
                     video_range=VIDEO_RANGE if r.video else None,
                     audio=group,
+                    subtitles=SUBTITLE_GROUP if r.container == subtitle_container else None,
                 )
             )
     return render_master(MasterPlaylist(tuple(variants), media))
 
 
 def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = False) -> str:
+    """A rendition's media playlist; a subtitle rendition's has its video's EXTINFs (the same
+    windows) and `.vtt` URIs."""
     name = stored_segment_name if stored else segment_name
     # fMP4: the init segment first (so its URI is the first one a Rendered holds)
     map_uri = uri_for(name(rendition, INIT)) if rendition.container == "fmp4" else None
@@ -240,7 +299,9 @@ def playlist_objects(title: Title) -> dict[str, str]:
     to its segments (livetx/layout.py): `<source>/<profile>/master.m3u8` and
     `<source>/<profile>/<rendition>.m3u8`, or, for API-made playlists, `<target URI>.m3u8` and
     the requested master. URIs inside are
-    relative, so the objects play from wherever storage is served."""
+    relative, so the objects play from wherever storage is served, as far as the segments they
+    name have been made there: a sidecar's subtitle segments are rendered per request and
+    never stored, so only a server (or a CDN in front of one) plays those."""
     objects = {media_playlist_key(title, r): media_text(r, stored=True) for r in title.renditions}
     master_key = master_playlist_key(title)
     if master_key is not None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
 from livetx.errors import ConfigError, ParameterError, SegmentNotFound
+from livetx.hls.languages import language_tag
 from livetx.hls.plan import Grid, SegmentWindow, audio_grid, plan_segments, video_grid
-from livetx.media.model import INIT, AudioSpec, AudioTrack, MediaInfo, SegmentJob, SegmentPart, VideoSpec
+from livetx.media.model import INIT, AudioSpec, AudioTrack, MediaInfo, SegmentJob, SegmentPart, SubtitleTrack, VideoSpec
 from livetx.media.params import (
     KNOWN_TITLE,
     RenditionParams,
@@ -33,6 +34,9 @@ from livetx.media.params import (
     selected_tracks,
 )
 from livetx.storage.base import ObjectInfo
+from livetx.subtitles.cues import Cue
+from livetx.subtitles.sidecar import Sidecar
+from livetx.subtitles.webvtt import render_segment, segment_cues
 
 PLAN_VERSION = "1"  # bump when the transcoder's output for one spec changes
 
@@ -91,6 +95,45 @@ def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
 
 
 @dataclass(frozen=True)
+class SubtitleRef:
+    """What a subtitle rendition is made from: an embedded text track of the source (made by
+    the pool, from the subtitle decoder alone) or a sidecar file's cues (rendered in-process).
+    `container` is the video's ("ts" or "fmp4"): its segments' X-TIMESTAMP-MAP follows it."""
+
+    track: SubtitleTrack | Sidecar
+    container: str
+    skip: int = 0  # ms of a sidecar before title time 0 (the title's `ss`): taken off its cue times
+
+    @property
+    def sidecar(self) -> Sidecar | None:
+        return self.track if isinstance(self.track, Sidecar) else None
+
+    @property
+    def language(self) -> str | None:
+        """The language as the container or the sidecar's name writes it."""
+        return self.track.name.language if isinstance(self.track, Sidecar) else self.track.language
+
+    @property
+    def label(self) -> str | None:
+        """The track's own name: the container's title tag, or the sidecar name's label."""
+        return self.track.name.label if isinstance(self.track, Sidecar) else self.track.title
+
+    @property
+    def default(self) -> bool:
+        return self.track.name.default if isinstance(self.track, Sidecar) else self.track.default
+
+    @property
+    def forced(self) -> bool:
+        return self.track.name.forced if isinstance(self.track, Sidecar) else self.track.forced
+
+    @property
+    def hearing_impaired(self) -> bool:
+        if isinstance(self.track, Sidecar):
+            return self.track.name.hearing_impaired
+        return "hearing_impaired" in self.track.roles
+
+
+@dataclass(frozen=True)
 class Rendition:
     name: str
     spec_id: str
@@ -104,6 +147,7 @@ class Rendition:
     ta: int = 12  # segments made ahead when playback starts
     object_prefix: str | None = None  # output key prefix of its objects, when an API chose it
     container: str = "ts"  # "ts", or "fmp4" (an init segment, then fragments; B-frames on)
+    subtitle: SubtitleRef | None = None  # a WebVTT subtitle rendition (EXT-X-MEDIA, container "vtt"): what it shows
     track: AudioTrack | None = None  # separate audio: the source audio track this audio rendition (EXT-X-MEDIA) plays
 
     def window(self, index: int) -> SegmentWindow:
@@ -121,11 +165,12 @@ class Title:
     duration: Fraction
     renditions: tuple[Rendition, ...]
     muxed_track: AudioTrack | None = None  # the track muxed into the variants when not the first audio stream
+    sidecars: tuple[Sidecar, ...] = ()  # every sidecar found, readable or not (the unreadable ones play no rendition)
 
     @property
     def variants(self) -> tuple[Rendition, ...]:
-        """The renditions a master lists as variant streams (all but the audio renditions)."""
-        return tuple(r for r in self.renditions if r.track is None)
+        """The renditions a master lists as variant streams (all but the audio and subtitle renditions)."""
+        return tuple(r for r in self.renditions if r.track is None and r.subtitle is None)
 
     @property
     def audio_renditions(self) -> tuple[Rendition, ...]:
@@ -140,6 +185,12 @@ class Title:
         tracks = [r.track for r in self.audio_renditions if r.track is not None]
         return next((t.index for t in tracks if t.default), tracks[0].index if tracks else None)
 
+    @property
+    def subtitle_renditions(self) -> tuple[Rendition, ...]:
+        """One WebVTT rendition per selected embedded text track (stream order), then per
+        readable sidecar; none for a title without video."""
+        return tuple(r for r in self.renditions if r.subtitle is not None)
+
     def rendition(self, name: str) -> Rendition:
         for rendition in self.renditions:
             if rendition.name == name:
@@ -147,6 +198,8 @@ class Title:
         raise SegmentNotFound(f"no rendition {name!r} in profile {self.profile.name!r}")
 
     def job(self, rendition: Rendition, index: SegmentPart, media_url: str) -> SegmentJob:
+        if rendition.subtitle is not None:
+            return self._subtitle_job(rendition, rendition.subtitle, index, media_url)
         if index == INIT:
             return SegmentJob(
                 "", Fraction(0), Fraction(0), Fraction(0), rendition.video, rendition.audio, container=rendition.container, init=True
@@ -165,6 +218,24 @@ class Title:
             container=rendition.container,
         )
 
+    def _subtitle_job(self, rendition: Rendition, ref: SubtitleRef, index: SegmentPart, media_url: str) -> SegmentJob:
+        """An embedded track's WebVTT segment: the cues of the window, from the source's
+        subtitle stream alone, mapped for the video's container."""
+        if isinstance(ref.track, Sidecar) or index == INIT:
+            raise ValueError("a pool job makes an embedded subtitle track's media segments only (sidecar_segment renders a sidecar's)")
+        window = rendition.window(index)
+        return SegmentJob(
+            source=media_url,
+            origin=self.origin,
+            start=window.start,
+            stop=window.stop,
+            video=None,
+            audio=None,
+            source_pin=self.source.pin,
+            container=ref.container,
+            subtitle_stream=ref.track.index,
+        )
+
     def _audio_stream(self, rendition: Rendition) -> int | None:
         if rendition.track is not None:
             return rendition.track.index
@@ -177,6 +248,29 @@ def audio_rendition_name(track: AudioTrack, channels: int = 2) -> str:
     """`a<source stream index>`, stable while other tracks come and go; `a<index>c6` for its
     6-channel rendition."""
     return f"a{track.index}" if channels <= 2 else f"a{track.index}c{channels}"
+
+
+def subtitle_rendition_name(track: SubtitleTrack | Sidecar) -> str:
+    """`s<source stream index>` for an embedded track; `x<8 hex digits of sha256(key)>` for a
+    sidecar, stable when sibling sidecars appear or go."""
+    if isinstance(track, Sidecar):
+        return "x" + hashlib.sha256(track.key.encode()).hexdigest()[:8]
+    return f"s{track.index}"
+
+
+def sidecar_segment(rendition: Rendition, index: int) -> bytes:
+    """Segment `index` of a sidecar's rendition, WebVTT from its parsed cues (no pool, no
+    storage: a scan of the cues). Cue times are title time: a sidecar's, less the title's `ss`;
+    a cue that began before title time 0 starts at 0."""
+    ref = rendition.subtitle
+    sidecar = ref.sidecar if ref is not None else None
+    if ref is None or sidecar is None:
+        raise ValueError(f"rendition {rendition.name!r} plays no sidecar")
+    window = rendition.window(index)
+    cues: Sequence[Cue] = sidecar.cues
+    if ref.skip:
+        cues = [replace(c, start=max(0, c.start - ref.skip), end=c.end - ref.skip) for c in cues if c.end > ref.skip]
+    return render_segment(segment_cues(cues, window), ref.container).encode()
 
 
 # ---- CODECS and bandwidth -----------------------------------------------------------------
@@ -392,7 +486,62 @@ def _audio_renditions(
     return out
 
 
-def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: int = 0) -> Title:
+def _subtitle_spec_id(source: ObjectInfo, origin: Fraction, windows: tuple[SegmentWindow, ...], ref: SubtitleRef) -> str:
+    """A subtitle rendition's segments depend on the source version (an embedded track) or the
+    sidecar's version, the title's window, the video's windows and the timestamp map."""
+    track = ref.track
+    made_of = ("sidecar", track.key, track.etag) if isinstance(track, Sidecar) else ("stream", track.index)
+    facts = (PLAN_VERSION, "vtt", source.key, source.etag, origin, windows, made_of, ref.container)
+    return hashlib.sha256(repr(facts).encode()).hexdigest()[:12]
+
+
+def _selected(selection: str, name: str, language: str | None) -> bool:
+    """Whether the `subtitles` parameter (normal form, see media/params.py) takes a track:
+    by its stream name (`s2`) or by language (`en` takes `eng` and `en-US`; `fre` takes `fr`)."""
+    if selection in ("all", "none"):
+        return selection == "all"
+    tag = language_tag(language)
+    for item in selection.split(","):
+        wanted = language_tag(item)
+        if item == name or tag == wanted or tag.startswith(wanted + "-"):
+            return True
+    return False
+
+
+def _subtitle_renditions(
+    source: ObjectInfo,
+    info: MediaInfo,
+    profile: Profile,
+    origin: Fraction,
+    video: Rendition,
+    sidecars: Sequence[Sidecar],
+    taken: set[str],
+) -> list[Rendition]:
+    """A WebVTT rendition per selected embedded text track (bitmap tracks are never
+    converted), then per selected readable sidecar, on the first video rendition's windows:
+    segment i of every rendition covers the same time, with the same EXTINF."""
+    params = profile.title
+    if info.video is None or profile.source_key is not None:
+        return []  # nothing to show them over; API-made playlists carry none (their keys are claimed per target)
+    tracks: list[SubtitleTrack | Sidecar] = [t for t in info.subtitle_tracks if not t.bitmap]
+    tracks += [s for s in sidecars if s.error is None and s.cues]
+    out = []
+    for track in tracks:
+        name = subtitle_rendition_name(track)
+        ref = SubtitleRef(track, video.container, skip=params.ss if isinstance(track, Sidecar) else 0)
+        if not _selected(params.subtitles, name, ref.language):
+            continue
+        if name in taken:
+            raise ParameterError("subtitles", f"none, or no rendition named {name!r} (the name of a subtitle track)")
+        taken.add(name)
+        draft = Rendition(name, "", None, None, video.windows, 0, 0, "", initd=0, ta=video.ta, container="vtt", subtitle=ref)
+        out.append(replace(draft, spec_id=_subtitle_spec_id(source, origin, video.windows, ref)))
+    return out
+
+
+def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: int = 0, sidecars: Sequence[Sidecar] = ()) -> Title:
+    """The title of `source` under `profile`. `sidecars`: the subtitle files found next to the
+    source (livetx/subtitles/sidecar.py), each read already; they are part of its identity."""
     params = profile.title
     # Title time 0 is where the video starts (its frames then fall on the output grid), or the
     # container's start for audio-only sources; the other stream keeps its offset from it.
@@ -437,6 +586,15 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
         first = first or (rendition, grid, rparams)
     if separate and first is not None:
         renditions += _audio_renditions(source, origin, profile, tracks, first, taken={r.name for r in renditions})
+    if first is not None:
+        renditions += _subtitle_renditions(source, info, profile, origin, first[0], sidecars, {r.name for r in renditions})
     return Title(
-        source=source, info=info, profile=profile, origin=origin, duration=duration, renditions=tuple(renditions), muxed_track=muxed
+        source=source,
+        info=info,
+        profile=profile,
+        origin=origin,
+        duration=duration,
+        renditions=tuple(renditions),
+        muxed_track=muxed,
+        sidecars=tuple(sidecars),
     )

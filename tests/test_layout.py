@@ -9,9 +9,10 @@ from fractions import Fraction
 import pytest
 
 from livetx import layout
-from livetx.media.model import INIT, MediaInfo
+from livetx.media.model import INIT, MediaInfo, SubtitleTrack
 from livetx.storage.base import ObjectInfo
-from livetx.titles import Rendition, Title, parse_profile
+from livetx.subtitles.sidecar import Sidecar, SidecarName
+from livetx.titles import Rendition, SubtitleRef, Title, parse_profile, subtitle_rendition_name
 
 SPEC = "0123456789ab"
 SOURCE = ObjectInfo("movies/a.mp4", 1000, "etag-1")
@@ -28,6 +29,9 @@ CMAF = replace(MAIN, name="cmaf", container="fmp4")  # an fMP4 rendition: init s
 CMAF_TARGET = replace(TARGET, container="fmp4")
 # an audio rendition of an API-made title with a master: next to the master (the prefix its profile gives)
 TRACK = replace(MAIN, name="a2", object_prefix=layout.track_prefix("out/job/master.m3u8") + "a2")
+# a subtitle rendition: WebVTT segments of embedded stream 2
+SUBS = replace(MAIN, name="s2", container="vtt", subtitle=SubtitleRef(SubtitleTrack(2, "srt", False), "ts"))
+SIDECAR = Sidecar("movies/a.en.srt", "etag-2", SidecarName("en"))
 
 
 @pytest.mark.parametrize(
@@ -43,6 +47,10 @@ TRACK = replace(MAIN, name="a2", object_prefix=layout.track_prefix("out/job/mast
         pytest.param(layout.segment_key(JOB, CMAF_TARGET, 7), "out/job/v0-0123456789ab-7.m4s", id="target-fmp4-segment"),
         pytest.param(layout.stored_segment_name(CMAF_TARGET, INIT), "v0-0123456789ab-init.mp4", id="target-stored-fmp4-init-name"),
         pytest.param(layout.stored_segment_name(MAIN, 7), "main-0123456789ab-7.ts", id="stored-segment-name"),
+        pytest.param(layout.segment_key(TITLE, SUBS, 7), "movies/a.mp4/default/s2-0123456789ab-7.vtt", id="subtitle-segment"),
+        pytest.param(layout.segment_name(SUBS, 7), "s2-0123456789ab-7.vtt", id="subtitle-segment-name"),
+        pytest.param(layout.media_playlist_key(TITLE, SUBS), "movies/a.mp4/default/s2.m3u8", id="subtitle-playlist"),
+        pytest.param(subtitle_rendition_name(SIDECAR), "x8fdf4b74", id="sidecar-rendition-name"),
         pytest.param(layout.media_playlist_name(MAIN), "main.m3u8", id="media-playlist-name"),
         pytest.param(layout.media_playlist_key(TITLE, MAIN), "movies/a.mp4/default/main.m3u8", id="media-playlist"),
         pytest.param(layout.master_playlist_key(TITLE), "movies/a.mp4/default/master.m3u8", id="master-playlist"),

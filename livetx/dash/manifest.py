@@ -11,7 +11,8 @@ dash.js alike (tests/test_players.py), Chromium's MSE taking both tracks in one 
 (dash.js 5.2.1 needs `streaming.capabilities.useMediaCapabilitiesApi: false`: it hands
 MediaCapabilities the two-codec list unquoted, which Chromium cannot parse.) A title with separate
 audio renditions (issue 16, `audio`) has demuxed segments: one video AdaptationSet of video-only
-Representations, and one audio AdaptationSet per language, role and channel count.
+Representations, and one audio AdaptationSet per language, role and channel count. Subtitle
+renditions are HLS only (no text AdaptationSet yet).
 
 Segment URLs are the HLS playlists' names, relative to the MPD, which sits in the same
 folder. `$Number$` numbers them from 0 as the HLS names do, and the SegmentTimeline gives each
@@ -46,8 +47,14 @@ _INDEX = 987654321  # a segment index no title has, replaced by NUMBER in the me
 UriFor = Callable[[str], str]
 
 
+def _media(title: Title) -> list[Rendition]:
+    """The renditions an MPD holds: not the subtitle renditions. DASH text is out of scope for
+    now: segmented raw WebVTT plays in Shaka only, dash.js wants it in fMP4 (wvtt or stpp)."""
+    return [r for r in title.renditions if r.subtitle is None]
+
+
 def check_dash(title: Title) -> None:
-    ts = [r.name for r in title.renditions if r.container != "fmp4"]
+    ts = [r.name for r in _media(title) if r.container != "fmp4"]
     if ts:
         raise NotDash(
             f"no DASH manifest for profile {title.profile.name!r}: rendition {ts[0]!r} is MPEG-TS;"
@@ -158,8 +165,8 @@ def _separate_sets(title: Title, ordered: list[Rendition], uri_for: UriFor, band
 
 def _mpd(title: Title, sets: list[AdaptationSet]) -> Mpd:
     # the shortest rendition's end: no player waits at the end for media a rendition lacks
-    duration = min(r.windows[-1].stop for r in title.renditions)
-    longest = max(w.duration for r in title.renditions for w in r.windows)
+    duration = min(r.windows[-1].stop for r in _media(title))
+    longest = max(w.duration for r in _media(title) for w in r.windows)
     return Mpd(duration=duration, min_buffer_time=Fraction(math.ceil(longest)), adaptation_sets=tuple(sets))
 
 

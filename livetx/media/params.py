@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
-from livetx.contract import Choice, DurationList, Integer, Invalid, Number, Size, Spec, param, param_names, parse_params
+from livetx.contract import Choice, DurationList, Integer, Invalid, Number, Selection, Size, Spec, param, param_names, parse_params
 from livetx.errors import ParameterError
 from livetx.hls.languages import language_matches, language_tag
 from livetx.media.model import AudioSpec, AudioTrack, MediaInfo, VideoSpec
@@ -28,6 +28,9 @@ PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", 
 CONTAINERS = ("ts", "fmp4")
 AUDIO_LAYOUTS = ("auto", "muxed", "all", "default")  # the title's `audio` keywords (else a list of track selectors)
 SURROUND_CHANNELS = 6  # the channels of a surround rendition (`surround=1`): AAC 5.1
+# the title's `subtitles`: an item is a language (RFC 5646 or ISO 639-2: `en`, `pt-br`, `fre`) or a
+# source stream (`s<index>`)
+SUBTITLE_SELECTION = Selection(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*|s[0-9]{1,5}", "languages (en, fre, pt-br) and streams (s<index>)")
 VIDEO_CODECS = ("h264", "h265", "av1")
 FMP4_ONLY = ("av1",)  # codecs livetx carries in fMP4 only (MPEG-TS has no AV1 mapping players read)
 AV1_PIXEL_FORMATS = ("yuv420p", "yuv420p10le")  # what SVT-AV1 encodes (AV1 Main profile)
@@ -152,6 +155,14 @@ class TitleParams:
         "1: a source track of 3 or more channels also gets a 6-channel AAC rendition a<index>c6 (EXT-X-MEDIA group"
         " aac-6ch; its stereo one stays), at three times the stereo bitrate (384000 bit/s by default, 3 x ab when ab is"
         " set), and each video variant is listed once per group. Separate audio renditions only",
+    )
+    subtitles: str = param(
+        SUBTITLE_SELECTION,
+        "all",
+        "the subtitle tracks played as WebVTT renditions (EXT-X-MEDIA TYPE=SUBTITLES) on the video's segment windows:"
+        " all (every embedded text track and readable sidecar file), none, or a comma-separated list of languages"
+        " (en, fre, pt-br) and embedded streams (s<index>); bitmap tracks are never converted, and playlists made"
+        " through the API carry none",
     )
 
 
