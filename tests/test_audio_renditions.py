@@ -57,6 +57,7 @@ def _profile(name: str, container: str, **title: str) -> str:
 st = 5000
 initial_segments = [1000, 1000, 1500]
 initd = 0
+subtitles = "none"
 {lines}
 [profiles.{name}.renditions.v]
 preset = "ultrafast"
@@ -301,7 +302,7 @@ def test_stereo_rendition_of_a_surround_track_is_its_downmix(served: dict[str, S
 
 def _title(source: Path, **title: Any) -> Any:
     rendition = {"preset": "ultrafast", "ab": 128000, "container": title.pop("container", "ts")}
-    profile = parse_profile("t", {**SEGMENTING, **title, "renditions": {"v": rendition}})
+    profile = parse_profile("t", {**SEGMENTING, "subtitles": "none", **title, "renditions": {"v": rendition}})
     return build_title(ObjectInfo(source.name, source.stat().st_size, "etag"), probe(str(source)), profile)
 
 
@@ -312,7 +313,7 @@ def test_auto_is_the_default_muxed_for_one_track_with_its_spec_ids_and_separate_
     assert _title(one_track, audio="all").renditions[0].spec_id != default.renditions[0].spec_id
     auto, muxed, separate = _title(source), _title(source, audio="muxed"), _title(source, audio="all")
     assert auto == replace(separate, profile=auto.profile)  # four: each its own rendition
-    assert [r.name for r in separate.renditions] == ["v", "a1", "a2", "a3", "a4", "s5", "s6"]  # s: subtitles
+    assert [r.name for r in separate.renditions] == ["v", "a1", "a2", "a3", "a4"]
     ids = [r.spec_id for r in separate.renditions]
     assert muxed.renditions[0].spec_id not in ids and len(set(ids)) == len(ids)
     assert separate.renditions[0].audio is None and all(r.windows == separate.renditions[0].windows for r in separate.renditions)

@@ -48,7 +48,8 @@ from tests.multitrack import MultiTrackSpec, write_multitrack
 SECRET = "v" * 40
 PULL = {"X-Livetx-Origin-Auth": SECRET}
 API_KEY = "subtitles-" + "k" * 32
-SEGMENTING = {"st": 5000, "initial_segments": [1000, 1000, 1500], "initd": 0}  # windows 0-1, 1-2, 2-3.52, 3.52-6 s
+# windows 0-1, 1-2, 2-3.52, 3.52-6 s; the audio muxed (the source's audio tracks are tests/test_audio_renditions.py's)
+SEGMENTING = {"st": 5000, "initial_segments": [1000, 1000, 1500], "initd": 0, "audio": "muxed"}
 CONTAINERS = {"subts": "ts", "subfmp4": "fmp4"}
 MPEGTS = {"ts": 126000, "fmp4": 0}  # X-TIMESTAMP-MAP: title time 0 on the media timeline, 90 kHz
 TRANSCRIBES = "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound"
@@ -170,7 +171,7 @@ def test_master_lists_each_text_track_and_readable_sidecar(source: Path, contain
 def test_master_without_subtitle_tracks_is_unchanged(source: Path) -> None:
     plain = replace(probe(str(source)), subtitle_tracks=())
     text = master_text(title_of(source, plain, sidecars=()))
-    assert "SUBTITLES" not in text and "EXT-X-MEDIA" not in text
+    assert "SUBTITLES" not in text and "TYPE=SUBTITLES" not in text  # (its audio tracks are EXT-X-MEDIA renditions)
 
 
 def test_bitmap_tracks_play_no_rendition(mkv: Path) -> None:
@@ -332,6 +333,7 @@ CONFIG = "".join(
 st = 5000
 initial_segments = [1000, 1000, 1500]
 initd = 0
+audio = "muxed"
 
 [profiles.{name}.renditions.v]
 preset = "ultrafast"
