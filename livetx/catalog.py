@@ -9,6 +9,15 @@ probe per source version at a time, and a source version that failed to probe (n
 refused, over the time limit) answers with the same error for `probe_failure_ttl` seconds
 without being probed again. The first time this process plans a title, its playlists are written to output
 storage next to its segments.
+
+A title's subtitle sidecars (`dir/film.en.srt` next to `dir/film.mkv`, grammar in
+livetx/subtitles/names.py) are found with one listing of `dir/film.` in the source store, reused
+for `stat_ttl` like a stat, then read and parsed once per sidecar version (key and ETag) in a
+thread, never on the event loop. What a file's bytes decide (too large, unreadable) is kept as
+`Sidecar.error`; a read that failed (storage down, file gone) is tried again next time. The
+sidecars' keys, ETags and errors join the title's identity: a new, changed or removed sidecar
+replans the title once the listing is renewed. An API-made title has the subtitle files its
+request named (IMM `SourceSubtitles`) and no others.
 """
 
 from __future__ import annotations
@@ -17,10 +26,21 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from livetx.errors import LivetxError, OutputClaimed, ProbeTimeout, ProfileNotFound, SourceNotFound, SourceUnreadable
+from livetx.errors import (
+    LivetxError,
+    OutputClaimed,
+    ParameterError,
+    ProbeTimeout,
+    ProfileNotFound,
+    SourceNotFound,
+    SourceUnreadable,
+    StorageUnavailable,
+    SubtitleTooLarge,
+    SubtitleUnreadable,
+)
 from livetx.jobs import JOB_PREFIX, Job
 from livetx.layout import claim_key, probe_key, record_key
 from livetx.lru import Lru
@@ -29,11 +49,18 @@ from livetx.media.pool import ProbePool
 from livetx.media.probe import probe
 from livetx.playlists import playlist_objects
 from livetx.storage.base import ObjectInfo, Storage, check_source_key
+from livetx.subtitles.names import kind_of, listing_prefix, parse_sidecar_name, request_name
+from livetx.subtitles.sidecar import Sidecar, SidecarName
+from livetx.subtitles.sidecar import parse as parse_sidecar
+from livetx.subtitles.text import check_size
 from livetx.titles import Profile, Title, build_title
 
 log = logging.getLogger(__name__)
 
 PROBE_CACHE_SIZE = 4096
+SIDECARS_LISTED = 100  # objects listed next to a source when looking for its sidecars
+SIDECAR_CACHE_BYTES = 64 * 1024**2  # parsed sidecars kept in memory, weighed by their files' sizes
+SidecarIdentity = tuple[tuple[str, str, str | None], ...]  # (key, ETag, error) of each of a title's sidecars
 
 
 class Catalog:
@@ -60,18 +87,28 @@ class Catalog:
         self._probes: Lru[tuple[str, str], MediaInfo] = Lru(PROBE_CACHE_SIZE)
         self._failed: Lru[tuple[str, str], tuple[float, LivetxError]] = Lru(PROBE_CACHE_SIZE)  # negative cache
         self._probing: dict[tuple[str, str], asyncio.Future[MediaInfo]] = {}
-        self._titles: Lru[tuple[str, str, str], Title] = Lru(PROBE_CACHE_SIZE)
+        self._titles: Lru[tuple[str, str, str, SidecarIdentity], Title] = Lru(PROBE_CACHE_SIZE)
         self._seen: set[tuple[str, str, str]] = set()
-        self._jobs: Lru[str, Profile] = Lru(PROBE_CACHE_SIZE)
+        self._jobs: Lru[str, tuple[Profile, tuple[str, ...]]] = Lru(PROBE_CACHE_SIZE)  # with the job's subtitle keys
+        self._listings: Lru[str, tuple[float, tuple[ObjectInfo, ...]]] = Lru(PROBE_CACHE_SIZE)
+        self._sidecars: Lru[tuple[str, str, str], tuple[int, Sidecar]] = Lru(SIDECAR_CACHE_BYTES, weigh=lambda entry: entry[0])
+        self._reading: dict[tuple[str, str, str], asyncio.Future[tuple[int, Sidecar]]] = {}
         self._publishing: set[asyncio.Task[None]] = set()
         self.probe_count = 0
         self.stat_count = 0
+        self.listing_count = 0  # sidecar listings asked of the source store
+        self.sidecar_reads = 0  # sidecar files read (and parsed)
 
     async def profile(self, name: str) -> Profile:
         """A configured profile, or one made through the playlist APIs (`j-<id>`, whose record
         lives in output storage, so every origin process knows it)."""
+        return (await self._resolve(name))[0]
+
+    async def _resolve(self, name: str) -> tuple[Profile, tuple[str, ...] | None]:
+        """The profile, and the subtitle files an API-made one's request named (None for a
+        configured profile: its titles' sidecars are found next to the source)."""
         if name in self.profiles:
-            return self.profiles[name]
+            return self.profiles[name], None
         job_profile = self._jobs.peek(name)
         if job_profile is not None:
             return job_profile
@@ -96,17 +133,22 @@ class Catalog:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def _remember(self, job: Job) -> Profile:
-        profile = job.profile()
-        self._jobs.put(job.profile_name, profile)
-        return profile
+    def _remember(self, job: Job) -> tuple[Profile, tuple[str, ...]]:
+        known = (job.profile(), job.subtitles)
+        self._jobs.put(job.profile_name, known)
+        return known
 
     async def plan(self, job: Job) -> Title:
         """Plan an API-made job's title without keeping anything: a request that fails here
-        (no such source, unreadable media, a window past the end) leaves no record behind."""
+        (no such source, no such subtitle file, unreadable media, a window past the end) leaves
+        no record behind. A subtitle file that is there but unreadable does not fail it: the
+        title lists it with its error (`Sidecar.error`), and plays without it."""
         source = await self.source(job.source_key)
         profile = job.profile()
-        return build_title(source, await self.media_info(source), profile, threads=self.threads)
+        for key, field in job.subtitle_fields().items():
+            if await self._stat(key) is None:
+                raise ParameterError(field, "the URI of an object that exists in the source store")
+        return await self._build(source, profile, await self.named_sidecars(source, job.subtitles))
 
     async def register(self, job: Job, title: Title) -> Profile:
         """Keep an API-made job whose title planned: claim its output keys (refused if another
@@ -115,7 +157,7 @@ class Catalog:
 
         Claims are checked, then written: two different jobs racing for one key within that
         gap can both pass (object stores offer no portable create-if-absent)."""
-        claims = job.claims()
+        claims = job.claims(title)
         known = await self.output.stat(record_key(job.id)) is not None  # this job was kept before
         for key, field in claims.items():
             holder = await self._claim_holder(key)
@@ -127,8 +169,9 @@ class Catalog:
             record = {"key": key, "job": job.id}
             await self.output.write(claim_key(key), json.dumps(record, sort_keys=True).encode())
         await self.output.write(record_key(job.id), json.dumps(job.to_record(), sort_keys=True).encode())
-        profile = self._remember(job)
-        self._titles.put((job.profile_name, title.source.key, title.source.etag), title)
+        profile, subtitles = self._remember(job)
+        identity = sidecar_identity(await self.named_sidecars(title.source, subtitles))
+        self._titles.put((job.profile_name, title.source.key, title.source.etag, identity), title)
         return profile
 
     async def _claim_holder(self, key: str) -> str | None:
@@ -148,16 +191,20 @@ class Catalog:
 
     async def source(self, key: str) -> ObjectInfo:
         check_source_key(key)
-        cached = self._stats.peek(key)
-        if cached is not None and time.monotonic() - cached[0] < self.stat_ttl:
-            info = cached[1]
-        else:
-            info = await self.sources.stat(key)
-            self.stat_count += 1
-            if self.stat_ttl > 0:
-                self._stats.put(key, (time.monotonic(), info))
+        info = await self._stat(key)
         if info is None:
             raise SourceNotFound(f"no source {key!r}")
+        return info
+
+    async def _stat(self, key: str) -> ObjectInfo | None:
+        """The stat of an object in the source store, reused for `stat_ttl`."""
+        cached = self._stats.peek(key)
+        if cached is not None and time.monotonic() - cached[0] < self.stat_ttl:
+            return cached[1]
+        info = await self.sources.stat(key)
+        self.stat_count += 1
+        if self.stat_ttl > 0:
+            self._stats.put(key, (time.monotonic(), info))
         return info
 
     def forget(self, key: str) -> None:
@@ -233,18 +280,110 @@ class Catalog:
         return info
 
     async def title(self, profile_name: str, key: str) -> Title:
-        profile = await self.profile(profile_name)
+        profile, subtitles = await self._resolve(profile_name)
         if profile.source_key is not None and profile.source_key != key:
             raise ProfileNotFound(f"profile {profile_name!r} belongs to another source")
         source = await self.source(key)
+        sidecars = await (self.sidecars(source) if subtitles is None else self.named_sidecars(source, subtitles))
         # planning a long title (hundreds of windows, hashed into spec ids) is done once per
-        # source version and profile, not on every segment request
-        cache_key = (profile_name, source.key, source.etag)
+        # source version, sidecar versions and profile, not on every segment request
+        cache_key = (profile_name, source.key, source.etag, sidecar_identity(sidecars))
         title = self._titles.get(cache_key)
         if title is None:
-            title = build_title(source, await self.media_info(source), profile, threads=self.threads)
+            title = await self._build(source, profile, sidecars)
             self._titles.put(cache_key, title)
         return title
+
+    async def _build(self, source: ObjectInfo, profile: Profile, sidecars: Sequence[Sidecar]) -> Title:
+        """The one place a title is planned (for `title` and `plan`), with `sidecars`: this
+        source's subtitle sidecars, or an API request's SourceSubtitles."""
+        return build_title(source, await self.media_info(source), profile, threads=self.threads, sidecars=sidecars)
+
+    # ---- subtitle sidecars ---------------------------------------------------------------
+
+    async def sidecars(self, source: ObjectInfo) -> tuple[Sidecar, ...]:
+        """The subtitle sidecars next to `source` (`dir/film.en.srt` for `dir/film.mkv`), by
+        key, each with its cues or the error that leaves it out (`Sidecar.error`). Never
+        raises for a sidecar: a listing that fails gives none, for `stat_ttl`."""
+        listed = await self._listing(listing_prefix(source.key))
+        # another media file of the same stem (`dir/film.mp4`) owns `dir/film.mp4.en.srt`
+        others = [o.key for o in listed if o.key != source.key and kind_of(o.key) is None]
+        found: list[Sidecar] = []
+        for info in listed:
+            name = parse_sidecar_name(source.key, info.key)
+            if name is not None and not any(info.key.startswith(other + ".") for other in others):
+                found.append(await self._sidecar(source.key, info, name))
+        return tuple(found)
+
+    async def named_sidecars(self, source: ObjectInfo, keys: Sequence[str]) -> tuple[Sidecar, ...]:
+        """The subtitle files an API request named for `source` (IMM `SourceSubtitles`), in its
+        order; one that is gone has its error (`Catalog.plan` refuses a request naming one)."""
+        found: list[Sidecar] = []
+        for key in keys:
+            name = request_name(source.key, key)
+            info = await self._stat(key)
+            if info is None:
+                found.append(Sidecar(key, "", name, error=SubtitleUnreadable.of(key, "no such object").message))
+            else:
+                found.append(await self._sidecar(source.key, info, name))
+        return tuple(found)
+
+    async def _listing(self, prefix: str) -> tuple[ObjectInfo, ...]:
+        cached = self._listings.peek(prefix)
+        if cached is not None and time.monotonic() - cached[0] < self.stat_ttl:
+            return cached[1]
+        self.listing_count += 1
+        try:
+            listed = tuple(await self.sources.list_prefix(prefix, SIDECARS_LISTED))
+        except (LivetxError, OSError) as exc:  # the title plays without its sidecars
+            log.warning("sidecar listing failed", extra={"event": "sidecar_listing_failed", "error": type(exc).__name__})
+            listed = ()
+        if self.stat_ttl > 0:
+            self._listings.put(prefix, (time.monotonic(), listed))
+        return listed
+
+    async def _sidecar(self, source_key: str, info: ObjectInfo, name: SidecarName) -> Sidecar:
+        """One sidecar version, read and parsed once (concurrent callers join the read)."""
+        cache_key = (source_key, info.key, info.etag)
+        cached = self._sidecars.get(cache_key)
+        if cached is not None:
+            return cached[1]
+        running = self._reading.get(cache_key)
+        if running is None:
+            running = asyncio.ensure_future(self._read_sidecar(info, name))
+            self._reading[cache_key] = running
+            running.add_done_callback(lambda done: self._sidecar_read(cache_key, done))
+        try:
+            return (await asyncio.shield(running))[1]
+        except (StorageUnavailable, OSError) as exc:  # not the file's fault: read again next time
+            reason = exc.message if isinstance(exc, LivetxError) else f"read failed ({type(exc).__name__})"
+            return Sidecar(info.key, info.etag, name, error=reason)
+
+    async def _read_sidecar(self, info: ObjectInfo, name: SidecarName) -> tuple[int, Sidecar]:
+        """(bytes read, the parsed sidecar); what the bytes decide is an error in the Sidecar."""
+        try:
+            check_size(info.size, info.key)  # refused before a byte is read
+            data = await self.sources.read(info.key)
+            self.sidecar_reads += 1
+        except SubtitleTooLarge as exc:
+            return 1, Sidecar(info.key, info.etag, name, error=exc.message)
+        except LivetxError as exc:  # another refusal of the store (a path it will not read): try again later
+            raise StorageUnavailable(exc.message) from None
+        try:
+            cues = await asyncio.to_thread(parse_sidecar, data, info.key, name.kind)
+        except SubtitleUnreadable as exc:
+            return len(data) + 1, Sidecar(info.key, info.etag, name, error=exc.message)
+        except Exception as exc:  # noqa: BLE001 - a parser's bug must not take the video down with the track
+            log.error("sidecar parser failed", extra={"event": "sidecar_parser_bug", "key": info.key, "error": type(exc).__name__})
+            reason = SubtitleUnreadable.of(info.key, f"livetx could not parse it ({type(exc).__name__})").message
+            return len(data) + 1, Sidecar(info.key, info.etag, name, error=reason)
+        return len(data) + 1, Sidecar(info.key, info.etag, name, cues)
+
+    def _sidecar_read(self, cache_key: tuple[str, str, str], done: asyncio.Future[tuple[int, Sidecar]]) -> None:
+        if self._reading.get(cache_key) is done:
+            del self._reading[cache_key]
+        if not done.cancelled() and done.exception() is None:  # retrieved here; waiters still get it
+            self._sidecars.put(cache_key, done.result())
 
     def first_sight(self, title: Title, publish: bool = True) -> bool:
         """True the first time this process serves `title`'s playlists (and then writes them to
@@ -275,3 +414,9 @@ class Catalog:
     async def drain(self, timeout: float = 10.0) -> None:
         if self._publishing:
             await asyncio.wait(list(self._publishing), timeout=timeout)
+
+
+def sidecar_identity(sidecars: Sequence[Sidecar]) -> SidecarIdentity:
+    """What of a title's sidecars makes it another title: which files, which versions, and
+    whether each could be read."""
+    return tuple((s.key, s.etag, s.error) for s in sidecars)

@@ -244,6 +244,37 @@ class DurationList(Spec):
 
 
 @dataclass(frozen=True)
+class Selection(Spec):
+    """Which of a source's tracks a title plays: `all`, `none`, or a comma-separated list of
+    items, each matching `item` (a regular expression over lower case text). Case and spaces
+    don't matter; the normal form is lower case, items joined by "," without repeats."""
+
+    item: str
+    what: str  # what an item is, for the allowed text
+    max_items: int = 32
+    max_length: int = 512
+
+    def parse(self, raw: Any) -> str:
+        if not isinstance(raw, str) or len(raw) > self.max_length:
+            raise Invalid()
+        text = raw.strip().lower()
+        if text in ("all", "none"):
+            return text
+        items = [item.strip() for item in text.split(",")]
+        if len(items) > self.max_items or not all(re.fullmatch(self.item, item) for item in items):
+            raise Invalid()
+        return ",".join(dict.fromkeys(items))
+
+    @property
+    def allowed(self) -> str:
+        return f"all, none, or a comma-separated list of at most {self.max_items} {self.what}"
+
+    def schema(self) -> dict[str, Any]:
+        item = f"(?:{self.item})"
+        return {"type": "string", "maxLength": self.max_length, "pattern": f"^(?:all|none|{item}(?:,{item})*)$"}
+
+
+@dataclass(frozen=True)
 class Text(Spec):
     what: str = "a string"
     max_length: int = 4096

@@ -6,6 +6,10 @@ repeating a request is idempotent. The profile is kept as a record in output sto
 (`.jobs/<id>.json`): any origin process can then serve its segments. Each target names where
 its objects go, as those APIs do: `<URI>.m3u8` and `<URI>-<token>-<n>.ts`.
 
+A request's `SourceSubtitles` are subtitle files in the source store, read as the source's
+sidecars are (livetx/subtitles/names.py gives their language); an API-made title has those
+and no others (no sidecar discovery next to its source).
+
 A job writes only in its own namespace: the keys it claims (its master playlist and each
 target's `<URI>.m3u8`, whose segments sit next to it) are recorded in output storage
 (`.jobs/claims/...`), and no other job may claim them. No job may write into a configured
@@ -27,11 +31,12 @@ from typing import Any
 
 from livetx.contract import Bound, Field, ListOf, Shape, Spec, Text, TextMap, Via, spec_of
 from livetx.errors import LimitExceeded, LivetxError, OutputReserved, ParameterError
-from livetx.layout import PLAYLIST_SUFFIX, profile_area, target_playlist_key, target_prefix
+from livetx.layout import PLAYLIST_SUFFIX, profile_area, target_playlist_key, target_prefix, track_prefix
 from livetx.media.params import KNOWN_TITLE, PRESETS, RenditionParams, TitleParams, parse_rendition_params, parse_title_params
 from livetx.settings import LimitsSettings
-from livetx.storage.base import is_hidden
-from livetx.titles import SEGMENTING, Profile, Title, parse_profile
+from livetx.storage.base import check_source_key, is_hidden
+from livetx.subtitles.names import KINDS, kind_of
+from livetx.titles import AUDIO_LAYOUT, SEGMENTING, Profile, Title, parse_profile
 
 JOB_PREFIX = "j-"
 JOB_ID_CHARS = 16  # hex digits of a job id
@@ -52,6 +57,7 @@ class Job:
     master_uri: str | None = None
     oss: bool = False  # made by OSS hls/m3u8 (not recorded: it only names fields in errors)
     echo: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # request fields the answer returns as given (not recorded)
+    subtitles: tuple[str, ...] = ()  # source-store keys of the request's SourceSubtitles, in order
 
     @property
     def profile_name(self) -> str:
@@ -64,16 +70,27 @@ class Job:
             return param
         return f"Targets[{rendition.removeprefix('t')}].{IMM_NAMES.get(param, param)}"
 
-    def claims(self) -> dict[str, str]:
+    def title_field(self, param: str) -> str:
+        """A parameter of the whole title in the request's own terms (`audio`: `AudioTracks`)."""
+        return param if self.oss else IMM_TITLE_NAMES.get(param, param)
+
+    def claims(self, title: Title | None = None) -> dict[str, str]:
         """Output keys this job's playlists take -> the request field that named each. A
         target's segments (`<prefix>-<spec id>-<n>.ts`) sit next to its `<prefix>.m3u8`, so
-        claiming the playlist claims them too."""
+        claiming the playlist claims them too. Once the title is planned, its audio renditions'
+        playlists (next to the master, `<master stem>-a1.m3u8`) are claimed too, as MasterURI's."""
         out = {}
         if self.master_key is not None:
             out[self.master_key] = "MasterURI"
         for name, prefix in self.prefixes.items():
             out[target_playlist_key(prefix)] = "sys/saveas" if self.oss else f"Targets[{name.removeprefix('t')}].URI"
+        for key in track_claims(self, title) if title is not None else ():
+            out.setdefault(key, "MasterURI")
         return out
+
+    def subtitle_fields(self) -> dict[str, str]:
+        """Subtitle key -> the request field that named it (`SourceSubtitles[0].URI`)."""
+        return {key: f"SourceSubtitles[{i}].URI" for i, key in enumerate(self.subtitles)}
 
     def profile(self) -> Profile:
         try:
@@ -81,7 +98,8 @@ class Job:
         except LivetxError as exc:  # a config error in an API request is the caller's 400
             raise ParameterError("Targets", exc.message) from None
         renditions = tuple(replace(r, object_prefix=self.prefixes[r.name]) for r in profile.renditions)
-        return replace(profile, renditions=renditions, source_key=self.source_key, master_key=self.master_key)
+        tracks = track_prefix(self.master_key) if self.master_key is not None else None
+        return replace(profile, renditions=renditions, source_key=self.source_key, master_key=self.master_key, track_prefix=tracks)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -93,6 +111,7 @@ class Job:
             "table": self.table,
             "prefixes": self.prefixes,
             "uris": self.uris,
+            "subtitles": list(self.subtitles),
         }
 
     @classmethod
@@ -100,7 +119,22 @@ class Job:
         if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
             raise ValueError("not a job record")
         fields = ("id", "source_key", "master_key", "table", "prefixes", "uris", "master_uri")
-        return cls(**{name: record[name] for name in fields})
+        subtitles = record.get("subtitles", [])  # absent from records written before subtitles
+        if not isinstance(subtitles, list) or not all(isinstance(key, str) for key in subtitles):
+            raise ValueError("not a job record")
+        return cls(**{name: record[name] for name in fields}, subtitles=tuple(subtitles))
+
+
+def track_claims(job: Job, title: Title) -> list[str]:
+    """The playlist keys of the title's renditions no target named: its audio renditions'."""
+    return [target_playlist_key(r.object_prefix) for r in title.renditions if r.object_prefix and r.name not in job.prefixes]
+
+
+def renamed(job: Job, exc: ParameterError) -> ParameterError:
+    """A planning error about a title parameter (`audio`: a selector that matches no track),
+    naming the request field that set it."""
+    field = job.title_field(exc.name)
+    return exc if field == exc.name else type(exc)(field, str(exc.details.get("allowed", exc.message)))
 
 
 def is_job_profile(name: str) -> bool:
@@ -133,10 +167,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _job_id(source_key: str, master_key: str | None, table: Mapping[str, Any], prefixes: Mapping[str, str]) -> str:
+def _job_id(
+    source_key: str, master_key: str | None, table: Mapping[str, Any], prefixes: Mapping[str, str], subtitles: tuple[str, ...] = ()
+) -> str:
     """The id hashes what the request means: field order and 25 against 25.0 don't change it
-    (a repeated request must find its own job, or its claims would refuse it)."""
-    text = json.dumps([source_key, master_key, _plain(table), prefixes], sort_keys=True)
+    (a repeated request must find its own job, or its claims would refuse it). Subtitles count
+    only when there are some, so the ids of requests without any stay as they were."""
+    meaning: list[Any] = [source_key, master_key, _plain(table), prefixes]
+    if subtitles:
+        meaning.append(list(subtitles))
+    text = json.dumps(meaning, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -189,7 +229,22 @@ IMM_REQUEST = Shape(
         "SourceURI": Field(URI, required=True, doc="oss://bucket/key or s3://bucket/key of the source"),
         "MasterURI": Field(URI, doc="where the master playlist is written (an object URI ending in .m3u8)"),
         "Targets": Field(ListOf(TARGET, 1, Bound("limits.max_renditions"), "targets"), required=True),
-        "SourceSubtitles": Field(ListOf(Shape({"URI": Field(URI, required=True)}), 0, 16, "subtitle objects"), doc="checked, not used yet"),
+        "AudioTracks": Field(
+            _as("audio"),
+            doc="livetx extension (the cloud API has no such field): the title parameter `audio`, the source's audio tracks"
+            " as renditions of their own (EXT-X-MEDIA, next to the master: <MasterURI minus .m3u8>-a<stream index>): auto"
+            " (default: every track when there are two or more), all, default, muxed, or selectors such as 'i2,fr'."
+            " Without MasterURI each target plays alone, with the selection's default track muxed",
+        ),
+        "Surround": Field(
+            _as("surround"),
+            doc="livetx extension: 1 adds a 6-channel AAC rendition of each surround track (title parameter `surround`)",
+        ),
+        "SourceSubtitles": Field(
+            ListOf(Shape({"URI": Field(URI, required=True)}), 0, 16, "subtitle objects"),
+            doc=f"subtitle files ({', '.join('.' + k for k in KINDS)}) in the source store that the API key may read, each a"
+            " subtitle rendition of the master; language from the name (film.en.srt, sub.fr.forced.srt), else und",
+        ),
         "UserData": Field(Text("text of at most 1024 characters", max_length=1024), doc="echoed in the answer; livetx gives it no meaning"),
         "Tags": Field(TextMap(32, 256), doc="echoed in the answer; livetx gives it no meaning"),
     }
@@ -209,6 +264,7 @@ def _imm_names(shape: Shape, path: str = "") -> dict[str, str]:
 
 
 IMM_NAMES = {**_imm_names(TARGET), "maxrate": "Video.TranscodeVideo.Bitrate"}
+IMM_TITLE_NAMES = _imm_names(IMM_REQUEST)  # `audio` -> `AudioTracks`, `surround` -> `Surround`
 
 
 def bounds(limits: LimitsSettings) -> dict[str, int]:
@@ -241,12 +297,34 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
         renditions[f"t{i}"] = params
         prefixes[f"t{i}"] = prefix
         uris[f"t{i}"] = target["URI"]
-    table = {"renditions": renditions}
-    job_id = _job_id(source_key, master_key, table, prefixes)
+    table: dict[str, Any] = {param: request[field] for param, field in IMM_TITLE_NAMES.items() if field in request}
+    table["renditions"] = renditions
+    subtitles = _subtitle_keys(request.get("SourceSubtitles", []), source_key_for)
+    job_id = _job_id(source_key, master_key, table, prefixes, subtitles)
     echo = {name: request[name] for name in ECHOED if name in request}
-    job = Job(job_id, source_key, master_key, table, prefixes, uris, master_uri, echo=echo)
+    job = Job(job_id, source_key, master_key, table, prefixes, uris, master_uri, echo=echo, subtitles=subtitles)
     check_limits(job, limits)
     return job
+
+
+def _subtitle_keys(items: list[Mapping[str, Any]], source_key_for: KeyFor) -> tuple[str, ...]:
+    """The source-store keys of `SourceSubtitles`: each a subtitle file that could be a source
+    (no hidden part), named once. Whether the key may read them and whether they exist is
+    checked when the job is planned (livetx/publishing.py, Catalog.plan)."""
+    keys: list[str] = []
+    for i, item in enumerate(items):
+        field = f"SourceSubtitles[{i}].URI"
+        key = source_key_for(item["URI"], field)
+        try:
+            check_source_key(key)
+        except LivetxError as exc:
+            raise ParameterError(field, f"an object URI of a subtitle file ({exc.message})") from None
+        if kind_of(key) is None:
+            raise ParameterError(field, f"an object URI of a subtitle file ({', '.join('.' + k for k in KINDS)})")
+        if key in keys:
+            raise ParameterError(field, "a URI no other subtitle uses")
+        keys.append(key)
+    return tuple(keys)
 
 
 def _target_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str, Any]:
@@ -298,6 +376,8 @@ def parse_oss(source_key: str, process: str, output_key_for: KeyFor, limits: Lim
         name, sep, value = option.partition("_")
         if not sep or not name:
             raise ParameterError("x-oss-process", f"'{option}' is not <param>_<value>")
+        if name in AUDIO_LAYOUT:  # OSS defines no audio selection: its one rendition is played alone, muxed
+            raise ParameterError(name, "a parameter of hls/m3u8 (its one rendition plays alone, with muxed audio)")
         params[name] = value
     saveas: dict[str, str] = {}
     for item in steps[1].split(",")[1:] if len(steps) > 1 else []:
@@ -354,7 +434,12 @@ def _size_allowed(limits: LimitsSettings) -> str:
 
 
 def check_planned(job: Job, title: Title, limits: LimitsSettings) -> None:
-    """The output as planned for this source (a `Wx` size, or no size, follows the source)."""
+    """The output as planned for this source (a `Wx` size, or no size, follows the source), and
+    no target where an audio rendition goes (`<master stem>-a1`)."""
+    tracks = set(track_claims(job, title))
+    for name, prefix in job.prefixes.items():
+        if target_playlist_key(prefix) in tracks:
+            raise ParameterError(job.field(name, "URI"), "a URI other than those of the audio renditions next to MasterURI (<stem>-a<n>)")
     for r in title.renditions:
         video = r.video
         if video is None:

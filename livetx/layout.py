@@ -6,13 +6,17 @@ A configured profile's output of one source sits in the title's folder, `<source
                                    never meet a stale segment)
   `<rendition>-<spec id>-<n>.m4s`  segment n of an fMP4 rendition (a CMAF fragment), and
   `<rendition>-<spec id>-init.mp4` its init segment
-  `<rendition>.m3u8`               media playlist, naming its segments as above
+  `<rendition>-<spec id>-<n>.vtt`  segment n of a WebVTT subtitle rendition (`s<stream index>`, an
+                                   embedded text track; a sidecar's `x<hash>` segments are made
+                                   per request and never stored)
+  `<rendition>.m3u8`               media playlist, naming its segments as above (`s2.m3u8`: subtitles)
   `master.m3u8`                    master playlist, naming the media playlists as above
 Next to the source's folders, one record per probed source version:
   `<source key>/probe-<version>.json`   (version: sha256 of the source's ETag, 16 hex digits)
 A rendition made through the playlist APIs names its own prefix, as those APIs do:
   `<prefix>-<spec id>-<n>.ts` (or `.m4s`, and `-init.mp4`) next to `<prefix>.m3u8` (its segments
   are named `<last part of prefix>-<spec id>-<n>.ts` inside it), and the master where the request says.
+  Its audio renditions (`a1`, `a4c6`) take the prefix `<master key minus .m3u8>-a1`, next to the master.
 livetx's own records are hidden keys (a part starting with "."), which no job may claim:
   `.jobs/<id>.json`                  a playlist job's record
   `.jobs/claims/<sha256 of key>.json`  which job claimed an output key
@@ -32,11 +36,13 @@ SEGMENT_SUFFIX = ".ts"
 PLAYLIST_SUFFIX = ".m3u8"
 FRAGMENT_SUFFIX = ".m4s"  # an fMP4 rendition's media segments
 INIT_SUFFIX = ".mp4"  # an fMP4 rendition's init segment, named `...-init.mp4`
-SEGMENT_SUFFIXES = (SEGMENT_SUFFIX, FRAGMENT_SUFFIX, INIT_SUFFIX)
+SUBTITLE_SUFFIX = ".vtt"  # a subtitle rendition's WebVTT segments
+SEGMENT_SUFFIXES = (SEGMENT_SUFFIX, FRAGMENT_SUFFIX, INIT_SUFFIX, SUBTITLE_SUFFIX)
 CONTENT_TYPES = {  # by suffix, as served and as stored
     SEGMENT_SUFFIX: "video/mp2t",
     FRAGMENT_SUFFIX: "video/iso.segment",  # CMAF media segment (RFC 8216bis 3.1.2)
     INIT_SUFFIX: "video/mp4",
+    SUBTITLE_SUFFIX: "text/vtt; charset=utf-8",  # RFC 8216 3.5
     PLAYLIST_SUFFIX: "application/vnd.apple.mpegurl",
     ".json": "application/json",
 }
@@ -53,13 +59,16 @@ def title_folder(source_key: str, profile: str) -> str:
     return f"{source_key}/{profile}/"
 
 
+_SUFFIXES = {"fmp4": FRAGMENT_SUFFIX, "vtt": SUBTITLE_SUFFIX}
+
+
 def segment_suffix(rendition: Rendition) -> str:
-    """What the names of the rendition's media segments end with: `.ts`, or `.m4s` (fMP4)."""
-    return FRAGMENT_SUFFIX if rendition.container == "fmp4" else SEGMENT_SUFFIX
+    """What the names of the rendition's media segments end with: `.ts`, `.m4s` (fMP4) or `.vtt` (subtitles)."""
+    return _SUFFIXES.get(rendition.container, SEGMENT_SUFFIX)
 
 
 def _part_name(rendition: Rendition, index: SegmentPart) -> str:
-    """`<n>.ts`, `<n>.m4s` or `init.mp4`: what follows the stem."""
+    """`<n>.ts`, `<n>.m4s`, `<n>.vtt` or `init.mp4`: what follows the stem."""
     return f"{INIT}{INIT_SUFFIX}" if index == INIT else f"{index}{segment_suffix(rendition)}"
 
 
@@ -69,7 +78,7 @@ def segment_name(rendition: Rendition, index: SegmentPart) -> str:
 
 
 def segment_stem(title: Title, rendition: Rendition) -> str:
-    """The key of the rendition's segment n is `segment_stem + f"{n}.ts"` (`.m4s` for fMP4)."""
+    """The key of the rendition's segment n is `segment_stem + f"{n}.ts"` (`.m4s` for fMP4, `.vtt` for subtitles)."""
     if rendition.object_prefix is not None:
         return f"{rendition.object_prefix}-{rendition.spec_id}-"
     return f"{title_folder(title.source.key, title.profile.name)}{rendition.name}-{rendition.spec_id}-"
@@ -126,6 +135,13 @@ def target_prefix(key: str) -> str:
 
 def target_playlist_key(prefix: str) -> str:
     return prefix + PLAYLIST_SUFFIX
+
+
+def track_prefix(master_key: str) -> str:
+    """What the object prefix of an API-made title's audio rendition starts with, its name
+    (`a1`, `a4c6`) following: `<master key minus .m3u8>-`, next to the master
+    (`Profile.track_prefix`; titles.py appends the name, as a target's URI is its prefix)."""
+    return f"{target_prefix(master_key)}-"
 
 
 def target_segments_prefix(playlist_key: str) -> str:

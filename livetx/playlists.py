@@ -67,44 +67,112 @@ def variant_order(title: Title, bandwidth_for: BandwidthFor = estimated) -> list
     return [first, *sorted(others, key=lambda r: -bandwidth_for(r)[0])]
 
 
-AUDIO_GROUP = "aac"  # GROUP-ID of a title's stereo AAC audio renditions (audio=all)
+AUDIO_GROUP = "aac"  # GROUP-ID of a title's stereo AAC audio renditions (separate audio)
+SURROUND_GROUP = "aac-6ch"  # GROUP-ID of its 6-channel group (surround=1)
 DESCRIBES_VIDEO = "public.accessibility.describes-video"  # CHARACTERISTICS of audio description (RFC 8216 4.3.4.1)
 DESCRIPTION_ROLES = ("visual_impaired", "descriptions")
 
 
+def audio_groups(title: Title) -> dict[str, tuple[Rendition, ...]]:
+    """GROUP-ID -> its audio renditions, in track order. `aac`: every selected track in stereo
+    (mono stays mono). With 6-channel renditions (surround=1), also `aac-6ch`: each track's
+    6-channel rendition, or its stereo one where the track has none, so that both groups offer
+    the same tracks under the same NAMEs (Apple's authoring spec: a player switching between
+    the variants of two groups keeps its track)."""
+    stereo = tuple(r for r in title.audio_renditions if r.audio is not None and r.audio.channels <= 2)
+    surround = {r.track.index: r for r in title.audio_renditions if r.track is not None and r not in stereo}
+    if not surround:
+        return {AUDIO_GROUP: stereo} if stereo else {}
+    six = tuple(surround.get(r.track.index, r) if r.track is not None else r for r in stereo)
+    return {AUDIO_GROUP: stereo, SURROUND_GROUP: six}
+
+
 def audio_media(title: Title, uri_for: UriFor = plain) -> tuple[MediaRendition, ...]:
-    """One `EXT-X-MEDIA:TYPE=AUDIO` per audio rendition. DEFAULT=YES on exactly one: the track
-    the container flags default, else the first. NAME: the title tag, else the language's name,
-    else "Track N", made unique in the group (" 2", " 3"). Commentary is not chosen by language
-    (AUTOSELECT=NO; HLS has no characteristic for it); audio description says so in CHARACTERISTICS."""
-    renditions = title.audio_renditions
-    default = next((r for r in renditions if r.track is not None and r.track.default), renditions[0] if renditions else None)
+    """One `EXT-X-MEDIA:TYPE=AUDIO` per audio rendition of each group. DEFAULT=YES on exactly one
+    per group: the track the container flags default, else the first. NAME: the title tag, else
+    the language's name, else "Track N", made unique in the group (" 2", " 3"), a track's the
+    same in every group. Commentary is not chosen by language (AUTOSELECT=NO; HLS has no characteristic for it);
+    audio description says so in CHARACTERISTICS."""
+    groups = audio_groups(title)
+    tracks = [r.track for r in groups.get(AUDIO_GROUP, ()) if r.track is not None]
+    default = title.default_audio_stream
+    names: dict[int, str] = {}
+    for n, track in enumerate(tracks, 1):
+        base = _quotable(track.title or language_name(language_tag(track.language)) or f"Track {n}")
+        name, k = base, 1
+        while name in names.values():
+            k += 1
+            name = f"{base} {k}"
+        names[track.index] = name
+    out: list[MediaRendition] = []
+    for group, renditions in groups.items():
+        for r in renditions:
+            assert r.track is not None and r.audio is not None, "an audio rendition plays one source track"
+            roles = r.track.roles
+            out.append(
+                MediaRendition(
+                    type="AUDIO",
+                    group_id=group,
+                    name=names[r.track.index],
+                    uri=uri_for(media_playlist_name(r)),
+                    language=language_tag(r.track.language),
+                    default=r.track.index == default,
+                    autoselect=r.track.index == default or "comment" not in roles,
+                    characteristics=DESCRIBES_VIDEO if any(role in roles for role in DESCRIPTION_ROLES) else None,
+                    channels=str(r.audio.channels),
+                )
+            )
+    return tuple(out)
+
+
+SUBTITLE_GROUP = "subs"  # GROUP-ID of a title's WebVTT subtitle renditions
+# CHARACTERISTICS of subtitles for the deaf and hard of hearing (SDH), as the HLS authoring spec writes them
+TRANSCRIBES = "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound"
+
+
+def subtitle_media(title: Title, uri_for: UriFor = plain) -> tuple[MediaRendition, ...]:
+    """One `EXT-X-MEDIA:TYPE=SUBTITLES` per subtitle rendition. DEFAULT=YES only on the first
+    track flagged default (none when none is: players then show no subtitles until asked);
+    FORCED=YES on forced tracks; AUTOSELECT=YES on all (a player may pick any by language).
+    NAME: the title tag or sidecar label, else the language's name (with "(forced)" or
+    "(SDH)" when so), else "Subtitles N", made unique in the group. Hearing-impaired tracks
+    carry the SDH characteristics."""
+    renditions = title.subtitle_renditions
+    default = next((r for r in renditions if r.subtitle is not None and r.subtitle.default), None)
     out: list[MediaRendition] = []
     names: set[str] = set()
     for n, r in enumerate(renditions, 1):
-        assert r.track is not None and r.audio is not None, "an audio rendition plays one source track"
-        language = language_tag(r.track.language)
-        base = _quotable(r.track.title or language_name(language) or f"Track {n}")
-        name, k = base, 1
-        while name in names:
-            k += 1
-            name = f"{base} {k}"
-        names.add(name)
-        roles = r.track.roles
+        ref = r.subtitle
+        assert ref is not None, "a subtitle rendition shows one track"
+        language = language_tag(ref.language)
+        base = ref.label
+        if base is None and (base := language_name(language)) is not None:
+            base += " (forced)" if ref.forced else " (SDH)" if ref.hearing_impaired else ""
+        name = _unique(_quotable(base or f"Subtitles {n}"), names)
         out.append(
             MediaRendition(
-                type="AUDIO",
-                group_id=AUDIO_GROUP,
+                type="SUBTITLES",
+                group_id=SUBTITLE_GROUP,
                 name=name,
                 uri=uri_for(media_playlist_name(r)),
                 language=language,
                 default=r is default,
-                autoselect=r is default or "comment" not in roles,
-                characteristics=DESCRIBES_VIDEO if any(role in roles for role in DESCRIPTION_ROLES) else None,
-                channels=str(r.audio.channels),
+                autoselect=True,
+                forced=ref.forced,
+                characteristics=TRANSCRIBES if ref.hearing_impaired else None,
             )
         )
     return tuple(out)
+
+
+def _unique(base: str, names: set[str]) -> str:
+    """`base`, or `base 2`, `base 3`, ...: a NAME no other rendition of the group has (RFC 8216 4.3.4.1.1)."""
+    name, k = base, 1
+    while name in names:
+        k += 1
+        name = f"{base} {k}"
+    names.add(name)
+    return name
 
 
 def _quotable(text: str) -> str:
@@ -113,29 +181,40 @@ def _quotable(text: str) -> str:
 
 
 def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = estimated) -> str:
-    media = audio_media(title, uri_for)
-    audio = [bandwidth_for(r) for r in title.audio_renditions]
-    # a variant plays with any rendition of its group: its bandwidth counts the group's highest
-    extra_peak, extra_average = (max(b[0] for b in audio), max(b[1] for b in audio)) if audio else (0, 0)
+    """The master playlist. Subtitle renditions go with the variants of the container their
+    X-TIMESTAMP-MAP is written for (the first video rendition's): a variant in the other
+    container (a profile mixing MPEG-TS and fMP4) carries a timeline 1.4 s away, and plays
+    without them rather than with every cue off by that much."""
+    media = audio_media(title, uri_for) + subtitle_media(title, uri_for)
+    subtitles = title.subtitle_renditions
+    subtitle_container = subtitles[0].subtitle.container if subtitles and subtitles[0].subtitle else None
+    groups: list[tuple[str | None, tuple[Rendition, ...]]] = [*audio_groups(title).items()] or [(None, ())]
     variants = []
-    for r in variant_order(title, bandwidth_for):
-        peak, average = bandwidth_for(r)
-        variants.append(
-            VariantStream(
-                uri=uri_for(media_playlist_name(r)),
-                bandwidth=peak + extra_peak,
-                average_bandwidth=average + extra_average if average else average,
-                codecs=f"{r.codecs},{title.audio_renditions[0].codecs}" if audio else r.codecs,
-                resolution=(r.video.width, r.video.height) if r.video else None,
-                frame_rate=r.video.fps if r.video else None,
-                video_range=VIDEO_RANGE if r.video else None,
-                audio=AUDIO_GROUP if audio else None,
+    for group, audio in groups:  # every variant once per audio group (Apple's authoring spec)
+        # a variant plays with any rendition of its group: its bandwidth counts the group's highest
+        extra_peak = max((bandwidth_for(a)[0] for a in audio), default=0)
+        extra_average = max((bandwidth_for(a)[1] for a in audio), default=0)
+        for r in variant_order(title, bandwidth_for):
+            peak, average = bandwidth_for(r)
+            variants.append(
+                VariantStream(
+                    uri=uri_for(media_playlist_name(r)),
+                    bandwidth=peak + extra_peak,
+                    average_bandwidth=average + extra_average if average else average,
+                    codecs=f"{r.codecs},{audio[0].codecs}" if audio else r.codecs,
+                    resolution=(r.video.width, r.video.height) if r.video else None,
+                    frame_rate=r.video.fps if r.video else None,
+                    video_range=VIDEO_RANGE if r.video else None,
+                    audio=group,
+                    subtitles=SUBTITLE_GROUP if r.container == subtitle_container else None,
+                )
             )
-        )
     return render_master(MasterPlaylist(tuple(variants), media))
 
 
 def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = False) -> str:
+    """A rendition's media playlist; a subtitle rendition's has its video's EXTINFs (the same
+    windows) and `.vtt` URIs."""
     name = stored_segment_name if stored else segment_name
     # fMP4: the init segment first (so its URI is the first one a Rendered holds)
     map_uri = uri_for(name(rendition, INIT)) if rendition.container == "fmp4" else None
@@ -220,7 +299,9 @@ def playlist_objects(title: Title) -> dict[str, str]:
     to its segments (livetx/layout.py): `<source>/<profile>/master.m3u8` and
     `<source>/<profile>/<rendition>.m3u8`, or, for API-made playlists, `<target URI>.m3u8` and
     the requested master. URIs inside are
-    relative, so the objects play from wherever storage is served."""
+    relative, so the objects play from wherever storage is served, as far as the segments they
+    name have been made there: a sidecar's subtitle segments are rendered per request and
+    never stored, so only a server (or a CDN in front of one) plays those."""
     objects = {media_playlist_key(title, r): media_text(r, stored=True) for r in title.renditions}
     master_key = master_playlist_key(title)
     if master_key is not None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
 from livetx.errors import ConfigError, ParameterError, SegmentNotFound
+from livetx.hls.languages import language_tag
 from livetx.hls.plan import Grid, SegmentWindow, audio_grid, plan_segments, video_grid
-from livetx.media.model import INIT, AudioSpec, AudioTrack, MediaInfo, SegmentJob, SegmentPart, VideoSpec
+from livetx.media.model import INIT, AudioSpec, AudioTrack, MediaInfo, SegmentJob, SegmentPart, SubtitleTrack, VideoSpec
 from livetx.media.params import (
     KNOWN_TITLE,
     RenditionParams,
@@ -27,15 +28,21 @@ from livetx.media.params import (
     parse_title_params,
     resolve_audio,
     resolve_container,
+    resolve_surround_audio,
     resolve_track_audio,
     resolve_video,
+    selected_tracks,
 )
 from livetx.storage.base import ObjectInfo
+from livetx.subtitles.cues import Cue
+from livetx.subtitles.sidecar import Sidecar
+from livetx.subtitles.webvtt import render_segment, segment_cues
 
 PLAN_VERSION = "1"  # bump when the transcoder's output for one spec changes
 
 
 SEGMENTING = ("st", "initial_segments", "initd", "ta")  # title parameters a rendition may set for itself
+AUDIO_LAYOUT = ("audio", "surround")  # title parameters of the whole title's audio: a profile's, never a rendition's
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class Profile:
     renditions: tuple[RenditionTemplate, ...]
     source_key: str | None = None  # API-made profiles belong to one source
     master_key: str | None = None  # where an API-made master playlist is written
+    track_prefix: str | None = None  # API-made with a master: its audio renditions' object prefix, before their name
 
 
 def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
@@ -72,6 +80,9 @@ def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
         renditions_table = table.get("renditions") or {"main": {}}
         renditions = []
         for r, p in renditions_table.items():
+            misplaced = sorted(set(dict(p)) & set(AUDIO_LAYOUT))
+            if misplaced:
+                raise ConfigError(f"profile {name!r}: {misplaced[0]!r} is the profile's, not rendition {r!r}'s (the title's audio layout)")
             own = {k: v for k, v in dict(p).items() if k in SEGMENTING}
             rparams = parse_rendition_params({k: v for k, v in dict(p).items() if k not in SEGMENTING})
             renditions.append(RenditionTemplate(str(r), rparams, parse_title_params({**base, **own}) if own else title))
@@ -81,6 +92,45 @@ def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
         if not rendition.name.replace("_", "").isalnum():
             raise ConfigError(f"profile {name!r}: rendition names are letters, digits and '_'")
     return Profile(name=name, title=title, renditions=tuple(renditions))
+
+
+@dataclass(frozen=True)
+class SubtitleRef:
+    """What a subtitle rendition is made from: an embedded text track of the source (made by
+    the pool, from the subtitle decoder alone) or a sidecar file's cues (rendered in-process).
+    `container` is the video's ("ts" or "fmp4"): its segments' X-TIMESTAMP-MAP follows it."""
+
+    track: SubtitleTrack | Sidecar
+    container: str
+    skip: int = 0  # ms of a sidecar before title time 0 (the title's `ss`): taken off its cue times
+
+    @property
+    def sidecar(self) -> Sidecar | None:
+        return self.track if isinstance(self.track, Sidecar) else None
+
+    @property
+    def language(self) -> str | None:
+        """The language as the container or the sidecar's name writes it."""
+        return self.track.name.language if isinstance(self.track, Sidecar) else self.track.language
+
+    @property
+    def label(self) -> str | None:
+        """The track's own name: the container's title tag, or the sidecar name's label."""
+        return self.track.name.label if isinstance(self.track, Sidecar) else self.track.title
+
+    @property
+    def default(self) -> bool:
+        return self.track.name.default if isinstance(self.track, Sidecar) else self.track.default
+
+    @property
+    def forced(self) -> bool:
+        return self.track.name.forced if isinstance(self.track, Sidecar) else self.track.forced
+
+    @property
+    def hearing_impaired(self) -> bool:
+        if isinstance(self.track, Sidecar):
+            return self.track.name.hearing_impaired
+        return "hearing_impaired" in self.track.roles
 
 
 @dataclass(frozen=True)
@@ -97,7 +147,8 @@ class Rendition:
     ta: int = 12  # segments made ahead when playback starts
     object_prefix: str | None = None  # output key prefix of its objects, when an API chose it
     container: str = "ts"  # "ts", or "fmp4" (an init segment, then fragments; B-frames on)
-    track: AudioTrack | None = None  # audio=all: the source audio track this audio rendition (EXT-X-MEDIA) plays
+    subtitle: SubtitleRef | None = None  # a WebVTT subtitle rendition (EXT-X-MEDIA, container "vtt"): what it shows
+    track: AudioTrack | None = None  # separate audio: the source audio track this audio rendition (EXT-X-MEDIA) plays
 
     def window(self, index: int) -> SegmentWindow:
         if not 0 <= index < len(self.windows):
@@ -113,16 +164,32 @@ class Title:
     origin: Fraction  # source seconds of title time 0
     duration: Fraction
     renditions: tuple[Rendition, ...]
+    muxed_track: AudioTrack | None = None  # the track muxed into the variants when not the first audio stream
+    sidecars: tuple[Sidecar, ...] = ()  # every sidecar found, readable or not (the unreadable ones play no rendition)
 
     @property
     def variants(self) -> tuple[Rendition, ...]:
-        """The renditions a master lists as variant streams (all but the audio renditions)."""
-        return tuple(r for r in self.renditions if r.track is None)
+        """The renditions a master lists as variant streams (all but the audio and subtitle renditions)."""
+        return tuple(r for r in self.renditions if r.track is None and r.subtitle is None)
 
     @property
     def audio_renditions(self) -> tuple[Rendition, ...]:
-        """audio=all: one rendition per source audio track, in stream order; else none."""
+        """Separate audio: one stereo rendition per selected source audio track, in stream
+        order, each followed by its 6-channel one (surround=1, a track of 3 or more channels); else none."""
         return tuple(r for r in self.renditions if r.track is not None)
+
+    @property
+    def default_audio_stream(self) -> int | None:
+        """The source stream of the audio renditions' default track (DEFAULT=YES, DASH Role
+        main): the first the container flags default, else the first; None without them."""
+        tracks = [r.track for r in self.audio_renditions if r.track is not None]
+        return next((t.index for t in tracks if t.default), tracks[0].index if tracks else None)
+
+    @property
+    def subtitle_renditions(self) -> tuple[Rendition, ...]:
+        """One WebVTT rendition per selected embedded text track (stream order), then per
+        readable sidecar; none for a title without video."""
+        return tuple(r for r in self.renditions if r.subtitle is not None)
 
     def rendition(self, name: str) -> Rendition:
         for rendition in self.renditions:
@@ -131,6 +198,8 @@ class Title:
         raise SegmentNotFound(f"no rendition {name!r} in profile {self.profile.name!r}")
 
     def job(self, rendition: Rendition, index: SegmentPart, media_url: str) -> SegmentJob:
+        if rendition.subtitle is not None:
+            return self._subtitle_job(rendition, rendition.subtitle, index, media_url)
         if index == INIT:
             return SegmentJob(
                 "", Fraction(0), Fraction(0), Fraction(0), rendition.video, rendition.audio, container=rendition.container, init=True
@@ -149,15 +218,59 @@ class Title:
             container=rendition.container,
         )
 
+    def _subtitle_job(self, rendition: Rendition, ref: SubtitleRef, index: SegmentPart, media_url: str) -> SegmentJob:
+        """An embedded track's WebVTT segment: the cues of the window, from the source's
+        subtitle stream alone, mapped for the video's container."""
+        if isinstance(ref.track, Sidecar) or index == INIT:
+            raise ValueError("a pool job makes an embedded subtitle track's media segments only (sidecar_segment renders a sidecar's)")
+        window = rendition.window(index)
+        return SegmentJob(
+            source=media_url,
+            origin=self.origin,
+            start=window.start,
+            stop=window.stop,
+            video=None,
+            audio=None,
+            source_pin=self.source.pin,
+            container=ref.container,
+            subtitle_stream=ref.track.index,
+        )
+
     def _audio_stream(self, rendition: Rendition) -> int | None:
         if rendition.track is not None:
             return rendition.track.index
-        return self.info.audio.index if self.info.audio and rendition.audio else None
+        if self.info.audio is None or rendition.audio is None:
+            return None
+        return self.muxed_track.index if self.muxed_track is not None else self.info.audio.index
 
 
-def audio_rendition_name(track: AudioTrack) -> str:
-    """`a<source stream index>`: stable while other tracks come and go."""
-    return f"a{track.index}"
+def audio_rendition_name(track: AudioTrack, channels: int = 2) -> str:
+    """`a<source stream index>`, stable while other tracks come and go; `a<index>c6` for its
+    6-channel rendition."""
+    return f"a{track.index}" if channels <= 2 else f"a{track.index}c{channels}"
+
+
+def subtitle_rendition_name(track: SubtitleTrack | Sidecar) -> str:
+    """`s<source stream index>` for an embedded track; `x<8 hex digits of sha256(key)>` for a
+    sidecar, stable when sibling sidecars appear or go."""
+    if isinstance(track, Sidecar):
+        return "x" + hashlib.sha256(track.key.encode()).hexdigest()[:8]
+    return f"s{track.index}"
+
+
+def sidecar_segment(rendition: Rendition, index: int) -> bytes:
+    """Segment `index` of a sidecar's rendition, WebVTT from its parsed cues (no pool, no
+    storage: a scan of the cues). Cue times are title time: a sidecar's, less the title's `ss`;
+    a cue that began before title time 0 starts at 0."""
+    ref = rendition.subtitle
+    sidecar = ref.sidecar if ref is not None else None
+    if ref is None or sidecar is None:
+        raise ValueError(f"rendition {rendition.name!r} plays no sidecar")
+    window = rendition.window(index)
+    cues: Sequence[Cue] = sidecar.cues
+    if ref.skip:
+        cues = [replace(c, start=max(0, c.start - ref.skip), end=c.end - ref.skip) for c in cues if c.end > ref.skip]
+    return render_segment(segment_cues(cues, window), ref.container).encode()
 
 
 # ---- CODECS and bandwidth -----------------------------------------------------------------
@@ -295,13 +408,17 @@ def estimate_bandwidth(video: VideoSpec | None, audio: AudioSpec | None) -> tupl
 # ---- the title ----------------------------------------------------------------------------
 
 
-def _spec_id(source: ObjectInfo, origin: Fraction, grid: Grid, rendition: Rendition, separate: bool = False) -> str:
+def _spec_id(
+    source: ObjectInfo, origin: Fraction, grid: Grid, rendition: Rendition, separate: bool = False, muxed: AudioTrack | None = None
+) -> str:
     video = replace(rendition.video, threads=0) if rendition.video is not None else None  # threads change no output
     facts: tuple[object, ...] = (PLAN_VERSION, source.key, source.etag, origin, grid, video, rendition.audio, rendition.windows)
     if rendition.container != "ts":  # (MPEG-TS titles keep the ids, and so the cached segments, they had before fMP4)
         facts += (rendition.container,)
-    if separate:  # audio=all (muxed titles keep the ids they had before it)
+    if separate:  # separate audio (muxed titles keep the ids they had before it)
         facts += ("audio=all", rendition.track.index if rendition.track is not None else None)
+    elif muxed is not None and rendition.audio is not None:  # muxing another track than the first
+        facts += ("audio track", muxed.index)
     text = repr(facts)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -317,36 +434,114 @@ def _capped_duplicate(params: RenditionParams, info: MediaInfo, video: VideoSpec
     return uncapped != (video.width, video.height)
 
 
-def _separate_audio(profile: Profile, info: MediaInfo) -> bool:
-    """Whether the title's audio tracks are renditions of their own (`audio=all`). A source
-    without video or without audio plays as muxed: there is nothing to separate."""
-    if profile.title.audio == "muxed":
+_First = tuple[Rendition, Grid, RenditionParams]  # the first video rendition, its grid and parameters
+
+
+def _separate_audio(profile: Profile, info: MediaInfo, tracks: tuple[AudioTrack, ...]) -> bool:
+    """Whether the selected audio tracks are renditions of their own: not for `muxed`, nor for
+    `auto` unless the source has more than one audio track. A source without video plays as
+    muxed (there is nothing to separate), and so does an API-made title without a master
+    playlist: its renditions are played alone."""
+    mode = profile.title.audio
+    if mode == "muxed" or (mode == "auto" and len(info.audio_tracks) < 2):
         return False
-    if profile.source_key is not None:
-        raise ParameterError("audio", "muxed for playlists made through the API (audio=all: configured profiles)")
-    return info.video is not None and bool(info.audio_tracks)
+    alone = profile.source_key is not None and profile.master_key is None
+    return info.video is not None and bool(tracks) and not alone
+
+
+def _muxed_track(profile: Profile, info: MediaInfo, tracks: tuple[AudioTrack, ...]) -> AudioTrack | None:
+    """The track muxed into the renditions when it is not the first audio stream: a selection
+    (not `auto` or `muxed`) plays its default track, the one the container flags, else its first."""
+    if profile.title.audio in ("auto", "muxed") or not tracks:
+        return None
+    track = next((t for t in tracks if t.default), tracks[0])
+    return None if info.audio is not None and track.index == info.audio.index else track
 
 
 def _audio_renditions(
-    source: ObjectInfo, info: MediaInfo, origin: Fraction, video: Rendition, grid: Grid, params: RenditionParams, taken: set[str]
+    source: ObjectInfo, origin: Fraction, profile: Profile, tracks: tuple[AudioTrack, ...], first: _First, taken: set[str]
 ) -> list[Rendition]:
-    """audio=all: every source audio track as a stereo AAC rendition on the first video
-    rendition's windows (so their boundaries align), in its container, with its segmenting
-    and the first rendition's audio parameters (ar, ab, aq, abopt)."""
+    """Separate audio: each selected track as a stereo AAC rendition (a surround track
+    downmixed) and, with surround=1, a track of 3 or more channels also as a 6-channel one, on
+    the first video rendition's windows (so their boundaries align), in its container, with its
+    segmenting and its audio parameters (ar, ab, aq, abopt). An API-made title's go next to its
+    master playlist."""
+    video, grid, params = first
     out = []
-    for track in info.audio_tracks:
-        name = audio_rendition_name(track)
-        if name in taken:
-            raise ParameterError("audio", f"all, with no rendition named {name!r} (the name of audio track {track.index})")
-        audio = resolve_track_audio(params, track)
-        peak, average = estimate_bandwidth(None, audio)
-        draft = Rendition(name, "", None, audio, video.windows, peak, average, codecs(None, audio), container=video.container, track=track)
-        spec_id = _spec_id(source, origin, grid, draft, separate=True)
-        out.append(replace(draft, spec_id=spec_id, initd=video.initd, ta=video.ta))
+    for track in tracks:
+        specs = [resolve_track_audio(params, track)]
+        if profile.title.surround and track.channels >= 3:
+            specs.append(resolve_surround_audio(params, track))
+        for audio in specs:
+            name = audio_rendition_name(track, audio.channels)
+            if name in taken:
+                raise ParameterError("audio", f"separate audio with no rendition named {name!r} (the name of audio track {track.index})")
+            peak, average = estimate_bandwidth(None, audio)
+            draft = Rendition(
+                name, "", None, audio, video.windows, peak, average, codecs(None, audio), container=video.container, track=track
+            )
+            spec_id = _spec_id(source, origin, grid, draft, separate=True)
+            prefix = profile.track_prefix + name if profile.track_prefix is not None else None
+            out.append(replace(draft, spec_id=spec_id, initd=video.initd, ta=video.ta, object_prefix=prefix))
     return out
 
 
-def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: int = 0) -> Title:
+def _subtitle_spec_id(source: ObjectInfo, origin: Fraction, windows: tuple[SegmentWindow, ...], ref: SubtitleRef) -> str:
+    """A subtitle rendition's segments depend on the source version (an embedded track) or the
+    sidecar's version, the title's window, the video's windows and the timestamp map."""
+    track = ref.track
+    made_of = ("sidecar", track.key, track.etag) if isinstance(track, Sidecar) else ("stream", track.index)
+    facts = (PLAN_VERSION, "vtt", source.key, source.etag, origin, windows, made_of, ref.container)
+    return hashlib.sha256(repr(facts).encode()).hexdigest()[:12]
+
+
+def _selected(selection: str, name: str, language: str | None) -> bool:
+    """Whether the `subtitles` parameter (normal form, see media/params.py) takes a track:
+    by its stream name (`s2`) or by language (`en` takes `eng` and `en-US`; `fre` takes `fr`)."""
+    if selection in ("all", "none"):
+        return selection == "all"
+    tag = language_tag(language)
+    for item in selection.split(","):
+        wanted = language_tag(item)
+        if item == name or tag == wanted or tag.startswith(wanted + "-"):
+            return True
+    return False
+
+
+def _subtitle_renditions(
+    source: ObjectInfo,
+    info: MediaInfo,
+    profile: Profile,
+    origin: Fraction,
+    video: Rendition,
+    sidecars: Sequence[Sidecar],
+    taken: set[str],
+) -> list[Rendition]:
+    """A WebVTT rendition per selected embedded text track (bitmap tracks are never
+    converted), then per selected readable sidecar, on the first video rendition's windows:
+    segment i of every rendition covers the same time, with the same EXTINF."""
+    params = profile.title
+    if info.video is None or profile.source_key is not None:
+        return []  # nothing to show them over; API-made playlists carry none (their keys are claimed per target)
+    tracks: list[SubtitleTrack | Sidecar] = [t for t in info.subtitle_tracks if not t.bitmap]
+    tracks += [s for s in sidecars if s.error is None and s.cues]
+    out = []
+    for track in tracks:
+        name = subtitle_rendition_name(track)
+        ref = SubtitleRef(track, video.container, skip=params.ss if isinstance(track, Sidecar) else 0)
+        if not _selected(params.subtitles, name, ref.language):
+            continue
+        if name in taken:
+            raise ParameterError("subtitles", f"none, or no rendition named {name!r} (the name of a subtitle track)")
+        taken.add(name)
+        draft = Rendition(name, "", None, None, video.windows, 0, 0, "", initd=0, ta=video.ta, container="vtt", subtitle=ref)
+        out.append(replace(draft, spec_id=_subtitle_spec_id(source, origin, video.windows, ref)))
+    return out
+
+
+def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: int = 0, sidecars: Sequence[Sidecar] = ()) -> Title:
+    """The title of `source` under `profile`. `sidecars`: the subtitle files found next to the
+    source (livetx/subtitles/sidecar.py), each read already; they are part of its identity."""
     params = profile.title
     # Title time 0 is where the video starts (its frames then fall on the output grid), or the
     # container's start for audio-only sources; the other stream keeps its offset from it.
@@ -359,14 +554,16 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
     duration = available - skip
     if params.t:
         duration = min(duration, Fraction(params.t, 1000))
-    separate = _separate_audio(profile, info)
+    tracks = selected_tracks(params.audio, info)
+    separate = _separate_audio(profile, info, tracks)
+    muxed = None if separate else _muxed_track(profile, info, tracks)
     renditions: list[Rendition] = []
     sizes: set[tuple[str, int, int]] = set()
-    first: tuple[Rendition, Grid, RenditionParams] | None = None
+    first: _First | None = None
     for template in profile.renditions:
         rparams, tparams = template.params, template.title
         video = resolve_video(rparams, info, threads=threads)
-        audio = None if separate else resolve_audio(rparams, info)
+        audio = None if separate else resolve_audio(rparams, info, muxed)
         if video is None and audio is None:
             raise ParameterError("an", "a rendition needs video or audio")
         if video is not None and _capped_duplicate(rparams, info, video, sizes):
@@ -380,7 +577,7 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
         draft = Rendition(template.name, "", video, audio, windows, peak, average, codecs(video, audio), container=container)
         rendition = replace(
             draft,
-            spec_id=_spec_id(source, origin, grid, draft, separate),
+            spec_id=_spec_id(source, origin, grid, draft, separate, muxed),
             initd=tparams.initd,
             ta=tparams.ta,
             object_prefix=template.object_prefix,
@@ -388,5 +585,16 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
         renditions.append(rendition)
         first = first or (rendition, grid, rparams)
     if separate and first is not None:
-        renditions += _audio_renditions(source, info, origin, *first, taken={r.name for r in renditions})
-    return Title(source=source, info=info, profile=profile, origin=origin, duration=duration, renditions=tuple(renditions))
+        renditions += _audio_renditions(source, origin, profile, tracks, first, taken={r.name for r in renditions})
+    if first is not None:
+        renditions += _subtitle_renditions(source, info, profile, origin, first[0], sidecars, {r.name for r in renditions})
+    return Title(
+        source=source,
+        info=info,
+        profile=profile,
+        origin=origin,
+        duration=duration,
+        renditions=tuple(renditions),
+        muxed_track=muxed,
+        sidecars=tuple(sidecars),
+    )

@@ -6,6 +6,7 @@
     /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.ts     (MPEG-TS renditions)
     /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.m4s    (fMP4 renditions,
     /hls/<profile>/<source key>/<rendition>-<spec id>-init.mp4    and their init segment)
+    /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.vtt    (WebVTT subtitle renditions)
 
 Everything for one title sits under `/hls/<profile>/<source key>/`, so one prefix-scoped
 token can cover it.

@@ -24,6 +24,7 @@ class ToneTrack:
     title: str | None = None
     disposition: tuple[str, ...] = ()  # FFmpeg's flag names
     channels: int = 2
+    channel_tones: tuple[float, ...] = ()  # one tone per channel, in layout order, instead of `tone_hz` everywhere
 
 
 TRACKS = (  # source streams 1..4 (stream 0 is the video)
@@ -64,6 +65,11 @@ ASS_HEADER = (
     b"100,0,0,1,1,0,2,10,10,10,0\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
 )
 LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+# A 5.1 track with a tone of its own in each channel (FL FR FC LFE BL BR), so a decoded
+# 6-channel rendition shows where each channel went and a downmix which channels it took.
+# Each tone sits on a whole number of cycles per AAC frame (46.875 Hz at 48 kHz) and the LFE's
+# below 120 Hz (AAC codes the LFE channel band-limited).
+SURROUND_TONES = (375.0, 562.5, 750.0, 93.75, 937.5, 1125.0)
 
 
 def _disposition(flags: tuple[str, ...]) -> Disposition:
@@ -123,7 +129,9 @@ def write_multitrack(path: Path, spec: MultiTrackSpec = MultiTrackSpec()) -> Non
         for stream, track in zip(audio, spec.tracks, strict=True):
             for at in range(0, total, 1024):
                 samples = tone(at, min(1024, total - at), spec.sample_rate, track.tone_hz, track.channels)
-                if track.channels == 6:  # the tone in the centre only: FFmpeg's AAC encoder bends a tone
+                for channel, hz in enumerate(track.channel_tones):
+                    samples[channel] = tone(at, min(1024, total - at), spec.sample_rate, hz, 1)[0]
+                if track.channels == 6 and not track.channel_tones:  # the tone in the centre only: FFmpeg's AAC encoder bends a tone
                     samples[[0, 1, 3, 4, 5]] = 0  # shared by a channel pair (phase off by 0.25 rad, measured)
                 chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout=LAYOUTS[track.channels])
                 chunk.sample_rate, chunk.pts, chunk.time_base = spec.sample_rate, at, Fraction(1, spec.sample_rate)

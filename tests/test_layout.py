@@ -9,9 +9,10 @@ from fractions import Fraction
 import pytest
 
 from livetx import layout
-from livetx.media.model import INIT, MediaInfo
+from livetx.media.model import INIT, MediaInfo, SubtitleTrack
 from livetx.storage.base import ObjectInfo
-from livetx.titles import Rendition, Title, parse_profile
+from livetx.subtitles.sidecar import Sidecar, SidecarName
+from livetx.titles import Rendition, SubtitleRef, Title, parse_profile, subtitle_rendition_name
 
 SPEC = "0123456789ab"
 SOURCE = ObjectInfo("movies/a.mp4", 1000, "etag-1")
@@ -26,6 +27,11 @@ JOB = replace(
 NO_MASTER = replace(JOB, profile=replace(JOB.profile, master_key=None))
 CMAF = replace(MAIN, name="cmaf", container="fmp4")  # an fMP4 rendition: init segment and .m4s fragments
 CMAF_TARGET = replace(TARGET, container="fmp4")
+# an audio rendition of an API-made title with a master: next to the master (the prefix its profile gives)
+TRACK = replace(MAIN, name="a2", object_prefix=layout.track_prefix("out/job/master.m3u8") + "a2")
+# a subtitle rendition: WebVTT segments of embedded stream 2
+SUBS = replace(MAIN, name="s2", container="vtt", subtitle=SubtitleRef(SubtitleTrack(2, "srt", False), "ts"))
+SIDECAR = Sidecar("movies/a.en.srt", "etag-2", SidecarName("en"))
 
 
 @pytest.mark.parametrize(
@@ -41,6 +47,10 @@ CMAF_TARGET = replace(TARGET, container="fmp4")
         pytest.param(layout.segment_key(JOB, CMAF_TARGET, 7), "out/job/v0-0123456789ab-7.m4s", id="target-fmp4-segment"),
         pytest.param(layout.stored_segment_name(CMAF_TARGET, INIT), "v0-0123456789ab-init.mp4", id="target-stored-fmp4-init-name"),
         pytest.param(layout.stored_segment_name(MAIN, 7), "main-0123456789ab-7.ts", id="stored-segment-name"),
+        pytest.param(layout.segment_key(TITLE, SUBS, 7), "movies/a.mp4/default/s2-0123456789ab-7.vtt", id="subtitle-segment"),
+        pytest.param(layout.segment_name(SUBS, 7), "s2-0123456789ab-7.vtt", id="subtitle-segment-name"),
+        pytest.param(layout.media_playlist_key(TITLE, SUBS), "movies/a.mp4/default/s2.m3u8", id="subtitle-playlist"),
+        pytest.param(subtitle_rendition_name(SIDECAR), "x8fdf4b74", id="sidecar-rendition-name"),
         pytest.param(layout.media_playlist_name(MAIN), "main.m3u8", id="media-playlist-name"),
         pytest.param(layout.media_playlist_key(TITLE, MAIN), "movies/a.mp4/default/main.m3u8", id="media-playlist"),
         pytest.param(layout.master_playlist_key(TITLE), "movies/a.mp4/default/master.m3u8", id="master-playlist"),
@@ -55,6 +65,10 @@ CMAF_TARGET = replace(TARGET, container="fmp4")
         pytest.param(layout.target_prefix("out/job/v0"), "out/job/v0", id="target-prefix"),
         pytest.param(layout.target_playlist_key("out/job/v0"), "out/job/v0.m3u8", id="target-playlist-of-prefix"),
         pytest.param(layout.target_segments_prefix("out/job/v0.m3u8"), "out/job/v0-", id="target-segments-prefix"),
+        pytest.param(layout.track_prefix("out/job/master.m3u8"), "out/job/master-", id="track-prefix"),
+        pytest.param(layout.media_playlist_key(JOB, TRACK), "out/job/master-a2.m3u8", id="track-playlist"),
+        pytest.param(layout.segment_key(JOB, TRACK, 7), "out/job/master-a2-0123456789ab-7.ts", id="track-segment"),
+        pytest.param(layout.stored_segment_name(TRACK, 7), "master-a2-0123456789ab-7.ts", id="track-stored-segment-name"),
         pytest.param(layout.probe_key(SOURCE.key, SOURCE.etag), "movies/a.mp4/probe-8323ea433ff6e0e4.json", id="probe-record"),
         pytest.param(layout.record_key("f" * 16), ".jobs/ffffffffffffffff.json", id="job-record"),
         pytest.param(

@@ -66,6 +66,8 @@ def make_client(aiohttp_client: Any, s3: SeaweedS3, tmp_path: Path, avi: Source,
         async with open_storages(settings(**env)) as (sources, _):
             if await sources.stat("test.avi") is None:
                 await sources.write("test.avi", avi.path.read_bytes())
+            if await sources.stat("sub.srt") is None:  # the documented sample's SourceSubtitles
+                await sources.write("sub.srt", b"1\n00:00:01,000 --> 00:00:02,000\nsub\n")
         return await aiohttp_client(create_app(settings(**env)))  # type: ignore[no-any-return]
 
     return make

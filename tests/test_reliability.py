@@ -28,6 +28,8 @@ from livetx.layout import segment_key
 from livetx.media.transcode import transcode_segment
 from livetx.storage.base import file_version
 from livetx.storage.breaker import CircuitBreaker
+from livetx.subtitles.cues import Cue
+from livetx.subtitles.webvtt import render_segment
 from livetx.web.keys import CATALOG, POOL, SEGMENTS
 from tests.checker import decode_video, open_joined
 from tests.conftest import MakeClient, Source
@@ -71,6 +73,20 @@ def test_decoders_skip_the_seal(sources: dict[str, Source]) -> None:
     plain = src.path.read_bytes()
     with av.open(io.BytesIO(seal(plain)), format="mpegts") as sealed, av.open(io.BytesIO(plain), format="mpegts") as bare:
         assert decode_video(sealed).indexes == decode_video(bare).indexes == list(range(src.frames))
+
+
+def test_a_webvtt_segment_is_sealed_with_a_note_block_over_the_exact_bytes() -> None:
+    """A NOTE block after a blank line: a comment to every WebVTT parser (tests/test_subtitle_reader.py
+    parses sealed segments); its digest covers everything before the block."""
+    body = render_segment([Cue(1000, 2500, "<i>one</i>"), Cue(2000, 4000, "two", "line:0")], "ts").encode()
+    sealed = seal(body)
+    assert sealed == body + b"NOTE livetx-seal-v1 " + hashlib.sha256(body).hexdigest().encode() + b"\n"  # body ends in a blank line
+    assert is_sealed(sealed) and is_sealed(seal(sealed))  # sealed twice: still whole
+    middle = len(sealed) // 2
+    for bad in (sealed[:middle], sealed[:-1], sealed + b"\n", sealed.replace(b"two", b"tow"), sealed[:middle] + sealed[middle + 1 :], body):
+        assert not is_sealed(bad)
+    bare = b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nno blank line after"  # any WebVTT: the blank line is added first
+    assert seal(bare).startswith(bare + b"\n\nNOTE livetx-seal-v1 ") and is_sealed(seal(bare))
 
 
 # ---- damaged copies in storage and in the local tier ------------------------------------

@@ -118,7 +118,8 @@ def test_a_record_from_before_the_tracks_is_probed_again(source: Path) -> None:
 
 def _title(source: Path, container: str) -> Title:
     rendition = {"preset": "ultrafast", "ab": 128000, "container": container}
-    profile = parse_profile("t", {"st": 5000, "initial_segments": [1000, 1000, 1500], "renditions": {"r": rendition}})
+    table = {"st": 5000, "initial_segments": [1000, 1000, 1500], "audio": "muxed", "renditions": {"r": rendition}}  # muxed jobs
+    profile = parse_profile("t", table)
     return build_title(ObjectInfo(source.name, source.stat().st_size, "test"), probe(str(source)), profile)
 
 

@@ -103,7 +103,8 @@ class SegmentService:
         and kept exactly as media segments are."""
         if index == INIT:
             if rendition.container != "fmp4":
-                raise SegmentNotFound(f"rendition {rendition.name!r} is MPEG-TS: it has no init segment")
+                kind = "WebVTT subtitles" if rendition.subtitle is not None else "MPEG-TS"
+                raise SegmentNotFound(f"rendition {rendition.name!r} is {kind}: it has no init segment")
         else:
             rendition.window(index)  # 404 for an index past the end, before any I/O
         key = segment_key(title, rendition, index)
@@ -215,8 +216,9 @@ class SegmentService:
         return title.job(rendition, index, await self.sources.media_url(title.source.key))
 
     def _measure(self, rendition: Rendition, index: SegmentPart, size: int) -> None:
-        """Media segment sizes give the bandwidths; an init segment is fetched once, not played."""
-        if index != INIT:
+        """Media segment sizes give the bandwidths; an init segment is fetched once, not played,
+        and subtitles (a few hundred bytes) are left out of a variant's BANDWIDTH."""
+        if index != INIT and rendition.subtitle is None:
             self.meter.measure(rendition, index, size)
 
     async def _keep_local(self, key: str, data: bytes) -> None:

@@ -10,8 +10,9 @@ than one as "multiplexed", while a Representation whose codecs name both plays i
 dash.js alike (tests/test_players.py), Chromium's MSE taking both tracks in one SourceBuffer.
 (dash.js 5.2.1 needs `streaming.capabilities.useMediaCapabilitiesApi: false`: it hands
 MediaCapabilities the two-codec list unquoted, which Chromium cannot parse.) A title with separate
-audio renditions (`audio=all`) has demuxed segments: one video AdaptationSet of video-only
-Representations, and one audio AdaptationSet per language and role.
+audio renditions (issue 16, `audio`) has demuxed segments: one video AdaptationSet of video-only
+Representations, and one audio AdaptationSet per language, role and channel count. Subtitle
+renditions are HLS only (no text AdaptationSet yet).
 
 Segment URLs are the HLS playlists' names, relative to the MPD, which sits in the same
 folder. `$Number$` numbers them from 0 as the HLS names do, and the SegmentTimeline gives each
@@ -46,8 +47,14 @@ _INDEX = 987654321  # a segment index no title has, replaced by NUMBER in the me
 UriFor = Callable[[str], str]
 
 
+def _media(title: Title) -> list[Rendition]:
+    """The renditions an MPD holds: not the subtitle renditions. DASH text is out of scope for
+    now: segmented raw WebVTT plays in Shaka only, dash.js wants it in fMP4 (wvtt or stpp)."""
+    return [r for r in title.renditions if r.subtitle is None]
+
+
 def check_dash(title: Title) -> None:
-    ts = [r.name for r in title.renditions if r.container != "fmp4"]
+    ts = [r.name for r in _media(title) if r.container != "fmp4"]
     if ts:
         raise NotDash(
             f"no DASH manifest for profile {title.profile.name!r}: rendition {ts[0]!r} is MPEG-TS;"
@@ -126,20 +133,21 @@ def mpd(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = est
 
 
 def _separate_sets(title: Title, ordered: list[Rendition], uri_for: UriFor, bandwidth_for: BandwidthFor) -> list[AdaptationSet]:
-    """audio=all: one video AdaptationSet of the video-only renditions, then one audio
-    AdaptationSet per (language, role, description), in track order: the default track's
-    set is `main`, commentary `commentary`, the others `alternate`."""
+    """Separate audio: one video AdaptationSet of the video-only renditions, then one audio
+    AdaptationSet per (language, role, description, channel count), in track order: the
+    default track's sets are `main`, commentary `commentary`, the others `alternate`; so a
+    6-channel rendition (surround=1) has a set of its own, with AudioChannelConfiguration 6."""
     reps = tuple(representation(r, uri_for, bandwidth_for(r)[0]) for r in ordered)
     sets = [AdaptationSet(id=0, content_type="video", mime_type="video/mp4", representations=reps)]
-    default = next((r for r in title.audio_renditions if r.track is not None and r.track.default), title.audio_renditions[0])
-    groups: dict[tuple[str, str, bool], list[Rendition]] = {}
+    default = title.default_audio_stream
+    groups: dict[tuple[str, str, bool, int], list[Rendition]] = {}
     for r in title.audio_renditions:
-        assert r.track is not None, "an audio rendition plays one source track"
+        assert r.track is not None and r.audio is not None, "an audio rendition plays one source track"
         roles = r.track.roles
-        role = "commentary" if "comment" in roles else "main" if r is default else "alternate"
+        role = "commentary" if "comment" in roles else "main" if r.track.index == default else "alternate"
         describes = any(role in roles for role in DESCRIPTION_ROLES)
-        groups.setdefault((language_tag(r.track.language), role, describes), []).append(r)
-    for (lang, role, describes), members in groups.items():
+        groups.setdefault((language_tag(r.track.language), role, describes, r.audio.channels), []).append(r)
+    for (lang, role, describes, _), members in groups.items():
         reps = tuple(representation(r, uri_for, bandwidth_for(r)[0]) for r in members)
         sets.append(
             AdaptationSet(
@@ -157,8 +165,8 @@ def _separate_sets(title: Title, ordered: list[Rendition], uri_for: UriFor, band
 
 def _mpd(title: Title, sets: list[AdaptationSet]) -> Mpd:
     # the shortest rendition's end: no player waits at the end for media a rendition lacks
-    duration = min(r.windows[-1].stop for r in title.renditions)
-    longest = max(w.duration for r in title.renditions for w in r.windows)
+    duration = min(r.windows[-1].stop for r in _media(title))
+    longest = max(w.duration for r in _media(title) for w in r.windows)
     return Mpd(duration=duration, min_buffer_time=Fraction(math.ceil(longest)), adaptation_sets=tuple(sets))
 
 

@@ -35,3 +35,17 @@ def language_tag(code: str | None) -> str:
 def language_name(tag: str) -> str | None:
     """A readable English name for an RFC 5646 tag (its primary subtag), if the table has one."""
     return _NAMES.get(tag.split("-")[0])
+
+
+def normal_tag(code: str) -> str:
+    """`code` lower-cased, its primary subtag as `language_tag` writes it: `fre-CA` is `fr-ca`."""
+    primary, sep, rest = code.lower().partition("-")
+    return language_tag(primary) + sep + rest
+
+
+def language_matches(wanted: str, code: str | None) -> bool:
+    """Whether a track whose container says `code` is in the language range `wanted` (RFC 4647
+    3.3.1 basic filtering, both normalised first): `fr`, `fra` and `fre` each match `fre`;
+    `en` matches `en-US`, but `en-US` not `eng`; `und` matches a track with no language."""
+    want, have = normal_tag(wanted), normal_tag(code or UNDETERMINED)
+    return have == want or have.startswith(want + "-")

@@ -37,21 +37,29 @@ class VariantStream:
     frame_rate: Fraction | None
     video_range: str | None = None  # VIDEO-RANGE (RFC 8216bis 4.4.6.2): SDR for every video variant livetx makes
     audio: str | None = None  # AUDIO: the GROUP-ID of its audio renditions, when they are separate
+    subtitles: str | None = None  # SUBTITLES: the GROUP-ID of the subtitle renditions it plays with
 
 
 @dataclass(frozen=True)
 class MediaRendition:
     """One `#EXT-X-MEDIA` (RFC 8216 4.3.4.1): an alternative rendition in a group."""
 
-    type: str  # AUDIO
+    type: str  # AUDIO or SUBTITLES
     group_id: str
     name: str  # unique in its group
     uri: str
     language: str | None = None  # RFC 5646
     default: bool = False
-    autoselect: bool = True  # must be YES when DEFAULT is YES
+    autoselect: bool = True  # must be YES when DEFAULT is YES (or FORCED is)
+    forced: bool = False  # FORCED=YES: shown whatever the viewer chose (SUBTITLES only)
     characteristics: str | None = None  # UTIs, comma-separated (4.3.4.1)
     channels: str | None = None  # CHANNELS: the audio channel count
+
+    def __post_init__(self) -> None:
+        if self.forced and self.type != "SUBTITLES":
+            raise ValueError("FORCED is for SUBTITLES renditions only (RFC 8216 4.3.4.1)")
+        if (self.default or self.forced) and not self.autoselect:
+            raise ValueError("AUTOSELECT must be YES when DEFAULT is (RFC 8216 4.3.4.1) or FORCED is (HLS authoring spec)")
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ def render_master(playlist: MasterPlaylist) -> str:
                 name=m.name,
                 default="YES" if m.default else "NO",
                 autoselect="YES" if m.autoselect else "NO",
+                forced="YES" if m.forced else None,  # (4.3.4.1: only for SUBTITLES; absent means NO)
                 characteristics=m.characteristics,
                 channels=m.channels,
             )
@@ -93,5 +94,7 @@ def render_master(playlist: MasterPlaylist) -> str:
             info["video_range"] = variant.video_range
         if variant.audio:
             info["audio"] = variant.audio
+        if variant.subtitles:
+            info["subtitles"] = variant.subtitles
         doc.add_playlist(m3u8.Playlist(uri=variant.uri, stream_info=info, media=doc.media, base_uri=None))
     return str(doc.dumps())

@@ -52,6 +52,12 @@ class Cancelled:
     """The job stopped on a `Cancel` (preempted for a client); it may be queued again."""
 
 
+class Preempted(Exception):
+    """Raised inside a job that saw a `Cancel` (its `should_stop` said so): the pool asked this
+    (background) job to give its worker to a waiting client. Never crosses the pipe: the
+    worker replies `Cancelled`."""
+
+
 # ---- parent side only: the worker did not reply, and has been replaced ------------------
 
 

@@ -12,19 +12,25 @@ specs a worker runs.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
-from livetx.contract import Choice, DurationList, Integer, Number, Size, param, param_names, parse_params
+from livetx.contract import Choice, DurationList, Integer, Invalid, Number, Selection, Size, Spec, param, param_names, parse_params
 from livetx.errors import ParameterError
+from livetx.hls.languages import language_matches, language_tag
 from livetx.media.model import AudioSpec, AudioTrack, MediaInfo, VideoSpec
 
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le")
 CONTAINERS = ("ts", "fmp4")
-AUDIO_LAYOUTS = ("muxed", "all")  # the title's `audio`: how its audio tracks reach the player
+AUDIO_LAYOUTS = ("auto", "muxed", "all", "default")  # the title's `audio` keywords (else a list of track selectors)
+SURROUND_CHANNELS = 6  # the channels of a surround rendition (`surround=1`): AAC 5.1
+# the title's `subtitles`: an item is a language (RFC 5646 or ISO 639-2: `en`, `pt-br`, `fre`) or a
+# source stream (`s<index>`)
+SUBTITLE_SELECTION = Selection(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*|s[0-9]{1,5}", "languages (en, fre, pt-br) and streams (s<index>)")
 VIDEO_CODECS = ("h264", "h265", "av1")
 FMP4_ONLY = ("av1",)  # codecs livetx carries in fMP4 only (MPEG-TS has no AV1 mapping players read)
 AV1_PIXEL_FORMATS = ("yuv420p", "yuv420p10le")  # what SVT-AV1 encodes (AV1 Main profile)
@@ -34,6 +40,89 @@ SWITCH = Choice((0, 1))
 BITRATE = Integer(10_000, 100_000_000, "bit/s")
 SEGMENT_MS = Integer(1000, 15000, "ms")
 FPS = Number(1, 120, ratio=True, max_denominator=1001, examples="25, 29.97 or 30000/1001")
+
+
+# ---- the title's `audio`: a layout keyword, or the tracks to play --------------------------
+
+# a source stream index, or a language range (but not the keyword `all`), in any case: a JSON
+# Schema pattern too (ECMA-262, which has no flags)
+_SELECTOR = r"(?![Aa][Ll][Ll](?:[,.]|$))(?:[Ii][0-9]{1,3}|[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*)"
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c}]" for c in word)
+
+
+@dataclass(frozen=True)
+class AudioSelection(Spec):
+    """The title's `audio`: one of AUDIO_LAYOUTS, or the audio tracks to play, each as a rendition
+    of its own: selectors separated by `,` or `.` (or a list of them), each `i<stream index>` or a
+    language (ISO 639-1 or -2 code, or an RFC 5646 tag, matched as a range: `en` takes `en-US`).
+    Case does not matter. Normal form: lower case, the selectors joined by `,`, each once."""
+
+    max_items: int = 16
+    max_length: int = 256
+
+    def parse(self, raw: Any) -> str:
+        if isinstance(raw, str) and raw.lower() in AUDIO_LAYOUTS:
+            return raw.lower()
+        if isinstance(raw, str) and len(raw) <= self.max_length:
+            items = re.split("[,.]", raw)
+        elif isinstance(raw, (list, tuple)) and all(isinstance(item, str) for item in raw):
+            items = list(raw)  # (selectors only: a keyword is text)
+        else:
+            raise Invalid()
+        if not 0 < len(items) <= self.max_items:
+            raise Invalid()
+        for item in items:
+            if not re.fullmatch(_SELECTOR, item):
+                alone = "; keywords stand alone" if item.lower() in AUDIO_LAYOUTS else ""
+                raise Invalid(f"{self.allowed} ({item!r} is not a selector{alone})")
+        return ",".join(dict.fromkeys(item.lower() for item in items))
+
+    @property
+    def allowed(self) -> str:
+        return (
+            f"one of {', '.join(AUDIO_LAYOUTS)}, or up to {self.max_items} track selectors separated by ',' or '.',"
+            " each i<stream index> or a language (en, fra, pt-BR)"
+        )
+
+    def schema(self) -> dict[str, Any]:
+        keywords = "|".join(_any_case(k) for k in AUDIO_LAYOUTS)
+        text = f"^({keywords}|{_SELECTOR}([,.]{_SELECTOR}){{0,{self.max_items - 1}}})$"
+        items = {"type": "string", "pattern": f"^{_SELECTOR}$"}
+        return {
+            "oneOf": [
+                {"type": "string", "maxLength": self.max_length, "pattern": text},
+                {"type": "array", "minItems": 1, "maxItems": self.max_items, "items": items},
+            ]
+        }
+
+
+def selected_tracks(selection: str, info: MediaInfo) -> tuple[AudioTrack, ...]:
+    """The source's audio tracks an `audio` value selects, in stream order: every track for
+    `auto`, `muxed` and `all`, the default one for `default`, else those a selector matches.
+    A selector that matches no track is a ParameterError naming it."""
+    tracks = info.audio_tracks
+    if selection == "default":
+        default = info.default_audio_track
+        return (default,) if default is not None else ()
+    if selection in AUDIO_LAYOUTS:
+        return tracks
+    chosen: set[int] = set()
+    for selector in selection.split(","):
+        matched = {t.index for t in tracks if _selects(selector, t)}
+        if not matched:
+            have = ", ".join(f"i{t.index} {language_tag(t.language)}" for t in tracks) or "none"
+            raise ParameterError("audio", f"selectors that each match an audio track of the source ({have}): {selector!r} matches none")
+        chosen |= matched
+    return tuple(t for t in tracks if t.index in chosen)
+
+
+def _selects(selector: str, track: AudioTrack) -> bool:
+    if selector[0] == "i" and selector[1:].isdigit():
+        return track.index == int(selector[1:])
+    return language_matches(selector, track.language)
 
 
 @dataclass(frozen=True)
@@ -49,10 +138,31 @@ class TitleParams:
     initd: int = param(Integer(None, None, "ms"), 30000, "ms pre-transcoded when the playlist is made")
     ta: int = param(Integer(10, 30), 12, "segments made ahead when playback starts")
     audio: str = param(
-        Choice(AUDIO_LAYOUTS),
-        "muxed",
-        "muxed: the source's first audio track inside each video rendition; all: video renditions carry no audio and"
-        " every audio track of the source is its own stereo AAC rendition (EXT-X-MEDIA), on the video's segment windows",
+        AudioSelection(),
+        "auto",
+        "how the source's audio tracks reach the player. muxed: its first audio track inside each video rendition."
+        " all: video renditions carry no audio, and every audio track of the source is its own stereo AAC rendition"
+        " a<stream index> (EXT-X-MEDIA group aac) on the video's segment windows. default: the same, for the one track"
+        " the container flags default (else the first). A list of selectors separated by ',' or '.', each i<stream"
+        " index> or a language (en, fra, pt-BR: a range, so en takes en-US): the same, for the tracks they match, in"
+        " stream order (a selector matching none is an error). auto: all when the source has video and more than one"
+        " audio track, else muxed. Without video, or without a master playlist (an API target without MasterURI),"
+        " audio stays muxed: the first track for auto, else the selection's default track",
+    )
+    surround: int = param(
+        SWITCH,
+        0,
+        "1: a source track of 3 or more channels also gets a 6-channel AAC rendition a<index>c6 (EXT-X-MEDIA group"
+        " aac-6ch; its stereo one stays), at three times the stereo bitrate (384000 bit/s by default, 3 x ab when ab is"
+        " set), and each video variant is listed once per group. Separate audio renditions only",
+    )
+    subtitles: str = param(
+        SUBTITLE_SELECTION,
+        "all",
+        "the subtitle tracks played as WebVTT renditions (EXT-X-MEDIA TYPE=SUBTITLES) on the video's segment windows:"
+        " all (every embedded text track and readable sidecar file), none, or a comma-separated list of languages"
+        " (en, fre, pt-br) and embedded streams (s<index>); bitmap tracks are never converted, and playlists made"
+        " through the API carry none",
     )
 
 
@@ -208,9 +318,12 @@ def resolve_container(params: RenditionParams) -> str:
     return "fmp4" if params.vcodec == "h265" or params.vcodec in FMP4_ONLY else "ts"
 
 
-def resolve_audio(params: RenditionParams, info: MediaInfo) -> AudioSpec | None:
+def resolve_audio(params: RenditionParams, info: MediaInfo, track: AudioTrack | None = None) -> AudioSpec | None:
+    """The audio muxed into a rendition: the source's first audio stream, or `track`."""
     if info.audio is None or params.an:
         return None
+    if track is not None:
+        return _audio_spec(params, track.sample_rate, params.ac or min(track.channels, 2), track.bit_rate)
     return _audio_spec(params, info.audio.sample_rate, params.ac or min(info.audio.channels, 2), info.audio.bit_rate)
 
 
@@ -218,6 +331,17 @@ def resolve_track_audio(params: RenditionParams, track: AudioTrack) -> AudioSpec
     """The stereo AAC rendition of one source audio track (`audio=all`): a surround track is
     downmixed to two channels, a mono one stays mono."""
     return _audio_spec(params, track.sample_rate, min(params.ac or track.channels, track.channels, 2), track.bit_rate)
+
+
+def resolve_surround_audio(params: RenditionParams, track: AudioTrack) -> AudioSpec:
+    """The 6-channel AAC rendition of a surround track (`surround=1`), at three times the stereo
+    rendition's bitrate (the same bits per channel pair): 3 x ab, capped by abopt against the
+    source's bitrate; else 3 x what aq gives two channels (384 kbit/s when aq is unset too)."""
+    pairs = SURROUND_CHANNELS // 2
+    rate = params.ar or (track.sample_rate if track.sample_rate in SAMPLE_RATES else 48000)
+    target = params.ab * pairs if params.ab is not None else None
+    bitrate = _capped(target, track.bit_rate, params.abopt, "ab") or pairs * aq_bitrate(params.aq, 2)
+    return AudioSpec(sample_rate=rate, channels=SURROUND_CHANNELS, bitrate=bitrate)
 
 
 def _audio_spec(params: RenditionParams, sample_rate: int, channels: int, source_bit_rate: int | None) -> AudioSpec:

@@ -49,6 +49,7 @@ from livetx.media.messages import (
     Done,
     Failed,
     Outcome,
+    Preempted,
     Ready,
     Reply,
     Restarted,
@@ -78,7 +79,7 @@ def _worker_main(conn: Connection, origin: str = "") -> None:
     """Child process: import once, then run jobs (segments or probes) until the pipe closes.
     Remote sources are read from `origin` only ("": none, the store is local)."""
     from livetx.media.probe import probe
-    from livetx.media.transcode import Preempted, transcode_segment
+    from livetx.media.transcode import transcode_segment
 
     def should_stop() -> bool:
         try:

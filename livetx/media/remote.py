@@ -33,9 +33,11 @@ from typing import Any, BinaryIO
 
 import av
 import av.logging
+from av.container import InputContainer
 
-from livetx.errors import SourceTypeRefused, SourceUnreadable
+from livetx.errors import SourceChanged, SourceTypeRefused, SourceUnreadable, TranscodeFailed
 from livetx.lru import Lru
+from livetx.media.model import SegmentJob
 from livetx.storage.base import file_version, url_origin
 
 MIN_BLOCK = 256 * 1024
@@ -227,6 +229,21 @@ def open_source(source: str, pin: str = "", origin: str | None = None) -> Iterat
         yield reader, lambda: reader.fetched  # type: ignore[misc]
     finally:
         reader.close()
+
+
+@contextmanager
+def open_job_source(job: SegmentJob, origin: str | None) -> Iterator[tuple[InputContainer, Callable[[], int]]]:
+    """A worker's job source, opened (`open_source` with the job's pin, then `open_container`
+    with its options), and the counter of bytes fetched. Failures inside the block as the client
+    sees them: a changed source is SourceChanged, an av or OS error TranscodeFailed (worded by
+    `describe_error`); livetx's own errors pass as they are."""
+    try:
+        with open_source(job.source, job.source_pin, origin) as (target, counter), open_container(target, extra=job.open_options) as src:
+            yield src, counter
+    except VersionMismatch as exc:
+        raise SourceChanged(f"{exc}; reload the playlist") from None
+    except (av.FFmpegError, OSError) as exc:
+        raise TranscodeFailed(f"transcode failed: {describe_error(exc)}") from None
 
 
 @contextmanager

@@ -51,10 +51,12 @@ from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
-from livetx.errors import SourceChanged, SourceUnreadable, TranscodeFailed
+from livetx.errors import SourceUnreadable, TranscodeFailed
 from livetx.media.boxes import split_fragment
+from livetx.media.messages import Preempted
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
-from livetx.media.remote import VersionMismatch, describe_error, open_container, open_source
+from livetx.media.remote import open_job_source
+from livetx.media.subtitle_reader import subtitle_segment
 from livetx.media.timeline import MPEG_TS_CLOCK, TS_OFFSET
 
 AAC_FRAME = 1024
@@ -89,17 +91,16 @@ _StreamT = TypeVar("_StreamT", bound=Stream)
 _FrameT = TypeVar("_FrameT", VideoFrame, AudioFrame)
 
 
-class Preempted(Exception):
-    """The pool asked this (background) transcode to give its worker to a waiting client."""
-
-
 def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = None, origin: str | None = None) -> SegmentResult:
-    """Module-level entry point for the process pool. `should_stop` is polled between packets;
+    """Module-level entry point for the process pool (a subtitle job goes to
+    `livetx.media.subtitle_reader`: a WebVTT segment). `should_stop` is polled between packets;
     when it returns True the transcode stops with `Preempted`. A remote source is read only from
     `origin` (see `open_source`). Error messages never carry the source's path or URL."""
     began = time.perf_counter()
     if job.init:
         return SegmentResult(init_segment(job), 0, 0, time.perf_counter() - began, 0)
+    if job.subtitle_stream is not None:
+        return subtitle_segment(job, should_stop, origin)
     fetched = 0
     for seeks, backoff in enumerate(SEEK_BACKOFF, start=1):
         made, read = _attempt(job, backoff, should_stop, origin)
@@ -115,14 +116,9 @@ def _attempt(
 ) -> tuple[tuple[bytes, int, int] | None, int]:
     """One try at the segment from a seek `backoff` seconds before it: what `_Segment.run` made
     (None: landed too late), and the bytes fetched from a remote source for it."""
-    try:
-        with open_source(job.source, job.source_pin, origin) as (target, counter), open_container(target, extra=job.open_options) as src:
-            made = _Segment(job, src, should_stop).run(backoff)
-            return made, counter()
-    except VersionMismatch as exc:
-        raise SourceChanged(f"{exc}; reload the playlist") from None
-    except (av.FFmpegError, OSError) as exc:
-        raise TranscodeFailed(f"transcode failed: {describe_error(exc)}") from None
+    with open_job_source(job, origin) as (src, counter):
+        made = _Segment(job, src, should_stop).run(backoff)
+        return made, counter()
 
 
 def init_segment(job: SegmentJob) -> bytes:

@@ -56,6 +56,19 @@ def check_source_key(key: str) -> str:
     return key
 
 
+def split_prefix(prefix: str) -> tuple[str, str]:
+    """A listing prefix -> (its folder, checked as a key, or "" for the root; the start of the
+    names listed in it, without backslash or control character)."""
+    folder, slash, start = prefix.rpartition("/")
+    if slash and not folder:
+        raise InvalidPath("a listing prefix must be relative")
+    if folder:
+        check_key(folder)
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in start) or "\\" in start:
+        raise InvalidPath("a listing prefix must not hold backslashes or control characters")
+    return folder, start
+
+
 def url_origin(url: str) -> str:
     """`scheme://host[:port]` of an HTTP(S) URL, lower case ("" for anything else: a path)."""
     parts = urlsplit(url)
@@ -103,6 +116,11 @@ class Storage(Protocol):
         """Atomic: readers see the whole object or none of it."""
 
     async def delete(self, key: str) -> None: ...
+
+    async def list_prefix(self, prefix: str, limit: int) -> list[ObjectInfo]:
+        """Up to `limit` objects, by key, whose keys start with `prefix` and that sit directly in
+        its folder (`dir/film.` lists `dir/film.en.srt`, not `dir/film.x/a.srt`), hidden ones
+        skipped. One request (S3: one ListObjectsV2 page; local: one directory scan)."""
 
     async def list(self, limit: int) -> list[ObjectInfo]:
         """Up to `limit` objects, by key, skipping hidden ones (a segment of the key starting with '.')."""

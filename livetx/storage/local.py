@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from livetx.errors import InvalidPath, LivetxError, ParameterError
-from livetx.storage.base import LOCAL_BUCKET, ObjectInfo, check_key, file_version, split_uri
+from livetx.storage.base import LOCAL_BUCKET, ObjectInfo, check_key, file_version, is_hidden, split_prefix, split_uri
 
 FILE_MODE = 0o644
 
@@ -85,6 +85,33 @@ class LocalStorage:
 
     async def write(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self._write, key, data)
+
+    def _list_prefix(self, prefix: str, limit: int) -> list[ObjectInfo]:
+        folder, start = split_prefix(prefix)
+        if is_hidden(folder):
+            return []
+        try:
+            # the folder through `_path`: a folder that is a symlink out of the root is refused
+            with os.scandir(self._path(folder) if folder else self.root) as entries:
+                names = sorted(e.name for e in entries if e.name.startswith(start) and not e.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found: list[ObjectInfo] = []
+        for name in names:
+            key = f"{folder}/{name}" if folder else name
+            try:
+                info = self._stat(key)  # through `_path`: a symlink out of the root, or a name that is no key, is skipped
+            except (InvalidPath, OSError, RuntimeError):
+                log.warning("prefix listing skipped an entry that leaves the storage root", extra={"event": "list_skipped", "key": key})
+                continue
+            if info is not None:  # a file: folders are not listed
+                found.append(info)
+            if len(found) >= limit:
+                break
+        return found
+
+    async def list_prefix(self, prefix: str, limit: int) -> list[ObjectInfo]:
+        return await asyncio.to_thread(self._list_prefix, prefix, limit)
 
     def _list(self, limit: int) -> list[ObjectInfo]:
         found: list[ObjectInfo] = []

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from livetx.errors import ConfigError, LivetxError, ParameterError, StorageUnavailable
 from livetx.layout import CONTENT_TYPES
 from livetx.settings import S3Settings
-from livetx.storage.base import ObjectInfo, check_key, is_hidden, split_uri
+from livetx.storage.base import ObjectInfo, check_key, is_hidden, split_prefix, split_uri
 from livetx.storage.breaker import CircuitBreaker
 
 MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -152,6 +152,21 @@ class S3Storage:
                 await self.client.delete_object(Bucket=self.location.bucket, Key=self._key(key))
         except ClientError:
             pass  # already gone
+
+    async def list_prefix(self, prefix: str, limit: int) -> list[ObjectInfo]:
+        split_prefix(prefix)
+        params = {"Bucket": self.location.bucket, "Prefix": self.location.prefix + prefix, "Delimiter": "/", "MaxKeys": limit}
+        try:
+            async with self._call("LIST"):
+                page = await self.client.list_objects_v2(**params)
+        except ClientError as exc:  # the bucket is gone
+            raise StorageUnavailable(f"S3 LIST failed: {exc.response.get('Error', {}).get('Code', '?')}") from None
+        found = []
+        for item in page.get("Contents", []):  # sub-folders come as CommonPrefixes: not listed
+            key = item["Key"][len(self.location.prefix) :]
+            if key and not is_hidden(key):
+                found.append(ObjectInfo(key=key, size=int(item["Size"]), etag=str(item.get("ETag", "")).strip('"')))
+        return found[:limit]
 
     async def list(self, limit: int) -> list[ObjectInfo]:
         found: list[ObjectInfo] = []

@@ -4,7 +4,8 @@ A file: the `[Events]` section's `Format:` line names the fields (the v4+ order 
 each `Dialogue:` line is split into that many fields, the last (Text) keeping its commas.
 `Comment:` lines and every other section are ignored. Times are `h:mm:ss.cc`.
 
-Dialogue text (also what FFmpeg's decoder gives for SRT, WebVTT and mov_text tracks):
+Dialogue text (also what FFmpeg's decoder gives for SRT, WebVTT and mov_text tracks, read
+from its events by `event_text`):
 `{\\i1}`/`{\\b1}`/`{\\u1}` (and their `0` forms, `\\r`) become `<i>`/`<b>`/`<u>` spans; `\\N`
 is a line break, `\\n` a space (a soft break), `\\h` a no-break space; `\\an1`..`\\an9` (and
 SSA's `\\a`) become WebVTT settings: top rows `line:0`, middle rows `line:50%,center`, left
@@ -21,6 +22,7 @@ from livetx.subtitles.cues import Cue, Piece, Tag, assemble, clock_ms, markup_pi
 
 DEFAULT_FORMAT: tuple[str, ...] = ("layer", "start", "end", "style", "name", "marginl", "marginr", "marginv", "effect", "text")
 _CLOCK = re.compile(r"\s*(\d{1,5}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,3}))?\s*")
+EVENT_FIELDS = 9  # of a decoded event: ReadOrder, Layer, Style, Name, MarginL, MarginR, MarginV, Effect, Text
 _OVERRIDE = re.compile(r"\{([^{}]*)\}")
 _NUMBER = re.compile(r"[0-9]{1,4}")  # an override tag's argument: ASCII digits only, short (str.isdigit takes "²")
 _SPANS = {"i": "i", "b": "b", "u": "u"}
@@ -101,6 +103,16 @@ def dialogue_text(text: str, markup: bool = False) -> tuple[str, str]:
     if not drawing:
         pieces.extend(_plain(text[position:], markup))
     return assemble(pieces), _settings(alignment)
+
+
+def event_text(event: str) -> tuple[str, str]:
+    """WebVTT cue text and settings of one event as FFmpeg's decoders give it, whatever the
+    track's codec (`AVSubtitleRect.ass`): `ReadOrder,Layer,Style,Name,MarginL,MarginR,MarginV,
+    Effect,Text`, without times (the packet carries them). ("", "") when there is no Text field."""
+    fields = event.split(",", EVENT_FIELDS - 1)
+    if len(fields) < EVENT_FIELDS:
+        return "", ""
+    return dialogue_text(fields[-1])
 
 
 def _plain(text: str, markup: bool) -> list[Piece]:

@@ -58,9 +58,14 @@ def assign(cues: Sequence[Cue], windows: Sequence[SegmentWindow]) -> list[list[C
 
 def segment_cues(cues: Sequence[Cue], window: SegmentWindow) -> list[Cue]:
     """The cues of one window (what one segment request needs), in cue order."""
-    start, stop = _bounds(window)
+    return span_cues(cues, window.start, window.stop)
+
+
+def span_cues(cues: Sequence[Cue], start: Fraction, stop: Fraction) -> list[Cue]:
+    """The cues overlapping title time [start, stop) seconds, in cue order (a worker's segment
+    job carries its window as these two times)."""
     # whole-ms bounds: end > start <=> end > floor(start); start < stop <=> start < ceil(stop)
-    low, high = math.floor(start), math.ceil(stop)
+    low, high = math.floor(start * 1000), math.ceil(stop * 1000)
     return [cue for cue in cues if cue.start < high and cue.end > low]
 
 

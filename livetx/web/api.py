@@ -9,9 +9,12 @@ handlers. Signed URLs start with `server.public_url`, never with the request's H
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from livetx.errors import InvalidPath, ParameterError
+from livetx.hls.languages import language_tag
 from livetx.jobs import Job, is_job_profile, parse_imm, parse_oss
 from livetx.layout import target_playlist_key, target_prefix
 from livetx.publishing import publish_job
@@ -86,7 +89,7 @@ async def create_playlists(request: web.Request) -> web.Response:
                 "FrameRate": _fps_text(title, r.name),
                 "Token": r.spec_id,
             }
-            for r in title.renditions
+            for r in title.variants  # (its audio renditions are in the master)
         ],
         "PlaybackURL": playback,
         **job.echo,
@@ -140,12 +143,46 @@ async def list_sources(request: web.Request) -> web.Response:
     return web.json_response({"sources": [{"key": s.key, "size": s.size} for s in sources]}, headers={"Cache-Control": "no-store"})
 
 
+BITMAP_REASON = "bitmap subtitles (pictures) are not converted to WebVTT"
+
+
+def _not_played(title: Title) -> str:
+    """Why a text track has no rendition."""
+    if title.info.video is None:
+        return "no video: subtitles play over a video rendition"
+    if title.profile.source_key is not None:
+        return "playlists made through the API carry no subtitles"
+    return f"not selected (subtitles={title.profile.title.subtitles})"
+
+
+def subtitle_tracks(title: Title) -> list[dict[str, Any]]:
+    """Every subtitle track of the title's source, embedded (in stream order) then sidecar:
+    converted (a WebVTT rendition plays it: `rendition` names it) or not, and why not."""
+    played = {r.subtitle.track: r.name for r in title.subtitle_renditions if r.subtitle is not None}
+    out: list[dict[str, Any]] = []
+    for track in title.info.subtitle_tracks:
+        entry: dict[str, Any] = {"stream": track.index, "codec": track.codec, "language": language_tag(track.language)}
+        entry |= {"title": track.title, "default": track.default, "forced": track.forced, "roles": list(track.roles)}
+        name = played.get(track)
+        reason = BITMAP_REASON if track.bitmap else None if name is not None else _not_played(title)
+        out.append({**entry, "rendition": name, "converted": name is not None, "reason": reason})
+    for sidecar in title.sidecars:
+        entry = {"key": sidecar.key, "language": language_tag(sidecar.name.language), "title": sidecar.name.label}
+        entry |= {"default": sidecar.name.default, "forced": sidecar.name.forced, "hearing_impaired": sidecar.name.hearing_impaired}
+        name = played.get(sidecar)
+        reason = sidecar.error if sidecar.error is not None else None if name is not None else _not_played(title)
+        out.append({**entry, "rendition": name, "converted": name is not None, "reason": reason, "error": sidecar.error})
+    return out
+
+
 async def title_state(request: web.Request) -> web.Response:
-    """Each rendition's segments and their states. The ETag says what the answer holds: a
-    poll with If-None-Match gets 304 until a segment changes (see livetx/web/status.py)."""
+    """Each rendition's segments and their states, and the source's subtitle tracks. The ETag
+    says what the answer holds: a poll with If-None-Match gets 304 until a segment changes
+    (see livetx/web/status.py)."""
     title = await request.app[CATALOG].title(request.match_info["profile"], request.match_info["key"])
     resolution = {r.name: _resolution(title, r.name) for r in title.renditions}
-    view = await request.app[STATUS].view(title, request.app[SEGMENTS], resolution, request.headers.get("If-None-Match"))
+    if_none_match = request.headers.get("If-None-Match")
+    view = await request.app[STATUS].view(title, request.app[SEGMENTS], resolution, if_none_match, subtitle_tracks(title))
     headers = {"Cache-Control": "no-store", "ETag": view.etag}
     if view.body is None:
         return web.Response(status=304, headers=headers)

@@ -300,6 +300,27 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                     },
                 }
             },
+            "/hls/{profile}/{key}/{rendition}-{spec}-{n}.vtt": {
+                "get": {
+                    "summary": "One WebVTT segment of a subtitle rendition (an embedded text track, or a sidecar file's cues)",
+                    "parameters": [
+                        *TITLE_PARAMETERS,
+                        RENDITION,
+                        _param("spec", "path", "hash of the subtitle rendition's spec", pattern="^[0-9a-f]{12}$"),
+                        _param("n", "path", "segment number", pattern="^[0-9]{1,6}$"),
+                        *TOKEN_PARAMETERS,
+                    ],
+                    "responses": {
+                        "200": _ok("the segment", "text/vtt", {"type": "string"}),
+                        "400": _error("invalid path"),
+                        **TOKEN_ERRORS,
+                        "404": _error("unknown source, rendition, spec or segment number"),
+                        "422": _error("the subtitle track cannot be read"),
+                        "502": _error("subtitle extraction failed"),
+                        "504": _error("subtitle extraction timed out"),
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "summary": "The process is alive",
@@ -320,7 +341,9 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
             },
             "/api/v1/titles/{profile}/{key}": {
                 "get": {
-                    "summary": "A title's renditions and the state of each segment (transcoding, cached, none)",
+                    "summary": "A title's renditions and the state of each segment (transcoding, cached, none), and its"
+                    " subtitle tracks: embedded text and sidecar tracks converted to WebVTT (rendition), bitmap or"
+                    " unreadable ones not (reason)",
                     "security": [{"apiKey": []}],
                     "parameters": TITLE_PARAMETERS,
                     "responses": {

@@ -111,7 +111,8 @@ def page_response(settings: Settings, page: str, **values: str) -> web.Response:
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-store",  # a nonce is good for one response
     }
-    body = page_template(page).substitute(values, nonce=nonce)
+    # track-menus.js: the audio and subtitle menus both pages build for hls.js (inline, under the nonce)
+    body = page_template(page).substitute(values, nonce=nonce, track_menus=page_template("track-menus.js").template)
     return web.Response(text=body, content_type="text/html", headers=headers)
 
 

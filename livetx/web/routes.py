@@ -63,6 +63,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(segment + "{n:[0-9]{1,6}}.ts", segments.segment, name="hls-segment")
     app.router.add_get(segment + "{n:[0-9]{1,6}}.m4s", segments.segment, name="hls-fragment")  # fMP4 media segment
     app.router.add_get(segment + "init.mp4", segments.segment, name="hls-init")  # fMP4 init segment
+    app.router.add_get(segment + "{n:[0-9]{1,6}}.vtt", segments.segment, name="hls-subtitle")  # WebVTT subtitle segment
     app.router.add_post("/api/v1/sign", api.sign_url, name="api-v1-sign")
     app.router.add_post("/api/v1/playlists", api.create_playlists, name="api-v1-playlists")
     app.router.add_get("/api/v1/sources", api.list_sources, name="api-v1-sources")

@@ -1,4 +1,7 @@
-"""The segment handler: route -> (token checked by middleware) -> title -> segment service -> response."""
+"""The segment handler: route -> (token checked by middleware) -> title -> segment service -> response.
+
+A sidecar's subtitle segments skip the service: they are rendered from the cues parsed at
+planning time (a scan of a list), never queued, stored or metered, with the same headers."""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ from livetx.cache.keys import strong_etag
 from livetx.errors import SegmentNotFound, SourceChanged
 from livetx.layout import CONTENT_TYPES, segment_name
 from livetx.media.model import INIT, SegmentPart
+from livetx.titles import sidecar_segment
 from livetx.web.keys import CATALOG, SEGMENTS
 from livetx.web.middleware import viewer
 
-SEGMENT_ROUTES = frozenset({"hls-segment", "hls-fragment", "hls-init"})  # MPEG-TS, fMP4 media, fMP4 init
+SEGMENT_ROUTES = frozenset({"hls-segment", "hls-fragment", "hls-init", "hls-subtitle"})  # MPEG-TS, fMP4 media and init, WebVTT
 # a segment URL names its exact spec, so its bytes never change: cache it for a year
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 
@@ -48,6 +52,13 @@ async def segment(request: web.Request) -> web.StreamResponse:
     name = segment_name(rendition, index)
     if not request.path.endswith("/" + name):  # a .ts URL for an fMP4 rendition, or the reverse
         raise SegmentNotFound(f"rendition {match['rendition']!r} is {rendition.container}: its segment is named {name}")
+    content_type = CONTENT_TYPES[name[name.rindex(".") :]]
+    if rendition.subtitle is not None:
+        if not isinstance(index, int):
+            raise SegmentNotFound(f"rendition {rendition.name!r} is WebVTT subtitles: it has no init segment")
+        if rendition.subtitle.sidecar is not None:
+            headers = {"Cache-Control": SEGMENT_CACHE, "ETag": etag_of(request), "Content-Type": content_type}
+            return _in_memory(request, sidecar_segment(rendition, index), headers)
     try:
         body = await request.app[SEGMENTS].get(title, rendition, index)
     except SourceChanged:
@@ -55,7 +66,6 @@ async def segment(request: web.Request) -> web.StreamResponse:
         raise
     if index != INIT:
         request.app[SEGMENTS].played(title, rendition, index, viewer(request))
-    content_type = CONTENT_TYPES[name[name.rindex(".") :]]
     headers = {"Cache-Control": SEGMENT_CACHE, "ETag": body.etag, "Content-Type": content_type}
     if body.path is not None:
         return web.FileResponse(body.path, headers=headers)  # Range, HEAD and sendfile for free

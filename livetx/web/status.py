@@ -14,6 +14,7 @@ import hashlib
 import json
 import operator
 from dataclasses import dataclass
+from typing import Any
 
 from livetx.cache.service import SegmentService
 from livetx.lru import Lru
@@ -55,14 +56,27 @@ class TitleStatus:
                 self._timelines.put(rendition.spec_id, found)  # the newest is kept, however long
         return found
 
-    async def view(self, title: Title, service: SegmentService, resolution: dict[str, str], if_none_match: str | None) -> StatusView:
+    async def view(
+        self,
+        title: Title,
+        service: SegmentService,
+        resolution: dict[str, str],
+        if_none_match: str | None,
+        subtitles: list[dict[str, Any]] | None = None,
+    ) -> StatusView:
+        """`subtitles`: the title's subtitle tracks as the API lists them (facts of the plan).
+        Segment states are those of the media renditions (a subtitle segment is made when
+        asked for, in a moment, or never stored at all: a sidecar's)."""
+        renditions = [r for r in title.renditions if r.subtitle is None]
         facts = []
         states = []
-        for r in title.renditions:
+        for r in renditions:
             peak, average = service.bandwidth(r)
             facts.append({"name": r.name, "resolution": resolution[r.name], "bandwidth": peak, "average_bandwidth": average})
             states.append(await service.states(title, r))
-        head = {"profile": title.profile.name, "key": title.source.key, "duration": float(title.duration)}
+        head: dict[str, Any] = {"profile": title.profile.name, "key": title.source.key, "duration": float(title.duration)}
+        if subtitles is not None:
+            head["subtitles"] = subtitles
         digest = hashlib.sha256(json.dumps([head, facts, [r.spec_id for r in title.renditions]]).encode())
         for rendition_states in states:
             digest.update("\n".join(rendition_states).encode() + b"\n\n")
@@ -74,7 +88,7 @@ class TitleStatus:
         if last is not None and last[0] == etag:
             return StatusView(etag, last[1])
         parts = []
-        for r, fact, rendition_states in zip(title.renditions, facts, states, strict=True):
+        for r, fact, rendition_states in zip(renditions, facts, states, strict=True):
             timeline = await self._timeline(r)
             segments = ", ".join(map(operator.add, timeline, [_STATE_END[s] for s in rendition_states]))
             parts.append(json.dumps(fact)[:-1] + f', "segments": [{segments}]}}')
