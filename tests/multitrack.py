@@ -44,6 +44,7 @@ class MultiTrackSpec:
     gop: int = 50
     sample_rate: int = 48000
     tracks: tuple[ToneTrack, ...] = TRACKS
+    cues: tuple[tuple[Fraction, Fraction], ...] = ((Fraction(1), Fraction(2)),)  # each text track's cues: (start, end), s
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class TextTrack:
     disposition: tuple[str, ...] = ()
 
 
-SUBTITLES = {  # by container; one cue each, whose text is its start time
+SUBTITLES = {  # by container; each cue's text is its start time (`t=1.000`)
     ".mkv": (TextTrack("subrip", "eng", disposition=("default",)), TextTrack("ass", "fra", "Forcés", ("forced",))),
     ".mp4": (TextTrack("mov_text", "eng", "English SDH", ("hearing_impaired",)),),
 }
@@ -79,7 +80,7 @@ def _disposition(flags: tuple[str, ...]) -> Disposition:
     return disposition
 
 
-def _subtitle_packets(out: Any, track: TextTrack) -> list[Any]:
+def _subtitle_packets(out: Any, track: TextTrack, cues: tuple[tuple[Fraction, Fraction], ...]) -> list[Any]:
     stream: Any = out.add_stream(track.codec)
     if track.language:
         stream.metadata["language"] = track.language
@@ -88,13 +89,16 @@ def _subtitle_packets(out: Any, track: TextTrack) -> list[Any]:
     stream.disposition = _disposition(track.disposition)
     stream.codec_context.subtitle_header = ASS_HEADER
     stream.time_base = Fraction(1, 1000)
-    start, end = Fraction(1), Fraction(2)
-    sub = SubtitleSet.create(b"0,0,Default,,0,0,0,,t=1.000", 0, int((end - start) * 1000), int(start * 1_000_000))
-    packet = stream.codec_context.encode_subtitle(sub)
-    packet.stream, packet.time_base = stream, stream.time_base
-    packet.pts = packet.dts = int(start * 1000)
-    packet.duration = int((end - start) * 1000)
-    return [packet]
+    packets = []
+    for start, end in cues:
+        text = f"0,0,Default,,0,0,0,,t={float(start):.3f}".encode()
+        sub = SubtitleSet.create(text, 0, int((end - start) * 1000), int(start * 1_000_000))
+        packet = stream.codec_context.encode_subtitle(sub)
+        packet.stream, packet.time_base = stream, stream.time_base
+        packet.pts = packet.dts = int(start * 1000)
+        packet.duration = int((end - start) * 1000)
+        packets.append(packet)
+    return packets
 
 
 def write_multitrack(path: Path, spec: MultiTrackSpec = MultiTrackSpec()) -> None:
@@ -118,7 +122,7 @@ def write_multitrack(path: Path, spec: MultiTrackSpec = MultiTrackSpec()) -> Non
             audio.append(stream)
         packets: list[Any] = []
         for text in SUBTITLES[path.suffix]:
-            packets += _subtitle_packets(out, text)
+            packets += _subtitle_packets(out, text, spec.cues)
         background = _background(spec.width, spec.height)
         for index in range(round(spec.seconds * spec.fps)):
             frame = av.VideoFrame.from_ndarray(render_frame(background, index, spec.width, spec.height), format="yuv420p")

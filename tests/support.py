@@ -35,7 +35,7 @@ from tests.conftest import CDN, ROOT, Source
 CHROMIUM = Path(os.environ.get("LIVETX_TEST_CHROMIUM", "/usr/bin/chromium"))
 HLS_JS = Path(os.environ.get("LIVETX_TEST_HLSJS", ROOT / "var" / "test-hlsjs" / "node_modules" / "hls.js" / "dist" / "hls.min.js"))
 PLAYERS_DIR = Path(os.environ.get("LIVETX_TEST_PLAYERS", ROOT / "var" / "test-players" / "node_modules"))
-SCRIPTS = {  # the player matrix's players (tests/test_players.py, tests/test_player_audio.py)
+SCRIPTS = {  # the player matrix's players (tests/test_players.py, tests/test_player_tracks.py)
     "hls.js": HLS_JS,
     "shaka": PLAYERS_DIR / "shaka-player" / "dist" / "shaka-player.compiled.js",
     "video.js": PLAYERS_DIR / "video.js" / "dist" / "video.min.js",

@@ -10,7 +10,7 @@ Layout (2) is built from the server's own segments: the variant of an `audio = "
 tracks' renditions of the `audio = "all"` title (same segment windows), in a hand-written master
 the test page serves with absolute signed URLs. Both layouts in TS and fMP4; per player one page
 load: start on the default, switch to each other track while playing, then back to the default
-(tests/audio_switching.py: reported active, fetched segments, their tone by FFT, and the tone
+(tests.player_tracks.py: reported active, fetched segments, their tone by FFT, and the tone
 a WebAudio analyser hears).
 
 Run from the worktree (Chromium and the players as for tests/test_players.py; about 7 min, most
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import m3u8  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.audio_switching import Run, Session, profiles_toml, tracks_of, warm  # noqa: E402
+from tests.player_tracks import Run, Session, profiles_toml, tracks_of, warm  # noqa: E402
 from tests.conftest import launch_server  # noqa: E402
 from tests.multitrack import MultiTrackSpec, write_multitrack  # noqa: E402
 from tests.support import CHROMIUM  # noqa: E402

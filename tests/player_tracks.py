@@ -1,4 +1,4 @@
-"""Audio track switching in real players (issue 16), shared by tests/test_player_audio.py and
+"""Audio track switching in real players (issue 16), shared by tests/test_player_tracks.py and
 docs/probes/audio_layout_ab.py.
 
 One page load per player: it starts the title, then switches to each audio track in turn
@@ -46,6 +46,18 @@ window.media = document.querySelector('video');
 media.addEventListener('error', () => errors.push({{source: 'video element', fatal: true, code: media.error && media.error.code,
                                                      message: media.error && media.error.message}}));
 window.ranges = () => {{ const b = media.buffered, r = []; for (let i = 0; i < b.length; i++) r.push([b.start(i), b.end(i)]); return r; }};
+// the text tracks, their cues and active cues: the video element's (hls.js and Shaka render
+// natively); video.js replaces textTracks() with its own (emulated under VHS's overrideNative)
+window.textTracks = () => Array.from(media.textTracks);
+window.subs = () => textTracks().filter(t => t.kind === 'subtitles' || t.kind === 'captions').map(t => ({{
+  label: t.label, language: t.language, kind: t.kind, mode: t.mode,
+  cues: t.cues ? Array.from(t.cues).map(c => [c.startTime, c.endTime, c.text]) : [],
+  active: t.activeCues ? Array.from(t.activeCues).map(c => c.text) : []}}));
+// seek (paused) and settle: the seek done and two frames drawn, so every player has updated its active cues
+window.seekTo = t => new Promise(resolve => {{
+  media.addEventListener('seeked', () => requestAnimationFrame(() => requestAnimationFrame(resolve)), {{once: true}});
+  media.currentTime = t;
+}});
 window.start = () => media.play().catch(e => errors.push({{source: 'play()', fatal: true, message: String(e)}}));
 window.listen = () => {{
   const ctx = new AudioContext(), analyser = ctx.createAnalyser();
@@ -61,8 +73,9 @@ window.listen = () => {{
   ctx.resume();
 }};
 """
-# each page defines tracks() (the player's audio track list: label, language, active) and
-# pick(label) (switch to the track of that label), and calls start() and listen()
+# each page defines tracks() (the player's audio track list: label, language, active),
+# pick(label) (switch to the audio track of that label), pickSub(label) (show only the subtitle
+# track of that label) and noSubs(), and calls start() and listen()
 PAGES = {
     "hls.js": """
 const hls = new Hls(); window.player = hls;
@@ -73,6 +86,8 @@ hls.on(Hls.Events.MANIFEST_PARSED, () => start());
 hls.loadSource(SRC); hls.attachMedia(media);
 window.tracks = () => hls.audioTracks.map((t, i) => ({label: t.name, language: t.lang, active: i === hls.audioTrack}));
 window.pick = label => { hls.audioTrack = hls.audioTracks.findIndex(t => t.name === label); };
+window.pickSub = label => { hls.subtitleTrack = hls.subtitleTracks.findIndex(t => t.name === label); };
+window.noSubs = () => { hls.subtitleTrack = -1; };
 listen();
 """,
     "shaka": """
@@ -84,10 +99,15 @@ player.attach(media).then(() => player.load(SRC)).then(() => start())
   .catch(e => errors.push({source: 'shaka load', fatal: true, code: e.code, message: String(e)}));
 window.tracks = () => player.getAudioTracks().map(t => ({label: t.label, language: t.language, active: t.active}));
 window.pick = label => player.selectAudioTrack(player.getAudioTracks().find(t => t.label === label));
+window.pickSub = label => player.selectTextTrack(player.getTextTracks().find(t => t.label === label));
+window.noSubs = () => player.selectTextTrack(null);
 listen();
 """,
     "video.js": """
-const player = videojs(media, {html5: {vhs: {overrideNative: true}, nativeAudioTracks: false, nativeVideoTracks: false}});
+// useForcedSubtitles: VHS leaves FORCED=YES subtitle renditions out by default (Safari does not list
+// them either), and their cue timing is tested here too
+const player = videojs(media, {html5: {vhs: {overrideNative: true, useForcedSubtitles: true}, nativeAudioTracks: false,
+                                       nativeVideoTracks: false}});
 window.player = player;
 window.media = player.tech({IWillNotUseThisInPlugins: true}).el();
 player.on('error', () => errors.push({source: 'video.js', fatal: true, code: player.error() && player.error().code,
@@ -98,6 +118,10 @@ window.tracks = () => Array.from({length: player.audioTracks().length}, (_, i) =
   .map(t => ({label: t.label, language: t.language, active: t.enabled}));
 window.pick = label => { const list = player.audioTracks();
                          for (let i = 0; i < list.length; i++) if (list[i].label === label) list[i].enabled = true; };
+window.textTracks = () => Array.from({length: player.textTracks().length}, (_, i) => player.textTracks()[i]);
+const subtitleTracks = () => textTracks().filter(t => t.kind === 'subtitles' || t.kind === 'captions');
+window.pickSub = label => subtitleTracks().forEach(t => { t.mode = t.label === label ? 'showing' : 'disabled'; });
+window.noSubs = () => subtitleTracks().forEach(t => { t.mode = 'disabled'; });
 listen();
 """,
 }
@@ -122,6 +146,8 @@ def tracks_of(master: m3u8.M3U8) -> list[Track]:
     """The master's audio renditions, with the tone each plays (`a<stream index>`: TRACKS[index - 1])."""
     out = []
     for media in master.media:
+        if media.type != "AUDIO":
+            continue
         prefix = urlsplit(media.uri).path.rsplit("/", 1)[-1].removesuffix(".m3u8") if media.uri else None
         index = int(prefix[1:]) if prefix else 1  # a URI-less rendition: the muxed default, the source's first track
         out.append(Track(media.name, media.language, TRACKS[index - 1].tone_hz, prefix))
@@ -162,6 +188,58 @@ class Phase:
         return " ".join(parts)
 
 
+CUE_TEXT = re.compile(r"t=(\d+\.\d{3})")  # a test cue's text: its intended start, title time
+
+
+@dataclass
+class CueCheck:
+    """One subtitle track's cues as a player exposes them, against the starts their texts carry."""
+
+    label: str
+    when: str  # "after a seek to 7 s" or "from the start"
+    expected: list[float]  # the starts that must be exposed by now
+    exposed: list[tuple[float, float, str]] = field(default_factory=list)  # (startTime, endTime, text), all cues of the track
+    early: list[float] = field(default_factory=list)  # cues already active one frame before their start
+    late: list[float] = field(default_factory=list)  # cues not active one frame after it
+    timed_out: bool = False  # not every expected cue was exposed within PHASE_TIMEOUT
+
+    def intended(self, text: str) -> float | None:
+        match = CUE_TEXT.search(text)
+        return float(match[1]) if match else None
+
+    @property
+    def missing(self) -> list[float]:
+        have = {self.intended(text) for _, _, text in self.exposed}
+        return [t for t in self.expected if t not in have]
+
+    def off(self, frame: float) -> list[tuple[float | None, float]]:
+        """(intended, exposed start) of every cue more than a frame off, or of no test cue."""
+        return [
+            (intended, start)
+            for start, _, text in self.exposed
+            if (intended := self.intended(text)) is None or abs(start - intended) > frame + 1e-6
+        ]
+
+    @property
+    def duplicates(self) -> list[str]:
+        texts = [text for _, _, text in self.exposed]
+        return sorted({text for text in texts if texts.count(text) > 1})
+
+    def summary(self, frame: float) -> str:
+        worst = max((abs(start - (self.intended(text) or 0)) for start, _, text in self.exposed), default=0.0)
+        parts = [f"{self.label} {self.when}: {len(self.exposed)} cues, worst start error {worst * 1000:.1f} ms"]
+        for name, value in (
+            ("missing", self.missing),
+            ("off", self.off(frame)),
+            ("duplicated", self.duplicates),
+            ("active early", self.early),
+            ("not active", self.late),
+        ):
+            if value:
+                parts.append(f"{name} {value}")
+        return "; ".join(parts)
+
+
 @dataclass
 class Session:
     player: str
@@ -170,6 +248,8 @@ class Session:
     phases: list[Phase] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     failure: str | None = None  # the page never started
+    subtitles: list[dict[str, Any]] = field(default_factory=list)  # the player's subtitle tracks
+    cues: list[CueCheck] = field(default_factory=list)
 
     @property
     def fatal(self) -> list[dict[str, Any]]:
@@ -269,6 +349,51 @@ class Run:
             self._judge(phase, self.requests[marks[i] : marks[i + 1]])
             phase.errors = session.errors[error_marks[i] : error_marks[i + 1]]
         return session
+
+    def check_cues(self, session: Session, tracks: Mapping[str, Sequence[float]], seek: float, frame: float) -> None:
+        """After `play`: paused, subtitles off, seek to `seek`, then show each subtitle track in
+        turn (label -> its cue starts) and check the cues from `seek` on: their starts, and each
+        inactive one frame before its start and active one frame after. Then seek to 0 and do
+        the same for the cues before `seek`: a track first shown after the seek loads its
+        segments from there on first."""
+        self.page.evaluate("media.pause(); noSubs()")
+        session.subtitles = [{k: t[k] for k in ("label", "language", "kind")} for t in self.page.evaluate("subs()")]
+        for label, starts in tracks.items():
+            session.cues.append(self._cues(label, seek, [t for t in starts if t >= seek], f"after a seek to {seek} s", frame))
+        for label, starts in tracks.items():
+            session.cues.append(self._cues(label, 0.0, [t for t in starts if t < seek], "from the start", frame))
+        session.errors = self.page.evaluate("errors")
+
+    def _track(self, label: str) -> dict[str, Any] | None:
+        return next((t for t in self.page.evaluate("subs()") if t["label"] == label), None)
+
+    def _cues(self, label: str, origin: float, expected: list[float], when: str, frame: float) -> CueCheck:
+        """Show the track at `origin` (the checks of the track before moved the time on), playing
+        until its cues are there (VHS loads a track shown a second time only while playing)."""
+        check = CueCheck(label, when, expected)
+        self.page.evaluate(f"seekTo({origin})")
+        self.page.evaluate(f"pickSub({json.dumps(label)}); start()")
+        deadline = time.monotonic() + PHASE_TIMEOUT
+        while True:
+            track = self._track(label)
+            check.exposed = [(start, end, text) for start, end, text in track["cues"]] if track else []
+            if not check.missing:
+                self.page.evaluate("media.pause()")
+                break
+            if time.monotonic() > deadline:
+                self.page.evaluate("media.pause()")
+                check.timed_out = True
+                return check
+            self.page.wait_for_timeout(100)
+        for start in expected:
+            text = f"t={start:.3f}"
+            self.page.evaluate(f"seekTo({start - frame})")
+            if text in (self._track(label) or {"active": []})["active"]:
+                check.early.append(start)
+            self.page.evaluate(f"seekTo({start + frame})")
+            if text not in (self._track(label) or {"active": []})["active"]:
+                check.late.append(start)
+        return check
 
     def _playing(self) -> bool:
         return bool(self.page.evaluate("media.currentTime > 0.3 && !media.paused"))
@@ -387,7 +512,7 @@ def warm(master_url: str) -> m3u8.M3U8:
     return master
 
 
-def ffmpeg_audio_streams(master_url: str) -> list[dict[str, str]]:
-    """FFmpeg's HLS demuxer on the master: each audio stream's metadata."""
+def ffmpeg_streams(master_url: str) -> list[tuple[str, dict[str, str]]]:
+    """FFmpeg's HLS demuxer on the master: each stream's type and metadata."""
     with av.open(master_url, options={"protocol_whitelist": "http,tcp"}) as container:
-        return [dict(stream.metadata) for stream in container.streams.audio]
+        return [(stream.type, dict(stream.metadata)) for stream in container.streams]
