@@ -1,4 +1,4 @@
-"""Audio track switching in real players (issue 16), shared by tests/test_player_tracks.py and
+"""Audio track switching and subtitle cues in real players (issue 16), shared by tests/test_player_tracks.py and
 docs/probes/audio_layout_ab.py.
 
 One page load per player: it starts the title, then switches to each audio track in turn
@@ -10,6 +10,9 @@ fetched segments are fetched again here and their tone measured by FFT.
 
 A track whose segments are the variant's own (`prefix` None) is a default track muxed into the
 video segments, for the layout experiment: its EXT-X-MEDIA has no URI.
+
+Then, on the same page, `check_cues` shows each subtitle track in turn and records its cues as
+the player exposes them (`CueCheck`), against the start each cue's text names.
 """
 
 from __future__ import annotations
@@ -481,7 +484,7 @@ class Run:
         return None
 
 
-def profiles_toml(profiles: Mapping[str, tuple[str, str]]) -> str:
+def profiles_toml(profiles: Mapping[str, tuple[str, str]], subtitles: str = "all") -> str:
     """Config tables for profiles named `name` -> (audio, container): one cheap rendition each,
     2 s segments (six on the 12 s source), the same windows in every profile."""
     return "".join(
@@ -491,6 +494,7 @@ st = 5000
 initial_segments = [2000, 2000, 2000, 2000, 2000]
 initd = 0
 audio = "{audio}"
+subtitles = "{subtitles}"
 
 [profiles.{name}.renditions.v]
 preset = "ultrafast"

@@ -5,13 +5,13 @@
 (2) muxed default: the variant keeps the default track muxed inside its video segments, its
     EXT-X-MEDIA has no URI, the other tracks are renditions with URIs.
 
-Layout (2) is built from the server's own segments: the variant of an `audio = "muxed"` title
-(its first audio track, the 440 Hz English default, inside the video segments) and the other
-tracks' renditions of the `audio = "all"` title (same segment windows), in a hand-written master
-the test page serves with absolute signed URLs. Both layouts in TS and fMP4; per player one page
-load: start on the default, switch to each other track while playing, then back to the default
-(tests.player_tracks.py: reported active, fetched segments, their tone by FFT, and the tone
-a WebAudio analyser hears).
+Subtitles are off (`subtitles = "none"`): audio only. Layout (2) is built from the server's own
+segments: the variant of an `audio = "muxed"` title (its first audio track, the 440 Hz English
+default, inside the video segments) and the other tracks' renditions of the `audio = "all"` title
+(same segment windows), in a hand-written master the test page serves with absolute signed URLs.
+Both layouts in TS and fMP4; per player one page load: start on the default, switch to each
+other track while playing, then back to the default (tests/player_tracks.py: reported active,
+fetched segments, their tone by FFT, and the tone a WebAudio analyser hears).
 
 Run from the worktree (Chromium and the players as for tests/test_players.py; about 7 min, most
 of it switches that time out); arguments keep only the cases whose "player container layout"
@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 import m3u8  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.player_tracks import Run, Session, profiles_toml, tracks_of, warm  # noqa: E402
 from tests.conftest import launch_server  # noqa: E402
 from tests.multitrack import MultiTrackSpec, write_multitrack  # noqa: E402
+from tests.player_tracks import Run, Session, profiles_toml, tracks_of, warm  # noqa: E402
 from tests.support import CHROMIUM  # noqa: E402
 from tests.support import get_url as fetch  # noqa: E402
 
@@ -89,7 +89,7 @@ def main() -> None:
         media.mkdir()
         write_multitrack(media / SOURCE, MultiTrackSpec(seconds=12.0))
         config = home / "livetx.toml"
-        config.write_text((ROOT / "conf" / "livetx.toml").read_text() + profiles_toml(PROFILES))
+        config.write_text((ROOT / "conf" / "livetx.toml").read_text() + profiles_toml(PROFILES, subtitles="none"))
         rows = []
         with launch_server(home, media, LIVETX_CONFIG=str(config)) as server, sync_playwright() as playwright:
             urls = {p: server.cli("url", SOURCE, "--profile", p, "--base-url", server.base_url) for p in PROFILES}
