@@ -39,6 +39,7 @@ FFT_SIZE = 8192  # the analyser's: 5.4 Hz bins at 44.1 kHz, well apart for the t
 HEARD_RUN = 5  # analyser reads (100 ms apart, the media playing) on the tone that make it "heard"
 PHASE_TIMEOUT = 30.0  # s for one switch to be reported, fetched and heard
 SEGMENT = re.compile(r"^(?P<name>[a-z][a-z0-9]*)-[0-9a-f]+-(?P<n>\d+|init)\.(ts|m4s|mp4)$")
+QUIET = 0.3  # s with no WebVTT request in flight before a track's active cues are checked
 ROOM = 4.0  # s of media a phase may need; with less left, the page seeks back before the switch
 
 # Playback rate 1: the analyser hears real time; 12 s of media hold the five phases.
@@ -312,7 +313,20 @@ class Run:
                 request_route.abort()
 
         self.page.route("**/*", route)
-        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("request", self._requested)
+        self.page.on("requestfinished", self._done)
+        self.page.on("requestfailed", self._done)
+        self.vtt_in_flight = 0
+        self.vtt_done = 0.0  # time.monotonic() when the last WebVTT request ended
+
+    def _requested(self, request: Any) -> None:
+        self.requests.append(request.url)
+        self.vtt_in_flight += urlsplit(request.url).path.endswith(".vtt")
+
+    def _done(self, request: Any) -> None:
+        if urlsplit(request.url).path.endswith(".vtt"):
+            self.vtt_in_flight -= 1
+            self.vtt_done = time.monotonic()
 
     def close(self) -> None:
         self.page.close()
@@ -376,12 +390,19 @@ class Run:
         check = CueCheck(label, when, expected)
         self.page.evaluate(f"seekTo({origin})")
         self.page.evaluate(f"pickSub({json.dumps(label)}); start()")
-        deadline = time.monotonic() + PHASE_TIMEOUT
+        picked = time.monotonic()
+        deadline = picked + PHASE_TIMEOUT
+        playing = True
         while True:
             track = self._track(label)
             check.exposed = [(start, end, text) for start, end, text in track["cues"]] if track else []
-            if not check.missing:
+            if playing and not check.missing:
                 self.page.evaluate("media.pause()")
+                playing = False
+            # settled: no WebVTT request in flight or made for QUIET, so no cue is being replaced
+            # (a player that re-appends a segment it had swaps the cue objects; a cue added to a
+            # paused video is not active until the time next moves)
+            if not playing and not self.vtt_in_flight and time.monotonic() - max(picked, self.vtt_done) >= QUIET:
                 break
             if time.monotonic() > deadline:
                 self.page.evaluate("media.pause()")
