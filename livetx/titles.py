@@ -103,6 +103,9 @@ class SubtitleRef:
     track: SubtitleTrack | Sidecar
     container: str
     skip: int = 0  # ms of a sidecar before title time 0 (the title's `ss`): taken off its cue times
+    # whether the source's default flag is an author's choice: MP4's muxers set it (tkhd
+    # "enabled") on the first track of each kind by themselves, so there it says nothing
+    default_flag_meant: bool = True
 
     @property
     def sidecar(self) -> Sidecar | None:
@@ -120,7 +123,11 @@ class SubtitleRef:
 
     @property
     def default(self) -> bool:
-        return self.track.name.default if isinstance(self.track, Sidecar) else self.track.default
+        """Shown before a viewer picks (DEFAULT=YES): a sidecar named `.default.`, or an
+        embedded track its container flags default where that flag is the author's."""
+        if isinstance(self.track, Sidecar):
+            return self.track.name.default
+        return self.track.default and self.default_flag_meant
 
     @property
     def forced(self) -> bool:
@@ -508,6 +515,11 @@ def _selected(selection: str, name: str, language: str | None) -> bool:
     return False
 
 
+def _mp4_family(info: MediaInfo) -> bool:
+    """MP4, MOV and their kin: FFmpeg names them `mov,mp4,m4a,3gp,3g2,mj2`."""
+    return "mp4" in info.format.split(",") or "mov" in info.format.split(",")
+
+
 def _subtitle_renditions(
     source: ObjectInfo,
     info: MediaInfo,
@@ -528,7 +540,7 @@ def _subtitle_renditions(
     out = []
     for track in tracks:
         name = subtitle_rendition_name(track)
-        ref = SubtitleRef(track, video.container, skip=params.ss if isinstance(track, Sidecar) else 0)
+        ref = SubtitleRef(track, video.container, params.ss if isinstance(track, Sidecar) else 0, not _mp4_family(info))
         if not _selected(params.subtitles, name, ref.language):
             continue
         if name in taken:
