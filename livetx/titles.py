@@ -66,7 +66,7 @@ class Profile:
     renditions: tuple[RenditionTemplate, ...]
     source_key: str | None = None  # API-made profiles belong to one source
     master_key: str | None = None  # where an API-made master playlist is written
-    track_prefix: str | None = None  # API-made with a master: its audio renditions' object prefix, before their name
+    track_prefix: str | None = None  # API-made with a master: its audio and subtitle renditions' object prefix, before their name
 
 
 def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
@@ -195,7 +195,7 @@ class Title:
     @property
     def subtitle_renditions(self) -> tuple[Rendition, ...]:
         """One WebVTT rendition per selected embedded text track (stream order), then per
-        readable sidecar; none for a title without video."""
+        readable sidecar; none for a title without video, or made through the APIs without a master."""
         return tuple(r for r in self.renditions if r.subtitle is not None)
 
     def rendition(self, name: str) -> Rendition:
@@ -531,22 +531,32 @@ def _subtitle_renditions(
 ) -> list[Rendition]:
     """A WebVTT rendition per selected embedded text track (bitmap tracks are never
     converted), then per selected readable sidecar, on the first video rendition's windows:
-    segment i of every rendition covers the same time, with the same EXTINF."""
+    segment i of every rendition covers the same time, with the same EXTINF.
+
+    An API-made title's sidecars are the files its request named (IMM `SourceSubtitles`): each
+    plays, whatever `subtitles` selects (that selects its embedded tracks), and all go next to
+    its master, as its audio renditions do. Without a master it has none: each target plays
+    alone, and a media playlist cannot carry renditions."""
     params = profile.title
-    if info.video is None or profile.source_key is not None:
-        return []  # nothing to show them over; API-made playlists carry none (their keys are claimed per target)
+    api = profile.source_key is not None
+    if info.video is None or (api and profile.track_prefix is None):
+        return []  # nothing to show them over, or no master playlist to list them
     tracks: list[SubtitleTrack | Sidecar] = [t for t in info.subtitle_tracks if not t.bitmap]
     tracks += [s for s in sidecars if s.error is None and s.cues]
     out = []
     for track in tracks:
         name = subtitle_rendition_name(track)
         ref = SubtitleRef(track, video.container, params.ss if isinstance(track, Sidecar) else 0, not _mp4_family(info))
-        if not _selected(params.subtitles, name, ref.language):
+        named = api and isinstance(track, Sidecar)  # a request named it
+        if not named and not _selected(params.subtitles, name, ref.language):
             continue
         if name in taken:
             raise ParameterError("subtitles", f"none, or no rendition named {name!r} (the name of a subtitle track)")
         taken.add(name)
-        draft = Rendition(name, "", None, None, video.windows, 0, 0, "", initd=0, ta=video.ta, container="vtt", subtitle=ref)
+        prefix = profile.track_prefix + name if profile.track_prefix is not None else None
+        draft = Rendition(
+            name, "", None, None, video.windows, 0, 0, "", initd=0, ta=video.ta, object_prefix=prefix, container="vtt", subtitle=ref
+        )
         out.append(replace(draft, spec_id=_subtitle_spec_id(source, origin, video.windows, ref)))
     return out
 

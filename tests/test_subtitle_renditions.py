@@ -193,10 +193,19 @@ def test_audio_only_titles_get_no_subtitles(mkv: Path) -> None:
     assert title.subtitle_renditions == () and "SUBTITLES" not in master_text(title)
 
 
-def test_api_made_playlists_carry_none(mkv: Path) -> None:
+def test_api_made_playlists_carry_none_without_a_master(mkv: Path) -> None:
     profile = replace(parse_profile("t", {**SEGMENTING, "renditions": {"v": {}}}), source_key=mkv.name)
     title = build_title(ObjectInfo(mkv.name, 1, "etag"), probe(str(mkv)), profile, sidecars=SIDECARS)
-    assert title.subtitle_renditions == ()
+    assert title.subtitle_renditions == ()  # each target plays alone: a media playlist lists no renditions
+
+
+def test_api_made_playlists_with_a_master_put_them_next_to_it(mkv: Path) -> None:
+    """The request's files all play (`subtitles` selects the embedded tracks), each next to the master."""
+    profile = parse_profile("t", {**SEGMENTING, "subtitles": "s6", "renditions": {"v": {}}})
+    profile = replace(profile, source_key=mkv.name, master_key="out/m.m3u8", track_prefix="out/m-")
+    title = build_title(ObjectInfo(mkv.name, 1, "etag"), probe(str(mkv)), profile, sidecars=SIDECARS)
+    names = ["s6", *(x(s.key) for s in SIDECARS[:5])]  # not s5, nor the unreadable German file
+    assert [(r.name, r.object_prefix) for r in title.subtitle_renditions] == [(n, f"out/m-{n}") for n in names]
 
 
 def test_variants_of_another_container_play_without_them(mkv: Path) -> None:
