@@ -322,13 +322,16 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
     return job
 
 
+ALONE = "none without MasterURI (a subtitle rendition needs MasterURI: each target plays alone)"
+
+
 def _check_alone(request: Mapping[str, Any]) -> None:
     """Without a master each target plays alone: a media playlist lists no renditions, so a
     request for subtitles there is refused rather than ignored."""
     if request.get("SourceSubtitles"):
-        raise ParameterError("SourceSubtitles", "none without MasterURI (subtitle renditions need MasterURI: a target plays alone)")
+        raise ParameterError("SourceSubtitles", ALONE)
     if "SubtitleTracks" in request and parse_title_params({"subtitles": request["SubtitleTracks"]}).subtitles != "none":
-        raise ParameterError("SubtitleTracks", "none without MasterURI (subtitle renditions need MasterURI: a target plays alone)")
+        raise ParameterError("SubtitleTracks", ALONE)
 
 
 def _subtitle_keys(items: list[Mapping[str, Any]], source_key_for: KeyFor) -> tuple[str, ...]:
