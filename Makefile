@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/cmaf_cost.py
 	$(PY) benchmarks/overload.py
 	$(PY) benchmarks/playlist_load.py
+	$(PY) benchmarks/track_cost.py
 	$(PY) benchmarks/report.py
 
 clean:
