@@ -39,6 +39,7 @@ from livetx.subtitles.sidecar import Sidecar
 from livetx.subtitles.webvtt import render_segment, segment_cues
 
 PLAN_VERSION = "1"  # bump when the transcoder's output for one spec changes
+TS_AUDIO_MUX = "2"  # of audio-only MPEG-TS segments (media/transcode.py TS_AUDIO_OPTIONS): in their spec ids
 
 
 SEGMENTING = ("st", "initial_segments", "initd", "ta")  # title parameters a rendition may set for itself
@@ -422,6 +423,8 @@ def _spec_id(
     facts: tuple[object, ...] = (PLAN_VERSION, source.key, source.etag, origin, grid, video, rendition.audio, rendition.windows)
     if rendition.container != "ts":  # (MPEG-TS titles keep the ids, and so the cached segments, they had before fMP4)
         facts += (rendition.container,)
+    elif rendition.video is None:  # audio-only MPEG-TS: muxed with fewer bytes since issue 16
+        facts += ("ts audio mux", TS_AUDIO_MUX)
     if separate:  # separate audio (muxed titles keep the ids they had before it)
         facts += ("audio=all", rendition.track.index if rendition.track is not None else None)
     elif muxed is not None and rendition.audio is not None:  # muxing another track than the first
