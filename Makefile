@@ -32,9 +32,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check livetx tests benchmarks
 	$(VENV)/bin/mypy
 
-# the fuzz run: 20000 generated cases for each of the 6 parser targets (120k), not in `make test`
+# the fuzz run: 20000 generated cases for each of the 7 parser targets (140k) and for subtitle
+# file bytes, not in `make test`
 fuzz: $(STAMP)
-	LIVETX_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q -s tests/test_fuzz.py
+	LIVETX_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q -s tests/test_fuzz.py tests/test_subtitles.py::test_any_bytes_give_cues_or_subtitle_unreadable
 
 # the chaos run: players play while segments are deleted, workers killed and S3 restarted;
 # then every cached segment is verified (see tests/chaos.py)
@@ -53,6 +54,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/cmaf_cost.py
 	$(PY) benchmarks/overload.py
 	$(PY) benchmarks/playlist_load.py
+	$(PY) benchmarks/track_cost.py
 	$(PY) benchmarks/report.py
 
 clean:

@@ -17,7 +17,8 @@ thread, never on the event loop. What a file's bytes decide (too large, unreadab
 `Sidecar.error`; a read that failed (storage down, file gone) is tried again next time. The
 sidecars' keys, ETags and errors join the title's identity: a new, changed or removed sidecar
 replans the title once the listing is renewed. An API-made title has the subtitle files its
-request named (IMM `SourceSubtitles`) and no others.
+request named (IMM `SourceSubtitles`) and no others; the request is refused (422) when one of
+them is unreadable, and a read that failed is its storage's error (503), not the file's.
 """
 
 from __future__ import annotations
@@ -140,15 +141,22 @@ class Catalog:
 
     async def plan(self, job: Job) -> Title:
         """Plan an API-made job's title without keeping anything: a request that fails here
-        (no such source, no such subtitle file, unreadable media, a window past the end) leaves
-        no record behind. A subtitle file that is there but unreadable does not fail it: the
-        title lists it with its error (`Sidecar.error`), and plays without it."""
+        (no such source, no such subtitle file or an unreadable one, unreadable media, a window
+        past the end) leaves no record behind. The caller named each subtitle file, so one
+        that gives no usable cue (or is too large) is a 422 naming its field, not a title
+        quietly without it (as a sidecar found next to a source would be)."""
         source = await self.source(job.source_key)
         profile = job.profile()
-        for key, field in job.subtitle_fields().items():
+        fields = job.subtitle_fields()
+        for key, field in fields.items():
             if await self._stat(key) is None:
                 raise ParameterError(field, "the URI of an object that exists in the source store")
-        return await self._build(source, profile, await self.named_sidecars(source, job.subtitles))
+        sidecars = await self.named_sidecars(source, job.subtitles, strict=True)
+        for sidecar in sidecars:
+            if sidecar.error is not None:
+                field = fields[sidecar.key]
+                raise SubtitleUnreadable(f"{field}: {sidecar.error}", track=sidecar.key, parameter=field)
+        return await self._build(source, profile, sidecars)
 
     async def register(self, job: Job, title: Title) -> Profile:
         """Keep an API-made job whose title planned: claim its output keys (refused if another
@@ -315,9 +323,11 @@ class Catalog:
                 found.append(await self._sidecar(source.key, info, name))
         return tuple(found)
 
-    async def named_sidecars(self, source: ObjectInfo, keys: Sequence[str]) -> tuple[Sidecar, ...]:
+    async def named_sidecars(self, source: ObjectInfo, keys: Sequence[str], strict: bool = False) -> tuple[Sidecar, ...]:
         """The subtitle files an API request named for `source` (IMM `SourceSubtitles`), in its
-        order; one that is gone has its error (`Catalog.plan` refuses a request naming one)."""
+        order; one that is gone or unreadable has its error (`Catalog.plan` refuses a request
+        naming one). `strict`: a read that failed (storage down) raises, rather than leaving
+        the file out until the next time."""
         found: list[Sidecar] = []
         for key in keys:
             name = request_name(source.key, key)
@@ -325,7 +335,7 @@ class Catalog:
             if info is None:
                 found.append(Sidecar(key, "", name, error=SubtitleUnreadable.of(key, "no such object").message))
             else:
-                found.append(await self._sidecar(source.key, info, name))
+                found.append(await self._sidecar(source.key, info, name, strict))
         return tuple(found)
 
     async def _listing(self, prefix: str) -> tuple[ObjectInfo, ...]:
@@ -342,8 +352,9 @@ class Catalog:
             self._listings.put(prefix, (time.monotonic(), listed))
         return listed
 
-    async def _sidecar(self, source_key: str, info: ObjectInfo, name: SidecarName) -> Sidecar:
-        """One sidecar version, read and parsed once (concurrent callers join the read)."""
+    async def _sidecar(self, source_key: str, info: ObjectInfo, name: SidecarName, strict: bool = False) -> Sidecar:
+        """One sidecar version, read and parsed once (concurrent callers join the read). A read
+        that failed is an error of the Sidecar (tried again next time), or raised when `strict`."""
         cache_key = (source_key, info.key, info.etag)
         cached = self._sidecars.get(cache_key)
         if cached is not None:
@@ -357,6 +368,8 @@ class Catalog:
             return (await asyncio.shield(running))[1]
         except (StorageUnavailable, OSError) as exc:  # not the file's fault: read again next time
             reason = exc.message if isinstance(exc, LivetxError) else f"read failed ({type(exc).__name__})"
+            if strict:
+                raise StorageUnavailable(reason) from None
             return Sidecar(info.key, info.etag, name, error=reason)
 
     async def _read_sidecar(self, info: ObjectInfo, name: SidecarName) -> tuple[int, Sidecar]:

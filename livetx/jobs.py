@@ -8,10 +8,13 @@ its objects go, as those APIs do: `<URI>.m3u8` and `<URI>-<token>-<n>.ts`.
 
 A request's `SourceSubtitles` are subtitle files in the source store, read as the source's
 sidecars are (livetx/subtitles/names.py gives their language); an API-made title has those
-and no others (no sidecar discovery next to its source).
+and no others (no sidecar discovery next to its source). They, and the source's embedded text
+tracks (`SubtitleTracks`, the title's `subtitles`), are subtitle renditions of the master
+playlist: a request without `MasterURI` has none.
 
-A job writes only in its own namespace: the keys it claims (its master playlist and each
-target's `<URI>.m3u8`, whose segments sit next to it) are recorded in output storage
+A job writes only in its own namespace: the keys it claims (its master playlist, each
+target's `<URI>.m3u8`, whose segments sit next to it, and its audio and subtitle renditions'
+playlists next to the master) are recorded in output storage
 (`.jobs/claims/...`), and no other job may claim them. No job may write into a configured
 profile's area (`<source key>/<profile>/...`) or a hidden key (`.jobs/`, ...). Jobs are also
 bounded by `[limits]` (pixels, fps, preset, renditions, pre-transcode length). Every key
@@ -77,8 +80,9 @@ class Job:
     def claims(self, title: Title | None = None) -> dict[str, str]:
         """Output keys this job's playlists take -> the request field that named each. A
         target's segments (`<prefix>-<spec id>-<n>.ts`) sit next to its `<prefix>.m3u8`, so
-        claiming the playlist claims them too. Once the title is planned, its audio renditions'
-        playlists (next to the master, `<master stem>-a1.m3u8`) are claimed too, as MasterURI's."""
+        claiming the playlist claims them too. Once the title is planned, its audio and subtitle
+        renditions' playlists (next to the master, `<master stem>-a1.m3u8`, `<master stem>-s5.m3u8`)
+        are claimed too, as MasterURI's."""
         out = {}
         if self.master_key is not None:
             out[self.master_key] = "MasterURI"
@@ -126,7 +130,8 @@ class Job:
 
 
 def track_claims(job: Job, title: Title) -> list[str]:
-    """The playlist keys of the title's renditions no target named: its audio renditions'."""
+    """The playlist keys of the title's renditions no target named: its audio and subtitle
+    renditions', next to the master (their segments, `<key minus .m3u8>-<spec id>-<n>`, beside them)."""
     return [target_playlist_key(r.object_prefix) for r in title.renditions if r.object_prefix and r.name not in job.prefixes]
 
 
@@ -240,10 +245,18 @@ IMM_REQUEST = Shape(
             _as("surround"),
             doc="livetx extension: 1 adds a 6-channel AAC rendition of each surround track (title parameter `surround`)",
         ),
+        "SubtitleTracks": Field(
+            _as("subtitles"),
+            doc="livetx extension (the cloud API has no such field): the title parameter `subtitles` for the source's"
+            " embedded text subtitle tracks, each a WebVTT rendition of the master (EXT-X-MEDIA TYPE=SUBTITLES, next to it:"
+            " <MasterURI minus .m3u8>-s<stream index>): all (default), none, or languages and streams such as 'en,s5'."
+            " Needs MasterURI unless none (SourceSubtitles always play)",
+        ),
         "SourceSubtitles": Field(
             ListOf(Shape({"URI": Field(URI, required=True)}), 0, 16, "subtitle objects"),
             doc=f"subtitle files ({', '.join('.' + k for k in KINDS)}) in the source store that the API key may read, each a"
-            " subtitle rendition of the master; language from the name (film.en.srt, sub.fr.forced.srt), else und",
+            " WebVTT rendition of the master, in this order (next to it: <MasterURI minus .m3u8>-x<8 hex digits>); language"
+            " from the name (film.en.srt, sub.fr.forced.srt), else und. Needs MasterURI; a file with no usable cue is a 422",
         ),
         "UserData": Field(Text("text of at most 1024 characters", max_length=1024), doc="echoed in the answer; livetx gives it no meaning"),
         "Tags": Field(TextMap(32, 256), doc="echoed in the answer; livetx gives it no meaning"),
@@ -264,7 +277,7 @@ def _imm_names(shape: Shape, path: str = "") -> dict[str, str]:
 
 
 IMM_NAMES = {**_imm_names(TARGET), "maxrate": "Video.TranscodeVideo.Bitrate"}
-IMM_TITLE_NAMES = _imm_names(IMM_REQUEST)  # `audio` -> `AudioTracks`, `surround` -> `Surround`
+IMM_TITLE_NAMES = _imm_names(IMM_REQUEST)  # `audio` -> `AudioTracks`, `surround` -> `Surround`, `subtitles` -> `SubtitleTracks`
 
 
 def bounds(limits: LimitsSettings) -> dict[str, int]:
@@ -300,11 +313,25 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
     table: dict[str, Any] = {param: request[field] for param, field in IMM_TITLE_NAMES.items() if field in request}
     table["renditions"] = renditions
     subtitles = _subtitle_keys(request.get("SourceSubtitles", []), source_key_for)
+    if master_key is None:
+        _check_alone(request)
     job_id = _job_id(source_key, master_key, table, prefixes, subtitles)
     echo = {name: request[name] for name in ECHOED if name in request}
     job = Job(job_id, source_key, master_key, table, prefixes, uris, master_uri, echo=echo, subtitles=subtitles)
     check_limits(job, limits)
     return job
+
+
+ALONE = "none without MasterURI (a subtitle rendition needs MasterURI: each target plays alone)"
+
+
+def _check_alone(request: Mapping[str, Any]) -> None:
+    """Without a master each target plays alone: a media playlist lists no renditions, so a
+    request for subtitles there is refused rather than ignored."""
+    if request.get("SourceSubtitles"):
+        raise ParameterError("SourceSubtitles", ALONE)
+    if "SubtitleTracks" in request and parse_title_params({"subtitles": request["SubtitleTracks"]}).subtitles != "none":
+        raise ParameterError("SubtitleTracks", ALONE)
 
 
 def _subtitle_keys(items: list[Mapping[str, Any]], source_key_for: KeyFor) -> tuple[str, ...]:
@@ -376,8 +403,8 @@ def parse_oss(source_key: str, process: str, output_key_for: KeyFor, limits: Lim
         name, sep, value = option.partition("_")
         if not sep or not name:
             raise ParameterError("x-oss-process", f"'{option}' is not <param>_<value>")
-        if name in AUDIO_LAYOUT:  # OSS defines no audio selection: its one rendition is played alone, muxed
-            raise ParameterError(name, "a parameter of hls/m3u8 (its one rendition plays alone, with muxed audio)")
+        if name in AUDIO_LAYOUT or name == "subtitles":  # OSS defines no track selection: its one rendition plays alone
+            raise ParameterError(name, "a parameter of hls/m3u8 (its one rendition plays alone, with muxed audio and no subtitles)")
         params[name] = value
     saveas: dict[str, str] = {}
     for item in steps[1].split(",")[1:] if len(steps) > 1 else []:
@@ -435,11 +462,14 @@ def _size_allowed(limits: LimitsSettings) -> str:
 
 def check_planned(job: Job, title: Title, limits: LimitsSettings) -> None:
     """The output as planned for this source (a `Wx` size, or no size, follows the source), and
-    no target where an audio rendition goes (`<master stem>-a1`)."""
+    no target where an audio or subtitle rendition goes (`<master stem>-a1`, `-s5`, `-x<hash>`)."""
     tracks = set(track_claims(job, title))
     for name, prefix in job.prefixes.items():
         if target_playlist_key(prefix) in tracks:
-            raise ParameterError(job.field(name, "URI"), "a URI other than those of the audio renditions next to MasterURI (<stem>-a<n>)")
+            raise ParameterError(
+                job.field(name, "URI"),
+                "a URI other than those of the audio and subtitle renditions next to MasterURI (<stem>-a<n>, <stem>-s<n>, <stem>-x<hash>)",
+            )
     for r in title.renditions:
         video = r.video
         if video is None:

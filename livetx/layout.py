@@ -16,7 +16,9 @@ Next to the source's folders, one record per probed source version:
 A rendition made through the playlist APIs names its own prefix, as those APIs do:
   `<prefix>-<spec id>-<n>.ts` (or `.m4s`, and `-init.mp4`) next to `<prefix>.m3u8` (its segments
   are named `<last part of prefix>-<spec id>-<n>.ts` inside it), and the master where the request says.
-  Its audio renditions (`a1`, `a4c6`) take the prefix `<master key minus .m3u8>-a1`, next to the master.
+  Its audio and subtitle renditions (`a1`, `a4c6`, `s5`, `x<hash>`) take the prefix
+  `<master key minus .m3u8>-a1`, next to the master (`-s5-<spec id>-<n>.vtt`; a sidecar's
+  `-x<hash>-...vtt` segments are made per request, never stored).
 livetx's own records are hidden keys (a part starting with "."), which no job may claim:
   `.jobs/<id>.json`                  a playlist job's record
   `.jobs/claims/<sha256 of key>.json`  which job claimed an output key
@@ -138,8 +140,8 @@ def target_playlist_key(prefix: str) -> str:
 
 
 def track_prefix(master_key: str) -> str:
-    """What the object prefix of an API-made title's audio rendition starts with, its name
-    (`a1`, `a4c6`) following: `<master key minus .m3u8>-`, next to the master
+    """What the object prefix of an API-made title's audio or subtitle rendition starts with,
+    its name (`a1`, `a4c6`, `s5`, `x<hash>`) following: `<master key minus .m3u8>-`, next to the master
     (`Profile.track_prefix`; titles.py appends the name, as a target's URI is its prefix)."""
     return f"{target_prefix(master_key)}-"
 

@@ -5,8 +5,8 @@ anything.
 1. The API key's scope may read the source and its subtitle files, and write every key the
    job claims.
 2. The job stays in its own namespace (no profile's area, no hidden key).
-3. The title is planned (its subtitle files exist), and the planned output is within `[limits]`
-   and the scope (its audio renditions, next to the master).
+3. The title is planned (its subtitle files exist and are readable), and the planned output
+   is within `[limits]` and the scope (its audio and subtitle renditions, next to the master).
 4. Only then the job is kept (claims, then its record), its playlists are written, and its
    first `initd` ms are queued for pre-transcoding.
 
@@ -43,7 +43,7 @@ async def publish_job(
     except ParameterError as exc:
         raise renamed(job, exc) from None
     check_planned(job, title, limits)
-    for key in track_claims(job, title):  # the audio renditions, next to the master (so in its namespace)
+    for key in track_claims(job, title):  # the audio and subtitle renditions, next to the master (so in its namespace)
         scope.check_write(key, "MasterURI")
         scope.check_write(target_segments_prefix(key), "MasterURI")
     await catalog.register(job, title)

@@ -39,6 +39,7 @@ from livetx.subtitles.sidecar import Sidecar
 from livetx.subtitles.webvtt import render_segment, segment_cues
 
 PLAN_VERSION = "1"  # bump when the transcoder's output for one spec changes
+TS_AUDIO_MUX = "2"  # of audio-only MPEG-TS segments (media/transcode.py TS_AUDIO_OPTIONS): in their spec ids
 
 
 SEGMENTING = ("st", "initial_segments", "initd", "ta")  # title parameters a rendition may set for itself
@@ -66,7 +67,7 @@ class Profile:
     renditions: tuple[RenditionTemplate, ...]
     source_key: str | None = None  # API-made profiles belong to one source
     master_key: str | None = None  # where an API-made master playlist is written
-    track_prefix: str | None = None  # API-made with a master: its audio renditions' object prefix, before their name
+    track_prefix: str | None = None  # API-made with a master: its audio and subtitle renditions' object prefix, before their name
 
 
 def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
@@ -103,6 +104,9 @@ class SubtitleRef:
     track: SubtitleTrack | Sidecar
     container: str
     skip: int = 0  # ms of a sidecar before title time 0 (the title's `ss`): taken off its cue times
+    # whether the source's default flag is an author's choice: MP4's muxers set it (tkhd
+    # "enabled") on the first track of each kind by themselves, so there it says nothing
+    default_flag_meant: bool = True
 
     @property
     def sidecar(self) -> Sidecar | None:
@@ -120,7 +124,11 @@ class SubtitleRef:
 
     @property
     def default(self) -> bool:
-        return self.track.name.default if isinstance(self.track, Sidecar) else self.track.default
+        """Shown before a viewer picks (DEFAULT=YES): a sidecar named `.default.`, or an
+        embedded track its container flags default where that flag is the author's."""
+        if isinstance(self.track, Sidecar):
+            return self.track.name.default
+        return self.track.default and self.default_flag_meant
 
     @property
     def forced(self) -> bool:
@@ -188,7 +196,7 @@ class Title:
     @property
     def subtitle_renditions(self) -> tuple[Rendition, ...]:
         """One WebVTT rendition per selected embedded text track (stream order), then per
-        readable sidecar; none for a title without video."""
+        readable sidecar; none for a title without video, or made through the APIs without a master."""
         return tuple(r for r in self.renditions if r.subtitle is not None)
 
     def rendition(self, name: str) -> Rendition:
@@ -415,6 +423,8 @@ def _spec_id(
     facts: tuple[object, ...] = (PLAN_VERSION, source.key, source.etag, origin, grid, video, rendition.audio, rendition.windows)
     if rendition.container != "ts":  # (MPEG-TS titles keep the ids, and so the cached segments, they had before fMP4)
         facts += (rendition.container,)
+    elif rendition.video is None:  # audio-only MPEG-TS: muxed with fewer bytes since issue 16
+        facts += ("ts audio mux", TS_AUDIO_MUX)
     if separate:  # separate audio (muxed titles keep the ids they had before it)
         facts += ("audio=all", rendition.track.index if rendition.track is not None else None)
     elif muxed is not None and rendition.audio is not None:  # muxing another track than the first
@@ -508,6 +518,11 @@ def _selected(selection: str, name: str, language: str | None) -> bool:
     return False
 
 
+def _mp4_family(info: MediaInfo) -> bool:
+    """MP4, MOV and their kin: FFmpeg names them `mov,mp4,m4a,3gp,3g2,mj2`."""
+    return "mp4" in info.format.split(",") or "mov" in info.format.split(",")
+
+
 def _subtitle_renditions(
     source: ObjectInfo,
     info: MediaInfo,
@@ -519,22 +534,32 @@ def _subtitle_renditions(
 ) -> list[Rendition]:
     """A WebVTT rendition per selected embedded text track (bitmap tracks are never
     converted), then per selected readable sidecar, on the first video rendition's windows:
-    segment i of every rendition covers the same time, with the same EXTINF."""
+    segment i of every rendition covers the same time, with the same EXTINF.
+
+    An API-made title's sidecars are the files its request named (IMM `SourceSubtitles`): each
+    plays, whatever `subtitles` selects (that selects its embedded tracks), and all go next to
+    its master, as its audio renditions do. Without a master it has none: each target plays
+    alone, and a media playlist cannot carry renditions."""
     params = profile.title
-    if info.video is None or profile.source_key is not None:
-        return []  # nothing to show them over; API-made playlists carry none (their keys are claimed per target)
+    api = profile.source_key is not None
+    if info.video is None or (api and profile.track_prefix is None):
+        return []  # nothing to show them over, or no master playlist to list them
     tracks: list[SubtitleTrack | Sidecar] = [t for t in info.subtitle_tracks if not t.bitmap]
     tracks += [s for s in sidecars if s.error is None and s.cues]
     out = []
     for track in tracks:
         name = subtitle_rendition_name(track)
-        ref = SubtitleRef(track, video.container, skip=params.ss if isinstance(track, Sidecar) else 0)
-        if not _selected(params.subtitles, name, ref.language):
+        ref = SubtitleRef(track, video.container, params.ss if isinstance(track, Sidecar) else 0, not _mp4_family(info))
+        named = api and isinstance(track, Sidecar)  # a request named it
+        if not named and not _selected(params.subtitles, name, ref.language):
             continue
         if name in taken:
             raise ParameterError("subtitles", f"none, or no rendition named {name!r} (the name of a subtitle track)")
         taken.add(name)
-        draft = Rendition(name, "", None, None, video.windows, 0, 0, "", initd=0, ta=video.ta, container="vtt", subtitle=ref)
+        prefix = profile.track_prefix + name if profile.track_prefix is not None else None
+        draft = Rendition(
+            name, "", None, None, video.windows, 0, 0, "", initd=0, ta=video.ta, object_prefix=prefix, container="vtt", subtitle=ref
+        )
         out.append(replace(draft, spec_id=_subtitle_spec_id(source, origin, video.windows, ref)))
     return out
 

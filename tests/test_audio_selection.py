@@ -153,7 +153,7 @@ def test_without_a_master_a_selection_plays_its_default_track_muxed(source: Path
     first = _title(source, source_key=SOURCE, audio="default")  # the first stream is the default: as muxed
     assert first.muxed_track is None and first.renditions == _title(source, source_key=SOURCE, audio="muxed").renditions
     assert variant.spec_id != first.renditions[0].spec_id  # another track, other segments
-    with_master = _title(source, source_key=SOURCE, master_key="out/master.m3u8", audio="fr")
+    with_master = _title(source, source_key=SOURCE, master_key="out/master.m3u8", audio="fr", subtitles="none")
     assert [(r.name, r.object_prefix) for r in with_master.renditions] == [("v", None), ("a2", "out/master-a2")]
 
 
@@ -208,7 +208,8 @@ async def _rendition(client: TestClient[Any, Any], master_path: str, uri: str) -
 
 
 async def test_imm_with_a_master_writes_the_selected_tracks_next_to_it(api: TestClient[Any, Any]) -> None:
-    response = await api.post("/api/v1/playlists", json=imm(MasterURI="oss://local/out/master.m3u8", AudioTracks="fr,de"), headers=AUTH)
+    body = imm(MasterURI="oss://local/out/master.m3u8", AudioTracks="fr,de", SubtitleTracks="none")  # (subtitles: test_api_subtitles.py)
+    response = await api.post("/api/v1/playlists", json=body, headers=AUTH)
     assert response.status == 200, await response.text()
     answer = await response.json()
     assert [p["URI"] for p in answer["VideoPlaylist"]] == ["oss://local/out/v.m3u8"]  # the targets only

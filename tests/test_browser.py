@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shutil
 import time
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -18,6 +19,7 @@ import pytest
 
 from livetx.settings import PlayerSettings
 from tests.conftest import Server, Source
+from tests.multitrack import TRACKS, MultiTrackSpec, write_multitrack
 from tests.support import CHROMIUM, HLS_JS
 
 
@@ -117,3 +119,35 @@ def test_the_page_policy_keeps_other_origins_out(browser: Any, server: Server) -
     )
     assert injected
     page.close()
+
+
+def test_the_player_page_offers_every_audio_and_subtitle_track(browser: Any, server: Server) -> None:
+    """The page's menus (web/pages/track-menus.js, the demo page's too) list what the master
+    offers, and choosing an entry switches hls.js to that track: a multi-track MKV with two
+    embedded subtitle tracks and a subtitle file next to it."""
+    folder = server.media / "tracks"
+    folder.mkdir()
+    try:
+        write_multitrack(folder / "film.mkv", MultiTrackSpec(seconds=4))
+        (folder / "film.de.srt").write_text("1\n00:00:00,500 --> 00:00:01,500\nHallo\n", encoding="utf-8")
+        url = server.cli("url", "tracks/film.mkv", "--base-url", server.base_url)
+        page = open_player(browser, server, url)
+        wait_for(page, "document.getElementById('audio-menu').options.length === 4", 60)
+        wait_for(page, "document.getElementById('subtitle-menu').options.length === 4", 30)  # "off" and three
+        audio = page.evaluate("[...document.getElementById('audio-menu').options].map(o => o.text)")
+        assert [name.split(" (")[0] for name in audio] == ["English", "Français", "Director's commentary", "Deutsch 5.1"]
+        assert len(audio) == len(TRACKS)
+        subtitles = page.evaluate("[...document.getElementById('subtitle-menu').options].map(o => o.text)")
+        assert subtitles[0] == "off" and subtitles[-1].startswith("German")  # the file, after the embedded tracks
+        assert page.evaluate("!document.getElementById('audio-menu').parentElement.hidden")
+        page.select_option("#audio-menu", "1")
+        wait_for(page, "window.livetx.hls.audioTrack === 1", 30)
+        page.select_option("#subtitle-menu", "2")
+        wait_for(page, "window.livetx.hls.subtitleTrack === 2", 30)
+        page.select_option("#subtitle-menu", "-1")
+        wait_for(page, "window.livetx.hls.subtitleTrack === -1", 30)
+        errors = page.evaluate("window.livetx.errors")
+        assert not [e for e in errors if e["fatal"]], errors
+        page.close()
+    finally:
+        shutil.rmtree(folder)

@@ -2,8 +2,8 @@
 (a 4xx in the API), never another exception.
 
 The default run tries a few hundred cases per target. The fuzz run takes the count from the
-environment: `make fuzz` (LIVETX_FUZZ_EXAMPLES=20000 for each of the 6 parser tests: 120k generated cases; it prints
-the counts).
+environment: `make fuzz` (LIVETX_FUZZ_EXAMPLES=20000 for each of the 7 parser tests: 140k generated cases; it prints
+the counts; it also runs the subtitle file fuzz test of tests/test_subtitles.py).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from livetx.settings import SigningKey
 from livetx.signing import Signer
 from livetx.storage.base import check_key, check_source_key
 from livetx.storage.local import LocalStorage
+from livetx.subtitles.names import parse_sidecar_name, request_name
 from livetx.urls import parse_sign_request, signed_url
 from livetx.web.body import parse_json
 from livetx.web.keys import SETTINGS
@@ -61,7 +62,11 @@ json_value = st.recursive(
 )
 PARAMS = ["s", "vcodec", "fps", "vb", "crf", "st", "ss", "t", "initd", "ta", "sopt", "vbopt", "abopt", "fpsopt", "ab", "ar", "ac"]
 PARAMS += ["acodec", "pixfmt", "scaletype", "arotate", "aq", "preset", "g", "maxrate", "bufsize", "initial_segments", "x", ""]
+PARAMS += ["container", "audio", "surround", "subtitles"]
 param_value = st.sampled_from(["0", "1", "-1", "720", "x720", "1280x", "1280x720", "h264", "h265", "aac", "25", "29.97", "1e9", "", "_"])
+# track selections (audio, subtitles): keywords, selectors, and near misses
+param_value |= st.sampled_from(["auto", "all", "none", "default", "muxed", "i2,fr", "fr.i3", "en-US", "s5", "pt-br,s12", "i", "i-1"])
+param_value |= st.lists(st.sampled_from(["i1", "fr", "und", "x-klingon", "ALL", ",", ".", "i99999999999"]), max_size=6).map(",".join)
 param_value |= st.text(alphabet=string.printable, max_size=12) | st.integers(-(10**12), 10**12).map(str)
 # numbers that Python's own parsers take too long over, or take at all
 HOSTILE_NUMBERS = ["1e6000000", "-1e999999", "9" * 5000, "9" * 4000 + "/1", "1/" + "9" * 4000, "nan", "NaN", "inf", "-inf"]
@@ -283,6 +288,26 @@ json_text = (
 )
 
 
+# keys next to a source: sidecar-like names, tags and suffixes, and arbitrary text
+name_part = st.sampled_from(["film", "Film", "film.mkv", "en", "pt-BR", "forced", "sdh", "default", "x", "", ".", "..", "\u00e9"])
+name_part |= st.text(alphabet=string.printable + "\u00e9\u202e\x00", max_size=12)
+sidecar_key = st.tuples(
+    st.sampled_from(["", "dir/", "dir/sub/", "/", "other/", ".hidden/"]),
+    st.lists(name_part, min_size=1, max_size=5).map(".".join),
+    st.sampled_from([".srt", ".vtt", ".ass", ".ssa", ".SRT", ".txt", "", ".srt.", ".m3u8"]),
+).map("".join)
+
+
+@FUZZ
+@given(key=sidecar_key | path_text, source=st.sampled_from(["dir/film.mkv", "film.mp4", "dir/sub/a.b.mkv"]))
+def test_subtitle_file_names(key: str, source: str) -> None:
+    """Any key read next to a source (a listing's names, an IMM SourceSubtitles URI) is a
+    sidecar name or not one: never another exception, never a slow parse."""
+    CASES["subtitle names"] += 1
+    survives("subtitle names", parse_sidecar_name, source, key)
+    survives("subtitle names", request_name, source, key)
+
+
 @FUZZ
 @given(raw=json_text)
 def test_json_bodies(raw: bytes) -> None:
@@ -296,4 +321,4 @@ def test_report_cases() -> None:
     """Runs last in this file: how many cases each target took (visible with -s)."""
     if EXAMPLES > 300:
         print(f"fuzz: {sum(CASES.values())} generated cases {dict(CASES)}; {sum(CALLS.values())} parser calls {dict(CALLS)}")
-        assert sum(CASES.values()) >= 6 * EXAMPLES
+        assert sum(CASES.values()) >= 7 * EXAMPLES

@@ -32,6 +32,8 @@ TRACK = replace(MAIN, name="a2", object_prefix=layout.track_prefix("out/job/mast
 # a subtitle rendition: WebVTT segments of embedded stream 2
 SUBS = replace(MAIN, name="s2", container="vtt", subtitle=SubtitleRef(SubtitleTrack(2, "srt", False), "ts"))
 SIDECAR = Sidecar("movies/a.en.srt", "etag-2", SidecarName("en"))
+# a subtitle rendition of an API-made title with a master: next to the master, as its audio renditions
+SUBS_TRACK = replace(SUBS, object_prefix=layout.track_prefix("out/job/master.m3u8") + "s2")
 
 
 @pytest.mark.parametrize(
@@ -69,6 +71,9 @@ SIDECAR = Sidecar("movies/a.en.srt", "etag-2", SidecarName("en"))
         pytest.param(layout.media_playlist_key(JOB, TRACK), "out/job/master-a2.m3u8", id="track-playlist"),
         pytest.param(layout.segment_key(JOB, TRACK, 7), "out/job/master-a2-0123456789ab-7.ts", id="track-segment"),
         pytest.param(layout.stored_segment_name(TRACK, 7), "master-a2-0123456789ab-7.ts", id="track-stored-segment-name"),
+        pytest.param(layout.media_playlist_key(JOB, SUBS_TRACK), "out/job/master-s2.m3u8", id="subtitle-track-playlist"),
+        pytest.param(layout.segment_key(JOB, SUBS_TRACK, 7), "out/job/master-s2-0123456789ab-7.vtt", id="subtitle-track-segment"),
+        pytest.param(layout.stored_segment_name(SUBS_TRACK, 7), "master-s2-0123456789ab-7.vtt", id="subtitle-track-stored-segment-name"),
         pytest.param(layout.probe_key(SOURCE.key, SOURCE.etag), "movies/a.mp4/probe-8323ea433ff6e0e4.json", id="probe-record"),
         pytest.param(layout.record_key("f" * 16), ".jobs/ffffffffffffffff.json", id="job-record"),
         pytest.param(

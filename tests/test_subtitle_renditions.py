@@ -130,7 +130,8 @@ EXPECTED = {  # (URI, LANGUAGE, NAME, DEFAULT, FORCED, CHARACTERISTICS), AUTOSEL
         ("s5.m3u8", "en", "English", "YES", None, None),
         ("s6.m3u8", "fr", "Forcés", "NO", "YES", None),
     ],
-    ".mp4": [("s5.m3u8", "en", "English SDH", "YES", None, TRANSCRIBES)],
+    # (MP4's muxer flags its first subtitle track default by itself: that says nothing, so NO)
+    ".mp4": [("s5.m3u8", "en", "English SDH", "NO", None, TRANSCRIBES)],
 }
 SECOND_ENGLISH = {".mkv": "English 2", ".mp4": "English"}  # (the MP4's English track is named "English SDH")
 EXPECTED_SIDECARS = [
@@ -138,7 +139,8 @@ EXPECTED_SIDECARS = [
     (f"{x('tracks.forced.en.srt')}.m3u8", "en", "English (forced)", "NO", "YES", None),
     (f"{x('tracks.sdh.fr.vtt')}.m3u8", "fr", "French (SDH)", "NO", None, TRANSCRIBES),
     (f"{x('tracks.en.commentary.srt')}.m3u8", "en", "Commentary", "NO", None, None),
-    (f"{x('tracks.ja.default.srt')}.m3u8", "ja", "Japanese", "NO", None, None),  # flagged default, but after s5
+    # named default: DEFAULT=YES unless an embedded track flagged default comes first (the MKV's s5)
+    (f"{x('tracks.ja.default.srt')}.m3u8", "ja", "Japanese", "{japanese}", None, None),
 ]
 
 
@@ -162,7 +164,11 @@ def test_master_lists_each_text_track_and_readable_sidecar(source: Path, contain
     check_rfc_8216(master)
     subtitles = [m for m in master.media if m.type == "SUBTITLES"]
     got = [(m.uri, m.language, m.name, m.default, m.forced, m.characteristics) for m in subtitles]
-    sidecars = [(uri, lang, name.format(english=SECOND_ENGLISH[source.suffix]), *rest) for uri, lang, name, *rest in EXPECTED_SIDECARS]
+    japanese = "NO" if source.suffix == ".mkv" else "YES"
+    sidecars = [
+        (uri, lang, name.format(english=SECOND_ENGLISH[source.suffix]), default.format(japanese=japanese), *rest)
+        for uri, lang, name, default, *rest in EXPECTED_SIDECARS
+    ]
     assert got == EXPECTED[source.suffix] + sidecars  # not the unreadable German sidecar
     assert {(m.group_id, m.autoselect) for m in subtitles} == {("subs", "YES")}
     assert master.playlists and all(p.stream_info.subtitles == "subs" for p in master.playlists)
@@ -187,10 +193,19 @@ def test_audio_only_titles_get_no_subtitles(mkv: Path) -> None:
     assert title.subtitle_renditions == () and "SUBTITLES" not in master_text(title)
 
 
-def test_api_made_playlists_carry_none(mkv: Path) -> None:
+def test_api_made_playlists_carry_none_without_a_master(mkv: Path) -> None:
     profile = replace(parse_profile("t", {**SEGMENTING, "renditions": {"v": {}}}), source_key=mkv.name)
     title = build_title(ObjectInfo(mkv.name, 1, "etag"), probe(str(mkv)), profile, sidecars=SIDECARS)
-    assert title.subtitle_renditions == ()
+    assert title.subtitle_renditions == ()  # each target plays alone: a media playlist lists no renditions
+
+
+def test_api_made_playlists_with_a_master_put_them_next_to_it(mkv: Path) -> None:
+    """The request's files all play (`subtitles` selects the embedded tracks), each next to the master."""
+    profile = parse_profile("t", {**SEGMENTING, "subtitles": "s6", "renditions": {"v": {}}})
+    profile = replace(profile, source_key=mkv.name, master_key="out/m.m3u8", track_prefix="out/m-")
+    title = build_title(ObjectInfo(mkv.name, 1, "etag"), probe(str(mkv)), profile, sidecars=SIDECARS)
+    names = ["s6", *(x(s.key) for s in SIDECARS[:5])]  # not s5, nor the unreadable German file
+    assert [(r.name, r.object_prefix) for r in title.subtitle_renditions] == [(n, f"out/m-{n}") for n in names]
 
 
 def test_variants_of_another_container_play_without_them(mkv: Path) -> None:

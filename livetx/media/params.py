@@ -161,8 +161,8 @@ class TitleParams:
         "all",
         "the subtitle tracks played as WebVTT renditions (EXT-X-MEDIA TYPE=SUBTITLES) on the video's segment windows:"
         " all (every embedded text track and readable sidecar file), none, or a comma-separated list of languages"
-        " (en, fre, pt-br) and embedded streams (s<index>); bitmap tracks are never converted, and playlists made"
-        " through the API carry none",
+        " (en, fre, pt-br) and embedded streams (s<index>); bitmap tracks are never converted. Playlists made through"
+        " the API: the source's embedded tracks only (SourceSubtitles always play), and none without a master playlist",
     )
 
 

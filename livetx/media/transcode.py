@@ -61,6 +61,12 @@ from livetx.media.timeline import MPEG_TS_CLOCK, TS_OFFSET
 
 AAC_FRAME = 1024
 TS_OPTIONS = {"mpegts_copyts": "1", "avoid_negative_ts": "disabled"}
+# Audio-only MPEG-TS (an audio rendition, an audio-only source): AAC frames grouped into PES
+# packets (up to the muxer's 2930 bytes, about 0.17 s at 128 kbit/s) instead of one PES per
+# frame, and PAT/PMT/SDT once at the segment's start instead of ten times a second: 32 % fewer
+# bytes at 128 kbit/s, the same frames and timestamps. Its output is versioned in the spec ids
+# of such renditions (titles.TS_AUDIO_MUX).
+TS_AUDIO_OPTIONS = TS_OPTIONS | {"max_delay": "700000", "pat_period": "3600", "sdt_period": "3600"}
 FMP4_OPTIONS = {
     # one fragment per segment, written at close; moov empty (init apart); tfdt = the first
     # DTS; no mfra; CMAF brands with signed composition offsets
@@ -210,7 +216,8 @@ class _Segment:
             self._seek(window.seek_to)
         out_buf = io.BytesIO()
         fmp4 = self.job.container == "fmp4"
-        with av.open(out_buf, "w", format="mp4" if fmp4 else "mpegts", options=FMP4_OPTIONS if fmp4 else TS_OPTIONS) as out:
+        options = FMP4_OPTIONS if fmp4 else TS_AUDIO_OPTIONS if self.job.video is None else TS_OPTIONS
+        with av.open(out_buf, "w", format="mp4" if fmp4 else "mpegts", options=options) as out:
             video = self._video(out, window)
             audio = self._audio(out, window)
             if not self._demux(video, audio):

@@ -150,8 +150,8 @@ def _not_played(title: Title) -> str:
     """Why a text track has no rendition."""
     if title.info.video is None:
         return "no video: subtitles play over a video rendition"
-    if title.profile.source_key is not None:
-        return "playlists made through the API carry no subtitles"
+    if title.profile.source_key is not None and title.profile.master_key is None:
+        return "no MasterURI: each playlist made through the API plays alone, without subtitles"
     return f"not selected (subtitles={title.profile.title.subtitles})"
 
 
