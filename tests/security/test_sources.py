@@ -109,6 +109,7 @@ def test_playlist_source_naming_a_file_outside_the_root_is_refused_everywhere(at
         assert status == 422 and state["error"]["code"] == "source_type_refused", state
         imm = {**IMM_SAMPLE, "SourceURI": "oss://local/clip.m3u8", "MasterURI": "oss://local/out/clip/master.m3u8"}
         imm["Targets"] = [{**IMM_SAMPLE["Targets"][0], "URI": "oss://local/out/clip/720p"}]  # type: ignore[index]
+        del imm["SourceSubtitles"]  # (the sample's names another bucket: a 400 before the source is looked at)
         status, answer = api(attacked.server, "/api/v1/playlists", imm)
         assert status == 422 and answer["error"]["code"] == "source_type_refused", answer
         status, answer = api(attacked.server, "/api/v1/sign", {"key": "clip.m3u8", "scope": "title"})
