@@ -105,6 +105,7 @@ def create_app(settings: Settings) -> web.Application:
                 stat_ttl=stat_ttl,
                 prober=prober,
                 probe_failure_ttl=settings.cache.probe_failure_ttl,
+                sidecar_timeout=transcode.probe_timeout,
             )
             pool = TranscodePool(transcode.workers, transcode.timeout, origin)
             await pool.start()

@@ -74,9 +74,11 @@ class Catalog:
         stat_ttl: float = 0.0,
         prober: ProbePool | None = None,
         probe_failure_ttl: float = 60.0,
+        sidecar_timeout: float = 20.0,
     ) -> None:
         """`prober`: where probes run (the app's ProbePool); None probes in a thread, for tools
-        and tests only (nothing can stop a probe there)."""
+        and tests only (nothing can stop a probe there). `sidecar_timeout`: seconds a title's
+        sidecar lookup may add to its plan (the app gives it the probe's limit)."""
         self.sources = sources
         self.profiles = profiles
         self.threads = threads
@@ -84,6 +86,7 @@ class Catalog:
         self.stat_ttl = stat_ttl
         self.prober = prober
         self.probe_failure_ttl = probe_failure_ttl
+        self.sidecar_timeout = sidecar_timeout
         self._stats: Lru[str, tuple[float, ObjectInfo | None]] = Lru(PROBE_CACHE_SIZE)
         self._probes: Lru[tuple[str, str], MediaInfo] = Lru(PROBE_CACHE_SIZE)
         self._failed: Lru[tuple[str, str], tuple[float, LivetxError]] = Lru(PROBE_CACHE_SIZE)  # negative cache
@@ -92,6 +95,7 @@ class Catalog:
         self._seen: set[tuple[str, str, str]] = set()
         self._jobs: Lru[str, tuple[Profile, tuple[str, ...]]] = Lru(PROBE_CACHE_SIZE)  # with the job's subtitle keys
         self._listings: Lru[str, tuple[float, tuple[ObjectInfo, ...]]] = Lru(PROBE_CACHE_SIZE)
+        self._listing_now: dict[str, asyncio.Future[tuple[ObjectInfo, ...]]] = {}
         self._sidecars: Lru[tuple[str, str, str], tuple[int, Sidecar]] = Lru(SIDECAR_CACHE_BYTES, weigh=lambda entry: entry[0])
         self._reading: dict[tuple[str, str, str], asyncio.Future[tuple[int, Sidecar]]] = {}
         self._publishing: set[asyncio.Task[None]] = set()
@@ -292,7 +296,10 @@ class Catalog:
         if profile.source_key is not None and profile.source_key != key:
             raise ProfileNotFound(f"profile {profile_name!r} belongs to another source")
         source = await self.source(key)
-        sidecars = await (self.sidecars(source) if subtitles is None else self.named_sidecars(source, subtitles))
+        # the sidecars are looked up while the source is probed (a cold plan waits for the
+        # slower of the two, not their sum); a failed probe is raised, the lookup still cached
+        lookup = self.sidecars(source) if subtitles is None else self.named_sidecars(source, subtitles)
+        sidecars, _ = await asyncio.gather(lookup, self.media_info(source))
         # planning a long title (hundreds of windows, hashed into spec ids) is done once per
         # source version, sidecar versions and profile, not on every segment request
         cache_key = (profile_name, source.key, source.etag, sidecar_identity(sidecars))
@@ -312,7 +319,16 @@ class Catalog:
     async def sidecars(self, source: ObjectInfo) -> tuple[Sidecar, ...]:
         """The subtitle sidecars next to `source` (`dir/film.en.srt` for `dir/film.mkv`), by
         key, each with its cues or the error that leaves it out (`Sidecar.error`). Never
-        raises for a sidecar: a listing that fails gives none, for `stat_ttl`."""
+        raises for a sidecar: a listing that fails gives none, for `stat_ttl`, and a lookup
+        that takes longer than `sidecar_timeout` gives none this time (reads started go on,
+        shielded, and are kept for the next plan)."""
+        try:
+            return await asyncio.wait_for(self._sidecars_next_to(source), self.sidecar_timeout)
+        except TimeoutError:
+            log.warning("sidecar lookup timed out", extra={"event": "sidecar_lookup_timeout"})
+            return ()
+
+    async def _sidecars_next_to(self, source: ObjectInfo) -> tuple[Sidecar, ...]:
         listed = await self._listing(listing_prefix(source.key))
         # another media file of the same stem (`dir/film.mp4`) owns `dir/film.mp4.en.srt`
         others = [o.key for o in listed if o.key != source.key and kind_of(o.key) is None]
@@ -339,13 +355,24 @@ class Catalog:
         return tuple(found)
 
     async def _listing(self, prefix: str) -> tuple[ObjectInfo, ...]:
+        """The objects listed under `prefix`, reused for `stat_ttl`. Concurrent callers join one
+        listing, which runs on (shielded) when a caller's lookup times out, so that its outcome,
+        a failure included, is kept for the next plan."""
         cached = self._listings.peek(prefix)
         if cached is not None and time.monotonic() - cached[0] < self.stat_ttl:
             return cached[1]
+        running = self._listing_now.get(prefix)
+        if running is None:
+            running = asyncio.ensure_future(self._list(prefix))
+            self._listing_now[prefix] = running
+            running.add_done_callback(lambda _: self._listing_now.pop(prefix, None))
+        return await asyncio.shield(running)
+
+    async def _list(self, prefix: str) -> tuple[ObjectInfo, ...]:
         self.listing_count += 1
         try:
-            listed = tuple(await self.sources.list_prefix(prefix, SIDECARS_LISTED))
-        except (LivetxError, OSError) as exc:  # the title plays without its sidecars
+            listed = tuple(await asyncio.wait_for(self.sources.list_prefix(prefix, SIDECARS_LISTED), self.sidecar_timeout))
+        except (LivetxError, OSError, TimeoutError) as exc:  # the title plays without its sidecars
             log.warning("sidecar listing failed", extra={"event": "sidecar_listing_failed", "error": type(exc).__name__})
             listed = ()
         if self.stat_ttl > 0:

@@ -238,9 +238,11 @@ class Stall(http.server.BaseHTTPRequestHandler):
 
     release = threading.Event()
     requests = 0  # GETs taken so far: a job reached its worker when this goes up
+    listings = 0  # of which S3 listings (ListObjectsV2: the catalog looking for subtitle files)
 
     def do_GET(self) -> None:
         type(self).requests += 1
+        type(self).listings += "list-type=" in self.path
         self.release.wait(60)
 
     def do_HEAD(self) -> None:
@@ -262,7 +264,7 @@ def stalling() -> Iterator[str]:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     Stall.release.clear()
-    Stall.requests = 0
+    Stall.requests = Stall.listings = 0
     yield f"http://127.0.0.1:{server.server_address[1]}"
     Stall.release.set()
     server.shutdown()
