@@ -18,7 +18,7 @@ from typing import Any
 from livetx.errors import ConfigError, ParameterError, SegmentNotFound
 from livetx.hls.languages import language_tag
 from livetx.hls.plan import Grid, SegmentWindow, audio_grid, plan_segments, video_grid
-from livetx.media.model import INIT, AudioSpec, AudioTrack, MediaInfo, SegmentJob, SegmentPart, SubtitleTrack, VideoSpec
+from livetx.media.model import INIT, AudioSpec, AudioTrack, MediaInfo, SegmentJob, SegmentPart, SubtitleTrack, VideoSpec, is_mp4_family
 from livetx.media.params import (
     KNOWN_TITLE,
     RenditionParams,
@@ -206,14 +206,18 @@ class Title:
         raise SegmentNotFound(f"no rendition {name!r} in profile {self.profile.name!r}")
 
     def job(self, rendition: Rendition, index: SegmentPart, media_url: str) -> SegmentJob:
-        if rendition.subtitle is not None:
-            return self._subtitle_job(rendition, rendition.subtitle, index, media_url)
+        """The pool job of one segment. An embedded subtitle track's is the window's cues, from
+        the source's subtitle stream alone, mapped for the video's container (a sidecar's
+        segments are rendered by `sidecar_segment`, never by the pool)."""
+        ref = rendition.subtitle
+        if ref is not None and (ref.sidecar is not None or index == INIT):
+            raise ValueError("a pool job makes an embedded subtitle track's media segments only (sidecar_segment renders a sidecar's)")
         if index == INIT:
             return SegmentJob(
                 "", Fraction(0), Fraction(0), Fraction(0), rendition.video, rendition.audio, container=rendition.container, init=True
             )
         window = rendition.window(index)
-        return SegmentJob(
+        job = SegmentJob(
             source=media_url,
             origin=self.origin,
             start=window.start,
@@ -225,24 +229,10 @@ class Title:
             source_pin=self.source.pin,
             container=rendition.container,
         )
-
-    def _subtitle_job(self, rendition: Rendition, ref: SubtitleRef, index: SegmentPart, media_url: str) -> SegmentJob:
-        """An embedded track's WebVTT segment: the cues of the window, from the source's
-        subtitle stream alone, mapped for the video's container."""
-        if isinstance(ref.track, Sidecar) or index == INIT:
-            raise ValueError("a pool job makes an embedded subtitle track's media segments only (sidecar_segment renders a sidecar's)")
-        window = rendition.window(index)
-        return SegmentJob(
-            source=media_url,
-            origin=self.origin,
-            start=window.start,
-            stop=window.stop,
-            video=None,
-            audio=None,
-            source_pin=self.source.pin,
-            container=ref.container,
-            subtitle_stream=ref.track.index,
-        )
+        if ref is None:
+            return job
+        assert isinstance(ref.track, SubtitleTrack)
+        return replace(job, container=ref.container, subtitle_stream=ref.track.index)  # (no video or audio in it)
 
     def _audio_stream(self, rendition: Rendition) -> int | None:
         if rendition.track is not None:
@@ -518,11 +508,6 @@ def _selected(selection: str, name: str, language: str | None) -> bool:
     return False
 
 
-def _mp4_family(info: MediaInfo) -> bool:
-    """MP4, MOV and their kin: FFmpeg names them `mov,mp4,m4a,3gp,3g2,mj2`."""
-    return "mp4" in info.format.split(",") or "mov" in info.format.split(",")
-
-
 def _subtitle_renditions(
     source: ObjectInfo,
     info: MediaInfo,
@@ -549,7 +534,7 @@ def _subtitle_renditions(
     out = []
     for track in tracks:
         name = subtitle_rendition_name(track)
-        ref = SubtitleRef(track, video.container, params.ss if isinstance(track, Sidecar) else 0, not _mp4_family(info))
+        ref = SubtitleRef(track, video.container, params.ss if isinstance(track, Sidecar) else 0, not is_mp4_family(info.format))
         named = api and isinstance(track, Sidecar)  # a request named it
         if not named and not _selected(params.subtitles, name, ref.language):
             continue

@@ -11,6 +11,16 @@ from typing import Any, Literal
 
 RECORD_VERSION = 2  # of the probe record; bump when its facts change meaning or grow (an older record is probed again)
 
+# FFmpeg's names of the MP4/MOV demuxer (`mov,mp4,m4a,3gp,3g2,mj2`): its text samples tile the
+# timeline, and its muxers flag the first track of each kind default by themselves
+MP4_FAMILY = frozenset({"mov", "mp4"})
+
+
+def is_mp4_family(format_name: str) -> bool:
+    """Whether FFmpeg's comma-separated demuxer name `format_name` is the MP4/MOV one."""
+    return not MP4_FAMILY.isdisjoint(format_name.split(","))
+
+
 # What a stream's disposition can say about its role (FFmpeg's flag names), in this order.
 ROLES = ("comment", "visual_impaired", "hearing_impaired", "descriptions", "captions", "dub", "original")
 

@@ -42,7 +42,7 @@ from av.subtitles.subtitle import AssSubtitle
 
 from livetx.errors import TranscodeFailed
 from livetx.media.messages import Preempted
-from livetx.media.model import SegmentJob, SegmentResult
+from livetx.media.model import SegmentJob, SegmentResult, is_mp4_family
 from livetx.media.probe import is_bitmap_subtitle
 from livetx.media.remote import open_job_source
 from livetx.subtitles.ass import event_text
@@ -50,7 +50,6 @@ from livetx.subtitles.cues import Cue, from_seconds, normalise
 from livetx.subtitles.webvtt import render_segment, span_cues
 
 LOOKBACK = Fraction(30)  # seconds read before the window start, for cues that span it (FFmpeg's old Matroska rule)
-TILED_FORMATS = frozenset({"mov", "mp4"})  # demuxers whose text samples tile the timeline: no lookback
 UNTIL_NEXT = 0xFFFFFFFF  # an end_display_time meaning "until the next cue": no known end
 
 
@@ -76,7 +75,7 @@ def read_cues(
         if other is not stream:
             other.discard = Discard.all
     if lookback is None:
-        lookback = Fraction(0) if TILED_FORMATS & set(src.format.name.split(",")) else LOOKBACK
+        lookback = Fraction(0) if is_mp4_family(src.format.name) else LOOKBACK  # (its text samples tile the timeline)
     _seek(src, stream, job.origin + job.start - lookback, job.origin)
     cues = [cue for packet in _packets(src, stream, job.origin + job.stop, should_stop) for cue in _cues(stream, packet, job.origin)]
     return span_cues(normalise(cues), job.start, job.stop)
