@@ -141,6 +141,44 @@ def _playlist(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+BINARY = {"type": "string", "format": "binary"}
+TRANSCODE_ERRORS = {"502": _error("transcode failed"), "504": _error("transcode timed out")}
+
+
+def _segment(
+    summary: str,
+    media_type: str,
+    schema: dict[str, Any],
+    *,
+    what: str = "the segment",
+    spec: str = "hash of the transcode spec",
+    missing: str = "unknown source, rendition, spec or segment number",
+    failures: dict[str, Any] = TRANSCODE_ERRORS,
+    numbered: bool = True,
+) -> dict[str, Any]:
+    """A segment URL: `-{n}.ext`, or an init segment's (`numbered=False`)."""
+    number = [_param("n", "path", "segment number", pattern="^[0-9]{1,6}$")] if numbered else []
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": [
+                *TITLE_PARAMETERS,
+                RENDITION,
+                _param("spec", "path", spec, pattern="^[0-9a-f]{12}$"),
+                *number,
+                *TOKEN_PARAMETERS,
+            ],
+            "responses": {
+                "200": _ok(what, media_type, schema),
+                "400": _error("invalid path"),
+                **TOKEN_ERRORS,
+                "404": _error(missing),
+                **failures,
+            },
+        }
+    }
+
+
 SCOPE_403 = "API key not accepted (`api_key_invalid`), or its scope does not cover the request (`api_key_scope`)"
 JOB_ERRORS = {
     "409": _error("an output key is taken by another job, or holds an object no job made (`output_claimed`)"),
@@ -241,86 +279,31 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                     },
                 }
             },
-            "/hls/{profile}/{key}/{rendition}-{spec}-{n}.ts": {
-                "get": {
-                    "summary": "One MPEG-TS segment, transcoded on first request",
-                    "parameters": [
-                        *TITLE_PARAMETERS,
-                        RENDITION,
-                        _param("spec", "path", "hash of the transcode spec", pattern="^[0-9a-f]{12}$"),
-                        _param("n", "path", "segment number", pattern="^[0-9]{1,6}$"),
-                        *TOKEN_PARAMETERS,
-                    ],
-                    "responses": {
-                        "200": _ok("the segment", "video/mp2t", {"type": "string", "format": "binary"}),
-                        "400": _error("invalid path"),
-                        **TOKEN_ERRORS,
-                        "404": _error("unknown source, rendition, spec or segment number"),
-                        "502": _error("transcode failed"),
-                        "504": _error("transcode timed out"),
-                    },
-                }
-            },
-            "/hls/{profile}/{key}/{rendition}-{spec}-{n}.m4s": {
-                "get": {
-                    "summary": "One fMP4 (CMAF) media segment of an fMP4 rendition, transcoded on first request",
-                    "parameters": [
-                        *TITLE_PARAMETERS,
-                        RENDITION,
-                        _param("spec", "path", "hash of the transcode spec", pattern="^[0-9a-f]{12}$"),
-                        _param("n", "path", "segment number", pattern="^[0-9]{1,6}$"),
-                        *TOKEN_PARAMETERS,
-                    ],
-                    "responses": {
-                        "200": _ok("the segment", "video/iso.segment", {"type": "string", "format": "binary"}),
-                        "400": _error("invalid path"),
-                        **TOKEN_ERRORS,
-                        "404": _error("unknown source, rendition, spec or segment number"),
-                        "502": _error("transcode failed"),
-                        "504": _error("transcode timed out"),
-                    },
-                }
-            },
-            "/hls/{profile}/{key}/{rendition}-{spec}-init.mp4": {
-                "get": {
-                    "summary": "The init segment of an fMP4 rendition, made from the encoder headers on first request",
-                    "parameters": [
-                        *TITLE_PARAMETERS,
-                        RENDITION,
-                        _param("spec", "path", "hash of the transcode spec", pattern="^[0-9a-f]{12}$"),
-                        *TOKEN_PARAMETERS,
-                    ],
-                    "responses": {
-                        "200": _ok("the init segment", "video/mp4", {"type": "string", "format": "binary"}),
-                        "400": _error("invalid path"),
-                        **TOKEN_ERRORS,
-                        "404": _error("unknown source, rendition or spec, or an MPEG-TS rendition"),
-                        "502": _error("transcode failed"),
-                        "504": _error("transcode timed out"),
-                    },
-                }
-            },
-            "/hls/{profile}/{key}/{rendition}-{spec}-{n}.vtt": {
-                "get": {
-                    "summary": "One WebVTT segment of a subtitle rendition (an embedded text track, or a sidecar file's cues)",
-                    "parameters": [
-                        *TITLE_PARAMETERS,
-                        RENDITION,
-                        _param("spec", "path", "hash of the subtitle rendition's spec", pattern="^[0-9a-f]{12}$"),
-                        _param("n", "path", "segment number", pattern="^[0-9]{1,6}$"),
-                        *TOKEN_PARAMETERS,
-                    ],
-                    "responses": {
-                        "200": _ok("the segment", "text/vtt", {"type": "string"}),
-                        "400": _error("invalid path"),
-                        **TOKEN_ERRORS,
-                        "404": _error("unknown source, rendition, spec or segment number"),
-                        "422": _error("the subtitle track cannot be read"),
-                        "502": _error("subtitle extraction failed"),
-                        "504": _error("subtitle extraction timed out"),
-                    },
-                }
-            },
+            "/hls/{profile}/{key}/{rendition}-{spec}-{n}.ts": _segment(
+                "One MPEG-TS segment, transcoded on first request", "video/mp2t", BINARY
+            ),
+            "/hls/{profile}/{key}/{rendition}-{spec}-{n}.m4s": _segment(
+                "One fMP4 (CMAF) media segment of an fMP4 rendition, transcoded on first request", "video/iso.segment", BINARY
+            ),
+            "/hls/{profile}/{key}/{rendition}-{spec}-init.mp4": _segment(
+                "The init segment of an fMP4 rendition, made from the encoder headers on first request",
+                "video/mp4",
+                BINARY,
+                what="the init segment",
+                numbered=False,
+                missing="unknown source, rendition or spec, or an MPEG-TS rendition",
+            ),
+            "/hls/{profile}/{key}/{rendition}-{spec}-{n}.vtt": _segment(
+                "One WebVTT segment of a subtitle rendition (an embedded text track, or a sidecar file's cues)",
+                "text/vtt",
+                {"type": "string"},
+                spec="hash of the subtitle rendition's spec",
+                failures={
+                    "422": _error("the subtitle track cannot be read"),
+                    "502": _error("subtitle extraction failed"),
+                    "504": _error("subtitle extraction timed out"),
+                },
+            ),
             "/healthz": {
                 "get": {
                     "summary": "The process is alive",
