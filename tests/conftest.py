@@ -164,16 +164,16 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
 TEST_SIGNING_KEYS = "t:" + "ab" * 32
 
 
-def app_settings(**env: str) -> Settings:
-    """The documented config with test keys (no key files, no secrets from the machine),
-    one worker, and `env` on top, as `LIVETX_*` variables."""
+def app_settings(config: Path = ROOT / "conf" / "livetx.toml", **env: str) -> Settings:
+    """The documented config (or the file `config`) with test keys (no key files, no secrets
+    from the machine), one worker, and `env` on top, as `LIVETX_*` variables."""
     base = {
         "LIVETX_SIGNING_KEYS": TEST_SIGNING_KEYS,
         "LIVETX_SIGNING_KEY_FILE": "",
         "LIVETX_API_KEY_FILE": "",
         "LIVETX_TRANSCODE_WORKERS": "1",
     }
-    return load_settings(ROOT / "conf" / "livetx.toml", {**base, **env})
+    return load_settings(config, {**base, **env})
 
 
 # ---- the app against the real S3 server -------------------------------------------------

@@ -29,11 +29,10 @@ from livetx.errors import ConfigError
 from livetx.media.model import AudioSpec
 from livetx.media.probe import probe
 from livetx.media.transcode import AAC_FRAME, TS_OFFSET
-from livetx.settings import load_settings
 from livetx.storage.base import ObjectInfo
 from livetx.titles import build_title, estimate_bandwidth, parse_profile
 from tests.checker import check_tone, decode_audio, open_fmp4, open_joined, residual_peaks
-from tests.conftest import ROOT, TEST_SIGNING_KEYS
+from tests.conftest import ROOT, app_settings
 from tests.multitrack import SURROUND_TONES, TRACKS, MultiTrackSpec, ToneTrack, write_multitrack
 
 SECRET = "p" * 40
@@ -85,16 +84,10 @@ class Served:
 
 
 async def _serve(config: Path, media: Path) -> dict[str, Served]:
-    env = {
-        "LIVETX_SIGNING_KEYS": TEST_SIGNING_KEYS,
-        "LIVETX_SIGNING_KEY_FILE": "",
-        "LIVETX_API_KEY_FILE": "",
-        "LIVETX_TRANSCODE_WORKERS": "2",
-        "LIVETX_STORAGE_URI": str(media),
-        "LIVETX_CACHE_LOOKAHEAD": "false",
-        "LIVETX_CDN_ORIGIN_SECRET": SECRET,
-    }
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(load_settings(config, env))))
+    settings = app_settings(
+        config, LIVETX_TRANSCODE_WORKERS="2", LIVETX_STORAGE_URI=str(media), LIVETX_CACHE_LOOKAHEAD="false", LIVETX_CDN_ORIGIN_SECRET=SECRET
+    )
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings)))
     await client.start_server()
     rng = random.Random(16)
 

@@ -31,11 +31,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from livetx.app import create_app
 from livetx.cache.seal import is_sealed
 from livetx.factories import make_signer
-from livetx.settings import load_settings
 from livetx.urls import signed_url
 from livetx.web.keys import SETTINGS
 from tests.checker import check_tone, decode_audio, decode_video, open_fmp4, residual_peaks
-from tests.conftest import ROOT, TEST_SIGNING_KEYS, Source
+from tests.conftest import ROOT, Source, app_settings
 
 CLOCK = 90000
 PROFILE = """
@@ -77,15 +76,8 @@ class Made:
 
 
 async def _serve(config: Path, media: Path, order: str, seed: int) -> Made:
-    env = {
-        "LIVETX_SIGNING_KEYS": TEST_SIGNING_KEYS,
-        "LIVETX_SIGNING_KEY_FILE": "",
-        "LIVETX_API_KEY_FILE": "",
-        "LIVETX_TRANSCODE_WORKERS": "2",
-        "LIVETX_STORAGE_URI": str(media),
-        "LIVETX_CACHE_LOOKAHEAD": "false",
-    }
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(load_settings(config, env))))
+    settings = app_settings(config, LIVETX_TRANSCODE_WORKERS="2", LIVETX_STORAGE_URI=str(media), LIVETX_CACHE_LOOKAHEAD="false")
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings)))
     await client.start_server()
     try:
         signer = make_signer(client.server.app[SETTINGS])

@@ -35,14 +35,13 @@ from livetx.media.model import MediaInfo, SubtitleTrack
 from livetx.media.params import parse_title_params
 from livetx.media.probe import probe
 from livetx.playlists import master_text, media_text, playlist_objects
-from livetx.settings import load_settings
 from livetx.storage.base import ObjectInfo
 from livetx.subtitles import sidecar as sidecars
 from livetx.subtitles.cues import Cue
 from livetx.subtitles.sidecar import Sidecar, SidecarName
 from livetx.titles import Title, build_title, parse_profile, sidecar_segment
 from livetx.web.api import subtitle_tracks
-from tests.conftest import ROOT, TEST_SIGNING_KEYS
+from tests.conftest import ROOT, app_settings
 from tests.multitrack import MultiTrackSpec, write_multitrack
 
 SECRET = "v" * 40
@@ -413,17 +412,15 @@ async def app_client(aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch, media
     monkeypatch.setattr(livetx.catalog, "build_title", with_sidecars)
     config = media / "livetx.toml"
     config.write_text((ROOT / "conf" / "livetx.toml").read_text() + CONFIG)
-    env = {
-        "LIVETX_SIGNING_KEYS": TEST_SIGNING_KEYS,
-        "LIVETX_SIGNING_KEY_FILE": "",
-        "LIVETX_API_KEY_FILE": "",
-        "LIVETX_API_KEYS": f"t:{API_KEY}",
-        "LIVETX_TRANSCODE_WORKERS": "1",
-        "LIVETX_STORAGE_URI": str(media),
-        "LIVETX_CACHE_LOOKAHEAD": "false",
-        "LIVETX_CDN_ORIGIN_SECRET": SECRET,
-    }
-    client: TestClient[Any, Any] = await aiohttp_client(create_app(load_settings(config, env)))
+    settings = app_settings(
+        config,
+        LIVETX_API_KEYS=f"t:{API_KEY}",
+        LIVETX_TRANSCODE_WORKERS="1",
+        LIVETX_STORAGE_URI=str(media),
+        LIVETX_CACHE_LOOKAHEAD="false",
+        LIVETX_CDN_ORIGIN_SECRET=SECRET,
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
     return client
 
 
