@@ -296,10 +296,13 @@ class Catalog:
         if profile.source_key is not None and profile.source_key != key:
             raise ProfileNotFound(f"profile {profile_name!r} belongs to another source")
         source = await self.source(key)
-        # the sidecars are looked up while the source is probed (a cold plan waits for the
-        # slower of the two, not their sum); a failed probe is raised, the lookup still cached
-        lookup = self.sidecars(source) if subtitles is None else self.named_sidecars(source, subtitles)
-        sidecars, _ = await asyncio.gather(lookup, self.media_info(source))
+        sidecars = self._known_sidecars(source) if subtitles is None else () if not subtitles else None
+        if sidecars is None:
+            # the sidecars are looked up while the source is probed (a cold plan waits for the
+            # slower of the two, not their sum); a failed probe is raised, the lookup still cached
+            lookup = self.sidecars(source) if subtitles is None else self.named_sidecars(source, subtitles)
+            found, _ = await asyncio.gather(lookup, self.media_info(source))
+            sidecars = found
         # planning a long title (hundreds of windows, hashed into spec ids) is done once per
         # source version, sidecar versions and profile, not on every segment request
         cache_key = (profile_name, source.key, source.etag, sidecar_identity(sidecars))
@@ -330,13 +333,20 @@ class Catalog:
 
     async def _sidecars_next_to(self, source: ObjectInfo) -> tuple[Sidecar, ...]:
         listed = await self._listing(listing_prefix(source.key))
-        # another media file of the same stem (`dir/film.mp4`) owns `dir/film.mp4.en.srt`
-        others = [o.key for o in listed if o.key != source.key and kind_of(o.key) is None]
-        found: list[Sidecar] = []
-        for info in listed:
-            name = parse_sidecar_name(source.key, info.key)
-            if name is not None and not any(info.key.startswith(other + ".") for other in others):
-                found.append(await self._sidecar(source.key, info, name))
+        return tuple([await self._sidecar(source.key, info, name) for info, name in _candidates(source, listed)])
+
+    def _known_sidecars(self, source: ObjectInfo) -> tuple[Sidecar, ...] | None:
+        """The sidecars next to `source` when its listing and each of them are at hand, as
+        for every request of a title being played (no task, no I/O); None when a lookup is due."""
+        cached = self._listings.peek(listing_prefix(source.key))
+        if cached is None or time.monotonic() - cached[0] >= self.stat_ttl:
+            return None
+        found = []
+        for info, _ in _candidates(source, cached[1]):
+            entry = self._sidecars.get((source.key, info.key, info.etag))
+            if entry is None:
+                return None
+            found.append(entry[1])
         return tuple(found)
 
     async def named_sidecars(self, source: ObjectInfo, keys: Sequence[str], strict: bool = False) -> tuple[Sidecar, ...]:
@@ -460,3 +470,15 @@ def sidecar_identity(sidecars: Sequence[Sidecar]) -> SidecarIdentity:
     """What of a title's sidecars makes it another title: which files, which versions, and
     whether each could be read."""
     return tuple((s.key, s.etag, s.error) for s in sidecars)
+
+
+def _candidates(source: ObjectInfo, listed: Sequence[ObjectInfo]) -> list[tuple[ObjectInfo, SidecarName]]:
+    """The listed objects that are sidecars of `source`, with what their names say. Another
+    media file of the same stem (`dir/film.mp4`) owns `dir/film.mp4.en.srt`."""
+    others = [o.key for o in listed if o.key != source.key and kind_of(o.key) is None]
+    out = []
+    for info in listed:
+        name = parse_sidecar_name(source.key, info.key)
+        if name is not None and not any(info.key.startswith(other + ".") for other in others):
+            out.append((info, name))
+    return out
