@@ -98,6 +98,7 @@ class ServerSettings:
     # seconds a connection may sit without a whole request (slow clients, idle keep-alive)
     idle_timeout: float = field(default=15.0, metadata=POSITIVE)
     metrics_token: str = field(default="", repr=False)  # bearer token /metrics needs; empty: open
+    processes: int = field(default=0, metadata=NON_NEGATIVE)  # aiohttp processes on the one port (SO_REUSEPORT); 0: one per core
 
     @property
     def public_url(self) -> str:
@@ -211,6 +212,18 @@ class TranscodeSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Coordination between processes and origins: one transcode per segment cluster-wide."""
+
+    # redis:// or rediss:// URL of a Redis/Valkey shared by every origin; empty: none (one
+    # origin: in-process singleflight; several processes: lock files in lock_dir)
+    redis_url: str = field(default="", repr=False)
+    key_prefix: str = "livetx:"  # prefix of every Redis key and channel livetx uses
+    lease_ttl: float = field(default=10.0, metadata=POSITIVE)  # seconds a segment lease lives unless renewed
+    lock_dir: str = "var/locks"  # host-local lock files: the host's transcode slots, and leases without Redis
+
+
+@dataclass(frozen=True)
 class PlayerSettings:
     hls_js_url: str = "https://cdn.jsdelivr.net/npm/hls.js@1.7.4/dist/hls.min.js"  # one exact version
     hls_js_integrity: str = "sha384-p9vgU/7IYJWd3I4STrtqxqR/2cAQlhIX7D/HrTnIMEjjcUox165b7se7sxmm3zDg"  # SRI; empty: none
@@ -230,6 +243,7 @@ class Settings:
     limits: LimitsSettings = LimitsSettings()
     cdn: CdnSettings = CdnSettings()
     transcode: TranscodeSettings = TranscodeSettings()
+    cluster: ClusterSettings = ClusterSettings()
     player: PlayerSettings = PlayerSettings()
     # [profiles.<name>] tables, parsed at load; none configured: the one-rendition `default`
     profiles: Mapping[str, Profile] = field(default_factory=default_profiles)
