@@ -18,8 +18,9 @@ from livetx.catalog import Catalog
 from livetx.factories import make_signer, make_tier, open_storages
 from livetx.media.pool import ProbePool, TranscodePool
 from livetx.settings import Settings
+from livetx.signing import VerifiedTokens
 from livetx.storage.base import media_origin
-from livetx.web.keys import CATALOG, CLOCK, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
+from livetx.web.keys import CATALOG, CLOCK, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS, TOKENS
 from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import Metrics, StateCollector
 from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, limits, observe, server_headers, tokens
@@ -87,6 +88,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(count_bytes)
     app.on_response_prepare.append(segment_etag)
     app[SIGNER] = make_signer(settings)
+    app[TOKENS] = VerifiedTokens(app[SIGNER])
     app[PLAYLISTS] = PlaylistCache()
     app[STATUS] = TitleStatus()
     profiles = dict(settings.profiles)

@@ -31,8 +31,9 @@ import hmac
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlencode
 
 from livetx.errors import (
@@ -47,12 +48,14 @@ from livetx.errors import (
     TokenNotYetValid,
     UnknownKey,
 )
+from livetx.lru import Lru
 from livetx.settings import SigningKey, SigningSettings
 
 VERSION = "livetx-v1"
 TOKEN_PARAMS = ("exp", "nbf", "ip", "kid", "scope", "sig")
 _MAX_TIME_DIGITS = 12
 _MAX_PATH = 4096
+TOKENS_KEPT = 16384  # tokens whose signature was checked, kept by the exact request (VerifiedTokens)
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
@@ -117,6 +120,10 @@ class Token:
         return params
 
     def query_string(self) -> str:
+        return self._query_string
+
+    @cached_property
+    def _query_string(self) -> str:  # made once per token: a playlist hands it on in every URI
         return urlencode(self.query())
 
 
@@ -191,6 +198,15 @@ class Signer:
     def verify(self, path: str, query: Mapping[str, list[str]], now: float, client_ip: str | None = None) -> Token:
         """Check the token in `query` (every value of each parameter) for `path`, at time `now`,
         for a request from `client_ip`. Raises the TokenError that says which check failed."""
+        token = self.check(path, query)
+        self.check_claims(token, now, client_ip)
+        return token
+
+    def check(self, path: str, query: Mapping[str, list[str]]) -> Token:
+        """The checks of `verify` that depend on `path` and `query` alone: spelling, key,
+        signature and scope. What passes them passes them every time (the keys are fixed for the
+        life of the signer), so their outcome may be kept by the exact request (`VerifiedTokens`);
+        `check_claims` is what each request must pass on its own."""
         if not any(query.get(name) for name in TOKEN_PARAMS):
             raise TokenMissing("this URL needs a signature: exp, kid and sig query parameters")
         for name in TOKEN_PARAMS:
@@ -226,15 +242,57 @@ class Signer:
             raise BadSignature("signature does not match")
         if scope is not None and not path.startswith(scope):
             raise ScopeMismatch("path is outside the token's scope")
-        if now > exp + self.clock_skew:
-            raise TokenExpired("token has expired")
-        if nbf is not None and now < nbf - self.clock_skew:
-            raise TokenNotYetValid("token is not valid yet (nbf)")
-        if exp - now > self.max_ttl + self.clock_skew:
-            raise TokenNotYetValid("token expiry is too far in the future")
-        if ip is not None and not _ip_in(client_ip, ip):
-            raise IpMismatch("token is bound to another client address")
         return Token(exp, kid, sig, scope, nbf, ip)
+
+    def check_claims(self, token: Token, now: float, client_ip: str | None) -> None:
+        """The checks of `verify` that depend on the time and the client: expiry, not-before,
+        the longest lifetime, and the address binding. Every request makes them."""
+        if now > token.exp + self.clock_skew:
+            raise TokenExpired("token has expired")
+        if token.nbf is not None and now < token.nbf - self.clock_skew:
+            raise TokenNotYetValid("token is not valid yet (nbf)")
+        if token.exp - now > self.max_ttl + self.clock_skew:
+            raise TokenNotYetValid("token expiry is too far in the future")
+        if token.ip is not None and not _ip_in(client_ip, token.ip):
+            raise IpMismatch("token is bound to another client address")
+
+
+class VerifiedTokens:
+    """`Signer.verify` for requests, keeping what `Signer.check` passed by the exact request.
+
+    `check` (spelling, key, HMAC, path and scope) depends on the path and the query alone, and
+    a signer's keys are fixed for its life, so a request whose target was checked before (the
+    same decoded path and the same path and query as sent, byte for byte) needs only
+    `check_claims`: expiry, not-before, the longest lifetime and the address binding, which
+    every request passes on its own, against its own time and client. Only passes are kept (a
+    refused token is checked in full every time), at most `capacity`, least recently used
+    dropped first.
+    """
+
+    def __init__(self, signer: Signer, capacity: int = TOKENS_KEPT) -> None:
+        self.signer = signer
+        self._checked: Lru[tuple[str, str], Token] = Lru(capacity)
+
+    def verify(
+        self,
+        path: str,
+        target: str,
+        query: Callable[[], Mapping[str, list[str]]],
+        now: float,
+        client_ip: Callable[[], str | None],
+    ) -> Token:
+        """`Signer.verify(path, query(), now, client_ip())` for a request whose raw target (path
+        and query as sent) is `target`; `query` and `client_ip` are asked only when needed."""
+        key = (path, target)
+        token = self._checked.get(key)
+        if token is None:
+            token = self.signer.check(path, query())
+            self._checked.put(key, token)
+        self.signer.check_claims(token, now, client_ip() if token.ip is not None else None)
+        return token
+
+    def __len__(self) -> int:
+        return len(self._checked)
 
 
 _BLOCK = 64  # SHA-256's block size, in bytes

@@ -52,6 +52,27 @@ class Metrics:
             registry=self.registry,
         )
 
+        # each label set's child, looked up once (`labels()` takes a lock and builds a key per call)
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+        self._latency: dict[str, Histogram] = {}
+        self._bytes: dict[str, Counter] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        counter = self._requests.get((route, method, status))
+        if counter is None:
+            counter = self._requests[route, method, status] = self.requests.labels(route=route, method=method, status=str(status))
+        counter.inc()
+        latency = self._latency.get(route)
+        if latency is None:
+            latency = self._latency[route] = self.latency.labels(route=route)
+        latency.observe(seconds)
+
+    def count_bytes(self, route: str, sent: int) -> None:
+        counter = self._bytes.get(route)
+        if counter is None:
+            counter = self._bytes[route] = self.bytes.labels(route=route)
+        counter.inc(sent)
+
     def observe_transcode(self, rendition: str, seconds: float) -> None:
         self.transcode.labels(rendition=rendition).observe(seconds)
 
