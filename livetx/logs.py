@@ -14,11 +14,13 @@ that puts `%0A` in a URL cannot forge a log line. JSON lines escape them by bein
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import re
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -45,11 +47,24 @@ _SECRETS = [
 
 # cheap test first: most records (access lines of plain paths) hold nothing to redact
 _MAYBE_SECRET = re.compile(r"""[?=]|\bb['"]|(?i:bearer|basic|digest|authorization|cookie|origin-auth)""")
+_SECRET_WORDS = re.compile("bearer|basic|digest|authorization|cookie|origin-auth")
+
+
+def _maybe_secret(text: str) -> bool:
+    """True whenever `_MAYBE_SECRET` finds something (and sometimes when it would not). For
+    ASCII text by substring tests and a case-sensitive search of the lowered text, several
+    times cheaper than the pattern: for ASCII words in ASCII text, that is what ignoring case
+    means."""
+    if not text.isascii():
+        return _MAYBE_SECRET.search(text) is not None
+    if "?" in text or "=" in text or "b'" in text or 'b"' in text:
+        return True
+    return _SECRET_WORDS.search(text.lower()) is not None
 
 
 def redact(text: str) -> str:
     """`text` without query strings, token parameters, credentials or quoted raw bytes."""
-    if not _MAYBE_SECRET.search(text):
+    if not _maybe_secret(text):
         return text
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
@@ -129,26 +144,43 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def _stamp(created: float) -> str:
+    """UTC ISO 8601 with milliseconds."""
+    second = int(created)
+    return f"{_second(second)}.{int((created - second) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second(second: int) -> str:
+    """A second's text, made once however many lines are stamped within it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def _entry(created: float, level: str, name: str, message: str, fields: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON line's object: time, level, logger and message, then each field that is not None."""
+    entry: dict[str, Any] = {"ts": _stamp(created), "level": level, "logger": name, "message": message}
+    for key, value in fields:
+        if value is not None:
+            entry[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
+    return entry
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and value is not None:
-                entry[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
+        fields = ((key, value) for key, value in record.__dict__.items() if key not in _STANDARD)
+        entry = _entry(record.created, record.levelname.lower(), record.name, record.getMessage(), fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:  # formatted (and redacted) by `Redact`
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = record.stack_info
-        # ASCII only: client-chosen paths may hold U+2028, \x85 and the like, which some line
-        # readers (Python's str.splitlines among them) take for line breaks
-        return json.dumps(entry, ensure_ascii=True)
+        return _json(entry)
+
+
+# ASCII only: client-chosen paths may hold U+2028, \x85 and the like, which some line readers
+# (Python's str.splitlines among them) take for line breaks
+_json = json.JSONEncoder(ensure_ascii=True).encode
 
 
 class LineFormatter(logging.Formatter):
@@ -160,19 +192,63 @@ class LineFormatter(logging.Formatter):
         return self.inner.format(record) + "\n"
 
 
+class LineHandler(logging.StreamHandler[TextIO]):
+    """`configure`'s handler: one line per record, written whole.
+
+    Access lines (one per request) have a way in of their own, `access`, which writes exactly
+    the JSON line a record would give (`JsonFormatter`, `Redact`) without the machinery each
+    record costs on its way (the caller's frame looked up, the record built, two filters and
+    the formatter walking its attributes). `direct` says when it may be used: when a record
+    would reach this handler, as configured, and nothing else."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__()
+        self.json = fmt == "json"
+        # one write per record, newline included: worker processes (FFmpeg's own messages) share
+        # the stream, and two writes per line let their output land between a line and its newline
+        self.terminator = ""
+        self.setFormatter(LineFormatter(JsonFormatter() if self.json else TextFormatter()))
+        self.addFilter(RequestIdFilter())
+        self.addFilter(REDACT)
+        self.configured = (self.formatter, list(self.filters))
+
+    def access(self, name: str, message: str, fields: dict[str, Any]) -> None:
+        """Write the line of an INFO record of logger `name` with `message` and `fields` (its
+        `extra`), as `JsonFormatter` would after `Redact` (only for JSON lines: see `direct`)."""
+        redacted = ((key, redact(value) if isinstance(value, str) else value) for key, value in fields.items())
+        line = _json(_entry(time.time(), "info", name, redact(message), redacted)) + "\n"
+        self.acquire()
+        try:
+            self.stream.write(line)
+            self.flush()
+        finally:
+            self.release()
+
+
+def direct(logger: logging.Logger) -> LineHandler | None:
+    """The `LineHandler` an INFO record of `logger` would reach, if it is the only handler the
+    record would reach, writes JSON, and still has the formatter, filters and level `configure`
+    gave it, and the logger filters with nothing but `REDACT`: then `LineHandler.access` writes
+    the very line the record would have given. None otherwise (logging configured otherwise,
+    or a test capturing records): the record goes the usual way."""
+    if logger.disabled or not logger.isEnabledFor(logging.INFO) or any(f is not REDACT for f in logger.filters):
+        return None
+    found: LineHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None or not isinstance(handler, LineHandler):
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    if found is None or not found.json or found.level > logging.INFO or (found.formatter, found.filters) != found.configured:
+        return None
+    return found
+
+
 def configure(fmt: str = "json", level: int = logging.INFO) -> None:
     """Root logging for `livetx serve`: JSON lines (the default) or plain text."""
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdFilter())
-    handler.addFilter(REDACT)
-    # one write per record, newline included: worker processes (FFmpeg's own messages) share
-    # the stream, and two writes per line let their output land between a line and its newline
-    handler.terminator = ""
-    if fmt == "json":
-        handler.setFormatter(LineFormatter(JsonFormatter()))
-    else:
-        handler.setFormatter(LineFormatter(TextFormatter()))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [LineHandler(fmt)]
     root.setLevel(level)
     protect_loggers()

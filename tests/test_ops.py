@@ -64,7 +64,7 @@ async def test_metrics_count_requests_transcodes_and_cache(make_client: MakeClie
     assert got[("livetx_http_response_bytes_total", (("route", "hls-segment"),))] > 3 * 188
     assert got[("livetx_transcode_seconds_count", (("rendition", "main"),))] == 1
     assert got[("livetx_transcodes_total", ())] == 1 and got[("livetx_cache_misses_total", ())] == 1
-    assert sum(got[("livetx_cache_hits_total", (("tier", tier),))] for tier in ("memory", "local", "storage")) == 2
+    assert sum(got[("livetx_cache_hits_total", (("tier", tier),))] for tier in ("hot", "memory", "local", "storage")) == 2
     for name in (
         "livetx_transcode_queue_depth",
         "livetx_transcodes_in_flight",
@@ -207,3 +207,62 @@ def test_log_lines_stay_one_line_whatever_the_path() -> None:
     record = logging.makeLogRecord({"msg": "GET /a\u2028b\x85c\nd\r", "event": "access", "path": "/x\u2029y"})
     line = JsonFormatter().format(record)
     assert line.isascii() and len(line.splitlines()) == 1 and json.loads(line)["path"] == "/x\u2029y"
+
+
+class Requested:
+    """What the access logger reads of a request and its response."""
+
+    def __init__(self, path: str) -> None:
+        self.remote, self.method, self.path, self.status, self.body_length = "127.0.0.1", "GET", path, 200, 1234
+
+    def get(self, key: object) -> str:
+        return "trace-42"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/hls/default/a.mp4/main-0123456789ab-3.ts", id="plain"),
+        pytest.param("/hls/a?sig=SECRET&exp=1", id="query in the path"),
+        pytest.param("/x/Bearer SECRET/b'raw'", id="credential-like"),
+        pytest.param("/a\u2028b/\u00e9\x85", id="line breaks and non-ASCII"),
+    ],
+)
+def test_an_access_line_written_directly_is_the_line_its_record_gives(path: str) -> None:
+    """`serve`'s JSON handler writes access lines itself (`logs.direct`): the very line the
+    record would give through logging's filters and formatter, redacted alike. When anything
+    else would see the record, or lines are text, it goes through logging."""
+    import io
+    import logging
+    import re
+
+    from livetx import logs
+    from livetx.app import AccessLogger
+
+    root, logger = logging.getLogger(), logging.getLogger("aiohttp.access")
+    saved = root.handlers[:], root.level
+    out = io.StringIO()
+    seen: Any = Requested(path)  # request and response alike
+    access = AccessLogger(logger, "")
+    try:
+        logs.configure("text")
+        assert logs.direct(logger) is None
+        logs.configure("json")
+        assert isinstance(root.handlers[0], logs.LineHandler)
+        root.handlers[0].setStream(out)
+        assert logs.direct(logger) is root.handlers[0]
+        access.log(seen, seen, 0.01234)
+        other = logging.NullHandler()
+        logger.addHandler(other)
+        assert logs.direct(logger) is None
+        access.log(seen, seen, 0.01234)
+        logger.removeHandler(other)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    direct, usual = out.getvalue().split("\n")[:2]
+    stamp = re.compile(r'^\{"ts": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ')
+    assert stamp.match(direct) and stamp.match(usual) and stamp.sub("", direct) == stamp.sub("", usual)
+    entry = json.loads(direct)
+    assert direct.isascii() and entry["status"] == 200 and entry["request_id"] == "trace-42" and entry["event"] == "access"
+    assert "SECRET" not in out.getvalue()
