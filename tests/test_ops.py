@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from livetx.app import create_app
-from livetx.web.keys import POOL
+from livetx.web.keys import POOL, SEGMENTS
 from tests.conftest import Server, Source, app_settings, free_port, launch_server
 from tests.support import samples, wait_for, wait_until
 
@@ -266,3 +266,48 @@ def test_an_access_line_written_directly_is_the_line_its_record_gives(path: str)
     entry = json.loads(direct)
     assert direct.isascii() and entry["status"] == 200 and entry["request_id"] == "trace-42" and entry["event"] == "access"
     assert "SECRET" not in out.getvalue()
+
+
+SEGMENT_ASKS = {
+    "whole": ("GET", {}),
+    "head": ("HEAD", {}),
+    "range": ("GET", {"Range": "bytes=8-107"}),
+    "head-range": ("HEAD", {"Range": "bytes=8-107"}),
+    "suffix": ("GET", {"Range": "bytes=-100"}),
+    "suffix-beyond-start": ("GET", {"Range": "bytes=-99999999"}),
+    "open-end": ("GET", {"Range": "bytes=100-"}),
+    "one-byte": ("GET", {"Range": "bytes=0-0"}),
+    "end-beyond": ("GET", {"Range": "bytes=0-99999999"}),
+    "start-beyond": ("GET", {"Range": "bytes=99999999-"}),
+    "backwards": ("GET", {"Range": "bytes=5-2"}),
+    "two-ranges": ("GET", {"Range": "bytes=0-1,4-5"}),
+    "not-bytes": ("GET", {"Range": "pages=1"}),
+    "if-none-match": ("GET", {"If-None-Match": "*"}),
+}
+COMPARED = ("Content-Type", "Content-Length", "Content-Range", "ETag", "Cache-Control", "Accept-Ranges")
+
+
+async def test_a_hot_segment_is_answered_as_its_file_is(make_client: MakeClient) -> None:
+    """A cached segment sent from memory (the hot tier) gets the answer `web.FileResponse`
+    gives its file: status, body and headers, ranges (unsatisfiable and malformed ones too),
+    HEAD and If-None-Match alike. (A 416 from memory also says Accept-Ranges and its empty
+    body's Content-Length, where FileResponse's is chunked: only framing.)"""
+    quiet = {"LIVETX_PROFILES_DEFAULT_INITD": "0", "LIVETX_CACHE_LOOKAHEAD": "false"}
+    from_file = await make_client(**quiet, LIVETX_CACHE_HOT_MAX_BYTES="0")
+    segment = await first_segment(from_file)
+    await (await from_file.get(segment, headers=PULL)).read()
+    await from_file.server.app[SEGMENTS].wait_idle()  # stored: from now on sent from its file
+    from_memory = await make_client(**quiet)
+    await (await from_memory.get(segment, headers=PULL)).read()  # found stored, and taken into memory
+    service = from_memory.server.app[SEGMENTS]
+    await service.wait_idle()
+    assert len(service.hot) == 1
+    for case, (method, headers) in SEGMENT_ASKS.items():
+        answers = []
+        for client in (from_file, from_memory):
+            response = await client.request(method, segment, headers={**PULL, **headers})
+            compared = COMPARED if response.status != 416 else COMPARED[:1] + COMPARED[2:5]
+            answers.append((response.status, await response.read(), {name: response.headers.get(name) for name in compared}))
+        assert answers[0] == answers[1], case
+    assert from_file.server.app[SEGMENTS].stats.hits["hot"] == 0
+    assert service.stats.hits["hot"] == len(SEGMENT_ASKS) - 1  # If-None-Match is answered before any lookup

@@ -73,12 +73,13 @@ async def segment(request: web.Request) -> web.StreamResponse:
 
 
 def _in_memory(request: web.Request, data: bytes, headers: dict[str, str]) -> web.Response:
-    """Bytes just transcoded or read from remote storage, with single-range support."""
+    """Bytes held in memory (hot, just transcoded, or read from remote storage), with the
+    single-range answers `web.FileResponse` gives a file."""
     headers = {**headers, "Accept-Ranges": "bytes"}
     try:
         wanted = request.http_range  # a slice; aiohttp parses and validates the header
-    except ValueError:
-        wanted = slice(None)
+    except ValueError:  # several ranges, or none that parses: as FileResponse, 416
+        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{len(data)}"})
     if wanted.start is None and wanted.stop is None:
         return web.Response(body=data, headers=headers)
     start, stop, _ = wanted.indices(len(data))
