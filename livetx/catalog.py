@@ -103,6 +103,7 @@ class Catalog:
         self._jobs: Lru[str, tuple[Profile, tuple[str, ...]]] = Lru(PROBE_CACHE_SIZE)  # with the job's subtitle keys
         self._listings: Lru[str, tuple[float, tuple[ObjectInfo, ...]]] = Lru(PROBE_CACHE_SIZE)
         self._listing_now: dict[str, asyncio.Future[tuple[ObjectInfo, ...]]] = {}
+        self._stating: dict[str, asyncio.Future[ObjectInfo | None]] = {}
         self._sidecars: Lru[tuple[str, str, str], tuple[int, Sidecar]] = Lru(SIDECAR_CACHE_BYTES, weigh=lambda entry: entry[0])
         self._reading: dict[tuple[str, str, str], asyncio.Future[tuple[int, Sidecar]]] = {}
         self._publishing: set[asyncio.Task[None]] = set()
@@ -216,10 +217,20 @@ class Catalog:
         return info
 
     async def _stat(self, key: str) -> ObjectInfo | None:
-        """The stat of an object in the source store, reused for `stat_ttl`."""
+        """The stat of an object in the source store, reused for `stat_ttl`. Concurrent callers
+        join one stat: every request of a busy title finds it due at the same moment, and
+        would otherwise each send one (hundreds of thread hops or HEADs at once)."""
         cached = self._stats.peek(key)
         if cached is not None and self.clock() - cached[0] < self.stat_ttl:
             return cached[1]
+        running = self._stating.get(key)
+        if running is None:
+            running = asyncio.ensure_future(self._stat_now(key))
+            self._stating[key] = running
+            running.add_done_callback(lambda _: self._stating.pop(key, None))
+        return await asyncio.shield(running)
+
+    async def _stat_now(self, key: str) -> ObjectInfo | None:
         info = await self.sources.stat(key)
         self.stat_count += 1
         if self.stat_ttl > 0:

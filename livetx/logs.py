@@ -13,6 +13,7 @@ that puts `%0A` in a URL cannot forge a log line. JSON lines escape them by bein
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import json
@@ -31,6 +32,7 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "ta
 
 
 REDACTED = "<redacted>"
+WRITE_BYTES = 4096  # access lines written at once, at most (whole lines: PIPE_BUF, atomic on a pipe)
 TOKEN_NAMES = ("sig", "exp", "nbf", "kid", "scope", "ip", "token")  # URL token parameters and the like
 _SECRETS = [
     # a raw request line (or any bytes) as aiohttp's parser quotes it: b'GET /...?sig=... HTTP/1.1'
@@ -195,11 +197,14 @@ class LineFormatter(logging.Formatter):
 class LineHandler(logging.StreamHandler[TextIO]):
     """`configure`'s handler: one line per record, written whole.
 
-    Access lines (one per request) have a way in of their own, `access`, which writes exactly
+    Access lines (one per request) have a way in of their own, `access`, which makes exactly
     the JSON line a record would give (`JsonFormatter`, `Redact`) without the machinery each
     record costs on its way (the caller's frame looked up, the record built, two filters and
     the formatter walking its attributes). `direct` says when it may be used: when a record
-    would reach this handler, as configured, and nothing else."""
+    would reach this handler, as configured, and nothing else. On an event loop, the access
+    lines of one turn of the loop go out together, in writes of whole lines of at most
+    `WRITE_BYTES` (atomic on a pipe, so a worker's output never lands inside a line); any
+    other record, `flush` and `close` write them first, so lines keep their order."""
 
     def __init__(self, fmt: str) -> None:
         super().__init__()
@@ -211,18 +216,53 @@ class LineHandler(logging.StreamHandler[TextIO]):
         self.addFilter(RequestIdFilter())
         self.addFilter(REDACT)
         self.configured = (self.formatter, list(self.filters))
+        self._pending: list[str] = []  # access lines of this turn of the event loop
 
     def access(self, name: str, message: str, fields: dict[str, Any]) -> None:
-        """Write the line of an INFO record of logger `name` with `message` and `fields` (its
-        `extra`), as `JsonFormatter` would after `Redact` (only for JSON lines: see `direct`)."""
+        """The line of an INFO record of logger `name` with `message` and `fields` (its
+        `extra`), as `JsonFormatter` would make it after `Redact` (only for JSON lines: see
+        `direct`), written at the end of this turn of the event loop."""
         redacted = ((key, redact(value) if isinstance(value, str) else value) for key, value in fields.items())
         line = _json(_entry(time.time(), "info", name, redact(message), redacted)) + "\n"
+        if not self._pending:
+            try:
+                asyncio.get_running_loop().call_soon(self.write_pending)
+            except RuntimeError:  # no event loop here: at once
+                self._pending.append(line)
+                self.write_pending()
+                return
+        self._pending.append(line)
+
+    def write_pending(self) -> None:
+        """Write the access lines not written yet, whole lines at most `WRITE_BYTES` a write."""
+        if not self._pending:
+            return
         self.acquire()
         try:
-            self.stream.write(line)
-            self.flush()
+            lines, self._pending = self._pending, []
+            chunk: list[str] = []
+            size = 0
+            for line in lines:
+                if chunk and size + len(line) > WRITE_BYTES:
+                    self.stream.write("".join(chunk))
+                    self.stream.flush()
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += len(line)
+            self.stream.write("".join(chunk))
+            self.stream.flush()
+        except Exception:  # noqa: BLE001 - as logging's own emit: a broken stream must not break requests
+            self.handleError(logging.makeLogRecord({"msg": "access lines not written"}))
         finally:
             self.release()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.write_pending()  # what came first goes first
+        super().emit(record)
+
+    def flush(self) -> None:
+        self.write_pending()
+        super().flush()
 
 
 def direct(logger: logging.Logger) -> LineHandler | None:

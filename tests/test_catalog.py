@@ -93,6 +93,14 @@ async def test_a_source_stat_is_reused_within_stat_ttl(stores: Stores) -> None:
     assert await catalog.source(KEY) == first and catalog.stat_count == 1
 
 
+@pytest.mark.parametrize("stat_ttl", [0, 3600])
+async def test_concurrent_lookups_of_a_source_join_one_stat(stores: Stores, stat_ttl: float) -> None:
+    """A busy title's requests find its stat due at the same moment: one stat, not one each."""
+    catalog = stores.catalog(stat_ttl=stat_ttl)
+    infos = await asyncio.gather(*(catalog.source(KEY) for _ in range(20)))
+    assert catalog.stat_count == 1 and len(set(infos)) == 1
+
+
 async def test_a_title_is_answered_from_memory_until_its_stat_is_due(stores: Stores) -> None:
     """A title being played is one lookup per request until the looks it was made from (the
     source's stat, its sidecar listing) are due again: then the source is looked at, and a

@@ -3,6 +3,7 @@ graceful SIGTERM, against the real app (in-process on loopback, or `livetx serve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -311,3 +312,43 @@ async def test_a_hot_segment_is_answered_as_its_file_is(make_client: MakeClient)
         assert answers[0] == answers[1], case
     assert from_file.server.app[SEGMENTS].stats.hits["hot"] == 0
     assert service.stats.hits["hot"] == len(SEGMENT_ASKS) - 1  # If-None-Match is answered before any lookup
+
+
+async def test_access_lines_go_out_at_the_end_of_the_loop_turn_in_whole_line_writes() -> None:
+    """On the event loop, one turn's access lines go out together, in writes of whole lines of
+    at most WRITE_BYTES (atomic on a pipe); another record writes them first, keeping the order."""
+    import io
+    import logging
+
+    from livetx import logs
+
+    class Writes(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.calls.append(text)
+            return super().write(text)
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    out = Writes()
+    try:
+        logs.configure("json")
+        handler = root.handlers[0]
+        assert isinstance(handler, logs.LineHandler)
+        handler.setStream(out)
+        for n in range(40):
+            handler.access("aiohttp.access", f"GET /{n:02d} " + "x" * 200, {"event": "access", "path": f"/{n:02d}"})
+        assert out.calls == []  # not before the turn ends
+        await asyncio.sleep(0)
+        assert len(out.calls) > 1 and all(len(call) <= logs.WRITE_BYTES and call.endswith("\n") for call in out.calls)
+        handler.access("aiohttp.access", "GET /last", {"event": "access", "path": "/last"})
+        logging.getLogger("livetx.web").warning("after")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line).get("path") for line in lines] == [f"/{n:02d}" for n in range(40)] + ["/last", None]
+    assert json.loads(lines[-1])["message"] == "after"
