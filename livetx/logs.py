@@ -18,9 +18,10 @@ import contextvars
 import functools
 import json
 import logging
+import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError
@@ -183,6 +184,18 @@ class JsonFormatter(logging.Formatter):
 # ASCII only: client-chosen paths may hold U+2028, \x85 and the like, which some line readers
 # (Python's str.splitlines among them) take for line breaks
 _json = json.JSONEncoder(ensure_ascii=True).encode
+_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def _scalar(value: object) -> str:
+    """A field that is not a string, as `_entry` and `_json` write it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return float.__repr__(value)
+    return _json(value if isinstance(value, float) else str(value))
 
 
 class LineFormatter(logging.Formatter):
@@ -222,8 +235,15 @@ class LineHandler(logging.StreamHandler[TextIO]):
         """The line of an INFO record of logger `name` with `message` and `fields` (its
         `extra`), as `JsonFormatter` would make it after `Redact` (only for JSON lines: see
         `direct`), written at the end of this turn of the event loop."""
-        redacted = ((key, redact(value) if isinstance(value, str) else value) for key, value in fields.items())
-        line = _json(_entry(time.time(), "info", name, redact(message), redacted)) + "\n"
+        # the text `_json(_entry(...))` gives, piece by piece (a third faster than a dict through
+        # the encoder); tests/test_ops.py holds the two lines equal
+        parts = ['{"ts": "', _stamp(time.time()), '", "level": "info", "logger": ', _string(name)]
+        parts += (', "message": ', _string(redact(message)))
+        for key, value in fields.items():
+            if value is not None:
+                parts += (", ", _string(key), ": ", _string(redact(value)) if isinstance(value, str) else _scalar(value))
+        parts.append("}\n")
+        line = "".join(parts)
         if not self._pending:
             try:
                 asyncio.get_running_loop().call_soon(self.write_pending)

@@ -352,3 +352,33 @@ async def test_access_lines_go_out_at_the_end_of_the_loop_turn_in_whole_line_wri
     lines = out.getvalue().splitlines()
     assert [json.loads(line).get("path") for line in lines] == [f"/{n:02d}" for n in range(40)] + ["/last", None]
     assert json.loads(lines[-1])["message"] == "after"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [True, False, 0, -7, 2**70, 0.1, 1e-7, 1e22, float("nan"), float("-inf"), 200.0, None, 'é\u2028"\\', Path("/p?sig=x"), ("a", 1)],
+)
+def test_access_fields_are_written_as_a_record_would_be(value: object) -> None:
+    import io
+    import logging
+    import re
+    from http import HTTPStatus
+
+    from livetx import logs
+
+    root, logger = logging.getLogger(), logging.getLogger("aiohttp.access")
+    saved = root.handlers[:], root.level
+    out = io.StringIO()
+    fields = {"event": "access", "x": value, "status": HTTPStatus.OK}
+    try:
+        logs.configure("json")
+        handler = root.handlers[0]
+        assert isinstance(handler, logs.LineHandler)
+        handler.setStream(out)
+        handler.access(logger.name, "GET /a", fields)
+        logger.info("%s", "GET /a", extra=fields)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    direct, usual = (re.sub(r'^\{"ts": "[^"]*", ', "", line) for line in out.getvalue().split("\n")[:2])
+    assert direct == usual
