@@ -56,6 +56,15 @@ class AccessLogger(AbstractAccessLogger):
             self.logger.info("%s", message, extra=fields)
 
 
+async def prepared(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare, for every answer of the app (errors, 304s, files): its Server
+    headers, its bytes counted, a segment's ETag. One hook, not three: each costs a coroutine
+    on every request."""
+    server_headers(request, response)
+    count_bytes(request, response)
+    segment_etag(request, response)
+
+
 async def freeze_heap(app: web.Application) -> None:
     """Once started, the first time in the process: what is loaded by then (modules, clients,
     settings: several hundred thousand objects) is moved out of the garbage collector's sight.
@@ -84,9 +93,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app[METRICS] = metrics
     metrics.registry.register(StateCollector(lambda: app.get(POOL), lambda: app.get(SEGMENTS)))
-    app.on_response_prepare.append(server_headers)
-    app.on_response_prepare.append(count_bytes)
-    app.on_response_prepare.append(segment_etag)
+    app.on_response_prepare.append(prepared)
     app[SIGNER] = make_signer(settings)
     app[TOKENS] = VerifiedTokens(app[SIGNER])
     app[PLAYLISTS] = PlaylistCache()

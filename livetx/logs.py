@@ -33,6 +33,7 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "ta
 
 
 REDACTED = "<redacted>"
+ACCESS_TEXTS = 4096  # string fields of access lines kept as written (then forgotten all at once)
 WRITE_BYTES = 4096  # access lines written at once, at most (whole lines: PIPE_BUF, atomic on a pipe)
 TOKEN_NAMES = ("sig", "exp", "nbf", "kid", "scope", "ip", "token")  # URL token parameters and the like
 _SECRETS = [
@@ -230,6 +231,7 @@ class LineHandler(logging.StreamHandler[TextIO]):
         self.addFilter(REDACT)
         self.configured = (self.formatter, list(self.filters))
         self._pending: list[str] = []  # access lines of this turn of the event loop
+        self._texts: dict[tuple[str, str], str] = {}  # (field, string) -> its text in a line
 
     def access(self, name: str, message: str, fields: dict[str, Any]) -> None:
         """The line of an INFO record of logger `name` with `message` and `fields` (its
@@ -240,8 +242,15 @@ class LineHandler(logging.StreamHandler[TextIO]):
         parts = ['{"ts": "', _stamp(time.time()), '", "level": "info", "logger": ', _string(name)]
         parts += (', "message": ', _string(redact(message)))
         for key, value in fields.items():
-            if value is not None:
-                parts += (", ", _string(key), ": ", _string(redact(value)) if isinstance(value, str) else _scalar(value))
+            if isinstance(value, str):  # a path, a method: the same few again and again
+                text = self._texts.get((key, value))
+                if text is None:
+                    if len(self._texts) >= ACCESS_TEXTS:
+                        self._texts.clear()
+                    text = self._texts[key, value] = f", {_string(key)}: {_string(redact(value))}"
+                parts.append(text)
+            elif value is not None:
+                parts += (", ", _string(key), ": ", _scalar(value))
         parts.append("}\n")
         line = "".join(parts)
         if not self._pending:

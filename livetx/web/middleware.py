@@ -189,9 +189,9 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-async def server_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare, so every answer of the app gets it (errors, 304s, files): a Server
-    header without versions, and no MIME sniffing of what we label."""
+def server_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On response prepare (app.py's `prepared`), so every answer of the app gets it (errors,
+    304s, files): a Server header without versions, and no MIME sniffing of what we label."""
     response.headers["Server"] = SERVER_NAME
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
@@ -217,7 +217,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         request.app[METRICS].observe_request(route_of(request), request.method, status, time.perf_counter() - began)
 
 
-async def count_bytes(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: the body size is known here for files and for bytes alike."""
+def count_bytes(request: web.Request, response: web.StreamResponse) -> None:
+    """On response prepare: the body size is known there for files and for bytes alike."""
     if response.content_length and request.method != "HEAD":
         request.app[METRICS].count_bytes(route_of(request), response.content_length)

@@ -31,8 +31,8 @@ def etag_of(request: web.Request) -> str:
     return strong_etag(request.match_info["spec"], part_of(request))
 
 
-async def segment_etag(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: one ETag for a segment whether it is sent from a file or from memory
+def segment_etag(request: web.Request, response: web.StreamResponse) -> None:
+    """On response prepare: one ETag for a segment whether it is sent from a file or from memory
     (FileResponse would put its own, from the file's mtime)."""
     route = request.match_info.route
     if route is not None and route.name in SEGMENT_ROUTES and response.status in (200, 206, 304):
