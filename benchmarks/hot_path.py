@@ -48,6 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from livetx.media.sample import SampleSpec, write_sample
 from tests.conftest import ROOT, free_port
+from tests.support import cpu_seconds as process_cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -100,15 +101,13 @@ def wrk(url: str, connections: int, seconds: float, cpu: int | None, server: Seq
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU seconds of `pids` and all their descendants, from /proc (0 elsewhere)."""
-    tick = os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of `pids` and all their descendants (0 where /proc is not)."""
     total = 0.0
     for pid in descendants(pids):
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            total += process_cpu_seconds(pid)
+        except (OSError, IndexError):  # ended meanwhile
             continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return total
 
 
@@ -392,7 +391,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="livetx processes and nginx workers of the N-process rows")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        sys.exit("needs wrk: apt-get install wrk")
+        print("hot_path.py skipped: it needs wrk (apt-get install wrk; `make bench` installs it when run as root)")
+        return
     results = run(args)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "hot_path.json").write_text(json.dumps(results, indent=2))
