@@ -382,3 +382,36 @@ def test_access_fields_are_written_as_a_record_would_be(value: object) -> None:
         root.setLevel(level)
     direct, usual = (re.sub(r'^\{"ts": "[^"]*", ', "", line) for line in out.getvalue().split("\n")[:2])
     assert direct == usual
+
+
+def test_request_metrics_are_the_families_prometheus_counters_would_give() -> None:
+    """HttpCounts (plain numbers, made into families when scraped) exposes what prometheus'
+    Counter and Histogram would for the same requests: names, labels, buckets, sums, counts."""
+    import re
+
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from livetx.web.metrics import LATENCY_BUCKETS, Metrics
+
+    registry = CollectorRegistry()
+    labels = ["route", "method", "status"]
+    requests = Counter("livetx_http_requests", "HTTP requests by route, method and status", labels, registry=registry)
+    buckets = LATENCY_BUCKETS
+    latency = Histogram("livetx_http_request_seconds", "Time to the response, by route", ["route"], buckets=buckets, registry=registry)
+    sent = Counter("livetx_http_response_bytes", "Response body bytes sent, by route", ["route"], registry=registry)
+    metrics = Metrics()
+    seen = [("hls-media", "GET", 200, 0.003), ("hls-media", "GET", 200, 0.001), ("hls-segment", "HEAD", 304, 0.0025)]
+    seen += [("hls-media", "GET", 403, 70.0), ("unmatched", "GET", 404, 0.0), ("hls-media", "GET", 200, 60)]
+    for route, method, status, seconds in seen:
+        metrics.observe_request(route, method, status, seconds)
+        requests.labels(route=route, method=method, status=str(status)).inc()
+        latency.labels(route=route).observe(seconds)
+    for route, size in (("hls-media", 100), ("hls-segment", 7), ("hls-media", 5)):
+        metrics.count_bytes(route, size)
+        sent.labels(route=route).inc(size)
+
+    def http(text: bytes) -> list[str]:
+        lines = [line for line in text.decode().splitlines() if "livetx_http_" in line]
+        return [re.sub(r"(_created(\{[^}]*\})?) \S+$", r"\1 <time>", line) for line in lines]
+
+    assert http(generate_latest(metrics.registry)) == http(generate_latest(registry))
