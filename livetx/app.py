@@ -23,7 +23,7 @@ from livetx.storage.base import media_origin
 from livetx.web.keys import CATALOG, CLOCK, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS, TOKENS
 from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import Metrics, StateCollector
-from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, limits, observe, server_headers, tokens
+from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, observe, server_headers, tokens
 from livetx.web.player import check_page_settings
 from livetx.web.playlist_cache import PlaylistCache
 from livetx.web.routes import add_routes
@@ -84,7 +84,7 @@ def create_app(settings: Settings) -> web.Application:
     web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
     # outermost first: metrics see the final status; CORS marks errors too; errors become JSON
     app = web.Application(
-        middlewares=[observe, cors, errors, limits, tokens],
+        middlewares=[observe, cors, errors, tokens],
         client_max_size=1024**2,
         handler_args={**PARSER_LIMITS, "keepalive_timeout": settings.server.idle_timeout},
     )
