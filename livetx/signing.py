@@ -56,6 +56,7 @@ TOKEN_PARAMS = ("exp", "nbf", "ip", "kid", "scope", "sig")
 _MAX_TIME_DIGITS = 12
 _MAX_PATH = 4096
 TOKENS_KEPT = 16384  # tokens whose signature was checked, kept by the exact request (VerifiedTokens)
+PATH_SIGNERS_KEPT = 1024  # path signers kept by claims and prefix (a path-token viewer's playlists)
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
@@ -138,6 +139,8 @@ class Signer:
         self._keys.setdefault(active.kid, active)
         self.clock_skew = clock_skew
         self.max_ttl = max_ttl  # tokens expiring later than now + max_ttl (+ skew) are refused
+        # (exp, nbf, ip, prefix) -> its PathSigner (the HMAC states after the claims: stateless, reused)
+        self._path_signers: Lru[tuple[int, int | None, str | None, str], PathSigner] = Lru(PATH_SIGNERS_KEPT)
 
     def __repr__(self) -> str:
         return f"Signer(kids={sorted(self._keys)!r}, active={self._active.kid!r})"
@@ -171,6 +174,9 @@ class Signer:
         already covers `prefix`: it is handed on as it is."""
         if claims.scope is not None and prefix.startswith(claims.scope):
             return None
+        kept = self._path_signers.get((claims.exp, claims.nbf, claims.ip, prefix))
+        if kept is not None:  # a viewer's every playlist request: its claims checked and hashed once
+            return kept
         check_path(prefix)
         if not prefix.endswith("/"):
             raise InvalidPath("a path signer's prefix must end with '/'")
@@ -182,7 +188,9 @@ class Signer:
                 raise ParameterError("ip", "an IP address or a network in CIDR form") from None
         if claims.nbf is not None and claims.nbf > claims.exp:
             raise ParameterError("nbf", "unix seconds no later than the expiry")
-        return PathSigner(self._active, claims.exp, claims.nbf, ip, prefix)
+        signer = PathSigner(self._active, claims.exp, claims.nbf, ip, prefix)
+        self._path_signers.put((claims.exp, claims.nbf, claims.ip, prefix), signer)
+        return signer
 
     def sign_like(self, claims: Token, path: str) -> Token:
         """A token for `path` with the claims of `claims` (a signed playlist signs what it emits).

@@ -385,3 +385,15 @@ def test_kept_tokens_are_bounded(signer: Signer) -> None:
         path = f"{PREFIX}main-0123456789ab-{n}.ts"
         tokens.verify(path, target(path, token), lambda: query(token), NOW, lambda: None)
     assert len(tokens) == 2
+
+
+def test_a_path_signer_is_made_once_per_claims_and_prefix(signer: Signer) -> None:
+    claims = signer.sign_path(PREFIX + "main.m3u8", NOW + 60, ip="203.0.113.0/24")
+    many = signer.path_signer(claims, PREFIX)
+    assert many is not None and signer.path_signer(claims, PREFIX) is many
+    other = signer.path_signer(signer.sign_path(PREFIX + "main.m3u8", NOW + 60, ip="203.0.113.7"), PREFIX)
+    assert other is not None and other is not many and other.query("a.ts") != many.query("a.ts")
+    forged = Token(NOW + 60, claims.kid, claims.sig, None, NOW + 61)  # nbf after exp: refused every time
+    for _ in range(2):
+        with pytest.raises(ParameterError):
+            signer.path_signer(forged, PREFIX)
