@@ -352,7 +352,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             results["nginx_missing"] = "nginx is not installed (apt-get install nginx-light): its rows are left out"
         results["aiohttp"] = aiohttp_runs(files, "asyncio", args.duration, cpu, ["main.m3u8", "bytes.ts", "file.ts"])
-        results["aiohttp_uvloop"] = aiohttp_runs(files, "uvloop", args.duration, cpu, ["bytes.ts", "file.ts"])
+        results["aiohttp_uvloop"] = aiohttp_runs(files, "uvloop", args.duration, cpu, ["main.m3u8", "bytes.ts", "file.ts"])
         if accepts_processes():
             n = args.processes
             results[f"livetx_{n}_processes"] = many = livetx_runs(tmp, media, args.duration, n, None)
