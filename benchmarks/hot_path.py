@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -330,65 +331,94 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {
             "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]},
             "how": {
-                "client": "wrk -t1 --latency, one run per row",
+                "client": "wrk -t1 --latency, one run per row and round",
                 "segment_connections": SEGMENT_CLIENTS,
                 "playlist_connections": PLAYLIST_CLIENTS,
                 "seconds": args.duration,
+                "rounds": args.rounds,
                 "pinning": "server on core 0, wrk on core 1 (1-process rows); none for N processes" if cpu else "none",
+                "figures": "each the median over the rounds; ratios: the median of each round's ratio",
             },
         }
-        one = livetx_runs(tmp, media, args.duration, None, cpu)
-        # the anchors serve the very bytes livetx served: its cached segment file, its playlist text
         files = tmp / "files"
-        files.mkdir()
-        shutil.copy(one.pop("segment_file"), files / "segment.ts")
-        (files / "main.m3u8").write_text(one.pop("playlist_text"))
-        results["segment_bytes"] = one.pop("segment_bytes")
-        results["playlist_bytes"] = (files / "main.m3u8").stat().st_size
-        results["livetx"] = one
-        nginx = nginx_runs(files, tmp / "nginx-1", 1, args.duration, cpu)
-        if nginx is not None:
-            results["nginx"] = nginx
-        else:
-            results["nginx_missing"] = "nginx is not installed (apt-get install nginx-light): its rows are left out"
-        results["aiohttp"] = aiohttp_runs(files, "asyncio", args.duration, cpu, ["main.m3u8", "bytes.ts", "file.ts"])
-        results["aiohttp_uvloop"] = aiohttp_runs(files, "uvloop", args.duration, cpu, ["main.m3u8", "bytes.ts", "file.ts"])
-        if accepts_processes():
-            n = args.processes
-            results[f"livetx_{n}_processes"] = many = livetx_runs(tmp, media, args.duration, n, None)
-            for drop in ("segment_file", "playlist_text", "segment_bytes"):
-                many.pop(drop)
-            nginx_n = nginx_runs(files, tmp / f"nginx-{n}", n, args.duration, None)
-            if nginx_n is not None:
-                results[f"nginx_{n}_workers"] = nginx_n
-        else:
+        rounds = [one_round(tmp, media, files, args, cpu, results) for _ in range(args.rounds)]
+        if not accepts_processes():
             results["processes_missing"] = "this livetx has no `serve --processes`: the N-process rows are left out"
+        if not any("nginx" in measured for measured in rounds):
+            results["nginx_missing"] = "nginx is not installed (apt-get install nginx-light): its rows are left out"
         results["machine"]["load_after"] = os.getloadavg()[0]
-        results["ratios"] = ratios(results, args.processes)
+        for server in rounds[0]:
+            if server != "ratios":
+                results[server] = {case: medians([r[server][case] for r in rounds]) for case in rounds[0][server]}
+        results["ratios"] = {key: round(value, 3) for key, value in medians([r["ratios"] for r in rounds]).items()}
+        results["rounds"] = rounds
         return results
 
 
+def one_round(
+    tmp: Path, media: Path, files: Path, args: argparse.Namespace, cpu: tuple[int, int] | None, results: dict[str, Any]
+) -> dict[str, Any]:
+    """Every row once: livetx, then the anchors serving the very bytes it served (its cached
+    segment file, its playlist text), then the N-process rows."""
+    measured: dict[str, Any] = {}
+    one = livetx_runs(tmp, media, args.duration, None, cpu)
+    files.mkdir(exist_ok=True)
+    shutil.copy(one.pop("segment_file"), files / "segment.ts")
+    (files / "main.m3u8").write_text(one.pop("playlist_text"))
+    results["segment_bytes"] = one.pop("segment_bytes")
+    results["playlist_bytes"] = (files / "main.m3u8").stat().st_size
+    measured["livetx"] = one
+    nginx = nginx_runs(files, tmp / "nginx-1", 1, args.duration, cpu)
+    if nginx is not None:
+        measured["nginx"] = nginx
+    measured["aiohttp"] = aiohttp_runs(files, "asyncio", args.duration, cpu, ["main.m3u8", "bytes.ts", "file.ts"])
+    measured["aiohttp_uvloop"] = aiohttp_runs(files, "uvloop", args.duration, cpu, ["main.m3u8", "bytes.ts", "file.ts"])
+    if accepts_processes():
+        n = args.processes
+        measured[f"livetx_{n}_processes"] = many = livetx_runs(tmp, media, args.duration, n, None)
+        for drop in ("segment_file", "playlist_text", "segment_bytes"):
+            many.pop(drop)
+        nginx_n = nginx_runs(files, tmp / f"nginx-{n}", n, args.duration, None)
+        if nginx_n is not None:
+            measured[f"nginx_{n}_workers"] = nginx_n
+    measured["ratios"] = ratios(measured, args.processes)
+    return measured
+
+
+def medians(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Each key's median over `rows` (the keys all of them have)."""
+    return {key: statistics.median(row[key] for row in rows) for key in rows[0] if all(key in row for row in rows)}
+
+
 def ratios(results: dict[str, Any], n: int) -> dict[str, float]:
-    """livetx's req/s over each anchor's, same case, same run."""
-    out: dict[str, float | None] = {}
+    """livetx's req/s over each anchor's, same case, same round; and each anchor's server CPU
+    per request over livetx's (which moves less than throughput on a shared machine)."""
+    out: dict[str, float] = {}
     seg, pl = results["livetx"]["segment"], results["livetx"]["playlist"]
-    if "nginx" in results:
-        out["segment_over_nginx_1_worker"] = seg["requests_per_s"] / results["nginx"]["segment"]["requests_per_s"]
-        out["playlist_over_nginx_1_worker"] = pl["requests_per_s"] / results["nginx"]["playlist"]["requests_per_s"]
-    out["segment_over_aiohttp_bytes"] = seg["requests_per_s"] / results["aiohttp"]["bytes.ts"]["requests_per_s"]
+    anchors = {"nginx_1_worker": results.get("nginx"), "aiohttp": results["aiohttp"]}
+    for anchor, row in anchors.items():
+        if row is None:
+            continue
+        segment_anchor = row["segment"] if "segment" in row else row["bytes.ts"]
+        playlist_anchor = row["playlist"] if "playlist" in row else row["main.m3u8"]
+        suffix = "" if anchor != "aiohttp" else "_bytes"
+        out[f"segment_over_{anchor}{suffix}"] = seg["requests_per_s"] / segment_anchor["requests_per_s"]
+        out[f"playlist_over_{anchor}"] = pl["requests_per_s"] / playlist_anchor["requests_per_s"]
+        out[f"segment_cpu_{anchor}{suffix}_over_livetx"] = segment_anchor["server_cpu_us_per_request"] / seg["server_cpu_us_per_request"]
+        out[f"playlist_cpu_{anchor}_over_livetx"] = playlist_anchor["server_cpu_us_per_request"] / pl["server_cpu_us_per_request"]
     out["segment_over_aiohttp_file"] = seg["requests_per_s"] / results["aiohttp"]["file.ts"]["requests_per_s"]
-    out["playlist_over_aiohttp"] = pl["requests_per_s"] / results["aiohttp"]["main.m3u8"]["requests_per_s"]
     many, nginx_n = results.get(f"livetx_{n}_processes"), results.get(f"nginx_{n}_workers")
     if many and nginx_n:
         out[f"segment_{n}_processes_over_nginx_{n}_workers"] = many["segment"]["requests_per_s"] / nginx_n["segment"]["requests_per_s"]
         out[f"playlist_{n}_processes_over_nginx_{n}_workers"] = many["playlist"]["requests_per_s"] / nginx_n["playlist"]["requests_per_s"]
-    return {k: round(v, 3) for k, v in out.items() if v is not None}
+    return {key: round(value, 3) for key, value in out.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of each wrk run")
     parser.add_argument("--processes", type=int, default=2, help="livetx processes and nginx workers of the N-process rows")
+    parser.add_argument("--rounds", type=int, default=3, help="every row this many times (the machine may be shared): medians")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("hot_path.py skipped: it needs wrk (apt-get install wrk; `make bench` installs it when run as root)")

@@ -155,7 +155,7 @@ def hot_path_rows() -> list[tuple[str, str, str, str]]:
                 f"cached segment ({size}), 64 connections, 1 process vs nginx 1 worker",
                 _rate(livetx["segment"]),
                 _rate(hot["nginx"]["segment"]),
-                f"{ratios['segment_over_nginx_1_worker']:.2f}",
+                f"{ratios['segment_over_nginx_1_worker']:.2f} (CPU per request: {ratios['segment_cpu_nginx_1_worker_over_livetx']:.2f})",
             )
         )
     aiohttp = hot["aiohttp"]
@@ -172,7 +172,7 @@ def hot_path_rows() -> list[tuple[str, str, str, str]]:
             f"warm media playlist ({hot['playlist_bytes']} B), 200 connections, vs aiohttp's minimal handler",
             _rate(livetx["playlist"]),
             _rate(aiohttp["main.m3u8"]),
-            f"{ratios['playlist_over_aiohttp']:.2f}",
+            f"{ratios['playlist_over_aiohttp']:.2f} (CPU per request: {ratios['playlist_cpu_aiohttp_over_livetx']:.2f})",
         )
     )
     many = [key for key in hot if key.startswith("livetx_") and key.endswith("_processes")]
