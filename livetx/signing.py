@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -33,7 +34,6 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from urllib.parse import urlencode
 
 from livetx.errors import (
@@ -56,10 +56,12 @@ TOKEN_PARAMS = ("exp", "nbf", "ip", "kid", "scope", "sig")
 _MAX_TIME_DIGITS = 12
 _MAX_PATH = 4096
 TOKENS_KEPT = 16384  # tokens whose signature was checked, kept by the exact request (VerifiedTokens)
+PATHS_KEPT = 4096  # paths that passed check_path, kept
 PATH_SIGNERS_KEPT = 1024  # path signers kept by claims and prefix (a path-token viewer's playlists)
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
+@functools.lru_cache(maxsize=PATHS_KEPT)  # a title's paths pass again and again; a refusal raises each time
 def check_path(path: str) -> str:
     """Refuse any path that has more than one spelling. Returns it unchanged."""
     if not path.startswith("/") or len(path) > _MAX_PATH:
@@ -123,7 +125,7 @@ class Token:
     def query_string(self) -> str:
         return self._query_string
 
-    @cached_property
+    @functools.cached_property
     def _query_string(self) -> str:  # made once per token: a playlist hands it on in every URI
         return urlencode(self.query())
 
@@ -252,6 +254,14 @@ class Signer:
             raise ScopeMismatch("path is outside the token's scope")
         return Token(exp, kid, sig, scope, nbf, ip)
 
+    def check_in_scope(self, path: str, token: Token) -> None:
+        """The checks of `check` that depend on the path, for a prefix token that passed the
+        others (with any path): the path's spelling, and that it lies under the scope. They
+        raise what `check` would raise for this path."""
+        check_path(path)
+        if token.scope is None or not path.startswith(token.scope):
+            raise ScopeMismatch("path is outside the token's scope")
+
     def check_claims(self, token: Token, now: float, client_ip: str | None) -> None:
         """The checks of `verify` that depend on the time and the client: expiry, not-before,
         the longest lifetime, and the address binding. Every request makes them."""
@@ -266,20 +276,24 @@ class Signer:
 
 
 class VerifiedTokens:
-    """`Signer.verify` for requests, keeping what `Signer.check` passed by the exact request.
+    """`Signer.verify` for requests, keeping what `Signer.check` passed.
 
     `check` (spelling, key, HMAC, path and scope) depends on the path and the query alone, and
-    a signer's keys are fixed for its life, so a request whose target was checked before (the
-    same decoded path and the same path and query as sent, byte for byte) needs only
-    `check_claims`: expiry, not-before, the longest lifetime and the address binding, which
-    every request passes on its own, against its own time and client. Only passes are kept (a
-    refused token is checked in full every time), at most `capacity`, least recently used
+    a signer's keys are fixed for its life. So a path token checked before with the same
+    request (the same decoded path, and the same path and query as sent, byte for byte) needs
+    only `check_claims`; and a prefix token checked before with the same query as sent (every
+    URI of a title carries the same one) needs only the checks that depend on the path
+    (`check_in_scope`: its spelling, and that it lies under the scope) and `check_claims`:
+    expiry, not-before, the longest lifetime and the address binding, which every request
+    passes on its own, against its own time and client. Only passes are kept (a refused token
+    is checked in full every time), at most `capacity` of each kind, least recently used
     dropped first.
     """
 
     def __init__(self, signer: Signer, capacity: int = TOKENS_KEPT) -> None:
         self.signer = signer
-        self._checked: Lru[tuple[str, str], Token] = Lru(capacity)
+        self._paths: Lru[tuple[str, str], Token] = Lru(capacity)  # (path, target) -> a path token
+        self._scoped: Lru[str, Token] = Lru(capacity)  # the query as sent -> a prefix token
 
     def verify(
         self,
@@ -291,16 +305,23 @@ class VerifiedTokens:
     ) -> Token:
         """`Signer.verify(path, query(), now, client_ip())` for a request whose raw target (path
         and query as sent) is `target`; `query` and `client_ip` are asked only when needed."""
-        key = (path, target)
-        token = self._checked.get(key)
-        if token is None:
-            token = self.signer.check(path, query())
-            self._checked.put(key, token)
+        sent = target.partition("?")[2]
+        token = self._scoped.get(sent)
+        if token is not None:
+            self.signer.check_in_scope(path, token)
+        else:
+            token = self._paths.get((path, target))
+            if token is None:
+                token = self.signer.check(path, query())
+                if token.scope is not None:
+                    self._scoped.put(sent, token)
+                else:
+                    self._paths.put((path, target), token)
         self.signer.check_claims(token, now, client_ip() if token.ip is not None else None)
         return token
 
     def __len__(self) -> int:
-        return len(self._checked)
+        return len(self._paths) + len(self._scoped)
 
 
 _BLOCK = 64  # SHA-256's block size, in bytes

@@ -357,34 +357,59 @@ def test_a_kept_token_still_binds_each_request_to_its_address(signer: Signer) ->
 
 
 def test_other_requests_are_checked_in_full(signer: Signer) -> None:
-    """A kept token covers its exact request only: another path, another query (a forged
-    signature, a parameter more) is checked from scratch, and a refusal is never kept."""
+    """A kept path token covers its exact request only, a kept prefix token its exact query:
+    another query (a forged signature, a parameter more), or a path token on another path, is
+    checked from scratch, and a refusal is never kept."""
     tokens = VerifiedTokens(signer)
     token = signer.sign_prefix(PREFIX, NOW + 60)
-    main, other = PREFIX + "main.m3u8", PREFIX + "main-0123456789ab-0.ts"
+    main = PREFIX + "main.m3u8"
     tokens.verify(main, target(main, token), lambda: query(token), NOW, lambda: None)
     forged = Token(token.exp, token.kid, "A" * 43, token.scope)
     with pytest.raises(BadSignature):
         tokens.verify(main, target(main, forged), lambda: query(forged), NOW, lambda: None)
-    outside = "/hls/default/movies/b.mp4/main.m3u8"
-    with pytest.raises(ScopeMismatch):
-        tokens.verify(outside, target(outside, token), lambda: query(token), NOW, lambda: None)
     more = Asked(token)
     tokens.verify(main, target(main, token, "&x=1"), more.query, NOW, more.address)
-    tokens.verify(other, target(other, token), more.query, NOW, more.address)
-    assert more.queries == 2 and len(tokens) == 3  # the first, with a parameter more, another path
+    path_token = signer.sign_path(main, NOW + 60)
+    other = PREFIX + "other.m3u8"
+    with pytest.raises(BadSignature):  # a path token signs its own path only
+        tokens.verify(other, target(other, path_token), lambda: query(path_token), NOW, lambda: None)
+    tokens.verify(main, target(main, path_token), more.query, NOW, more.address)
+    assert more.queries == 2 and len(tokens) == 3  # the prefix token's two queries, the path token
     with pytest.raises(TokenMissing):
         tokens.verify(main, main, dict, NOW, lambda: None)
     assert len(tokens) == 3
 
 
+def test_a_kept_prefix_token_covers_its_scope_and_nothing_else(signer: Signer) -> None:
+    """Every URI of a title carries the same prefix token: its signature is checked once, and
+    each path is still checked for its spelling and for lying under the scope."""
+    tokens = VerifiedTokens(signer)
+    token = signer.sign_prefix(PREFIX, NOW + 60)
+    asked = Asked(token)
+    for name in ("main.m3u8", "main-0123456789ab-0.ts", "main-0123456789ab-1.ts"):
+        assert tokens.verify(PREFIX + name, target(PREFIX + name, token), asked.query, NOW, asked.address) == token
+    outside = "/hls/default/movies/b.mp4/main.m3u8"
+    with pytest.raises(ScopeMismatch):
+        tokens.verify(outside, target(outside, token), asked.query, NOW, asked.address)
+    with pytest.raises(ScopeMismatch):
+        signer.verify(outside, query(token), NOW)
+    dotted = PREFIX + "../b.mp4/main.m3u8"
+    with pytest.raises(InvalidPath):
+        tokens.verify(dotted, target(dotted, token), asked.query, NOW, asked.address)
+    with pytest.raises(InvalidPath):
+        signer.verify(dotted, query(token), NOW)
+    assert asked.queries == 1 and len(tokens) == 1
+
+
 def test_kept_tokens_are_bounded(signer: Signer) -> None:
     tokens = VerifiedTokens(signer, capacity=2)
-    token = signer.sign_prefix(PREFIX, NOW + 60)
     for n in range(5):
         path = f"{PREFIX}main-0123456789ab-{n}.ts"
-        tokens.verify(path, target(path, token), lambda: query(token), NOW, lambda: None)
-    assert len(tokens) == 2
+        token = signer.sign_path(path, NOW + 60)
+        scoped = signer.sign_prefix(PREFIX, NOW + 60 + n)
+        tokens.verify(path, target(path, token), lambda token=token: query(token), NOW, lambda: None)
+        tokens.verify(path, target(path, scoped), lambda scoped=scoped: query(scoped), NOW, lambda: None)
+    assert len(tokens) == 4  # two of each kind
 
 
 def test_a_path_signer_is_made_once_per_claims_and_prefix(signer: Signer) -> None:
