@@ -40,20 +40,12 @@ class AccessLogger(AbstractAccessLogger):
     line without logging's per-record work."""
 
     def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
-        message = f'{request.remote} "{request.method} {request.path}" {response.status} {time * 1000:.1f}ms'
-        fields = {
-            "event": "access",
-            "method": request.method,
-            "path": request.path,
-            "status": response.status,
-            "ms": round(time * 1000, 1),
-            "bytes": response.body_length,
-            "request_id": request.get(REQUEST_ID),
-        }
+        status, size, request_id = response.status, response.body_length, request.get(REQUEST_ID)
         handler = logs.direct(self.logger)
         if handler is not None:
-            handler.access(self.logger.name, message, fields)
+            handler.access_line(self.logger.name, request.remote, request.method, request.path, status, time, size, request_id)
         else:
+            message, fields = logs.access_record(request.remote, request.method, request.path, status, time, size, request_id)
             self.logger.info("%s", message, extra=fields)
 
 

@@ -232,6 +232,7 @@ class LineHandler(logging.StreamHandler[TextIO]):
         self.configured = (self.formatter, list(self.filters))
         self._pending: list[str] = []  # access lines of this turn of the event loop
         self._texts: dict[tuple[str, str], str] = {}  # (field, string) -> its text in a line
+        self._heads: dict[tuple[str | None, str, str], tuple[str, str, str]] = {}  # access lines' repeated parts
 
     def access(self, name: str, message: str, fields: dict[str, Any]) -> None:
         """The line of an INFO record of logger `name` with `message` and `fields` (its
@@ -252,7 +253,38 @@ class LineHandler(logging.StreamHandler[TextIO]):
             elif value is not None:
                 parts += (", ", _string(key), ": ", _scalar(value))
         parts.append("}\n")
-        line = "".join(parts)
+        self._add("".join(parts))
+
+    def access_line(
+        self, name: str, remote: str | None, method: str, path: str, status: int, seconds: float, size: int, request_id: str | None
+    ) -> None:
+        """`access` of the record `access_record` makes, with what repeats from request to
+        request (the client's address, the method and the path, redacted and escaped) made
+        once: the rest of the message is the status and the milliseconds, digits that need
+        neither. A head that would need redacting goes the long way."""
+        head = self._heads.get((remote, method, path))
+        if head is None:
+            message_head = f'{remote} "{method} {path}"'
+            if _maybe_secret(message_head):  # redact the whole message, as `access` would
+                message, fields = access_record(remote, method, path, status, seconds, size, request_id)
+                self.access(name, message, fields)
+                return
+            if len(self._heads) >= ACCESS_TEXTS:
+                self._heads.clear()
+            head = self._heads[remote, method, path] = (
+                _string(name),
+                _string(message_head)[:-1],  # the message's opening quote and head; its tail follows
+                f'", "event": "access", "method": {_string(method)}, "path": {_string(path)}, "status": ',
+            )
+        ms = seconds * 1000
+        rid = "" if request_id is None else f', "request_id": {_string(redact(request_id))}'
+        line = (
+            f'{{"ts": "{_stamp(time.time())}", "level": "info", "logger": {head[0]}, "message": {head[1]} {status} {ms:.1f}ms'
+            f'{head[2]}{status}, "ms": {round(ms, 1)!r}, "bytes": {size}{rid}}}\n'
+        )
+        self._add(line)
+
+    def _add(self, line: str) -> None:
         if not self._pending:
             try:
                 asyncio.get_running_loop().call_soon(self.write_pending)
@@ -292,6 +324,23 @@ class LineHandler(logging.StreamHandler[TextIO]):
     def flush(self) -> None:
         self.write_pending()
         super().flush()
+
+
+def access_record(
+    remote: str | None, method: str, path: str, status: int, seconds: float, size: int, request_id: str | None
+) -> tuple[str, dict[str, Any]]:
+    """An access line's message and fields (its `extra`): the path only, never the query."""
+    message = f'{remote} "{method} {path}" {status} {seconds * 1000:.1f}ms'
+    fields = {
+        "event": "access",
+        "method": method,
+        "path": path,
+        "status": status,
+        "ms": round(seconds * 1000, 1),
+        "bytes": size,
+        "request_id": request_id,
+    }
+    return message, fields
 
 
 def direct(logger: logging.Logger) -> LineHandler | None:
