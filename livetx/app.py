@@ -23,7 +23,7 @@ from livetx.storage.base import media_origin
 from livetx.web.keys import CATALOG, CLOCK, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS, TOKENS
 from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import Metrics, StateCollector
-from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, observe, server_headers, tokens
+from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, observe, server_headers
 from livetx.web.player import check_page_settings
 from livetx.web.playlist_cache import PlaylistCache
 from livetx.web.routes import add_routes
@@ -80,9 +80,10 @@ def create_app(settings: Settings) -> web.Application:
     # aiohttp answers a request its parser refuses by itself, before any app hook: its default
     # Server header is all there is to change there (the app's answers get `server_headers`)
     web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
-    # outermost first: metrics see the final status; CORS marks errors too; errors become JSON
+    # outermost first: metrics see the final status; CORS marks errors too; errors become JSON (and
+    # `errors` runs the size and token checks before the handler)
     app = web.Application(
-        middlewares=[observe, cors, errors, tokens],
+        middlewares=[observe, cors, errors],
         client_max_size=1024**2,
         handler_args={**PARSER_LIMITS, "keepalive_timeout": settings.server.idle_timeout},
     )

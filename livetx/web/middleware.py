@@ -52,14 +52,15 @@ def error_body(status: int, code: str, message: str, request_id: str, **details:
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error becomes its JSON answer here, the size limits' refusals included (checked
-    first, in this middleware rather than one of their own: a middleware costs a coroutine per
-    request)."""
+    """Every error becomes its JSON answer here. The checks every request passes before its
+    handler run here too, in order: the size limits, then the URL token or API key (in this
+    middleware rather than in ones of their own: a middleware costs a coroutine per request)."""
     request_id = request_id_of(request)
     request[REQUEST_ID] = request_id
     logs.request_id.set(request_id)
     try:
         check_limits(request)
+        check_access(request)
         response = await handler(request)
     except LivetxError as exc:
         if exc.status >= 500:
@@ -121,10 +122,9 @@ def origin_pull(request: web.Request, settings: Settings) -> bool:
     return bool(secret) and presented is not None and hmac.compare_digest(presented.encode(), secret)
 
 
-@web.middleware
-async def tokens(request: web.Request, handler: Handler) -> web.StreamResponse:
+def check_access(request: web.Request) -> None:
     """Verify the URL token of every route named `hls-*` against the request's decoded path,
-    and the bearer API key of every route named `api-v1-*`.
+    and the bearer API key of every route named `api-v1-*` (from `errors`, before the handler).
 
     Every request's token is verified; the signature check of a token seen before with the
     very same path and query is not made again (`VerifiedTokens`), its expiry and address
@@ -147,7 +147,6 @@ async def tokens(request: web.Request, handler: Handler) -> web.StreamResponse:
                 request.app[CLOCK](),
                 lambda: client_ip(request, settings),
             )
-    return await handler(request)
 
 
 def _allowed_origin(request: web.Request, settings: Settings) -> str | None:
