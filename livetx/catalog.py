@@ -310,15 +310,22 @@ class Catalog:
         self._spawn(self._record(source, info))
         return info
 
-    async def title(self, profile_name: str, key: str) -> Title:
-        """The title of source `key` under a profile. A title asked for again within `stat_ttl`
-        of the looks it was made from (the source's stat, its sidecar listing) is the same
-        answer: it is kept until then, and every request of a title being played is one dict
-        lookup (`_answers`)."""
+    def known_title(self, profile_name: str, key: str) -> Title | None:
+        """`title`'s answer when it is at hand (no I/O, no coroutine): a title asked for again
+        within `stat_ttl` of the looks it was made from (the source's stat, its sidecar
+        listing) is the same answer, kept until then (`_answers`). None: ask `title`."""
         answers = self._answers.peek(key)
         answer = answers.get(profile_name) if answers is not None else None
         if answer is not None and self.clock() < answer[0]:
             return answer[1]
+        return None
+
+    async def title(self, profile_name: str, key: str) -> Title:
+        """The title of source `key` under a profile (every request of a title being played
+        finds it at hand: `known_title`)."""
+        known = self.known_title(profile_name, key)
+        if known is not None:
+            return known
         profile, subtitles = await self._resolve(profile_name)
         if profile.source_key is not None and profile.source_key != key:
             raise ProfileNotFound(f"profile {profile_name!r} belongs to another source")

@@ -25,6 +25,10 @@ class PlaylistCache:
         self._rendering: dict[Hashable, asyncio.Task[Rendered]] = {}
         self.signing = asyncio.Semaphore(SIGNING_AT_ONCE)
 
+    def held(self, key: Hashable) -> Rendered | None:
+        """The rendered playlist if it is held (no coroutine: every warm request), else None."""
+        return self._rendered.get(key)
+
     async def get(self, key: Hashable, render: Callable[[], Rendered]) -> Rendered:
         found = self._rendered.get(key)
         if found is not None:

@@ -134,11 +134,14 @@ async def mpd(request: web.Request) -> web.Response:
 
 
 async def media(request: web.Request) -> web.StreamResponse:
-    profile, key = request.match_info["profile"], request.match_info["key"]
-    title = await request.app[CATALOG].title(profile, key)
+    """A media playlist: a warm request finds its title and its rendering at hand (no I/O, no
+    coroutine but this one), and fills in its token."""
+    app, profile, key = request.app, request.match_info["profile"], request.match_info["key"]
+    catalog = app[CATALOG]
+    title = catalog.known_title(profile, key) or await catalog.title(profile, key)
     rendition = title.rendition(request.match_info["rendition"])
-    if request.app[CATALOG].first_sight(title):
-        request.app[SEGMENTS].pretranscode(title, viewer(request))
+    if catalog.first_sight(title):
+        app[SEGMENTS].pretranscode(title, viewer(request))
     cache_key = (*_version(title), rendition.name, rendition.spec_id)
-    rendered = await request.app[PLAYLISTS].get(cache_key, lambda: rendered_media(rendition))
+    rendered = app[PLAYLISTS].held(cache_key) or await app[PLAYLISTS].get(cache_key, lambda: rendered_media(rendition))
     return await _respond(request, rendered, title_prefix(profile, key))

@@ -44,7 +44,8 @@ async def segment(request: web.Request) -> web.StreamResponse:
     if (tags := request.if_none_match) and any(t.value in ("*", etag_of(request).strip('"')) for t in tags):
         # the client has these bytes: no lookup, no transcode
         return web.Response(status=304, headers={"Cache-Control": SEGMENT_CACHE, "ETag": etag_of(request)})
-    title = await request.app[CATALOG].title(match["profile"], match["key"])
+    catalog = request.app[CATALOG]
+    title = catalog.known_title(match["profile"], match["key"]) or await catalog.title(match["profile"], match["key"])
     rendition = title.rendition(match["rendition"])
     if match["spec"] != rendition.spec_id:
         raise SegmentNotFound("segment belongs to an older version of this title; reload the playlist")
@@ -62,7 +63,7 @@ async def segment(request: web.Request) -> web.StreamResponse:
     try:
         body = await request.app[SEGMENTS].get(title, rendition, index)
     except SourceChanged:
-        request.app[CATALOG].forget(title.source.key)  # replaced within the stat TTL: look again
+        catalog.forget(title.source.key)  # replaced within the stat TTL: look again
         raise
     if index != INIT:
         request.app[SEGMENTS].played(title, rendition, index, viewer(request))
