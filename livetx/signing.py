@@ -129,6 +129,12 @@ class Token:
     def _query_string(self) -> str:  # made once per token: a playlist hands it on in every URI
         return urlencode(self.query())
 
+    @functools.cached_property
+    def query_suffix(self) -> bytes:
+        """ "?" and the query string, as bytes: what a playlist appends to each URI it hands
+        the token on in."""
+        return b"?" + self._query_string.encode()
+
 
 class Signer:
     """Signs with the active key; verifies with any configured key."""

@@ -51,7 +51,7 @@ async def _respond(request: web.Request, rendered: Rendered, prefix: str) -> web
     if signer is None:
         # a CDN's origin pull without a token (its edge signs and checks), or a prefix token
         # that covers every URI (handed on as it is)
-        query = b"" if token is None else b"?" + token.query_string().encode()
+        query = b"" if token is None else token.query_suffix
         if not streamed:
             return _playlist(rendered.parts[0] + rendered.piece_with_query(0, count, query))
         return await _stream(request, rendered, len(query), lambda start, stop: rendered.piece_with_query(start, stop, query))
