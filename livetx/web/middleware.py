@@ -126,9 +126,10 @@ def check_access(request: web.Request) -> None:
     """Verify the URL token of every route named `hls-*` against the request's decoded path,
     and the bearer API key of every route named `api-v1-*` (from `errors`, before the handler).
 
-    Every request's token is verified; the signature check of a token seen before with the
-    very same path and query is not made again (`VerifiedTokens`), its expiry and address
-    binding are.
+    Every request's token is verified. Its signature is checked once (`VerifiedTokens`): a
+    path token's for its exact request, a prefix token's for its exact query, which every URI
+    of a title carries; the path's spelling and scope, the expiry and the address binding are
+    checked at every request.
 
     A CDN that presents the origin secret may pull without a token: it checked the viewer's
     token at its edge. A token it forwards anyway is still verified and used to sign the
