@@ -415,3 +415,22 @@ def test_request_metrics_are_the_families_prometheus_counters_would_give() -> No
         return [re.sub(r"(_created(\{[^}]*\})?) \S+$", r"\1 <time>", line) for line in lines]
 
     assert http(generate_latest(metrics.registry)) == http(generate_latest(registry))
+
+
+def test_new_request_ids_are_distinct_hex_and_drawn_again_in_a_forked_child() -> None:
+    import re
+
+    from livetx.web.middleware import REQUEST_IDS
+
+    ids = [REQUEST_IDS.new() for _ in range(1000)]
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"[0-9a-f]{32}", one) for one in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first id, then out at once
+        os.write(write, REQUEST_IDS.new().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert re.fullmatch(r"[0-9a-f]{32}", child) and child[:16] != ids[0][:16]
