@@ -75,7 +75,7 @@ async def test_a_held_lease_is_renewed_past_its_ttl(engines: MakeEngine, raw: Re
     assert lease is not None
     await wait_for(lambda: a.renewals >= 5, 10, "five renewal rounds (over twice the TTL)")
     assert await b.try_acquire("k") is None
-    assert await raw.get(f"{prefix}lease:k") == a.owner and await raw.pttl(f"{prefix}lease:k") > 0
+    assert await raw.get(f"{prefix}lease:k") == f"{a.owner}#0" and await raw.pttl(f"{prefix}lease:k") > 0
     await lease.release()
     assert await raw.exists(f"{prefix}lease:k") == 0
 
@@ -90,7 +90,17 @@ async def test_a_lease_gone_is_lost_and_its_release_leaves_the_new_holders(engin
     await wait_for(lambda: a.lost == 1, 5, "the renewal to find the lease someone else's")
     assert a.state().held == 0
     await lease.release()  # compare-and-delete: not ours any more
-    assert await raw.get(f"{prefix}lease:k") == b.owner
+    assert await raw.get(f"{prefix}lease:k") == f"{b.owner}#0"
+
+
+async def test_an_old_lease_does_not_release_the_same_processs_new_one(engines: MakeEngine, raw: Redis, prefix: str) -> None:
+    a = await engines()
+    old = await a.try_acquire("k")
+    await raw.delete(f"{prefix}lease:k")  # ran out
+    new = await a.try_acquire("k")
+    assert old is not None and new is not None
+    await old.release()
+    assert await raw.get(f"{prefix}lease:k") == new.value == f"{a.owner}#1"
 
 
 async def test_a_release_notice_wakes_a_waiter_on_another_origin(engines: MakeEngine) -> None:

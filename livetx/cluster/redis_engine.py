@@ -1,7 +1,8 @@
 """Segment leases on Redis or Valkey (redis.asyncio), shared by every origin and process.
 
-- A lease is `SET {prefix}lease:{segment key} {owner} NX PX {ttl}`: one holder cluster-wide.
-  The owner is `host:pid:random`. Every `ttl/3` the engine renews all the leases it holds, in
+- A lease is `SET {prefix}lease:{segment key} {owner}#{n} NX PX {ttl}`: one holder
+  cluster-wide. The owner is `host:pid:random`, n counts its leases (so a lease that ran out
+  and was taken again by the same process is not the old one). Every `ttl/3` the engine renews all the leases it holds, in
   one pipeline of compare-and-PEXPIRE scripts; a renewal that finds a lease gone or someone
   else's counts it lost (the segment may then be made twice). A process that dies stops
   renewing: its leases run out after `ttl`, and a waiter takes the segment over.
@@ -22,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import secrets
@@ -51,9 +53,9 @@ VIEW_MAX = 150  # leases listed in /metrics at most (one series each)
 VIEW_SCANS = 20  # SCAN calls per listing at most
 VIEW_EVERY = 1.0  # seconds a listing is reused (scrapes of several Prometheus servers)
 
-# KEYS[1] lease, ARGV[1] owner, ARGV[2] ttl in ms
+# KEYS[1] lease, ARGV[1] its value (owner#n), ARGV[2] ttl in ms
 RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-# KEYS[1] lease, ARGV[1] owner, ARGV[2] channel, ARGV[3] segment key
+# KEYS[1] lease, ARGV[1] its value (owner#n), ARGV[2] channel, ARGV[3] segment key
 RELEASE = (
     "local mine = redis.call('get', KEYS[1]) == ARGV[1] "
     "if mine then redis.call('del', KEYS[1]) end "
@@ -87,9 +89,10 @@ def check_url(url: str) -> None:
 
 
 class RedisLease:
-    def __init__(self, engine: RedisCoordinator, key: str) -> None:
+    def __init__(self, engine: RedisCoordinator, key: str, value: str) -> None:
         self._engine = engine
         self._key = key
+        self.value = value  # owner#n: what the lease key holds while it is this lease
         self._released = False
 
     @property
@@ -111,6 +114,7 @@ class RedisCoordinator:
         self.prefix = prefix
         self.ttl = ttl
         self.owner = owner_id()
+        self._serial = itertools.count()
         self.health = Health(self.name, safe_target(url))
         self.channel = f"{prefix}done"
         self.renewals = 0  # renewal rounds that reached Redis
@@ -185,16 +189,17 @@ class RedisCoordinator:
 
     async def try_acquire(self, key: str) -> RedisLease | None:
         name, ttl = self._lease_name(key), self._ttl_ms
-        taken = await self._call(partial(self._redis.set, name, self.owner, nx=True, px=ttl))
+        value = f"{self.owner}#{next(self._serial)}"
+        taken = await self._call(partial(self._redis.set, name, value, nx=True, px=ttl))
         if not taken:
             return None
-        lease = self._held[key] = RedisLease(self, key)
+        lease = self._held[key] = RedisLease(self, key, value)
         return lease
 
     async def _release(self, lease: RedisLease) -> None:
         if self._held.get(lease.key) is lease:
             del self._held[lease.key]
-        release = partial(self._release_script, keys=[self._lease_name(lease.key)], args=[self.owner, self.channel, lease.key])
+        release = partial(self._release_script, keys=[self._lease_name(lease.key)], args=[lease.value, self.channel, lease.key])
         try:
             await self._call(release)
         except CoordinationDown:
@@ -242,7 +247,7 @@ class RedisCoordinator:
         async def renew_all() -> list[Any]:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for lease in leases:
-                    await self._renew_script(keys=[self._lease_name(lease.key)], args=[self.owner, ttl], client=pipe)
+                    await self._renew_script(keys=[self._lease_name(lease.key)], args=[lease.value, ttl], client=pipe)
                 return await pipe.execute()
 
         try:
@@ -320,7 +325,8 @@ class RedisCoordinator:
         names = names[:VIEW_MAX]
         owners = cast(list[str | None], await self._call(partial(self._redis.mget, names))) if names else []
         start = len(self._lease_name(""))
-        return {name[start:]: owner for name, owner in zip(names, owners, strict=True) if owner is not None}, truncated
+        held = {name[start:]: value.rsplit("#", 1)[0] for name, value in zip(names, owners, strict=True) if value is not None}
+        return held, truncated
 
 
 def log_lost(key: str) -> None:
