@@ -1,11 +1,12 @@
 """Segment leases on Redis or Valkey (redis.asyncio), shared by every origin and process.
 
 - A lease is `SET {prefix}lease:{segment key} {owner}#{n} NX PX {ttl}`: one holder
-  cluster-wide. The owner is `host:pid:random`, n counts its leases (so a lease that ran out
-  and was taken again by the same process is not the old one). Every `ttl/3` the engine renews all the leases it holds, in
-  one pipeline of compare-and-PEXPIRE scripts; a renewal that finds a lease gone or someone
-  else's counts it lost (the segment may then be made twice). A process that dies stops
-  renewing: its leases run out after `ttl`, and a waiter takes the segment over.
+  cluster-wide. The owner is `host:pid:random`; n counts its leases, so a lease that ran out
+  and was taken again by the same process is not the old one. Every `ttl/3` the engine
+  renews all the leases it holds, in one pipeline of compare-and-PEXPIRE scripts; a renewal
+  that finds a lease gone or someone else's counts it lost (the segment may then be made
+  twice). A process that dies stops renewing: its leases run out after `ttl`, and a waiter
+  takes the segment over.
 - Release is one script: compare-and-DEL (only our own lease), then
   `PUBLISH {prefix}done {segment key}`.
 - One subscription to `{prefix}done` per process (a task that reconnects with backoff) sets
@@ -259,7 +260,7 @@ class RedisCoordinator:
             if not ok and self._held.get(lease.key) is lease:
                 del self._held[lease.key]
                 self.lost += 1
-                log_lost(lease.key)
+                _log_lost(lease.key)
 
     # ---- completion notices ------------------------------------------------------------
 
@@ -275,7 +276,7 @@ class RedisCoordinator:
                     self._wake_all()  # notices may have been missed while it was away
                     delay = RECONNECT_MIN
                     await self._dispatch(pubsub)
-            except (RedisError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - Redis gone (RedisError, OSError) or anything else: again, later
                 await self._failed(exc)
             finally:
                 self.listening = False
@@ -329,7 +330,7 @@ class RedisCoordinator:
         return held, truncated
 
 
-def log_lost(key: str) -> None:
+def _log_lost(key: str) -> None:
     log.warning("segment lease lost before release: it may be made twice", extra={"event": "lease_lost", "key": key})
 
 
