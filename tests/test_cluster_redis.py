@@ -171,7 +171,7 @@ async def test_redis_down_fails_fast_falls_back_and_coordination_resumes(
     waiter = asyncio.create_task(b.wait_released("before"))
     await wait_for(lambda: b.state().waiting == 1, 5, "the waiter to block on the notice")
     caplog.set_level(logging.INFO, logger="livetx.cluster")
-    await asyncio.to_thread(valkey.kill)
+    await asyncio.to_thread(valkey.stop)  # SIGTERM: it closes its connections (test_cluster_flight kills it)
 
     # the waiter wakes when its subscription drops, and finds the engine down
     await asyncio.wait_for(waiter, 5)
