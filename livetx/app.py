@@ -15,13 +15,14 @@ from aiohttp.web_request import BaseRequest
 from livetx import logs
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
-from livetx.factories import make_signer, make_tier, open_storages
+from livetx.cluster.flight import ClusterFlight
+from livetx.factories import make_coordinator, make_signer, make_tier, open_storages
 from livetx.media.pool import ProbePool, TranscodePool
 from livetx.settings import Settings
 from livetx.storage.base import media_origin
-from livetx.web.keys import CATALOG, CLOCK, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
+from livetx.web.keys import CATALOG, CLOCK, CLUSTER, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
 from livetx.web.lag import LoopLagMonitor
-from livetx.web.metrics import Metrics, StateCollector
+from livetx.web.metrics import ClusterCollector, Metrics, StateCollector
 from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, limits, observe, server_headers, tokens
 from livetx.web.player import check_page_settings
 from livetx.web.playlist_cache import PlaylistCache
@@ -66,7 +67,9 @@ async def freeze_heap(app: web.Application) -> None:
         gc.freeze()
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, processes: int = 1) -> web.Application:
+    """The app of one server process; `processes` is how many of them share this host (they
+    then make each segment once through lock files, unless Redis coordinates them)."""
     check_page_settings(settings)
     logs.protect_loggers()  # aiohttp's own records are redacted even without logs.configure
     # aiohttp answers a request its parser refuses by itself, before any app hook: its default
@@ -83,6 +86,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app[METRICS] = metrics
     metrics.registry.register(StateCollector(lambda: app.get(POOL), lambda: app.get(SEGMENTS)))
+    metrics.registry.register(ClusterCollector(lambda: app.get(CLUSTER)))
     app.on_response_prepare.append(server_headers)
     app.on_response_prepare.append(count_bytes)
     app.on_response_prepare.append(segment_etag)
@@ -90,6 +94,19 @@ def create_app(settings: Settings) -> web.Application:
     app[PLAYLISTS] = PlaylistCache()
     app[STATUS] = TitleStatus()
     profiles = dict(settings.profiles)
+    coordinator = make_coordinator(settings, processes)
+
+    async def coordination(app: web.Application) -> AsyncIterator[None]:
+        """Before the segment service, closed after it has drained (its leases released)."""
+        if coordinator is None:
+            yield
+            return
+        cluster = app[CLUSTER] = ClusterFlight(coordinator)
+        await cluster.start()
+        try:
+            yield
+        finally:
+            await cluster.close()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_storages(settings) as (sources, output):
@@ -112,7 +129,14 @@ def create_app(settings: Settings) -> web.Application:
             app[POOL] = pool
             tier = await asyncio.to_thread(make_tier, settings, output)
             app[SEGMENTS] = SegmentService(
-                sources, output, pool, settings.cache, settings.transcode, tier=tier, observe_transcode=metrics.observe_transcode
+                sources,
+                output,
+                pool,
+                settings.cache,
+                settings.transcode,
+                tier=tier,
+                cluster=app.get(CLUSTER),
+                observe_transcode=metrics.observe_transcode,
             )
             try:
                 yield
@@ -130,6 +154,7 @@ def create_app(settings: Settings) -> web.Application:
         await asyncio.gather(task, return_exceptions=True)
 
     app.cleanup_ctx.append(watch_loop)
+    app.cleanup_ctx.append(coordination)
     app.cleanup_ctx.append(resources)
     app.on_startup.append(freeze_heap)  # after the resources above (cleanup contexts start first)
     add_routes(app)
