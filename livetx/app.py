@@ -9,8 +9,6 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web, web_response
 from aiohttp.abc import AbstractAccessLogger
@@ -22,6 +20,7 @@ from livetx.catalog import Catalog
 from livetx.factories import make_signer, make_tier, open_storages
 from livetx.media.host_slots import HostSlots
 from livetx.media.pool import ProbePool, TranscodePool
+from livetx.server_process import ALONE, ServerProcess
 from livetx.settings import Settings
 from livetx.storage.base import media_origin
 from livetx.web import siblings
@@ -37,25 +36,6 @@ from livetx.web.status import TitleStatus
 
 GIL_SWITCH_INTERVAL = 0.0005  # seconds a thread keeps the GIL while the event loop waits for it
 SHUTDOWN_TIMEOUT = 30.0  # seconds in-flight requests get to finish after SIGTERM
-
-
-@dataclass(frozen=True)
-class ServerProcess:
-    """Which server process this is: `index` of the `count` processes one `livetx serve` runs
-    on one port (livetx/supervisor.py); count 1: the only one."""
-
-    count: int = 1
-    index: int = 0
-    run_dir: str = ""  # the supervisor's private directory (several processes): their metrics sockets
-
-    @property
-    def shared(self) -> bool:
-        """Several processes share the host: its transcode slots, and the singleflight."""
-        return self.count > 1
-
-    def metrics_socket(self, index: int) -> Path:
-        """Where server process `index` answers for its own metrics (livetx/web/siblings.py)."""
-        return Path(self.run_dir) / f"metrics-{index}.sock"
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -100,7 +80,7 @@ def host_slots(settings: Settings, process: ServerProcess) -> HostSlots | None:
     return HostSlots(settings.path(settings.cluster.lock_dir), settings.transcode.workers or os.cpu_count() or 1)
 
 
-def create_app(settings: Settings, process: ServerProcess = ServerProcess()) -> web.Application:
+def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Application:
     """The app of one server process; `process`: which of the processes of `livetx serve`
     (the default: the only one, as in-process tests run it)."""
     check_page_settings(settings)
@@ -180,7 +160,7 @@ def create_app(settings: Settings, process: ServerProcess = ServerProcess()) -> 
     return app
 
 
-def serve(settings: Settings, on_listening: Callable[[], None], process: ServerProcess = ServerProcess()) -> None:
+def serve(settings: Settings, on_listening: Callable[[], None], process: ServerProcess = ALONE) -> None:
     """Run the server in this process until SIGTERM or SIGINT, then drain: in-flight requests
     finish (up to SHUTDOWN_TIMEOUT), then the app's cleanup (write-backs land, pools stop).
     `on_listening` is called once the port is bound. One of several processes: the port is

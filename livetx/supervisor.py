@@ -45,7 +45,8 @@ from multiprocessing.context import SpawnProcess
 from types import FrameType
 
 from livetx import logs
-from livetx.app import SHUTDOWN_TIMEOUT, ServerProcess, serve
+from livetx.app import SHUTDOWN_TIMEOUT, serve
+from livetx.server_process import ServerProcess
 from livetx.settings import Settings
 
 log = logging.getLogger(__name__)

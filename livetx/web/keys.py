@@ -11,11 +11,11 @@ from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.media.pool import TranscodePool
 from livetx.scopes import ApiScope
+from livetx.server_process import ServerProcess
 from livetx.settings import Settings
 from livetx.signing import Signer, Token
 
 if TYPE_CHECKING:
-    from livetx.app import ServerProcess
     from livetx.web.lag import LoopLagMonitor
     from livetx.web.metrics import Metrics
     from livetx.web.playlist_cache import PlaylistCache
@@ -34,7 +34,7 @@ LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
 PLAYLISTS: web.AppKey[PlaylistCache] = web.AppKey("playlists")
 STATUS: web.AppKey[TitleStatus] = web.AppKey("status")
 # which of the server processes of `livetx serve` this app runs in
-PROCESS: web.AppKey[ServerProcess] = web.AppKey("process")
+PROCESS = web.AppKey("process", ServerProcess)
 # the wall clock token checks read (time.time; a test sets its own to move time, not wait it out)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
