@@ -25,7 +25,8 @@ configuration, a restarted one too.
   SIGTERM: no server outlives its supervisor for long.
 
 Each server process logs with its index and process id (`logs.configure(process=...)`); the
-supervisor's own lines say "supervisor".
+supervisor's own lines say "supervisor". The supervisor never imports the app (aiohttp's
+server, the pools): it stays a small process.
 """
 
 from __future__ import annotations
@@ -45,8 +46,7 @@ from multiprocessing.context import SpawnProcess
 from types import FrameType
 
 from livetx import logs
-from livetx.app import SHUTDOWN_TIMEOUT, serve
-from livetx.server_process import ServerProcess
+from livetx.server_process import SHUTDOWN_TIMEOUT, ServerProcess
 from livetx.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ def _server_main(settings: Settings, place: ServerProcess, conn: Connection) -> 
     """A server process: serve until SIGTERM (or the supervisor's end of `conn` closing)."""
     os.setpgid(0, 0)  # a group of its own: a terminal's Ctrl-C is for the supervisor to forward
     logs.configure(settings.server.log_format, process=str(place.index))
+    from livetx.app import serve  # here: the supervisor itself never loads the app
 
     def listening() -> None:
         import asyncio
