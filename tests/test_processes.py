@@ -18,10 +18,13 @@ import m3u8
 import pytest
 
 from tests.conftest import ANNOUNCED, Server, Source, launch_server
-from tests.support import alive, child_pids, cpu_seconds, descendants, get_url, running, samples, wait_until
+from tests.support import alive, child_pids, cpu_seconds, cpu_used_ns, descendants, get_url, samples, thread_cpu_ns, wait_until
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux /proc")
 
+WINDOW = 0.02  # seconds: the windows the host's transcodes are counted in
+BUSY_NS = 2_000_000  # CPU time (ns) in a window that says a worker is at work on a job
+ONE_MOMENT = 0.001  # seconds within which a reading of all the workers counts as taken at once
 SERVER = "spawn_main"  # in the command line of a spawned process (a server process, a worker)
 # small, fast segments; made only when asked for (no pre-transcode, no lookahead)
 ENV = {
@@ -121,17 +124,30 @@ def test_the_host_never_runs_more_transcodes_than_its_workers(two: tuple[Server,
     assert len(urls) >= 12
     cpu_before = {pid: cpu_seconds(pid) for pid in workers}
 
-    # watch the workers while the burst runs: a worker busy in two sweeps of /proc in a row
-    # was busy all the time between, so those seen so are busy at the same moment
+    # watch the workers' CPU time while the burst runs, in short windows: a worker that used
+    # CPU (more than the few microseconds that follow its reply) in two windows in a row was
+    # at work across the moment between them, so those seen so were at work together. A job
+    # handed from one worker to another within the two windows shows one in each, never both
+    # in both.
     burst_over = threading.Event()
     most = [0]
 
+    def read() -> tuple[dict[int, dict[int, int]], bool]:
+        """Every worker's threads' CPU times, and whether they were read at one moment (a
+        reading the watcher was descheduled in the middle of ends the windows)."""
+        began = time.monotonic()
+        reading = {pid: thread_cpu_ns(pid) for pid in workers}
+        return reading, time.monotonic() - began < ONE_MOMENT
+
     def watch() -> None:
+        reading, _ = read()
+        previous: set[int] = set()
         while not burst_over.is_set():
-            first = {pid for pid in workers if running(pid)}
-            both = {pid for pid in workers if running(pid)} & first
-            most[0] = max(most[0], len(both))
-            time.sleep(0.002)  # a sampling period, not a wait for an event
+            time.sleep(WINDOW)  # a measuring window, not a wait for an event
+            now, at_once = read()
+            busy = {pid for pid in workers if cpu_used_ns(reading[pid], now[pid]) > BUSY_NS} if at_once else set()
+            most[0] = max(most[0], len(busy & previous))
+            reading, previous = now, busy
 
     statuses: list[int] = []
 
