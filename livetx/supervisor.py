@@ -37,6 +37,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +47,7 @@ from multiprocessing.context import SpawnProcess
 from types import FrameType
 
 from livetx import logs
+from livetx.errors import LivetxError
 from livetx.server_process import SHUTDOWN_TIMEOUT, ServerProcess
 from livetx.settings import Settings
 
@@ -77,7 +79,14 @@ def _server_main(settings: Settings, place: ServerProcess, conn: Connection) -> 
         loop = asyncio.get_running_loop()
         loop.add_reader(conn.fileno(), orphaned)
 
-    serve(settings, listening, place)
+    try:
+        serve(settings, listening, place)
+    except LivetxError as exc:  # a bad setting: said as `livetx serve` alone says it
+        print(f"livetx: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+    except Exception:  # a log line rather than multiprocessing's bare traceback
+        log.exception("server process failed", extra={"event": "process_failed"})
+        sys.exit(1)
 
 
 @dataclass

@@ -222,3 +222,13 @@ def test_sigterm_drains_every_process(tmp_path: Path, sources: dict[str, Source]
             assert (tmp_path / "media" / ".livetx" / key / profile / name).read_bytes() == results[url][1]
         wait_until(lambda: not any(alive(pid) for pid in tree), 10, "every process of the server to be gone")
         assert '"stopped"' in server.log.read_text()
+
+
+def test_a_process_that_fails_to_start_stops_the_start(tmp_path: Path) -> None:
+    (tmp_path / "media").mkdir()
+    (tmp_path / "not-a-folder").write_text("")  # cluster.lock_dir: the host slots cannot be made
+    with pytest.raises(RuntimeError, match="server exited") as info:
+        with launch_server(tmp_path, tmp_path / "media", processes=2, LIVETX_CLUSTER_LOCK_DIR=str(tmp_path / "not-a-folder"), **ENV):
+            pass
+    log = str(info.value)
+    assert "before it listened" in log and '"start_failed"' in log and ANNOUNCED not in log
