@@ -232,3 +232,14 @@ def test_a_process_that_fails_to_start_stops_the_start(tmp_path: Path) -> None:
             pass
     log = str(info.value)
     assert "before it listened" in log and '"start_failed"' in log and ANNOUNCED not in log
+
+
+def test_server_processes_end_with_their_supervisor(two: tuple[Server, list[str]]) -> None:
+    """Last of the tests on `two`: it ends that server."""
+    server, _ = two
+    tree = descendants(server.process.pid)
+    assert len(servers(server)) == 2 and len(tree) > 2
+    server.process.kill()  # no SIGTERM to pass on: each process sees its pipe to it close
+    server.process.wait(timeout=10)
+    wait_until(lambda: not any(alive(pid) for pid in tree), 60, "the server processes and their workers to end")
+    assert server.log.read_text().count('"supervisor_gone"') == 2
