@@ -1,5 +1,10 @@
 """`livetx serve --processes N`: server processes on one port under a supervisor, sharing the
-host's transcode slots; SIGTERM drains them all; one that dies is replaced."""
+host's transcode slots; SIGTERM drains them all; one that dies is replaced.
+
+One transcode per segment across the processes is the coordination engine's (issue 17, branch
+coord: lock files in cluster.lock_dir): its test goes with it. Until then, each process has
+its own singleflight, so the tests here ask each process for distinct segments or count
+transcodes per process."""
 
 from __future__ import annotations
 
