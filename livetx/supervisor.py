@@ -20,7 +20,8 @@ configuration, a restarted one too.
   process that served STABLE seconds starts the count afresh. The others serve meanwhile (the
   kernel leaves a closed socket out of SO_REUSEPORT's spread).
 - Every scrape of /metrics answers for all the processes (livetx/web/siblings.py), through
-  Unix sockets in a directory private to the run, removed at the end.
+  Unix sockets in a directory private to the run, removed at the end (by the last server
+  process to end, if the supervisor was killed).
 - A server process whose supervisor dies (SIGKILL) sees its pipe to it close and drains as on
   SIGTERM: no server outlives its supervisor for long.
 
