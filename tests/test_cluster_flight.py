@@ -16,6 +16,7 @@ from livetx.app import create_app
 from livetx.cache.service import SegmentService
 from livetx.cluster.flight import ClusterFlight
 from livetx.cluster.redis_engine import RedisCoordinator
+from livetx.server_process import ServerProcess
 from livetx.web.keys import CLUSTER, SEGMENTS
 from tests.conftest import CDN, Source, app_settings
 from tests.support import fetch, playlist_segments, samples, wait_for
@@ -139,7 +140,7 @@ def origins(aiohttp_client: Any, request: pytest.FixtureRequest, media: Path, tm
             apps = [create_app(origin_settings(media, **env)) for _ in range(2)]
         else:  # two processes of one host, as far as the engine can tell: two opens of each lock file
             env = {"LIVETX_CLUSTER_LOCK_DIR": str(tmp_path / "locks")}
-            apps = [create_app(origin_settings(media, **env), processes=2) for _ in range(2)]
+            apps = [create_app(origin_settings(media, **env), ServerProcess(count=2, index=i, run_dir=str(tmp_path))) for i in range(2)]
         return await aiohttp_client(apps[0]), await aiohttp_client(apps[1])
 
     return make

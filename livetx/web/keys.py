@@ -12,6 +12,7 @@ from livetx.catalog import Catalog
 from livetx.cluster.flight import ClusterFlight
 from livetx.media.pool import TranscodePool
 from livetx.scopes import ApiScope
+from livetx.server_process import ServerProcess
 from livetx.settings import Settings
 from livetx.signing import Signer, Token
 
@@ -35,6 +36,8 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
 PLAYLISTS: web.AppKey[PlaylistCache] = web.AppKey("playlists")
 STATUS: web.AppKey[TitleStatus] = web.AppKey("status")
+# which of the server processes of `livetx serve` this app runs in
+PROCESS = web.AppKey("process", ServerProcess)
 # the wall clock token checks read (time.time; a test sets its own to move time, not wait it out)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
@@ -53,6 +56,7 @@ __all__ = [
     "METRICS",
     "PLAYLISTS",
     "POOL",
+    "PROCESS",
     "REQUEST_ID",
     "SEGMENTS",
     "SETTINGS",

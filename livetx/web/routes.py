@@ -10,10 +10,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from livetx.dash.manifest import MPD_NAME
 from livetx.urls import HLS_ROOT
-from livetx.web import api, playlists, segments
+from livetx.web import api, playlists, segments, siblings
 from livetx.web.auth import check_metrics_token
 from livetx.web.demo import demo
-from livetx.web.keys import CATALOG, CLUSTER, METRICS, POOL
+from livetx.web.keys import CATALOG, CLUSTER, METRICS, POOL, PROCESS
 from livetx.web.openapi import openapi
 from livetx.web.player import player
 
@@ -53,7 +53,10 @@ async def metrics_page(request: web.Request) -> web.Response:
     cluster = request.app.get(CLUSTER)
     if cluster is not None:
         await cluster.refresh()  # who holds which lease, cluster-wide: listed here, not in a collector
-    body = generate_latest(request.app[METRICS].registry)
+    if request.app[PROCESS].shared:  # one of several server processes: all of them answer
+        body = await siblings.scrape(request.app)
+    else:
+        body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
 
