@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import os
 import sys
 import time
@@ -86,6 +87,17 @@ async def freeze_heap(app: web.Application) -> None:
         gc.freeze()
 
 
+def pool_size(settings: Settings, process: ServerProcess) -> int:
+    """Warm transcode workers in this process's pool: the host's bound (`transcode.workers`)
+    with one process; with several, twice this process's share of it (at most the bound), so a
+    busy process can use more than its share while the others idle, and the host keeps about
+    2 × cores workers rather than cores² (the host slots bound what runs at once)."""
+    host = settings.transcode.workers or os.cpu_count() or 1
+    if not process.shared:
+        return host
+    return min(host, 2 * math.ceil(host / process.count))
+
+
 def host_slots(settings: Settings, process: ServerProcess) -> HostSlots | None:
     """The host's transcode slots, shared by the server processes (None with one process: its
     pool is the host's bound)."""
@@ -153,10 +165,10 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
                 probe_failure_ttl=settings.cache.probe_failure_ttl,
                 sidecar_timeout=transcode.probe_timeout,
             )
-            pool = TranscodePool(transcode.workers, transcode.timeout, origin, host_slots(settings, process), process.index)
+            pool = TranscodePool(pool_size(settings, process), transcode.timeout, origin, host_slots(settings, process), process.index)
             await pool.start()
             app[POOL] = pool
-            tier = await asyncio.to_thread(make_tier, settings, output)
+            tier = await asyncio.to_thread(make_tier, settings, output, process.index, process.count)
             app[SEGMENTS] = SegmentService(
                 sources,
                 output,

@@ -55,11 +55,17 @@ async def open_storages(settings: Settings) -> AsyncIterator[tuple[Storage, Stor
         yield sources, output
 
 
-def make_tier(settings: Settings, output: Storage) -> LocalTier | None:
-    """A local LRU tier in front of remote output (a local output store is its own tier)."""
+def make_tier(settings: Settings, output: Storage, process: int = 0, processes: int = 1) -> LocalTier | None:
+    """A local LRU tier in front of remote output (a local output store is its own tier).
+    Server process `process` of `processes` on one host gets a folder of its own and its share
+    of `cache.local_max_bytes`: the host's bound holds, and no process's startup scan or
+    eviction touches another's files."""
     if isinstance(output, LocalStorage) or settings.cache.local_max_bytes <= 0:
         return None
-    tier = LocalTier(settings.path(settings.cache.local_dir), settings.cache.local_max_bytes)
+    folder = settings.path(settings.cache.local_dir)
+    if processes > 1:
+        folder = folder / f"process-{process}"
+    tier = LocalTier(folder, max(1, settings.cache.local_max_bytes // processes))
     tier.scan()
     return tier
 

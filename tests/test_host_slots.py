@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from livetx.media.host_slots import HostSlot, HostSlots
 from livetx.media.pool import Priority, TranscodePool
@@ -131,3 +132,24 @@ async def test_a_client_waits_on_the_slot_its_preempted_background_job_frees(tmp
         other.release()
         await pool.close()
         elsewhere.close()
+
+
+def test_several_processes_keep_about_two_workers_a_core_not_cores_squared(tmp_path: Path) -> None:
+    """Each of N processes keeps twice its share of the host's bound (at most the bound), and
+    a local tier of its own with its share of the bytes: the host's totals hold."""
+    from livetx.app import pool_size
+    from livetx.factories import make_tier
+    from livetx.server_process import ServerProcess
+    from tests.conftest import app_settings
+
+    settings = app_settings(LIVETX_TRANSCODE_WORKERS="16", LIVETX_CACHE_LOCAL_DIR=str(tmp_path / "tier"))
+    assert pool_size(settings, ServerProcess()) == 16
+    assert [pool_size(settings, ServerProcess(count=n)) for n in (2, 4, 16, 32)] == [16, 8, 2, 2]
+    small = app_settings(LIVETX_TRANSCODE_WORKERS="2")
+    assert pool_size(small, ServerProcess(count=2)) == 2  # 2 cores, 2 processes: each can use both
+
+    remote: Any = object()  # any store but a local one gets a tier; its class is all make_tier asks
+    tiers = [make_tier(settings, remote, i, 4) for i in range(4)]
+    assert all(tier is not None for tier in tiers)
+    assert len({tier.root for tier in tiers if tier is not None}) == 4
+    assert sum(tier.max_bytes for tier in tiers if tier is not None) <= settings.cache.local_max_bytes
