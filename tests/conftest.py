@@ -90,12 +90,12 @@ class Server:
 
 
 @contextmanager
-def launch_server(home: Path, media: Path, **extra_env: str) -> Iterator[Server]:
-    """`livetx serve` as a subprocess on a free loopback port, with its own keys."""
+def launch_server(home: Path, media: Path, port: int | None = None, **extra_env: str) -> Iterator[Server]:
+    """`livetx serve` as a subprocess on loopback (on `port`, else a free one), with its own keys."""
     key_file = home / "signing.key"
     generate_key_file(key_file)
     api_key = secrets.token_urlsafe(32)
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "LIVETX_CONFIG": str(ROOT / "conf" / "livetx.toml"),
