@@ -18,6 +18,7 @@ answers, a fleet is ready when every origin answers /healthz.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -42,11 +43,9 @@ from tests.support import samples
 CDN = "f" * 40  # the CDN origin-pull secret of every origin (tests fetch without tokens with it)
 CDN_HEADERS = {"X-Livetx-Origin-Auth": CDN}
 SIGNING_KEYS = "fleet:" + "5a" * 32  # one key shared by every origin: a URL signed for one plays on all
-SOURCES = "fleet"  # the sources' prefix in the bucket
-OUTPUT = "fleet-out"  # the made segments' prefix (storage.output_uri)
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 
-# Fast, deterministic segments: 2, 2, 2 s then 5 s windows, x264 ultrafast, nothing made ahead
+# Fast, deterministic segments for tests (Fleet(..., **QUICK)): 2, 2, 2 s then 5 s windows, x264 ultrafast, nothing made ahead
 # of a request (no pre-transcode, no lookahead), so the segments a test asks for are exactly
 # the segments made.
 QUICK = {
@@ -83,6 +82,21 @@ def wait_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path,
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not listen on {port} within {timeout:g} s:\n{log.read_text()[-3000:]}")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, grandchildren, ...), from `ps`."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        child, parent = (int(v) for v in line.split())
+        children.setdefault(parent, []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> None:
@@ -164,9 +178,16 @@ class Origin:
         self.server = self._stack.enter_context(launch_server(self.home, Path("unused"), self.port, **self.env))
 
     def kill(self) -> None:
-        """SIGKILL the origin: no drain, no lease released, write-backs lost."""
+        """SIGKILL the origin and every process under it (its transcode workers), as a host
+        that dies takes them all: no drain, no lease released, write-backs lost."""
         assert self.server is not None
+        below = descendants(self.pid)
         self.server.process.send_signal(signal.SIGKILL)
+        for pid in below:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.server.process.wait()
         self.stop()
 
@@ -250,30 +271,36 @@ class Fleet:
         *,
         redis: bool = True,
         front: bool = False,
-        lease_ttl: float = 2.0,
+        lease_ttl: float | None = None,
         workers: int = 2,
         s3: SeaweedS3 | None = None,
+        sources: str = "fleet",
+        output: str = "fleet-out",
         **env: str,
     ) -> None:
+        """`origins` origins (one process each) with `workers` transcode workers each, sources
+        under s3://livetx/`sources`/ and made segments under `output`/, on `s3` (else a
+        SeaweedFS of their own); `redis`: a valkey-server they share; `front`: nginx before
+        them; `lease_ttl`: cluster.lease_ttl (None: the configured default); `env`: more
+        LIVETX_* settings, the same for every origin."""
         self.home = home
         self._stack = ExitStack()
         self._own_s3 = s3 is None
         self.s3 = s3 or SeaweedS3(home / "s3")
         self.valkey = ValkeyProcess(home / "valkey") if redis else None
+        self.sources, self.output = sources, output
         self.env = {
-            **QUICK,
-            "LIVETX_STORAGE_URI": f"s3://{BUCKET}/{SOURCES}",
-            "LIVETX_STORAGE_OUTPUT_URI": f"s3://{BUCKET}/{OUTPUT}",
+            "LIVETX_STORAGE_URI": f"s3://{BUCKET}/{sources}",
+            "LIVETX_STORAGE_OUTPUT_URI": f"s3://{BUCKET}/{output}",
             "LIVETX_SIGNING_KEYS": SIGNING_KEYS,
             "LIVETX_SIGNING_KEY_FILE": "",
             "LIVETX_CDN_ORIGIN_SECRET": CDN,
             "LIVETX_TRANSCODE_WORKERS": str(workers),
             "LIVETX_SERVER_PROCESSES": "1",
-            "LIVETX_CLUSTER_LEASE_TTL": f"{lease_ttl:g}",
             "LIVETX_CLUSTER_REDIS_URL": self.valkey.url if self.valkey is not None else "",
+            **({"LIVETX_CLUSTER_LEASE_TTL": f"{lease_ttl:g}"} if lease_ttl is not None else {}),
             **env,
         }
-        self.lease_ttl = lease_ttl
         self.origins = [self._origin(n) for n in range(1, origins + 1)]
         self.front = Front(home / "front", [o.port for o in self.origins]) if front else None
         if self.front is not None:
@@ -327,11 +354,11 @@ class Fleet:
 
     def upload(self, key: str, data: bytes) -> None:
         """A source, under the origins' storage.uri."""
-        self.s3_client.put_object(Bucket=BUCKET, Key=f"{SOURCES}/{key}", Body=data)
+        self.s3_client.put_object(Bucket=BUCKET, Key=f"{self.sources}/{key}", Body=data)
 
     def stored(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
         """(key under the output root, bytes) of every made object under `prefix`."""
-        root = f"{OUTPUT}/"
+        root = f"{self.output}/"
         paginator = self.s3_client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=BUCKET, Prefix=root + prefix):
             for item in page.get("Contents", []):

