@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web, web_response
 from aiohttp.abc import AbstractAccessLogger
@@ -16,10 +18,13 @@ from livetx import logs
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.factories import make_signer, make_tier, open_storages
+from livetx.media.host_slots import HostSlots
 from livetx.media.pool import ProbePool, TranscodePool
+from livetx.server_process import ALONE, ServerProcess
 from livetx.settings import Settings
 from livetx.storage.base import media_origin
-from livetx.web.keys import CATALOG, CLOCK, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
+from livetx.web import siblings
+from livetx.web.keys import CATALOG, CLOCK, LOOP_LAG, METRICS, PLAYLISTS, POOL, PROCESS, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
 from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import Metrics, StateCollector
 from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, limits, observe, server_headers, tokens
@@ -30,6 +35,7 @@ from livetx.web.segments import segment_etag
 from livetx.web.status import TitleStatus
 
 GIL_SWITCH_INTERVAL = 0.0005  # seconds a thread keeps the GIL while the event loop waits for it
+SHUTDOWN_TIMEOUT = 30.0  # seconds in-flight requests get to finish after SIGTERM
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -66,7 +72,17 @@ async def freeze_heap(app: web.Application) -> None:
         gc.freeze()
 
 
-def create_app(settings: Settings) -> web.Application:
+def host_slots(settings: Settings, process: ServerProcess) -> HostSlots | None:
+    """The host's transcode slots, shared by the server processes (None with one process: its
+    pool is the host's bound)."""
+    if not process.shared:
+        return None
+    return HostSlots(settings.path(settings.cluster.lock_dir), settings.transcode.workers or os.cpu_count() or 1)
+
+
+def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Application:
+    """The app of one server process; `process`: which of the processes of `livetx serve`
+    (the default: the only one, as in-process tests run it)."""
     check_page_settings(settings)
     logs.protect_loggers()  # aiohttp's own records are redacted even without logs.configure
     # aiohttp answers a request its parser refuses by itself, before any app hook: its default
@@ -79,6 +95,7 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={**PARSER_LIMITS, "keepalive_timeout": settings.server.idle_timeout},
     )
     app[SETTINGS] = settings
+    app[PROCESS] = process
     app[CLOCK] = time.time  # token checks read it; a test may set its own before the app starts
     metrics = Metrics()
     app[METRICS] = metrics
@@ -107,10 +124,14 @@ def create_app(settings: Settings) -> web.Application:
                 probe_failure_ttl=settings.cache.probe_failure_ttl,
                 sidecar_timeout=transcode.probe_timeout,
             )
-            pool = TranscodePool(transcode.workers, transcode.timeout, origin)
+            pool = TranscodePool(transcode.workers, transcode.timeout, origin, host_slots(settings, process), process.index)
             await pool.start()
             app[POOL] = pool
             tier = await asyncio.to_thread(make_tier, settings, output)
+            # issue 17 (branch coord): the singleflight comes from the coordination engine's
+            # factory, `flight=make_coordinator(settings, process.count)`: Redis when
+            # cluster.redis_url is set, else lock files in cluster.lock_dir when several
+            # processes share the host (process.shared), else the in-process one, as now
             app[SEGMENTS] = SegmentService(
                 sources, output, pool, settings.cache, settings.transcode, tier=tier, observe_transcode=metrics.observe_transcode
             )
@@ -131,7 +152,40 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(watch_loop)
     app.cleanup_ctx.append(resources)
+    if process.shared:
+        app.cleanup_ctx.append(siblings.answer_siblings)
     app.on_startup.append(freeze_heap)  # after the resources above (cleanup contexts start first)
     add_routes(app)
     logging.getLogger(__name__).debug("app created")
     return app
+
+
+def serve(settings: Settings, on_listening: Callable[[], None], process: ServerProcess = ALONE) -> None:
+    """Run the server in this process until SIGTERM or SIGINT, then drain: in-flight requests
+    finish (up to SHUTDOWN_TIMEOUT), then the app's cleanup (write-backs land, pools stop).
+    `on_listening` is called once the port is bound. One of several processes: the port is
+    bound with SO_REUSEPORT, and the kernel spreads connections over the processes."""
+    # a process setting, so set by the process: CPU work in threads (a long title's first
+    # rendering, probes, seal checks) holds the GIL for up to the switch interval each time the
+    # event loop wants it back, after every socket call: 5 ms by default, which a request's
+    # several calls turn into tens of ms
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    web.run_app(
+        create_app(settings, process),
+        host=settings.server.host,
+        port=settings.server.port,
+        reuse_port=process.shared or None,
+        print=lambda _: on_listening(),
+        access_log_class=AccessLogger,
+        loop=_new_loop(),
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but not on every platform
+        return asyncio.new_event_loop()

@@ -115,8 +115,9 @@ def escape_controls(text: str) -> str:
 class TextFormatter(logging.Formatter):
     """One line per record: a traceback's line breaks are escaped like a client's."""
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+    def __init__(self, process: bool = False) -> None:
+        where = " [%(proc)s %(pid)s]" if process else ""
+        super().__init__(f"%(asctime)s %(levelname)s{where} %(name)s %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         return escape_controls(super().format(record))
@@ -126,6 +127,20 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id.get()
+        return True
+
+
+class ProcessFilter(logging.Filter):
+    """Marks each record with the server process it comes from (`proc`: its index among the
+    processes of `livetx serve`, or "supervisor") and its process id (`pid`)."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self.process = process
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.proc = self.process
+        record.pid = record.process  # the standard attribute, left out of JSON lines as such
         return True
 
 
@@ -160,10 +175,13 @@ class LineFormatter(logging.Formatter):
         return self.inner.format(record) + "\n"
 
 
-def configure(fmt: str = "json", level: int = logging.INFO) -> None:
-    """Root logging for `livetx serve`: JSON lines (the default) or plain text."""
+def configure(fmt: str = "json", level: int = logging.INFO, process: str | None = None) -> None:
+    """Root logging for `livetx serve`: JSON lines (the default) or plain text. `process`: one
+    of several server processes (its index) or their supervisor; each line says which."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
+    if process is not None:
+        handler.addFilter(ProcessFilter(process))
     handler.addFilter(REDACT)
     # one write per record, newline included: worker processes (FFmpeg's own messages) share
     # the stream, and two writes per line let their output land between a line and its newline
@@ -171,7 +189,7 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
     if fmt == "json":
         handler.setFormatter(LineFormatter(JsonFormatter()))
     else:
-        handler.setFormatter(LineFormatter(TextFormatter()))
+        handler.setFormatter(LineFormatter(TextFormatter(process is not None)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

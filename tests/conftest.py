@@ -89,9 +89,14 @@ class Server:
         return done.stdout.strip()
 
 
+ANNOUNCED = "livetx listening on"  # the first line `livetx serve` prints once it listens
+
+
 @contextmanager
-def launch_server(home: Path, media: Path, port: int | None = None, **extra_env: str) -> Iterator[Server]:
-    """`livetx serve` as a subprocess on loopback (on `port`, else a free one), with its own keys."""
+def launch_server(home: Path, media: Path, processes: int = 1, port: int | None = None, **extra_env: str) -> Iterator[Server]:
+    """`livetx serve` as a subprocess on loopback (on `port`, else a free one), with its own
+    keys and lock folder; one server process unless `processes` says otherwise (then it is
+    ready when the supervisor announces that every process listens)."""
     key_file = home / "signing.key"
     generate_key_file(key_file)
     api_key = secrets.token_urlsafe(32)
@@ -106,6 +111,8 @@ def launch_server(home: Path, media: Path, port: int | None = None, **extra_env:
         "LIVETX_API_KEY_FILE": "",
         "LIVETX_CACHE_LOCAL_DIR": str(home / "tier"),
         "LIVETX_TRANSCODE_WORKERS": "2",
+        "LIVETX_SERVER_PROCESSES": str(processes),
+        "LIVETX_CLUSTER_LOCK_DIR": str(home / "locks"),
         "PYTHONUNBUFFERED": "1",
         **extra_env,
     }
@@ -117,6 +124,11 @@ def launch_server(home: Path, media: Path, port: int | None = None, **extra_env:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("server exited:\n" + log.read_text())
+        if processes > 1:
+            if ANNOUNCED in log.read_text():
+                break
+            time.sleep(0.1)
+            continue
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 break

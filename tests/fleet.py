@@ -175,7 +175,7 @@ class Origin:
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        self.server = self._stack.enter_context(launch_server(self.home, Path("unused"), self.port, **self.env))
+        self.server = self._stack.enter_context(launch_server(self.home, Path("unused"), port=self.port, **self.env))
 
     def kill(self) -> None:
         """SIGKILL the origin and every process under it (its transcode workers), as a host
@@ -296,21 +296,17 @@ class Fleet:
             "LIVETX_SIGNING_KEY_FILE": "",
             "LIVETX_CDN_ORIGIN_SECRET": CDN,
             "LIVETX_TRANSCODE_WORKERS": str(workers),
-            "LIVETX_SERVER_PROCESSES": "1",
             "LIVETX_CLUSTER_REDIS_URL": self.valkey.url if self.valkey is not None else "",
             **({"LIVETX_CLUSTER_LEASE_TTL": f"{lease_ttl:g}"} if lease_ttl is not None else {}),
             **env,
         }
-        self.origins = [self._origin(n) for n in range(1, origins + 1)]
+        # each its own port, local tier and lock folder (launch_server's, in its home)
+        self.origins = [Origin(f"origin{n}", home / f"origin{n}", {}) for n in range(1, origins + 1)]
         self.front = Front(home / "front", [o.port for o in self.origins]) if front else None
         if self.front is not None:
             self.env.setdefault("LIVETX_SERVER_BASE_URL", self.front.url)  # what `livetx url` signs
             self.env.setdefault("LIVETX_SERVER_CLIENT_IP_HEADER", "X-Real-IP")
         self._client: Any = None
-
-    def _origin(self, n: int) -> Origin:
-        home = self.home / f"origin{n}"
-        return Origin(f"origin{n}", home, {"LIVETX_CLUSTER_LOCK_DIR": str(home / "locks")})
 
     def __enter__(self) -> Fleet:
         try:

@@ -101,6 +101,68 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _stat_fields(path: str) -> list[str]:
+    with open(path) as stat:
+        return stat.read().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+
+
+def alive(pid: int) -> bool:
+    """A thread of the process is not a zombie yet (Linux /proc). A killed process's first
+    thread can be a zombie while others are still ending, its files (sockets) still open."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    for tid in tasks:
+        try:
+            if _stat_fields(f"/proc/{pid}/task/{tid}/stat")[0] != "Z":
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return False
+
+
+def child_pids(pid: int, marker: str = "") -> list[int]:
+    """The live child processes of `pid` (from /proc), those whose command line holds `marker`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _stat_fields(f"/proc/{entry}/stat")
+            if int(fields[1]) == pid and fields[0] != "Z" and marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.append(int(entry))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return sorted(found)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`."""
+    out, todo = [], [pid]
+    while todo:
+        below = child_pids(todo.pop())
+        out += below
+        todo += below
+    return out
+
+
+def running(pid: int) -> bool:
+    """A thread of the process is running or waiting for a CPU (state R) right now: a worker
+    busy with a job, whatever the load of the machine; an idle one sleeps in a read."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return False
+    for tid in tasks:
+        try:
+            if _stat_fields(f"/proc/{pid}/task/{tid}/stat")[0] == "R":
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return False
+
+
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Prometheus exposition text -> {(sample name, sorted labels): value}."""
     out = {}

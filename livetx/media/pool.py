@@ -12,6 +12,16 @@ running ones are preempted (a worker stops between packets, within milliseconds,
 goes back in the queue), so a client's transcode has every core. A client that joins
 background work promotes it to client priority.
 
+With several server processes on one host (`livetx serve --processes N`), each has a pool of
+its own and the pools share the host's transcode slots (`host_slots.py`): a job runs only while
+its pool slot holds a host slot, so the host never runs more than `transcode.workers` at once.
+A client job that finds every host slot taken waits for one (blocking, in a thread); a
+background job only takes a free one and otherwise goes back in the queue, to try again in
+HOST_RETRY seconds, so background work never stands in line before clients, on this process
+or another. A background job another process runs is not preempted for this process's client:
+the client waits at most for the end of that one transcode (see the README's "Several
+processes on one host").
+
 Header probes have a `ProbePool` of their own (workers of the same kind, started when first
 needed), so a probe never waits behind transcodes, and a probe that hangs (a source that stalls
 FFmpeg's demuxer at open) is killed at its time limit, its worker replaced.
@@ -43,6 +53,7 @@ from livetx.errors import (
     TranscodeFailed,
     TranscodeTimeout,
 )
+from livetx.media.host_slots import HostSlot, HostSlots
 from livetx.media.messages import (
     Cancel,
     Cancelled,
@@ -67,6 +78,9 @@ _PASSED_ON: frozenset[type[LivetxError]] = frozenset({SourceUnreadable, SourceTo
 
 J = TypeVar("J", SegmentJob, ProbeJob)
 R = TypeVar("R", SegmentResult, MediaInfo)
+
+
+HOST_RETRY = 0.2  # seconds before a background job tries again for a host slot when all were taken
 
 
 class Priority(IntEnum):
@@ -190,6 +204,9 @@ class PoolStats:
     preempted: int = 0
     retried: int = 0  # jobs run again after their worker died
     mean_seconds: float = 0.0  # moving average of a transcode's wall time
+    host_waits: int = 0  # client jobs that found every host slot taken and waited for one
+    host_waiting: int = 0  # client jobs waiting for a host slot now
+    host_deferred: int = 0  # times a background job found every host slot it tried taken
 
 
 @dataclass(eq=False)
@@ -200,15 +217,21 @@ class Ticket:
     priority: Priority
     future: asyncio.Future[SegmentResult]
     running_on: _Worker[SegmentJob, SegmentResult] | None = None
+    taken: bool = False  # off the queue, in a pool slot (waiting for a host slot, or running)
+    host_slot: HostSlot | None = None  # the host slot it runs in (several server processes only)
     cancelling: bool = False
     retried: bool = False  # a job whose worker died goes again once, on a fresh worker
 
 
 class TranscodePool:
-    def __init__(self, size: int, timeout: float, origin: str = "") -> None:
-        """`origin`: where remote sources may be read from (`livetx.storage.base.media_origin`)."""
+    def __init__(self, size: int, timeout: float, origin: str = "", host: HostSlots | None = None, host_offset: int = 0) -> None:
+        """`origin`: where remote sources may be read from (`livetx.storage.base.media_origin`).
+        `host`: the host's transcode slots, shared with other server processes (None: this
+        process is the only one); `host_offset` spreads the processes' first tries over them."""
         self.size = size or os.cpu_count() or 1
         self.timeout = timeout
+        self.host = host
+        self.host_offset = host_offset
         self.stats = PoolStats()
         self._ctx = multiprocessing.get_context("spawn")
         self._workers = [_Worker[SegmentJob, SegmentResult](self._ctx, origin) for _ in range(self.size)]
@@ -218,13 +241,16 @@ class TranscodePool:
         self._clients = 0  # client tickets queued or running
         self._clients_idle = asyncio.Event()
         self._clients_idle.set()
+        self._clients_busy = asyncio.Event()  # the opposite of _clients_idle
         self._seq = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.host is not None:
+            await self.host.prepare()
         await asyncio.gather(*(loop.run_in_executor(self._threads, w.start) for w in self._workers))
-        self._tasks = [asyncio.create_task(self._dispatch(w), name="livetx-pool-slot") for w in self._workers]
+        self._tasks = [asyncio.create_task(self._dispatch(i, w), name="livetx-pool-slot") for i, w in enumerate(self._workers)]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -233,6 +259,8 @@ class TranscodePool:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in self._workers))
         self._threads.shutdown(wait=True)
+        if self.host is not None:
+            self.host.close()
 
     @property
     def waiting_clients(self) -> int:
@@ -268,12 +296,13 @@ class TranscodePool:
         ticket.priority = priority
         if priority == Priority.CLIENT:
             self._client_added(ticket)
-        if ticket.running_on is None:
+        if not ticket.taken:
             self._enqueue(ticket)  # the old queue entry is skipped: its priority no longer matches
 
     def _client_added(self, ticket: Ticket) -> None:
         self._clients += 1
         self._clients_idle.clear()
+        self._clients_busy.set()
         ticket.future.add_done_callback(self._client_done)
         self._preempt_background()
 
@@ -281,8 +310,10 @@ class TranscodePool:
         self._clients -= 1
         if self._clients == 0:
             self._clients_idle.set()
+            self._clients_busy.clear()
 
     def _enqueue(self, ticket: Ticket) -> None:
+        ticket.taken = False
         self.stats.queued += 1
         self._queue.put_nowait((int(ticket.priority), next(self._seq), ticket))
 
@@ -293,19 +324,73 @@ class TranscodePool:
                 ticket.cancelling = True
                 ticket.running_on.cancel()
 
-    async def _dispatch(self, worker: _Worker[SegmentJob, SegmentResult]) -> None:
-        """One slot: take the next ticket, run it on this slot's worker, settle it."""
+    async def _dispatch(self, slot: int, worker: _Worker[SegmentJob, SegmentResult]) -> None:
+        """One slot: take the next ticket, run it on this slot's worker (in a host slot, with
+        several server processes), settle it."""
         while True:
             priority, _, ticket = await self._queue.get()
             self.stats.queued -= 1
-            # a caller that gave up, an entry left behind by a promotion, or a ticket already running
-            if ticket.future.done() or priority != ticket.priority or ticket.running_on is not None:
+            # a caller that gave up, an entry left behind by a promotion, or a ticket already taken
+            if ticket.future.done() or priority != ticket.priority or ticket.taken:
                 continue
             if ticket.priority > Priority.CLIENT and not self._clients_idle.is_set():
                 await self._hold_back(ticket)
                 continue
-            outcome, took = await self._run_on(worker, ticket)
+            ticket.taken = True
+            if self.host is not None:
+                ticket.host_slot = await self._take_host_slot(slot, ticket)
+                if ticket.host_slot is None:  # a background job, and the host is busy
+                    await self._defer(ticket)
+                    continue
+                if ticket.future.done():  # its caller went away while it waited for a host slot
+                    self._release_host_slot(ticket)
+                    continue
+                if ticket.priority > Priority.CLIENT and not self._clients_idle.is_set():
+                    self._release_host_slot(ticket)  # a client came while it took the host slot
+                    await self._hold_back(ticket)
+                    continue
+            try:
+                outcome, took = await self._run_on(worker, ticket)
+            finally:
+                self._release_host_slot(ticket)
             self._settle(ticket, outcome, took)
+
+    def _release_host_slot(self, ticket: Ticket) -> None:
+        if ticket.host_slot is not None:
+            ticket.host_slot.release()
+            ticket.host_slot = None
+
+    async def _take_host_slot(self, slot: int, ticket: Ticket) -> HostSlot | None:
+        """A host slot for the ticket: a free one, else (a client job) the first one freed of
+        those it waits on; None for a background job when the one it tries is taken."""
+        assert self.host is not None
+        first = slot + self.host_offset
+        background = ticket.priority > Priority.CLIENT
+        # a background job tries this pool slot's own host slot only: one lock call per retry
+        taken = await self.host.take(first, only=background)
+        if taken is not None:
+            return taken
+        if background:
+            self.stats.host_deferred += 1
+            return None
+        # every host slot is taken. A background job of this process holds one, when it runs:
+        # it is being preempted for this client (see _preempt_background), so wait on that one
+        mine = [t.host_slot.index for t in self._running if t.priority > Priority.CLIENT and t.host_slot is not None]
+        self.stats.host_waits += 1
+        self.stats.host_waiting += 1
+        try:
+            return await self.host.wait(mine[0] if mine else first)
+        finally:
+            self.stats.host_waiting -= 1
+
+    async def _defer(self, ticket: Ticket) -> None:
+        """A background job found the host busy: back in the queue, tried again after
+        HOST_RETRY seconds, or at once when a client of this process needs this slot."""
+        self._enqueue(ticket)
+        try:
+            await asyncio.wait_for(self._clients_busy.wait(), timeout=HOST_RETRY)
+        except TimeoutError:
+            pass
 
     async def _hold_back(self, ticket: Ticket) -> None:
         """Background waits while a client does; a short wait, so this slot still picks up a

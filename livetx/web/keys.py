@@ -11,6 +11,7 @@ from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.media.pool import TranscodePool
 from livetx.scopes import ApiScope
+from livetx.server_process import ServerProcess
 from livetx.settings import Settings
 from livetx.signing import Signer, Token
 
@@ -32,6 +33,8 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
 PLAYLISTS: web.AppKey[PlaylistCache] = web.AppKey("playlists")
 STATUS: web.AppKey[TitleStatus] = web.AppKey("status")
+# which of the server processes of `livetx serve` this app runs in
+PROCESS = web.AppKey("process", ServerProcess)
 # the wall clock token checks read (time.time; a test sets its own to move time, not wait it out)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
@@ -49,6 +52,7 @@ __all__ = [
     "METRICS",
     "PLAYLISTS",
     "POOL",
+    "PROCESS",
     "REQUEST_ID",
     "SEGMENTS",
     "SETTINGS",

@@ -7,16 +7,23 @@ transcode durations by the segment service; queue depth, in-flight transcodes, s
 joins, cache hits and misses by tier, worker restarts and storage errors are read from the
 pool and the service when scraped, so nothing is counted twice. With `server.metrics_token`
 set, a scrape needs it as a bearer token.
+
+With several server processes (`livetx serve --processes N`), a scrape answers for all of
+them (livetx/web/siblings.py gathers them): `all_processes` labels each process's series with
+`process="<index>"` and puts them together, family by family.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 if TYPE_CHECKING:
     from livetx.cache.service import SegmentService
@@ -75,6 +82,11 @@ class StateCollector(Collector):
             yield CounterMetricFamily("livetx_transcode_preemptions", "Background transcodes stopped for a client", value=preempted)
             yield CounterMetricFamily("livetx_transcode_failures", "Transcodes that failed", value=pool.stats.failed)
             yield CounterMetricFamily("livetx_transcode_retries", "Jobs run again after their worker died", value=pool.stats.retried)
+            if pool.host is not None:  # several server processes share the host's transcode slots
+                waits, waiting, deferred = pool.stats.host_waits, pool.stats.host_waiting, pool.stats.host_deferred
+                yield CounterMetricFamily("livetx_host_slot_waits", "Client transcodes that waited for a host slot", value=waits)
+                yield GaugeMetricFamily("livetx_host_slot_waiting", "Client transcodes waiting for a host slot now", value=waiting)
+                yield CounterMetricFamily("livetx_host_slot_deferred", "Background transcodes put back: the host was busy", value=deferred)
         if service is not None:
             stats = service.stats
             hits = CounterMetricFamily("livetx_cache_hits", "Segment cache hits by tier", labels=["tier"])
@@ -101,3 +113,36 @@ class StateCollector(Collector):
             yield CounterMetricFamily("livetx_overloaded", "Requests answered 503 by admission control", value=stats.overloaded)
             yield CounterMetricFamily("livetx_writebacks_dropped", "Write-backs dropped (memory bound)", value=stats.writebacks_dropped)
             yield CounterMetricFamily("livetx_corrupt_segments", "Cached copies that failed their seal check", value=stats.corrupt)
+
+
+PROCESS_LABEL = "process"
+
+
+def families(text: str) -> list[Metric]:
+    """A registry's exposition text (another process's) as metric families."""
+    return list(text_string_to_metric_families(text))
+
+
+def all_processes(per_process: Mapping[str, Iterable[Metric] | None]) -> bytes:
+    """The exposition text of several processes' families: every sample labelled with its
+    process, the families of one name put together, and `livetx_server_process_up` saying
+    which processes answered (those given None did not)."""
+    merged: dict[str, Metric] = {}
+    up = GaugeMetricFamily("livetx_server_process_up", "1 for each server process that answered this scrape", labels=[PROCESS_LABEL])
+    for process, found in per_process.items():
+        up.add_metric([process], 0 if found is None else 1)
+        for family in found or ():
+            into = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type, family.unit))
+            into.samples += [
+                Sample(sample.name, {**sample.labels, PROCESS_LABEL: process}, sample.value, sample.timestamp, sample.exemplar)
+                for sample in family.samples
+            ]
+    return generate_latest(_Families([up, *merged.values()]))
+
+
+class _Families(Collector):
+    def __init__(self, found: list[Metric]) -> None:
+        self.found = found
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.found)

@@ -10,10 +10,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from livetx.dash.manifest import MPD_NAME
 from livetx.urls import HLS_ROOT
-from livetx.web import api, playlists, segments
+from livetx.web import api, playlists, segments, siblings
 from livetx.web.auth import check_metrics_token
 from livetx.web.demo import demo
-from livetx.web.keys import CATALOG, METRICS, POOL
+from livetx.web.keys import CATALOG, METRICS, POOL, PROCESS
 from livetx.web.openapi import openapi
 from livetx.web.player import player
 
@@ -50,7 +50,10 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics_page(request: web.Request) -> web.Response:
     """The app's Prometheus registry (web/metrics.py), behind `server.metrics_token` when set."""
     check_metrics_token(request)
-    body = generate_latest(request.app[METRICS].registry)
+    if request.app[PROCESS].shared:  # one of several server processes: all of them answer
+        body = await siblings.scrape(request.app)
+    else:
+        body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
 
