@@ -41,7 +41,8 @@ fuzz: $(STAMP)
 # installed): players play while segments are deleted, workers and whole origins killed and S3
 # restarted; then every cached segment is verified (see tests/chaos.py)
 chaos: $(STAMP)
-	$(PY) -m tests.chaos --seconds 120 --players 6 --origins 3
+	mkdir -p benchmarks/results
+	$(PY) -m tests.chaos --seconds 120 --players 6 --origins 3 --json benchmarks/results/chaos.json
 
 # every benchmark, then charts and the table in benchmarks/README.md (needs the ffmpeg CLI;
 # nginx is optional). Takes about 15 minutes on 2 cores.
@@ -56,6 +57,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/overload.py
 	$(PY) benchmarks/playlist_load.py
 	$(PY) benchmarks/track_cost.py
+	$(PY) benchmarks/cluster_burst.py
 	$(PY) benchmarks/report.py
 
 clean:
