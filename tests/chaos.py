@@ -32,7 +32,6 @@ import random
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,8 +50,9 @@ import m3u8
 
 from livetx.cache.seal import is_sealed
 from livetx.media.sample import SampleSpec, write_sample
-from tests.fleet import Fleet, Origin, descendants, nginx_binary
+from tests.fleet import Fleet, Origin, nginx_binary
 from tests.s3server import BUCKET
+from tests.support import descendants
 
 TS_OFFSET = Fraction(7, 5)  # the constant offset of title time in every segment (1.4 s)
 SOURCE_PREFIX = "chaos"  # the sources' prefix in the bucket
@@ -176,10 +176,14 @@ def player(master_url: str, speed: float, until: float, seen: Seen, rng: random.
 
 def worker_pids(server_pid: int) -> list[int]:
     """The server's transcode workers (spawned processes under it; not the spawn helper)."""
-    below = set(descendants(server_pid))
-    out = subprocess.run(["ps", "-e", "-o", "pid=,args="], capture_output=True, text=True).stdout
-    pids = [(int(line.split(None, 1)[0]), line) for line in out.splitlines()]
-    return [pid for pid, line in pids if pid in below and "multiprocessing.spawn" in line and "resource_tracker" not in line]
+    return [pid for pid in descendants(server_pid) if b"spawn_main" in cmdline(pid)]
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
 
 
 def chaos(fleet: Fleet, until: float, events: Counter[str], rng: random.Random) -> None:

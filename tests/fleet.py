@@ -38,7 +38,7 @@ from botocore.config import Config
 
 from tests.conftest import ROOT, Server, free_port, launch_server
 from tests.s3server import BUCKET, SeaweedS3
-from tests.support import samples
+from tests.support import descendants, samples
 
 CDN = "f" * 40  # the CDN origin-pull secret of every origin (tests fetch without tokens with it)
 CDN_HEADERS = {"X-Livetx-Origin-Auth": CDN}
@@ -82,21 +82,6 @@ def wait_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path,
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not listen on {port} within {timeout:g} s:\n{log.read_text()[-3000:]}")
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (children, grandchildren, ...), from `ps`."""
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        child, parent = (int(v) for v in line.split())
-        children.setdefault(parent, []).append(child)
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> None:
