@@ -17,16 +17,31 @@ from aiohttp.web_request import BaseRequest
 from livetx import logs
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
-from livetx.factories import make_signer, make_tier, open_storages
+from livetx.cluster.flight import ClusterFlight
+from livetx.factories import make_coordinator, make_signer, make_tier, open_storages
 from livetx.media.host_slots import HostSlots
 from livetx.media.pool import ProbePool, TranscodePool
 from livetx.server_process import ALONE, ServerProcess
 from livetx.settings import Settings
 from livetx.storage.base import media_origin
 from livetx.web import siblings
-from livetx.web.keys import CATALOG, CLOCK, LOOP_LAG, METRICS, PLAYLISTS, POOL, PROCESS, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
+from livetx.web.keys import (
+    CATALOG,
+    CLOCK,
+    CLUSTER,
+    LOOP_LAG,
+    METRICS,
+    PLAYLISTS,
+    POOL,
+    PROCESS,
+    REQUEST_ID,
+    SEGMENTS,
+    SETTINGS,
+    SIGNER,
+    STATUS,
+)
 from livetx.web.lag import LoopLagMonitor
-from livetx.web.metrics import Metrics, StateCollector
+from livetx.web.metrics import ClusterCollector, Metrics, StateCollector
 from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, limits, observe, server_headers, tokens
 from livetx.web.player import check_page_settings
 from livetx.web.playlist_cache import PlaylistCache
@@ -82,7 +97,8 @@ def host_slots(settings: Settings, process: ServerProcess) -> HostSlots | None:
 
 def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Application:
     """The app of one server process; `process`: which of the processes of `livetx serve`
-    (the default: the only one, as in-process tests run it)."""
+    (the default: the only one, as in-process tests run it). Several processes make each
+    segment once through lock files, unless Redis coordinates them."""
     check_page_settings(settings)
     logs.protect_loggers()  # aiohttp's own records are redacted even without logs.configure
     # aiohttp answers a request its parser refuses by itself, before any app hook: its default
@@ -100,6 +116,7 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
     metrics = Metrics()
     app[METRICS] = metrics
     metrics.registry.register(StateCollector(lambda: app.get(POOL), lambda: app.get(SEGMENTS)))
+    metrics.registry.register(ClusterCollector(lambda: app.get(CLUSTER)))
     app.on_response_prepare.append(server_headers)
     app.on_response_prepare.append(count_bytes)
     app.on_response_prepare.append(segment_etag)
@@ -107,6 +124,19 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
     app[PLAYLISTS] = PlaylistCache()
     app[STATUS] = TitleStatus()
     profiles = dict(settings.profiles)
+    coordinator = make_coordinator(settings, process.count)
+
+    async def coordination(app: web.Application) -> AsyncIterator[None]:
+        """Before the segment service, closed after it has drained (its leases released)."""
+        if coordinator is None:
+            yield
+            return
+        cluster = app[CLUSTER] = ClusterFlight(coordinator)
+        await cluster.start()
+        try:
+            yield
+        finally:
+            await cluster.close()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_storages(settings) as (sources, output):
@@ -128,12 +158,15 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
             await pool.start()
             app[POOL] = pool
             tier = await asyncio.to_thread(make_tier, settings, output)
-            # issue 17 (branch coord): the singleflight comes from the coordination engine's
-            # factory, `flight=make_coordinator(settings, process.count)`: Redis when
-            # cluster.redis_url is set, else lock files in cluster.lock_dir when several
-            # processes share the host (process.shared), else the in-process one, as now
             app[SEGMENTS] = SegmentService(
-                sources, output, pool, settings.cache, settings.transcode, tier=tier, observe_transcode=metrics.observe_transcode
+                sources,
+                output,
+                pool,
+                settings.cache,
+                settings.transcode,
+                tier=tier,
+                cluster=app.get(CLUSTER),
+                observe_transcode=metrics.observe_transcode,
             )
             try:
                 yield
@@ -151,6 +184,7 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
         await asyncio.gather(task, return_exceptions=True)
 
     app.cleanup_ctx.append(watch_loop)
+    app.cleanup_ctx.append(coordination)
     app.cleanup_ctx.append(resources)
     if process.shared:
         app.cleanup_ctx.append(siblings.answer_siblings)

@@ -1,6 +1,6 @@
 """Settings -> the long-lived objects that both the server (livetx/app.py) and the CLI
 (livetx/__main__.py) build: the signer, the profiles, the source and output stores, the local
-tier. Nothing here imports aiohttp's web app."""
+tier, the coordination engine. Nothing here imports aiohttp's web app."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from livetx.cache.local_tier import LocalTier
+from livetx.cluster.leases import Coordinator
+from livetx.cluster.lockfiles import LockFiles
+from livetx.cluster.redis_engine import RedisCoordinator
 from livetx.errors import ConfigError
 from livetx.settings import Settings
 from livetx.signing import Signer
@@ -60,3 +63,18 @@ def make_tier(settings: Settings, output: Storage) -> LocalTier | None:
     tier = LocalTier(settings.path(settings.cache.local_dir), settings.cache.local_max_bytes)
     tier.scan()
     return tier
+
+
+def make_coordinator(settings: Settings, processes: int = 1) -> Coordinator | None:
+    """The engine that makes each segment once across processes and origins (livetx/cluster/):
+    Redis when `cluster.redis_url` is set; else lock files in `cluster.lock_dir` when this
+    host runs several server processes; else none (the in-process singleflight is enough)."""
+    cluster = settings.cluster
+    if cluster.redis_url:
+        try:
+            return RedisCoordinator(cluster.redis_url, cluster.key_prefix, cluster.lease_ttl)
+        except ValueError as exc:  # names the scheme, never the URL (it may hold a password)
+            raise ConfigError(str(exc)) from None
+    if processes > 1:
+        return LockFiles(settings.path(cluster.lock_dir) / "leases")
+    return None

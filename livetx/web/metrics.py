@@ -5,8 +5,10 @@ requests are in web/middleware.py, the /metrics handler in web/routes.py, its to
 web/auth.py. Request counts, latency and bytes are observed by middleware and a response-prepare hook;
 transcode durations by the segment service; queue depth, in-flight transcodes, singleflight
 joins, cache hits and misses by tier, worker restarts and storage errors are read from the
-pool and the service when scraped, so nothing is counted twice. With `server.metrics_token`
-set, a scrape needs it as a bearer token.
+pool and the service when scraped, so nothing is counted twice. The coordination engine's
+state (livetx/cluster/) is read the same way; the cluster-wide list of leases it shows is
+fetched by the async /metrics handler before the (synchronous) collectors run. With
+`server.metrics_token` set, a scrape needs it as a bearer token.
 
 With several server processes (`livetx serve --processes N`), a scrape answers for all of
 them (livetx/web/siblings.py gathers them): `all_processes` labels each process's series with
@@ -15,6 +17,7 @@ them (livetx/web/siblings.py gathers them): `all_processes` labels each process'
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -27,6 +30,7 @@ from prometheus_client.samples import Sample
 
 if TYPE_CHECKING:
     from livetx.cache.service import SegmentService
+    from livetx.cluster.flight import ClusterFlight
     from livetx.media.pool import TranscodePool
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -113,6 +117,47 @@ class StateCollector(Collector):
             yield CounterMetricFamily("livetx_overloaded", "Requests answered 503 by admission control", value=stats.overloaded)
             yield CounterMetricFamily("livetx_writebacks_dropped", "Write-backs dropped (memory bound)", value=stats.writebacks_dropped)
             yield CounterMetricFamily("livetx_corrupt_segments", "Cached copies that failed their seal check", value=stats.corrupt)
+
+
+class ClusterCollector(Collector):
+    """The coordination engine and its leases (`cluster` gives None without an engine)."""
+
+    def __init__(self, cluster: Callable[[], ClusterFlight | None]) -> None:
+        self.cluster = cluster
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        cluster = self.cluster()
+        if cluster is None:
+            return
+        state = cluster.state()
+        up = GaugeMetricFamily("livetx_coordination_up", "1 while the coordination engine answers", labels=["engine"])
+        up.add_metric([state.engine], int(state.up))
+        yield up
+        yield CounterMetricFamily(
+            "livetx_coordination_fallbacks", "Segments made without a lease: the engine was down", value=cluster.uncoordinated
+        )
+        yield GaugeMetricFamily("livetx_leases_held", "Segment leases this process holds", value=state.held)
+        yield GaugeMetricFamily("livetx_lease_waiting", "Segments this process waits on, leased by another", value=state.waiting)
+        yield CounterMetricFamily("livetx_lease_waits", "Segments waited for while another process held their lease", value=cluster.waits)
+        yield CounterMetricFamily(
+            "livetx_lease_takeovers", "Segments made after their lease ended without them in storage", value=cluster.takeovers
+        )
+        yield CounterMetricFamily("livetx_leases_lost", "Leases found gone when renewed", value=state.lost)
+        if state.engine == "redis":
+            yield from cluster_leases(state.holders, state.truncated)
+
+
+def cluster_leases(holders: Mapping[str, str], truncated: bool) -> Iterator[GaugeMetricFamily]:
+    """Cluster-wide leases, as last listed: a count by owner, and one series per lease."""
+    by_owner = GaugeMetricFamily("livetx_cluster_leases", "Segment leases held cluster-wide, by owner (host:pid:id)", labels=["owner"])
+    for owner, count in sorted(Tally(holders.values()).items()):
+        by_owner.add_metric([owner], count)
+    yield by_owner
+    each = GaugeMetricFamily("livetx_cluster_lease", "1 for each segment lease held cluster-wide, with its owner", labels=["key", "owner"])
+    for key, owner in sorted(holders.items()):
+        each.add_metric([key, owner], 1)
+    yield each
+    yield GaugeMetricFamily("livetx_cluster_leases_truncated", "1 when more leases are held than listed", value=int(truncated))
 
 
 PROCESS_LABEL = "process"

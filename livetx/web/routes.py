@@ -13,7 +13,7 @@ from livetx.urls import HLS_ROOT
 from livetx.web import api, playlists, segments, siblings
 from livetx.web.auth import check_metrics_token
 from livetx.web.demo import demo
-from livetx.web.keys import CATALOG, METRICS, POOL, PROCESS
+from livetx.web.keys import CATALOG, CLUSTER, METRICS, POOL, PROCESS
 from livetx.web.openapi import openapi
 from livetx.web.player import player
 
@@ -50,6 +50,9 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics_page(request: web.Request) -> web.Response:
     """The app's Prometheus registry (web/metrics.py), behind `server.metrics_token` when set."""
     check_metrics_token(request)
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.refresh()  # who holds which lease, cluster-wide: listed here, not in a collector
     if request.app[PROCESS].shared:  # one of several server processes: all of them answer
         body = await siblings.scrape(request.app)
     else:
