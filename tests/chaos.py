@@ -18,7 +18,7 @@ duration equal to its EXTINF). The report gives what the players saw (requests, 
 kind, retries) and what was verified; the exit status is 1 if any object is wrong or any
 player error was not recovered.
 
-    python -m tests.chaos [--seconds 90] [--players 6] [--origins 3] [--json out.json]
+    python -m tests.chaos [--seconds 90] [--players 6] [--origins 3 [--no-front]] [--json out.json]
 """
 
 from __future__ import annotations
@@ -287,6 +287,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=90.0)
     parser.add_argument("--players", type=int, default=6)
     parser.add_argument("--origins", type=int, default=1, help="origins sharing S3 and (when more than one) a valkey-server")
+    parser.add_argument("--no-front", action="store_true", help="with several origins: round-robin over them, not through nginx")
     parser.add_argument("--speed", type=float, default=4.0, help="playback speed, in multiples of real time")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path)
@@ -296,7 +297,7 @@ def main() -> int:
     several = args.origins > 1
     tmp = Path(tempfile.mkdtemp(prefix="livetx-chaos-"))
     try:
-        front = several and nginx_binary() is not None
+        front = several and not args.no_front and nginx_binary() is not None
         fleet = Fleet(tmp / "fleet", args.origins, redis=several, front=front, sources=SOURCE_PREFIX, output=OUTPUT.rstrip("/"))
         with fleet:
             for key, spec in SOURCES.items():
