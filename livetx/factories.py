@@ -10,7 +10,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from livetx.cache.local_tier import LocalTier
 from livetx.cluster.leases import Coordinator
 from livetx.cluster.lockfiles import LockFiles
-from livetx.cluster.redis_engine import RedisCoordinator
 from livetx.errors import ConfigError
 from livetx.settings import Settings
 from livetx.signing import Signer
@@ -71,6 +70,9 @@ def make_coordinator(settings: Settings, processes: int = 1) -> Coordinator | No
     host runs several server processes; else none (the in-process singleflight is enough)."""
     cluster = settings.cluster
     if cluster.redis_url:
+        # imported here: the CLI builds its stores from this module and never needs redis (0.2 s of imports)
+        from livetx.cluster.redis_engine import RedisCoordinator
+
         try:
             return RedisCoordinator(cluster.redis_url, cluster.key_prefix, cluster.lease_ttl)
         except ValueError as exc:  # names the scheme, never the URL (it may hold a password)

@@ -179,6 +179,10 @@ async def test_two_origins_make_each_segment_once(origins: Origins, engine: str)
     assert transcodes(a, b) == 4
     assert cluster(a).waits + cluster(b).waits >= 1  # they did meet on a lease
     assert cluster(a).uncoordinated == cluster(b).uncoordinated == 0
+    metrics = samples(await (await a.get("/metrics")).text())
+    assert metrics[("livetx_coordination_up", (("engine", engine),))] == 1
+    assert metrics[("livetx_lease_waits_total", ())] == cluster(a).waits
+    assert (("livetx_cluster_leases_truncated", ()) in metrics) == (engine == "redis")  # lock files aren't listed
 
 
 async def test_with_redis_stopped_mid_run_every_request_is_served_and_coordination_resumes(origins: Origins, valkey: Valkey) -> None:

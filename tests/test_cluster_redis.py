@@ -8,13 +8,18 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from livetx.cluster.flight import ClusterFlight
 from livetx.cluster.leases import CoordinationDown
+from livetx.cluster.lockfiles import LockFiles
 from livetx.cluster.redis_engine import RedisCoordinator, safe_target
+from livetx.errors import ConfigError
+from livetx.factories import make_coordinator
+from tests.conftest import app_settings
 from tests.support import wait_for
 from tests.valkey import Valkey
 
@@ -152,6 +157,19 @@ async def test_the_cluster_view_lists_leases_by_owner(engines: MakeEngine) -> No
     assert state.holders == {"x/1.ts": a.owner, "x/2.ts": a.owner, "y/[1]*.ts": b.owner} and not state.truncated
 
 
+async def test_the_engine_follows_the_settings(tmp_path: Path) -> None:
+    assert make_coordinator(app_settings()) is None  # one process, no Redis: the in-process singleflight alone
+    lockfiles = make_coordinator(app_settings(LIVETX_CLUSTER_LOCK_DIR=str(tmp_path)), processes=2)
+    assert isinstance(lockfiles, LockFiles) and lockfiles.directory == tmp_path / "leases"
+    engine = make_coordinator(app_settings(LIVETX_CLUSTER_REDIS_URL="redis://:s3cret@127.0.0.1:1/0"), processes=2)
+    assert isinstance(engine, RedisCoordinator) and engine.health.target == "redis://127.0.0.1:1"
+    await engine.close()
+    for url in ("http://:s3cret@host/0", "redis://:s3cret@host:port/0"):
+        with pytest.raises(ConfigError) as refused:
+            make_coordinator(app_settings(LIVETX_CLUSTER_REDIS_URL=url))
+        assert "s3cret" not in str(refused.value)
+
+
 def test_the_target_named_in_logs_has_no_password() -> None:
     assert safe_target("redis://user:s3cret@cache.internal:6380/2") == "redis://cache.internal:6380"
     assert safe_target("rediss://:s3cret@cache.internal/0") == "rediss://cache.internal:6379"
@@ -171,7 +189,7 @@ async def test_redis_down_fails_fast_falls_back_and_coordination_resumes(
     waiter = asyncio.create_task(b.wait_released("before"))
     await wait_for(lambda: b.state().waiting == 1, 5, "the waiter to block on the notice")
     caplog.set_level(logging.INFO, logger="livetx.cluster")
-    await asyncio.to_thread(valkey.kill)
+    await asyncio.to_thread(valkey.stop)  # SIGTERM: it closes its connections (test_cluster_flight kills it)
 
     # the waiter wakes when its subscription drops, and finds the engine down
     await asyncio.wait_for(waiter, 5)

@@ -46,7 +46,8 @@ class EngineState:
     held: int  # leases this process holds now
     waiting: int  # segments this process waits on while another holds their lease
     lost: int = 0  # leases found gone when renewed (Redis restarted, or the process stalled past the TTL)
-    # cluster-wide, as last listed (bounded; empty where the engine can't list them): segment key -> owner
+    listed: bool = False  # the engine lists the leases held cluster-wide (lock files can't)
+    # cluster-wide, as last listed (bounded): segment key -> owner
     holders: Mapping[str, str] = field(default_factory=dict)
     truncated: bool = False  # more leases exist than `holders` lists
 

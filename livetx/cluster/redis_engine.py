@@ -300,7 +300,7 @@ class RedisCoordinator:
 
     def state(self) -> EngineState:
         holders, truncated = self._view
-        return EngineState(self.name, self.health.up, len(self._held), self._waiting, self.lost, holders, truncated)
+        return EngineState(self.name, self.health.up, len(self._held), self._waiting, self.lost, True, holders, truncated)
 
     async def refresh(self) -> None:
         loop = asyncio.get_running_loop()

@@ -143,7 +143,7 @@ class ClusterCollector(Collector):
             "livetx_lease_takeovers", "Segments made after their lease ended without them in storage", value=cluster.takeovers
         )
         yield CounterMetricFamily("livetx_leases_lost", "Leases found gone when renewed", value=state.lost)
-        if state.engine == "redis":
+        if state.listed:
             yield from cluster_leases(state.holders, state.truncated)
 
 
