@@ -38,8 +38,6 @@ def _signer_and_base(args: argparse.Namespace) -> tuple[Settings, str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from livetx.app import serve
-
     settings = _settings(args)
     if args.processes is not None:
         if args.processes < 0:
@@ -47,10 +45,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = replace(settings, server=replace(settings.server, processes=args.processes))
     count = settings.server.processes or os.cpu_count() or 1
     if count == 1:
+        from livetx.app import serve
+
         logs.configure(settings.server.log_format)
         serve(settings, lambda: announce(settings, args.announce, args.profile))
         return 0
-    from livetx.supervisor import Supervisor
+    from livetx.supervisor import Supervisor  # which never loads the app: a small process
 
     logs.configure(settings.server.log_format, process="supervisor")
     return Supervisor(settings, count, lambda: announce(settings, args.announce, args.profile)).run()

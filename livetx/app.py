@@ -21,7 +21,7 @@ from livetx.cluster.flight import ClusterFlight
 from livetx.factories import make_coordinator, make_signer, make_tier, open_storages
 from livetx.media.host_slots import HostSlots
 from livetx.media.pool import ProbePool, TranscodePool
-from livetx.server_process import ALONE, ServerProcess
+from livetx.server_process import ALONE, SHUTDOWN_TIMEOUT, ServerProcess
 from livetx.settings import Settings
 from livetx.storage.base import media_origin
 from livetx.web import siblings
@@ -50,7 +50,6 @@ from livetx.web.segments import segment_etag
 from livetx.web.status import TitleStatus
 
 GIL_SWITCH_INTERVAL = 0.0005  # seconds a thread keeps the GIL while the event loop waits for it
-SHUTDOWN_TIMEOUT = 30.0  # seconds in-flight requests get to finish after SIGTERM
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+SHUTDOWN_TIMEOUT = 30.0  # seconds in-flight requests get to finish after SIGTERM
+
 
 @dataclass(frozen=True)
 class ServerProcess:

@@ -20,12 +20,14 @@ configuration, a restarted one too.
   process that served STABLE seconds starts the count afresh. The others serve meanwhile (the
   kernel leaves a closed socket out of SO_REUSEPORT's spread).
 - Every scrape of /metrics answers for all the processes (livetx/web/siblings.py), through
-  Unix sockets in a directory private to the run, removed at the end.
+  Unix sockets in a directory private to the run, removed at the end (by the last server
+  process to end, if the supervisor was killed).
 - A server process whose supervisor dies (SIGKILL) sees its pipe to it close and drains as on
   SIGTERM: no server outlives its supervisor for long.
 
 Each server process logs with its index and process id (`logs.configure(process=...)`); the
-supervisor's own lines say "supervisor".
+supervisor's own lines say "supervisor". The supervisor never imports the app (aiohttp's
+server, the pools): it stays a small process.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -45,8 +48,8 @@ from multiprocessing.context import SpawnProcess
 from types import FrameType
 
 from livetx import logs
-from livetx.app import SHUTDOWN_TIMEOUT, serve
-from livetx.server_process import ServerProcess
+from livetx.errors import LivetxError
+from livetx.server_process import SHUTDOWN_TIMEOUT, ServerProcess
 from livetx.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ def _server_main(settings: Settings, place: ServerProcess, conn: Connection) -> 
     """A server process: serve until SIGTERM (or the supervisor's end of `conn` closing)."""
     os.setpgid(0, 0)  # a group of its own: a terminal's Ctrl-C is for the supervisor to forward
     logs.configure(settings.server.log_format, process=str(place.index))
+    from livetx.app import serve  # here: the supervisor itself never loads the app
 
     def listening() -> None:
         import asyncio
@@ -76,7 +80,14 @@ def _server_main(settings: Settings, place: ServerProcess, conn: Connection) -> 
         loop = asyncio.get_running_loop()
         loop.add_reader(conn.fileno(), orphaned)
 
-    serve(settings, listening, place)
+    try:
+        serve(settings, listening, place)
+    except LivetxError as exc:  # a bad setting: said as `livetx serve` alone says it
+        print(f"livetx: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+    except Exception:  # a log line rather than multiprocessing's bare traceback
+        log.exception("server process failed", extra={"event": "process_failed"})
+        sys.exit(1)
 
 
 @dataclass

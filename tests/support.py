@@ -147,20 +147,26 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def running(pid: int) -> bool:
-    """A thread of the process is running or waiting for a CPU (state R) right now: a worker
-    busy with a job, whatever the load of the machine; an idle one sleeps in a read."""
+def thread_cpu_ns(pid: int) -> dict[int, int]:
+    """CPU time each live thread of the process has used so far, in nanoseconds (Linux
+    /proc/<pid>/task/<tid>/schedstat: exact, where /proc/<pid>/stat counts clock ticks)."""
+    out = {}
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
-        return False
+        return out
     for tid in tasks:
         try:
-            if _stat_fields(f"/proc/{pid}/task/{tid}/stat")[0] == "R":
-                return True
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as stat:
+                out[int(tid)] = int(stat.read().split()[0])
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return False
+    return out
+
+
+def cpu_used_ns(before: dict[int, int], after: dict[int, int]) -> int:
+    """CPU time used between two `thread_cpu_ns` readings by the threads alive at both."""
+    return sum(after[tid] - before[tid] for tid in before.keys() & after.keys())
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -1,5 +1,10 @@
 """`livetx serve --processes N`: server processes on one port under a supervisor, sharing the
-host's transcode slots; SIGTERM drains them all; one that dies is replaced."""
+host's transcode slots; SIGTERM drains them all; one that dies is replaced.
+
+One transcode per segment across the processes is the coordination engine's (issue 17, branch
+coord: lock files in cluster.lock_dir): its test goes with it. Until then, each process has
+its own singleflight, so the tests here ask each process for distinct segments or count
+transcodes per process."""
 
 from __future__ import annotations
 
@@ -18,10 +23,13 @@ import m3u8
 import pytest
 
 from tests.conftest import ANNOUNCED, Server, Source, launch_server
-from tests.support import alive, child_pids, cpu_seconds, descendants, get_url, running, samples, wait_until
+from tests.support import alive, child_pids, cpu_seconds, cpu_used_ns, descendants, get_url, samples, thread_cpu_ns, wait_until
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux /proc")
 
+WINDOW = 0.02  # seconds: the windows the host's transcodes are counted in
+BUSY_NS = 2_000_000  # CPU time (ns) in a window that says a worker is at work on a job
+ONE_MOMENT = 0.001  # seconds within which a reading of all the workers counts as taken at once
 SERVER = "spawn_main"  # in the command line of a spawned process (a server process, a worker)
 # small, fast segments; made only when asked for (no pre-transcode, no lookahead)
 ENV = {
@@ -121,17 +129,30 @@ def test_the_host_never_runs_more_transcodes_than_its_workers(two: tuple[Server,
     assert len(urls) >= 12
     cpu_before = {pid: cpu_seconds(pid) for pid in workers}
 
-    # watch the workers while the burst runs: a worker busy in two sweeps of /proc in a row
-    # was busy all the time between, so those seen so are busy at the same moment
+    # watch the workers' CPU time while the burst runs, in short windows: a worker that used
+    # CPU (more than the few microseconds that follow its reply) in two windows in a row was
+    # at work across the moment between them, so those seen so were at work together. A job
+    # handed from one worker to another within the two windows shows one in each, never both
+    # in both.
     burst_over = threading.Event()
     most = [0]
 
+    def read() -> tuple[dict[int, dict[int, int]], bool]:
+        """Every worker's threads' CPU times, and whether they were read at one moment (a
+        reading the watcher was descheduled in the middle of ends the windows)."""
+        began = time.monotonic()
+        reading = {pid: thread_cpu_ns(pid) for pid in workers}
+        return reading, time.monotonic() - began < ONE_MOMENT
+
     def watch() -> None:
+        reading, _ = read()
+        previous: set[int] = set()
         while not burst_over.is_set():
-            first = {pid for pid in workers if running(pid)}
-            both = {pid for pid in workers if running(pid)} & first
-            most[0] = max(most[0], len(both))
-            time.sleep(0.002)  # a sampling period, not a wait for an event
+            time.sleep(WINDOW)  # a measuring window, not a wait for an event
+            now, at_once = read()
+            busy = {pid for pid in workers if cpu_used_ns(reading[pid], now[pid]) > BUSY_NS} if at_once else set()
+            most[0] = max(most[0], len(busy & previous))
+            reading, previous = now, busy
 
     statuses: list[int] = []
 
@@ -206,3 +227,24 @@ def test_sigterm_drains_every_process(tmp_path: Path, sources: dict[str, Source]
             assert (tmp_path / "media" / ".livetx" / key / profile / name).read_bytes() == results[url][1]
         wait_until(lambda: not any(alive(pid) for pid in tree), 10, "every process of the server to be gone")
         assert '"stopped"' in server.log.read_text()
+
+
+def test_a_process_that_fails_to_start_stops_the_start(tmp_path: Path) -> None:
+    (tmp_path / "media").mkdir()
+    (tmp_path / "not-a-folder").write_text("")  # cluster.lock_dir: the host slots cannot be made
+    with pytest.raises(RuntimeError, match="server exited") as info:
+        with launch_server(tmp_path, tmp_path / "media", processes=2, LIVETX_CLUSTER_LOCK_DIR=str(tmp_path / "not-a-folder"), **ENV):
+            pass
+    log = str(info.value)
+    assert "before it listened" in log and '"start_failed"' in log and ANNOUNCED not in log
+
+
+def test_server_processes_end_with_their_supervisor(two: tuple[Server, list[str]]) -> None:
+    """Last of the tests on `two`: it ends that server."""
+    server, _ = two
+    tree = descendants(server.process.pid)
+    assert len(servers(server)) == 2 and len(tree) > 2
+    server.process.kill()  # no SIGTERM to pass on: each process sees its pipe to it close
+    server.process.wait(timeout=10)
+    wait_until(lambda: not any(alive(pid) for pid in tree), 60, "the server processes and their workers to end")
+    assert server.log.read_text().count('"supervisor_gone"') == 2

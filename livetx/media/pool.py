@@ -244,6 +244,7 @@ class TranscodePool:
         self._clients_busy = asyncio.Event()  # the opposite of _clients_idle
         self._seq = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -253,6 +254,10 @@ class TranscodePool:
         self._tasks = [asyncio.create_task(self._dispatch(i, w), name="livetx-pool-slot") for i, w in enumerate(self._workers)]
 
     async def close(self) -> None:
+        # the flag as well as the cancel: on Python 3.11, a wait_for whose awaitable completes
+        # as it is cancelled (a slot in _hold_back as the last client finishes) swallows the
+        # cancellation, and that slot would go on taking tickets
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -327,7 +332,7 @@ class TranscodePool:
     async def _dispatch(self, slot: int, worker: _Worker[SegmentJob, SegmentResult]) -> None:
         """One slot: take the next ticket, run it on this slot's worker (in a host slot, with
         several server processes), settle it."""
-        while True:
+        while not self._closing:
             priority, _, ticket = await self._queue.get()
             self.stats.queued -= 1
             # a caller that gave up, an entry left behind by a promotion, or a ticket already taken

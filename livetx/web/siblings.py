@@ -14,6 +14,7 @@ rate() allows for). The cost is N-1 local requests per scrape, and nothing per r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -40,11 +41,22 @@ async def answer_siblings(app: web.Application) -> AsyncIterator[None]:
     inner.router.add_get("/metrics", own)
     runner = web.AppRunner(inner, access_log=None)
     await runner.setup()
-    await web.UnixSite(runner, str(process.metrics_socket(process.index))).start()
+    path = process.metrics_socket(process.index)
+    await asyncio.to_thread(path.parent.mkdir, mode=0o700, exist_ok=True)  # made by the supervisor, unless all had ended
+    await web.UnixSite(runner, str(path)).start()
     try:
         yield
     finally:
         await runner.cleanup()
+        await asyncio.to_thread(_leave, path)
+
+
+def _leave(path: Path) -> None:
+    """This process's socket goes; the last one to go (when the supervisor was killed and
+    cannot) takes the run's directory with it."""
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # others still there: not empty
+        path.parent.rmdir()
 
 
 async def _fetch(path: Path) -> list[Metric] | None:
