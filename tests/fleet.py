@@ -7,13 +7,13 @@ upstream lines pointing at the origins' loopback ports.
 
     with Fleet(tmp, origins=3, front=True) as fleet:
         fleet.upload("a.mp4", data)
-        fleet.origins[0].base_url, fleet.front_url, fleet.transcodes()
+        fleet.origins[0].base_url, fleet.front.url, fleet.transcodes()
         fleet.origins[1].kill(); fleet.origins[1].start()     # same port, same env
         fleet.valkey.stop(); fleet.valkey.start()             # same port
 
 Used by tests/test_fleet.py (one fleet per module), tests/chaos.py (--origins 3) and
-benchmarks/cluster_burst.py. Nothing here sleeps to synchronise: a process is up when its port
-answers, a fleet is ready when every origin answers /healthz.
+benchmarks/cluster_burst.py. Nothing here sleeps to synchronise: an origin or nginx is up when
+its port accepts connections, valkey-server when it answers PING.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ CDN_HEADERS = {"X-Livetx-Origin-Auth": CDN}
 SIGNING_KEYS = "fleet:" + "5a" * 32  # one key shared by every origin: a URL signed for one plays on all
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 
-# Fast, deterministic segments for tests (Fleet(..., **QUICK)): 2, 2, 2 s then 5 s windows, x264 ultrafast, nothing made ahead
-# of a request (no pre-transcode, no lookahead), so the segments a test asks for are exactly
-# the segments made.
+# Fast, deterministic segments for tests (Fleet(..., **QUICK)): 2, 2, 2 s then 5 s windows,
+# x264 ultrafast, nothing made ahead of a request (no pre-transcode, no lookahead), so the
+# segments a test asks for are exactly the segments made.
 QUICK = {
     "LIVETX_PROFILES_DEFAULT_ST": "5000",
     "LIVETX_PROFILES_DEFAULT_INITD": "0",
