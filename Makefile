@@ -37,10 +37,12 @@ lint: $(STAMP)
 fuzz: $(STAMP)
 	LIVETX_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q -s tests/test_fuzz.py tests/test_subtitles.py::test_any_bytes_give_cues_or_subtitle_unreadable
 
-# the chaos run: players play while segments are deleted, workers killed and S3 restarted;
-# then every cached segment is verified (see tests/chaos.py)
+# the chaos run, on a fleet of 3 origins (Valkey leases, the nginx front when nginx is
+# installed): players play while segments are deleted, workers and whole origins killed and S3
+# restarted; then every cached segment is verified (see tests/chaos.py)
 chaos: $(STAMP)
-	$(PY) -m tests.chaos --seconds 120 --players 6
+	mkdir -p benchmarks/results
+	$(PY) -m tests.chaos --seconds 120 --players 6 --origins 3 --json benchmarks/results/chaos.json
 
 # every benchmark, then charts and the table in benchmarks/README.md (needs the ffmpeg CLI;
 # nginx is optional). Takes about 15 minutes on 2 cores.
@@ -55,6 +57,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/overload.py
 	$(PY) benchmarks/playlist_load.py
 	$(PY) benchmarks/track_cost.py
+	$(PY) benchmarks/cluster_burst.py
 	$(PY) benchmarks/report.py
 
 clean:

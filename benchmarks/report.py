@@ -109,14 +109,29 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "-",
             )
         )
+    cluster = load("cluster_burst")
+    if cluster:
+        for name in ("1 origin", "3 origins, Valkey", "3 origins, no Valkey"):
+            if name in cluster:
+                row = cluster[name]
+                out.append(
+                    (
+                        f"{row['requests']} cold requests for {row['distinct_segments']} segments, {name}",
+                        f"{row['transcodes_per_segment']:.2f} transcodes per segment, p99 {row['p99_s']:.2f} s",
+                        f"p50 {row['p50_s']:.2f} s",
+                        "-",
+                    )
+                )
     chaos = load("chaos")
     if chaos:
         events = ", ".join(f"{n} {what}" for what, n in chaos["chaos"].items())
         errors = sum(chaos["player_errors"].values())
         checked = sum(chaos["objects_verified"].values())
+        origins = chaos.get("origins", 1)
+        fleet = f", {origins} origins through {chaos['through']}" if origins > 1 else ""
         out.append(
             (
-                f"chaos, {chaos['seconds']:.0f} s, {chaos['players']} players: {events}",
+                f"chaos, {chaos['seconds']:.0f} s, {chaos['players']} players{fleet}: {events}",
                 f"{chaos['segments_received']} segments played, {errors} player errors after retries",
                 f"{checked} cached segments verified, {len(chaos['object_problems'])} wrong",
                 "-",

@@ -94,14 +94,14 @@ ANNOUNCED = "livetx listening on"  # the first line `livetx serve` prints once i
 
 
 @contextmanager
-def launch_server(home: Path, media: Path, processes: int = 1, **extra_env: str) -> Iterator[Server]:
-    """`livetx serve` as a subprocess on a free loopback port, with its own keys and lock
-    folder; one server process unless `processes` says otherwise (then it is ready when the
-    supervisor announces that every process listens)."""
+def launch_server(home: Path, media: Path, processes: int = 1, port: int | None = None, **extra_env: str) -> Iterator[Server]:
+    """`livetx serve` as a subprocess on loopback (on `port`, else a free one), with its own
+    keys and lock folder; one server process unless `processes` says otherwise (then it is
+    ready when the supervisor announces that every process listens)."""
     key_file = home / "signing.key"
     generate_key_file(key_file)
     api_key = secrets.token_urlsafe(32)
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "LIVETX_CONFIG": str(ROOT / "conf" / "livetx.toml"),
