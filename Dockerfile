@@ -24,6 +24,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LIVETX_SERVER_PORT=8080 \
     LIVETX_STORAGE_URI=/data/media \
     LIVETX_CACHE_LOCAL_DIR=/data/cache \
+    LIVETX_CLUSTER_LOCK_DIR=/data/locks \
     LIVETX_SIGNING_KEY_FILE=/run/secrets/livetx_signing_key \
     LIVETX_API_KEY_FILE=/run/secrets/livetx_api_key
 
@@ -33,8 +34,8 @@ COPY livetx ./livetx
 COPY conf ./conf
 RUN pip install --no-cache-dir . \
     && useradd --system --uid 10001 --home-dir /app livetx \
-    && mkdir -p /data/media /data/cache \
-    && chown livetx /data/media /data/cache
+    && mkdir -p /data/media /data/cache /data/locks \
+    && chown livetx /data/media /data/cache /data/locks
 
 USER 10001
 EXPOSE 8080
