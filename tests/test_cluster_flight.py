@@ -40,8 +40,8 @@ class Origin:
         self.stored = asyncio.Event()  # its write-back: the test says when it is durable
         self.fail = False
 
-    async def get(self, key: str) -> str:
-        return await self.flight.once(key, self.lookup(key), self.make(key), self.durable(key))
+    async def get(self, key: str, background: bool = False) -> str:
+        return await self.flight.once(key, self.lookup(key), self.make(key), self.durable(key), background=background)
 
     def lookup(self, key: str) -> Callable[[], Awaitable[str | None]]:
         async def lookup() -> str | None:
@@ -103,6 +103,36 @@ async def test_a_waiter_takes_over_when_the_holder_fails(pair: tuple[Origin, Ori
         await a.flight._holding(lease, a.lookup("k"), a.make("k"), a.durable("k"), takeover=False)  # ...and fails
     assert await asyncio.wait_for(waiting, 5) == f"k by {id(b)}"
     assert (b.made, b.flight.takeovers) == (1, 1)
+
+
+async def test_background_work_takes_the_lease_only_as_its_job_starts(pair: tuple[Origin, Origin]) -> None:
+    a, b = pair
+    gates: list[Gate] = []
+    started = asyncio.Event()
+
+    async def queued(gate: Gate | None) -> str:  # a's background job, queued in its pool
+        assert gate is not None
+        gates.append(gate)
+        await started.wait()
+        await gate()  # as a worker takes it
+        a.made += 1
+        return "made by a"
+
+    background = asyncio.create_task(a.flight.once("k", a.lookup("k"), queued, a.durable("k"), background=True))
+    await wait_for(lambda: gates, 5, "a's job to be queued")
+    assert a.flight.state().held == 0  # queued: no lease
+    made = await b.get("k")  # b's client takes the lease and makes it at once
+    started.set()  # a's job reaches a worker: its gate finds the lease held, a waits for it
+    await wait_for(lambda: a.flight.state().waiting == 1, 5, "a to wait on b's lease")
+    b.stored.set()
+    assert await asyncio.wait_for(background, 5) == made
+    assert (a.made, b.made, a.flight.waits, len(gates)) == (0, 1, 1, 1)
+
+    made = await a.get("j", background=True)  # nobody holds it: the gate takes the lease, a makes it
+    assert a.made == 1 and a.flight.state().held == 1
+    a.stored.set()
+    await wait_for(lambda: a.flight.state().held == 0, 5, "a's lease released once durable")
+    assert await b.get("j", background=True) == made and b.made == 1  # its gate finds it stored: not made again
 
 
 # ---- two origins: create_app twice, one output store ------------------------------------

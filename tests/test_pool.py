@@ -222,7 +222,7 @@ async def test_a_gate_runs_as_its_job_starts_and_may_refuse_it(sources: dict[str
             await refused.future
         result = await admitted.future  # the slot went on to the next ticket
         assert result.video_frames == 30
-        assert opened == ["refused", "admitted"] and pool.stats.refused == 1 and pool.stats.completed == 2
+        assert sorted(opened) == ["admitted", "refused"] and pool.stats.refused == 1 and pool.stats.completed == 2
     finally:
         await pool.close()
 
