@@ -16,8 +16,10 @@ from livetx.app import create_app
 from livetx.cache.service import SegmentService
 from livetx.cluster.flight import ClusterFlight
 from livetx.cluster.redis_engine import RedisCoordinator
+from livetx.layout import segment_key
+from livetx.media.pool import Gate, Priority
 from livetx.server_process import ServerProcess
-from livetx.web.keys import CLUSTER, SEGMENTS
+from livetx.web.keys import CATALOG, CLUSTER, SEGMENTS
 from tests.conftest import CDN, Source, app_settings
 from tests.support import fetch, playlist_segments, samples, wait_for
 from tests.valkey import Valkey
@@ -38,8 +40,8 @@ class Origin:
         self.stored = asyncio.Event()  # its write-back: the test says when it is durable
         self.fail = False
 
-    async def get(self, key: str) -> str:
-        return await self.flight.once(key, self.lookup(key), self.make(key), self.durable(key))
+    async def get(self, key: str, background: bool = False) -> str:
+        return await self.flight.once(key, self.lookup(key), self.make(key), self.durable(key), background=background)
 
     def lookup(self, key: str) -> Callable[[], Awaitable[str | None]]:
         async def lookup() -> str | None:
@@ -47,8 +49,10 @@ class Origin:
 
         return lookup
 
-    def make(self, key: str) -> Callable[[], Awaitable[str]]:
-        async def make() -> str:
+    def make(self, key: str) -> Callable[[Gate | None], Awaitable[str]]:
+        async def make(gate: Gate | None) -> str:
+            if gate is not None:  # the pool runs it as the job starts
+                await gate()
             self.made += 1
             if self.fail:
                 raise RuntimeError("transcode failed")
@@ -99,6 +103,36 @@ async def test_a_waiter_takes_over_when_the_holder_fails(pair: tuple[Origin, Ori
         await a.flight._holding(lease, a.lookup("k"), a.make("k"), a.durable("k"), takeover=False)  # ...and fails
     assert await asyncio.wait_for(waiting, 5) == f"k by {id(b)}"
     assert (b.made, b.flight.takeovers) == (1, 1)
+
+
+async def test_background_work_takes_the_lease_only_as_its_job_starts(pair: tuple[Origin, Origin]) -> None:
+    a, b = pair
+    gates: list[Gate] = []
+    started = asyncio.Event()
+
+    async def queued(gate: Gate | None) -> str:  # a's background job, queued in its pool
+        assert gate is not None
+        gates.append(gate)
+        await started.wait()
+        await gate()  # as a worker takes it
+        a.made += 1
+        return "made by a"
+
+    background = asyncio.create_task(a.flight.once("k", a.lookup("k"), queued, a.durable("k"), background=True))
+    await wait_for(lambda: gates, 5, "a's job to be queued")
+    assert a.flight.state().held == 0  # queued: no lease
+    made = await b.get("k")  # b's client takes the lease and makes it at once
+    started.set()  # a's job reaches a worker: its gate finds the lease held, a waits for it
+    await wait_for(lambda: a.flight.state().waiting == 1, 5, "a to wait on b's lease")
+    b.stored.set()
+    assert await asyncio.wait_for(background, 5) == made
+    assert (a.made, b.made, a.flight.waits, len(gates)) == (0, 1, 1, 1)
+
+    made = await a.get("j", background=True)  # nobody holds it: the gate takes the lease, a makes it
+    assert a.made == 1 and a.flight.state().held == 1
+    a.stored.set()
+    await wait_for(lambda: a.flight.state().held == 0, 5, "a's lease released once durable")
+    assert await b.get("j", background=True) == made and b.made == 1  # its gate finds it stored: not made again
 
 
 # ---- two origins: create_app twice, one output store ------------------------------------
@@ -227,3 +261,30 @@ async def test_metrics_show_who_holds_which_lease(origins: Origins, valkey: Valk
     assert metrics[("livetx_cluster_leases", (("owner", other.owner),))] == 1
     assert metrics[("livetx_coordination_up", (("engine", "redis"),))] == 1
     assert metrics[("livetx_leases_held", ())] == 0 and metrics[("livetx_cluster_leases_truncated", ())] == 0
+
+
+@pytest.mark.parametrize("engine", ["redis", "lockfiles"])
+async def test_a_queued_background_job_holds_no_lease_against_another_origins_client(origins: Origins, engine: str) -> None:
+    """Origin a's one worker has a queue of client jobs, and behind them a lookahead job for
+    segment X; a client asks origin b for X. b makes X at once with its own worker (a's
+    background job takes X's lease only when it starts), and a's job then finds X stored."""
+    a, b = await origins(engine)
+    segments = await playlist_segments(a, "mp4-30.mp4")
+    assert await playlist_segments(b, "mp4-30.mp4") == segments
+    queue = segments[1:] + [path for source in ("mkv-25-44k.mkv", "ts-2997.ts") for path in await playlist_segments(a, source)]
+    title = await a.server.app[CATALOG].title("default", "mp4-30.mp4")
+    rendition = title.renditions[0]
+    x = segment_key(title, rendition, 0)
+    clients = [asyncio.create_task(fetch(a, path)) for path in queue]
+    await wait_for(lambda: len(service(a).admission.keys()) == len(queue), 30, "a's client jobs submitted")
+    background = asyncio.create_task(service(a).get(title, rendition, 0, Priority.LOOKAHEAD))
+    await wait_for(lambda: service(a).admission.making(x), 30, "a's lookahead job for X queued")
+
+    await fetch(b, segments[0])
+    assert service(b).stats.transcodes == 1  # b made X itself...
+    assert not all(client.done() for client in clients)  # ...while a's clients were still being served
+
+    assert not (await asyncio.wait_for(background, 60)).made  # a's job found X made
+    await asyncio.gather(*clients)
+    assert service(a).stats.transcodes == len(queue) and transcodes(a, b) == len(queue) + 1  # X once, cluster-wide
+    assert service(a).pool.stats.refused == 1

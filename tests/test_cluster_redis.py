@@ -19,6 +19,7 @@ from livetx.cluster.lockfiles import LockFiles
 from livetx.cluster.redis_engine import RedisCoordinator, safe_target
 from livetx.errors import ConfigError
 from livetx.factories import make_coordinator
+from livetx.media.pool import Gate
 from tests.conftest import app_settings
 from tests.support import wait_for
 from tests.valkey import Valkey
@@ -208,7 +209,7 @@ async def test_redis_down_fails_fast_falls_back_and_coordination_resumes(
     async def nothing() -> None:
         return None
 
-    async def make() -> str:
+    async def make(gate: Gate | None) -> str:
         return "made"
 
     assert await flight.once("k4", nothing, make, nothing) == "made"

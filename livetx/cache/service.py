@@ -4,7 +4,8 @@ Lookup goes tier by tier: memory (made, write-back on the way), the local tier (
 storage is remote), then the output store. A miss goes through singleflight, so concurrent
 requests for one segment share one transcode; with a coordination engine (livetx/cluster/),
 the flight then takes the segment's lease, so that one process of the cluster makes it while
-the others wait and find it in storage. The bytes reach the client as soon as they
+the others wait and find it in storage (background work takes it only when its job reaches a
+worker, so it never holds a segment back from another origin's client while it is queued). The bytes reach the client as soon as they
 exist; the write-back to storage runs on its own, retried, never leaving a partial object. A
 deleted or unreachable object is simply a miss: the segment is made again, with identical
 timing, because the plan is a pure function.
@@ -49,7 +50,7 @@ from livetx.cluster.flight import ClusterFlight
 from livetx.errors import Overloaded, SegmentNotFound, StorageUnavailable
 from livetx.layout import segment_index, segment_key, segment_stem, segment_suffix
 from livetx.media.model import INIT, SegmentJob, SegmentPart
-from livetx.media.pool import Priority, TranscodePool
+from livetx.media.pool import Gate, Priority, TranscodePool
 from livetx.settings import CacheSettings, TranscodeSettings
 from livetx.storage.base import Storage
 from livetx.titles import Rendition, Title
@@ -155,8 +156,9 @@ class SegmentService:
         if found is not None:
             return found
         if self.cluster is None:
-            return await make()
-        return await self.cluster.once(key, lookup, make, durable=partial(self.writebacks.settled, key))
+            return await make(None)
+        durable = partial(self.writebacks.settled, key)
+        return await self.cluster.once(key, lookup, make, durable, background=priority > Priority.CLIENT)
 
     async def _lookup(self, key: str, etag: str, rendition: Rendition, index: SegmentPart) -> SegmentBody | None:
         found = await self._lookup_near(key, etag)
@@ -167,10 +169,10 @@ class SegmentService:
         return found
 
     async def _made_body(
-        self, title: Title, rendition: Rendition, index: SegmentPart, key: str, etag: str, priority: Priority
+        self, title: Title, rendition: Rendition, index: SegmentPart, key: str, etag: str, priority: Priority, gate: Gate | None
     ) -> SegmentBody:
         self.stats.misses += 1
-        data = await self._make(title, rendition, index, key, priority)
+        data = await self._make(title, rendition, index, key, priority, gate)
         path = self.tier.path(key) if self.tier is not None else None
         if path is not None:
             return SegmentBody(etag, path=path, made=True)
@@ -218,9 +220,10 @@ class SegmentService:
         self.stats.hits["storage"] += 1
         return SegmentBody(etag, path=path) if path is not None else SegmentBody(etag, data=data)
 
-    async def _make(self, title: Title, rendition: Rendition, index: SegmentPart, key: str, priority: Priority) -> bytes:
-        """Admission -> pool -> seal -> local tier -> write-back; the sealed bytes."""
-        result = await self.admission.run(key, self._job(title, rendition, index), priority)
+    async def _make(self, title: Title, rendition: Rendition, index: SegmentPart, key: str, priority: Priority, gate: Gate | None) -> bytes:
+        """Admission -> pool (past `gate`, see `ClusterFlight.once`) -> seal -> local tier ->
+        write-back; the sealed bytes."""
+        result = await self.admission.run(key, self._job(title, rendition, index), priority, gate)
         self.stats.transcodes += 1
         self.stats.source_bytes += result.source_bytes
         if self.observe_transcode is not None:

@@ -12,6 +12,12 @@ running ones are preempted (a worker stops between packets, within milliseconds,
 goes back in the queue), so a client's transcode has every core. A client that joins
 background work promotes it to client priority.
 
+A ticket may carry a gate: run by the pool slot once, when the job is about to reach its worker
+(after its host slot, if any, is taken), never while it waits in the queue. A gate that raises
+fails the ticket with what it raised, and the slot takes the next one. The segment service uses
+it to take a background segment's lease only when its job starts (cluster/flight.py); a job
+preempted or retried after its gate passed goes back in the queue with what the gate let in.
+
 With several server processes on one host (`livetx serve --processes N`), each has a pool of
 its own and the pools share the host's transcode slots (`host_slots.py`): a job runs only while
 its pool slot holds a host slot, so the host never runs more than `transcode.workers` at once.
@@ -36,6 +42,7 @@ import math
 import multiprocessing
 import os
 import random
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
@@ -79,6 +86,9 @@ _PASSED_ON: frozenset[type[LivetxError]] = frozenset({SourceUnreadable, SourceTo
 J = TypeVar("J", SegmentJob, ProbeJob)
 R = TypeVar("R", SegmentResult, MediaInfo)
 
+
+# run by a pool slot as its job is about to start; raises to refuse the job (see the module docstring)
+Gate = Callable[[], Awaitable[None]]
 
 HOST_RETRY = 0.2  # seconds before a background job tries again for a host slot when all were taken
 
@@ -207,6 +217,7 @@ class PoolStats:
     host_waits: int = 0  # client jobs that found every host slot taken and waited for one
     host_waiting: int = 0  # client jobs waiting for a host slot now
     host_deferred: int = 0  # times a background job found every host slot it tried taken
+    refused: int = 0  # jobs their gate refused as they were about to start
 
 
 @dataclass(eq=False)
@@ -221,6 +232,7 @@ class Ticket:
     host_slot: HostSlot | None = None  # the host slot it runs in (several server processes only)
     cancelling: bool = False
     retried: bool = False  # a job whose worker died goes again once, on a fresh worker
+    gate: Gate | None = None  # run once, as the job is about to start; None once it has
 
 
 class TranscodePool:
@@ -287,8 +299,8 @@ class TranscodePool:
     async def run(self, job: SegmentJob, priority: Priority = Priority.CLIENT) -> SegmentResult:
         return await self.submit(job, priority).future
 
-    def submit(self, job: SegmentJob, priority: Priority = Priority.CLIENT) -> Ticket:
-        ticket = Ticket(job, priority, asyncio.get_running_loop().create_future())
+    def submit(self, job: SegmentJob, priority: Priority = Priority.CLIENT, gate: Gate | None = None) -> Ticket:
+        ticket = Ticket(job, priority, asyncio.get_running_loop().create_future(), gate=gate)
         if priority == Priority.CLIENT:
             self._client_added(ticket)
         self._enqueue(ticket)
@@ -331,7 +343,7 @@ class TranscodePool:
 
     async def _dispatch(self, slot: int, worker: _Worker[SegmentJob, SegmentResult]) -> None:
         """One slot: take the next ticket, run it on this slot's worker (in a host slot, with
-        several server processes), settle it."""
+        several server processes; past its gate, if it has one), settle it."""
         while not self._closing:
             priority, _, ticket = await self._queue.get()
             self.stats.queued -= 1
@@ -347,18 +359,32 @@ class TranscodePool:
                 if ticket.host_slot is None:  # a background job, and the host is busy
                     await self._defer(ticket)
                     continue
-                if ticket.future.done():  # its caller went away while it waited for a host slot
-                    self._release_host_slot(ticket)
-                    continue
-                if ticket.priority > Priority.CLIENT and not self._clients_idle.is_set():
-                    self._release_host_slot(ticket)  # a client came while it took the host slot
-                    await self._hold_back(ticket)
-                    continue
+            if ticket.gate is not None:
+                await self._open_gate(ticket)
+            if ticket.future.done():  # refused by its gate, or its caller went away meanwhile
+                self._release_host_slot(ticket)
+                continue
+            if ticket.priority > Priority.CLIENT and not self._clients_idle.is_set():
+                self._release_host_slot(ticket)  # a client came while it took the host slot or its gate
+                await self._hold_back(ticket)
+                continue
             try:
                 outcome, took = await self._run_on(worker, ticket)
             finally:
                 self._release_host_slot(ticket)
             self._settle(ticket, outcome, took)
+
+    async def _open_gate(self, ticket: Ticket) -> None:
+        """Run the ticket's gate, once: a job that goes back in the queue keeps what it let in.
+        A gate that raises fails the ticket with that."""
+        gate, ticket.gate = ticket.gate, None
+        assert gate is not None
+        try:
+            await gate()
+        except Exception as exc:  # noqa: BLE001 - the gate's refusal (or failure) is the job's outcome
+            self.stats.refused += 1
+            if not ticket.future.done():
+                ticket.future.set_exception(exc)
 
     def _release_host_slot(self, ticket: Ticket) -> None:
         if ticket.host_slot is not None:
