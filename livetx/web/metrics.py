@@ -86,6 +86,9 @@ class StateCollector(Collector):
             yield CounterMetricFamily("livetx_transcode_preemptions", "Background transcodes stopped for a client", value=preempted)
             yield CounterMetricFamily("livetx_transcode_failures", "Transcodes that failed", value=pool.stats.failed)
             yield CounterMetricFamily("livetx_transcode_retries", "Jobs run again after their worker died", value=pool.stats.retried)
+            yield CounterMetricFamily(
+                "livetx_transcode_refused", "Background jobs not run: their segment's lease was taken elsewhere", value=pool.stats.refused
+            )
             if pool.host is not None:  # several server processes share the host's transcode slots
                 waits, waiting, deferred = pool.stats.host_waits, pool.stats.host_waiting, pool.stats.host_deferred
                 yield CounterMetricFamily("livetx_host_slot_waits", "Client transcodes that waited for a host slot", value=waits)
