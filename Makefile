@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test soak lint bench fuzz chaos clean
+.PHONY: run test soak lint bench bench-tools fuzz chaos clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,26 @@ chaos: $(STAMP)
 	mkdir -p benchmarks/results
 	$(PY) -m tests.chaos --seconds 120 --players 6 --origins 3 --json benchmarks/results/chaos.json
 
+# wrk (the load generator of playlist_load.py and hot_path.py) and nginx (an anchor): installed
+# with apt-get when missing and run as root; otherwise the reason is printed and the scripts
+# leave out what needs them
+bench-tools:
+	@for tool in wrk:wrk nginx:nginx-light; do \
+	  bin=$${tool%%:*}; pkg=$${tool##*:}; \
+	  if command -v $$bin >/dev/null 2>&1 || [ -x /usr/sbin/$$bin ]; then continue; fi; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "bench: installing $$pkg"; \
+	    apt-get install -y -qq $$pkg >/dev/null 2>&1 \
+	      || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $$pkg >/dev/null 2>&1) \
+	      || echo "bench: apt-get could not install $$pkg: what needs $$bin is left out"; \
+	  else \
+	    echo "bench: $$bin is missing and this is not root with apt-get (apt-get install $$pkg): what needs it is left out"; \
+	  fi; \
+	done
+
 # every benchmark, then charts and the table in benchmarks/README.md (needs the ffmpeg CLI;
-# nginx is optional). Takes about 15 minutes on 2 cores.
-bench: $(STAMP)
+# nginx is optional). Takes about 20 minutes on 2 cores.
+bench: $(STAMP) bench-tools
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) benchmarks/segment_latency.py
 	$(PY) benchmarks/transcode_cost.py
@@ -58,6 +75,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/playlist_load.py
 	$(PY) benchmarks/track_cost.py
 	$(PY) benchmarks/cluster_burst.py
+	$(PY) benchmarks/hot_path.py
 	$(PY) benchmarks/report.py
 
 clean:

@@ -79,6 +79,7 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "-",
             )
         )
+    out += hot_path_rows()
     s3 = load("s3_origin")
     if s3:
         out.append(
@@ -148,6 +149,62 @@ def rows() -> list[tuple[str, str, str, str]]:
                 f"{bframes['size_ratio']:.2f}",
             )
         )
+    return out
+
+
+def _rate(row: dict[str, Any]) -> str:
+    return f"{row['requests_per_s']:,.0f} req/s, p99 {row['p99_ms']:.0f} ms"
+
+
+def hot_path_rows() -> list[tuple[str, str, str, str]]:
+    """hot_path.py: the cached segment and its media playlist against nginx and aiohttp."""
+    hot = load("hot_path")
+    if not hot:
+        return []
+    out: list[tuple[str, str, str, str]] = []
+    size = f"{hot['segment_bytes'] / 1e3:.0f} KB"
+    livetx, ratios = hot["livetx"], hot["ratios"]
+    if "nginx" in hot:
+        out.append(
+            (
+                f"cached segment ({size}), 64 connections, 1 process vs nginx 1 worker",
+                _rate(livetx["segment"]),
+                _rate(hot["nginx"]["segment"]),
+                f"{ratios['segment_over_nginx_1_worker']:.2f} (CPU per request: {ratios['segment_cpu_nginx_1_worker_over_livetx']:.2f})",
+            )
+        )
+    aiohttp = hot["aiohttp"]
+    out.append(
+        (
+            "cached segment vs aiohttp's minimal handler: bytes / FileResponse",
+            _rate(livetx["segment"]),
+            f"{aiohttp['bytes.ts']['requests_per_s']:,.0f} / {aiohttp['file.ts']['requests_per_s']:,.0f} req/s",
+            f"{ratios['segment_over_aiohttp_bytes']:.2f} / {ratios['segment_over_aiohttp_file']:.2f}",
+        )
+    )
+    out.append(
+        (
+            f"warm media playlist ({hot['playlist_bytes']} B), 200 connections, vs aiohttp's minimal handler",
+            _rate(livetx["playlist"]),
+            _rate(aiohttp["main.m3u8"]),
+            f"{ratios['playlist_over_aiohttp']:.2f} (CPU per request: {ratios['playlist_cpu_aiohttp_over_livetx']:.2f})",
+        )
+    )
+    many = [key for key in hot if key.startswith("livetx_") and key.endswith("_processes")]
+    for key in many:
+        n = key.split("_")[1]
+        nginx = hot.get(f"nginx_{n}_workers")
+        for case, clients in (("segment", 64), ("playlist", 200)):
+            out.append(
+                (
+                    f"cached {case}, {clients} connections, livetx --processes {n} vs nginx {n} workers",
+                    _rate(hot[key][case]),
+                    _rate(nginx[case]) if nginx else "-",
+                    f"{ratios[f'{case}_{n}_processes_over_nginx_{n}_workers']:.2f}" if nginx else "-",
+                )
+            )
+    if not many:
+        out.append(("cached segment, livetx --processes N vs nginx N workers", "not available: no `serve --processes`", "-", "-"))
     return out
 
 

@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from livetx.errors import (
@@ -59,6 +59,7 @@ from livetx.titles import Profile, Title, build_title
 log = logging.getLogger(__name__)
 
 PROBE_CACHE_SIZE = 4096
+ANSWERS_PER_SOURCE = 64  # profiles whose title of one source `title` keeps answering from memory
 SIDECARS_LISTED = 100  # objects listed next to a source when looking for its sidecars
 SIDECAR_CACHE_BYTES = 64 * 1024**2  # parsed sidecars kept in memory, weighed by their files' sizes
 SidecarIdentity = tuple[tuple[str, str, str | None], ...]  # (key, ETag, error) of each of a title's sidecars
@@ -75,10 +76,12 @@ class Catalog:
         prober: ProbePool | None = None,
         probe_failure_ttl: float = 60.0,
         sidecar_timeout: float = 20.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`prober`: where probes run (the app's ProbePool); None probes in a thread, for tools
         and tests only (nothing can stop a probe there). `sidecar_timeout`: seconds a title's
-        sidecar lookup may add to its plan (the app gives it the probe's limit)."""
+        sidecar lookup may add to its plan (the app gives it the probe's limit). `clock`: what
+        the TTLs are measured by (a test moves its own)."""
         self.sources = sources
         self.profiles = profiles
         self.threads = threads
@@ -87,15 +90,20 @@ class Catalog:
         self.prober = prober
         self.probe_failure_ttl = probe_failure_ttl
         self.sidecar_timeout = sidecar_timeout
+        self.clock = clock
         self._stats: Lru[str, tuple[float, ObjectInfo | None]] = Lru(PROBE_CACHE_SIZE)
         self._probes: Lru[tuple[str, str], MediaInfo] = Lru(PROBE_CACHE_SIZE)
         self._failed: Lru[tuple[str, str], tuple[float, LivetxError]] = Lru(PROBE_CACHE_SIZE)  # negative cache
         self._probing: dict[tuple[str, str], asyncio.Future[MediaInfo]] = {}
         self._titles: Lru[tuple[str, str, str, SidecarIdentity], Title] = Lru(PROBE_CACHE_SIZE)
+        # source key -> profile -> (monotonic deadline, title): what `title` answers, without a
+        # look at the caches it is made from, until the first of them is due again
+        self._answers: Lru[str, dict[str, tuple[float, Title]]] = Lru(PROBE_CACHE_SIZE)
         self._seen: set[tuple[str, str, str]] = set()
         self._jobs: Lru[str, tuple[Profile, tuple[str, ...]]] = Lru(PROBE_CACHE_SIZE)  # with the job's subtitle keys
         self._listings: Lru[str, tuple[float, tuple[ObjectInfo, ...]]] = Lru(PROBE_CACHE_SIZE)
         self._listing_now: dict[str, asyncio.Future[tuple[ObjectInfo, ...]]] = {}
+        self._stating: dict[str, asyncio.Future[ObjectInfo | None]] = {}
         self._sidecars: Lru[tuple[str, str, str], tuple[int, Sidecar]] = Lru(SIDECAR_CACHE_BYTES, weigh=lambda entry: entry[0])
         self._reading: dict[tuple[str, str, str], asyncio.Future[tuple[int, Sidecar]]] = {}
         self._publishing: set[asyncio.Task[None]] = set()
@@ -209,19 +217,30 @@ class Catalog:
         return info
 
     async def _stat(self, key: str) -> ObjectInfo | None:
-        """The stat of an object in the source store, reused for `stat_ttl`."""
+        """The stat of an object in the source store, reused for `stat_ttl`. Concurrent callers
+        join one stat: every request of a busy title finds it due at the same moment, and
+        would otherwise each send one (hundreds of thread hops or HEADs at once)."""
         cached = self._stats.peek(key)
-        if cached is not None and time.monotonic() - cached[0] < self.stat_ttl:
+        if cached is not None and self.clock() - cached[0] < self.stat_ttl:
             return cached[1]
+        running = self._stating.get(key)
+        if running is None:
+            running = asyncio.ensure_future(self._stat_now(key))
+            self._stating[key] = running
+            running.add_done_callback(lambda _: self._stating.pop(key, None))
+        return await asyncio.shield(running)
+
+    async def _stat_now(self, key: str) -> ObjectInfo | None:
         info = await self.sources.stat(key)
         self.stat_count += 1
         if self.stat_ttl > 0:
-            self._stats.put(key, (time.monotonic(), info))
+            self._stats.put(key, (self.clock(), info))
         return info
 
     def forget(self, key: str) -> None:
         """The source turned out to have changed: the next request stats it again."""
         self._stats.pop(key)
+        self._answers.pop(key)
 
     def probe_key(self, source: ObjectInfo) -> str:
         """Where the probe of this source version is recorded in output storage."""
@@ -261,7 +280,7 @@ class Catalog:
         if failed is None:
             return
         when, error = failed
-        if time.monotonic() - when >= self.probe_failure_ttl:
+        if self.clock() - when >= self.probe_failure_ttl:
             self._failed.pop(cache_key)
             return
         raise type(error)(error.message, **error.details)
@@ -276,7 +295,7 @@ class Catalog:
         if error is None:
             self._probes.put(cache_key, done.result())
         elif isinstance(error, SourceUnreadable | ProbeTimeout) and self.probe_failure_ttl > 0:
-            self._failed.put(cache_key, (time.monotonic(), error))
+            self._failed.put(cache_key, (self.clock(), error))
 
     async def _find(self, source: ObjectInfo) -> MediaInfo:
         info = await self._recorded(source)
@@ -292,6 +311,14 @@ class Catalog:
         return info
 
     async def title(self, profile_name: str, key: str) -> Title:
+        """The title of source `key` under a profile. A title asked for again within `stat_ttl`
+        of the looks it was made from (the source's stat, its sidecar listing) is the same
+        answer: it is kept until then, and every request of a title being played is one dict
+        lookup (`_answers`)."""
+        answers = self._answers.peek(key)
+        answer = answers.get(profile_name) if answers is not None else None
+        if answer is not None and self.clock() < answer[0]:
+            return answer[1]
         profile, subtitles = await self._resolve(profile_name)
         if profile.source_key is not None and profile.source_key != key:
             raise ProfileNotFound(f"profile {profile_name!r} belongs to another source")
@@ -310,7 +337,28 @@ class Catalog:
         if title is None:
             title = await self._build(source, profile, sidecars)
             self._titles.put(cache_key, title)
+        self._keep_answer(profile_name, source, subtitles, title)
         return title
+
+    def _keep_answer(self, profile_name: str, source: ObjectInfo, subtitles: tuple[str, ...] | None, title: Title) -> None:
+        """Keep `title` as the answer for (profile, source key) until the stat it was made from
+        is due again, and, for a title whose sidecars are found next to its source, its sidecar
+        listing too, as long as that listing and each of its sidecars are at hand (else the next
+        request looks them up). An API-made title naming subtitle files (each stat on its own
+        clock) is not kept."""
+        stat = self._stats.peek(source.key)
+        if self.stat_ttl <= 0 or stat is None or stat[1] != source or subtitles:
+            return
+        looked = stat[0]
+        if subtitles is None:
+            listing = self._listings.peek(listing_prefix(source.key))
+            if listing is None or self._known_sidecars(source) is None:
+                return
+            looked = min(looked, listing[0])
+        answers = self._answers.peek(source.key)
+        if answers is None or len(answers) >= ANSWERS_PER_SOURCE:  # (API-made profiles of one source)
+            self._answers.put(source.key, answers := {})
+        answers[profile_name] = (looked + self.stat_ttl, title)
 
     async def _build(self, source: ObjectInfo, profile: Profile, sidecars: Sequence[Sidecar]) -> Title:
         """The one place a title is planned (for `title` and `plan`), with `sidecars`: this
@@ -339,7 +387,7 @@ class Catalog:
         """The sidecars next to `source` when its listing and each of them are at hand, as
         for every request of a title being played (no task, no I/O); None when a lookup is due."""
         cached = self._listings.peek(listing_prefix(source.key))
-        if cached is None or time.monotonic() - cached[0] >= self.stat_ttl:
+        if cached is None or self.clock() - cached[0] >= self.stat_ttl:
             return None
         found = []
         for info, _ in _candidates(source, cached[1]):
@@ -369,7 +417,7 @@ class Catalog:
         listing, which runs on (shielded) when a caller's lookup times out, so that its outcome,
         a failure included, is kept for the next plan."""
         cached = self._listings.peek(prefix)
-        if cached is not None and time.monotonic() - cached[0] < self.stat_ttl:
+        if cached is not None and self.clock() - cached[0] < self.stat_ttl:
             return cached[1]
         running = self._listing_now.get(prefix)
         if running is None:
@@ -386,7 +434,7 @@ class Catalog:
             log.warning("sidecar listing failed", extra={"event": "sidecar_listing_failed", "error": type(exc).__name__})
             listed = ()
         if self.stat_ttl > 0:
-            self._listings.put(prefix, (time.monotonic(), listed))
+            self._listings.put(prefix, (self.clock(), listed))
         return listed
 
     async def _sidecar(self, source_key: str, info: ObjectInfo, name: SidecarName, strict: bool = False) -> Sidecar:

@@ -133,6 +133,8 @@ class CacheSettings:
     lookahead: bool = True  # prefetch ahead of playing clients (`ta`, then n+1 and n+2)
     # made segments held until stored; the oldest write-backs beyond are dropped
     memory_max_bytes: int = field(default=512 * 1024**2, metadata=NON_NEGATIVE)
+    # segments clients asked for, held in memory (per server process) and sent from there; 0: off
+    hot_max_bytes: int = field(default=256 * 1024**2, metadata=NON_NEGATIVE)
     # background segments made ahead per title a minute (bursts up to as many), and per client (its token's claims, or its address)
     prefetch_per_title: int = field(default=120, metadata=NON_NEGATIVE)
     prefetch_per_client: int = field(default=30, metadata=NON_NEGATIVE)

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -47,15 +48,20 @@ from livetx.errors import (
     TokenNotYetValid,
     UnknownKey,
 )
+from livetx.lru import Lru
 from livetx.settings import SigningKey, SigningSettings
 
 VERSION = "livetx-v1"
 TOKEN_PARAMS = ("exp", "nbf", "ip", "kid", "scope", "sig")
 _MAX_TIME_DIGITS = 12
 _MAX_PATH = 4096
+TOKENS_KEPT = 16384  # tokens whose signature was checked, kept by the exact request (VerifiedTokens)
+PATHS_KEPT = 4096  # paths that passed check_path, kept
+PATH_SIGNERS_KEPT = 1024  # path signers kept by claims and prefix (a path-token viewer's playlists)
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
+@functools.lru_cache(maxsize=PATHS_KEPT)  # a title's paths pass again and again; a refusal raises each time
 def check_path(path: str) -> str:
     """Refuse any path that has more than one spelling. Returns it unchanged."""
     if not path.startswith("/") or len(path) > _MAX_PATH:
@@ -117,6 +123,10 @@ class Token:
         return params
 
     def query_string(self) -> str:
+        return self._query_string
+
+    @functools.cached_property
+    def _query_string(self) -> str:  # made once per token: a playlist hands it on in every URI
         return urlencode(self.query())
 
 
@@ -131,6 +141,8 @@ class Signer:
         self._keys.setdefault(active.kid, active)
         self.clock_skew = clock_skew
         self.max_ttl = max_ttl  # tokens expiring later than now + max_ttl (+ skew) are refused
+        # (exp, nbf, ip, prefix) -> its PathSigner (the HMAC states after the claims: stateless, reused)
+        self._path_signers: Lru[tuple[int, int | None, str | None, str], PathSigner] = Lru(PATH_SIGNERS_KEPT)
 
     def __repr__(self) -> str:
         return f"Signer(kids={sorted(self._keys)!r}, active={self._active.kid!r})"
@@ -164,6 +176,9 @@ class Signer:
         already covers `prefix`: it is handed on as it is."""
         if claims.scope is not None and prefix.startswith(claims.scope):
             return None
+        kept = self._path_signers.get((claims.exp, claims.nbf, claims.ip, prefix))
+        if kept is not None:  # a viewer's every playlist request: its claims checked and hashed once
+            return kept
         check_path(prefix)
         if not prefix.endswith("/"):
             raise InvalidPath("a path signer's prefix must end with '/'")
@@ -175,7 +190,9 @@ class Signer:
                 raise ParameterError("ip", "an IP address or a network in CIDR form") from None
         if claims.nbf is not None and claims.nbf > claims.exp:
             raise ParameterError("nbf", "unix seconds no later than the expiry")
-        return PathSigner(self._active, claims.exp, claims.nbf, ip, prefix)
+        signer = PathSigner(self._active, claims.exp, claims.nbf, ip, prefix)
+        self._path_signers.put((claims.exp, claims.nbf, claims.ip, prefix), signer)
+        return signer
 
     def sign_like(self, claims: Token, path: str) -> Token:
         """A token for `path` with the claims of `claims` (a signed playlist signs what it emits).
@@ -191,6 +208,15 @@ class Signer:
     def verify(self, path: str, query: Mapping[str, list[str]], now: float, client_ip: str | None = None) -> Token:
         """Check the token in `query` (every value of each parameter) for `path`, at time `now`,
         for a request from `client_ip`. Raises the TokenError that says which check failed."""
+        token = self.check(path, query)
+        self.check_claims(token, now, client_ip)
+        return token
+
+    def check(self, path: str, query: Mapping[str, list[str]]) -> Token:
+        """The checks of `verify` that depend on `path` and `query` alone: spelling, key,
+        signature and scope. What passes them passes them every time (the keys are fixed for the
+        life of the signer), so their outcome may be kept by the exact request (`VerifiedTokens`);
+        `check_claims` is what each request must pass on its own."""
         if not any(query.get(name) for name in TOKEN_PARAMS):
             raise TokenMissing("this URL needs a signature: exp, kid and sig query parameters")
         for name in TOKEN_PARAMS:
@@ -226,15 +252,76 @@ class Signer:
             raise BadSignature("signature does not match")
         if scope is not None and not path.startswith(scope):
             raise ScopeMismatch("path is outside the token's scope")
-        if now > exp + self.clock_skew:
-            raise TokenExpired("token has expired")
-        if nbf is not None and now < nbf - self.clock_skew:
-            raise TokenNotYetValid("token is not valid yet (nbf)")
-        if exp - now > self.max_ttl + self.clock_skew:
-            raise TokenNotYetValid("token expiry is too far in the future")
-        if ip is not None and not _ip_in(client_ip, ip):
-            raise IpMismatch("token is bound to another client address")
         return Token(exp, kid, sig, scope, nbf, ip)
+
+    def check_in_scope(self, path: str, token: Token) -> None:
+        """The checks of `check` that depend on the path, for a prefix token that passed the
+        others (with any path): the path's spelling, and that it lies under the scope. They
+        raise what `check` would raise for this path."""
+        check_path(path)
+        if token.scope is None or not path.startswith(token.scope):
+            raise ScopeMismatch("path is outside the token's scope")
+
+    def check_claims(self, token: Token, now: float, client_ip: str | None) -> None:
+        """The checks of `verify` that depend on the time and the client: expiry, not-before,
+        the longest lifetime, and the address binding. Every request makes them."""
+        if now > token.exp + self.clock_skew:
+            raise TokenExpired("token has expired")
+        if token.nbf is not None and now < token.nbf - self.clock_skew:
+            raise TokenNotYetValid("token is not valid yet (nbf)")
+        if token.exp - now > self.max_ttl + self.clock_skew:
+            raise TokenNotYetValid("token expiry is too far in the future")
+        if token.ip is not None and not _ip_in(client_ip, token.ip):
+            raise IpMismatch("token is bound to another client address")
+
+
+class VerifiedTokens:
+    """`Signer.verify` for requests, keeping what `Signer.check` passed.
+
+    `check` (spelling, key, HMAC, path and scope) depends on the path and the query alone, and
+    a signer's keys are fixed for its life. So a path token checked before with the same
+    request (the same decoded path, and the same path and query as sent, byte for byte) needs
+    only `check_claims`; and a prefix token checked before with the same query as sent (every
+    URI of a title carries the same one) needs only the checks that depend on the path
+    (`check_in_scope`: its spelling, and that it lies under the scope) and `check_claims`:
+    expiry, not-before, the longest lifetime and the address binding, which every request
+    passes on its own, against its own time and client. Only passes are kept (a refused token
+    is checked in full every time), at most `capacity` of each kind, least recently used
+    dropped first.
+    """
+
+    def __init__(self, signer: Signer, capacity: int = TOKENS_KEPT) -> None:
+        self.signer = signer
+        self._paths: Lru[tuple[str, str], Token] = Lru(capacity)  # (path, target) -> a path token
+        self._scoped: Lru[str, Token] = Lru(capacity)  # the query as sent -> a prefix token
+
+    def verify(
+        self,
+        path: str,
+        target: str,
+        query: Callable[[], Mapping[str, list[str]]],
+        now: float,
+        client_ip: Callable[[], str | None],
+    ) -> Token:
+        """`Signer.verify(path, query(), now, client_ip())` for a request whose raw target (path
+        and query as sent) is `target`; `query` and `client_ip` are asked only when needed."""
+        sent = target.partition("?")[2]
+        token = self._scoped.get(sent)
+        if token is not None:
+            self.signer.check_in_scope(path, token)
+        else:
+            token = self._paths.get((path, target))
+            if token is None:
+                token = self.signer.check(path, query())
+                if token.scope is not None:
+                    self._scoped.put(sent, token)
+                else:
+                    self._paths.put((path, target), token)
+        self.signer.check_claims(token, now, client_ip() if token.ip is not None else None)
+        return token
+
+    def __len__(self) -> int:
+        return len(self._paths) + len(self._scoped)
 
 
 _BLOCK = 64  # SHA-256's block size, in bytes

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from livetx.cache.hot import HotSegments
 from livetx.cache.keys import strong_etag
 from livetx.cache.seal import seal
 from livetx.cache.seal_checks import SealChecks
@@ -112,3 +113,73 @@ async def test_wait_idle_names_what_is_still_pending(tmp_path: Path) -> None:
     store.gate.set()
     await service.wait_idle(timeout=10)
     assert service.pending_writebacks == 0 and await store.read("a/0.ts") == SEGMENT
+
+
+# ---- hot segments ------------------------------------------------------------------------
+
+
+def packet(n: int) -> bytes:
+    """A sealed one-packet TS segment, different for each n (376 bytes with its seal)."""
+    return seal(b"\x47" + bytes([n]) + bytes(186))
+
+
+async def settled(hot: HotSegments) -> None:
+    await asyncio.gather(*hot.tasks())
+
+
+async def test_hot_segments_are_bounded_in_bytes_least_recently_used_dropped_first() -> None:
+    hot = HotSegments(max_bytes=2 * len(packet(0)))
+    for n in (0, 1):
+        hot.offer(f"a/{n}.ts", packet(n))
+        await settled(hot)
+    assert hot.get("a/0.ts") == packet(0)  # now the most recent: a/1 goes first
+    hot.offer("a/2.ts", packet(2))
+    await settled(hot)
+    assert "a/1.ts" not in hot and hot.get("a/0.ts") == packet(0) and hot.get("a/2.ts") == packet(2)
+    assert hot.bytes == 2 * len(packet(0)) <= hot.max_bytes and hot.evictions == 1
+    for n in range(3, 10):
+        hot.offer(f"a/{n}.ts", packet(n))
+        await settled(hot)
+        assert hot.bytes <= hot.max_bytes and len(hot) == 2
+
+
+async def test_hot_segments_hold_only_copies_whose_seal_holds(tmp_path: Path) -> None:
+    """Bytes and files alike: a cut, padded, flipped, unsealed or empty copy never enters."""
+    hot = HotSegments(max_bytes=1 << 20)
+    flipped = bytearray(SEGMENT)
+    flipped[40] ^= 1
+    bad = {
+        "cut": SEGMENT[:-1],
+        "padded": SEGMENT + b"\xff" * 188,
+        "flipped": bytes(flipped),
+        "unsealed": b"\x47" + bytes(187) * 2,
+        "empty": b"",
+        "fmp4 unsealed": bytes(16) + b"moof",
+    }
+    for name, data in bad.items():
+        (tmp_path / f"{name}.ts").write_bytes(data)
+        hot.offer(f"file/{name}", tmp_path / f"{name}.ts")
+        hot.offer(f"bytes/{name}", data)
+    (tmp_path / "good.ts").write_bytes(SEGMENT)
+    hot.offer("file/good", tmp_path / "good.ts")
+    hot.offer("file/gone", tmp_path / "gone.ts")
+    await settled(hot)
+    assert len(hot) == 1 and hot.get("file/good") == SEGMENT
+    assert hot.refused == 2 * len(bad)
+
+
+async def test_a_segment_larger_than_the_hot_bound_is_never_read_again(tmp_path: Path) -> None:
+    hot = HotSegments(max_bytes=len(SEGMENT) - 1)
+    (tmp_path / "big.ts").write_bytes(SEGMENT)
+    hot.offer("big", SEGMENT)
+    assert hot.tasks() == []  # bytes: too large at once
+    hot.offer("big", tmp_path / "big.ts")
+    await settled(hot)
+    hot.offer("big", tmp_path / "big.ts")
+    assert hot.tasks() == [] and len(hot) == 0 and hot.bytes == 0  # its size is known now
+
+
+async def test_no_hot_segments_at_zero() -> None:
+    hot = HotSegments(max_bytes=0)
+    hot.offer("a/0.ts", SEGMENT)
+    assert hot.tasks() == [] and len(hot) == 0

@@ -22,6 +22,7 @@ from livetx.layout import claim_key, record_key
 from livetx.storage.local import LocalStorage
 from livetx.titles import parse_profile
 from tests.conftest import Source
+from tests.support import Clock
 
 KEY = "in/a.mp4"
 PROFILES = {
@@ -90,6 +91,47 @@ async def test_a_source_stat_is_reused_within_stat_ttl(stores: Stores) -> None:
     catalog = stores.catalog(stat_ttl=3600)
     first = await catalog.source(KEY)
     assert await catalog.source(KEY) == first and catalog.stat_count == 1
+
+
+@pytest.mark.parametrize("stat_ttl", [0, 3600])
+async def test_concurrent_lookups_of_a_source_join_one_stat(stores: Stores, stat_ttl: float) -> None:
+    """A busy title's requests find its stat due at the same moment: one stat, not one each."""
+    catalog = stores.catalog(stat_ttl=stat_ttl)
+    infos = await asyncio.gather(*(catalog.source(KEY) for _ in range(20)))
+    assert catalog.stat_count == 1 and len(set(infos)) == 1
+
+
+async def test_a_title_is_answered_from_memory_until_its_stat_is_due(stores: Stores) -> None:
+    """A title being played is one lookup per request until the looks it was made from (the
+    source's stat, its sidecar listing) are due again: then the source is looked at, and a
+    replaced one gives its new title, at the same moment the stat alone would."""
+    clock = Clock(1000.0)
+    catalog = stores.catalog(stat_ttl=5, clock=clock)
+    first = await catalog.title("default", KEY)
+    looks = (catalog.stat_count, catalog.listing_count)
+    stores.put(KEY, "mp4-30")  # replaced: not seen until the stat is due
+    clock.advance(4)
+    assert await catalog.title("default", KEY) is first and (catalog.stat_count, catalog.listing_count) == looks
+    clock.advance(1)
+    second = await catalog.title("default", KEY)
+    assert second.source.etag != first.source.etag and catalog.stat_count == looks[0] + 1
+    assert await catalog.title("other", KEY) is not second  # each profile its own title
+
+
+async def test_a_forgotten_title_is_planned_from_a_new_stat(stores: Stores) -> None:
+    catalog = stores.catalog(stat_ttl=3600)
+    first = await catalog.title("default", KEY)
+    stores.put(KEY, "mp4-30")
+    assert await catalog.title("default", KEY) is first
+    catalog.forget(KEY)  # (a transcode found the source changed)
+    assert (await catalog.title("default", KEY)).source.etag != first.source.etag
+
+
+async def test_without_stat_ttl_every_title_stats_its_source(stores: Stores) -> None:
+    catalog = stores.catalog(stat_ttl=0)
+    await catalog.title("default", KEY)
+    await catalog.title("default", KEY)
+    assert catalog.stat_count == 2
 
 
 async def test_without_stat_ttl_every_lookup_stats_the_source(stores: Stores) -> None:

@@ -3,6 +3,7 @@ graceful SIGTERM, against the real app (in-process on loopback, or `livetx serve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from livetx.app import create_app
-from livetx.web.keys import POOL
+from livetx.web.keys import POOL, SEGMENTS
 from tests.conftest import Server, Source, app_settings, free_port, launch_server
 from tests.support import samples, wait_for, wait_until
 
@@ -64,7 +65,7 @@ async def test_metrics_count_requests_transcodes_and_cache(make_client: MakeClie
     assert got[("livetx_http_response_bytes_total", (("route", "hls-segment"),))] > 3 * 188
     assert got[("livetx_transcode_seconds_count", (("rendition", "main"),))] == 1
     assert got[("livetx_transcodes_total", ())] == 1 and got[("livetx_cache_misses_total", ())] == 1
-    assert sum(got[("livetx_cache_hits_total", (("tier", tier),))] for tier in ("memory", "local", "storage")) == 2
+    assert sum(got[("livetx_cache_hits_total", (("tier", tier),))] for tier in ("hot", "memory", "local", "storage")) == 2
     for name in (
         "livetx_transcode_queue_depth",
         "livetx_transcodes_in_flight",
@@ -207,3 +208,210 @@ def test_log_lines_stay_one_line_whatever_the_path() -> None:
     record = logging.makeLogRecord({"msg": "GET /a\u2028b\x85c\nd\r", "event": "access", "path": "/x\u2029y"})
     line = JsonFormatter().format(record)
     assert line.isascii() and len(line.splitlines()) == 1 and json.loads(line)["path"] == "/x\u2029y"
+
+
+class Requested:
+    """What the access logger reads of a request and its response."""
+
+    def __init__(self, path: str) -> None:
+        self.remote, self.method, self.path, self.status, self.body_length = "127.0.0.1", "GET", path, 200, 1234
+
+    def get(self, key: object) -> str:
+        return "trace-42"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/hls/default/a.mp4/main-0123456789ab-3.ts", id="plain"),
+        pytest.param("/hls/a?sig=SECRET&exp=1", id="query in the path"),
+        pytest.param("/x/Bearer SECRET/b'raw'", id="credential-like"),
+        pytest.param("/a\u2028b/\u00e9\x85", id="line breaks and non-ASCII"),
+    ],
+)
+def test_an_access_line_written_directly_is_the_line_its_record_gives(path: str) -> None:
+    """`serve`'s JSON handler writes access lines itself (`logs.direct`): the very line the
+    record would give through logging's filters and formatter, redacted alike. When anything
+    else would see the record, or lines are text, it goes through logging."""
+    import io
+    import logging
+    import re
+
+    from livetx import logs
+    from livetx.app import AccessLogger
+
+    root, logger = logging.getLogger(), logging.getLogger("aiohttp.access")
+    saved = root.handlers[:], root.level
+    out = io.StringIO()
+    seen: Any = Requested(path)  # request and response alike
+    access = AccessLogger(logger, "")
+    try:
+        logs.configure("text")
+        assert logs.direct(logger) is None
+        logs.configure("json")
+        assert isinstance(root.handlers[0], logs.LineHandler)
+        root.handlers[0].setStream(out)
+        assert logs.direct(logger) is root.handlers[0]
+        access.log(seen, seen, 0.01234)
+        other = logging.NullHandler()
+        logger.addHandler(other)
+        assert logs.direct(logger) is None
+        access.log(seen, seen, 0.01234)
+        logger.removeHandler(other)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    direct, usual = out.getvalue().split("\n")[:2]
+    stamp = re.compile(r'^\{"ts": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ')
+    assert stamp.match(direct) and stamp.match(usual) and stamp.sub("", direct) == stamp.sub("", usual)
+    entry = json.loads(direct)
+    assert direct.isascii() and entry["status"] == 200 and entry["request_id"] == "trace-42" and entry["event"] == "access"
+    assert "SECRET" not in out.getvalue()
+
+
+SEGMENT_ASKS = {
+    "whole": ("GET", {}),
+    "head": ("HEAD", {}),
+    "range": ("GET", {"Range": "bytes=8-107"}),
+    "head-range": ("HEAD", {"Range": "bytes=8-107"}),
+    "suffix": ("GET", {"Range": "bytes=-100"}),
+    "suffix-beyond-start": ("GET", {"Range": "bytes=-99999999"}),
+    "open-end": ("GET", {"Range": "bytes=100-"}),
+    "one-byte": ("GET", {"Range": "bytes=0-0"}),
+    "end-beyond": ("GET", {"Range": "bytes=0-99999999"}),
+    "start-beyond": ("GET", {"Range": "bytes=99999999-"}),
+    "backwards": ("GET", {"Range": "bytes=5-2"}),
+    "two-ranges": ("GET", {"Range": "bytes=0-1,4-5"}),
+    "not-bytes": ("GET", {"Range": "pages=1"}),
+    "if-none-match": ("GET", {"If-None-Match": "*"}),
+}
+COMPARED = ("Content-Type", "Content-Length", "Content-Range", "ETag", "Cache-Control", "Accept-Ranges")
+
+
+async def test_a_hot_segment_is_answered_as_its_file_is(make_client: MakeClient) -> None:
+    """A cached segment sent from memory (the hot tier) gets the answer `web.FileResponse`
+    gives its file: status, body and headers, ranges (unsatisfiable and malformed ones too),
+    HEAD and If-None-Match alike. (A 416 from memory also says Accept-Ranges and its empty
+    body's Content-Length, where FileResponse's is chunked: only framing.)"""
+    quiet = {"LIVETX_PROFILES_DEFAULT_INITD": "0", "LIVETX_CACHE_LOOKAHEAD": "false"}
+    from_file = await make_client(**quiet, LIVETX_CACHE_HOT_MAX_BYTES="0")
+    segment = await first_segment(from_file)
+    await (await from_file.get(segment, headers=PULL)).read()
+    await from_file.server.app[SEGMENTS].wait_idle()  # stored: from now on sent from its file
+    from_memory = await make_client(**quiet)
+    await (await from_memory.get(segment, headers=PULL)).read()  # found stored, and taken into memory
+    service = from_memory.server.app[SEGMENTS]
+    await service.wait_idle()
+    assert len(service.hot) == 1
+    for case, (method, headers) in SEGMENT_ASKS.items():
+        answers = []
+        for client in (from_file, from_memory):
+            response = await client.request(method, segment, headers={**PULL, **headers})
+            compared = COMPARED if response.status != 416 else COMPARED[:1] + COMPARED[2:5]
+            answers.append((response.status, await response.read(), {name: response.headers.get(name) for name in compared}))
+        assert answers[0] == answers[1], case
+    assert from_file.server.app[SEGMENTS].stats.hits["hot"] == 0
+    assert service.stats.hits["hot"] == len(SEGMENT_ASKS) - 1  # If-None-Match is answered before any lookup
+
+
+async def test_access_lines_go_out_at_the_end_of_the_loop_turn_in_whole_line_writes() -> None:
+    """On the event loop, one turn's access lines go out together, in writes of whole lines of
+    at most WRITE_BYTES (atomic on a pipe); another record writes them first, keeping the order."""
+    import io
+    import logging
+
+    from livetx import logs
+
+    class Writes(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.calls.append(text)
+            return super().write(text)
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    out = Writes()
+    try:
+        logs.configure("json")
+        handler = root.handlers[0]
+        assert isinstance(handler, logs.LineHandler)
+        handler.setStream(out)
+        for n in range(40):
+            handler.access("aiohttp.access", f"GET /{n:02d} " + "x" * 200, {"event": "access", "path": f"/{n:02d}"})
+        assert out.calls == []  # not before the turn ends
+        await asyncio.sleep(0)
+        assert len(out.calls) > 1 and all(len(call) <= logs.WRITE_BYTES and call.endswith("\n") for call in out.calls)
+        handler.access("aiohttp.access", "GET /last", {"event": "access", "path": "/last"})
+        logging.getLogger("livetx.web").warning("after")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line).get("path") for line in lines] == [f"/{n:02d}" for n in range(40)] + ["/last", None]
+    assert json.loads(lines[-1])["message"] == "after"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [True, False, 0, -7, 2**70, 0.1, 1e-7, 1e22, float("nan"), float("-inf"), 200.0, None, 'é\u2028"\\', Path("/p?sig=x"), ("a", 1)],
+)
+def test_access_fields_are_written_as_a_record_would_be(value: object) -> None:
+    import io
+    import logging
+    import re
+    from http import HTTPStatus
+
+    from livetx import logs
+
+    root, logger = logging.getLogger(), logging.getLogger("aiohttp.access")
+    saved = root.handlers[:], root.level
+    out = io.StringIO()
+    fields = {"event": "access", "x": value, "status": HTTPStatus.OK}
+    try:
+        logs.configure("json")
+        handler = root.handlers[0]
+        assert isinstance(handler, logs.LineHandler)
+        handler.setStream(out)
+        handler.access(logger.name, "GET /a", fields)
+        logger.info("%s", "GET /a", extra=fields)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    direct, usual = (re.sub(r'^\{"ts": "[^"]*", ', "", line) for line in out.getvalue().split("\n")[:2])
+    assert direct == usual
+
+
+def test_request_metrics_are_the_families_prometheus_counters_would_give() -> None:
+    """HttpCounts (plain numbers, made into families when scraped) exposes what prometheus'
+    Counter and Histogram would for the same requests: names, labels, buckets, sums, counts."""
+    import re
+
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from livetx.web.metrics import LATENCY_BUCKETS, Metrics
+
+    registry = CollectorRegistry()
+    labels = ["route", "method", "status"]
+    requests = Counter("livetx_http_requests", "HTTP requests by route, method and status", labels, registry=registry)
+    buckets = LATENCY_BUCKETS
+    latency = Histogram("livetx_http_request_seconds", "Time to the response, by route", ["route"], buckets=buckets, registry=registry)
+    sent = Counter("livetx_http_response_bytes", "Response body bytes sent, by route", ["route"], registry=registry)
+    metrics = Metrics()
+    seen = [("hls-media", "GET", 200, 0.003), ("hls-media", "GET", 200, 0.001), ("hls-segment", "HEAD", 304, 0.0025)]
+    seen += [("hls-media", "GET", 403, 70.0), ("unmatched", "GET", 404, 0.0), ("hls-media", "GET", 200, 60)]
+    for route, method, status, seconds in seen:
+        metrics.observe_request(route, method, status, seconds)
+        requests.labels(route=route, method=method, status=str(status)).inc()
+        latency.labels(route=route).observe(seconds)
+    for route, size in (("hls-media", 100), ("hls-segment", 7), ("hls-media", 5)):
+        metrics.count_bytes(route, size)
+        sent.labels(route=route).inc(size)
+
+    def http(text: bytes) -> list[str]:
+        lines = [line for line in text.decode().splitlines() if "livetx_http_" in line]
+        return [re.sub(r"(_created(\{[^}]*\})?) \S+$", r"\1 <time>", line) for line in lines]
+
+    assert http(generate_latest(metrics.registry)) == http(generate_latest(registry))

@@ -37,6 +37,8 @@ from tests.s3server import BUCKET, SeaweedS3
 from tests.support import CDN_HEADERS, Clock, SlowStore, fetch, job_for, playlist_segments, wait_for
 
 QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false", "LIVETX_PROFILES_DEFAULT_INITD": "0"}  # no background transcodes
+# the stored copies (and write-backs) are what these tests damage or drop: no hot copy in front of them
+STORED = {"LIVETX_CACHE_HOT_MAX_BYTES": "0"}
 
 
 # ---- the seal ---------------------------------------------------------------------------
@@ -106,7 +108,7 @@ async def test_damaged_object_in_s3_is_made_again_and_replaced(
     damage: str,
 ) -> None:
     src = sources["ts-2997"]
-    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, LIVETX_CACHE_LOCAL_MAX_BYTES="0", **QUIET)
+    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, LIVETX_CACHE_LOCAL_MAX_BYTES="0", **QUIET, **STORED)
     service = client.server.app[SEGMENTS]
     segments = await playlist_segments(client, src.path.name)
     good = await fetch(client, segments[1])
@@ -128,7 +130,7 @@ async def test_damaged_local_tier_file_is_replaced_from_storage(
     tmp_path: Path,
 ) -> None:
     src = sources["ts-2997"]
-    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, **QUIET)
+    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, **QUIET, **STORED)
     service = client.server.app[SEGMENTS]
     segments = await playlist_segments(client, src.path.name)
     good = await fetch(client, segments[2])
@@ -150,7 +152,7 @@ async def test_damaged_file_in_a_local_store_is_made_again(
     media = tmp_path / "media"
     media.mkdir()
     (media / src.path.name).write_bytes(src.path.read_bytes())
-    client = await s3_app(LIVETX_STORAGE_URI=str(media), **QUIET)
+    client = await s3_app(LIVETX_STORAGE_URI=str(media), **QUIET, **STORED)
     service = client.server.app[SEGMENTS]
     segments = await playlist_segments(client, src.path.name)
     bodies = [await fetch(client, path) for path in segments]
@@ -231,7 +233,7 @@ async def test_a_client_that_goes_away_does_not_cancel_a_shared_transcode(
 
 async def test_write_backs_held_in_memory_are_bounded(s3_app: MakeClient, sources: dict[str, Source], tmp_path: Path) -> None:
     src = sources["mp4-30"]
-    client = await local_app(s3_app, src, tmp_path, LIVETX_CACHE_MEMORY_MAX_BYTES="1")
+    client = await local_app(s3_app, src, tmp_path, LIVETX_CACHE_MEMORY_MAX_BYTES="1", **STORED)
     service = client.server.app[SEGMENTS]
     service.output = SlowStore(service.output, stat_delay=0, write_delay=3600)  # storage that never finishes a PUT
     segments = await playlist_segments(client, src.path.name)

@@ -21,7 +21,7 @@ from livetx.errors import (
     UnknownKey,
 )
 from livetx.settings import SigningKey
-from livetx.signing import TOKEN_PARAMS, Signer, Token
+from livetx.signing import TOKEN_PARAMS, Signer, Token, VerifiedTokens
 
 OLD = SigningKey("old", b"o" * 32)
 NEW = SigningKey("new", b"n" * 32)
@@ -290,3 +290,135 @@ def test_path_signer_hands_a_covering_prefix_token_on(signer: Signer) -> None:
     assert signer.path_signer(signer.sign_prefix("/hls/", NOW + 60), PREFIX) is None
     other = signer.sign_prefix("/hls/default/movies/b.mp4/", NOW + 60)
     assert signer.path_signer(other, PREFIX) is not None  # signs each path, as sign_like would
+
+
+# ---- verified tokens kept by request (the hot path) ------------------------------------------
+
+
+def target(path: str, token: Token, extra: str = "") -> str:
+    """The request target as a client sends it: path and query."""
+    return f"{path}?{token.query_string()}{extra}"
+
+
+class Asked:
+    """A request's parsed query and client address, counting how often they are asked for."""
+
+    def __init__(self, token: Token, client: str | None = None) -> None:
+        self.token, self.client, self.queries, self.clients = token, client, 0, 0
+
+    def query(self) -> dict[str, list[str]]:
+        self.queries += 1
+        return query(self.token)
+
+    def address(self) -> str | None:
+        self.clients += 1
+        return self.client
+
+
+@pytest.mark.parametrize(
+    ("at", "error"),
+    [
+        pytest.param(NOW - 31, TokenNotYetValid, id="before-nbf-beyond-skew"),
+        pytest.param(NOW - 30, None, id="nbf-within-skew"),
+        pytest.param(NOW + 60 + 30, None, id="expiry-within-skew"),
+        pytest.param(NOW + 60 + 31, TokenExpired, id="expired-beyond-skew"),
+    ],
+)
+def test_a_kept_token_is_checked_against_each_requests_time(signer: Signer, at: int, error: type[TokenError] | None) -> None:
+    """The signature is checked once; expiry, not-before and the longest lifetime at every
+    request, to the second, exactly as `Signer.verify` checks them."""
+    tokens = VerifiedTokens(signer)
+    token = signer.sign_path(PATH, NOW + 60, nbf=NOW)
+    asked = Asked(token)
+    assert tokens.verify(PATH, target(PATH, token), asked.query, NOW, asked.address) == token  # kept now
+    if error is None:
+        assert tokens.verify(PATH, target(PATH, token), asked.query, at, asked.address) == token
+        signer.verify(PATH, query(token), at)
+    else:
+        with pytest.raises(error):
+            tokens.verify(PATH, target(PATH, token), asked.query, at, asked.address)
+        with pytest.raises(error):
+            signer.verify(PATH, query(token), at)
+    assert asked.queries == 1 and asked.clients == 0  # checked once; no address binding to check
+
+
+def test_a_kept_token_still_binds_each_request_to_its_address(signer: Signer) -> None:
+    tokens = VerifiedTokens(signer)
+    token = signer.sign_prefix(PREFIX, NOW + 60, ip="203.0.113.0/24")
+    path = PREFIX + "main.m3u8"
+    inside, outside = Asked(token, "203.0.113.7"), Asked(token, "198.51.100.1")
+    assert tokens.verify(path, target(path, token), inside.query, NOW, inside.address) == token
+    with pytest.raises(IpMismatch):
+        tokens.verify(path, target(path, token), outside.query, NOW, outside.address)
+    with pytest.raises(IpMismatch):
+        tokens.verify(path, target(path, token), Asked(token).query, NOW, Asked(token).address)  # no address known
+    assert tokens.verify(path, target(path, token), inside.query, NOW, inside.address) == token
+    assert (inside.queries, outside.queries, inside.clients, outside.clients) == (1, 0, 2, 1) and len(tokens) == 1
+
+
+def test_other_requests_are_checked_in_full(signer: Signer) -> None:
+    """A kept path token covers its exact request only, a kept prefix token its exact query:
+    another query (a forged signature, a parameter more), or a path token on another path, is
+    checked from scratch, and a refusal is never kept."""
+    tokens = VerifiedTokens(signer)
+    token = signer.sign_prefix(PREFIX, NOW + 60)
+    main = PREFIX + "main.m3u8"
+    tokens.verify(main, target(main, token), lambda: query(token), NOW, lambda: None)
+    forged = Token(token.exp, token.kid, "A" * 43, token.scope)
+    with pytest.raises(BadSignature):
+        tokens.verify(main, target(main, forged), lambda: query(forged), NOW, lambda: None)
+    more = Asked(token)
+    tokens.verify(main, target(main, token, "&x=1"), more.query, NOW, more.address)
+    path_token = signer.sign_path(main, NOW + 60)
+    other = PREFIX + "other.m3u8"
+    with pytest.raises(BadSignature):  # a path token signs its own path only
+        tokens.verify(other, target(other, path_token), lambda: query(path_token), NOW, lambda: None)
+    tokens.verify(main, target(main, path_token), more.query, NOW, more.address)
+    assert more.queries == 2 and len(tokens) == 3  # the prefix token's two queries, the path token
+    with pytest.raises(TokenMissing):
+        tokens.verify(main, main, dict, NOW, lambda: None)
+    assert len(tokens) == 3
+
+
+def test_a_kept_prefix_token_covers_its_scope_and_nothing_else(signer: Signer) -> None:
+    """Every URI of a title carries the same prefix token: its signature is checked once, and
+    each path is still checked for its spelling and for lying under the scope."""
+    tokens = VerifiedTokens(signer)
+    token = signer.sign_prefix(PREFIX, NOW + 60)
+    asked = Asked(token)
+    for name in ("main.m3u8", "main-0123456789ab-0.ts", "main-0123456789ab-1.ts"):
+        assert tokens.verify(PREFIX + name, target(PREFIX + name, token), asked.query, NOW, asked.address) == token
+    outside = "/hls/default/movies/b.mp4/main.m3u8"
+    with pytest.raises(ScopeMismatch):
+        tokens.verify(outside, target(outside, token), asked.query, NOW, asked.address)
+    with pytest.raises(ScopeMismatch):
+        signer.verify(outside, query(token), NOW)
+    dotted = PREFIX + "../b.mp4/main.m3u8"
+    with pytest.raises(InvalidPath):
+        tokens.verify(dotted, target(dotted, token), asked.query, NOW, asked.address)
+    with pytest.raises(InvalidPath):
+        signer.verify(dotted, query(token), NOW)
+    assert asked.queries == 1 and len(tokens) == 1
+
+
+def test_kept_tokens_are_bounded(signer: Signer) -> None:
+    tokens = VerifiedTokens(signer, capacity=2)
+    for n in range(5):
+        path = f"{PREFIX}main-0123456789ab-{n}.ts"
+        token = signer.sign_path(path, NOW + 60)
+        scoped = signer.sign_prefix(PREFIX, NOW + 60 + n)
+        tokens.verify(path, target(path, token), lambda token=token: query(token), NOW, lambda: None)
+        tokens.verify(path, target(path, scoped), lambda scoped=scoped: query(scoped), NOW, lambda: None)
+    assert len(tokens) == 4  # two of each kind
+
+
+def test_a_path_signer_is_made_once_per_claims_and_prefix(signer: Signer) -> None:
+    claims = signer.sign_path(PREFIX + "main.m3u8", NOW + 60, ip="203.0.113.0/24")
+    many = signer.path_signer(claims, PREFIX)
+    assert many is not None and signer.path_signer(claims, PREFIX) is many
+    other = signer.path_signer(signer.sign_path(PREFIX + "main.m3u8", NOW + 60, ip="203.0.113.7"), PREFIX)
+    assert other is not None and other is not many and other.query("a.ts") != many.query("a.ts")
+    forged = Token(NOW + 60, claims.kid, claims.sig, None, NOW + 61)  # nbf after exp: refused every time
+    for _ in range(2):
+        with pytest.raises(ParameterError):
+            signer.path_signer(forged, PREFIX)

@@ -1,11 +1,12 @@
 """The segment path below HTTP: cache lookup -> singleflight -> pool transcode -> write-back.
 
-Lookup goes tier by tier: memory (made, write-back on the way), the local tier (when output
-storage is remote), then the output store. A miss goes through singleflight, so concurrent
-requests for one segment share one transcode; with a coordination engine (livetx/cluster/),
-the flight then takes the segment's lease, so that one process of the cluster makes it while
-the others wait and find it in storage (background work takes it only when its job reaches a
-worker, so it never holds a segment back from another origin's client while it is queued). The bytes reach the client as soon as they
+Lookup goes tier by tier: hot segments in memory (asked for by clients before, their seal
+checked), memory (made, write-back on the way), the local tier (when output storage is remote),
+then the output store. A miss goes through singleflight, so concurrent requests for one
+segment share one transcode; with a coordination engine (livetx/cluster/), the flight then
+takes the segment's lease, so that one process of the cluster makes it while the others wait
+and find it in storage (background work takes it only when its job reaches a worker, so it
+never holds a segment back from another origin's client while it is queued). The bytes reach the client as soon as they
 exist; the write-back to storage runs on its own, retried, never leaving a partial object. A
 deleted or unreachable object is simply a miss: the segment is made again, with identical
 timing, because the plan is a pure function.
@@ -19,6 +20,7 @@ docstring states the invariants of its state:
   admission.py    pool jobs: admission control, priorities asked for, promotion
   writebacks.py   made segments held in memory, PUT with retries, within a memory bound
   seal_checks.py  which cached files had their seal checked (stat and read off the loop)
+  hot.py          segments clients asked for, in memory within a byte bound: answered first
   bandwidth.py    measured sizes -> BANDWIDTH and AVERAGE-BANDWIDTH
   prefetch.py     pre-transcode and lookahead: playheads, budgets, background tasks
   listing.py      folder listings for the status view
@@ -37,6 +39,7 @@ from typing import Any
 from livetx.cache.admission import Admission
 from livetx.cache.bandwidth import BandwidthMeter
 from livetx.cache.budget import PrefetchBudgets
+from livetx.cache.hot import HotSegments
 from livetx.cache.keys import strong_etag
 from livetx.cache.listing import FolderListings
 from livetx.cache.local_tier import LocalTier
@@ -99,6 +102,7 @@ class SegmentService:
         self.admission = Admission(pool, self.stats, transcode.max_queue)
         self.writebacks = WriteBacks(self.stats, cache.memory_max_bytes)
         self.seals = SealChecks()
+        self.hot = HotSegments(cache.hot_max_bytes)
         self.meter = BandwidthMeter()
         self.listings = FolderListings()
         self.prefetcher = Prefetcher(self._made, self._busy, self.stats, self.budgets, cache.prefetch_limit, cache.lookahead)
@@ -116,9 +120,13 @@ class SegmentService:
             rendition.window(index)  # 404 for an index past the end, before any I/O
         key = segment_key(title, rendition, index)
         etag = strong_etag(rendition.spec_id, index)
+        held = self.hot.get(key)
+        if held is not None:
+            self.stats.hits["hot"] += 1
+            return SegmentBody(etag, data=held)
         found = await self._lookup_near(key, etag)
         if found is not None:
-            return found
+            return self._heat(key, found, priority)
         self.admission.ask(key, priority)
         if self.flight.running(key):
             self.stats.joins += 1
@@ -127,7 +135,13 @@ class SegmentService:
         flight = self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority))
         if priority != Priority.CLIENT:
             return await flight
-        return await self._within_wait_timeout(flight)
+        return self._heat(key, await self._within_wait_timeout(flight), priority)
+
+    def _heat(self, key: str, body: SegmentBody, priority: Priority) -> SegmentBody:
+        """A segment a client asked for goes to the hot tier (which checks its seal first)."""
+        if priority == Priority.CLIENT:
+            self.hot.offer(key, body.data if body.data is not None else body.path)
+        return body
 
     async def _lookup_near(self, key: str, etag: str) -> SegmentBody | None:
         """Memory (made, write-back still on the way) and the local tier: no storage I/O."""
@@ -340,9 +354,10 @@ class SegmentService:
             await asyncio.wait(pending, timeout=remaining)
 
     def _pending_work(self) -> list[asyncio.Future[Any]]:
-        return [*self.prefetcher.tasks(), *self.admission.futures(), *self.writebacks.tasks()]
+        return [*self.prefetcher.tasks(), *self.admission.futures(), *self.writebacks.tasks(), *self.hot.tasks()]
 
     async def drain(self, timeout: float = 30.0) -> None:
         """At shutdown: drop background work, wait for pending write-backs (up to `timeout`)."""
         self.prefetcher.cancel()
+        self.hot.cancel()
         await self.writebacks.wait(timeout)

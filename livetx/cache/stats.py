@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class CacheStats:
-    hits: dict[str, int] = field(default_factory=lambda: {"memory": 0, "local": 0, "storage": 0})
+    hits: dict[str, int] = field(default_factory=lambda: {"hot": 0, "memory": 0, "local": 0, "storage": 0})
     misses: int = 0
     transcodes: int = 0
     joins: int = 0

@@ -6,6 +6,7 @@ spelling or a way out of its root before a backend sees it.
 
 from __future__ import annotations
 
+import functools
 import os
 import unicodedata
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ def is_hidden(key: str) -> bool:
     return any(part.startswith(".") for part in key.split("/"))
 
 
+@functools.lru_cache(maxsize=4096)  # keys of titles being played pass once; a refusal raises (not kept)
 def check_source_key(key: str) -> str:
     """A source key: a storage key none of whose segments is hidden (where livetx keeps its
     output), not named as a playlist or reference list (422 `source_type_refused`)."""

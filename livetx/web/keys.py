@@ -14,7 +14,7 @@ from livetx.media.pool import TranscodePool
 from livetx.scopes import ApiScope
 from livetx.server_process import ServerProcess
 from livetx.settings import Settings
-from livetx.signing import Signer, Token
+from livetx.signing import Signer, Token, VerifiedTokens
 
 if TYPE_CHECKING:
     from livetx.web.lag import LoopLagMonitor
@@ -27,6 +27,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SETTINGS = web.AppKey("settings", Settings)
 SIGNER = web.AppKey("signer", Signer)
+TOKENS = web.AppKey("tokens", VerifiedTokens)  # the signer's verify, with checked tokens kept by request
 CATALOG = web.AppKey("catalog", Catalog)
 POOL = web.AppKey("pool", TranscodePool)
 SEGMENTS = web.AppKey("segments", SegmentService)
@@ -63,6 +64,7 @@ __all__ = [
     "SIGNER",
     "STATUS",
     "TOKEN",
+    "TOKENS",
     "Handler",
     "Token",
 ]

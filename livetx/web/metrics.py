@@ -17,16 +17,21 @@ them (livetx/web/siblings.py gathers them): `all_processes` labels each process'
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
+import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
     from livetx.cache.service import SegmentService
@@ -35,19 +40,15 @@ if TYPE_CHECKING:
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 TRANSCODE_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+_bound: Callable[[float], str] = floatToGoString  # a bucket bound as prometheus-client spells it ("1.0", "+Inf")
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "livetx_http_requests", "HTTP requests by route, method and status", ["route", "method", "status"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "livetx_http_request_seconds", "Time to the response, by route", ["route"], buckets=LATENCY_BUCKETS, registry=self.registry
-        )
-        self.bytes = Counter("livetx_http_response_bytes", "Response body bytes sent, by route", ["route"], registry=self.registry)
+        self.http = HttpCounts()
+        self.registry.register(self.http)
         self.transcode = Histogram(
             "livetx_transcode_seconds",
             "Wall time of one segment transcode, by rendition",
@@ -63,8 +64,63 @@ class Metrics:
             registry=self.registry,
         )
 
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.http.observe(route, method, status, seconds)
+
+    def count_bytes(self, route: str, sent: int) -> None:
+        self.http.count_bytes(route, sent)
+
     def observe_transcode(self, rendition: str, seconds: float) -> None:
         self.transcode.labels(rendition=rendition).observe(seconds)
+
+
+class HttpCounts(Collector):
+    """Requests by route, method and status, their latency by route, and the response bytes by
+    route: counted in plain numbers on the event loop (every request), made into metric
+    families when scraped. A prometheus Counter or Histogram takes a lock on every
+    observation, and a Histogram walks its buckets in Python; the families are the ones they
+    would give, `_created` samples included."""
+
+    def __init__(self) -> None:
+        self._requests: dict[tuple[str, str, int], list[float]] = {}  # (route, method, status) -> [count, created]
+        # route -> observations in each bucket (the last: above every bound), sum, created
+        self._latency: dict[str, list[float]] = {}
+        self._bytes: dict[str, list[float]] = {}  # route -> [bytes, created]
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        counted = self._requests.get((route, method, status))
+        if counted is None:
+            counted = self._requests[route, method, status] = [0, time.time()]
+        counted[0] += 1
+        latency = self._latency.get(route)
+        if latency is None:
+            latency = self._latency[route] = [0] * (len(LATENCY_BUCKETS) + 1) + [0.0, time.time()]
+        latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1  # a bound counts what equals it
+        latency[-2] += seconds
+
+    def count_bytes(self, route: str, sent: int) -> None:
+        counted = self._bytes.get(route)
+        if counted is None:
+            counted = self._bytes[route] = [0, time.time()]
+        counted[0] += sent
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        requests = CounterMetricFamily(
+            "livetx_http_requests", "HTTP requests by route, method and status", labels=["route", "method", "status"]
+        )
+        for (route, method, status), (count, created) in list(self._requests.items()):
+            requests.add_metric([route, method, str(status)], count, created=created)
+        yield requests
+        latency = HistogramMetricFamily("livetx_http_request_seconds", "Time to the response, by route", labels=["route"])
+        bounds = [_bound(bound) for bound in (*LATENCY_BUCKETS, math.inf)]
+        for route, row in list(self._latency.items()):
+            latency.add_metric([route], list(zip(bounds, itertools.accumulate(row[: len(bounds)]), strict=True)), row[-2])
+            latency.samples.append(Sample(latency.name + "_created", {"route": route}, row[-1], None))
+        yield latency
+        sent = CounterMetricFamily("livetx_http_response_bytes", "Response body bytes sent, by route", labels=["route"])
+        for route, (count, created) in list(self._bytes.items()):
+            sent.add_metric([route], count, created=created)
+        yield sent
 
 
 class StateCollector(Collector):

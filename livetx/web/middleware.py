@@ -3,11 +3,13 @@ request metrics (counts and latency by route, bytes sent)."""
 
 from __future__ import annotations
 
+import functools
 import hmac
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 
 from aiohttp import web
 
@@ -17,7 +19,7 @@ from livetx.settings import Settings
 from livetx.signing import TOKEN_PARAMS
 from livetx.urls import HLS_ROOT
 from livetx.web.auth import API_ROUTE_PREFIX, check_api_key
-from livetx.web.keys import CLOCK, METRICS, REQUEST_ID, SETTINGS, SIGNER, TOKEN, Handler
+from livetx.web.keys import CLOCK, METRICS, REQUEST_ID, SETTINGS, TOKEN, TOKENS, Handler
 
 log = logging.getLogger("livetx.web")
 
@@ -37,8 +39,10 @@ REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 def request_id_of(request: web.Request) -> str:
     """The client's X-Request-Id if it is 1-64 of [A-Za-z0-9._:-]; otherwise a new one (the
     client's value is then neither echoed nor logged)."""
-    presented = request.headers.get("X-Request-Id", "")
-    return presented if REQUEST_ID_PATTERN.fullmatch(presented) else uuid.uuid4().hex
+    presented = request.headers.get("X-Request-Id")
+    if presented is not None and REQUEST_ID_PATTERN.fullmatch(presented):
+        return presented
+    return os.urandom(16).hex()  # 32 random hex digits, as uuid4().hex without its cost
 
 
 def error_body(status: int, code: str, message: str, request_id: str, **details: object) -> web.Response:
@@ -48,10 +52,14 @@ def error_body(status: int, code: str, message: str, request_id: str, **details:
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error becomes its JSON answer here, the size limits' refusals included (checked
+    first, in this middleware rather than one of their own: a middleware costs a coroutine per
+    request)."""
     request_id = request_id_of(request)
     request[REQUEST_ID] = request_id
     logs.request_id.set(request_id)
     try:
+        check_limits(request)
         response = await handler(request)
     except LivetxError as exc:
         if exc.status >= 500:
@@ -77,18 +85,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 MAX_URL_BYTES = 8192  # path and query
 MAX_HEADER_BYTES = 16384  # all header names and values
 # aiohttp's own parser refuses (with a plain-text 400) only beyond these, so the limits above
-# are answered as JSON by `limits`
+# are answered as JSON (`check_limits`, from `errors`)
 PARSER_LIMITS = {"max_line_size": 65536, "max_field_size": 65536}
 
 
-@web.middleware
-async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Oversized URLs and headers: refused before any routing or token work."""
+def check_limits(request: web.Request) -> None:
+    """Oversized URLs and headers: refused before any handler or token work."""
     if len(request.raw_path) > MAX_URL_BYTES:
         raise UriTooLong(f"the URL is over {MAX_URL_BYTES} bytes")
-    if sum(len(name) + len(value) for name, value in request.raw_headers) > MAX_HEADER_BYTES:
+    if sum(map(len, itertools.chain.from_iterable(request.raw_headers))) > MAX_HEADER_BYTES:  # names and values
         raise HeadersTooLarge(f"the request headers are over {MAX_HEADER_BYTES} bytes")
-    return await handler(request)
 
 
 def client_ip(request: web.Request, settings: Settings) -> str | None:
@@ -120,30 +126,44 @@ async def tokens(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Verify the URL token of every route named `hls-*` against the request's decoded path,
     and the bearer API key of every route named `api-v1-*`.
 
+    Every request's token is verified; the signature check of a token seen before with the
+    very same path and query is not made again (`VerifiedTokens`), its expiry and address
+    binding are.
+
     A CDN that presents the origin secret may pull without a token: it checked the viewer's
     token at its edge. A token it forwards anyway is still verified and used to sign the
     playlist's URLs; without one, the playlists it pulls carry plain URLs.
     """
-    route = request.match_info.route
-    if route.name and route.name.startswith(API_ROUTE_PREFIX):
+    name = request.match_info.route.name
+    if name and name.startswith(API_ROUTE_PREFIX):
         check_api_key(request)
-    elif route.name and route.name.startswith(SIGNED_ROUTE_PREFIX):
+    elif name and name.startswith(SIGNED_ROUTE_PREFIX):
         settings = request.app[SETTINGS]
-        query = {name: request.query.getall(name) for name in request.query}
-        has_token = any(name in query for name in TOKEN_PARAMS)
-        if has_token or not origin_pull(request, settings):
-            request[TOKEN] = request.app[SIGNER].verify(request.path, query, request.app[CLOCK](), client_ip(request, settings))
+        if not origin_pull(request, settings) or any(param in request.query for param in TOKEN_PARAMS):
+            request[TOKEN] = request.app[TOKENS].verify(
+                request.path,
+                request.raw_path,
+                lambda: {param: request.query.getall(param) for param in request.query},
+                request.app[CLOCK](),
+                lambda: client_ip(request, settings),
+            )
     return await handler(request)
 
 
 def _allowed_origin(request: web.Request, settings: Settings) -> str | None:
     origin = request.headers.get("Origin")
-    allowed = [o.strip() for o in settings.server.cors_origins.split(",") if o.strip()]
-    if origin is None or not allowed:
+    if origin is None:
         return None
+    allowed = _origins(settings.server.cors_origins)
     if "*" in allowed:
         return "*"
     return origin if origin in allowed else None
+
+
+@functools.lru_cache(maxsize=8)
+def _origins(configured: str) -> frozenset[str]:
+    """`server.cors_origins` as a set (parsed once per value, not per request)."""
+    return frozenset(o.strip() for o in configured.split(",") if o.strip())
 
 
 @web.middleware
@@ -172,9 +192,9 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-async def server_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare, so every answer of the app gets it (errors, 304s, files): a Server
-    header without versions, and no MIME sniffing of what we label."""
+def server_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On response prepare (app.py's `prepared`), so every answer of the app gets it (errors,
+    304s, files): a Server header without versions, and no MIME sniffing of what we label."""
     response.headers["Server"] = SERVER_NAME
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
@@ -197,13 +217,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = exc.status
         raise
     finally:
-        metrics = request.app[METRICS]
-        route = route_of(request)
-        metrics.requests.labels(route=route, method=request.method, status=str(status)).inc()
-        metrics.latency.labels(route=route).observe(time.perf_counter() - began)
+        request.app[METRICS].observe_request(route_of(request), request.method, status, time.perf_counter() - began)
 
 
-async def count_bytes(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: the body size is known here for files and for bytes alike."""
+def count_bytes(request: web.Request, response: web.StreamResponse) -> None:
+    """On response prepare: the body size is known there for files and for bytes alike."""
     if response.content_length and request.method != "HEAD":
-        request.app[METRICS].bytes.labels(route=route_of(request)).inc(response.content_length)
+        request.app[METRICS].count_bytes(route_of(request), response.content_length)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from xml.sax.saxutils import escape
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from livetx.dash.manifest import MPD_TYPE, check_dash, rendered_mpd
 from livetx.playlists import Rendered, rendered_master, rendered_media
@@ -28,6 +29,7 @@ from livetx.web.middleware import viewer
 M3U8_TYPE = "application/vnd.apple.mpegurl"
 # signed playlists are personal (they carry this viewer's tokens): never shared by caches
 PLAYLIST_HEADERS = {"Cache-Control": "private, no-store"}
+M3U8_HEADERS = CIMultiDictProxy(CIMultiDict({**PLAYLIST_HEADERS, "Content-Type": M3U8_TYPE}))  # built once, copied per answer
 
 CHUNK = 256  # path-token URIs signed between two turns of the event loop (~1 ms)
 STREAM_URIS = 2048  # a playlist with more URIs goes out in pieces of this many (~300 kB)
@@ -73,7 +75,7 @@ async def _respond(request: web.Request, rendered: Rendered, prefix: str) -> web
 
 
 def _playlist(body: bytes) -> web.Response:
-    return web.Response(body=body, content_type=M3U8_TYPE, headers=PLAYLIST_HEADERS)
+    return web.Response(body=body, headers=M3U8_HEADERS)
 
 
 async def _stream(

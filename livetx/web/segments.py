@@ -31,8 +31,8 @@ def etag_of(request: web.Request) -> str:
     return strong_etag(request.match_info["spec"], part_of(request))
 
 
-async def segment_etag(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: one ETag for a segment whether it is sent from a file or from memory
+def segment_etag(request: web.Request, response: web.StreamResponse) -> None:
+    """On response prepare: one ETag for a segment whether it is sent from a file or from memory
     (FileResponse would put its own, from the file's mtime)."""
     route = request.match_info.route
     if route is not None and route.name in SEGMENT_ROUTES and response.status in (200, 206, 304):
@@ -73,12 +73,13 @@ async def segment(request: web.Request) -> web.StreamResponse:
 
 
 def _in_memory(request: web.Request, data: bytes, headers: dict[str, str]) -> web.Response:
-    """Bytes just transcoded or read from remote storage, with single-range support."""
+    """Bytes held in memory (hot, just transcoded, or read from remote storage), with the
+    single-range answers `web.FileResponse` gives a file."""
     headers = {**headers, "Accept-Ranges": "bytes"}
     try:
         wanted = request.http_range  # a slice; aiohttp parses and validates the header
-    except ValueError:
-        wanted = slice(None)
+    except ValueError:  # several ranges, or none that parses: as FileResponse, 416
+        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{len(data)}"})
     if wanted.start is None and wanted.stop is None:
         return web.Response(body=data, headers=headers)
     start, stop, _ = wanted.indices(len(data))
