@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
+from livetx.media.scheduling import drop_realtime
 from livetx.settings import PlayerSettings
 from tests.conftest import Server, Source
 from tests.multitrack import TRACKS, MultiTrackSpec, write_multitrack
@@ -33,6 +34,7 @@ def browser() -> Any:
     assert digest == PlayerSettings.hls_js_integrity, f"{HLS_JS} is not the pinned {PlayerSettings.hls_js_url}: rerun .ci/run"
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
+        drop_realtime()  # an AV1 encode in this process left it real-time: the browser would inherit it
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--autoplay-policy=no-user-gesture-required"])
         yield browser
         browser.close()

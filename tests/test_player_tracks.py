@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from livetx.media.scheduling import drop_realtime
 from tests.conftest import ROOT, Server, launch_server
 from tests.multitrack import MultiTrackSpec, write_multitrack
 from tests.player_tracks import Run, Session, ffmpeg_streams, profiles_toml, tracks_of, warm
@@ -95,6 +96,7 @@ def browser() -> Any:
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
+        drop_realtime()  # an AV1 encode in this process left it real-time: the browser would inherit it
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--autoplay-policy=no-user-gesture-required"])
         yield browser
         browser.close()

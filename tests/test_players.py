@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import m3u8
 import pytest
 
+from livetx.media.scheduling import drop_realtime
 from tests.conftest import Server, Source
 from tests.support import CHROMIUM, SCRIPTS, wait_until
 from tests.support import get_url as fetch
@@ -114,6 +115,7 @@ def browser() -> Any:
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
+        drop_realtime()  # an AV1 encode in this process left it real-time: the browser would inherit it
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--autoplay-policy=no-user-gesture-required"])
         yield browser
         browser.close()

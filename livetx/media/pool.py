@@ -103,6 +103,7 @@ def _worker_main(conn: Connection, origin: str = "") -> None:
     """Child process: import once, then run jobs (segments or probes) until the pipe closes.
     Remote sources are read from `origin` only ("": none, the store is local)."""
     from livetx.media.probe import probe
+    from livetx.media.scheduling import drop_realtime
     from livetx.media.transcode import transcode_segment
 
     def should_stop() -> bool:
@@ -131,6 +132,7 @@ def _worker_main(conn: Connection, origin: str = "") -> None:
             reply = Failed(type(exc), exc.message)
         except Exception as exc:  # noqa: BLE001 - report, never die silently (no message: it may name the file)
             reply = Failed(TranscodeFailed, f"unexpected {type(exc).__name__}")
+        drop_realtime()  # whatever an encoder of the job left real-time (livetx/media/scheduling.py)
         try:
             conn.send(reply)
         except (EOFError, OSError):  # the parent closed the pipe (shutdown): nothing to report to

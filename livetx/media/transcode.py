@@ -56,6 +56,7 @@ from livetx.media.boxes import split_fragment
 from livetx.media.messages import Preempted
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
 from livetx.media.remote import open_job_source
+from livetx.media.scheduling import drop_realtime
 from livetx.media.subtitle_reader import subtitle_segment
 from livetx.media.timeline import MPEG_TS_CLOCK, TS_OFFSET
 
@@ -136,6 +137,7 @@ def init_segment(job: SegmentJob) -> bytes:
         if job.audio is not None:
             _open_audio(out, job.audio)
         out.start_encoding()
+        drop_realtime()  # the encoder opened: no thread of it stays real-time
     init, media = split_fragment(out_buf.getvalue())
     if media:  # pragma: no cover - no packet was muxed
         raise TranscodeFailed("init segment holds media")
@@ -501,6 +503,8 @@ class _VideoCursor:
         out.time_base = Fraction(1, MPEG_TS_CLOCK)
         out.pts = int(self.offset * MPEG_TS_CLOCK + self.next * MPEG_TS_CLOCK / self.spec.fps)
         self.packets += self.stream.encode(out)
+        if not self.emitted:  # the encoder opened with this frame: no thread of it stays real-time
+            drop_realtime()
         self.next += 1
         self.emitted += 1
 
