@@ -112,7 +112,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_keygen(args: argparse.Namespace) -> int:
     config = Path(args.config) if args.config else None
     status = 0
-    for section, kid, what in (("signing", "k1", "signing key"), ("api", "local", "API key")):
+    files = (("signing", "k1", "signing key"), ("api", "local", "API key"), ("encryption", "m1", "encryption master key"))
+    for section, kid, what in files:
         path = key_file_path(config, section=section)
         if generate_key_file(path, kid, what):
             print(f"wrote a new {what} to {path}")
@@ -175,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--storage")
     probe.set_defaults(func=cmd_probe)
 
-    keygen = sub.add_parser("keygen", help="write new signing and API key files (signing.key_file, api.key_file)")
+    keygen = sub.add_parser("keygen", help="write new key files: signing.key_file, api.key_file, encryption.key_file")
     keygen.add_argument("--if-missing", action="store_true", help="do nothing if the file exists")
     keygen.set_defaults(func=cmd_keygen)
 

@@ -19,7 +19,7 @@ from livetx import logs
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.cluster.flight import ClusterFlight
-from livetx.factories import make_coordinator, make_signer, make_tier, open_storages
+from livetx.factories import make_coordinator, make_key_source, make_signer, make_tier, master_kid, open_storages
 from livetx.media.host_slots import HostSlots
 from livetx.media.pool import ProbePool, TranscodePool
 from livetx.server_process import ALONE, SHUTDOWN_TIMEOUT, ServerProcess
@@ -27,10 +27,13 @@ from livetx.settings import Settings
 from livetx.signing import VerifiedTokens
 from livetx.storage.base import media_origin
 from livetx.web import siblings
+from livetx.web.content_keys import key_limits
 from livetx.web.keys import (
     CATALOG,
     CLOCK,
     CLUSTER,
+    CONTENT_KEYS,
+    KEY_LIMITS,
     LOOP_LAG,
     METRICS,
     PLAYLISTS,
@@ -148,6 +151,8 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
     app.on_response_prepare.append(prepared)
     app[SIGNER] = make_signer(settings)
     app[TOKENS] = VerifiedTokens(app[SIGNER])
+    app[CONTENT_KEYS] = make_key_source(settings)
+    app[KEY_LIMITS] = key_limits(app)
     app[PLAYLISTS] = PlaylistCache()
     app[STATUS] = TitleStatus()
     profiles = dict(settings.profiles)
@@ -180,6 +185,7 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
                 prober=prober,
                 probe_failure_ttl=settings.cache.probe_failure_ttl,
                 sidecar_timeout=transcode.probe_timeout,
+                master_kid=master_kid(settings),
             )
             pool = TranscodePool(pool_size(settings, process), transcode.timeout, origin, host_slots(settings, process), process.index)
             await pool.start()
@@ -194,6 +200,7 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
                 tier=tier,
                 cluster=app.get(CLUSTER),
                 observe_transcode=metrics.observe_transcode,
+                keys=app[CONTENT_KEYS],
             )
             try:
                 yield

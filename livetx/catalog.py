@@ -77,11 +77,13 @@ class Catalog:
         probe_failure_ttl: float = 60.0,
         sidecar_timeout: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
+        master_kid: str | None = None,
     ) -> None:
         """`prober`: where probes run (the app's ProbePool); None probes in a thread, for tools
         and tests only (nothing can stop a probe there). `sidecar_timeout`: seconds a title's
         sidecar lookup may add to its plan (the app gives it the probe's limit). `clock`: what
-        the TTLs are measured by (a test moves its own)."""
+        the TTLs are measured by (a test moves its own). `master_kid`: the encryption master key
+        that encrypts titles (None: none configured)."""
         self.sources = sources
         self.profiles = profiles
         self.threads = threads
@@ -91,6 +93,7 @@ class Catalog:
         self.probe_failure_ttl = probe_failure_ttl
         self.sidecar_timeout = sidecar_timeout
         self.clock = clock
+        self.master_kid = master_kid
         self._stats: Lru[str, tuple[float, ObjectInfo | None]] = Lru(PROBE_CACHE_SIZE)
         self._probes: Lru[tuple[str, str], MediaInfo] = Lru(PROBE_CACHE_SIZE)
         self._failed: Lru[tuple[str, str], tuple[float, LivetxError]] = Lru(PROBE_CACHE_SIZE)  # negative cache
@@ -363,7 +366,8 @@ class Catalog:
     async def _build(self, source: ObjectInfo, profile: Profile, sidecars: Sequence[Sidecar]) -> Title:
         """The one place a title is planned (for `title` and `plan`), with `sidecars`: this
         source's subtitle sidecars, or an API request's SourceSubtitles."""
-        return build_title(source, await self.media_info(source), profile, threads=self.threads, sidecars=sidecars)
+        info = await self.media_info(source)
+        return build_title(source, info, profile, threads=self.threads, sidecars=sidecars, master_kid=self.master_kid)
 
     # ---- subtitle sidecars ---------------------------------------------------------------
 

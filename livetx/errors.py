@@ -88,6 +88,12 @@ class NotDash(NotFound):
     code = "not_dash"
 
 
+class KeyNotFound(NotFound):
+    """A key URL that names no content key of the title as it is now."""
+
+    code = "key_not_found"
+
+
 class ProfileNotFound(NotFound):
     code = "profile_not_found"
 
@@ -229,6 +235,17 @@ class MetricsTokenMissing(LivetxError):
 class MetricsTokenInvalid(LivetxError):
     status = 403
     code = "metrics_token_invalid"
+
+
+class KeyRateLimited(LivetxError):
+    """One token asked for keys faster than `encryption.key_requests` per minute."""
+
+    status = 429
+    code = "key_rate_limited"
+
+    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
 
 
 class StorageUnavailable(LivetxError):

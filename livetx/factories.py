@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from livetx.cache.local_tier import LocalTier
 from livetx.cluster.leases import Coordinator
 from livetx.cluster.lockfiles import LockFiles
+from livetx.crypto.keys import Derived
 from livetx.errors import ConfigError
 from livetx.settings import Settings
 from livetx.signing import Signer
@@ -17,6 +18,17 @@ from livetx.storage.base import Storage
 from livetx.storage.breaker import CircuitBreaker
 from livetx.storage.local import LocalStorage
 from livetx.storage.s3 import S3Location, S3Storage, s3_client
+
+
+def make_key_source(settings: Settings) -> Derived:
+    """Content keys, derived from the configured encryption master keys."""
+    return Derived({key.kid: key.secret for key in settings.encryption.keys})
+
+
+def master_kid(settings: Settings) -> str | None:
+    """The master key that encrypts titles, if one is configured."""
+    active = settings.encryption.active
+    return active.kid if active is not None else None
 
 
 def make_signer(settings: Settings) -> Signer:

@@ -39,7 +39,7 @@ from livetx.media.params import KNOWN_TITLE, PRESETS, RenditionParams, TitlePara
 from livetx.settings import LimitsSettings
 from livetx.storage.base import check_source_key, is_hidden
 from livetx.subtitles.names import KINDS, kind_of
-from livetx.titles import AUDIO_LAYOUT, SEGMENTING, Profile, Title, parse_profile
+from livetx.titles import AUDIO_LAYOUT, PER_RENDITION, Profile, Title, parse_profile
 
 JOB_PREFIX = "j-"
 JOB_ID_CHARS = 16  # hex digits of a job id
@@ -371,10 +371,10 @@ def _target_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str
 def _validate_target(params: Mapping[str, Any], field: str) -> None:
     """Check one target's combination of parameters now (each was checked alone by the
     contract), naming the offending field in the request's own vocabulary."""
-    own = {k: v for k, v in params.items() if k in SEGMENTING}
+    own = {k: v for k, v in params.items() if k in PER_RENDITION}
     try:
         parse_title_params(own)
-        parse_rendition_params({k: v for k, v in params.items() if k not in SEGMENTING})
+        parse_rendition_params({k: v for k, v in params.items() if k not in PER_RENDITION})
     except ParameterError as exc:
         raise ParameterError(f"{field}.{IMM_NAMES.get(exc.name, exc.name)}", str(exc.details.get("allowed", exc.message))) from None
 

@@ -20,15 +20,16 @@ from fractions import Fraction
 from urllib.parse import quote
 
 from livetx.hls.languages import language_name, language_tag
-from livetx.hls.model import MasterPlaylist, MediaPlaylist, MediaRendition, MediaSegment, VariantStream
+from livetx.hls.model import Key, MasterPlaylist, MediaPlaylist, MediaRendition, MediaSegment, VariantStream
 from livetx.hls.plan import SegmentWindow, target_duration
 from livetx.hls.render import render_master, render_media
-from livetx.layout import master_playlist_key, media_playlist_key, media_playlist_name, segment_name, stored_segment_name
+from livetx.layout import key_file_name, master_playlist_key, media_playlist_key, media_playlist_name, segment_name, stored_segment_name
 from livetx.media.model import INIT
 from livetx.signing import plain_name
 from livetx.titles import Rendition, Title
 
 MAP_VERSION = 6  # RFC 8216 section 7: EXT-X-MAP outside an I-frame playlist needs version 6
+KEYFORMAT_VERSION = 5  # RFC 8216 section 7: KEYFORMAT needs version 5
 
 UriFor = Callable[[str], str]  # file name next to the playlist -> the URI to write
 BandwidthFor = Callable[[Rendition], tuple[int, int]]  # -> (BANDWIDTH, AVERAGE-BANDWIDTH)
@@ -223,15 +224,24 @@ def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = Fal
     durations: dict[int, Fraction] = {}
     lengths: dict[int, SegmentWindow] = {}
     segments = []
+    encryption = rendition.encryption
+    key: Key | None = None
     for w in rendition.windows:
         steps = w.end - w.first
         duration = durations.get(steps)
         if duration is None:
             duration = durations[steps] = w.duration
             lengths[steps] = w
+        if encryption is not None and (key is None or (encryption.rotation and w.index % encryption.rotation == 0)):
+            # the key's URI before the segment's: a Rendered holds URIs in the text's order
+            key = Key(encryption.tag_method, uri_for(key_file_name(encryption.key_name(w.index))), keyformat=encryption.keyformat)
+            segments.append(MediaSegment(uri=uri_for(name(rendition, w.index)), duration=duration, key=key))
+            continue
         segments.append(MediaSegment(uri=uri_for(name(rendition, w.index)), duration=duration))
     target = target_duration(list(lengths.values()))
     version = MAP_VERSION if map_uri is not None else MediaPlaylist.version
+    if encryption is not None and encryption.keyformat is not None:
+        version = max(version, KEYFORMAT_VERSION)
     return render_media(MediaPlaylist(segments=tuple(segments), target_duration=target, version=version, map_uri=map_uri))
 
 

@@ -110,6 +110,8 @@ def launch_server(home: Path, media: Path, processes: int = 1, port: int | None 
         "LIVETX_SIGNING_KEY_FILE": str(key_file),
         "LIVETX_API_KEYS": f"tests:{api_key}",
         "LIVETX_API_KEY_FILE": "",
+        "LIVETX_ENCRYPTION_KEYS": TEST_MASTER_KEYS,
+        "LIVETX_ENCRYPTION_KEY_FILE": "",
         "LIVETX_CACHE_LOCAL_DIR": str(home / "tier"),
         "LIVETX_TRANSCODE_WORKERS": "2",
         "LIVETX_SERVER_PROCESSES": str(processes),
@@ -186,6 +188,7 @@ def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Valkey]:
 
 
 TEST_SIGNING_KEYS = "t:" + "ab" * 32
+TEST_MASTER_KEYS = "m1:" + "cd" * 32  # encryption master keys of the tests
 
 
 def app_settings(config: Path = ROOT / "conf" / "livetx.toml", **env: str) -> Settings:
@@ -195,6 +198,8 @@ def app_settings(config: Path = ROOT / "conf" / "livetx.toml", **env: str) -> Se
         "LIVETX_SIGNING_KEYS": TEST_SIGNING_KEYS,
         "LIVETX_SIGNING_KEY_FILE": "",
         "LIVETX_API_KEY_FILE": "",
+        "LIVETX_ENCRYPTION_KEYS": TEST_MASTER_KEYS,
+        "LIVETX_ENCRYPTION_KEY_FILE": "",
         "LIVETX_TRANSCODE_WORKERS": "1",
     }
     return load_settings(config, {**base, **env})

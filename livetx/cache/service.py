@@ -39,17 +39,18 @@ from typing import Any
 from livetx.cache.admission import Admission
 from livetx.cache.bandwidth import BandwidthMeter
 from livetx.cache.budget import PrefetchBudgets
+from livetx.cache.envelope import Envelope, envelope_for
 from livetx.cache.hot import HotSegments
 from livetx.cache.keys import strong_etag
 from livetx.cache.listing import FolderListings
 from livetx.cache.local_tier import LocalTier
 from livetx.cache.prefetch import Prefetcher
-from livetx.cache.seal import is_sealed, seal
 from livetx.cache.seal_checks import SealChecks
 from livetx.cache.singleflight import LocalSingleFlight
 from livetx.cache.stats import CacheStats
 from livetx.cache.writebacks import WriteBacks
 from livetx.cluster.flight import ClusterFlight
+from livetx.crypto.keys import Derived, KeySource
 from livetx.errors import Overloaded, SegmentNotFound, StorageUnavailable
 from livetx.layout import segment_index, segment_key, segment_stem, segment_suffix
 from livetx.media.model import INIT, SegmentJob, SegmentPart
@@ -88,6 +89,7 @@ class SegmentService:
         flight: LocalSingleFlight | None = None,
         cluster: ClusterFlight | None = None,
         observe_transcode: Callable[[str, float], None] | None = None,
+        keys: KeySource | None = None,
     ) -> None:
         self.sources = sources
         self.output = output  # read at each use: a write-back goes to the store of the moment
@@ -97,6 +99,7 @@ class SegmentService:
         self.cluster = cluster  # None: this process alone decides what to make
         self.wait_timeout = transcode.wait_timeout
         self.observe_transcode = observe_transcode
+        self.keys = keys if keys is not None else Derived({})  # content keys of encrypted renditions
         self.stats = CacheStats()
         self.budgets = PrefetchBudgets(cache.prefetch_per_title, cache.prefetch_per_client)
         self.admission = Admission(pool, self.stats, transcode.max_queue)
@@ -124,26 +127,31 @@ class SegmentService:
         if held is not None:
             self.stats.hits["hot"] += 1
             return SegmentBody(etag, data=held)
-        found = await self._lookup_near(key, etag)
+        envelope = self.envelope(rendition, index)
+        found = await self._lookup_near(key, etag, envelope)
         if found is not None:
-            return self._heat(key, found, priority)
+            return self._heat(key, found, priority, envelope)
         self.admission.ask(key, priority)
         if self.flight.running(key):
             self.stats.joins += 1
         # The storage lookup runs inside the flight too: a request that looked while the
         # segment was being made and written back can't miss both and make it again.
-        flight = self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority))
+        flight = self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority, envelope))
         if priority != Priority.CLIENT:
             return await flight
-        return self._heat(key, await self._within_wait_timeout(flight), priority)
+        return self._heat(key, await self._within_wait_timeout(flight), priority, envelope)
 
-    def _heat(self, key: str, body: SegmentBody, priority: Priority) -> SegmentBody:
+    def envelope(self, rendition: Rendition, index: SegmentPart) -> Envelope:
+        """How the segment is sealed (and, AES-128, encrypted) as stored and sent."""
+        return envelope_for(rendition, index, self.keys)
+
+    def _heat(self, key: str, body: SegmentBody, priority: Priority, envelope: Envelope) -> SegmentBody:
         """A segment a client asked for goes to the hot tier (which checks its seal first)."""
         if priority == Priority.CLIENT:
-            self.hot.offer(key, body.data if body.data is not None else body.path)
+            self.hot.offer(key, body.data if body.data is not None else body.path, envelope.holds)
         return body
 
-    async def _lookup_near(self, key: str, etag: str) -> SegmentBody | None:
+    async def _lookup_near(self, key: str, etag: str, envelope: Envelope) -> SegmentBody | None:
         """Memory (made, write-back still on the way) and the local tier: no storage I/O."""
         fresh = self.writebacks.fresh(key)
         if fresh is not None:
@@ -152,7 +160,7 @@ class SegmentService:
         path = self.tier.path(key) if self.tier is not None else None
         if path is None:
             return None
-        if not await self.seals.sealed(path):
+        if not await self.seals.sealed(path, holds=envelope.holds):
             self._corrupt(key, "local")
             await asyncio.to_thread(path.unlink, missing_ok=True)
             return None
@@ -160,12 +168,12 @@ class SegmentService:
         return SegmentBody(etag, path=path)
 
     async def _fetch_or_make(
-        self, title: Title, rendition: Rendition, index: SegmentPart, key: str, etag: str, priority: Priority
+        self, title: Title, rendition: Rendition, index: SegmentPart, key: str, etag: str, priority: Priority, envelope: Envelope
     ) -> SegmentBody:
         """The flight's work: look again (nearby, then storage), else make the segment; under
         its lease when an engine coordinates the cluster (see `ClusterFlight.once`)."""
-        lookup = partial(self._lookup, key, etag, rendition, index)
-        make = partial(self._made_body, title, rendition, index, key, etag, priority)
+        lookup = partial(self._lookup, key, etag, rendition, index, envelope)
+        make = partial(self._made_body, title, rendition, index, key, etag, priority, envelope)
         found = await lookup()  # made while this flight was being set up, or by another process
         if found is not None:
             return found
@@ -174,19 +182,27 @@ class SegmentService:
         durable = partial(self.writebacks.settled, key)
         return await self.cluster.once(key, lookup, make, durable, background=priority > Priority.CLIENT)
 
-    async def _lookup(self, key: str, etag: str, rendition: Rendition, index: SegmentPart) -> SegmentBody | None:
-        found = await self._lookup_near(key, etag)
+    async def _lookup(self, key: str, etag: str, rendition: Rendition, index: SegmentPart, envelope: Envelope) -> SegmentBody | None:
+        found = await self._lookup_near(key, etag, envelope)
         if found is None:
-            found = await self._lookup_storage(key, etag, rendition, index)
+            found = await self._lookup_storage(key, etag, rendition, index, envelope)
         if found is not None:
             self.admission.found(key)
         return found
 
     async def _made_body(
-        self, title: Title, rendition: Rendition, index: SegmentPart, key: str, etag: str, priority: Priority, gate: Gate | None
+        self,
+        title: Title,
+        rendition: Rendition,
+        index: SegmentPart,
+        key: str,
+        etag: str,
+        priority: Priority,
+        envelope: Envelope,
+        gate: Gate | None,
     ) -> SegmentBody:
         self.stats.misses += 1
-        data = await self._make(title, rendition, index, key, priority, gate)
+        data = await self._make(title, rendition, index, key, priority, envelope, gate)
         path = self.tier.path(key) if self.tier is not None else None
         if path is not None:
             return SegmentBody(etag, path=path, made=True)
@@ -201,15 +217,17 @@ class SegmentService:
                 f"segment not ready within {self.wait_timeout:g} s; it is still being made", retry_after=self.pool.retry_after()
             ) from None
 
-    async def _lookup_storage(self, key: str, etag: str, rendition: Rendition, index: SegmentPart) -> SegmentBody | None:
+    async def _lookup_storage(
+        self, key: str, etag: str, rendition: Rendition, index: SegmentPart, envelope: Envelope
+    ) -> SegmentBody | None:
         try:
             info = await self.output.stat(key)
             if info is None:
                 return None
             path = self.output.local_path(key)
             if path is None:
-                return await self._read_remote(key, etag, rendition, index)
-            if not await self.seals.sealed(path, info.etag):  # a local store's ETag is its size and mtime
+                return await self._read_remote(key, etag, rendition, index, envelope)
+            if not await self.seals.sealed(path, info.etag, envelope.holds):  # a local store's ETag is its size and mtime
                 await self._drop_corrupt(key)
                 return None
             self._measure(rendition, index, info.size)
@@ -221,10 +239,10 @@ class SegmentService:
         self.stats.hits["storage"] += 1
         return SegmentBody(etag, path=path)
 
-    async def _read_remote(self, key: str, etag: str, rendition: Rendition, index: SegmentPart) -> SegmentBody | None:
+    async def _read_remote(self, key: str, etag: str, rendition: Rendition, index: SegmentPart, envelope: Envelope) -> SegmentBody | None:
         """A remote store's object: read whole, checked, and kept in the local tier if there is one."""
         data = await self.output.read(key)
-        if not await asyncio.to_thread(is_sealed, data):
+        if not await asyncio.to_thread(envelope.holds, data):
             await self._drop_corrupt(key)
             return None
         self._measure(rendition, index, len(data))
@@ -234,15 +252,17 @@ class SegmentService:
         self.stats.hits["storage"] += 1
         return SegmentBody(etag, path=path) if path is not None else SegmentBody(etag, data=data)
 
-    async def _make(self, title: Title, rendition: Rendition, index: SegmentPart, key: str, priority: Priority, gate: Gate | None) -> bytes:
-        """Admission -> pool (past `gate`, see `ClusterFlight.once`) -> seal -> local tier ->
-        write-back; the sealed bytes."""
+    async def _make(
+        self, title: Title, rendition: Rendition, index: SegmentPart, key: str, priority: Priority, envelope: Envelope, gate: Gate | None
+    ) -> bytes:
+        """Admission -> pool (past `gate`, see `ClusterFlight.once`) -> seal (and encrypt, see
+        `envelope`) -> local tier -> write-back; the bytes as stored and sent."""
         result = await self.admission.run(key, self._job(title, rendition, index), priority, gate)
         self.stats.transcodes += 1
         self.stats.source_bytes += result.source_bytes
         if self.observe_transcode is not None:
             self.observe_transcode(rendition.name, result.seconds)
-        data = await asyncio.to_thread(seal, result.data)
+        data = await asyncio.to_thread(envelope.close, result.data)
         self._measure(rendition, index, len(data))
         await self._keep_local(key, data)
         self.writebacks.start(self.output, key, data)

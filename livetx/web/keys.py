@@ -10,6 +10,7 @@ from aiohttp import web
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.cluster.flight import ClusterFlight
+from livetx.crypto.keys import KeySource
 from livetx.media.pool import TranscodePool
 from livetx.scopes import ApiScope
 from livetx.server_process import ServerProcess
@@ -17,6 +18,7 @@ from livetx.settings import Settings
 from livetx.signing import Signer, Token, VerifiedTokens
 
 if TYPE_CHECKING:
+    from livetx.web.content_keys import KeyRequestLimits
     from livetx.web.lag import LoopLagMonitor
     from livetx.web.metrics import Metrics
     from livetx.web.playlist_cache import PlaylistCache
@@ -29,6 +31,9 @@ SETTINGS = web.AppKey("settings", Settings)
 SIGNER = web.AppKey("signer", Signer)
 TOKENS = web.AppKey("tokens", VerifiedTokens)  # the signer's verify, with checked tokens kept by request
 CATALOG = web.AppKey("catalog", Catalog)
+# where content keys of encrypted renditions come from (livetx/crypto/keys.py)
+CONTENT_KEYS: web.AppKey[KeySource] = web.AppKey("content_keys")
+KEY_LIMITS: web.AppKey[KeyRequestLimits] = web.AppKey("key_limits")  # key URL requests per token
 POOL = web.AppKey("pool", TranscodePool)
 SEGMENTS = web.AppKey("segments", SegmentService)
 # the coordination engine's loop (livetx/cluster/), when there is an engine
@@ -53,6 +58,8 @@ __all__ = [
     "CATALOG",
     "CLOCK",
     "CLUSTER",
+    "CONTENT_KEYS",
+    "KEY_LIMITS",
     "LOOP_LAG",
     "METRICS",
     "PLAYLISTS",

@@ -25,7 +25,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -63,6 +63,16 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=self.registry,
         )
+
+        self.keys = Counter(
+            "livetx_key_requests",
+            "Content key requests that passed the token check, by result (served, limited: over encryption.key_requests)",
+            ["result"],
+            registry=self.registry,
+        )
+
+    def count_key(self, result: str) -> None:
+        self.keys.labels(result=result).inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http.observe(route, method, status, seconds)
