@@ -226,8 +226,10 @@ def test_a_refused_key_url_stops_playback(browser: Any, encrypted_server: Server
     """Shaka on the TS title, its media playlist answered with every key URI's signature
     broken: the server refuses the key (403), Shaka fails the load (fatal BAD_HTTP_STATUS on
     the key URL), and nothing plays. (Shaka, as it gives up fastest: hls.js reports a fatal
-    keyLoadError too, after eight retries, ~10 s; VHS 3.17.5 requests the key once and then
-    waits with no error event, which no bounded wait can tell from slow.)"""
+    keyLoadError too, after eight retries, ~10 s. VHS 3.17.5 takes the refused key for a
+    playlist error and, the title having one rendition, reloads the playlist and waits, with
+    no error event ("Trying again since it is the only playlist"): nothing plays, but no event
+    says so, and no bounded wait tells that from slow.)"""
 
     def break_key_signatures(route: Any) -> None:
         if urlsplit(route.request.url).path.endswith(".m3u8"):
