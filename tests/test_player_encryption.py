@@ -15,7 +15,7 @@ with 403) does not play.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -127,7 +127,7 @@ class Played:
         plays = "plays" if self.crossed is not None or self.after_seek is not None else "no"
         crossed = f"crossed at t={self.crossed:.2f}" if self.crossed is not None else "not crossed"
         seek = f"seek ok (t={self.after_seek:.2f})" if self.after_seek is not None else "seek failed"
-        keys = {period: statuses for period, statuses in sorted(self.keys().items())}
+        keys = dict(sorted(self.keys().items()))
         return f"| {self.player} | {self.container} | {plays} | {crossed} | {seek} | keys {keys} | {self.engine} |"
 
 
@@ -150,7 +150,7 @@ class Responses:
         page.on("response", lambda r: self.seen.append((file_name(r.url), r.status, self.seeked)))
 
 
-def open_page(browser: Any, server: Server, player: str, src: str, loopback: Any = None) -> tuple[Any, Responses]:
+def open_page(browser: Any, server: Server, player: str, src: str, loopback: Callable[[Any], None] | None = None) -> tuple[Any, Responses]:
     """The player's page on `src`, not loaded yet, and its responses."""
     page = browser.new_page()
     serve_page(page, server.base_url, PAGE_PREFIX, page_html(player, src, PLAYBACK_RATE), installed(player), loopback=loopback)
