@@ -120,7 +120,8 @@ def _rewrite(data: bytes, start: int, end: int, path: tuple[bytes, ...], change:
     (child types down to an stsd), every enclosing size made to fit."""
     kind = data[start + 4 : start + 8]
     fields = STSD_FIELDS if kind == b"stsd" else 0
-    own = data[start + _header_size(data, start) : start + _header_size(data, start) + fields]
+    body = start + _header_size(data, start)
+    own = data[body : body + fields]
     parts = []
     for child, s, e in _children(data, start, end, fields):
         if not path:
@@ -237,14 +238,15 @@ def _track(init: bytes, start: int, end: int, sizes: Mapping[int, int]) -> Track
     if len(entries) != 1:
         raise ValueError(f"track {track_id} has {len(entries)} sample entries; one is supported")
     kind, s, e = entries[0]
+    original = kind
     if kind in PROTECTED_ENTRIES:
-        original = init[slice(*_child(init, *_child(init, s, e, b"sinf", _entry_fields(init, s, kind)), b"frma"))][8:12]
-        codec = PROTECTED_ENTRIES[kind].get(original)
-    else:
-        codec = VIDEO_ENTRIES.get(kind) or AUDIO_ENTRIES.get(kind)
-        original = kind
+        frma, _ = _child(init, *_child(init, s, e, b"sinf", _entry_fields(init, s, kind)), b"frma")
+        original = init[frma + 8 : frma + 12]
+    codec = VIDEO_ENTRIES.get(original) or AUDIO_ENTRIES.get(original)
     if codec is None:
         raise ValueError(_unsupported(original))
+    if kind in PROTECTED_ENTRIES and codec not in PROTECTED_ENTRIES[kind].values():
+        raise ValueError(f"a {kind.decode()} sample entry of {original.decode()} samples")
     default_size = sizes.get(track_id, 0)
     if codec not in CONFIGS:
         return TrackCrypt(track_id, codec, default_sample_size=default_size)
