@@ -37,27 +37,35 @@ class Bits:
     """An MSB-first bit reader with the Exp-Golomb codes of H.264/H.265 (9.1)."""
 
     def __init__(self, data: bytes) -> None:
-        self._value = int.from_bytes(data, "big")
+        self._data = data
         self._size = len(data) * 8
         self.pos = 0
 
-    def u(self, n: int) -> int:
-        """An unsigned n-bit field."""
+    def _peek(self, n: int) -> int:
         end = self.pos + n
         if end > self._size:
             raise _Short("a truncated header")
-        self.pos = end
-        return (self._value >> (self._size - end)) & ((1 << n) - 1)
+        last = (end + 7) >> 3
+        return (int.from_bytes(self._data[self.pos >> 3 : last], "big") >> ((last << 3) - end)) & ((1 << n) - 1)
+
+    def u(self, n: int) -> int:
+        """An unsigned n-bit field."""
+        value = self._peek(n)
+        self.pos += n
+        return value
 
     def flag(self) -> bool:
         return self.u(1) == 1
 
     def ue(self) -> int:
-        zeros = 0
-        while not self.flag():
-            zeros += 1
-            if zeros > 31:
-                raise ValueError("an Exp-Golomb code longer than 32 bits")
+        width = min(32, self._size - self.pos)
+        ahead = self._peek(width)
+        if not ahead:
+            if width < 32:
+                raise _Short("a truncated header")
+            raise ValueError("an Exp-Golomb code longer than 32 bits")
+        zeros = width - ahead.bit_length()
+        self.pos += zeros + 1
         return (1 << zeros) - 1 + self.u(zeros)
 
     def se(self) -> int:
