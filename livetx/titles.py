@@ -478,12 +478,20 @@ def encrypted(rendition: Rendition, encryption: Encryption | None) -> Rendition:
     return replace(rendition, spec_id=spec_id, clear_spec_id=clear, encryption=encryption)
 
 
-def _encryption(params: TitleParams, container: str, source: ObjectInfo, profile: Profile, master_kid: str | None) -> Encryption | None:
+def _encryption(
+    params: TitleParams, container: str, video: VideoSpec | None, source: ObjectInfo, profile: Profile, master_kid: str | None
+) -> Encryption | None:
     """A rendition's encryption from its title parameters (`encryption`, `key_rotation`)."""
     if params.encryption == "none":
         return None
+    if params.encryption == "sample-aes" and video is not None and video.codec == "av1":
+        raise ParameterError("encryption", "aes-128 or none with vcodec=av1 (cbcs of AV1 follows its tile layout: not supported)")
     if params.encryption == "sample-aes" and container != "fmp4":
         raise ParameterError("encryption", "aes-128 or none with container=ts (sample-aes protects the samples of fMP4 segments)")
+    if params.encryption == "sample-aes" and params.key_rotation:
+        # one init segment names one default_KID (tenc); a key per period would need the key id
+        # of each fragment in sample groups ('seig'), which players' support makes a poor bet
+        raise ParameterError("key_rotation", "0 with encryption=sample-aes (its init segment names one key id)")
     if master_kid is None:
         raise ParameterError("encryption", "none: no encryption master key is configured (encryption.key_file)")
     version = version_tag(profile.name, source.key, source.etag)
@@ -668,7 +676,7 @@ def build_title(
             ta=tparams.ta,
             object_prefix=template.object_prefix,
         )
-        rendition = encrypted(rendition, _encryption(tparams, container, source, profile, master_kid))
+        rendition = encrypted(rendition, _encryption(tparams, container, video, source, profile, master_kid))
         renditions.append(rendition)
         first = first or (rendition, grid, rparams)
     if separate and first is not None:

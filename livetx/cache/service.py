@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ from livetx.cluster.flight import ClusterFlight
 from livetx.crypto.keys import Derived, KeySource
 from livetx.errors import Overloaded, SegmentNotFound, StorageUnavailable
 from livetx.layout import segment_index, segment_key, segment_stem, segment_suffix
-from livetx.media.model import INIT, SegmentJob, SegmentPart
+from livetx.media.model import INIT, SampleEncryption, SegmentJob, SegmentPart
 from livetx.media.pool import Gate, Priority, TranscodePool
 from livetx.settings import CacheSettings, TranscodeSettings
 from livetx.storage.base import Storage
@@ -270,8 +270,14 @@ class SegmentService:
 
     async def _job(self, title: Title, rendition: Rendition, index: SegmentPart) -> SegmentJob:
         if index == INIT:  # made from the spec alone: no source to open
-            return title.job(rendition, index, "")
-        return title.job(rendition, index, await self.sources.media_url(title.source.key))
+            job = title.job(rendition, index, "")
+        else:
+            job = title.job(rendition, index, await self.sources.media_url(title.source.key))
+        encryption = rendition.encryption
+        if encryption is not None and encryption.method == "sample-aes":  # the worker encrypts the samples
+            key = self.keys.key(encryption.key_name(0 if index == INIT else index))
+            job = replace(job, samples=SampleEncryption(key.key, key.key_id, key.constant_iv))
+        return job
 
     def _measure(self, rendition: Rendition, index: SegmentPart, size: int) -> None:
         """Media segment sizes give the bandwidths; an init segment is fetched once, not played,

@@ -30,6 +30,7 @@ browsers' players apply them as written.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -51,6 +52,7 @@ from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
+from livetx.crypto import cbcs
 from livetx.errors import SourceUnreadable, TranscodeFailed
 from livetx.media.boxes import split_fragment
 from livetx.media.messages import Preempted
@@ -105,7 +107,10 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
     `origin` (see `open_source`). Error messages never carry the source's path or URL."""
     began = time.perf_counter()
     if job.init:
-        return SegmentResult(init_segment(job), 0, 0, time.perf_counter() - began, 0)
+        init = init_segment(job)
+        if job.samples is not None:
+            init = cbcs.protect_init(init, job.samples.key_id, job.samples.iv)
+        return SegmentResult(init, 0, 0, time.perf_counter() - began, 0)
     if job.subtitle_stream is not None:
         return subtitle_segment(job, should_stop, origin)
     fetched = 0
@@ -114,6 +119,8 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
         fetched += read
         if made is not None:
             data, frames, packets = made
+            if job.samples is not None:
+                data = cbcs.protect_fragment(data, job.samples.key, job.samples.iv, _tracks(job.video, job.audio))
             return SegmentResult(data, frames, packets, time.perf_counter() - began, seeks, fetched)
     raise TranscodeFailed("could not position the source at the segment start")  # pragma: no cover
 
@@ -126,6 +133,13 @@ def _attempt(
     with open_job_source(job, origin) as (src, counter):
         made = _Segment(job, src, should_stop).run(backoff)
         return made, counter()
+
+
+@functools.lru_cache(maxsize=64)
+def _tracks(video: VideoSpec | None, audio: AudioSpec | None) -> dict[int, cbcs.TrackCrypt]:
+    """What cbcs needs to know of a rendition's tracks (track ids, codecs, parameter sets), from
+    its clear init segment: made once per spec in this worker."""
+    return cbcs.tracks_of(init_segment(SegmentJob("", Fraction(0), Fraction(0), Fraction(0), video, audio, container="fmp4", init=True)))
 
 
 def init_segment(job: SegmentJob) -> bytes:
