@@ -1,0 +1,537 @@
+"""Encrypted HLS (issue 18), server side: AES-128 renditions through the real app and the real
+server, against clear twins.
+
+Four profiles share one source and every parameter: `encts` and `encfm` encrypt (AES-128, a new
+key every KEY_ROTATION segments) what `clearts` and `clearfm` leave clear, in MPEG-TS and fMP4.
+They are made once (`made`), and every test reads them: an encrypted segment is noise without
+its key, and decrypted with the key from its key URL it is, byte for byte, its clear twin as
+served (seal included). FFmpeg's HLS demuxer plays the encrypted titles from a real server.
+The key URL answers only a viewer's token; the stored copies are checked through the
+encryption; a master key rotation keeps old playlists playing while the old key is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import io
+import json
+import math
+import shutil
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import m3u8
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+from livetx.app import create_app
+from livetx.cache.envelope import CLEAR, Aes128
+from livetx.cache.seal import is_sealed, seal
+from livetx.crypto import aes
+from livetx.crypto.keys import KEY_BYTES, Derived, KeyName, period_of, version_tag
+from livetx.factories import make_signer
+from livetx.signing import Signer
+from livetx.urls import title_prefix
+from livetx.web.keys import CATALOG, SEGMENTS, SETTINGS
+from tests.checker import TS_OFFSET, check_tone, decode_audio, decode_video
+from tests.conftest import ROOT, TEST_MASTER_KEYS, Server, Source, app_settings, launch_server
+from tests.support import get_url, samples
+
+KEY_ROTATION = 2  # segments per content key: 6 segments, 3 keys
+PROFILE = """
+[profiles.{name}]
+st = 5000
+initial_segments = [1000, 1000, 1000, 1000, 1000]
+initd = 0
+encryption = "{encryption}"
+key_rotation = {rotation}
+
+[profiles.{name}.renditions.v]
+container = "{container}"
+s = "x180"
+preset = "ultrafast"
+ab = 128000
+"""
+ENCRYPTED = {"ts": "encts", "fmp4": "encfm"}  # container -> encrypted profile
+CLEAR_TWIN = {"encts": "clearts", "encfm": "clearfm"}  # ... and its clear twin
+CONTAINERS = list(ENCRYPTED)
+SOURCE = "a.mp4"  # the `mp4-30` test source: 7 s, 210 frames
+SEGMENTS_PER_TITLE = 6
+M1_SECRET = TEST_MASTER_KEYS.split(":", 1)[1]
+M2 = "m2:" + "ef" * 32
+QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false"}  # segments are made only when asked for
+CDN_SECRET = "o" * 40
+REPLACED = "r.mp4"  # a source the shared app's test replaces
+SHARED = pytest.mark.asyncio(loop_scope="module")  # tests of the shared app run on its loop
+
+
+def profiles_text() -> str:
+    out = ""
+    for container, name in ENCRYPTED.items():
+        out += PROFILE.format(name=name, encryption="aes-128", rotation=KEY_ROTATION, container=container)
+        out += PROFILE.format(name=CLEAR_TWIN[name], encryption="none", rotation=0, container=container)
+    return out
+
+
+@dataclass
+class Served:
+    """One title as a viewer got it: the media playlist and every URI's bytes."""
+
+    media: str  # the media playlist's text, URIs signed
+    segment_uris: list[str]  # paths with their token
+    segments: list[bytes]
+    init: bytes | None = None
+    key_uris: dict[int, str] = field(default_factory=dict)  # key period -> path with token
+    keys: dict[int, bytes] = field(default_factory=dict)  # key period -> the 16 bytes served
+
+
+@dataclass
+class Made:
+    home: Path
+    config: Path
+    media: Path  # the source store; the output store is its `.livetx` folder
+    titles: dict[str, Served]  # profile -> title
+
+
+def entropy(data: bytes) -> float:
+    """Shannon entropy of the byte distribution, bits per byte (8: every byte value equally likely)."""
+    counts = Counter(data)
+    return -sum(n / len(data) * math.log2(n / len(data)) for n in counts.values())
+
+
+def settings_for(made: Made, media: Path | None = None, **env: str) -> Any:
+    return app_settings(made.config, LIVETX_STORAGE_URI=str(media or made.media), **{**QUIET, **env})
+
+
+@asynccontextmanager
+async def running(made: Made, media: Path | None = None, **env: str) -> AsyncIterator[TestClient[Any, Any]]:
+    """The app on the made titles' stores (or on `media`), with `env` on top."""
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings_for(made, media, **env))))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def signer_of(client: TestClient[Any, Any]) -> Signer:
+    return make_signer(client.server.app[SETTINGS])
+
+
+def title_token(client: TestClient[Any, Any], profile: str, key: str = SOURCE, ttl: int = 600, **claims: Any) -> str:
+    """The query of a viewer's token for the whole title."""
+    return signer_of(client).sign_prefix(title_prefix(profile, key), int(time.time()) + ttl, **claims).query_string()
+
+
+async def serve_playlist(client: TestClient[Any, Any], profile: str, key: str = SOURCE) -> Served:
+    """Master, media playlist and keys of the title, as a player fetches them."""
+    base = title_prefix(profile, key)
+    query = title_token(client, profile, key)
+
+    async def get(uri: str) -> bytes:
+        response = await client.get(base + uri)
+        assert response.status == 200, (uri, response.status, await response.text())
+        return await response.read()
+
+    master = m3u8.loads((await get("master.m3u8?" + query)).decode())
+    text = (await get(master.playlists[0].uri)).decode()
+    playlist = m3u8.loads(text)
+    served = Served(text, [base + s.uri for s in playlist.segments], [])
+    period = -1
+    for index, segment in enumerate(playlist.segments):
+        if segment.key is not None and segment.key.uri is not None and segment.key.uri != served.key_uris.get(period):
+            period = period_of(index, KEY_ROTATION)
+            served.key_uris[period] = base + segment.key.uri
+    served.keys = {p: await get(uri.removeprefix(base)) for p, uri in served.key_uris.items()}
+    if playlist.segment_map:
+        served.init = await get(playlist.segment_map[0].uri)
+    return served
+
+
+async def serve_title(client: TestClient[Any, Any], profile: str, key: str = SOURCE) -> Served:
+    """The title's playlists, keys and every segment, as a player fetches them."""
+    served = await serve_playlist(client, profile, key)
+    served.segments = list(await asyncio.gather(*(fetch(client, uri) for uri in served.segment_uris)))
+    return served
+
+
+async def fetch(client: TestClient[Any, Any], uri: str, **headers: str) -> bytes:
+    response = await client.get(uri, headers=headers)
+    assert response.status == 200, (uri, response.status, await response.text())
+    return await response.read()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def made(tmp_path_factory: pytest.TempPathFactory, sources: dict[str, Source]) -> Made:
+    """The four titles, made once, in one app; their segments stay in the output store."""
+    home = tmp_path_factory.mktemp("encryption")
+    media = home / "media"
+    media.mkdir()
+    shutil.copy(sources["mp4-30"].path, media / SOURCE)
+    config = home / "livetx.toml"
+    config.write_text((ROOT / "conf" / "livetx.toml").read_text() + profiles_text())
+    made = Made(home, config, media, {})
+    async with running(made, LIVETX_TRANSCODE_WORKERS="2") as client:
+        names = [*ENCRYPTED.values(), *CLEAR_TWIN.values()]
+        made.titles = dict(zip(names, await asyncio.gather(*(serve_title(client, n) for n in names)), strict=True))
+        await client.server.app[SEGMENTS].wait_idle()  # every write-back is in the store
+    return made
+
+
+def copy_media(made: Made, to: Path) -> Path:
+    """A copy of the made titles' stores, for a test that changes them."""
+    shutil.copytree(made.media, to)
+    return to
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def app(made: Made) -> AsyncIterator[TestClient[Any, Any]]:
+    """The app the in-process tests share (starting one costs seconds), on a copy of the made
+    stores, with a CDN origin secret. Its hot tier starts empty: a segment's first request is
+    answered from its stored file. Each test reads segments no other test of this app reads."""
+    media = copy_media(made, made.home / "shared")
+    shutil.copy(made.media / SOURCE, media / REPLACED)
+    async with running(made, media, LIVETX_CDN_ORIGIN_SECRET=CDN_SECRET) as client:
+        yield client
+
+
+def app_media(app: TestClient[Any, Any]) -> Path:
+    return Path(app.server.app[SETTINGS].storage.uri)
+
+
+# ---- content keys and the envelope, alone ------------------------------------------------
+
+
+def _hkdf_sha256(secret: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869 with no salt (a zero-filled one), written out: what crypto/keys.py says it does."""
+    prk = hmac.new(b"\x00" * 32, secret, hashlib.sha256).digest()
+    out, block = b"", b""
+    for counter in range(1, -(-length // 32) + 1):
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        out += block
+    return out[:length]
+
+
+def test_content_keys_are_hkdf_of_the_master_key_and_the_key_name() -> None:
+    """Every origin derives the same key from the same facts (no key is stored): the derivation
+    is HKDF-SHA256 over the key's name, and must never change (it would strand every stored
+    encrypted segment)."""
+    secret = bytes.fromhex(M1_SECRET)
+    name = KeyName("m1", version_tag("secure", "movies/a.mp4", '"etag"'), 3)
+    key = Derived({"m1": secret}).key(name)
+    info = b"\n".join((b"livetx-content-key-v1", b"m1", name.version.encode(), b"3"))
+    assert key.key == _hkdf_sha256(secret, info, KEY_BYTES)
+    assert len(key.key) == len(key.key_id) == len(key.constant_iv) == KEY_BYTES
+    assert len({key.key, key.key_id, key.constant_iv}) == 3  # the key id and the IV reveal nothing of the key
+    assert key.key.hex() not in repr(key) and key.constant_iv.hex() not in repr(key)
+    assert Derived({"m1": secret}).key(name) == key  # derived again: the same
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param(KeyName("m1", version_tag("secure", "movies/a.mp4", '"etag"'), 4), id="next-period"),
+        pytest.param(KeyName("m1", version_tag("secure", "movies/a.mp4", '"etag2"'), 3), id="replaced-source"),
+        pytest.param(KeyName("m1", version_tag("secure", "movies/b.mp4", '"etag"'), 3), id="other-source"),
+        pytest.param(KeyName("m1", version_tag("other", "movies/a.mp4", '"etag"'), 3), id="other-profile"),
+        pytest.param(KeyName("m2", version_tag("secure", "movies/a.mp4", '"etag"'), 3), id="other-master-key"),
+    ],
+)
+def test_every_fact_of_a_key_name_changes_the_key(other: KeyName) -> None:
+    source = Derived({"m1": bytes.fromhex(M1_SECRET), "m2": bytes.fromhex(M2.split(":")[1])})
+    name = KeyName("m1", version_tag("secure", "movies/a.mp4", '"etag"'), 3)
+    assert source.key(other).key != source.key(name).key
+    assert source.key(other).key_id != source.key(name).key_id
+
+
+def test_unknown_master_keys_give_no_key() -> None:
+    source = Derived({"m1": bytes.fromhex(M1_SECRET)})
+    assert source.kids == ("m1",) and source.knows("m1") and not source.knows("m2")
+    with pytest.raises(KeyError):
+        source.key(KeyName("m2", "0" * 12, 0))
+    assert M1_SECRET not in repr(source)
+
+
+@pytest.mark.parametrize(("index", "rotation", "period"), [(0, 0, 0), (99, 0, 0), (0, 2, 0), (1, 2, 0), (2, 2, 1), (5, 2, 2), (30, 30, 1)])
+def test_key_periods(index: int, rotation: int, period: int) -> None:
+    assert period_of(index, rotation) == period
+
+
+def test_the_aes_envelope_holds_only_its_own_sealed_ciphertext() -> None:
+    made = (b"\x47" + bytes(range(187))) * 50  # an MPEG-TS segment as the pool makes it: whole packets
+    key, other_key = bytes(range(16)), bytes(range(1, 17))
+    envelope = Aes128(key, aes.sequence_iv(7))
+    stored = envelope.close(made)
+    assert stored != seal(made) and len(stored) % aes.BLOCK == 0
+    assert envelope.holds(stored) and envelope.open(stored) == seal(made)
+    assert aes.decrypt(key, (7).to_bytes(16, "big"), stored) == seal(made)  # IV: the sequence number, 128-bit big-endian
+    middle = len(stored) // 2
+    bad = {
+        "a byte flipped": stored[:middle] + bytes([stored[middle] ^ 1]) + stored[middle + 1 :],
+        "cut by a block": stored[:-16],
+        "cut mid-block": stored[:-5],
+        "padded": stored + bytes(16),
+        "empty": b"",
+        "clear and sealed": seal(made),
+        "another key's": Aes128(other_key, aes.sequence_iv(7)).close(made),
+        "another segment's IV": Aes128(key, aes.sequence_iv(8)).close(made),
+        "encrypted unsealed": aes.encrypt(key, aes.sequence_iv(7), made),
+    }
+    for what, data in bad.items():
+        assert not envelope.holds(data), what
+    assert CLEAR.holds(seal(made)) and not CLEAR.holds(stored)
+
+
+# ---- 1. a segment without its key; with it ----------------------------------------------
+
+
+def decoded_frames(data: bytes, init: bytes | None) -> int:
+    """Video frames FFmpeg finds in the bytes (after the init segment, fMP4); 0 if it gives up."""
+    try:
+        with av.open(io.BytesIO((init or b"") + data), format="mp4" if init is not None else "mpegts") as container:
+            if not container.streams.video:
+                return 0
+            return sum(1 for _ in container.decode(container.streams.video[0]))
+    except av.FFmpegError:
+        return 0
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_a_segment_without_its_key_is_noise(made: Made, container: str) -> None:
+    encrypted = made.titles[ENCRYPTED[container]]
+    clear = made.titles[CLEAR_TWIN[ENCRYPTED[container]]]
+    assert len(encrypted.segments) == SEGMENTS_PER_TITLE
+    for index, data in enumerate(encrypted.segments):
+        assert entropy(data) > 7.9, index
+        assert entropy(clear.segments[index]) < 7.9, index  # (what the measure tells apart)
+        assert decoded_frames(data, encrypted.init) == 0, index
+        assert decoded_frames(clear.segments[index], clear.init) > 0, index
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_a_segment_decrypted_with_the_key_of_its_key_url_is_its_clear_twin(made: Made, container: str) -> None:
+    """IV = the segment's media sequence number (its index), 16 bytes big-endian; the plaintext is
+    the clear profile's segment as served, seal included: the seal is inside the encryption."""
+    encrypted = made.titles[ENCRYPTED[container]]
+    clear = made.titles[CLEAR_TWIN[ENCRYPTED[container]]]
+    assert sorted(encrypted.keys) == list(range(SEGMENTS_PER_TITLE // KEY_ROTATION))
+    assert len(set(encrypted.keys.values())) == len(encrypted.keys)  # a new key each period
+    for index, data in enumerate(encrypted.segments):
+        key = encrypted.keys[period_of(index, KEY_ROTATION)]
+        assert aes.decrypt(key, index.to_bytes(16, "big"), data) == clear.segments[index], index
+        assert is_sealed(clear.segments[index])
+        wrong_iv = aes.decrypt(key, (index + 1).to_bytes(16, "big"), data)
+        assert wrong_iv != clear.segments[index]
+        other_key = encrypted.keys[(period_of(index, KEY_ROTATION) + 1) % len(encrypted.keys)]
+        assert aes.decrypt(other_key, index.to_bytes(16, "big"), data) != clear.segments[index]
+    if container == "fmp4":
+        assert encrypted.init == clear.init and is_sealed(encrypted.init or b"")  # no media in it: clear
+
+
+# ---- 2. FFmpeg's HLS demuxer, from the real server ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(made: Made) -> Iterator[Server]:
+    """`livetx serve` with the profiles of `made`, on its stores (the titles are made already)."""
+    home = made.home / "server"
+    home.mkdir()
+    with launch_server(home, made.media, LIVETX_CONFIG=str(made.config), **QUIET) as running_server:
+        yield running_server
+
+
+def access_lines(server: Server) -> list[dict[str, Any]]:
+    """The server's access log lines (JSON), as written so far."""
+    lines = (json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{"))
+    return [line for line in lines if line.get("event") == "access"]
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_ffmpeg_decrypts_and_plays_an_encrypted_title_across_its_key_rotations(
+    server: Server, sources: dict[str, Source], container: str
+) -> None:
+    """A stock FFmpeg 8 (PyAV's) plays it with no option: its hls demuxer checks
+    `allowed_extensions` only for file: URLs (keys and segments here are http), and
+    `extension_picky` (on by default since FFmpeg 7.1) only media segment URLs, against
+    `allowed_segment_extensions`, whose default list holds ts and m4s (the query after them
+    ignored). A key URL is fetched as it is, whatever its name ends in."""
+    src = sources["mp4-30"]
+    profile = ENCRYPTED[container]
+    url = server.cli("url", SOURCE, "--profile", profile, "--base-url", server.base_url)
+    master = m3u8.loads(get_url(url)[2].decode(), uri=url)
+    media = m3u8.loads(get_url(master.playlists[0].absolute_uri)[2].decode())
+    key_uris = [k.uri.split("?")[0] for k in media.keys if k is not None]
+    assert len(set(key_uris)) == SEGMENTS_PER_TITLE // KEY_ROTATION and all(k.method == "AES-128" for k in media.keys if k)
+    with av.open(url) as playing:
+        video = decode_video(playing)
+    assert video.indexes == list(range(src.frames))  # every frame once, in order, across each key change
+    with av.open(url) as playing:
+        audio = decode_audio(playing)
+    offset = TS_OFFSET if container == "ts" else Fraction(0)
+    report = check_tone(audio, src.spec.tone_hz, skip_tail=3, offset=offset)
+    assert report.worst_phase < 0.05, report
+    assert len(audio.samples) / audio.sample_rate == pytest.approx(src.spec.seconds, abs=0.05)
+    served = {(line["path"], line["status"]) for line in access_lines(server)}
+    for key in key_uris:  # FFmpeg fetched every key of the title
+        assert (title_prefix(profile, SOURCE) + key, 200) in served, key
+
+
+# ---- 3. the key URL ---------------------------------------------------------------------
+
+
+def key_forms(key: bytes) -> list[bytes]:
+    """The ways 16 key bytes could be written out: raw, hex, base64 (standard and URL-safe,
+    with and without padding), Python's repr."""
+    b64, url64 = base64.b64encode(key), base64.urlsafe_b64encode(key)
+    return [key, key.hex().encode(), key.hex().upper().encode(), b64, b64.rstrip(b"="), url64, url64.rstrip(b"="), repr(key).encode()]
+
+
+def holds_no_key(text: bytes, keys: list[bytes]) -> bool:
+    return not any(form in text for key in keys for form in key_forms(key))
+
+
+def key_path(made: Made, profile: str = "encts", period: int = 0) -> str:
+    """A key URL's path (no token)."""
+    return made.titles[profile].key_uris[period].split("?")[0]
+
+
+def all_keys(made: Made) -> list[bytes]:
+    return [key for title in made.titles.values() for key in title.keys.values()]
+
+
+@SHARED
+async def test_the_key_url_answers_a_viewer_token_with_the_key_never_kept_by_a_cache(made: Made, app: TestClient[Any, Any]) -> None:
+    for period, uri in made.titles["encts"].key_uris.items():
+        response = await app.get(uri)
+        assert response.status == 200
+        assert await response.read() == made.titles["encts"].keys[period] and response.content_length == KEY_BYTES
+        assert response.headers["Cache-Control"] == "private, no-store"
+        assert response.headers["Content-Type"] == "application/octet-stream"
+        assert "ETag" not in response.headers and "Last-Modified" not in response.headers
+
+
+def _token(client: TestClient[Any, Any], case: str, path: str) -> str:
+    now = int(time.time())
+    signer = signer_of(client)
+    if case == "expired":
+        return signer.sign_prefix(title_prefix("encts", SOURCE), now - 3600).query_string()
+    if case == "other title":
+        return title_token(client, "encts", "b.mp4")
+    if case == "other profile":
+        return title_token(client, "clearts")
+    if case == "wrong IP":
+        return title_token(client, "encts", ip="10.9.8.7")
+    if case == "another key's path token":
+        return signer.sign_path(path.replace("-0.key", "-1.key"), now + 600).query_string()
+    raise AssertionError(case)
+
+
+@SHARED
+@pytest.mark.parametrize(
+    ("case", "status", "code"),
+    [
+        pytest.param("no token", 401, "token_missing", id="no-token"),
+        pytest.param("expired", 403, "token_expired", id="expired"),
+        pytest.param("other title", 403, "token_scope_mismatch", id="other-title"),
+        pytest.param("other profile", 403, "token_scope_mismatch", id="other-profile"),
+        pytest.param("wrong IP", 403, "token_ip_mismatch", id="wrong-ip"),
+        pytest.param("another key's path token", 403, "token_bad_signature", id="path-token-of-another-key"),
+    ],
+)
+async def test_the_key_url_refuses_a_token_that_does_not_cover_it(
+    made: Made, app: TestClient[Any, Any], case: str, status: int, code: str
+) -> None:
+    path = key_path(made)
+    url = path if case == "no token" else f"{path}?{_token(app, case, path)}"
+    response = await app.get(url)
+    body = await response.read()
+    assert response.status == status and json.loads(body)["error"]["code"] == code
+    assert holds_no_key(body, all_keys(made))
+
+
+@SHARED
+async def test_the_cdn_origin_secret_alone_does_not_unlock_a_key(made: Made, app: TestClient[Any, Any]) -> None:
+    """A CDN pulling with the origin secret gets segments without a viewer token (its edge
+    checked one), never a key: the edge must forward the viewer's token."""
+    origin = {"X-Livetx-Origin-Auth": CDN_SECRET}
+    segment = await app.get(made.titles["encts"].segment_uris[0].split("?")[0], headers=origin)
+    assert segment.status == 200  # the secret is accepted ...
+    refused = await app.get(key_path(made), headers=origin)
+    body = await refused.read()
+    assert refused.status == 401 and json.loads(body)["error"]["code"] == "token_missing"  # ... but not for a key
+    assert holds_no_key(body, all_keys(made))
+    forwarded = await app.get(made.titles["encts"].key_uris[0], headers=origin)
+    assert forwarded.status == 200 and await forwarded.read() == made.titles["encts"].keys[0]
+
+
+@SHARED
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        pytest.param(lambda v: f"key-m1-{v}-{SEGMENTS_PER_TITLE // KEY_ROTATION}.key", "past the title", id="period-past-the-end"),
+        pytest.param(lambda v: f"key-m9-{v}-0.key", "no longer configured", id="unknown-master-key"),
+        pytest.param(lambda v: "key-m1-0123456789ab-0.key", "older version", id="other-title-version"),
+    ],
+)
+async def test_a_key_url_naming_no_key_of_the_title_is_404(made: Made, app: TestClient[Any, Any], name: Any, message: str) -> None:
+    version = key_path(made).rsplit("/", 1)[1].split("-")[2]
+    path = title_prefix("encts", SOURCE) + name(version)
+    response = await app.get(f"{path}?{title_token(app, 'encts')}")
+    body = await response.read()
+    error = json.loads(body)["error"]
+    assert response.status == 404 and error["code"] == "key_not_found" and message in error["message"]
+    assert holds_no_key(body, all_keys(made))
+    clear = title_prefix("clearts", SOURCE) + name(version)  # a clear title has no keys at all
+    response = await app.get(f"{clear}?{title_token(app, 'clearts')}")
+    assert response.status == 404 and (await response.json())["error"]["code"] == "key_not_found"
+
+
+@SHARED
+async def test_the_key_url_of_a_replaced_source_is_404(app: TestClient[Any, Any], sources: dict[str, Source]) -> None:
+    old = await serve_playlist(app, "encts", REPLACED)
+    assert (await app.get(old.key_uris[0])).status == 200
+    shutil.copy(sources["video-only"].path, app_media(app) / REPLACED)  # another file under the same key
+    app.server.app[CATALOG].forget(REPLACED)  # (rather than wait out cache.stat_ttl)
+    response = await app.get(old.key_uris[0])
+    body = await response.read()
+    assert response.status == 404 and json.loads(body)["error"]["code"] == "key_not_found"
+    assert "older version" in json.loads(body)["error"]["message"] and holds_no_key(body, list(old.keys.values()))
+    new = await serve_playlist(app, "encts", REPLACED)
+    assert new.key_uris[0] != old.key_uris[0] and new.keys[0] != old.keys[0]  # the new version's own key
+
+
+@SHARED
+async def test_key_requests_are_limited_per_token_and_counted(made: Made, app: TestClient[Any, Any]) -> None:
+    """`encryption.key_burst` requests of one token at once, then 429 until the bucket refills
+    (`key_requests` a minute); /metrics counts what passed the token check."""
+    burst = app.server.app[SETTINGS].encryption.key_burst
+    before = samples(await (await app.get("/metrics")).text())
+    one, other = title_token(app, "encts", ttl=900), title_token(app, "encts", ttl=901)  # two viewers' tokens
+    path = key_path(made)
+    for _ in range(burst):
+        assert (await app.get(f"{path}?{one}")).status == 200
+    limited = await app.get(f"{path}?{one}")
+    body = await limited.read()
+    assert limited.status == 429 and json.loads(body)["error"]["code"] == "key_rate_limited"
+    assert int(limited.headers["Retry-After"]) == 1  # one request back within a second at 60 a minute
+    assert holds_no_key(body, all_keys(made))
+    assert (await app.get(f"{path}?{other}")).status == 200  # another viewer's token is not limited
+    assert (await app.get(path)).status == 401  # refused before the handler: not counted
+    after = samples(await (await app.get("/metrics")).text())
+
+    def counted(result: str) -> float:
+        name = ("livetx_key_requests_total", (("result", result),))
+        return after.get(name, 0) - before.get(name, 0)
+
+    assert counted("served") == burst + 1 and counted("limited") == 1
