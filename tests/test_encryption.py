@@ -40,6 +40,7 @@ from livetx.cache.envelope import CLEAR, Aes128
 from livetx.cache.seal import is_sealed, seal
 from livetx.crypto import aes
 from livetx.crypto.keys import KEY_BYTES, Derived, KeyName, period_of, version_tag
+from livetx.errors import ConfigError
 from livetx.factories import make_signer
 from livetx.signing import Signer
 from livetx.urls import title_prefix
@@ -535,3 +536,39 @@ async def test_key_requests_are_limited_per_token_and_counted(made: Made, app: T
         return after.get(name, 0) - before.get(name, 0)
 
     assert counted("served") == burst + 1 and counted("limited") == 1
+
+
+# ---- 7. configuration -------------------------------------------------------------------
+
+
+def test_sample_aes_in_mpeg_ts_is_refused_as_the_config_is_loaded(made: Made, tmp_path: Path) -> None:
+    """cbcs protects the samples of fMP4 segments: a profile asking it of MPEG-TS renditions
+    is a config error naming `encryption` (before: a 400 on each of its playlist requests)."""
+    config = tmp_path / "livetx.toml"
+    for container, refused in (("ts", True), ("fmp4", False)):
+        config.write_text(made.config.read_text() + PROFILE.format(name="cbcs", encryption="sample-aes", rotation=0, container=container))
+        if not refused:
+            assert app_settings(config).profiles["cbcs"].title.encryption == "sample-aes"
+            continue
+        with pytest.raises(ConfigError, match=r"profile 'cbcs'.*'encryption'.*container=ts"):
+            app_settings(config)
+    rendition_only = made.config.read_text() + PROFILE.format(name="cbcs", encryption="none", rotation=0, container="ts")
+    config.write_text(rendition_only + 'encryption = "sample-aes"\n')  # the rendition's own
+    with pytest.raises(ConfigError, match="'encryption'"):
+        app_settings(config)
+
+
+async def test_an_encrypting_profile_without_a_master_key_is_a_clear_server_error(made: Made) -> None:
+    """No master key configured: the server still starts and serves its clear profiles; an
+    encrypting profile's playlists answer 500 `encryption_not_configured` naming the setting
+    (the operator's to fix, logged as an error; a 400 would blame the viewer)."""
+    async with running(made, LIVETX_ENCRYPTION_KEYS="") as client:
+        assert client.server.app[SETTINGS].encryption.keys == ()
+        for path in ("master.m3u8", "v.m3u8", key_path(made).rsplit("/", 1)[1]):
+            response = await client.get(f"{title_prefix('encts', SOURCE)}{path}?{title_token(client, 'encts')}")
+            payload = await response.json()
+            assert response.status == 500, path
+            assert payload["error"]["code"] == "encryption_not_configured" and payload["error"]["parameter"] == "encryption"
+            assert "encryption.key_file" in payload["error"]["message"] and "'encts'" in payload["error"]["message"]
+        clear = await client.get(f"{title_prefix('clearts', SOURCE)}master.m3u8?{title_token(client, 'clearts')}")
+        assert clear.status == 200
