@@ -37,17 +37,20 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from livetx.app import create_app
 from livetx.cache.envelope import CLEAR, Aes128
+from livetx.cache.keys import strong_etag
 from livetx.cache.seal import is_sealed, seal
 from livetx.crypto import aes
 from livetx.crypto.keys import KEY_BYTES, Derived, KeyName, period_of, version_tag
 from livetx.errors import ConfigError
 from livetx.factories import make_signer
+from livetx.layout import segment_key
+from livetx.settings import load_settings
 from livetx.signing import Signer
 from livetx.urls import title_prefix
 from livetx.web.keys import CATALOG, SEGMENTS, SETTINGS
 from tests.checker import TS_OFFSET, check_tone, decode_audio, decode_video
 from tests.conftest import ROOT, TEST_MASTER_KEYS, Server, Source, app_settings, launch_server
-from tests.support import get_url, samples
+from tests.support import get_url, samples, wait_for
 
 KEY_ROTATION = 2  # segments per content key: 6 segments, 3 keys
 PROFILE = """
@@ -536,6 +539,172 @@ async def test_key_requests_are_limited_per_token_and_counted(made: Made, app: T
         return after.get(name, 0) - before.get(name, 0)
 
     assert counted("served") == burst + 1 and counted("limited") == 1
+
+
+def test_no_key_material_reaches_the_server_log(made: Made, server: Server) -> None:
+    """Keys served, refused, missing and rate-limited on the real server: its log names the key
+    URLs (no token) and never holds a key, in any spelling, nor the master secret."""
+    signer = make_signer(load_settings(None, server.env))
+    prefix = title_prefix("encts", SOURCE)
+    token = signer.sign_prefix(prefix, int(time.time()) + 1234).query_string()  # one viewer, this test's alone
+    paths = [uri.split("?")[0] for uri in made.titles["encts"].key_uris.values()]
+    served = [get_url(f"{server.base_url}{path}?{token}") for path in paths]
+    assert [body for _, _, body in served] == list(made.titles["encts"].keys.values())  # the same keys as in-process
+    wrong_ip = signer.sign_prefix(prefix, int(time.time()) + 600, ip="10.9.8.7").query_string()
+    for url, status in (
+        (server.base_url + paths[0], 401),
+        (f"{server.base_url}{paths[0]}?{wrong_ip}", 403),
+        (f"{server.base_url}{paths[0].replace('-0.key', '-9.key')}?{token}", 404),
+    ):
+        assert get_url(url)[0] == status, url
+    burst = load_settings(None, server.env).encryption.key_burst
+    statuses = [get_url(f"{server.base_url}{paths[0]}?{token}")[0] for _ in range(burst)]
+    assert statuses[-1] == 429  # (burst - len(paths) served, then limited)
+    log = server.log.read_bytes()
+    assert paths[0].encode() in log and token.split("sig=")[1].encode() not in log
+    assert holds_no_key(log, all_keys(made)) and M1_SECRET.encode() not in log
+
+
+# ---- 4. Range requests -------------------------------------------------------------------
+
+
+RANGES = ["bytes=100-999", "bytes=-500", "bytes=1000-", "bytes=0-0"]
+
+
+def expected_slice(data: bytes, header: str) -> tuple[bytes, str]:
+    """The bytes a Range header asks of `data`, and the Content-Range they come with."""
+    first, last = header.removeprefix("bytes=").split("-")
+    start = len(data) - int(last) if not first else int(first)
+    stop = len(data) if not first or not last else int(last) + 1
+    return data[start:stop], f"bytes {start}-{stop - 1}/{len(data)}"
+
+
+async def check_range(app: TestClient[Any, Any], uri: str, header: str, full: bytes, etag: str) -> None:
+    response = await app.get(uri, headers={"Range": header})
+    body, content_range = expected_slice(full, header)
+    assert response.status == 206, (header, response.status)
+    assert await response.read() == body and response.headers["Content-Range"] == content_range, header
+    assert response.headers["ETag"] == etag, header
+
+
+async def segment_key_of(app: TestClient[Any, Any], profile: str, index: int) -> str:
+    title = await app.server.app[CATALOG].title(profile, SOURCE)
+    return segment_key(title, title.renditions[0], index)
+
+
+@SHARED
+@pytest.mark.parametrize("container", CONTAINERS)
+async def test_range_requests_on_an_encrypted_segment_from_its_file_and_from_memory(
+    made: Made, app: TestClient[Any, Any], container: str
+) -> None:
+    """A byte range of the ciphertext, the same whether the stored file (FileResponse) or the
+    hot tier's copy (livetx/web/segments.py `_in_memory`) answers it, under one ETag."""
+    profile = ENCRYPTED[container]
+    service = app.server.app[SEGMENTS]
+    title = made.titles[profile]
+    spec = title.segment_uris[0].split("?")[0].rsplit("/", 1)[1].split("-")[1]  # <rendition>-<spec id>-<n>.ts
+    # from the stored files: the first request of a segment (1, 2: read by no other test here)
+    for index, header in ((1, RANGES[0]), (2, RANGES[1])):
+        stored = service.stats.hits["storage"]
+        await check_range(app, title.segment_uris[index], header, title.segments[index], strong_etag(spec, index))
+        assert service.stats.hits["storage"] == stored + 1  # (not from memory)
+    etag = strong_etag(spec, 1)
+    # from memory, once the hot tier holds segment 1 (the first request offered it)
+    key = await segment_key_of(app, profile, 1)
+    await wait_for(lambda: service.hot.get(key) is not None, 30, "segment 1 in the hot tier")
+    hot = service.stats.hits["hot"]
+    for header in RANGES:
+        await check_range(app, title.segment_uris[1], header, title.segments[1], etag)
+    assert service.stats.hits["hot"] == hot + len(RANGES)
+    whole = await app.get(title.segment_uris[1])
+    assert await whole.read() == title.segments[1] and whole.headers["ETag"] == etag
+
+
+# ---- 5. damaged stored copies -----------------------------------------------------------
+
+
+def flipped(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x10]) + data[middle + 1 :]
+
+
+@SHARED
+@pytest.mark.parametrize(
+    ("profile", "index", "damage"),
+    [
+        pytest.param("encts", 3, "a byte flipped", id="ts-byte-flipped"),
+        pytest.param("encfm", 3, "a byte flipped", id="fmp4-byte-flipped"),
+        pytest.param("encts", 4, "its clear twin", id="ts-stored-clear"),
+        pytest.param("encts", 5, "cut by a block", id="ts-cut-by-a-block"),
+    ],
+)
+async def test_a_damaged_stored_encrypted_segment_is_made_again(
+    made: Made, app: TestClient[Any, Any], profile: str, index: int, damage: str
+) -> None:
+    """The seal is checked through the encryption: a stored copy that is changed, cut by whole
+    cipher blocks (its padding then still reads right) or whole and sealed but clear fails,
+    and the segment is made again; what is sent decrypts to a sealed segment."""
+    service = app.server.app[SEGMENTS]
+    good = made.titles[profile].segments[index]
+    path = service.output.local_path(await segment_key_of(app, profile, index))
+    assert path is not None and path.read_bytes() == good
+    clear = made.titles[CLEAR_TWIN[profile]].segments[index]
+    path.write_bytes({"a byte flipped": flipped(good), "its clear twin": clear, "cut by a block": good[:-16]}[damage])
+    corrupt, transcodes = service.stats.corrupt, service.stats.transcodes
+    served = await fetch(app, made.titles[profile].segment_uris[index])
+    assert served == good
+    assert service.stats.corrupt == corrupt + 1 and service.stats.transcodes == transcodes + 1
+    key = made.titles[profile].keys[period_of(index, KEY_ROTATION)]
+    assert is_sealed(aes.decrypt(key, aes.sequence_iv(index), served) or b"")
+    await service.wait_idle()
+    assert path.read_bytes() == good  # the damaged copy was replaced
+
+
+# ---- 6. master key rotation -------------------------------------------------------------
+
+
+def spec_of(uri: str) -> str:
+    """The spec id in a segment URI `<rendition>-<spec id>-<n>.<ext>?<token>`."""
+    return uri.split("?")[0].rsplit("/", 1)[1].split("-")[1]
+
+
+async def test_a_master_key_rotation_keeps_old_playlists_playing_while_the_old_key_is_configured(made: Made, tmp_path: Path) -> None:
+    """Restarted with `active_kid = m2` and both keys: a playlist fetched under m1 keeps playing
+    (its segments, even one made only now, and its keys answer) while new playlists use m2.
+    Once m1 is no longer configured, its keys and segments are 404: reload the playlist."""
+    media = copy_media(made, tmp_path / "media")
+    old = made.titles["encts"]  # fetched while m1 was the only master key
+    async with running(made, media, LIVETX_ENCRYPTION_KEYS=f"{TEST_MASTER_KEYS},{M2}", LIVETX_ENCRYPTION_ACTIVE_KID="m2") as client:
+        service = client.server.app[SEGMENTS]
+        title = await client.server.app[CATALOG].title("encts", SOURCE)
+        under_m1 = title.rendition_of_spec("v", spec_of(old.segment_uris[0]), ("m1", "m2"))
+        assert under_m1.encryption is not None and under_m1.encryption.kid == "m1"
+        unmade = service.output.local_path(segment_key(title, under_m1, 5))
+        assert unmade is not None
+        unmade.unlink()  # a segment of the old playlist nobody asked for before the rotation
+        transcodes = service.stats.transcodes
+        for index, uri in enumerate(old.segment_uris):
+            assert await fetch(client, uri) == old.segments[index], index
+        assert service.stats.transcodes == transcodes + 1  # made now, under m1: the same bytes
+        for period, uri in old.key_uris.items():
+            assert await fetch(client, uri) == old.keys[period]
+        new = await serve_playlist(client, "encts")
+        assert all("/key-m2-" in uri.split("?")[0] for uri in new.key_uris.values())
+        assert spec_of(new.segment_uris[0]) != spec_of(old.segment_uris[0]) and not set(new.keys.values()) & set(old.keys.values())
+        first = await fetch(client, new.segment_uris[0])
+        assert aes.decrypt(new.keys[0], aes.sequence_iv(0), first) == made.titles["clearts"].segments[0]
+    async with running(made, media, LIVETX_ENCRYPTION_KEYS=M2) as client:
+        for uri in old.key_uris.values():
+            response = await client.get(uri)
+            error = (await response.json())["error"]
+            assert response.status == 404 and error["code"] == "key_not_found" and "reload the playlist" in error["message"]
+        for uri in old.segment_uris:
+            response = await client.get(uri)
+            error = (await response.json())["error"]
+            assert response.status == 404 and error["code"] == "segment_not_found" and "reload the playlist" in error["message"]
+        for period, uri in new.key_uris.items():  # the m2 playlist plays on
+            assert await fetch(client, uri) == new.keys[period]
+        assert await fetch(client, new.segment_uris[0]) == first
 
 
 # ---- 7. configuration -------------------------------------------------------------------
