@@ -50,6 +50,7 @@ from livetx.urls import title_prefix
 from livetx.web.keys import CATALOG, SEGMENTS, SETTINGS
 from tests.checker import TS_OFFSET, check_tone, decode_audio, decode_video
 from tests.conftest import ROOT, TEST_MASTER_KEYS, Server, Source, app_settings, launch_server
+from tests.s3server import BUCKET, SeaweedS3
 from tests.support import get_url, samples, wait_for
 
 KEY_ROTATION = 2  # segments per content key: 6 segments, 3 keys
@@ -658,6 +659,35 @@ async def test_a_damaged_stored_encrypted_segment_is_made_again(
     assert is_sealed(aes.decrypt(key, aes.sequence_iv(index), served) or b"")
     await service.wait_idle()
     assert path.read_bytes() == good  # the damaged copy was replaced
+
+
+async def test_a_damaged_encrypted_copy_in_the_local_tier_or_in_s3_is_refused(
+    made: Made, s3: SeaweedS3, s3_env: None, tmp_path: Path
+) -> None:
+    """Output in S3 (real SeaweedFS) with the local tier in front of it: a tier copy that fails
+    the seal check through the encryption is replaced from S3 (no transcode); an S3 object
+    that fails it is made again and overwritten."""
+    env = {**s3.env, "LIVETX_STORAGE_OUTPUT_URI": f"s3://{BUCKET}/{tmp_path.name}", "LIVETX_CACHE_LOCAL_DIR": str(tmp_path / "tier")}
+    async with running(made, LIVETX_CACHE_HOT_MAX_BYTES="0", **env) as client:  # no hot copy in front of the stored ones
+        service = client.server.app[SEGMENTS]
+        title = made.titles["encts"]
+        good = await fetch(client, title.segment_uris[0])
+        assert good == title.segments[0]
+        await service.wait_idle()
+        key = await segment_key_of(client, "encts", 0)
+        tier_file = service.tier.path(key) if service.tier is not None else None
+        assert tier_file is not None and tier_file.read_bytes() == good and await service.output.read(key) == good
+        tier_file.write_bytes(flipped(good))
+        corrupt, transcodes = service.stats.corrupt, service.stats.transcodes
+        assert await fetch(client, title.segment_uris[0]) == good
+        assert service.stats.corrupt == corrupt + 1 and service.stats.transcodes == transcodes  # read again from S3
+        assert tier_file.read_bytes() == good
+        await service.output.write(key, flipped(good))
+        tier_file.unlink()
+        assert await fetch(client, title.segment_uris[0]) == good
+        assert service.stats.corrupt == corrupt + 2 and service.stats.transcodes == transcodes + 1  # made again
+        await service.wait_idle()
+        assert await service.output.read(key) == good
 
 
 # ---- 6. master key rotation -------------------------------------------------------------
