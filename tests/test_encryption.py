@@ -36,18 +36,19 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from livetx.app import create_app
-from livetx.cache.envelope import CLEAR, Aes128
+from livetx.cache.envelope import CLEAR, Aes128, envelope_for
 from livetx.cache.keys import strong_etag
 from livetx.cache.seal import is_sealed, seal
 from livetx.crypto import aes
-from livetx.crypto.keys import KEY_BYTES, Derived, KeyName, period_of, version_tag
+from livetx.crypto.keys import KEY_BYTES, VERSION_HEX, Derived, KeyName, period_of, version_tag
 from livetx.errors import ConfigError
 from livetx.factories import make_signer
 from livetx.layout import segment_key
-from livetx.settings import load_settings
+from livetx.media.model import INIT
+from livetx.settings import Settings, load_settings
 from livetx.signing import Signer
 from livetx.urls import title_prefix
-from livetx.web.keys import CATALOG, SEGMENTS, SETTINGS
+from livetx.web.keys import CATALOG, CONTENT_KEYS, SEGMENTS, SETTINGS
 from tests.checker import TS_OFFSET, check_tone, decode_audio, decode_video
 from tests.conftest import ROOT, TEST_MASTER_KEYS, Server, Source, app_settings, launch_server
 from tests.s3server import BUCKET, SeaweedS3
@@ -115,7 +116,7 @@ def entropy(data: bytes) -> float:
     return -sum(n / len(data) * math.log2(n / len(data)) for n in counts.values())
 
 
-def settings_for(made: Made, media: Path | None = None, **env: str) -> Any:
+def settings_for(made: Made, media: Path | None = None, **env: str) -> Settings:
     return app_settings(made.config, LIVETX_STORAGE_URI=str(media or made.media), **{**QUIET, **env})
 
 
@@ -153,11 +154,9 @@ async def serve_playlist(client: TestClient[Any, Any], profile: str, key: str = 
     text = (await get(master.playlists[0].uri)).decode()
     playlist = m3u8.loads(text)
     served = Served(text, [base + s.uri for s in playlist.segments], [])
-    period = -1
-    for index, segment in enumerate(playlist.segments):
-        if segment.key is not None and segment.key.uri is not None and segment.key.uri != served.key_uris.get(period):
-            period = period_of(index, KEY_ROTATION)
-            served.key_uris[period] = base + segment.key.uri
+    for index, segment in enumerate(playlist.segments):  # (m3u8 gives each segment the key that applies to it)
+        if segment.key is not None and segment.key.uri:
+            served.key_uris.setdefault(period_of(index, KEY_ROTATION), base + segment.key.uri)
     served.keys = {p: await get(uri.removeprefix(base)) for p, uri in served.key_uris.items()}
     if playlist.segment_map:
         served.init = await get(playlist.segment_map[0].uri)
@@ -310,6 +309,43 @@ def decoded_frames(data: bytes, init: bytes | None) -> int:
             return sum(1 for _ in container.decode(container.streams.video[0]))
     except av.FFmpegError:
         return 0
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_the_media_playlist_names_one_key_per_period_before_its_first_segment(made: Made, container: str) -> None:
+    """EXT-X-KEY (RFC 8216 4.3.2.4) before segments 0, 2 and 4, AES-128, without an IV attribute
+    (the IV is the media sequence number, which starts at 0), its URI signed like the
+    segments'; fMP4's EXT-X-MAP comes first (the init segment is clear). The clear twin has none."""
+    lines = made.titles[ENCRYPTED[container]].media.splitlines()
+    keys = [i for i, line in enumerate(lines) if line.startswith("#EXT-X-KEY:")]
+    segments = [i for i, line in enumerate(lines) if line and not line.startswith("#")]
+    assert [segments.index(k + 2) for k in keys] == list(range(0, SEGMENTS_PER_TITLE, KEY_ROTATION))  # KEY, EXTINF, URI
+    for period, k in enumerate(keys):
+        attributes = lines[k].removeprefix("#EXT-X-KEY:")
+        method, uri = attributes.split(",", 1)
+        assert method == "METHOD=AES-128" and "IV=" not in attributes
+        name = uri.removeprefix('URI="').split("?")[0]
+        assert name.startswith("key-m1-") and name.endswith(f"-{period}.key") and len(name.split("-")[2]) == VERSION_HEX
+        assert "sig=" in uri
+    assert not any(line.startswith("#EXT-X-MEDIA-SEQUENCE:") and line != "#EXT-X-MEDIA-SEQUENCE:0" for line in lines)
+    if container == "fmp4":
+        assert next(i for i, line in enumerate(lines) if line.startswith("#EXT-X-MAP:")) < keys[0]
+    assert "#EXT-X-KEY" not in made.titles[CLEAR_TWIN[ENCRYPTED[container]]].media
+
+
+@SHARED
+async def test_each_part_of_an_encrypted_rendition_has_its_envelope(made: Made, app: TestClient[Any, Any]) -> None:
+    """Media segment n: AES-128 under its period's key (the key URL's), IV n; the init segment
+    and a clear rendition's segments: sealed only."""
+    keys = app.server.app[CONTENT_KEYS]
+    rendition = (await app.server.app[CATALOG].title("encfm", SOURCE)).renditions[0]
+    assert envelope_for(rendition, INIT, keys) is CLEAR
+    for index in range(SEGMENTS_PER_TITLE):
+        envelope = envelope_for(rendition, index, keys)
+        assert isinstance(envelope, Aes128)
+        assert envelope.key == made.titles["encfm"].keys[period_of(index, KEY_ROTATION)] and envelope.iv == index.to_bytes(16, "big")
+    clear = (await app.server.app[CATALOG].title("clearfm", SOURCE)).renditions[0]
+    assert all(envelope_for(clear, index, keys) is CLEAR for index in (INIT, 0, 5))
 
 
 @pytest.mark.parametrize("container", CONTAINERS)
