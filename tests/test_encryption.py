@@ -402,11 +402,12 @@ def access_lines(server: Server) -> list[dict[str, Any]]:
 def test_ffmpeg_decrypts_and_plays_an_encrypted_title_across_its_key_rotations(
     server: Server, sources: dict[str, Source], container: str
 ) -> None:
-    """A stock FFmpeg 8 (PyAV's) plays it with no option: its hls demuxer checks
-    `allowed_extensions` only for file: URLs (keys and segments here are http), and
-    `extension_picky` (on by default since FFmpeg 7.1) only media segment URLs, against
-    `allowed_segment_extensions`, whose default list holds ts and m4s (the query after them
-    ignored). A key URL is fetched as it is, whatever its name ends in."""
+    """A stock FFmpeg 8 (PyAV's 8.1) plays it with no option. Its hls demuxer checks
+    `allowed_extensions` only for file: URLs (so `allowed_extensions=m3u8` still plays these
+    http ones); with `extension_picky` (on by default) it checks each media segment URL, the
+    query after it ignored, against `allowed_segment_extensions`, whose default holds ts and m4s
+    (`allowed_segment_extensions=mp4` refuses this playlist, `extension_picky=0` lifts that). A
+    key URL is never checked: `.key` is in neither default list, and the keys are fetched."""
     src = sources["mp4-30"]
     profile = ENCRYPTED[container]
     url = server.cli("url", SOURCE, "--profile", profile, "--base-url", server.base_url)
