@@ -300,17 +300,6 @@ def test_the_aes_envelope_holds_only_its_own_sealed_ciphertext() -> None:
 # ---- 1. a segment without its key; with it ----------------------------------------------
 
 
-def decoded_frames(data: bytes, init: bytes | None) -> int:
-    """Video frames FFmpeg finds in the bytes (after the init segment, fMP4); 0 if it gives up."""
-    try:
-        with av.open(io.BytesIO((init or b"") + data), format="mp4" if init is not None else "mpegts") as container:
-            if not container.streams.video:
-                return 0
-            return sum(1 for _ in container.decode(container.streams.video[0]))
-    except av.FFmpegError:
-        return 0
-
-
 @pytest.mark.parametrize("container", CONTAINERS)
 def test_the_media_playlist_names_one_key_per_period_before_its_first_segment(made: Made, container: str) -> None:
     """EXT-X-KEY (RFC 8216 4.3.2.4) before segments 0, 2 and 4, AES-128, without an IV attribute
@@ -346,6 +335,17 @@ async def test_each_part_of_an_encrypted_rendition_has_its_envelope(made: Made, 
         assert envelope.key == made.titles["encfm"].keys[period_of(index, KEY_ROTATION)] and envelope.iv == index.to_bytes(16, "big")
     clear = (await app.server.app[CATALOG].title("clearfm", SOURCE)).renditions[0]
     assert all(envelope_for(clear, index, keys) is CLEAR for index in (INIT, 0, 5))
+
+
+def decoded_frames(data: bytes, init: bytes | None) -> int:
+    """Video frames FFmpeg finds in the bytes (after the init segment, fMP4); 0 if it gives up."""
+    try:
+        with av.open(io.BytesIO((init or b"") + data), format="mp4" if init is not None else "mpegts") as container:
+            if not container.streams.video:
+                return 0
+            return sum(1 for _ in container.decode(container.streams.video[0]))
+    except av.FFmpegError:
+        return 0
 
 
 @pytest.mark.parametrize("container", CONTAINERS)
