@@ -26,6 +26,13 @@ class ConfigError(LivetxError):
     code = "config_error"
 
 
+class EncryptionNotConfigured(ConfigError):
+    """A profile encrypts its segments and no encryption master key is configured: found when
+    one of its titles is asked for (a config without keys still serves its clear profiles)."""
+
+    code = "encryption_not_configured"
+
+
 # --- the request --------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from livetx.crypto.keys import KeyName, period_of, version_tag
-from livetx.errors import ConfigError, ParameterError, SegmentNotFound
+from livetx.errors import ConfigError, EncryptionNotConfigured, ParameterError, SegmentNotFound
 from livetx.hls.languages import language_tag
 from livetx.hls.plan import Grid, SegmentWindow, audio_grid, plan_segments, video_grid
 from livetx.media.model import INIT, AudioSpec, AudioTrack, MediaInfo, SegmentJob, SegmentPart, SubtitleTrack, VideoSpec, is_mp4_family
@@ -88,7 +88,9 @@ def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
                 raise ConfigError(f"profile {name!r}: {misplaced[0]!r} is the profile's, not rendition {r!r}'s (the title's audio layout)")
             own = {k: v for k, v in dict(p).items() if k in PER_RENDITION}
             rparams = parse_rendition_params({k: v for k, v in dict(p).items() if k not in PER_RENDITION})
-            renditions.append(RenditionTemplate(str(r), rparams, parse_title_params({**base, **own}) if own else title))
+            tparams = parse_title_params({**base, **own}) if own else title
+            check_encryption(tparams, resolve_container(rparams), rparams.vcodec)
+            renditions.append(RenditionTemplate(str(r), rparams, tparams))
     except ParameterError as exc:
         raise ConfigError(f"profile {name!r}: {exc.message}") from None
     for rendition in renditions:
@@ -478,22 +480,35 @@ def encrypted(rendition: Rendition, encryption: Encryption | None) -> Rendition:
     return replace(rendition, spec_id=spec_id, clear_spec_id=clear, encryption=encryption)
 
 
+def check_encryption(params: TitleParams, container: str, vcodec: str | None = None) -> None:
+    """The rendition's `encryption` fits its container, codec and key rotation (a profile's is
+    checked as it is loaded, an API request's as it is parsed)."""
+    if params.encryption != "sample-aes":
+        return
+    if container != "fmp4":
+        raise ParameterError("encryption", "aes-128 or none with container=ts (sample-aes protects the samples of fMP4 segments)")
+    if vcodec == "av1":
+        raise ParameterError("encryption", "aes-128 or none with vcodec=av1 (cbcs of AV1 follows its tile layout: not supported)")
+    if params.key_rotation:
+        # one init segment names one default_KID (tenc); a key per period would need the key id
+        # of each fragment in sample groups ('seig'), which players' support makes a poor bet
+        raise ParameterError("key_rotation", "0 with encryption=sample-aes (its init segment names one key id)")
+
+
 def _encryption(
     params: TitleParams, container: str, video: VideoSpec | None, source: ObjectInfo, profile: Profile, master_kid: str | None
 ) -> Encryption | None:
     """A rendition's encryption from its title parameters (`encryption`, `key_rotation`)."""
     if params.encryption == "none":
         return None
-    if params.encryption == "sample-aes" and video is not None and video.codec == "av1":
-        raise ParameterError("encryption", "aes-128 or none with vcodec=av1 (cbcs of AV1 follows its tile layout: not supported)")
-    if params.encryption == "sample-aes" and container != "fmp4":
-        raise ParameterError("encryption", "aes-128 or none with container=ts (sample-aes protects the samples of fMP4 segments)")
-    if params.encryption == "sample-aes" and params.key_rotation:
-        # one init segment names one default_KID (tenc); a key per period would need the key id
-        # of each fragment in sample groups ('seig'), which players' support makes a poor bet
-        raise ParameterError("key_rotation", "0 with encryption=sample-aes (its init segment names one key id)")
+    check_encryption(params, container, video.codec if video is not None else None)
     if master_kid is None:
-        raise ParameterError("encryption", "none: no encryption master key is configured (encryption.key_file)")
+        # the server's configuration, not the request, is at fault: a 500 its operator sees logged
+        raise EncryptionNotConfigured(
+            f"profile {profile.name!r} encrypts its segments (encryption = {params.encryption!r}) and no encryption master"
+            " key is configured: set encryption.key_file or LIVETX_ENCRYPTION_KEYS (`livetx keygen` writes a key file)",
+            parameter="encryption",
+        )
     version = version_tag(profile.name, source.key, source.etag)
     return Encryption(params.encryption, params.key_rotation, master_kid, version)
 
