@@ -478,12 +478,17 @@ def encrypted(rendition: Rendition, encryption: Encryption | None) -> Rendition:
     return replace(rendition, spec_id=spec_id, clear_spec_id=clear, encryption=encryption)
 
 
+def check_encryption(params: TitleParams, container: str) -> None:
+    """The rendition's `encryption` fits its segment container (`container`, resolved)."""
+    if params.encryption == "sample-aes" and container != "fmp4":
+        raise ParameterError("encryption", "aes-128 or none with container=ts (sample-aes protects the samples of fMP4 segments)")
+
+
 def _encryption(params: TitleParams, container: str, source: ObjectInfo, profile: Profile, master_kid: str | None) -> Encryption | None:
     """A rendition's encryption from its title parameters (`encryption`, `key_rotation`)."""
     if params.encryption == "none":
         return None
-    if params.encryption == "sample-aes" and container != "fmp4":
-        raise ParameterError("encryption", "aes-128 or none with container=ts (sample-aes protects the samples of fMP4 segments)")
+    check_encryption(params, container)
     if master_kid is None:
         raise ParameterError("encryption", "none: no encryption master key is configured (encryption.key_file)")
     version = version_tag(profile.name, source.key, source.etag)
