@@ -188,7 +188,7 @@ def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Valkey]:
 
 
 TEST_SIGNING_KEYS = "t:" + "ab" * 32
-TEST_MASTER_KEYS = "m1:" + "cd" * 32  # encryption master keys of the tests
+TEST_MASTER_KEYS = "m1:" + "5e" * 32  # encryption master keys of the tests
 
 
 def app_settings(config: Path = ROOT / "conf" / "livetx.toml", **env: str) -> Settings:

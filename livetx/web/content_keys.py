@@ -8,44 +8,17 @@ title version, so a key URL of a replaced source gets 404 rather than the new so
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
-
 from aiohttp import web
 
 from livetx.crypto.keys import KeyName, period_of, version_tag
 from livetx.errors import KeyNotFound, KeyRateLimited
-from livetx.lru import Lru
 from livetx.titles import Title
 from livetx.web.keys import CATALOG, CONTENT_KEYS, KEY_LIMITS, METRICS, SETTINGS
 from livetx.web.middleware import viewer
+from livetx.web.rate_limits import KeyRequestLimits
 
 KEY_ROUTE = "hls-key"
 KEY_HEADERS = {"Cache-Control": "private, no-store", "Content-Type": "application/octet-stream"}
-TOKENS_KEPT = 65536  # token buckets kept; a forgotten token starts full again
-
-
-class KeyRequestLimits:
-    """A token bucket per viewer token: `burst` requests at once, refilled at `per_minute` a
-    minute. Per process (several processes or origins each allow as much): a cap on a leaked
-    token's key fetches, not an exact quota."""
-
-    def __init__(self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = burst
-        self.clock = clock
-        self._buckets: Lru[str, tuple[float, float]] = Lru(TOKENS_KEPT)  # who -> (tokens, when)
-
-    def take(self, who: str) -> None:
-        """One request of `who`, or KeyRateLimited with the seconds until one is allowed."""
-        now = self.clock()
-        tokens, then = self._buckets.get(who) or (float(self.burst), now)
-        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-        if tokens < 1:
-            self._buckets.put(who, (tokens, now))
-            raise KeyRateLimited("too many key requests for this token; retry later", retry_after=math.ceil((1 - tokens) / self.rate))
-        self._buckets.put(who, (tokens - 1, now))
 
 
 def _check_key(title: Title, name: KeyName) -> None:

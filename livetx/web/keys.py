@@ -18,10 +18,10 @@ from livetx.settings import Settings
 from livetx.signing import Signer, Token, VerifiedTokens
 
 if TYPE_CHECKING:
-    from livetx.web.content_keys import KeyRequestLimits
     from livetx.web.lag import LoopLagMonitor
     from livetx.web.metrics import Metrics
     from livetx.web.playlist_cache import PlaylistCache
+    from livetx.web.rate_limits import KeyRequestLimits
     from livetx.web.status import TitleStatus
 
 # a handler, or the rest of the middleware chain
