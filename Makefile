@@ -76,6 +76,7 @@ bench: $(STAMP) bench-tools
 	$(PY) benchmarks/track_cost.py
 	$(PY) benchmarks/cluster_burst.py
 	$(PY) benchmarks/hot_path.py
+	$(PY) benchmarks/encryption.py
 	$(PY) benchmarks/report.py
 
 clean:

@@ -186,6 +186,7 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
                 probe_failure_ttl=settings.cache.probe_failure_ttl,
                 sidecar_timeout=transcode.probe_timeout,
                 master_kid=master_kid(settings),
+                public_url=settings.server.public_url,
             )
             pool = TranscodePool(pool_size(settings, process), transcode.timeout, origin, host_slots(settings, process), process.index)
             await pool.start()
