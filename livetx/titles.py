@@ -502,8 +502,10 @@ def _encryption(
     if params.encryption == "none":
         return None
     check_encryption(params, container, video.codec if video is not None else None)
+    if master_kid is None and profile.source_key is not None:  # an API request asked: it names the field
+        raise ParameterError("encryption", "none: no encryption master key is configured on this server (encryption.key_file)")
     if master_kid is None:
-        # the server's configuration, not the request, is at fault: a 500 its operator sees logged
+        # a configured profile: the server's configuration, not the request, is at fault (a 500 its operator sees logged)
         raise EncryptionNotConfigured(
             f"profile {profile.name!r} encrypts its segments (encryption = {params.encryption!r}) and no encryption master"
             " key is configured: set encryption.key_file or LIVETX_ENCRYPTION_KEYS (`livetx keygen` writes a key file)",
