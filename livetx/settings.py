@@ -171,8 +171,8 @@ class EncryptionSettings:
     keys: tuple[SigningKey, ...] = field(default=(), metadata=configured_as(str, ""))  # configured as "kid:secret,..."
     active_kid: str = ""  # the master key new titles are encrypted with; empty: the first
     key_file: str = "var/encryption.key"  # more master keys, one "kid:secret" a line; read if it exists
-    key_requests: int = field(default=60, metadata=COUNT)  # key URL requests one token may make per minute ...
-    key_burst: int = field(default=30, metadata=COUNT)  # ... and at once (a token bucket of this size, per process)
+    key_requests: int = field(default=120, metadata=COUNT)  # key URL requests one token may make per minute ...
+    key_burst: int = field(default=60, metadata=COUNT)  # ... and at once (a token bucket of this size, per process)
 
     @property
     def active(self) -> SigningKey | None:
