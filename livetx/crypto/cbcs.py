@@ -4,34 +4,36 @@ An init segment is protected once (`protect_init`), each media segment on its ow
 (`protect_fragment`, knowing the tracks `tracks_of` reads from the init segment). Every other
 byte keeps its meaning: boxes grow, and the sizes and offsets pointing across them follow.
 
-Init segment (23001-7 4, 8): each sample entry is renamed `encv`/`enca` and gets a `sinf`
-(`frma` naming the original format, `schm` 'cbcs' version 1.0, `schi`/`tenc`); `tenc` is
-version 1 (the pattern fields; Safari rejects a version 0 'cbcs' `tenc`) with a 16-byte
-constant IV and no per-sample IV (10.4.1: 'cbcs' uses a constant IV). `moov` gets a `pssh` of
-the W3C Common PSSH system (version 1, listing the KID): the init data EME ClearKey reads from
-the `encrypted` event. Pattern: 1:9 for video (one 16-byte block encrypted, nine skipped,
-10.4.1); audio is not pattern-encrypted (pattern 0:0, 9.6.1: a pattern applies only when both
-fields are non-zero) but whole-block full-sample encrypted (9.7): every whole block of a
-sample, the trailing partial block clear.
+Init segment: each sample entry is renamed `encv`/`enca` and gets a `sinf` (`frma` naming the
+original format, `schm` 'cbcs' version 1.0, `schi`/`tenc`). `tenc` is version 1 (the one with
+the pattern fields; Safari refuses a version 0 'cbcs' `tenc`, even for audio), with no
+per-sample IV and a 16-byte constant IV, as CMAF and FairPlay use 'cbcs'. `moov` gets a `pssh`
+of the W3C Common PSSH system (version 1, listing the KID): the init data EME Clear Key reads
+from the `encrypted` event. Video has the pattern 1:9 (one 16-byte block encrypted, nine
+skipped); audio has none (0:0: "when default_crypt_byte_block and default_skip_byte_block [...]
+are non-zero numbers, pattern encryption SHALL be applied", 9.6.1) and is whole-block
+full-sample encrypted (9.7): every whole block of a sample, the partial last block clear.
 
-Media segment: samples are encrypted in place. AES-128-CBC runs over the encrypted blocks of
-one protected range as one chain, the constant IV starting each range afresh: each subsample
-for video, each sample for audio (10.4.2; FFmpeg's `cbcs_scheme_decrypt` and Chromium's
-`DecryptCbcsBuffer` undo exactly that). Video is subsample-encrypted per NAL unit: the length
-prefix, the NAL unit header and the slice header stay clear, and the protected range is the
-rest of a VCL NAL unit, from its first byte of slice data (CMAF 8.2.3.2.2 for 'cbcs'; the
-slice header is read, see `livetx.crypto.nal`); non-VCL NAL units (parameter sets, SEI, AUD)
-stay clear. A protected range is not rounded to 16 bytes ('cbcs' leaves a partial last block
-clear by definition; the block alignment of 10.2/10.3 is for 'cbc1'/'cens'). Each video `traf`
-gets `saiz`, `saio` (offset of the `senc` entries from the `moof`, the base its `tfhd` names)
-and `senc` (flag 2: subsample entries, no IV since the IV is constant), after its `trun`s. An
-audio `traf` gets none: its auxiliary information would be empty, which 23001-7 7.1 and CMAF
-8.2.2.1 say to omit (the decryptors then take the constant IV and full-sample mode from
-`tenc`). Each `trun` data_offset moves by what the `moof` grew.
+Media segment: samples are encrypted in place. AES-128-CBC runs through the encrypted blocks of
+one protected range as one chain, the constant IV starting each range afresh ("The 'cbcs'
+scheme SHALL apply an IV to the first encrypted cipher block of each Subsample"): each
+subsample for video, each sample for audio, as FFmpeg's `cbcs_scheme_decrypt` and Chromium's
+`DecryptCbcsBuffer` undo it. Video is subsample-encrypted per NAL unit: the length prefix, the
+NAL unit header and the slice header stay clear, and the protected range is the rest of a VCL
+NAL unit, from its first byte of slice data, as CMAF requires of 'cbcs' (the slice header is
+read: `livetx.crypto.nal`); other NAL units (parameter sets, SEI, AUD) stay clear, and so does
+a slice with less than a block after its header. A protected range is not cut to a multiple
+of 16 bytes: 'cbcs' leaves a partial last block clear by definition (the alignment rule of
+10.2/10.3 is for 'cbc1' and 'cens'). Each video `traf` gets, after its `trun`s, a `saiz`, a
+`saio` (offset of the first `senc` entry from the `moof`, the base its `tfhd` names) and a
+`senc` (flag 2: subsample entries; no IV, the IV being constant). An audio `traf` gets none:
+its auxiliary information would be empty, and "should be omitted" (23001-7; CMAF 8.2.2.1);
+decryptors then take the constant IV and full-sample mode from `tenc`. Each `trun`
+data_offset moves by what its `moof` grew.
 
-Not supported, with a ValueError saying so: AV1 (its subsample layout follows OBU and tile
-headers: av1-isobmff 7), audio codecs other than AAC, fragments with `sidx` or a base data
-offset, and the stream features `livetx.crypto.nal` names.
+Not supported, with a ValueError saying so: AV1 (its protected ranges follow OBU and tile
+headers, av1-isobmff), audio other than AAC, fragments with a `sidx` or a base data offset,
+and the stream features `livetx.crypto.nal` names.
 """
 
 from __future__ import annotations
@@ -48,15 +50,15 @@ from livetx.crypto.nal import SliceHeaders, slice_headers
 from livetx.media.boxes import top_level
 
 SCHEME = b"cbcs"
-SCHEME_VERSION = 0x00010000  # schm: major 1, minor 0 (23001-7 4.1)
+SCHEME_VERSION = 0x00010000  # schm scheme_version: major 1, minor 0
 BLOCK = 16  # AES block
-VIDEO_PATTERN = (1, 9)  # crypt_byte_block, skip_byte_block (23001-7 10.4.1)
+VIDEO_PATTERN = (1, 9)  # crypt_byte_block, skip_byte_block: what FairPlay and every packager use for video
 FULL_SAMPLE = (0, 0)  # no pattern: whole-block full-sample encryption (9.6.1, 9.7)
 COMMON_SYSTEM_ID = uuid.UUID("1077efec-c0b2-4d02-ace3-3c1e52e2fb4b").bytes  # W3C "Common PSSH box format"
 VIDEO_ENTRIES = {b"avc1": "h264", b"avc3": "h264", b"hvc1": "h265", b"hev1": "h265"}
 AUDIO_ENTRIES = {b"mp4a": "aac"}
 PROTECTED_ENTRIES = {b"encv": VIDEO_ENTRIES, b"enca": AUDIO_ENTRIES}
-NOT_YET = {b"av01": "AV1"}  # protected per av1-isobmff 7 (tile data only): not implemented
+NOT_YET = {b"av01": "AV1"}  # protected per av1-isobmff (tile data only): not implemented
 CONFIGS = {"h264": b"avcC", "h265": b"hvcC"}
 VISUAL_FIELDS = 78  # VisualSampleEntry fields before its child boxes (ISO/IEC 14496-12 12.1.3)
 AUDIO_FIELDS = {0: 28, 1: 44, 2: 64}  # AudioSampleEntry (12.2.3), by QuickTime sound version

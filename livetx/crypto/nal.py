@@ -1,6 +1,6 @@
 """H.264 and H.265 slice headers: where the coded video of a NAL unit starts. Pure.
 
-Common Encryption's 'cbcs' scheme (ISO/IEC 23001-7 10.4, and CMAF, ISO/IEC 23000-19 8.2.3)
+Common Encryption's 'cbcs' scheme (ISO/IEC 23001-7, as CMAF, ISO/IEC 23000-19, constrains it)
 keeps each NAL unit's header and slice header in the clear: the protected range of a VCL NAL
 unit starts on the first byte of video data after its slice header, so a decoder, or a secure
 video path parsing headers outside protected memory, reads them without the key. A slice
