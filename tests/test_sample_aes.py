@@ -38,6 +38,7 @@ from av.audio.frame import AudioFrame
 from av.video.frame import VideoFrame
 
 from livetx.app import create_app
+from livetx.cache.seal import is_sealed
 from livetx.crypto.cbcs import COMMON_SYSTEM_ID, SCHEME
 from livetx.crypto.keys import ContentKey, KeyName
 from livetx.factories import make_signer
@@ -254,6 +255,14 @@ def test_decrypted_the_audio_joins_are_continuous_and_the_tone_unbroken(served: 
     report = check_tone(audio, tone, skip_tail=3, offset=Fraction(0))
     assert report.worst_phase < 0.05, report
     assert residual_peaks(audio, tone, offset=Fraction(0))[2048:-4096].max() < 0.05
+
+
+def test_the_segments_are_sealed_as_served(cbcs: Made) -> None:
+    """The seal (a trailing free box) is over the protected bytes: a damaged copy is refused."""
+    assert is_sealed(cbcs.init) and all(is_sealed(segment) for segment in cbcs.segments)
+    damaged = bytearray(cbcs.segments[0])
+    damaged[len(damaged) // 2] ^= 1
+    assert not is_sealed(bytes(damaged))
 
 
 @pytest.mark.parametrize("key", [None, bytes(16)], ids=["no key", "another key"])
