@@ -381,7 +381,7 @@ class Protected:
     errors: list[dict[str, Any]]
     responses: list[tuple[str, int, bool]]
     drm: dict[str, Any]  # Shaka's drmInfo(): the key system and scheme it chose
-    eme: dict[str, Any]  # the page's EME view (EME's eme())
+    eme: dict[str, Any]  # the page's view of EME (`eme()` of the EME script)
     appended: list[dict[str, Any]]  # per SourceBuffer: its type and the sample entries of its init segments
     served: float  # keys the server counted served during the page
 
@@ -430,10 +430,8 @@ def test_shaka_plays_a_cbcs_title_from_the_start_and_after_a_seek(cbcs_played: P
 def test_shaka_decrypts_it_with_clearkey_cbcs_and_the_key_from_the_key_url(cbcs_played: Protected) -> None:
     """The segments Shaka appended are encrypted (encv/enca sample entries: the audio too), the
     browser's CDM was attached and told the title's key id, and both decoders decoded."""
-    assert {k: cbcs_played.drm.get(k) for k in ("keySystem", "encryptionScheme")} == {
-        "keySystem": "org.w3.clearkey",
-        "encryptionScheme": "cbcs",
-    }
+    drm = cbcs_played.drm
+    assert (drm.get("keySystem"), drm.get("encryptionScheme")) == ("org.w3.clearkey", "cbcs"), drm
     appended = {(a["type"].split("/")[0], entry) for a in cbcs_played.appended for entry in a["entries"]}
     assert appended == APPENDED[cbcs_played.layout], cbcs_played.appended  # no clear sample entry anywhere
     eme = cbcs_played.eme
