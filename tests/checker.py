@@ -65,16 +65,17 @@ def decode_audio(container: av.container.InputContainer) -> AudioTrack:
     return AudioTrack(np.concatenate(chunks) if chunks else np.zeros(0), pts[0] if pts else 0, pts, rate)
 
 
-def open_joined(segments: Iterable[bytes], format: str = "mpegts") -> av.container.InputContainer:
+def open_joined(segments: Iterable[bytes], format: str = "mpegts", options: dict[str, str] | None = None) -> av.container.InputContainer:
     """The segments back to back, as one stream through one demuxer and decoder (fMP4: the
-    init segment first, format "mp4")."""
-    return av.open(io.BytesIO(b"".join(segments)), format=format)
+    init segment first, format "mp4"); `options`: the demuxer's."""
+    return av.open(io.BytesIO(b"".join(segments)), format=format, options=options or {})
 
 
-def open_fmp4(init: bytes, segments: Iterable[bytes]) -> av.container.InputContainer:
+def open_fmp4(init: bytes, segments: Iterable[bytes], key: bytes | None = None) -> av.container.InputContainer:
     """An fMP4 rendition as a player appends it: its init segment, then media segments, through
-    one mp4 demuxer."""
-    return open_joined([init, *segments], format="mp4")
+    one mp4 demuxer; `key`: the content key of a 'cbcs' (SAMPLE-AES) rendition, which the
+    demuxer decrypts the samples with (FFmpeg's `decryption_key`)."""
+    return open_joined([init, *segments], format="mp4", options={"decryption_key": key.hex()} if key else None)
 
 
 def decode_switching(pieces: Iterable[tuple[bytes, bytes]], drawn_width: int | None = None) -> VideoTrack:
