@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from fractions import Fraction
 from typing import Any
@@ -26,9 +27,9 @@ import pytest
 from livetx.crypto.cbcs import protect_fragment, protect_init, tracks_of
 from livetx.media.model import AudioSpec, SegmentJob, VideoSpec
 from livetx.media.sample import SampleSpec, write_sample
-from livetx.media.scheduling import drop_realtime
 from livetx.media.transcode import transcode_segment
-from tests.support import CHROMIUM, wait_until
+from tests.player_pages import chromium
+from tests.support import wait_until
 
 KEY = bytes.fromhex("5f2e8d1c4b7a09e6d3c2b1a0f9e8d7c6")
 WRONG_KEY = bytes.fromhex("5f2e8d1c4b7a09e6d3c2b1a0f9e8d7c7")
@@ -78,15 +79,9 @@ const appended = buffer => new Promise(resolve => buffer.addEventListener('updat
 
 
 @pytest.fixture(scope="module")
-def browser() -> Any:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        drop_realtime()  # an AV1 encode in this process left it real-time: the browser would inherit it
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--autoplay-policy=no-user-gesture-required"])
-        yield browser
-        browser.close()
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
