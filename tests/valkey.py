@@ -12,9 +12,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.daemons import start_daemon
 
 STARTUP_TIMEOUT = 30.0
 
@@ -62,17 +63,7 @@ class Valkey:
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.home),
             "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
         ]  # fmt: skip
-        with open(self.home / "valkey.out", "ab") as out:
-            self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=self.home)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("valkey-server exited:\n" + (self.home / "valkey.out").read_text()[-3000:])
-            if self.ping():
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError("valkey-server did not answer PING:\n" + (self.home / "valkey.out").read_text()[-3000:])
+        self.process = start_daemon(cmd, self.home / "valkey.out", self.ping, name="valkey-server", timeout=STARTUP_TIMEOUT, interval=0.05)
 
     def ping(self) -> bool:
         try:
