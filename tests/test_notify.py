@@ -8,6 +8,8 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
@@ -20,6 +22,7 @@ from livetx.notify.delivery import REFUSED, Attempt, Deliveries, Event, Target, 
 from livetx.notify.schedule import Backoff, attempt_times
 from livetx.notify.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, digest, signature, signed_headers, verify
 from livetx.settings import NotifySettings
+from tests.conftest import ROOT
 from tests.support import Clock, wait_for
 
 SECRET = b"receiver-secret-0123456789abcdef"
@@ -355,3 +358,10 @@ def test_the_schedule_follows_the_settings() -> None:
 def test_a_target_repr_hides_the_secret_and_query() -> None:
     target = Target("https://example.com/hook?token=abc", SECRET)
     assert repr(target) == "Target(url='https://example.com/hook')"
+
+
+def test_notify_needs_no_web_app() -> None:
+    """The job system calls livetx.notify; it imports neither the app nor livetx/web."""
+    code = "import sys, livetx.notify.delivery; print(sorted(m for m in sys.modules if m == 'livetx.app' or m.startswith('livetx.web')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, timeout=60)
+    assert loaded.stdout.strip() == "[]"
