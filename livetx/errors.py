@@ -288,3 +288,32 @@ class TranscodeFailed(LivetxError):
 class TranscodeTimeout(TranscodeFailed):
     status = 504
     code = "transcode_timeout"
+
+
+# --- webhook notifications ----------------------------------------------------------
+
+
+class WebhookTargetInvalid(BadRequest):
+    """A webhook target URL or secret that livetx will not call or sign with: names the field
+    and why (scheme, host, port, length, a non-public address, a short secret)."""
+
+    code = "webhook_target_invalid"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"webhook {field} refused: {reason}", field=field)
+        self.field = field
+
+
+class WebhookSignatureInvalid(LivetxError):
+    """A webhook request whose signature header is missing, malformed or does not match
+    (what a receiver answers with livetx/notify/signing.verify)."""
+
+    status = 401
+    code = "webhook_signature_invalid"
+
+
+class WebhookSignatureExpired(WebhookSignatureInvalid):
+    """A webhook request whose signed timestamp is outside the receiver's tolerance: a replay,
+    or clocks too far apart."""
+
+    code = "webhook_signature_expired"

@@ -254,6 +254,22 @@ class PlayerSettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    """Webhook notifications (livetx/notify/): where they may go, how long an attempt and the
+    retries may take."""
+
+    # targets on loopback, private, link-local and other non-public addresses (checked on the
+    # URL and on every address its host name resolves to); tests and closed networks only
+    allow_private_targets: bool = False
+    connect_timeout: float = field(default=5.0, metadata=POSITIVE)  # seconds to connect to a receiver
+    timeout: float = field(default=10.0, metadata=POSITIVE)  # seconds one attempt may take in all
+    first_delay: float = field(default=1.0, metadata=POSITIVE)  # seconds before the first retry; doubles after each
+    max_delay: float = field(default=600.0, metadata=POSITIVE)  # seconds between two attempts, at most
+    max_hours: int = field(default=24, metadata=COUNT)  # retries stop this long after the first attempt
+    max_url_length: int = field(default=2048, metadata=COUNT)  # characters of a target URL
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
@@ -267,6 +283,7 @@ class Settings:
     transcode: TranscodeSettings = TranscodeSettings()
     cluster: ClusterSettings = ClusterSettings()
     player: PlayerSettings = PlayerSettings()
+    notify: NotifySettings = NotifySettings()
     # [profiles.<name>] tables, parsed at load; none configured: the one-rendition `default`
     profiles: Mapping[str, Profile] = field(default_factory=default_profiles)
     base_dir: Path = Path(".")  # the directory relative config paths start from (not a key: where the config was read)
