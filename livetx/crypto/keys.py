@@ -96,11 +96,12 @@ class Derived:
 
     def __init__(self, masters: dict[str, bytes]) -> None:
         self._masters = dict(masters)
+        self._kids = tuple(self._masters)  # (asked on every segment request)
         self._kept: Lru[KeyName, ContentKey] = Lru(KEYS_KEPT)
 
     @property
     def kids(self) -> tuple[str, ...]:
-        return tuple(self._masters)
+        return self._kids
 
     def knows(self, kid: str) -> bool:
         return kid in self._masters
