@@ -256,6 +256,17 @@ def _clip(part: str, field: str) -> Clip:
     return Clip(key, ss, t)
 
 
+def _segment(part: str) -> SegmentParams:
+    options = _options(part.split(",")[1:], "segment", ("f", "t"), "f or t")
+    try:
+        segment = SegmentParams(**parse_params(SegmentParams, options))
+    except ParameterError as exc:
+        raise ParameterError(f"segment.{exc.name}", str(exc.details.get("allowed", exc.message))) from None
+    if segment.f is None:
+        raise ParameterError("segment.f", "f_hls or f_dash (required)")
+    return segment
+
+
 def _saveas(step: str) -> tuple[SaveAs, str | None]:
     if not step.startswith(SAVEAS):
         raise ParameterError(SAVEAS, f"{SAVEAS},b_<b64url bucket>,o_<b64url object key>")
@@ -305,14 +316,12 @@ def parse_oss_concat(source_key: str, process: str) -> ConcatRequest:
                 raise ParameterError(field, f"at most {MAX_CLIPS} clips in all: the source and {MAX_CLIPS - 1} /pre and /sur parts")
             clips[kind].append(_clip(part, field))
         elif kind == "segment" and segment is None:
-            segment = SegmentParams(**parse_params(SegmentParams, _options(part.split(",")[1:], "segment", ("f", "t"), "f or t")))
+            segment = _segment(part)
         else:
             raise ParameterError(f"/{kind}", "/pre, /sur, or one /segment,f_hls|dash,t_<ms>")
     if not values.get("f"):
         raise ParameterError("f", f"one of {', '.join(FORMATS)} (required: the output's container)")
     params = concat_params(values)
-    if segment is not None and segment.f is None:
-        raise ParameterError("segment.f", "f_hls or f_dash (required)")
     if segment is not None and params.f not in SEGMENTED:
         raise ParameterError("f", f"{' or '.join(SEGMENTED)} with /segment")
     saveas, notify = _saveas(steps[1])
@@ -321,8 +330,10 @@ def parse_oss_concat(source_key: str, process: str) -> ConcatRequest:
 
 
 def _oss_value(value: Any) -> str:
+    """A value as OSS text. A ratio (fps 30000/1001) cannot be written with its '/' there (it
+    separates parts): nine decimals, which FPS's nearest-fraction rule reads back exactly."""
     if isinstance(value, Fraction):
-        return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+        return str(value.numerator) if value.denominator == 1 else f"{float(value):.9f}".rstrip("0")
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -450,9 +461,11 @@ def to_json(value: Composite, uri_for: Callable[[str], str]) -> dict[str, Any]:
         where = body
         for key in path[:-1]:
             where = where.setdefault(key, {})
-        where[path[-1]] = _oss_value(v) if isinstance(v, Fraction) and v.denominator != 1 else _json_value(v)
+        where[path[-1]] = _json_value(v)
     return body
 
 
 def _json_value(value: Any) -> Any:
-    return int(value) if isinstance(value, Fraction) else value
+    if isinstance(value, Fraction):
+        return int(value) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    return value
