@@ -24,7 +24,10 @@ and /sur appear, around the source object": the request is made on the source ob
 play in the order they are written, then the source (its window is the action-level `ss` and
 `t`), then the /sur clips in the order they are written. Where a /pre stands relative to a
 /sur does not matter. A clip's `o` is an object key in the source's bucket. `/segment` is a
-part of the video/concat step; `/notify`'s topic is base64url like every other name.
+part of the video/concat step; `/notify`'s topic is base64url like every other name. A request
+with no /pre or /sur part is a composite of one clip (the JSON form allows one clip too). Besides
+video/concat's parameters, livetx takes `preset` (a rendition parameter); `container` is not one
+of them (`f` is the container; the JSON form's `Container` is the HLS segment container).
 
 What is parsed is what the reference defines, every value of it (vp9, flac, mxf, ...);
 `MAKES` is the one place that says what livetx makes today, and `check_makeable` refuses
@@ -75,9 +78,9 @@ AUDIO_REFUSED: Mapping[str, tuple[str, ...]] = {
     "mxf": tuple(c for c in AUDIO_CODECS if c != "pcm"),  # only pcm audio
 }
 # The reference's codec limits: acodec -> (the sample rates it takes, its most channels).
-AUDIO_LIMITS: Mapping[str, tuple[tuple[int, ...], int]] = {
+AUDIO_LIMITS: Mapping[str, tuple[tuple[int, ...], int | None]] = {
     "mp3": (tuple(r for r in SAMPLE_RATES if r <= 48000), 2),
-    "opus": ((8000, 12000, 16000, 24000, 48000), 8),
+    "opus": ((8000, 12000, 16000, 24000, 48000), None),
     "ac3": ((32000, 44100, 48000), 6),
 }
 DEPTH_CODECS = ("flac",)  # the acodecs `adepth` applies to
@@ -190,10 +193,10 @@ def _check_output(values: Mapping[str, Any]) -> None:
     if acodec in AUDIO_REFUSED.get(f, ()):
         allowed = [c for c in AUDIO_CODECS if c not in AUDIO_REFUSED[f]]
         raise ParameterError("acodec", f"one of {', '.join(allowed)} with f={f}")
-    rates, channels = AUDIO_LIMITS.get(acodec, (SAMPLE_RATES, 8))
+    rates, channels = AUDIO_LIMITS.get(acodec, (SAMPLE_RATES, None))
     if values["ar"] is not None and values["ar"] not in rates:
         raise ParameterError("ar", f"one of {', '.join(map(str, rates))} with acodec={acodec}")
-    if values["ac"] is not None and values["ac"] > channels:
+    if values["ac"] is not None and channels is not None and values["ac"] > channels:
         raise ParameterError("ac", f"at most {channels} with acodec={acodec}")
 
 
@@ -204,11 +207,12 @@ def concat_params(params: Mapping[str, Any]) -> ConcatParams:
     return ConcatParams(**values)
 
 
-def composite(clips: list[Clip], params: ConcatParams, align_field: str = "align") -> Composite:
+def make_composite(clips: list[Clip], params: ConcatParams) -> Composite:
+    """The clips and parameters as one composite: 1 to MAX_CLIPS clips, `align` one of them."""
     if not 0 < len(clips) <= MAX_CLIPS:
         raise ParameterError("clips", f"from 1 to {MAX_CLIPS} clips")
     if params.align >= len(clips):
-        raise ParameterError(align_field, f"from 0 to {len(clips) - 1}: the index of a clip in play order ({len(clips)} clips)")
+        raise ParameterError("align", f"from 0 to {len(clips) - 1}: the index of a clip in play order ({len(clips)} clips)")
     return Composite(tuple(clips), params)
 
 
@@ -237,6 +241,8 @@ def _options(items: list[str], field: str, known: tuple[str, ...], what: str) ->
     out: dict[str, str] = {}
     for item in items:
         name, value = oss_option(item) if "_" in item else (item, "")
+        if not name:
+            raise ParameterError(field or "x-oss-async-process", "<name>_<value> items separated by ','")
         where = f"{field}.{name}" if field else name
         if name not in known:
             raise ParameterError(where, f"{what} (unknown parameter)")
@@ -326,7 +332,7 @@ def parse_oss_concat(source_key: str, process: str) -> ConcatRequest:
         raise ParameterError("f", f"{' or '.join(SEGMENTED)} with /segment")
     saveas, notify = _saveas(steps[1])
     joined = [*clips["pre"], Clip(source, ss, t), *clips["sur"]]
-    return ConcatRequest(composite(joined, params), len(clips["pre"]), saveas, segment, notify)
+    return ConcatRequest(make_composite(joined, params), len(clips["pre"]), saveas, segment, notify)
 
 
 def _oss_value(value: Any) -> str:
@@ -434,7 +440,7 @@ def parse_composite(body: Any, source_key_for: KeyFor) -> Composite:
         key = clip_key(source_key_for(item["URI"], f"{field}.URI"), f"{field}.URI")
         clips.append(Clip(key, item.get("StartTime", 0), item.get("Duration", 0)))
     try:
-        return composite(clips, concat_params(shape_params(request, COMPOSITE)))
+        return make_composite(clips, concat_params(shape_params(request, COMPOSITE)))
     except ParameterError as exc:
         raise ParameterError(json_name(exc.name), str(exc.details.get("allowed", exc.message))) from None
 

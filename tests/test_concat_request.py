@@ -135,6 +135,7 @@ def _many(n: int) -> str:
     [
         pytest.param(oss(parts=_many(MAX_CLIPS)), f"sur[{MAX_CLIPS - 1}]", id="twelve-clips"),
         pytest.param(oss(params=PARAMS + ",bogus_1"), "bogus", id="unknown-param"),
+        pytest.param(oss(params=PARAMS + ",,g_5"), "x-oss-async-process", id="empty-item"),
         pytest.param(oss(params=PARAMS + ",container_ts"), "container", id="not-a-concat-param"),
         pytest.param(oss(params=PARAMS + ",st_5000"), "st", id="hls-param"),
         pytest.param(oss(params=PARAMS + ",s_640x360"), "s", id="given-twice"),
