@@ -57,6 +57,14 @@ class LimitExceeded(ParameterError):
     code = "limit_exceeded"
 
 
+class ParameterUnsupported(ParameterError):
+    """A parameter value the cloud API defines and livetx parses, but does not make yet (video/concat's
+    vp9, flac, mxf, ...): names the parameter and what livetx makes today."""
+
+    status = 422
+    code = "unsupported_parameter"
+
+
 class BodyTooLarge(ParameterError):
     status = 413
     code = "request_too_large"

@@ -297,19 +297,19 @@ IMM_REQUEST = Shape(
 ECHOED = ("UserData", "Tags")
 
 
-def _imm_names(shape: Shape, path: str = "") -> dict[str, str]:
+def shape_names(shape: Shape, path: str = "") -> dict[str, str]:
     """Parameter -> the IMM field that sets it (`fps` -> `Video.TranscodeVideo.FrameRate`)."""
     out: dict[str, str] = {}
     for key, item in shape.fields.items():
         if isinstance(item.spec, Via):
             out[item.spec.name] = path + key
         elif isinstance(item.spec, Shape):
-            out |= _imm_names(item.spec, f"{path}{key}.")
+            out |= shape_names(item.spec, f"{path}{key}.")
     return out
 
 
-IMM_NAMES = {**_imm_names(TARGET), "maxrate": "Video.TranscodeVideo.Bitrate"}
-IMM_TITLE_NAMES = _imm_names(IMM_REQUEST)  # `audio` -> `AudioTracks`, `surround` -> `Surround`, `subtitles` -> `SubtitleTracks`
+IMM_NAMES = {**shape_names(TARGET), "maxrate": "Video.TranscodeVideo.Bitrate"}
+IMM_TITLE_NAMES = shape_names(IMM_REQUEST)  # `audio` -> `AudioTracks`, `surround` -> `Surround`, `subtitles` -> `SubtitleTracks`
 
 
 def bounds(limits: LimitsSettings) -> dict[str, int]:
@@ -337,7 +337,7 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
         prefix = target_prefix(output_key_for(target["URI"], f"{field}.URI"))
         if prefix in prefixes.values():
             raise ParameterError(f"{field}.URI", "a URI no other target uses")
-        params = {"preset": "veryfast", **_target_params(target)}
+        params = {"preset": "veryfast", **shape_params(target)}
         _validate_target(params, field)
         renditions[f"t{i}"] = params
         prefixes[f"t{i}"] = prefix
@@ -386,7 +386,7 @@ def _subtitle_keys(items: list[Mapping[str, Any]], source_key_for: KeyFor) -> tu
     return tuple(keys)
 
 
-def _target_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str, Any]:
+def shape_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str, Any]:
     """The parameters a checked target sets, in the parameters' own names and units."""
     out: dict[str, Any] = {}
     for key, value in target.items():
@@ -394,7 +394,7 @@ def _target_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str
         if isinstance(spec, Via):
             out[spec.name] = value
         elif isinstance(spec, Shape):
-            out |= _target_params(value, spec)
+            out |= shape_params(value, spec)
     if "crf" in out and "vb" in out:  # both given: quality mode, capped at the bitrate
         out["maxrate"] = out.pop("vb")
     return out
@@ -415,7 +415,7 @@ def _validate_target(params: Mapping[str, Any], field: str) -> None:
 # ---- OSS hls/m3u8 ---------------------------------------------------------------------
 
 
-def _b64(value: str, field: str) -> str:
+def b64_text(value: str, field: str) -> str:
     try:
         text = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
@@ -432,7 +432,7 @@ OSS_EXTENSIONS = ("encryption", "key_rotation")
 _UNDERSCORED = tuple(sorted((name for name in (*KNOWN_TITLE, *KNOWN_RENDITION) if "_" in name), key=len, reverse=True))
 
 
-def _oss_option(option: str) -> tuple[str, str]:
+def oss_option(option: str) -> tuple[str, str]:
     """`<param>_<value>` -> (param, value)."""
     for name in _UNDERSCORED:
         if option.startswith(name + "_"):
@@ -453,7 +453,7 @@ def parse_oss(source_key: str, process: str, output_key_for: KeyFor, limits: Lim
         raise ParameterError("x-oss-process", "hls/m3u8,<param>_<value>,...|sys/saveas,o_<b64url>,b_<b64url>")
     params: dict[str, Any] = {"preset": "veryfast"}
     for option in options:
-        name, value = _oss_option(option)
+        name, value = oss_option(option)
         if name in KNOWN_TITLE and name not in OSS_TITLE + OSS_EXTENSIONS:
             # OSS defines no track selection (its one rendition plays alone) nor initial segments
             raise ParameterError(
@@ -468,7 +468,7 @@ def parse_oss(source_key: str, process: str, output_key_for: KeyFor, limits: Lim
         saveas[name] = value
     if len(steps) != 2 or not steps[1].startswith("sys/saveas") or "o" not in saveas or "b" not in saveas:
         raise ParameterError("sys/saveas", "sys/saveas,o_<b64url object prefix>,b_<b64url bucket>")
-    bucket, prefix = _b64(saveas["b"], "sys/saveas.b"), _b64(saveas["o"], "sys/saveas.o")
+    bucket, prefix = b64_text(saveas["b"], "sys/saveas.b"), b64_text(saveas["o"], "sys/saveas.o")
     uri = f"oss://{bucket}/{prefix}"
     key = output_key_for(uri, "sys/saveas")
     table: dict[str, Any] = {k: params.pop(k) for k in OSS_TITLE + OSS_EXTENSIONS if k in params}

@@ -233,7 +233,12 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
     unknown = set(params) - KNOWN_RENDITION - KNOWN_TITLE - {"name"}
     if unknown:
         raise ParameterError(sorted(unknown)[0], "a known parameter (unknown name)")
-    values = parse_params(RenditionParams, params)
+    return RenditionParams(**settle_rendition(parse_params(RenditionParams, params)))
+
+
+def settle_rendition(values: dict[str, Any]) -> dict[str, Any]:
+    """The parsed fields of a RenditionParams (or of a subclass: livetx/concat.py's ConcatParams)
+    checked against each other (EXCLUSIVE), with crf's default filled in when vb is unset."""
     refused = (
         values["crf"] is not None and values["vb"] is not None,
         values["vb"] is not None and (values["maxrate"] is not None or values["bufsize"] is not None),
@@ -246,7 +251,7 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
             raise ParameterError(name, message)
     if values["vb"] is None and values["crf"] is None:
         values["crf"] = 23.0
-    return RenditionParams(**values)
+    return values
 
 
 # ---- resolving against a source ----------------------------------------------------
