@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable
+import multiprocessing
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, TypeVar
 
 import av
 import av.bitstream
@@ -22,6 +26,7 @@ import numpy as np
 from livetx.media.sample import read_index
 
 TS_CLOCK = 90000
+T = TypeVar("T")
 TS_OFFSET = Fraction(7, 5)
 
 
@@ -69,6 +74,18 @@ def open_joined(segments: Iterable[bytes], format: str = "mpegts", options: dict
     """The segments back to back, as one stream through one demuxer and decoder (fMP4: the
     init segment first, format "mp4"); `options`: the demuxer's."""
     return av.open(io.BytesIO(b"".join(segments)), format=format, options=options or {})
+
+
+def in_own_process(function: Callable[..., T], *args: Any, timeout: float = 120) -> T | None:
+    """`function(*args)` run in a spawned process of its own (module-level, picklable); None if
+    that process died. For decoding what is meant to be undecodable: FFmpeg's decoder fed
+    encrypted slices has crashed a test process (a segfault turning a garbled frame into an
+    array), and a crash, like a refusal, recovers nothing."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as apart:
+        try:
+            return apart.submit(function, *args).result(timeout=timeout)
+        except BrokenProcessPool:
+            return None
 
 
 def open_fmp4(init: bytes, segments: Iterable[bytes], key: bytes | None = None) -> av.container.InputContainer:
