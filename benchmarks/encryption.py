@@ -56,6 +56,7 @@ from benchmarks.hot_path import (
     livetx_serve,
     medians,
     running,
+    stored_segment,
     wrk,
 )
 from livetx.cache.envelope import CLEAR, Aes128
@@ -125,16 +126,10 @@ def segment_url(base: str, profile: str) -> tuple[str, str | None]:
 def made(base: str, media: Path, url: str) -> Path:
     """Request the segment (it is made), wait for its write-back, and request it again until
     it is served from cache: its stored file."""
-    fetch(url)
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    deadline = time.monotonic() + 120
-    while not (found := list((media / ".livetx").rglob(name))):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"segment {name} never reached output storage")
-        time.sleep(0.1)
+    stored = stored_segment(url, media)
     for _ in range(20):
         fetch(url)
-    return found[0]
+    return stored
 
 
 def check_encrypted(url: str, key_uri: str | None, stored: Path) -> None:
