@@ -252,40 +252,36 @@ class MetricsTokenInvalid(LivetxError):
     code = "metrics_token_invalid"
 
 
-class KeyRateLimited(LivetxError):
-    """One token asked for keys faster than `encryption.key_requests` per minute."""
-
-    status = 429
-    code = "key_rate_limited"
-
-    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
-        super().__init__(message, **details)
-        self.retry_after = retry_after
-
-
-class StorageUnavailable(LivetxError):
-    """Object storage did not answer, or answered with an error: the request may be retried."""
-
-    status = 503
-    code = "storage_unavailable"
+class RetryLater(LivetxError):
+    """Refused for now: the answer carries Retry-After, `retry_after` seconds."""
 
     def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
         super().__init__(message, **details)
         self.retry_after = retry_after
 
 
+class KeyRateLimited(RetryLater):
+    """One token asked for keys faster than `encryption.key_requests` per minute."""
+
+    status = 429
+    code = "key_rate_limited"
+
+
+class StorageUnavailable(RetryLater):
+    """Object storage did not answer, or answered with an error: the request may be retried."""
+
+    status = 503
+    code = "storage_unavailable"
+
+
 # --- transcoding --------------------------------------------------------------------
 
 
-class Overloaded(LivetxError):
+class Overloaded(RetryLater):
     """Too much transcoding queued, or a segment not ready in time: retry after `retry_after` s."""
 
     status = 503
     code = "overloaded"
-
-    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
-        super().__init__(message, **details)
-        self.retry_after = retry_after
 
 
 class TranscodeFailed(LivetxError):
