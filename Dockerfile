@@ -4,6 +4,7 @@
 #   docker run --rm -p 8080:8080 -v "$PWD/media:/data/media" \
 #     -e LIVETX_SIGNING_KEYS="k1:$(openssl rand -hex 32)" \
 #     -e LIVETX_API_KEYS="ops:$(openssl rand -hex 24)" \
+#     -e LIVETX_ENCRYPTION_KEYS="m1:$(openssl rand -hex 32)" \
 #     -e LIVETX_SERVER_BASE_URL=http://localhost:8080 livetx
 #
 # With S3: add -e LIVETX_STORAGE_URI=s3://bucket/prefix -e AWS_ACCESS_KEY_ID=... \
@@ -24,8 +25,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LIVETX_SERVER_PORT=8080 \
     LIVETX_STORAGE_URI=/data/media \
     LIVETX_CACHE_LOCAL_DIR=/data/cache \
+    LIVETX_CLUSTER_LOCK_DIR=/data/locks \
     LIVETX_SIGNING_KEY_FILE=/run/secrets/livetx_signing_key \
-    LIVETX_API_KEY_FILE=/run/secrets/livetx_api_key
+    LIVETX_API_KEY_FILE=/run/secrets/livetx_api_key \
+    LIVETX_ENCRYPTION_KEY_FILE=/run/secrets/livetx_encryption_key
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -33,8 +36,8 @@ COPY livetx ./livetx
 COPY conf ./conf
 RUN pip install --no-cache-dir . \
     && useradd --system --uid 10001 --home-dir /app livetx \
-    && mkdir -p /data/media /data/cache \
-    && chown livetx /data/media /data/cache
+    && mkdir -p /data/media /data/cache /data/locks \
+    && chown livetx /data/media /data/cache /data/locks
 
 USER 10001
 EXPOSE 8080

@@ -37,10 +37,12 @@ lint: $(STAMP)
 fuzz: $(STAMP)
 	LIVETX_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q -s tests/test_fuzz.py tests/test_subtitles.py::test_any_bytes_give_cues_or_subtitle_unreadable
 
-# the chaos run: players play while segments are deleted, workers killed and S3 restarted;
-# then every cached segment is verified (see tests/chaos.py)
+# the chaos run, on a fleet of 3 origins (Valkey leases, the nginx front when nginx is
+# installed): players play while segments are deleted, workers and whole origins killed and S3
+# restarted; then every cached segment is verified (see tests/chaos.py)
 chaos: $(STAMP)
-	$(PY) -m tests.chaos --seconds 120 --players 6
+	mkdir -p benchmarks/results
+	$(PY) -m tests.chaos --seconds 120 --players 6 --origins 3 --json benchmarks/results/chaos.json
 
 # wrk (the load generator of playlist_load.py and hot_path.py) and nginx (an anchor): installed
 # with apt-get when missing and run as root; otherwise the reason is printed and the scripts
@@ -72,7 +74,9 @@ bench: $(STAMP) bench-tools
 	$(PY) benchmarks/overload.py
 	$(PY) benchmarks/playlist_load.py
 	$(PY) benchmarks/track_cost.py
+	$(PY) benchmarks/cluster_burst.py
 	$(PY) benchmarks/hot_path.py
+	$(PY) benchmarks/encryption.py
 	$(PY) benchmarks/report.py
 
 clean:

@@ -215,17 +215,24 @@ def warm(base: str, media: Path) -> tuple[str, str, Path, bytes]:
     """Make the segment, wait for its write-back, and request both URLs until served from
     cache: (playlist URL, segment URL, the segment's file, the playlist's bytes)."""
     playlist_url, segment_url = signed_urls(base)
-    fetch(segment_url)
-    name = segment_url.rsplit("/", 1)[1].split("?")[0]
-    deadline = time.monotonic() + 60
-    while not (found := list((media / ".livetx").rglob(name))):  # the write-back lands
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"segment {name} never reached output storage")
-        time.sleep(0.1)
+    stored = stored_segment(segment_url, media)
     for _ in range(20):
         fetch(segment_url)
         text = fetch(playlist_url)
-    return playlist_url, segment_url, found[0], text
+    return playlist_url, segment_url, stored, text
+
+
+def stored_segment(url: str, media: Path, timeout: float = 120) -> Path:
+    """Request the segment at `url` (it is made) and wait, polling, for its write-back to land
+    in the output store under `media`: the stored file."""
+    fetch(url)
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    deadline = time.monotonic() + timeout
+    while not (found := list((media / ".livetx").rglob(name))):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"segment {name} never reached output storage")
+        time.sleep(0.1)
+    return found[0]
 
 
 def livetx_runs(tmp: Path, media: Path, seconds: float, processes: int | None, cpu: tuple[int, int] | None) -> dict[str, Any]:

@@ -80,6 +80,7 @@ def rows() -> list[tuple[str, str, str, str]]:
             )
         )
     out += hot_path_rows()
+    out += encryption_rows()
     s3 = load("s3_origin")
     if s3:
         out.append(
@@ -110,14 +111,29 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "-",
             )
         )
+    cluster = load("cluster_burst")
+    if cluster:
+        for name in ("1 origin", "3 origins, Valkey", "3 origins, no Valkey"):
+            if name in cluster:
+                row = cluster[name]
+                out.append(
+                    (
+                        f"{row['requests']} cold requests for {row['distinct_segments']} segments, {name}",
+                        f"{row['transcodes_per_segment']:.2f} transcodes per segment, p99 {row['p99_s']:.2f} s",
+                        f"p50 {row['p50_s']:.2f} s",
+                        "-",
+                    )
+                )
     chaos = load("chaos")
     if chaos:
         events = ", ".join(f"{n} {what}" for what, n in chaos["chaos"].items())
         errors = sum(chaos["player_errors"].values())
         checked = sum(chaos["objects_verified"].values())
+        origins = chaos.get("origins", 1)
+        fleet = f", {origins} origins through {chaos['through']}" if origins > 1 else ""
         out.append(
             (
-                f"chaos, {chaos['seconds']:.0f} s, {chaos['players']} players: {events}",
+                f"chaos, {chaos['seconds']:.0f} s, {chaos['players']} players{fleet}: {events}",
                 f"{chaos['segments_received']} segments played, {errors} player errors after retries",
                 f"{checked} cached segments verified, {len(chaos['object_problems'])} wrong",
                 "-",
@@ -191,6 +207,36 @@ def hot_path_rows() -> list[tuple[str, str, str, str]]:
     if not many:
         out.append(("cached segment, livetx --processes N vs nginx N workers", "not available: no `serve --processes`", "-", "-"))
     return out
+
+
+def encryption_rows() -> list[tuple[str, str, str, str]]:
+    """encryption.py: cached AES-128 segments against clear ones; encrypting per response."""
+    found = load("encryption")
+    if not found:
+        return []
+    served, designs = found["serving"], found["designs"]
+    size = f"{served['segment_bytes']['aes128'] / 1e3:.0f} KB"
+    return [
+        (
+            f"cached AES-128 segment ({size}), 64 connections, vs the same clear",
+            _rate(served["aes128"]),
+            _rate(served["clear"]),
+            f"{served['ratios']['aes128_over_clear_requests_per_s']:.2f} (CPU per request: "
+            f"{served['ratios']['aes128_over_clear_cpu_per_request']:.2f})",
+        ),
+        (
+            "CPU per GB: AES-128 made once (encrypt + a seal check's decrypt) vs encrypted per response",
+            f"{designs['stored_encrypted_s_per_gb_made']:.2f} s per GB made",
+            f"{designs['encrypt_per_response_s_per_gb_served']:.2f} s per GB served",
+            "-",
+        ),
+        (
+            "CPU per GB served: encrypting per response vs livetx serving clear",
+            f"{designs['encrypt_per_response_s_per_gb_served']:.2f} s",
+            f"{designs['clear_serving_s_per_gb_served']:.2f} s",
+            f"{designs['encrypt_per_response_over_clear_serving']:.2f}",
+        ),
+    ]
 
 
 def charts() -> list[str]:

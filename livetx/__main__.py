@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from livetx import logs
-from livetx.errors import LivetxError
+from livetx.errors import ConfigError, LivetxError
 from livetx.settings import Settings, generate_key_file, key_file_path, load_settings
 
 SAMPLE_KEY = "sample.mp4"
@@ -38,53 +38,39 @@ def _signer_and_base(args: argparse.Namespace) -> tuple[Settings, str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
+    settings = _settings(args)
+    if args.processes is not None:
+        if args.processes < 0:
+            raise ConfigError(f"--processes must be 0 (one per core) or more, not {args.processes}")
+        settings = replace(settings, server=replace(settings.server, processes=args.processes))
+    count = settings.server.processes or os.cpu_count() or 1
+    if count == 1:
+        from livetx.app import serve
 
-    from livetx.app import GIL_SWITCH_INTERVAL, AccessLogger, create_app
+        logs.configure(settings.server.log_format)
+        serve(settings, lambda: announce(settings, args.announce, args.profile))
+        return 0
+    from livetx.supervisor import Supervisor  # which never loads the app: a small process
+
+    logs.configure(settings.server.log_format, process="supervisor")
+    return Supervisor(settings, count, lambda: announce(settings, args.announce, args.profile)).run()
+
+
+def announce(settings: Settings, key: str | None, profile: str) -> None:
+    """What `livetx serve` prints once it listens (on every process's port, with several)."""
     from livetx.factories import make_signer
     from livetx.urls import master_path, signed_url
 
-    settings = _settings(args)
-    logs.configure(settings.server.log_format)
-    # a process setting, so set by the process: CPU work in threads (a long title's first
-    # rendering, probes, seal checks) holds the GIL for up to the switch interval each time the
-    # event loop wants it back, after every socket call: 5 ms by default, which a request's
-    # several calls turn into tens of ms
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    app = create_app(settings)
-
-    def announce(_: str) -> None:
-        base = settings.server.public_url
-        print(f"livetx listening on {base}", flush=True)
-        if args.announce:
-            url, _exp = signed_url(make_signer(settings), base, master_path(args.profile, args.announce), settings.signing.default_ttl)
-            print(f"  master playlist: {url}", flush=True)
-            print(f"  player page:     {base}/player?src={quote(url, safe='')}", flush=True)
-        if settings.api.keys:
-            print(f"  signing API:     POST {base}/api/v1/sign with 'Authorization: Bearer <key in api.key_file>'", flush=True)
-            if settings.player.demo:  # the key is not printed: the page asks for it
-                print(f"  demo page:       {base}/ (it asks for the API key; or open {base}/#key=<API key>)", flush=True)
-
-    loop = _new_loop()
-    web.run_app(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        print=announce,
-        access_log_class=AccessLogger,
-        loop=loop,
-        shutdown_timeout=30,
-    )
-    return 0
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-
-        return uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but not on every platform
-        return asyncio.new_event_loop()
+    base = settings.server.public_url
+    print(f"livetx listening on {base}", flush=True)
+    if key:
+        url, _exp = signed_url(make_signer(settings), base, master_path(profile, key), settings.signing.default_ttl)
+        print(f"  master playlist: {url}", flush=True)
+        print(f"  player page:     {base}/player?src={quote(url, safe='')}", flush=True)
+    if settings.api.keys:
+        print(f"  signing API:     POST {base}/api/v1/sign with 'Authorization: Bearer <key in api.key_file>'", flush=True)
+        if settings.player.demo:  # the key is not printed: the page asks for it
+            print(f"  demo page:       {base}/ (it asks for the API key; or open {base}/#key=<API key>)", flush=True)
 
 
 def _sign_from_args(args: argparse.Namespace, body: dict[str, object]) -> int:
@@ -126,7 +112,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_keygen(args: argparse.Namespace) -> int:
     config = Path(args.config) if args.config else None
     status = 0
-    for section, kid, what in (("signing", "k1", "signing key"), ("api", "local", "API key")):
+    files = (("signing", "k1", "signing key"), ("api", "local", "API key"), ("encryption", "m1", "encryption master key"))
+    for section, kid, what in files:
         path = key_file_path(config, section=section)
         if generate_key_file(path, kid, what):
             print(f"wrote a new {what} to {path}")
@@ -160,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--storage", help="storage URI: a directory of sources")
+    serve.add_argument("--processes", type=int, help="server processes on the one port (server.processes; 0: one per core)")
     serve.add_argument("--announce", metavar="KEY", help="print a signed master URL and player URL for this source")
     serve.add_argument("--profile", default="default", help="profile for --announce")
     serve.set_defaults(func=cmd_serve)
@@ -188,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--storage")
     probe.set_defaults(func=cmd_probe)
 
-    keygen = sub.add_parser("keygen", help="write new signing and API key files (signing.key_file, api.key_file)")
+    keygen = sub.add_parser("keygen", help="write new key files: signing.key_file, api.key_file, encryption.key_file")
     keygen.add_argument("--if-missing", action="store_true", help="do nothing if the file exists")
     keygen.set_defaults(func=cmd_keygen)
 

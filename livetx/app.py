@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
+import os
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web, web_response
 from aiohttp.abc import AbstractAccessLogger
@@ -15,14 +18,36 @@ from aiohttp.web_request import BaseRequest
 from livetx import logs
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
-from livetx.factories import make_signer, make_tier, open_storages
+from livetx.cluster.flight import ClusterFlight
+from livetx.factories import make_coordinator, make_key_source, make_signer, make_tier, master_kid, open_storages
+from livetx.media.host_slots import HostSlots
 from livetx.media.pool import ProbePool, TranscodePool
+from livetx.server_process import ALONE, SHUTDOWN_TIMEOUT, ServerProcess
 from livetx.settings import Settings
 from livetx.signing import VerifiedTokens
 from livetx.storage.base import media_origin
-from livetx.web.keys import CATALOG, CLOCK, LOOP_LAG, METRICS, PLAYLISTS, POOL, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS, TOKENS
+from livetx.web import siblings
+from livetx.web.content_keys import key_limits
+from livetx.web.keys import (
+    CATALOG,
+    CLOCK,
+    CLUSTER,
+    CONTENT_KEYS,
+    KEY_LIMITS,
+    LOOP_LAG,
+    METRICS,
+    PLAYLISTS,
+    POOL,
+    PROCESS,
+    REQUEST_ID,
+    SEGMENTS,
+    SETTINGS,
+    SIGNER,
+    STATUS,
+    TOKENS,
+)
 from livetx.web.lag import LoopLagMonitor
-from livetx.web.metrics import Metrics, StateCollector
+from livetx.web.metrics import ClusterCollector, Metrics, StateCollector
 from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, observe, server_headers
 from livetx.web.player import check_page_settings
 from livetx.web.playlist_cache import PlaylistCache
@@ -74,7 +99,29 @@ async def freeze_heap(app: web.Application) -> None:
         gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
 
 
-def create_app(settings: Settings) -> web.Application:
+def pool_size(settings: Settings, process: ServerProcess) -> int:
+    """Warm transcode workers in this process's pool: the host's bound (`transcode.workers`)
+    with one process; with several, twice this process's share of it (at most the bound), so a
+    busy process can use more than its share while the others idle, and the host keeps about
+    2 × cores workers rather than cores² (the host slots bound what runs at once)."""
+    host = settings.transcode.workers or os.cpu_count() or 1
+    if not process.shared:
+        return host
+    return min(host, 2 * math.ceil(host / process.count))
+
+
+def host_slots(settings: Settings, process: ServerProcess) -> HostSlots | None:
+    """The host's transcode slots, shared by the server processes (None with one process: its
+    pool is the host's bound)."""
+    if not process.shared:
+        return None
+    return HostSlots(settings.path(settings.cluster.lock_dir), settings.transcode.workers or os.cpu_count() or 1)
+
+
+def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Application:
+    """The app of one server process; `process`: which of the processes of `livetx serve`
+    (the default: the only one, as in-process tests run it). Several processes make each
+    segment once through lock files, unless Redis coordinates them."""
     check_page_settings(settings)
     logs.protect_loggers()  # aiohttp's own records are redacted even without logs.configure
     # aiohttp answers a request its parser refuses by itself, before any app hook: its default
@@ -88,16 +135,33 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={**PARSER_LIMITS, "keepalive_timeout": settings.server.idle_timeout},
     )
     app[SETTINGS] = settings
+    app[PROCESS] = process
     app[CLOCK] = time.time  # token checks read it; a test may set its own before the app starts
     metrics = Metrics()
     app[METRICS] = metrics
     metrics.registry.register(StateCollector(lambda: app.get(POOL), lambda: app.get(SEGMENTS)))
+    metrics.registry.register(ClusterCollector(lambda: app.get(CLUSTER)))
     app.on_response_prepare.append(prepared)
     app[SIGNER] = make_signer(settings)
     app[TOKENS] = VerifiedTokens(app[SIGNER])
+    app[CONTENT_KEYS] = make_key_source(settings)
+    app[KEY_LIMITS] = key_limits(app)
     app[PLAYLISTS] = PlaylistCache()
     app[STATUS] = TitleStatus()
     profiles = dict(settings.profiles)
+    coordinator = make_coordinator(settings, process.count)
+
+    async def coordination(app: web.Application) -> AsyncIterator[None]:
+        """Before the segment service, closed after it has drained (its leases released)."""
+        if coordinator is None:
+            yield
+            return
+        cluster = app[CLUSTER] = ClusterFlight(coordinator)
+        await cluster.start()
+        try:
+            yield
+        finally:
+            await cluster.close()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         async with open_storages(settings) as (sources, output):
@@ -114,13 +178,23 @@ def create_app(settings: Settings) -> web.Application:
                 prober=prober,
                 probe_failure_ttl=settings.cache.probe_failure_ttl,
                 sidecar_timeout=transcode.probe_timeout,
+                master_kid=master_kid(settings),
+                public_url=settings.server.public_url,
             )
-            pool = TranscodePool(transcode.workers, transcode.timeout, origin)
+            pool = TranscodePool(pool_size(settings, process), transcode.timeout, origin, host_slots(settings, process), process.index)
             await pool.start()
             app[POOL] = pool
-            tier = await asyncio.to_thread(make_tier, settings, output)
+            tier = await asyncio.to_thread(make_tier, settings, output, process.index, process.count)
             app[SEGMENTS] = SegmentService(
-                sources, output, pool, settings.cache, settings.transcode, tier=tier, observe_transcode=metrics.observe_transcode
+                sources,
+                output,
+                pool,
+                settings.cache,
+                settings.transcode,
+                tier=tier,
+                cluster=app.get(CLUSTER),
+                observe_transcode=metrics.observe_transcode,
+                keys=app[CONTENT_KEYS],
             )
             try:
                 yield
@@ -138,8 +212,42 @@ def create_app(settings: Settings) -> web.Application:
         await asyncio.gather(task, return_exceptions=True)
 
     app.cleanup_ctx.append(watch_loop)
+    app.cleanup_ctx.append(coordination)
     app.cleanup_ctx.append(resources)
+    if process.shared:
+        app.cleanup_ctx.append(siblings.answer_siblings)
     app.on_startup.append(freeze_heap)  # after the resources above (cleanup contexts start first)
     add_routes(app)
     logging.getLogger(__name__).debug("app created")
     return app
+
+
+def serve(settings: Settings, on_listening: Callable[[], None], process: ServerProcess = ALONE) -> None:
+    """Run the server in this process until SIGTERM or SIGINT, then drain: in-flight requests
+    finish (up to SHUTDOWN_TIMEOUT), then the app's cleanup (write-backs land, pools stop).
+    `on_listening` is called once the port is bound. One of several processes: the port is
+    bound with SO_REUSEPORT, and the kernel spreads connections over the processes."""
+    # a process setting, so set by the process: CPU work in threads (a long title's first
+    # rendering, probes, seal checks) holds the GIL for up to the switch interval each time the
+    # event loop wants it back, after every socket call: 5 ms by default, which a request's
+    # several calls turn into tens of ms
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    web.run_app(
+        create_app(settings, process),
+        host=settings.server.host,
+        port=settings.server.port,
+        reuse_port=process.shared or None,
+        print=lambda _: on_listening(),
+        access_log_class=AccessLogger,
+        loop=_new_loop(),
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but not on every platform
+        return asyncio.new_event_loop()

@@ -29,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from livetx.errors import (
     LivetxError,
@@ -55,6 +56,7 @@ from livetx.subtitles.sidecar import Sidecar, SidecarName
 from livetx.subtitles.sidecar import parse as parse_sidecar
 from livetx.subtitles.text import check_size
 from livetx.titles import Profile, Title, build_title
+from livetx.urls import title_prefix
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +79,16 @@ class Catalog:
         probe_failure_ttl: float = 60.0,
         sidecar_timeout: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
+        master_kid: str | None = None,
+        public_url: str = "",
     ) -> None:
         """`prober`: where probes run (the app's ProbePool); None probes in a thread, for tools
         and tests only (nothing can stop a probe there). `sidecar_timeout`: seconds a title's
         sidecar lookup may add to its plan (the app gives it the probe's limit). `clock`: what
-        the TTLs are measured by (a test moves its own)."""
+        the TTLs are measured by (a test moves its own). `master_kid`: the encryption master key
+        that encrypts titles (None: none configured). `public_url`: this server's public URL
+        (`server.public_url`), where the stored playlists of encrypted titles say their keys are
+        (empty: a path on the host that serves the playlist)."""
         self.sources = sources
         self.profiles = profiles
         self.threads = threads
@@ -91,6 +98,8 @@ class Catalog:
         self.probe_failure_ttl = probe_failure_ttl
         self.sidecar_timeout = sidecar_timeout
         self.clock = clock
+        self.master_kid = master_kid
+        self.public_url = public_url.rstrip("/")
         self._stats: Lru[str, tuple[float, ObjectInfo | None]] = Lru(PROBE_CACHE_SIZE)
         self._probes: Lru[tuple[str, str], MediaInfo] = Lru(PROBE_CACHE_SIZE)
         self._failed: Lru[tuple[str, str], tuple[float, LivetxError]] = Lru(PROBE_CACHE_SIZE)  # negative cache
@@ -204,9 +213,13 @@ class Catalog:
         except (ValueError, KeyError, TypeError, AttributeError):
             return "?"  # unreadable: held by someone, not by this job
 
+    def playlist_objects(self, title: Title) -> dict[str, str]:
+        """The title's playlists as written to output storage (livetx/playlists.py)."""
+        return playlist_objects(title, self.public_url + quote(title_prefix(title.profile.name, title.source.key), safe="/"))
+
     async def publish(self, title: Title) -> None:
         """Write the title's playlists to output storage now (the APIs answer after this)."""
-        for key, text in playlist_objects(title).items():
+        for key, text in self.playlist_objects(title).items():
             await self.output.write(key, text.encode())
 
     async def source(self, key: str) -> ObjectInfo:
@@ -370,7 +383,8 @@ class Catalog:
     async def _build(self, source: ObjectInfo, profile: Profile, sidecars: Sequence[Sidecar]) -> Title:
         """The one place a title is planned (for `title` and `plan`), with `sidecars`: this
         source's subtitle sidecars, or an API request's SourceSubtitles."""
-        return build_title(source, await self.media_info(source), profile, threads=self.threads, sidecars=sidecars)
+        info = await self.media_info(source)
+        return build_title(source, info, profile, threads=self.threads, sidecars=sidecars, master_kid=self.master_kid)
 
     # ---- subtitle sidecars ---------------------------------------------------------------
 
@@ -509,7 +523,7 @@ class Catalog:
         task.add_done_callback(self._publishing.discard)
 
     async def _publish(self, title: Title) -> None:
-        for key, text in playlist_objects(title).items():
+        for key, text in self.playlist_objects(title).items():
             try:
                 await self.output.write(key, text.encode())
             except Exception as exc:  # noqa: BLE001 - a cache of facts; the next process writes it again

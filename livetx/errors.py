@@ -26,6 +26,13 @@ class ConfigError(LivetxError):
     code = "config_error"
 
 
+class EncryptionNotConfigured(ConfigError):
+    """A profile encrypts its segments and no encryption master key is configured: found when
+    one of its titles is asked for (a config without keys still serves its clear profiles)."""
+
+    code = "encryption_not_configured"
+
+
 # --- the request --------------------------------------------------------------------
 
 
@@ -48,6 +55,14 @@ class LimitExceeded(ParameterError):
     """A job asks for more than `[limits]` allows (pixels, fps, preset, renditions, pre-transcode)."""
 
     code = "limit_exceeded"
+
+
+class ParameterUnsupported(ParameterError):
+    """A parameter value the cloud API defines and livetx parses, but does not make yet (video/concat's
+    vp9, flac, mxf, ...): names the parameter and what livetx makes today."""
+
+    status = 422
+    code = "unsupported_parameter"
 
 
 class BodyTooLarge(ParameterError):
@@ -86,6 +101,12 @@ class NotDash(NotFound):
     """A DASH manifest asked for a title with an MPEG-TS rendition: DASH serves fMP4 segments only."""
 
     code = "not_dash"
+
+
+class KeyNotFound(NotFound):
+    """A key URL that names no content key of the title as it is now."""
+
+    code = "key_not_found"
 
 
 class ProfileNotFound(NotFound):
@@ -231,29 +252,36 @@ class MetricsTokenInvalid(LivetxError):
     code = "metrics_token_invalid"
 
 
-class StorageUnavailable(LivetxError):
-    """Object storage did not answer, or answered with an error: the request may be retried."""
-
-    status = 503
-    code = "storage_unavailable"
+class RetryLater(LivetxError):
+    """Refused for now: the answer carries Retry-After, `retry_after` seconds."""
 
     def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
         super().__init__(message, **details)
         self.retry_after = retry_after
 
 
+class KeyRateLimited(RetryLater):
+    """One token asked for keys faster than `encryption.key_requests` per minute."""
+
+    status = 429
+    code = "key_rate_limited"
+
+
+class StorageUnavailable(RetryLater):
+    """Object storage did not answer, or answered with an error: the request may be retried."""
+
+    status = 503
+    code = "storage_unavailable"
+
+
 # --- transcoding --------------------------------------------------------------------
 
 
-class Overloaded(LivetxError):
+class Overloaded(RetryLater):
     """Too much transcoding queued, or a segment not ready in time: retry after `retry_after` s."""
 
     status = 503
     code = "overloaded"
-
-    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
-        super().__init__(message, **details)
-        self.retry_after = retry_after
 
 
 class TranscodeFailed(LivetxError):
@@ -264,3 +292,32 @@ class TranscodeFailed(LivetxError):
 class TranscodeTimeout(TranscodeFailed):
     status = 504
     code = "transcode_timeout"
+
+
+# --- webhook notifications ----------------------------------------------------------
+
+
+class WebhookTargetInvalid(BadRequest):
+    """A webhook target URL or secret that livetx will not call or sign with: names the field
+    and why (scheme, host, port, length, a non-public address, a short secret)."""
+
+    code = "webhook_target_invalid"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"webhook {field} refused: {reason}", field=field)
+        self.field = field
+
+
+class WebhookSignatureInvalid(LivetxError):
+    """A webhook request whose signature header is missing, malformed or does not match
+    (what a receiver answers with livetx/notify/signing.verify)."""
+
+    status = 401
+    code = "webhook_signature_invalid"
+
+
+class WebhookSignatureExpired(WebhookSignatureInvalid):
+    """A webhook request whose signed timestamp is outside the receiver's tolerance: a replay,
+    or clocks too far apart."""
+
+    code = "webhook_signature_expired"

@@ -35,11 +35,20 @@ from typing import Any
 from livetx.contract import Bound, Field, ListOf, Shape, Spec, Text, TextMap, Via, spec_of
 from livetx.errors import LimitExceeded, LivetxError, OutputReserved, ParameterError
 from livetx.layout import PLAYLIST_SUFFIX, profile_area, target_playlist_key, target_prefix, track_prefix
-from livetx.media.params import KNOWN_TITLE, PRESETS, RenditionParams, TitleParams, parse_rendition_params, parse_title_params
+from livetx.media.params import (
+    KNOWN_RENDITION,
+    KNOWN_TITLE,
+    PRESETS,
+    RenditionParams,
+    TitleParams,
+    parse_rendition_params,
+    parse_title_params,
+    resolve_container,
+)
 from livetx.settings import LimitsSettings
 from livetx.storage.base import check_source_key, is_hidden
 from livetx.subtitles.names import KINDS, kind_of
-from livetx.titles import AUDIO_LAYOUT, SEGMENTING, Profile, Title, parse_profile
+from livetx.titles import PER_RENDITION, Profile, Title, check_encryption, parse_profile
 
 JOB_PREFIX = "j-"
 JOB_ID_CHARS = 16  # hex digits of a job id
@@ -136,9 +145,13 @@ def track_claims(job: Job, title: Title) -> list[str]:
 
 
 def renamed(job: Job, exc: ParameterError) -> ParameterError:
-    """A planning error about a title parameter (`audio`: a selector that matches no track),
-    naming the request field that set it."""
+    """A planning error about a title parameter (`audio`: a selector that matches no track;
+    `encryption`: no master key configured), naming the request field that set it: the
+    title's, else that of the first target setting it (`Targets[1].Encryption.Method`)."""
     field = job.title_field(exc.name)
+    if field == exc.name and not job.oss:
+        setting = [name for name, params in job.table.get("renditions", {}).items() if exc.name in params]
+        field = job.field(setting[0], exc.name) if setting else field
     return exc if field == exc.name else type(exc)(field, str(exc.details.get("allowed", exc.message)))
 
 
@@ -213,6 +226,18 @@ TRANSCODE_AUDIO = Shape(
         "Channels": Field(_as("ac")),
     }
 )
+ENCRYPTION = Shape(
+    {
+        "Method": Field(
+            _as("encryption", lower=True),
+            required=True,
+            doc="AES-128: each media segment encrypted whole (AES-128-CBC, EXT-X-KEY METHOD=AES-128; ts and fmp4);"
+            " SAMPLE-AES: the samples of fMP4 segments (CMAF cbcs, METHOD=SAMPLE-AES; Container fmp4); NONE: clear."
+            " Needs an encryption master key on the server",
+        ),
+        "KeyRotation": Field(_as("key_rotation"), doc="segments per content key: a new key every N segments; 0 (default): one key"),
+    }
+)
 TARGET = Shape(
     {
         "URI": Field(URI, required=True, doc="object prefix: <URI>.m3u8 and <URI>-<token>-<n>.ts (fMP4: .m4s, and <URI>-<token>-init.mp4)"),
@@ -226,6 +251,13 @@ TARGET = Shape(
         "TranscodeAhead": Field(_as("ta"), doc="segments made ahead of a playing client"),
         "Video": Field(Shape({"TranscodeVideo": Field(TRANSCODE_VIDEO)})),
         "Audio": Field(Shape({"TranscodeAudio": Field(TRANSCODE_AUDIO)})),
+        "Encryption": Field(
+            ENCRYPTION,
+            doc="livetx extension (the cloud API has no such field): the title parameters `encryption` and `key_rotation`"
+            " of this target. The key URL is under the title, signed like its playlists (a player needs the PlaybackURL"
+            " or another signed URL of the title); the stored <URI>.m3u8 names each key by its URL on this server, without"
+            " a token. Audio renditions next to MasterURI follow the first target",
+        ),
     }
 )
 IMM_REQUEST = Shape(
@@ -265,19 +297,19 @@ IMM_REQUEST = Shape(
 ECHOED = ("UserData", "Tags")
 
 
-def _imm_names(shape: Shape, path: str = "") -> dict[str, str]:
+def shape_names(shape: Shape, path: str = "") -> dict[str, str]:
     """Parameter -> the IMM field that sets it (`fps` -> `Video.TranscodeVideo.FrameRate`)."""
     out: dict[str, str] = {}
     for key, item in shape.fields.items():
         if isinstance(item.spec, Via):
             out[item.spec.name] = path + key
         elif isinstance(item.spec, Shape):
-            out |= _imm_names(item.spec, f"{path}{key}.")
+            out |= shape_names(item.spec, f"{path}{key}.")
     return out
 
 
-IMM_NAMES = {**_imm_names(TARGET), "maxrate": "Video.TranscodeVideo.Bitrate"}
-IMM_TITLE_NAMES = _imm_names(IMM_REQUEST)  # `audio` -> `AudioTracks`, `surround` -> `Surround`, `subtitles` -> `SubtitleTracks`
+IMM_NAMES = {**shape_names(TARGET), "maxrate": "Video.TranscodeVideo.Bitrate"}
+IMM_TITLE_NAMES = shape_names(IMM_REQUEST)  # `audio` -> `AudioTracks`, `surround` -> `Surround`, `subtitles` -> `SubtitleTracks`
 
 
 def bounds(limits: LimitsSettings) -> dict[str, int]:
@@ -305,7 +337,7 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
         prefix = target_prefix(output_key_for(target["URI"], f"{field}.URI"))
         if prefix in prefixes.values():
             raise ParameterError(f"{field}.URI", "a URI no other target uses")
-        params = {"preset": "veryfast", **_target_params(target)}
+        params = {"preset": "veryfast", **shape_params(target)}
         _validate_target(params, field)
         renditions[f"t{i}"] = params
         prefixes[f"t{i}"] = prefix
@@ -354,7 +386,7 @@ def _subtitle_keys(items: list[Mapping[str, Any]], source_key_for: KeyFor) -> tu
     return tuple(keys)
 
 
-def _target_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str, Any]:
+def shape_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str, Any]:
     """The parameters a checked target sets, in the parameters' own names and units."""
     out: dict[str, Any] = {}
     for key, value in target.items():
@@ -362,7 +394,7 @@ def _target_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str
         if isinstance(spec, Via):
             out[spec.name] = value
         elif isinstance(spec, Shape):
-            out |= _target_params(value, spec)
+            out |= shape_params(value, spec)
     if "crf" in out and "vb" in out:  # both given: quality mode, capped at the bitrate
         out["maxrate"] = out.pop("vb")
     return out
@@ -371,10 +403,11 @@ def _target_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str
 def _validate_target(params: Mapping[str, Any], field: str) -> None:
     """Check one target's combination of parameters now (each was checked alone by the
     contract), naming the offending field in the request's own vocabulary."""
-    own = {k: v for k, v in params.items() if k in SEGMENTING}
+    own = {k: v for k, v in params.items() if k in PER_RENDITION}
     try:
-        parse_title_params(own)
-        parse_rendition_params({k: v for k, v in params.items() if k not in SEGMENTING})
+        title = parse_title_params(own)
+        rendition = parse_rendition_params({k: v for k, v in params.items() if k not in PER_RENDITION})
+        check_encryption(title, resolve_container(rendition), rendition.vcodec)
     except ParameterError as exc:
         raise ParameterError(f"{field}.{IMM_NAMES.get(exc.name, exc.name)}", str(exc.details.get("allowed", exc.message))) from None
 
@@ -382,7 +415,7 @@ def _validate_target(params: Mapping[str, Any], field: str) -> None:
 # ---- OSS hls/m3u8 ---------------------------------------------------------------------
 
 
-def _b64(value: str, field: str) -> str:
+def b64_text(value: str, field: str) -> str:
     try:
         text = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
@@ -392,19 +425,42 @@ def _b64(value: str, field: str) -> str:
     return text
 
 
+OSS_TITLE = ("ss", "t", "st", "initd", "ta")  # hls/m3u8's title parameters
+# livetx's extensions of hls/m3u8 (OSS defines no such parameters): `encryption_aes-128,key_rotation_30`
+OSS_EXTENSIONS = ("encryption", "key_rotation")
+# parameter names with an underscore (hls/m3u8's own have none): `key_rotation_30` is key_rotation = 30
+_UNDERSCORED = tuple(sorted((name for name in (*KNOWN_TITLE, *KNOWN_RENDITION) if "_" in name), key=len, reverse=True))
+
+
+def oss_option(option: str) -> tuple[str, str]:
+    """`<param>_<value>` -> (param, value)."""
+    for name in _UNDERSCORED:
+        if option.startswith(name + "_"):
+            return name, option[len(name) + 1 :]
+    name, sep, value = option.partition("_")
+    if not sep or not name:
+        raise ParameterError("x-oss-process", f"'{option}' is not <param>_<value>")
+    return name, value
+
+
 def parse_oss(source_key: str, process: str, output_key_for: KeyFor, limits: LimitsSettings = DEFAULT_LIMITS) -> Job:
-    """`hls/m3u8,<k>_<v>,...|sys/saveas,o_<b64url>,b_<b64url>` for one source, within `limits`."""
+    """`hls/m3u8,<k>_<v>,...|sys/saveas,o_<b64url>,b_<b64url>` for one source, within `limits`.
+    Besides the parameters of hls/m3u8, livetx takes `container` and `encryption` and
+    `key_rotation` (the title parameters of livetx/media/params.py, for the whole title)."""
     steps = process.split("|")
     head, *options = steps[0].split(",")
     if head != "hls/m3u8":
         raise ParameterError("x-oss-process", "hls/m3u8,<param>_<value>,...|sys/saveas,o_<b64url>,b_<b64url>")
     params: dict[str, Any] = {"preset": "veryfast"}
     for option in options:
-        name, sep, value = option.partition("_")
-        if not sep or not name:
-            raise ParameterError("x-oss-process", f"'{option}' is not <param>_<value>")
-        if name in AUDIO_LAYOUT or name == "subtitles":  # OSS defines no track selection: its one rendition plays alone
-            raise ParameterError(name, "a parameter of hls/m3u8 (its one rendition plays alone, with muxed audio and no subtitles)")
+        name, value = oss_option(option)
+        if name in KNOWN_TITLE and name not in OSS_TITLE + OSS_EXTENSIONS:
+            # OSS defines no track selection (its one rendition plays alone) nor initial segments
+            raise ParameterError(
+                name,
+                "a parameter of hls/m3u8 or one of livetx's extensions of it (container, encryption, key_rotation): its one"
+                " rendition plays alone, with muxed audio and no subtitles",
+            )
         params[name] = value
     saveas: dict[str, str] = {}
     for item in steps[1].split(",")[1:] if len(steps) > 1 else []:
@@ -412,12 +468,13 @@ def parse_oss(source_key: str, process: str, output_key_for: KeyFor, limits: Lim
         saveas[name] = value
     if len(steps) != 2 or not steps[1].startswith("sys/saveas") or "o" not in saveas or "b" not in saveas:
         raise ParameterError("sys/saveas", "sys/saveas,o_<b64url object prefix>,b_<b64url bucket>")
-    bucket, prefix = _b64(saveas["b"], "sys/saveas.b"), _b64(saveas["o"], "sys/saveas.o")
+    bucket, prefix = b64_text(saveas["b"], "sys/saveas.b"), b64_text(saveas["o"], "sys/saveas.o")
     uri = f"oss://{bucket}/{prefix}"
     key = output_key_for(uri, "sys/saveas")
-    table: dict[str, Any] = {k: params.pop(k) for k in ("ss", "t", "st", "initd", "ta") if k in params}
-    parse_title_params(table)  # a ParameterError names the OSS parameter as written (st, s, ...)
-    parse_rendition_params(params)
+    table: dict[str, Any] = {k: params.pop(k) for k in OSS_TITLE + OSS_EXTENSIONS if k in params}
+    # a ParameterError names the OSS parameter as written (st, s, ...)
+    rendition = parse_rendition_params(params)
+    check_encryption(parse_title_params(table), resolve_container(rendition), rendition.vcodec)
     table["renditions"] = {"t0": params}
     prefixes = {"t0": key}
     job = Job(_job_id(source_key, None, table, prefixes), source_key, None, table, prefixes, {"t0": uri}, oss=True)

@@ -11,6 +11,9 @@ A configured profile's output of one source sits in the title's folder, `<source
                                    per request and never stored)
   `<rendition>.m3u8`               media playlist, naming its segments as above (`s2.m3u8`: subtitles)
   `master.m3u8`                    master playlist, naming the media playlists as above
+  `key-<kid>-<version>-<period>.key`  a content key of an encrypted rendition (a URL only, never
+                                   stored: derived from master key <kid> for title version
+                                   <version>, livetx/crypto/keys.py)
 Next to the source's folders, one record per probed source version:
   `<source key>/probe-<version>.json`   (version: sha256 of the source's ETag, 16 hex digits)
 A rendition made through the playlist APIs names its own prefix, as those APIs do:
@@ -31,6 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from livetx.crypto.keys import KeyName
 from livetx.media.model import INIT, SegmentPart
 from livetx.titles import Rendition, Title
 
@@ -39,6 +43,7 @@ PLAYLIST_SUFFIX = ".m3u8"
 FRAGMENT_SUFFIX = ".m4s"  # an fMP4 rendition's media segments
 INIT_SUFFIX = ".mp4"  # an fMP4 rendition's init segment, named `...-init.mp4`
 SUBTITLE_SUFFIX = ".vtt"  # a subtitle rendition's WebVTT segments
+KEY_SUFFIX = ".key"  # a content key's URL (never an object)
 SEGMENT_SUFFIXES = (SEGMENT_SUFFIX, FRAGMENT_SUFFIX, INIT_SUFFIX, SUBTITLE_SUFFIX)
 CONTENT_TYPES = {  # by suffix, as served and as stored
     SEGMENT_SUFFIX: "video/mp2t",
@@ -104,6 +109,11 @@ def stored_segment_name(rendition: Rendition, index: SegmentPart) -> str:
     if rendition.object_prefix is not None:
         return f"{rendition.object_prefix.rsplit('/', 1)[-1]}-{rendition.spec_id}-{_part_name(rendition, index)}"
     return segment_name(rendition, index)
+
+
+def key_file_name(name: KeyName) -> str:
+    """A content key's file name next to the media playlists (and in the title's URLs)."""
+    return f"key-{name.kid}-{name.version}-{name.period}{KEY_SUFFIX}"
 
 
 def media_playlist_name(rendition: Rendition) -> str:

@@ -19,6 +19,7 @@ import functools
 import json
 import logging
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -134,8 +135,9 @@ def escape_controls(text: str) -> str:
 class TextFormatter(logging.Formatter):
     """One line per record: a traceback's line breaks are escaped like a client's."""
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+    def __init__(self, process: bool = False) -> None:
+        where = " [%(proc)s %(pid)s]" if process else ""
+        super().__init__(f"%(asctime)s %(levelname)s{where} %(name)s %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         return escape_controls(super().format(record))
@@ -145,6 +147,20 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id.get()
+        return True
+
+
+class ProcessFilter(logging.Filter):
+    """Marks each record with the server process it comes from (`proc`: its index among the
+    processes of `livetx serve`, or "supervisor") and its process id (`pid`)."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self.process = process
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.proc = self.process
+        record.pid = record.process  # the standard attribute, left out of JSON lines as such
         return True
 
 
@@ -220,15 +236,20 @@ class LineHandler(logging.StreamHandler[TextIO]):
     `WRITE_BYTES` (atomic on a pipe, so a worker's output never lands inside a line); any
     other record, `flush` and `close` write them first, so lines keep their order."""
 
-    def __init__(self, fmt: str) -> None:
+    def __init__(self, fmt: str, process: str | None = None) -> None:
         super().__init__()
         self.json = fmt == "json"
+        self.process = process  # one of several server processes, or their supervisor: each line says which
         # one write per record, newline included: worker processes (FFmpeg's own messages) share
         # the stream, and two writes per line let their output land between a line and its newline
         self.terminator = ""
-        self.setFormatter(LineFormatter(JsonFormatter() if self.json else TextFormatter()))
+        self.setFormatter(LineFormatter(JsonFormatter() if self.json else TextFormatter(process is not None)))
         self.addFilter(RequestIdFilter())
+        if process is not None:
+            self.addFilter(ProcessFilter(process))
         self.addFilter(REDACT)
+        # the fields `ProcessFilter` adds to a record, as `access` appends them to its line
+        self._process_fields = "" if process is None else f', "proc": {_string(process)}, "pid": {os.getpid()}'
         self.configured = (self.formatter, list(self.filters))
         self._pending: list[str] = []  # access lines of this turn of the event loop
         self._texts: dict[tuple[str, str], str] = {}  # (field, string) -> its text in a line
@@ -252,6 +273,7 @@ class LineHandler(logging.StreamHandler[TextIO]):
                 parts.append(text)
             elif value is not None:
                 parts += (", ", _string(key), ": ", _scalar(value))
+        parts.append(self._process_fields)
         parts.append("}\n")
         self._add("".join(parts))
 
@@ -364,9 +386,10 @@ def direct(logger: logging.Logger) -> LineHandler | None:
     return found
 
 
-def configure(fmt: str = "json", level: int = logging.INFO) -> None:
-    """Root logging for `livetx serve`: JSON lines (the default) or plain text."""
+def configure(fmt: str = "json", level: int = logging.INFO, process: str | None = None) -> None:
+    """Root logging for `livetx serve`: JSON lines (the default) or plain text. `process`: one
+    of several server processes (its index) or their supervisor; each line says which."""
     root = logging.getLogger()
-    root.handlers[:] = [LineHandler(fmt)]
+    root.handlers[:] = [LineHandler(fmt, process)]
     root.setLevel(level)
     protect_loggers()

@@ -17,18 +17,20 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from urllib.parse import quote
 
 from livetx.hls.languages import language_name, language_tag
-from livetx.hls.model import MasterPlaylist, MediaPlaylist, MediaRendition, MediaSegment, VariantStream
+from livetx.hls.model import Key, MasterPlaylist, MediaPlaylist, MediaRendition, MediaSegment, VariantStream
 from livetx.hls.plan import SegmentWindow, target_duration
 from livetx.hls.render import render_master, render_media
-from livetx.layout import master_playlist_key, media_playlist_key, media_playlist_name, segment_name, stored_segment_name
+from livetx.layout import key_file_name, master_playlist_key, media_playlist_key, media_playlist_name, segment_name, stored_segment_name
 from livetx.media.model import INIT
 from livetx.signing import plain_name
 from livetx.titles import Rendition, Title
 
 MAP_VERSION = 6  # RFC 8216 section 7: EXT-X-MAP outside an I-frame playlist needs version 6
+KEYFORMAT_VERSION = 5  # RFC 8216 section 7: KEYFORMAT needs version 5
 
 UriFor = Callable[[str], str]  # file name next to the playlist -> the URI to write
 BandwidthFor = Callable[[Rendition], tuple[int, int]]  # -> (BANDWIDTH, AVERAGE-BANDWIDTH)
@@ -212,9 +214,11 @@ def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthF
     return render_master(MasterPlaylist(tuple(variants), media))
 
 
-def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = False) -> str:
+def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = False, key_uri_for: UriFor | None = None) -> str:
     """A rendition's media playlist; a subtitle rendition's has its video's EXTINFs (the same
-    windows) and `.vtt` URIs."""
+    windows) and `.vtt` URIs. An encrypted rendition's EXT-X-KEY URIs come from `key_uri_for`
+    (a key's file name -> its URI), else from `uri_for` as the segments' do."""
+    key_uri = key_uri_for or uri_for
     name = stored_segment_name if stored else segment_name
     # fMP4: the init segment first (so its URI is the first one a Rendered holds)
     map_uri = uri_for(name(rendition, INIT)) if rendition.container == "fmp4" else None
@@ -223,15 +227,24 @@ def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = Fal
     durations: dict[int, Fraction] = {}
     lengths: dict[int, SegmentWindow] = {}
     segments = []
+    encryption = rendition.encryption
+    key: Key | None = None
     for w in rendition.windows:
         steps = w.end - w.first
         duration = durations.get(steps)
         if duration is None:
             duration = durations[steps] = w.duration
             lengths[steps] = w
+        if encryption is not None and (key is None or (encryption.rotation and w.index % encryption.rotation == 0)):
+            # the key's URI before the segment's: a Rendered holds URIs in the text's order
+            key = Key(encryption.tag_method, key_uri(key_file_name(encryption.key_name(w.index))), keyformat=encryption.keyformat)
+            segments.append(MediaSegment(uri=uri_for(name(rendition, w.index)), duration=duration, key=key))
+            continue
         segments.append(MediaSegment(uri=uri_for(name(rendition, w.index)), duration=duration))
     target = target_duration(list(lengths.values()))
     version = MAP_VERSION if map_uri is not None else MediaPlaylist.version
+    if encryption is not None and encryption.keyformat is not None:
+        version = max(version, KEYFORMAT_VERSION)
     return render_media(MediaPlaylist(segments=tuple(segments), target_duration=target, version=version, map_uri=map_uri))
 
 
@@ -294,18 +307,32 @@ def rendered_master(title: Title, bandwidth_for: BandwidthFor = estimated) -> Re
     return _left_open(lambda uri_for: master_text(title, uri_for, bandwidth_for))
 
 
-def playlist_objects(title: Title) -> dict[str, str]:
+def playlist_objects(title: Title, title_url: str) -> dict[str, str]:
     """Object key -> m3u8 text of every playlist of `title`, as written to output storage next
     to its segments (livetx/layout.py): `<source>/<profile>/master.m3u8` and
     `<source>/<profile>/<rendition>.m3u8`, or, for API-made playlists, `<target URI>.m3u8` and
     the requested master. URIs inside are
     relative, so the objects play from wherever storage is served, as far as the segments they
     name have been made there: a sidecar's subtitle segments are rendered per request and
-    never stored, so only a server (or a CDN in front of one) plays those."""
-    objects = {media_playlist_key(title, r): media_text(r, stored=True) for r in title.renditions}
+    never stored, so only a server (or a CDN in front of one) plays those.
+
+    Nor does an encrypted rendition play from storage alone. Its segments are stored
+    encrypted, but its keys are never stored (they are derived per request), and a key URL
+    answers only with a viewer token. So its stored media playlist names each key by its URL
+    on the origin, `title_url` (the title's URL prefix there, `{server.public_url}/hls/<profile>/
+    <source key>/`) plus the key's name, without a token: it says truthfully which segments
+    are encrypted under which key, and where that key is, and a player that has it from storage
+    gets 401 at the key. A player needs a signed playlist of the title from the origin (the
+    playlist APIs' PlaybackURL, `POST /api/v1/sign`), which hands its token on to the keys."""
+    absolute = partial(_absolute_key_uri, title_url)
+    objects = {media_playlist_key(title, r): media_text(r, stored=True, key_uri_for=absolute) for r in title.renditions}
     master_key = master_playlist_key(title)
     if master_key is not None:
         folder = posixpath.dirname(master_key)
         by_name = {media_playlist_name(r): posixpath.relpath(media_playlist_key(title, r), folder or ".") for r in title.renditions}
         objects[master_key] = master_text(title, lambda name: quote(by_name[name], safe="/"))
     return objects
+
+
+def _absolute_key_uri(title_url: str, name: str) -> str:
+    return title_url + _quote(name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import hmac
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ from livetx.titles import Profile, parse_profile
 
 ENV_PREFIX = "LIVETX"
 MIN_KEY_BYTES = 32
+MASTER_KID = re.compile(r"[A-Za-z0-9_]{1,16}")  # an encryption master key's id: part of key URLs
 DEFAULT_CONFIG = Path("conf/livetx.toml")
 
 
@@ -162,6 +164,23 @@ class SigningSettings:
 
 
 @dataclass(frozen=True)
+class EncryptionSettings:
+    """Content keys of encrypted renditions (issue 18): derived per title version from a master
+    key (livetx/crypto/keys.py), never stored. Master keys are held like the signing keys."""
+
+    keys: tuple[SigningKey, ...] = field(default=(), metadata=configured_as(str, ""))  # configured as "kid:secret,..."
+    active_kid: str = ""  # the master key new titles are encrypted with; empty: the first
+    key_file: str = "var/encryption.key"  # more master keys, one "kid:secret" a line; read if it exists
+    key_requests: int = field(default=120, metadata=COUNT)  # key URL requests one token may make per minute ...
+    key_burst: int = field(default=60, metadata=COUNT)  # ... and at once (a token bucket of this size, per process)
+
+    @property
+    def active(self) -> SigningKey | None:
+        """The master key that encrypts new titles; None when none is configured."""
+        return next((k for k in self.keys if k.kid == self.active_kid), self.keys[0] if self.keys else None)
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     # bearer keys for /api/v1/*, distinct from the signing keys; configured as "name:secret,..."
     keys: tuple[SigningKey, ...] = field(default=(), metadata=configured_as(str, ""))
@@ -235,18 +254,36 @@ class PlayerSettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    """Webhook notifications (livetx/notify/): where they may go, how long an attempt and the
+    retries may take."""
+
+    # targets on loopback, private, link-local and other non-public addresses (checked on the
+    # URL and on every address its host name resolves to); tests and closed networks only
+    allow_private_targets: bool = False
+    connect_timeout: float = field(default=5.0, metadata=POSITIVE)  # seconds to connect to a receiver
+    timeout: float = field(default=10.0, metadata=POSITIVE)  # seconds one attempt may take in all
+    first_delay: float = field(default=1.0, metadata=POSITIVE)  # seconds before the first retry; doubles after each
+    max_delay: float = field(default=600.0, metadata=POSITIVE)  # seconds between two attempts, at most
+    max_hours: int = field(default=24, metadata=COUNT)  # retries stop this long after the first attempt
+    max_url_length: int = field(default=2048, metadata=COUNT)  # characters of a target URL
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
     s3: S3Settings = S3Settings()
     cache: CacheSettings = CacheSettings()
     signing: SigningSettings = SigningSettings()
+    encryption: EncryptionSettings = EncryptionSettings()
     api: ApiSettings = ApiSettings()
     limits: LimitsSettings = LimitsSettings()
     cdn: CdnSettings = CdnSettings()
     transcode: TranscodeSettings = TranscodeSettings()
     cluster: ClusterSettings = ClusterSettings()
     player: PlayerSettings = PlayerSettings()
+    notify: NotifySettings = NotifySettings()
     # [profiles.<name>] tables, parsed at load; none configured: the one-rendition `default`
     profiles: Mapping[str, Profile] = field(default_factory=default_profiles)
     base_dir: Path = Path(".")  # the directory relative config paths start from (not a key: where the config was read)
@@ -532,7 +569,7 @@ def _relative_to(base_dir: Path, value: str) -> Path:
 def _load_keys(table: Mapping[str, Any], section: str, base_dir: Path) -> tuple[SigningKey, ...]:
     """Keys from `<section>.keys` (meant for the environment) and `<section>.key_file`."""
     keys: tuple[SigningKey, ...] = ()
-    hex_secrets = section == "signing"
+    hex_secrets = section != "api"
     if table.get("keys"):
         keys += parse_keys(str(table["keys"]), f"{section}.keys", hex_secrets)
     if table.get("key_file"):
@@ -540,6 +577,8 @@ def _load_keys(table: Mapping[str, Any], section: str, base_dir: Path) -> tuple[
         if path.exists():
             keys += parse_keys(path.read_text(), str(path), hex_secrets)
     kids = [k.kid for k in keys]
+    if section == "encryption" and not all(MASTER_KID.fullmatch(kid) for kid in kids):
+        raise ConfigError("encryption key ids are 1 to 16 letters, digits or '_' (they appear in key URLs)")
     if len(set(kids)) != len(kids):
         raise ConfigError(f"two {section} keys share one key id")
     return keys
@@ -550,9 +589,15 @@ def load_settings(config: Path | None = None, environ: Mapping[str, str] | None 
     sign, api, cdn = data["signing"], data["api"], data["cdn"]
     keys = _load_keys(sign, "signing", base_dir)
     api_keys = _load_keys(api, "api", base_dir)
+    masters = _load_keys(data["encryption"], "encryption", base_dir)
     signing_texts = {k.secret for k in keys} | {k.secret.hex().encode() for k in keys}
     if signing_texts & {k.secret for k in api_keys}:
         raise ConfigError("an API key must not also be a signing key")
+    if {k.secret for k in masters} & ({k.secret for k in keys} | {k.secret for k in api_keys}):
+        raise ConfigError("an encryption master key must not also be a signing or API key")
+    encryption = EncryptionSettings(**{**data["encryption"], "keys": masters})
+    if encryption.active_kid and encryption.active_kid not in {k.kid for k in masters}:
+        raise ConfigError(f"encryption.active_kid {encryption.active_kid!r} names no configured encryption key")
     api_scopes = scopes_by_key([k.kid for k in api_keys], dict(api["scopes"]))
     signing = SigningSettings(**{**sign, "keys": keys})
     if not 1 <= signing.default_ttl <= signing.max_ttl:
@@ -560,10 +605,11 @@ def load_settings(config: Path | None = None, environ: Mapping[str, str] | None 
     origin_secret = cdn["origin_secret"].encode()
     if origin_secret and len(origin_secret) < MIN_KEY_BYTES:
         raise ConfigError(f"cdn.origin_secret is shorter than {MIN_KEY_BYTES} bytes")
-    plain = {section: cls(**data[section]) for section, cls in SECTIONS.items() if section not in ("signing", "api", "cdn")}
+    plain = {section: cls(**data[section]) for section, cls in SECTIONS.items() if section not in ("signing", "encryption", "api", "cdn")}
     return Settings(
         **plain,
         signing=signing,
+        encryption=encryption,
         api=ApiSettings(keys=api_keys, scopes=api_scopes, key_file=api["key_file"]),
         cdn=CdnSettings(origin_header=cdn["origin_header"], origin_secret=origin_secret),
         profiles=parse_profiles(data["profiles"]),

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
-from livetx.errors import ConfigError, ParameterError, SegmentNotFound
+from livetx.crypto.keys import KeyName, period_of, version_tag
+from livetx.errors import ConfigError, EncryptionNotConfigured, ParameterError, SegmentNotFound
 from livetx.hls.languages import language_tag
 from livetx.hls.plan import Grid, SegmentWindow, audio_grid, plan_segments, video_grid
 from livetx.media.model import INIT, AudioSpec, AudioTrack, MediaInfo, SegmentJob, SegmentPart, SubtitleTrack, VideoSpec, is_mp4_family
@@ -42,7 +43,8 @@ PLAN_VERSION = "1"  # bump when the transcoder's output for one spec changes
 TS_AUDIO_MUX = "2"  # of audio-only MPEG-TS segments (media/transcode.py TS_AUDIO_OPTIONS): in their spec ids
 
 
-SEGMENTING = ("st", "initial_segments", "initd", "ta")  # title parameters a rendition may set for itself
+# title parameters a rendition may set for itself
+PER_RENDITION = ("st", "initial_segments", "initd", "ta", "encryption", "key_rotation")
 AUDIO_LAYOUT = ("audio", "surround")  # title parameters of the whole title's audio: a profile's, never a rendition's
 
 
@@ -84,9 +86,11 @@ def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
             misplaced = sorted(set(dict(p)) & set(AUDIO_LAYOUT))
             if misplaced:
                 raise ConfigError(f"profile {name!r}: {misplaced[0]!r} is the profile's, not rendition {r!r}'s (the title's audio layout)")
-            own = {k: v for k, v in dict(p).items() if k in SEGMENTING}
-            rparams = parse_rendition_params({k: v for k, v in dict(p).items() if k not in SEGMENTING})
-            renditions.append(RenditionTemplate(str(r), rparams, parse_title_params({**base, **own}) if own else title))
+            own = {k: v for k, v in dict(p).items() if k in PER_RENDITION}
+            rparams = parse_rendition_params({k: v for k, v in dict(p).items() if k not in PER_RENDITION})
+            tparams = parse_title_params({**base, **own}) if own else title
+            check_encryption(tparams, resolve_container(rparams), rparams.vcodec)
+            renditions.append(RenditionTemplate(str(r), rparams, tparams))
     except ParameterError as exc:
         raise ConfigError(f"profile {name!r}: {exc.message}") from None
     for rendition in renditions:
@@ -142,6 +146,32 @@ class SubtitleRef:
 
 
 @dataclass(frozen=True)
+class Encryption:
+    """How a rendition's media segments are encrypted (livetx/crypto/): `method` aes-128 or
+    sample-aes, a new content key every `rotation` segments (0: one), derived from master key
+    `kid` for title version `version` (`crypto.keys.version_tag`)."""
+
+    method: str
+    rotation: int
+    kid: str
+    version: str
+
+    def key_name(self, index: int) -> KeyName:
+        """The content key of segment `index` (the init segment's is period 0's)."""
+        return KeyName(self.kid, self.version, period_of(index, self.rotation))
+
+    @property
+    def tag_method(self) -> str:
+        """EXT-X-KEY's METHOD."""
+        return "AES-128" if self.method == "aes-128" else "SAMPLE-AES"
+
+    @property
+    def keyformat(self) -> str | None:
+        """EXT-X-KEY's KEYFORMAT: absent (identity, the key's 16 bytes at the URI) for AES-128."""
+        return None if self.method == "aes-128" else "identity"
+
+
+@dataclass(frozen=True)
 class Rendition:
     name: str
     spec_id: str
@@ -157,6 +187,8 @@ class Rendition:
     container: str = "ts"  # "ts", or "fmp4" (an init segment, then fragments; B-frames on)
     subtitle: SubtitleRef | None = None  # a WebVTT subtitle rendition (EXT-X-MEDIA, container "vtt"): what it shows
     track: AudioTrack | None = None  # separate audio: the source audio track this audio rendition (EXT-X-MEDIA) plays
+    encryption: Encryption | None = None  # its media segments' encryption; None: clear
+    clear_spec_id: str = ""  # the spec id without the encryption (it names the segments of a clear rendition)
 
     def window(self, index: int) -> SegmentWindow:
         if not 0 <= index < len(self.windows):
@@ -204,6 +236,20 @@ class Title:
             if rendition.name == name:
                 return rendition
         raise SegmentNotFound(f"no rendition {name!r} in profile {self.profile.name!r}")
+
+    def rendition_of_spec(self, name: str, spec_id: str, kids: Sequence[str]) -> Rendition:
+        """Rendition `name` as its segments with spec id `spec_id` were made: the current one,
+        or, for an encrypted rendition, the same encrypted with another master key of `kids`
+        (a playlist from before a master key rotation keeps playing while its key is configured)."""
+        rendition = self.rendition(name)
+        if spec_id == rendition.spec_id:
+            return rendition
+        if rendition.encryption is not None:
+            for kid in kids:
+                older = encrypted(rendition, replace(rendition.encryption, kid=kid))
+                if older.spec_id == spec_id:
+                    return older
+        raise SegmentNotFound("segment belongs to an older version of this title; reload the playlist")
 
     def job(self, rendition: Rendition, index: SegmentPart, media_url: str) -> SegmentJob:
         """The pool job of one segment. An embedded subtitle track's is the window's cues, from
@@ -423,6 +469,52 @@ def _spec_id(
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def encrypted(rendition: Rendition, encryption: Encryption | None) -> Rendition:
+    """The rendition with its segments encrypted as `encryption` says: a spec id of its own (the
+    bytes differ), made from the clear one's."""
+    clear = rendition.clear_spec_id or rendition.spec_id
+    if encryption is None:
+        return replace(rendition, spec_id=clear, clear_spec_id=clear, encryption=None)
+    facts = (clear, "encryption", encryption.method, encryption.rotation, encryption.kid)
+    spec_id = hashlib.sha256(repr(facts).encode()).hexdigest()[:12]
+    return replace(rendition, spec_id=spec_id, clear_spec_id=clear, encryption=encryption)
+
+
+def check_encryption(params: TitleParams, container: str, vcodec: str | None = None) -> None:
+    """The rendition's `encryption` fits its container, codec and key rotation (a profile's is
+    checked as it is loaded, an API request's as it is parsed)."""
+    if params.encryption != "sample-aes":
+        return
+    if container != "fmp4":
+        raise ParameterError("encryption", "aes-128 or none with container=ts (sample-aes protects the samples of fMP4 segments)")
+    if vcodec == "av1":
+        raise ParameterError("encryption", "aes-128 or none with vcodec=av1 (cbcs of AV1 follows its tile layout: not supported)")
+    if params.key_rotation:
+        # one init segment names one default_KID (tenc); a key per period would need the key id
+        # of each fragment in sample groups ('seig'), which players' support makes a poor bet
+        raise ParameterError("key_rotation", "0 with encryption=sample-aes (its init segment names one key id)")
+
+
+def _encryption(
+    params: TitleParams, container: str, video: VideoSpec | None, source: ObjectInfo, profile: Profile, master_kid: str | None
+) -> Encryption | None:
+    """A rendition's encryption from its title parameters (`encryption`, `key_rotation`)."""
+    if params.encryption == "none":
+        return None
+    check_encryption(params, container, video.codec if video is not None else None)
+    if master_kid is None and profile.source_key is not None:  # an API request asked: it names the field
+        raise ParameterError("encryption", "none: no encryption master key is configured on this server (encryption.key_file)")
+    if master_kid is None:
+        # a configured profile: the server's configuration, not the request, is at fault (a 500 its operator sees logged)
+        raise EncryptionNotConfigured(
+            f"profile {profile.name!r} encrypts its segments (encryption = {params.encryption!r}) and no encryption master"
+            " key is configured: set encryption.key_file or LIVETX_ENCRYPTION_KEYS (`livetx keygen` writes a key file)",
+            parameter="encryption",
+        )
+    version = version_tag(profile.name, source.key, source.etag)
+    return Encryption(params.encryption, params.key_rotation, master_kid, version)
+
+
 def _capped_duplicate(params: RenditionParams, info: MediaInfo, video: VideoSpec, sizes: set[tuple[str, int, int]]) -> bool:
     """No upscaling in a ladder: a rendition that `sopt` capped to the source (its box was
     larger) and that lands on a size another rendition of its codec already has is dropped (an
@@ -549,9 +641,18 @@ def _subtitle_renditions(
     return out
 
 
-def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: int = 0, sidecars: Sequence[Sidecar] = ()) -> Title:
+def build_title(
+    source: ObjectInfo,
+    info: MediaInfo,
+    profile: Profile,
+    threads: int = 0,
+    sidecars: Sequence[Sidecar] = (),
+    master_kid: str | None = None,
+) -> Title:
     """The title of `source` under `profile`. `sidecars`: the subtitle files found next to the
-    source (livetx/subtitles/sidecar.py), each read already; they are part of its identity."""
+    source (livetx/subtitles/sidecar.py), each read already; they are part of its identity.
+    `master_kid`: the encryption master key that encrypts its encrypted renditions (none
+    configured: a rendition asking for encryption is an error)."""
     params = profile.title
     # Title time 0 is where the video starts (its frames then fall on the output grid), or the
     # container's start for audio-only sources; the other stream keeps its offset from it.
@@ -592,10 +693,12 @@ def build_title(source: ObjectInfo, info: MediaInfo, profile: Profile, threads: 
             ta=tparams.ta,
             object_prefix=template.object_prefix,
         )
+        rendition = encrypted(rendition, _encryption(tparams, container, video, source, profile, master_kid))
         renditions.append(rendition)
         first = first or (rendition, grid, rparams)
     if separate and first is not None:
-        renditions += _audio_renditions(source, origin, profile, tracks, first, taken={r.name for r in renditions})
+        audio_renditions = _audio_renditions(source, origin, profile, tracks, first, taken={r.name for r in renditions})
+        renditions += [encrypted(r, first[0].encryption) for r in audio_renditions]  # as the first rendition
     if first is not None:
         renditions += _subtitle_renditions(source, info, profile, origin, first[0], sidecars, {r.name for r in renditions})
     return Title(

@@ -1,29 +1,37 @@
-"""Chaos run: players play while segments are deleted, workers are killed and S3 restarts.
+"""Chaos run: players play while segments are deleted, workers and origins are killed and S3 restarts.
 
-Everything is real and on loopback: SeaweedFS as S3 (sources and output), `livetx serve` as a
-subprocess, and player threads that fetch master, media playlists and segments at a multiple
-of real time, seek now and then, switch renditions, and retry as hls.js does. A chaos thread
-meanwhile deletes random segment objects, SIGKILLs transcode workers and restarts S3.
+Everything is real and on loopback (tests/fleet.py): SeaweedFS as S3 (sources and output),
+`livetx serve` as subprocesses (one origin, or with `--origins 3` a fleet sharing a
+valkey-server for its segment leases, behind the nginx front of deploy/nginx.conf when nginx
+is installed), and player threads that fetch master, media playlists and segments at a
+multiple of real time, seek now and then, switch renditions, and retry as hls.js does
+(through the front, or round-robin over the origins without one: each try goes to the next
+origin). A chaos thread meanwhile deletes random segment objects, SIGKILLs transcode workers,
+restarts S3 and, with several origins, SIGKILLs a whole origin (its workers too, as a host that
+dies) and starts it again on the same port a moment later: its leases run out and the other
+origins make its segments.
 
-Afterwards, with the chaos stopped and the write-backs landed, every segment object in S3 is
-checked: whole (its seal), decodable to the end, and timed as its stored media playlist says
-(first PTS at the segment's start, frame count times frame duration equal to its EXTINF).
-The report gives what the players saw (requests, errors by kind, retries) and what was
-verified; the exit status is 1 if any object is wrong or any player error was not recovered.
+Afterwards, with the chaos stopped and the write-backs landed, every segment object in S3 and
+in each origin's local tier is checked: whole (its seal), decodable to the end, and timed as
+its stored media playlist says (first PTS at the segment's start, frame count times frame
+duration equal to its EXTINF). The report gives what the players saw (requests, errors by
+kind, retries) and what was verified; the exit status is 1 if any object is wrong or any
+player error was not recovered.
 
-    python -m tests.chaos [--seconds 90] [--players 6] [--json out.json]
+    python -m tests.chaos [--seconds 90] [--players 6] [--origins 3 [--no-front]] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import os
 import random
 import re
+import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,23 +39,24 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import av
-import botocore.session
 import m3u8
-from botocore.config import Config
 
 from livetx.cache.seal import is_sealed
 from livetx.media.sample import SampleSpec, write_sample
-from tests.conftest import launch_server
-from tests.s3server import BUCKET, SeaweedS3
+from tests.fleet import Fleet, Origin, nginx_binary
+from tests.s3server import BUCKET
+from tests.support import descendants
 
 TS_OFFSET = Fraction(7, 5)  # the constant offset of title time in every segment (1.4 s)
+SOURCE_PREFIX = "chaos"  # the sources' prefix in the bucket
+OUTPUT = f"{SOURCE_PREFIX}/.livetx/"  # made segments and playlists (the default output: beside the sources)
 SOURCES = {
     "chaos/a.mp4": SampleSpec(seconds=150.0, width=320, height=180, preset="ultrafast"),
     "chaos/b.mkv": SampleSpec(seconds=120.0, width=320, height=240, container="matroska", preset="ultrafast"),
@@ -76,14 +85,35 @@ class Seen:
             self.errors[kind] += 1
 
 
-def fetch(url: str, seen: Seen, tries: int = 7) -> bytes | None:
+Route = Callable[[str], str]  # where one try of a URL goes (the front, or the next origin)
+
+
+class RoundRobin:
+    """Each try to the next origin, as a client of a DNS name with several addresses would."""
+
+    def __init__(self, bases: list[str]) -> None:
+        self._next = itertools.cycle(bases)
+        self._lock = threading.Lock()
+
+    def __call__(self, url: str) -> str:
+        parts = urlsplit(url)
+        with self._lock:
+            base = next(self._next)
+        return base + url[len(f"{parts.scheme}://{parts.netloc}") :]
+
+
+def as_is(url: str) -> str:
+    return url
+
+
+def fetch(url: str, seen: Seen, route: Route = as_is, tries: int = 7) -> bytes | None:
     """GET like hls.js's default load policy: up to 6 retries of a 5xx or a failed connection,
     waiting 1, 2, 4, 8, 8, 8 s (or longer if Retry-After says so): about 31 s in all."""
     for attempt in range(tries):
         seen.add(requests=1)
         wait = min(2.0**attempt, 8.0)
         try:
-            with urllib.request.urlopen(url, timeout=60) as response:
+            with urllib.request.urlopen(route(url), timeout=60) as response:
                 return bytes(response.read())
         except urllib.error.HTTPError as exc:
             retry_after = float(exc.headers.get("Retry-After") or 0)
@@ -107,9 +137,9 @@ def fetch(url: str, seen: Seen, tries: int = 7) -> bytes | None:
     return None
 
 
-def player(master_url: str, speed: float, until: float, seen: Seen, rng: random.Random) -> None:
+def player(master_url: str, speed: float, until: float, seen: Seen, rng: random.Random, route: Route) -> None:
     while time.monotonic() < until:
-        body = fetch(master_url, seen)
+        body = fetch(master_url, seen, route)
         if body is None:
             time.sleep(1)
             continue
@@ -120,7 +150,7 @@ def player(master_url: str, speed: float, until: float, seen: Seen, rng: random.
         index = 0
         while time.monotonic() < until:
             if current not in media:
-                text = fetch(current, seen)
+                text = fetch(current, seen, route)
                 if text is None:
                     break
                 playlist = m3u8.loads(text.decode())
@@ -129,7 +159,7 @@ def player(master_url: str, speed: float, until: float, seen: Seen, rng: random.
             if index >= len(segments):
                 break  # played to the end: start over with another title
             url, duration = segments[index]
-            body = fetch(url, seen)
+            body = fetch(url, seen, route)
             if body is not None:
                 seen.add(segments=1)
                 if not is_sealed(body):
@@ -145,15 +175,23 @@ def player(master_url: str, speed: float, until: float, seen: Seen, rng: random.
 
 
 def worker_pids(server_pid: int) -> list[int]:
-    """The server's transcode workers (its spawned children; not the spawn helper itself)."""
-    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(server_pid)], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines() if "multiprocessing.spawn" in line and "resource_tracker" not in line]
+    """The server's transcode workers (spawned processes under it; not the spawn helper)."""
+    return [pid for pid in descendants(server_pid) if b"spawn_main" in cmdline(pid)]
 
 
-def chaos(s3: SeaweedS3, client: Any, server_pid: int, until: float, events: Counter[str], rng: random.Random) -> None:
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
+
+
+def chaos(fleet: Fleet, until: float, events: Counter[str], rng: random.Random) -> None:
+    faults = ["delete", "delete", "kill", "kill", "s3"] + ["origin"] * (len(fleet.origins) > 1)
+    client = fleet.s3_client
     while time.monotonic() < until:
         time.sleep(rng.uniform(1.0, 3.0))
-        what = rng.choice(["delete", "delete", "kill", "kill", "s3"])
+        what = rng.choice(faults)
         if what == "delete":
             try:
                 keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=OUTPUT).get("Contents", [])]
@@ -167,38 +205,41 @@ def chaos(s3: SeaweedS3, client: Any, server_pid: int, until: float, events: Cou
                 except Exception:  # noqa: BLE001
                     pass
         elif what == "kill":
-            pids = worker_pids(server_pid)
+            pids = worker_pids(rng.choice(fleet.origins).pid)
             if pids:
                 os.kill(rng.choice(pids), signal.SIGKILL)
                 events["workers killed"] += 1
-        elif time.monotonic() < until - 10:
-            s3.stop()
-            time.sleep(rng.uniform(1.0, 4.0))
-            s3.start()
-            events["S3 restarts"] += 1
+        elif time.monotonic() < until - 10:  # S3 or an origin: back well before the end
+            if what == "s3":
+                fleet.s3.stop()
+                time.sleep(rng.uniform(1.0, 4.0))
+                fleet.s3.start()
+                events["S3 restarts"] += 1
+            else:
+                origin = rng.choice(fleet.origins)
+                origin.kill()
+                events["origins killed"] += 1
+                time.sleep(rng.uniform(0.5, 3.0))
+                origin.start()
 
 
-OUTPUT = "chaos/.livetx/"
-
-
-def cached_objects(client: Any, tier: Path) -> list[tuple[str, str, bytes]]:
-    """(where, key under the output root, bytes) of every segment in S3 and in the local tier."""
-    found = []
-    for item in client.list_objects_v2(Bucket=BUCKET, Prefix=OUTPUT).get("Contents", []):
-        if item["Key"].endswith(".ts"):
-            key = item["Key"][len(OUTPUT) :]
-            found.append(("s3", key, client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()))
-    for path in sorted(p for p in tier.rglob("*.ts") if p.is_file()):
-        found.append(("tier", path.relative_to(tier).as_posix(), path.read_bytes()))
+def cached_objects(fleet: Fleet) -> list[tuple[str, str, bytes]]:
+    """(where, key under the output root, bytes) of every segment in S3 and in the local tiers."""
+    found = [("s3", key, data) for key, data in fleet.stored() if key.endswith(".ts")]
+    for origin in fleet.origins:
+        tier = origin.home / "tier"
+        for path in sorted(p for p in tier.rglob("*.ts") if p.is_file()):
+            found.append((f"tier of {origin.name}", path.relative_to(tier).as_posix(), path.read_bytes()))
     return found
 
 
-def verify(client: Any, tier: Path) -> tuple[Counter[str], list[str]]:
+def verify(fleet: Fleet) -> tuple[Counter[str], list[str]]:
     """Every cached segment: sealed, decodable to the end, timed as its playlist says."""
+    client = fleet.s3_client
     problems: list[str] = []
     checked: Counter[str] = Counter()
     playlists: dict[str, list[Fraction]] = {}
-    for where, key, data in cached_objects(client, tier):
+    for where, key, data in cached_objects(fleet):
         match = re.fullmatch(r"(.+)/([^/]+)-([0-9a-f]+)-(\d+)\.ts", key)
         assert match, key
         folder, rendition, index = match.group(1), match.group(2), int(match.group(4))
@@ -229,70 +270,80 @@ def verify(client: Any, tier: Path) -> tuple[Counter[str], list[str]]:
     return checked, problems
 
 
-def metric(base_url: str, name: str) -> float:
-    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
-        text = response.read().decode()
-    match = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
-    return float(match.group(1)) if match else 0.0
+def total(fleet: Fleet, name: str) -> float:
+    """`name` summed over the origins (counters restart at zero with a killed origin)."""
+    return sum(fleet.metric(name).values())
+
+
+def wait_writebacks(origins: list[Origin], timeout: float = 120) -> None:
+    """Until no origin has a write-back pending (bounded: the report says what is left)."""
+    deadline = time.monotonic() + timeout
+    while any(o.metric("livetx_writebacks_pending") > 0 for o in origins) and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=90.0)
     parser.add_argument("--players", type=int, default=6)
+    parser.add_argument("--origins", type=int, default=1, help="origins sharing S3 and (when more than one) a valkey-server")
+    parser.add_argument("--no-front", action="store_true", help="with several origins: round-robin over them, not through nginx")
     parser.add_argument("--speed", type=float, default=4.0, help="playback speed, in multiples of real time")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the run's directory (logs, S3 data, tiers) and print its path")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    with tempfile.TemporaryDirectory(prefix="livetx-chaos-") as tmp_name:
-        tmp = Path(tmp_name)
-        s3 = SeaweedS3(tmp / "s3")
-        s3.start()
-        try:
-            session = botocore.session.get_session()
-            client = session.create_client(
-                "s3",
-                endpoint_url=s3.endpoint,
-                region_name="us-east-1",
-                aws_access_key_id=s3.env["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=s3.env["AWS_SECRET_ACCESS_KEY"],
-                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
-            )
+    several = args.origins > 1
+    tmp = Path(tempfile.mkdtemp(prefix="livetx-chaos-"))
+    try:
+        front = several and not args.no_front and nginx_binary() is not None
+        fleet = Fleet(tmp / "fleet", args.origins, redis=several, front=front, sources=SOURCE_PREFIX, output=OUTPUT.rstrip("/"))
+        with fleet:
             for key, spec in SOURCES.items():
                 path = tmp / Path(key).name
                 write_sample(path, spec)
-                client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
-            env = {**s3.env, "LIVETX_STORAGE_URI": f"s3://{BUCKET}/chaos", "LIVETX_TRANSCODE_WORKERS": "2"}
-            with launch_server(tmp / "server", Path("unused"), **env) as server:
-                masters = [server.cli("url", key.split("/", 1)[1], "--profile", profile, "--base-url", server.base_url)
-                           for key in SOURCES for profile in ("default", "ladder")]  # fmt: skip
-                seen, events = Seen(), Counter[str]()
-                until = time.monotonic() + args.seconds
-                threads = [
-                    threading.Thread(target=player, args=(masters[i % len(masters)], args.speed, until, seen, random.Random(i)))
-                    for i in range(args.players)
-                ]
-                threads.append(threading.Thread(target=chaos, args=(s3, client, server.process.pid, until, events, rng)))
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                deadline = time.monotonic() + 120
-                while metric(server.base_url, "livetx_writebacks_pending") > 0 and time.monotonic() < deadline:
-                    time.sleep(0.5)
-                writeback_failures = metric(server.base_url, "livetx_writeback_failures_total")
-                corrupt = metric(server.base_url, "livetx_corrupt_segments_total")
-                restarts = metric(server.base_url, "livetx_worker_restarts_total")
-                retried = metric(server.base_url, "livetx_transcode_retries_total")
-                failed = metric(server.base_url, "livetx_transcode_failures_total")
-                transcodes = metric(server.base_url, "livetx_transcodes_total")
-                checked, problems = verify(client, tmp / "server" / "tier")
-        finally:
-            s3.stop()
+                fleet.upload(key.split("/", 1)[1], path.read_bytes())
+            origin = fleet.origins[0]
+            assert origin.server is not None
+            base = fleet.front.url if fleet.front is not None else origin.base_url
+            masters = [origin.server.cli("url", key.split("/", 1)[1], "--profile", profile, "--base-url", base)
+                       for key in SOURCES for profile in ("default", "ladder")]  # fmt: skip
+            route: Route = as_is if fleet.front is not None else RoundRobin([o.base_url for o in fleet.origins])
+            seen, events = Seen(), Counter[str]()
+            until = time.monotonic() + args.seconds
+            threads = [
+                threading.Thread(target=player, args=(masters[i % len(masters)], args.speed, until, seen, random.Random(i), route))
+                for i in range(args.players)
+            ]
+            threads.append(threading.Thread(target=chaos, args=(fleet, until, events, rng)))
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            wait_writebacks(fleet.origins)
+            server = {
+                name.removeprefix("livetx_").removesuffix("_total"): total(fleet, name)
+                for name in (
+                    "livetx_transcodes_total",
+                    "livetx_worker_restarts_total",
+                    "livetx_transcode_retries_total",
+                    "livetx_transcode_failures_total",
+                    "livetx_writeback_failures_total",
+                    "livetx_corrupt_segments_total",
+                )
+            }
+            checked, problems = verify(fleet)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     report = {
         "seconds": args.seconds,
         "players": args.players,
+        "origins": args.origins,
+        "through": "nginx front" if front else ("round-robin over the origins" if several else "the origin"),
         "speed": args.speed,
         "chaos": dict(events),
         "player_requests": seen.requests,
@@ -300,14 +351,7 @@ def main() -> int:
         "retried_answers": seen.retries,
         "player_errors": dict(seen.errors),
         "bad_segments_served": seen.bad_bodies,
-        "server": {
-            "transcodes": transcodes,
-            "worker_restarts": restarts,
-            "jobs_run_again_after_a_kill": retried,
-            "transcode_failures": failed,
-            "writeback_failures": writeback_failures,
-            "corrupt_found": corrupt,
-        },
+        "server": server,  # summed over the origins, since each last started
         "objects_verified": dict(checked),
         "object_problems": problems,
     }

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable
+import multiprocessing
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, TypeVar
 
 import av
 import av.bitstream
@@ -22,6 +26,7 @@ import numpy as np
 from livetx.media.sample import read_index
 
 TS_CLOCK = 90000
+T = TypeVar("T")
 TS_OFFSET = Fraction(7, 5)
 
 
@@ -65,16 +70,29 @@ def decode_audio(container: av.container.InputContainer) -> AudioTrack:
     return AudioTrack(np.concatenate(chunks) if chunks else np.zeros(0), pts[0] if pts else 0, pts, rate)
 
 
-def open_joined(segments: Iterable[bytes], format: str = "mpegts") -> av.container.InputContainer:
+def open_joined(segments: Iterable[bytes], format: str = "mpegts", options: dict[str, str] | None = None) -> av.container.InputContainer:
     """The segments back to back, as one stream through one demuxer and decoder (fMP4: the
-    init segment first, format "mp4")."""
-    return av.open(io.BytesIO(b"".join(segments)), format=format)
+    init segment first, format "mp4"); `options`: the demuxer's."""
+    return av.open(io.BytesIO(b"".join(segments)), format=format, options=options or {})
 
 
-def open_fmp4(init: bytes, segments: Iterable[bytes]) -> av.container.InputContainer:
+def in_own_process(function: Callable[..., T], *args: Any, timeout: float = 120) -> T | None:
+    """`function(*args)` run in a spawned process of its own (module-level, picklable); None if
+    that process died. For decoding what is meant to be undecodable: FFmpeg's decoder fed
+    encrypted slices has crashed a test process (a segfault turning a garbled frame into an
+    array), and a crash, like a refusal, recovers nothing."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as apart:
+        try:
+            return apart.submit(function, *args).result(timeout=timeout)
+        except BrokenProcessPool:
+            return None
+
+
+def open_fmp4(init: bytes, segments: Iterable[bytes], key: bytes | None = None) -> av.container.InputContainer:
     """An fMP4 rendition as a player appends it: its init segment, then media segments, through
-    one mp4 demuxer."""
-    return open_joined([init, *segments], format="mp4")
+    one mp4 demuxer; `key`: the content key of a 'cbcs' (SAMPLE-AES) rendition, which the
+    demuxer decrypts the samples with (FFmpeg's `decryption_key`)."""
+    return open_joined([init, *segments], format="mp4", options={"decryption_key": key.hex()} if key else None)
 
 
 def decode_switching(pieces: Iterable[tuple[bytes, bytes]], drawn_width: int | None = None) -> VideoTrack:

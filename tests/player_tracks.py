@@ -31,6 +31,7 @@ import numpy as np
 
 from tests.checker import decode_audio, open_fmp4, open_joined
 from tests.multitrack import TRACKS
+from tests.player_pages import ENGINE, serve_page
 from tests.support import SCRIPTS
 from tests.support import get_url as fetch
 
@@ -129,13 +130,6 @@ window.noSubs = () => subtitleTracks().forEach(t => { t.mode = 'disabled'; });
 listen();
 """,
 }
-ENGINE = (  # what plays: the player's MSE engine, never Chromium's native HLS
-    "(() => { if (window.shaka) return player.getLoadMode() === shaka.Player.LoadMode.MEDIA_SOURCE"
-    " ? 'shaka ' + shaka.Player.version : 'native: load mode ' + player.getLoadMode();"
-    " if (!media.src.startsWith('blob:')) return 'native: ' + media.src;"
-    " return window.Hls ? 'hls.js ' + Hls.version"
-    " : 'video.js ' + videojs.VERSION + ' / VHS ' + videojs.VhsHandler.version()['@videojs/http-streaming']; })()"
-)
 
 
 @dataclass(frozen=True)
@@ -294,25 +288,8 @@ class Run:
         self.origin, self.player = origin, player
         self.requests: list[str] = []
         self.page = browser.new_page()
-        script = SCRIPTS[player]
-        html = page_html(player, src)
-
-        def route(request_route: Any) -> None:
-            url = request_route.request.url
-            path = urlsplit(url).path
-            if url.startswith(origin + PAGE_PREFIX):
-                if path.endswith(".html"):
-                    request_route.fulfill(body=html, content_type="text/html")
-                elif path.endswith(".m3u8") and master_text is not None:
-                    request_route.fulfill(body=master_text, content_type="application/vnd.apple.mpegurl")
-                else:
-                    request_route.fulfill(path=str(script), content_type="application/javascript")
-            elif urlsplit(url).hostname == "127.0.0.1":
-                request_route.continue_()
-            else:
-                request_route.abort()
-
-        self.page.route("**/*", route)
+        files = {".m3u8": (master_text, "application/vnd.apple.mpegurl")} if master_text is not None else None
+        serve_page(self.page, origin, PAGE_PREFIX, page_html(player, src), SCRIPTS[player], files)
         self.page.on("request", self._requested)
         self.page.on("requestfinished", self._done)
         self.page.on("requestfailed", self._done)
@@ -505,9 +482,10 @@ class Run:
         return None
 
 
-def profiles_toml(profiles: Mapping[str, tuple[str, str]], subtitles: str = "all") -> str:
+def profiles_toml(profiles: Mapping[str, tuple[str, str]], subtitles: str = "all", extra: str = "") -> str:
     """Config tables for profiles named `name` -> (audio, container): one cheap rendition each,
-    2 s segments (six on the 12 s source), the same windows in every profile."""
+    2 s segments (six on the 12 s source), the same windows in every profile; `extra`: more
+    title parameters of each profile (TOML lines)."""
     return "".join(
         f"""
 [profiles.{name}]
@@ -516,7 +494,7 @@ initial_segments = [2000, 2000, 2000, 2000, 2000]
 initd = 0
 audio = "{audio}"
 subtitles = "{subtitles}"
-
+{extra}
 [profiles.{name}.renditions.v]
 preset = "ultrafast"
 container = "{container}"

@@ -12,11 +12,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.daemons import start_daemon
 
 ACCESS_KEY = "livetx-test"
 SECRET_KEY = "livetx-test-secret-0123456789abcdef"
@@ -83,17 +84,7 @@ class SeaweedS3:
             f"-metricsPort={p['metrics']}", f"-s3.metricsPort={p['s3metrics']}", f"-bucket={','.join((BUCKET, *EXTRA_BUCKETS))}",
         ]  # fmt: skip
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-        with open(self.home / "weed.out", "ab") as out:
-            self.process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.home)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("weed exited:\n" + (self.home / "weed.out").read_text()[-3000:])
-            if self._bucket_ready():
-                return
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("SeaweedFS S3 did not become ready:\n" + (self.home / "weed.out").read_text()[-3000:])
+        self.process = start_daemon(cmd, self.home / "weed.out", self._bucket_ready, name="SeaweedFS S3", timeout=90, interval=0.3, env=env)
 
     def _bucket_ready(self) -> bool:
         # an unsigned request is refused by a server that is up and checking signatures

@@ -101,6 +101,74 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _stat_fields(path: str) -> list[str]:
+    with open(path) as stat:
+        return stat.read().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+
+
+def alive(pid: int) -> bool:
+    """A thread of the process is not a zombie yet (Linux /proc). A killed process's first
+    thread can be a zombie while others are still ending, its files (sockets) still open."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    for tid in tasks:
+        try:
+            if _stat_fields(f"/proc/{pid}/task/{tid}/stat")[0] != "Z":
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return False
+
+
+def child_pids(pid: int, marker: str = "") -> list[int]:
+    """The live child processes of `pid` (from /proc), those whose command line holds `marker`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _stat_fields(f"/proc/{entry}/stat")
+            if int(fields[1]) == pid and fields[0] != "Z" and marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.append(int(entry))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return sorted(found)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`."""
+    out, todo = [], [pid]
+    while todo:
+        below = child_pids(todo.pop())
+        out += below
+        todo += below
+    return out
+
+
+def thread_cpu_ns(pid: int) -> dict[int, int]:
+    """CPU time each live thread of the process has used so far, in nanoseconds (Linux
+    /proc/<pid>/task/<tid>/schedstat: exact, where /proc/<pid>/stat counts clock ticks)."""
+    out = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as stat:
+                out[int(tid)] = int(stat.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
+def cpu_used_ns(before: dict[int, int], after: dict[int, int]) -> int:
+    """CPU time used between two `thread_cpu_ns` readings by the threads alive at both."""
+    return sum(after[tid] - before[tid] for tid in before.keys() & after.keys())
+
+
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Prometheus exposition text -> {(sample name, sorted labels): value}."""
     out = {}

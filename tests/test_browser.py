@@ -20,6 +20,7 @@ import pytest
 from livetx.settings import PlayerSettings
 from tests.conftest import Server, Source
 from tests.multitrack import TRACKS, MultiTrackSpec, write_multitrack
+from tests.player_pages import chromium
 from tests.support import CHROMIUM, HLS_JS
 
 
@@ -31,11 +32,8 @@ def browser() -> Any:
         pytest.skip(f"no hls.js at {HLS_JS} (npm install --prefix var/test-hlsjs hls.js@<pinned version>; .ci/run does)")
     digest = "sha384-" + base64.b64encode(hashlib.sha384(HLS_JS.read_bytes()).digest()).decode()
     assert digest == PlayerSettings.hls_js_integrity, f"{HLS_JS} is not the pinned {PlayerSettings.hls_js_url}: rerun .ci/run"
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--autoplay-policy=no-user-gesture-required"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def open_player(browser: Any, server: Server, master_url: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from livetx.errors import LimitExceeded, OutputReserved, ParameterError
-from livetx.jobs import JOB_PREFIX, Job, check_limits, check_namespace, is_job_profile, parse_imm, parse_oss
+from livetx.jobs import JOB_PREFIX, Job, check_limits, check_namespace, imm_request, is_job_profile, parse_imm, parse_oss, renamed
 from livetx.media.params import resolve_container
 from livetx.settings import LimitsSettings
 from livetx.storage.local import LocalStorage
@@ -128,6 +128,45 @@ def test_an_oss_process_takes_its_container() -> None:
     assert raised.value.name == "container"
 
 
+@pytest.mark.parametrize(
+    ("encryption", "method", "rotation"),
+    [
+        pytest.param({"Method": "AES-128", "KeyRotation": 30}, "aes-128", 30, id="aes-128-rotating"),
+        pytest.param({"Method": "aes-128"}, "aes-128", 0, id="aes-128-one-key"),
+        pytest.param({"Method": "NONE", "KeyRotation": 30}, "none", 30, id="none"),
+    ],
+)
+def test_an_imm_target_takes_its_encryption_from_the_request(encryption: dict[str, Any], method: str, rotation: int) -> None:
+    """`Encryption` (a livetx extension) sets the target's title parameters `encryption` and
+    `key_rotation`; an encrypted target is another job than the clear one."""
+    job = parse_imm(target(Encryption=encryption), KEY_FOR, KEY_FOR)
+    params = job.table["renditions"]["t0"]
+    assert params["encryption"] == method and params.get("key_rotation", 0) == rotation
+    (rendition,) = job.profile().renditions
+    assert (rendition.title.encryption, rendition.title.key_rotation) == (method, rotation)
+    assert job.id != parse_imm(imm(), KEY_FOR, KEY_FOR).id
+
+
+def test_a_planning_error_about_encryption_names_the_target_that_asked() -> None:
+    """No master key (found when the title is planned): the error names the first target that
+    set `encryption`, in the request's terms; an OSS request's names the parameter."""
+    body = imm()
+    body["Targets"].append({**body["Targets"][0], "URI": "oss://local/out/v1", "Encryption": {"Method": "AES-128"}})
+    job = parse_imm(body, KEY_FOR, KEY_FOR)
+    error = renamed(job, ParameterError("encryption", "none: no encryption master key is configured"))
+    assert error.name == "Targets[1].Encryption.Method" and "no encryption master key" in error.message
+    oss = parse_oss(SOURCE, f"hls/m3u8,encryption_aes-128|{SAVEAS}", KEY_FOR)
+    assert renamed(oss, ParameterError("encryption", "none")).name == "encryption"
+
+
+def test_the_imm_schema_declares_the_encryption_extension() -> None:
+    """The OpenAPI schema follows from the declaration: the parameter's choices and bounds."""
+    schema = imm_request().schema()["properties"]["Targets"]["items"]["properties"]["Encryption"]
+    assert schema["required"] == ["Method"] and "livetx extension" in schema["description"]
+    assert schema["properties"]["Method"]["enum"] == ["none", "aes-128", "sample-aes"]
+    assert (schema["properties"]["KeyRotation"]["minimum"], schema["properties"]["KeyRotation"]["maximum"]) == (0, 100000)
+
+
 def test_an_imm_target_uri_ending_in_m3u8_names_the_same_prefix() -> None:
     job = parse_imm(target(URI="oss://local/out/v0.m3u8"), KEY_FOR, KEY_FOR)
     assert job.prefixes == {"t0": "out/v0"}
@@ -180,6 +219,12 @@ def test_an_imm_job_profile_carries_its_source_master_and_prefixes() -> None:
         pytest.param(target(Container="mkv"), "Targets[0].Container", id="container"),
         pytest.param(target(Container=1), "Targets[0].Container", id="container-not-text"),
         pytest.param(target(Container="ts", Video={"TranscodeVideo": {"Codec": "AV1"}}), "Targets[0].Container", id="av1-in-ts"),
+        pytest.param(target(Encryption="aes-128"), "Targets[0].Encryption", id="encryption-not-object"),
+        pytest.param(target(Encryption={"Method": "des"}), "Targets[0].Encryption.Method", id="encryption-method"),
+        pytest.param(target(Encryption={"KeyRotation": 30}), "Targets[0].Encryption.Method", id="encryption-method-missing"),
+        pytest.param(target(Encryption={"Method": "AES-128", "KeyRotation": -1}), "Targets[0].Encryption.KeyRotation", id="key-rotation"),
+        pytest.param(target(Encryption={"Method": "AES-128", "Key": "00"}), "Targets[0].Encryption.Key", id="encryption-unknown-field"),
+        pytest.param(target(Encryption={"Method": "SAMPLE-AES"}), "Targets[0].Encryption.Method", id="sample-aes-in-ts"),
     ],
 )
 def test_an_invalid_imm_field_is_named_in_the_requests_terms(body: Any, field: str) -> None:
@@ -189,6 +234,25 @@ def test_an_invalid_imm_field_is_named_in_the_requests_terms(body: Any, field: s
 
 
 # ---- OSS hls/m3u8 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "method", "rotation"),
+    [
+        pytest.param("encryption_aes-128,key_rotation_30", "aes-128", 30, id="aes-128-rotating"),
+        pytest.param("key_rotation_2,encryption_aes-128", "aes-128", 2, id="rotation-first"),
+        pytest.param("encryption_aes-128", "aes-128", 0, id="aes-128-one-key"),
+        pytest.param("encryption_sample-aes,container_fmp4", "sample-aes", 0, id="sample-aes-fmp4"),
+    ],
+)
+def test_an_oss_process_takes_encryption_for_the_title(options: str, method: str, rotation: int) -> None:
+    """`encryption_<method>` and `key_rotation_<segments>` (livetx extensions) are title
+    parameters; a parameter name with an underscore is read whole."""
+    job = parse_oss(SOURCE, f"hls/m3u8,st_5000,{options},s_x180|{SAVEAS}", KEY_FOR)
+    assert job.table["encryption"] == method and int(job.table.get("key_rotation", 0)) == rotation
+    assert "encryption" not in job.table["renditions"]["t0"]
+    title = job.profile().title
+    assert (title.encryption, title.key_rotation, title.st) == (method, rotation, 5000)
 
 
 def test_an_oss_process_becomes_a_title_table_and_one_rendition() -> None:
@@ -220,6 +284,12 @@ def test_an_oss_process_becomes_a_title_table_and_one_rendition() -> None:
         pytest.param(f"hls/m3u8,s_101x|{SAVEAS}", "s", id="size-odd"),
         pytest.param(f"hls/m3u8,crf_20,vb_100000|{SAVEAS}", "crf", id="crf-and-vb"),
         pytest.param(f"hls/m3u8,bogus_1|{SAVEAS}", "bogus", id="unknown-param"),
+        pytest.param(f"hls/m3u8,encryption_des|{SAVEAS}", "encryption", id="encryption"),
+        pytest.param(f"hls/m3u8,encryption_sample-aes|{SAVEAS}", "encryption", id="sample-aes-in-ts"),
+        pytest.param(f"hls/m3u8,encryption_aes-128,key_rotation_x|{SAVEAS}", "key_rotation", id="key-rotation"),
+        pytest.param(f"hls/m3u8,key_rotation_-1|{SAVEAS}", "key_rotation", id="key-rotation-negative"),
+        pytest.param(f"hls/m3u8,initial_segments_2000|{SAVEAS}", "initial_segments", id="not-an-oss-title-param"),
+        pytest.param(f"hls/m3u8,audio_all|{SAVEAS}", "audio", id="audio"),
     ],
 )
 def test_an_invalid_oss_parameter_is_named_as_written(process: str, field: str) -> None:

@@ -35,8 +35,8 @@ import pytest
 
 from tests.conftest import ROOT, Server, launch_server
 from tests.multitrack import MultiTrackSpec, write_multitrack
+from tests.player_pages import chromium, installed
 from tests.player_tracks import Run, Session, ffmpeg_streams, profiles_toml, tracks_of, warm
-from tests.support import CHROMIUM, SCRIPTS
 
 PROFILES = {"tracks": ("all", "ts"), "tracksfmp4": ("all", "fmp4")}
 SOURCE = "tracks.mkv"
@@ -90,14 +90,9 @@ def masters(tracks_server: Server) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Any:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--autoplay-policy=no-user-gesture-required"])
+def browser() -> Iterator[Any]:
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 CASES = [(player, container) for player in PLAYERS for container in ("ts", "fmp4")]
@@ -106,8 +101,7 @@ CASES = [(player, container) for player in PLAYERS for container in ("ts", "fmp4
 @pytest.fixture(scope="module", params=CASES, ids=[f"{player}-{container}" for player, container in CASES])
 def session(request: pytest.FixtureRequest, browser: Any, tracks_server: Server, masters: dict[str, str]) -> Session:
     player, container = request.param
-    if not SCRIPTS[player].exists():
-        pytest.skip(f"{player} is not installed at {SCRIPTS[player]} (.ci/run installs it with npm)")
+    installed(player)
     url = masters[container]
     tracks = tracks_of(warm(url))
     run = Run(browser, tracks_server.base_url, player, url)

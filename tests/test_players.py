@@ -15,7 +15,7 @@ scripts are answered by Playwright from the local files at the server's origin, 
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,8 +24,9 @@ import m3u8
 import pytest
 
 from tests.conftest import Server, Source
-from tests.support import CHROMIUM, SCRIPTS, wait_until
+from tests.player_pages import ENGINE, chromium, installed, page_html, serve_page, state
 from tests.support import get_url as fetch
+from tests.support import wait_until
 
 # (player, protocol): the ladder's master playlist (hls) or its DASH manifest (dash)
 CASES = [
@@ -42,54 +43,6 @@ CASES = [
 PLAYBACK_RATE = 2
 SOURCE = "mp4-30"  # 7 s, 320x180: the ladder's x180, x144 and x90 rungs
 PAGE_PREFIX = "/__players__/"  # answered by the browser's route, never by the server
-
-COMMON = """
-window.errors = [];
-window.media = document.querySelector('video');
-media.addEventListener('error', () => errors.push({source: 'video element', code: media.error && media.error.code,
-                                                     message: media.error && media.error.message}));
-window.ranges = () => { const b = media.buffered, r = []; for (let i = 0; i < b.length; i++) r.push([b.start(i), b.end(i)]); return r; };
-window.start = () => { media.defaultPlaybackRate = media.playbackRate = RATE;
-                       return media.play().catch(e => errors.push({source: 'play()', message: String(e)})); };
-"""
-PAGES = {
-    "hls.js": """
-const hls = new Hls(); window.player = hls;
-hls.on(Hls.Events.ERROR, (_, d) => errors.push({source: 'hls.js', details: d.details, fatal: d.fatal,
-                                                  reason: String(d.reason || d.error || '')}));
-hls.on(Hls.Events.MANIFEST_PARSED, () => start());
-hls.loadSource(SRC); hls.attachMedia(media);
-""",
-    "shaka": """
-shaka.polyfill.installAll();
-const player = new shaka.Player(); window.player = player;
-player.addEventListener('error', e => errors.push({source: 'shaka', code: e.detail.code, severity: e.detail.severity,
-                                                   data: JSON.stringify(e.detail.data)}));
-player.attach(media).then(() => player.load(SRC)).then(() => start())
-  .catch(e => errors.push({source: 'shaka load', code: e.code, message: String(e)}));
-""",
-    "video.js": """
-const player = videojs(media, {html5: {vhs: {overrideNative: true}, nativeAudioTracks: false, nativeVideoTracks: false}});
-window.player = player;
-window.media = player.tech({IWillNotUseThisInPlugins: true}).el();
-player.on('error', () => errors.push({source: 'video.js', code: player.error() && player.error().code,
-                                       message: player.error() && player.error().message}));
-player.src({src: SRC, type: 'application/x-mpegURL'});
-player.ready(() => start());
-""",
-    "dash.js": """
-const player = dashjs.MediaPlayer().create(); window.player = player;
-const events = dashjs.MediaPlayer.events;
-// the segments are muxed (codecs "avc1...,mp4a.40.2"); dash.js 5.2.1 hands MediaCapabilities that
-// codecs list unquoted, which Chromium cannot parse ("Failed to parse video contentType"), and drops
-// every Representation: its MSE isTypeSupported check takes the quoted list
-player.updateSettings({streaming: {capabilities: {useMediaCapabilitiesApi: false}}});
-player.on(events.ERROR, e => errors.push({source: 'dash.js', code: e.error && e.error.code, message: e.error && e.error.message}));
-player.on(events.PLAYBACK_ERROR, e => errors.push({source: 'dash.js playback', message: String(e.error)}));
-player.on(events.STREAM_INITIALIZED, () => start());
-player.initialize(media, SRC, false);
-""",
-}
 
 
 @dataclass
@@ -109,14 +62,9 @@ class Played:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Any:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--autoplay-policy=no-user-gesture-required"])
+def browser() -> Iterator[Any]:
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def warmed(server: Server, source: Source, profile: str, codec: str, variants: int) -> str:
@@ -156,47 +104,15 @@ def mpd_url(server: Server, ladder_url: str) -> str:
     return url
 
 
-def page_html(player: str, src: str) -> str:
-    script = SCRIPTS[player].name
-    setup = COMMON.replace("RATE", str(PLAYBACK_RATE))
-    return (
-        f'<!doctype html><meta charset="utf-8"><video id="video" muted playsinline></video>'
-        f'<script src="{script}"></script><script>const SRC = {json.dumps(src)};{setup}{PAGES[player]}</script>'
-    )
-
-
-def state(page: Any) -> dict[str, Any]:
-    return page.evaluate(  # type: ignore[no-any-return]
-        "({t: media.currentTime, ended: media.ended, duration: media.duration, paused: media.paused})"
-    )
-
-
 @pytest.fixture(scope="module", params=CASES, ids=[f"{player}-{protocol}" for player, protocol in CASES])
 def played(request: pytest.FixtureRequest, browser: Any, server: Server, ladder_url: str) -> Played:
     player, protocol = request.param
-    script = SCRIPTS[player]
-    if not script.exists():
-        pytest.skip(f"{player} is not installed at {script} (.ci/run installs it with npm)")
+    script = installed(player)
     src = ladder_url if protocol == "hls" else request.getfixturevalue({"dash": "mpd_url", "hls-av1": "av1_url"}[protocol])
     page = browser.new_page()
-    origin = server.base_url
-
-    def route(request_route: Any) -> None:
-        url = request_route.request.url
-        path = urlsplit(url).path
-        if url.startswith(origin + PAGE_PREFIX):
-            if path.endswith(".html"):
-                request_route.fulfill(body=page_html(player, src), content_type="text/html")
-            else:
-                request_route.fulfill(path=str(script), content_type="application/javascript")
-        elif urlsplit(url).hostname == "127.0.0.1":
-            request_route.continue_()
-        else:
-            request_route.abort()
-
-    page.route("**/*", route)
+    serve_page(page, server.base_url, PAGE_PREFIX, page_html(player, src, PLAYBACK_RATE), script)
     try:
-        page.goto(f"{origin}{PAGE_PREFIX}{player}.html")
+        page.goto(f"{server.base_url}{PAGE_PREFIX}{player}.html")
         wait_until(lambda: state(page)["t"] > 0.5, 60, f"{player} to start playing")
         buffered = page.evaluate("ranges()")
         wait_until(lambda: state(page)["ended"], 60, f"{player} to play to the end")
@@ -209,14 +125,7 @@ def played(request: pytest.FixtureRequest, browser: Any, server: Server, ladder_
         quality = page.evaluate(
             "(() => { const q = media.getVideoPlaybackQuality(); return {total: q.totalVideoFrames, dropped: q.droppedVideoFrames}; })()"
         )
-        engine = page.evaluate(
-            "(() => { if (window.shaka) return player.getLoadMode() === shaka.Player.LoadMode.MEDIA_SOURCE"
-            " ? 'shaka ' + shaka.Player.version : 'native: load mode ' + player.getLoadMode();"
-            " if (!media.src.startsWith('blob:')) return 'native: ' + media.src;"
-            " if (window.dashjs) return 'dash.js ' + player.getVersion();"
-            " return window.Hls ? 'hls.js ' + Hls.version"
-            " : 'video.js ' + videojs.VERSION + ' / VHS ' + videojs.VhsHandler.version()['@videojs/http-streaming']; })()"
-        )
+        engine = page.evaluate(ENGINE)
         out = Played(
             player,
             protocol,

@@ -15,11 +15,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from livetx.app import create_app
+from livetx.cache.seal import is_sealed
+from livetx.crypto import aes
 from livetx.factories import open_storages
 from livetx.jobs import parse_imm
 from livetx.layout import claim_key, record_key
 from livetx.media.sample import SampleSpec, write_sample
-from livetx.web.keys import CATALOG, SEGMENTS
+from livetx.web.keys import CATALOG, SEGMENTS, SETTINGS
 from tests.checker import decode_video, open_joined
 from tests.conftest import Source, app_settings
 from tests.s3server import SeaweedS3
@@ -269,6 +271,85 @@ async def test_invalid_oss_requests_name_the_parameter(make_client: MakeClient, 
     response = await client.post("/test.avi?x-oss-process", data={"x-oss-process": process}, headers=AUTH)
     error = (await response.json())["error"]
     assert response.status == 400 and error["parameter"] == field, error
+
+
+async def play_encrypted(client: TestClient[Any, Any], url: str) -> tuple[m3u8.M3U8, list[bytes]]:
+    """The first variant's media playlist behind a signed master URL, and its segments, each
+    fetched as served and decrypted with the key its EXT-X-KEY names (fetched with the token the
+    playlist handed on; IV: the segment's sequence number, livetx/crypto/aes.py)."""
+    parts = urlsplit(url)
+    master = m3u8.loads(await (await client.get(f"{parts.path}?{parts.query}")).text())
+    folder = parts.path.rsplit("/", 1)[0] + "/"
+    media = m3u8.loads(await (await client.get(folder + master.playlists[0].uri)).text())
+    keys: dict[str, bytes] = {}
+    out = []
+    for n, segment in enumerate(media.segments):
+        assert segment.key is not None and segment.key.method == "AES-128" and segment.key.iv is None
+        if segment.key.uri not in keys:
+            response = await client.get(folder + segment.key.uri)
+            assert response.status == 200 and response.headers["Cache-Control"] == "private, no-store"
+            keys[segment.key.uri] = await response.read()
+        encrypted = await (await client.get(folder + segment.uri)).read()
+        clear = aes.decrypt(keys[segment.key.uri], aes.sequence_iv(n), encrypted)
+        assert clear is not None and is_sealed(clear)
+        out.append(clear)
+    assert all(len(key) == 16 for key in keys.values())
+    return media, out
+
+
+def stored_keys(text: str) -> list[str]:
+    """The EXT-X-KEY URIs of a media playlist, in order."""
+    return [key.uri for key in m3u8.loads(text).keys if key is not None]
+
+
+async def test_an_imm_encrypted_target_plays_with_its_keys(make_client: MakeClient, avi: Source) -> None:
+    """`Targets[].Encryption` (a livetx extension): the PlaybackURL's media playlist has an
+    EXT-X-KEY per key period, each key URL answers with the token the playlist handed on, and
+    the segments decrypt to the whole title. The stored playlist names the keys on the origin,
+    without a token: they answer 401 there."""
+    body = own_outputs("encrypted")  # its own URIs: the S3 server is the whole session's
+    body["Targets"][0]["Encryption"] = {"Method": "AES-128", "KeyRotation": 2}
+    client = await make_client(LIVETX_SERVER_BASE_URL="https://origin.example/")
+    response = await client.post("/api/v1/playlists", json=body, headers=AUTH)
+    assert response.status == 200, await response.text()
+    answer = await response.json()
+    media, segments = await play_encrypted(client, answer["PlaybackURL"])
+    assert len(media.segments) == 4 and len(media.keys) == 2  # 2,2,2,6 s: keys of segments 0-1 and 2-3
+    assert frames_of(segments) == list(range(avi.frames))
+    stored = (await client.server.app[SEGMENTS].output.read("encrypted/v.m3u8")).decode()
+    served_names = [key.uri.split("?")[0] for key in media.keys]
+    title = urlsplit(answer["PlaybackURL"]).path.removesuffix("master.m3u8")
+    assert stored_keys(stored) == [f"https://origin.example{title}{name}" for name in served_names]
+    anonymous = await client.get(urlsplit(stored_keys(stored)[0]).path)
+    assert anonymous.status == 401 and (await anonymous.json())["error"]["code"] == "token_missing"
+
+
+async def test_oss_takes_encryption_and_key_rotation(make_client: MakeClient) -> None:
+    client = await make_client()
+    options = "initd_0,s_x240,encryption_aes-128,key_rotation_3"
+    process = f"hls/m3u8,{options}|sys/saveas,o_{b64('enc/media')},b_{b64('bucket')}"
+    response = await client.post("/test.avi?x-oss-process", data={"x-oss-process": process}, headers=AUTH)
+    assert response.status == 200, await response.text()
+    stored = (await client.server.app[SEGMENTS].output.read("enc/media.m3u8")).decode()
+    public = client.server.app[SETTINGS].server.public_url  # no server.base_url: http://host:port
+    assert len(stored_keys(stored)) == 2 and all(uri.startswith(f"{public}/hls/j-") for uri in stored_keys(stored))
+    media, segments = await play_encrypted(client, (await response.json())["PlaybackURL"])
+    assert [key.uri.split("?")[0] for key in media.keys] == [uri.rsplit("/", 1)[1] for uri in stored_keys(stored)]
+    assert len(segments) == len(media.segments)
+
+
+async def test_an_encrypted_request_without_a_master_key_is_refused_and_writes_nothing(make_client: MakeClient) -> None:
+    client = await make_client(LIVETX_ENCRYPTION_KEYS="")
+    catalog = client.server.app[CATALOG]
+    body = own_outputs("nokey")
+    body["Targets"][0]["Encryption"] = {"Method": "AES-128"}
+    job = parse_imm(body, catalog.sources.key_for_uri, catalog.output.key_for_uri)
+    response = await client.post("/api/v1/playlists", json=body, headers=AUTH)
+    error = (await response.json())["error"]
+    assert response.status == 400 and error["parameter"] == "Targets[0].Encryption.Method", error
+    assert "no encryption master key" in error["message"]
+    assert await catalog.output.stat(record_key(job.id)) is None
+    assert all([await catalog.output.stat(key) is None for key in job.claims()])
 
 
 def own_outputs(prefix: str, crf: int = 26) -> dict[str, Any]:

@@ -139,7 +139,13 @@ async def test_client_preempts_background_work_which_then_finishes(sources: dict
     try:
         (pid,) = pool.worker_pids()
         idle = cpu_seconds(pid)  # what its start-up cost
-        background = pool.submit(slow, Priority.PRETRANSCODE)
+        gates = 0
+
+        async def gate() -> None:
+            nonlocal gates
+            gates += 1
+
+        background = pool.submit(slow, Priority.PRETRANSCODE, gate=gate)
         # well into it: measured in the worker's CPU time, whatever the load on the machine
         await wait_for(lambda: cpu_seconds(pid) > idle + 0.3, 60, "the worker to be busy with the background job")
         assert background.running_on is not None
@@ -148,6 +154,7 @@ async def test_client_preempts_background_work_which_then_finishes(sources: dict
         assert not background.future.done() and pool.stats.preempted == 1
         finished = await asyncio.wait_for(background.future, timeout=120)
         assert finished.video_frames == 4 * 30  # started over, made whole
+        assert gates == 1  # back in the queue with what its gate let in (a lease): not asked again
     finally:
         await pool.close()
 
@@ -184,6 +191,38 @@ async def test_background_waits_while_a_client_transcodes(sources: dict[str, Sou
 
         await wait_for(client_done, 60, "the client transcode", interval=0.01)
         await asyncio.wait_for(background.future, timeout=30)
+    finally:
+        await pool.close()
+
+
+class Refused(Exception):
+    pass
+
+
+async def test_a_gate_runs_as_its_job_starts_and_may_refuse_it(sources: dict[str, Source]) -> None:
+    src = sources["mp4-30"]
+    pool = TranscodePool(size=1, timeout=60)
+    await pool.start()
+    try:
+        opened: list[str] = []
+
+        async def refuse() -> None:
+            opened.append("refused")
+            raise Refused
+
+        async def admit() -> None:
+            opened.append("admitted")
+
+        blocker = pool.submit(job_for(src), Priority.CLIENT)
+        refused = pool.submit(job_for(src), Priority.LOOKAHEAD, gate=refuse)
+        admitted = pool.submit(job_for(src), Priority.LOOKAHEAD, gate=admit)
+        assert opened == []  # queued: no gate runs yet
+        await blocker.future
+        with pytest.raises(Refused):
+            await refused.future
+        result = await admitted.future  # the slot went on to the next ticket
+        assert result.video_frames == 30
+        assert sorted(opened) == ["admitted", "refused"] and pool.stats.refused == 1 and pool.stats.completed == 2
     finally:
         await pool.close()
 

@@ -261,7 +261,7 @@ def test_embedded_segments_are_pool_jobs_on_the_video_windows(mkv: Path) -> None
 
 def test_playlists_written_to_storage_include_them(mkv: Path) -> None:
     title = title_of(mkv)
-    objects = playlist_objects(title)
+    objects = playlist_objects(title, "https://origin.example/hls/t/tracks.mkv/")
     for rendition in title.subtitle_renditions:
         assert objects[f"tracks.mkv/t/{rendition.name}.m3u8"] == media_text(rendition, stored=True)
     assert objects["tracks.mkv/t/master.m3u8"].count("TYPE=SUBTITLES") == len(title.subtitle_renditions)

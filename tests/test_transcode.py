@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -332,3 +333,14 @@ def test_a_stream_of_the_wrong_kind_is_refused(sources: dict[str, Source]) -> No
     job = replace(job_for(sources["mp4-30"]), video_stream=1, audio_stream=0)  # swapped
     with pytest.raises(TranscodeFailed, match="not the VideoStream"):
         transcode_segment(job)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler") or os.geteuid() != 0, reason="SVT-AV1 goes real-time only as root")
+def test_an_av1_encode_leaves_no_thread_real_time(tmp_path: Path) -> None:
+    """SVT-AV1 switches the threads of a process that opens it to SCHED_FIFO 99 as root; the
+    sample writer (and the transcoder, by the same call) puts them back at once."""
+    from livetx.media.sample import SampleSpec, write_sample
+
+    write_sample(tmp_path / "av1.mp4", SampleSpec(seconds=0.2, width=64, height=64, vcodec="libsvtav1", preset="12"))
+    realtime = [tid for tid in os.listdir("/proc/self/task") if os.sched_getscheduler(int(tid)) in (os.SCHED_FIFO, os.SCHED_RR)]
+    assert realtime == []

@@ -3,7 +3,9 @@
 Invariants:
 - `_wanted[key]` is the most urgent priority any request asked for `key` while it is not
   found cached: set by `ask`, read when the job is submitted, removed when the segment is
-  found cached (`found`) or its job ends, whichever comes first.
+  found cached (`found`) or its job ends, whichever comes first. A job its gate refused
+  (another process holds the segment's lease) leaves it: the flight waits, then finds the
+  segment (`found`) or submits a job again, at that priority.
 - `_tickets[key]` is the pool job making `key`, from its submission until it ends (made,
   failed or cancelled); a client asking for a key whose job runs at a lower priority
   promotes that job.
@@ -17,9 +19,10 @@ import asyncio
 from collections.abc import Awaitable
 
 from livetx.cache.stats import CacheStats
+from livetx.cluster.flight import MadeElsewhere
 from livetx.errors import Overloaded
 from livetx.media.model import SegmentJob, SegmentResult
-from livetx.media.pool import Priority, Ticket, TranscodePool
+from livetx.media.pool import Gate, Priority, Ticket, TranscodePool
 
 
 class Admission:
@@ -55,9 +58,11 @@ class Admission:
     def futures(self) -> list[asyncio.Future[SegmentResult]]:
         return [ticket.future for ticket in self._tickets.values()]
 
-    async def run(self, key: str, job: Awaitable[SegmentJob], priority: Priority) -> SegmentResult:
+    async def run(self, key: str, job: Awaitable[SegmentJob], priority: Priority, gate: Gate | None = None) -> SegmentResult:
         """Admit and submit the job making `key` (at the most urgent priority asked for it
-        meanwhile), and wait for its result. Raises `Overloaded` when clients queue too long."""
+        meanwhile; past `gate`, see the pool), and wait for its result. Raises `Overloaded`
+        when clients queue too long."""
+        refused = False
         try:
             submitted = await job
             # whoever asked while the job was being set up counts too
@@ -67,9 +72,13 @@ class Admission:
                 self.stats.overloaded += 1
                 waiting = self.pool.waiting_clients
                 raise Overloaded(f"{waiting} segments are already waiting for a transcoder", retry_after=self.pool.retry_after())
-            ticket = self.pool.submit(submitted, priority)
+            ticket = self.pool.submit(submitted, priority, gate)
             self._tickets[key] = ticket
             return await ticket.future
+        except MadeElsewhere:
+            refused = True
+            raise
         finally:
             self._tickets.pop(key, None)
-            self._wanted.pop(key, None)
+            if not refused:
+                self._wanted.pop(key, None)

@@ -20,6 +20,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from livetx.cache.seal import is_sealed
@@ -41,19 +42,19 @@ class HotSegments:
         """The segment's bytes (now the most recently used), or None."""
         return self._held.get(key)
 
-    def offer(self, key: str, source: bytes | Path | None) -> None:
-        """Hold the segment `key`, from its bytes or its file, once its seal is checked (in the
-        background: the caller does not wait)."""
+    def offer(self, key: str, source: bytes | Path | None, holds: Callable[[bytes], bool] = is_sealed) -> None:
+        """Hold the segment `key`, from its bytes or its file, once its seal is checked by
+        `holds` (in the background: the caller does not wait)."""
         if source is None or self.max_bytes <= 0 or key in self._held or key in self._checking or key in self._oversized:
             return
         if isinstance(source, bytes) and len(source) > self.max_bytes:
             return
-        task = asyncio.create_task(self._check(key, source))
+        task = asyncio.create_task(self._check(key, source, holds))
         self._checking[key] = task
         task.add_done_callback(lambda _: self._checking.pop(key, None))
 
-    async def _check(self, key: str, source: bytes | Path) -> None:
-        outcome, data = await asyncio.to_thread(_read_checked, source, self.max_bytes)
+    async def _check(self, key: str, source: bytes | Path, holds: Callable[[bytes], bool]) -> None:
+        outcome, data = await asyncio.to_thread(_read_checked, source, self.max_bytes, holds)
         if outcome == SEALED:
             self.evictions += len(self._held.put(key, data))
         elif outcome == UNSEALED:
@@ -83,7 +84,7 @@ class HotSegments:
 SEALED, UNSEALED, OVERSIZED, GONE = "sealed", "unsealed", "oversized", "gone"
 
 
-def _read_checked(source: bytes | Path, max_bytes: int) -> tuple[str, bytes]:
+def _read_checked(source: bytes | Path, max_bytes: int, holds: Callable[[bytes], bool] = is_sealed) -> tuple[str, bytes]:
     """(SEALED, the bytes) when `source`'s bytes (read, if it is a file) fit in `max_bytes` and
     their seal holds; else (UNSEALED, OVERSIZED or GONE, b"")."""
     if isinstance(source, Path):
@@ -97,4 +98,4 @@ def _read_checked(source: bytes | Path, max_bytes: int) -> tuple[str, bytes]:
         data = source
     if len(data) > max_bytes:
         return OVERSIZED, b""
-    return (SEALED, data) if is_sealed(data) else (UNSEALED, b"")
+    return (SEALED, data) if holds(data) else (UNSEALED, b"")

@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from livetx.cache.seal import is_sealed
@@ -24,16 +25,17 @@ class SealChecks:
         self.capacity = capacity
         self._verified: Lru[tuple[str, str], None] = Lru(capacity)  # (path, version) whose seal held
 
-    async def sealed(self, path: Path, version: str | None = None) -> bool:
+    async def sealed(self, path: Path, version: str | None = None, holds: Callable[[bytes], bool] = is_sealed) -> bool:
         """False only if the file is there and its seal does not hold. `version` is the
-        file's, if the caller knows it (a local store's ETag); else it is looked up."""
+        file's, if the caller knows it (a local store's ETag); else it is looked up. `holds`:
+        the check of its bytes (an encrypted segment's decrypts first, livetx/cache/envelope.py)."""
         if version is None:
             version = await asyncio.to_thread(file_version, path)
             if version is None:
                 return True  # gone meanwhile: the next lookup misses
         if (str(path), version) in self._verified:
             return True  # checked before
-        held = await asyncio.to_thread(_read_sealed, path)
+        held = await asyncio.to_thread(_read_sealed, path, holds)
         if held is None:
             return True  # gone meanwhile
         if not held:
@@ -52,13 +54,13 @@ class SealChecks:
             self._verified.put((str(path), version), None)
 
 
-def _read_sealed(path: Path) -> bool | None:
+def _read_sealed(path: Path, holds: Callable[[bytes], bool]) -> bool | None:
     """Whether the file's seal holds (None: the file is gone)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
-    return is_sealed(data)
+    return holds(data)
 
 
 def file_version(path: Path) -> str | None:

@@ -2,8 +2,11 @@
 
 Lookup goes tier by tier: hot segments in memory (asked for by clients before, their seal
 checked), memory (made, write-back on the way), the local tier (when output storage is remote),
-then the output store. A miss goes through singleflight, so concurrent
-requests for one segment share one transcode. The bytes reach the client as soon as they
+then the output store. A miss goes through singleflight, so concurrent requests for one
+segment share one transcode; with a coordination engine (livetx/cluster/), the flight then
+takes the segment's lease, so that one process of the cluster makes it while the others wait
+and find it in storage (background work takes it only when its job reaches a worker, so it
+never holds a segment back from another origin's client while it is queued). The bytes reach the client as soon as they
 exist; the write-back to storage runs on its own, retried, never leaving a partial object. A
 deleted or unreachable object is simply a miss: the segment is made again, with identical
 timing, because the plan is a pure function.
@@ -28,27 +31,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from livetx.cache.admission import Admission
 from livetx.cache.bandwidth import BandwidthMeter
 from livetx.cache.budget import PrefetchBudgets
+from livetx.cache.envelope import Envelope, envelope_for
 from livetx.cache.hot import HotSegments
 from livetx.cache.keys import strong_etag
 from livetx.cache.listing import FolderListings
 from livetx.cache.local_tier import LocalTier
 from livetx.cache.prefetch import Prefetcher
-from livetx.cache.seal import is_sealed, seal
 from livetx.cache.seal_checks import SealChecks
 from livetx.cache.singleflight import LocalSingleFlight
 from livetx.cache.stats import CacheStats
 from livetx.cache.writebacks import WriteBacks
+from livetx.cluster.flight import ClusterFlight
+from livetx.crypto.keys import Derived, KeySource
 from livetx.errors import Overloaded, SegmentNotFound, StorageUnavailable
 from livetx.layout import segment_index, segment_key, segment_stem, segment_suffix
-from livetx.media.model import INIT, SegmentJob, SegmentPart
-from livetx.media.pool import Priority, TranscodePool
+from livetx.media.model import INIT, SampleEncryption, SegmentJob, SegmentPart
+from livetx.media.pool import Gate, Priority, TranscodePool
 from livetx.settings import CacheSettings, TranscodeSettings
 from livetx.storage.base import Storage
 from livetx.titles import Rendition, Title
@@ -81,15 +87,19 @@ class SegmentService:
         *,
         tier: LocalTier | None = None,
         flight: LocalSingleFlight | None = None,
+        cluster: ClusterFlight | None = None,
         observe_transcode: Callable[[str, float], None] | None = None,
+        keys: KeySource | None = None,
     ) -> None:
         self.sources = sources
         self.output = output  # read at each use: a write-back goes to the store of the moment
         self.pool = pool
         self.tier = tier
         self.flight = flight or LocalSingleFlight()
+        self.cluster = cluster  # None: this process alone decides what to make
         self.wait_timeout = transcode.wait_timeout
         self.observe_transcode = observe_transcode
+        self.keys = keys if keys is not None else Derived({})  # content keys of encrypted renditions
         self.stats = CacheStats()
         self.budgets = PrefetchBudgets(cache.prefetch_per_title, cache.prefetch_per_client)
         self.admission = Admission(pool, self.stats, transcode.max_queue)
@@ -117,26 +127,31 @@ class SegmentService:
         if held is not None:
             self.stats.hits["hot"] += 1
             return SegmentBody(etag, data=held)
-        found = await self._lookup_near(key, etag)
+        envelope = self.envelope(rendition, index)
+        found = await self._lookup_near(key, etag, envelope)
         if found is not None:
-            return self._heat(key, found, priority)
+            return self._heat(key, found, priority, envelope)
         self.admission.ask(key, priority)
         if self.flight.running(key):
             self.stats.joins += 1
         # The storage lookup runs inside the flight too: a request that looked while the
         # segment was being made and written back can't miss both and make it again.
-        flight = self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority))
+        flight = self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority, envelope))
         if priority != Priority.CLIENT:
             return await flight
-        return self._heat(key, await self._within_wait_timeout(flight), priority)
+        return self._heat(key, await self._within_wait_timeout(flight), priority, envelope)
 
-    def _heat(self, key: str, body: SegmentBody, priority: Priority) -> SegmentBody:
+    def envelope(self, rendition: Rendition, index: SegmentPart) -> Envelope:
+        """How the segment is sealed (and, AES-128, encrypted) as stored and sent."""
+        return envelope_for(rendition, index, self.keys)
+
+    def _heat(self, key: str, body: SegmentBody, priority: Priority, envelope: Envelope) -> SegmentBody:
         """A segment a client asked for goes to the hot tier (which checks its seal first)."""
         if priority == Priority.CLIENT:
-            self.hot.offer(key, body.data if body.data is not None else body.path)
+            self.hot.offer(key, body.data if body.data is not None else body.path, envelope.holds)
         return body
 
-    async def _lookup_near(self, key: str, etag: str) -> SegmentBody | None:
+    async def _lookup_near(self, key: str, etag: str, envelope: Envelope) -> SegmentBody | None:
         """Memory (made, write-back still on the way) and the local tier: no storage I/O."""
         fresh = self.writebacks.fresh(key)
         if fresh is not None:
@@ -145,7 +160,7 @@ class SegmentService:
         path = self.tier.path(key) if self.tier is not None else None
         if path is None:
             return None
-        if not await self.seals.sealed(path):
+        if not await self.seals.sealed(path, holds=envelope.holds):
             self._corrupt(key, "local")
             await asyncio.to_thread(path.unlink, missing_ok=True)
             return None
@@ -153,17 +168,41 @@ class SegmentService:
         return SegmentBody(etag, path=path)
 
     async def _fetch_or_make(
-        self, title: Title, rendition: Rendition, index: SegmentPart, key: str, etag: str, priority: Priority
+        self, title: Title, rendition: Rendition, index: SegmentPart, key: str, etag: str, priority: Priority, envelope: Envelope
     ) -> SegmentBody:
-        """The flight's work: look again (nearby, then storage), else make the segment."""
-        found = await self._lookup_near(key, etag)  # made while this flight was being set up
+        """The flight's work: look again (nearby, then storage), else make the segment; under
+        its lease when an engine coordinates the cluster (see `ClusterFlight.once`)."""
+        lookup = partial(self._lookup, key, etag, rendition, index, envelope)
+        make = partial(self._made_body, title, rendition, index, key, etag, priority, envelope)
+        found = await lookup()  # made while this flight was being set up, or by another process
+        if found is not None:
+            return found
+        if self.cluster is None:
+            return await make(None)
+        durable = partial(self.writebacks.settled, key)
+        return await self.cluster.once(key, lookup, make, durable, background=priority > Priority.CLIENT)
+
+    async def _lookup(self, key: str, etag: str, rendition: Rendition, index: SegmentPart, envelope: Envelope) -> SegmentBody | None:
+        found = await self._lookup_near(key, etag, envelope)
         if found is None:
-            found = await self._lookup_storage(key, etag, rendition, index)
+            found = await self._lookup_storage(key, etag, rendition, index, envelope)
         if found is not None:
             self.admission.found(key)
-            return found
+        return found
+
+    async def _made_body(
+        self,
+        title: Title,
+        rendition: Rendition,
+        index: SegmentPart,
+        key: str,
+        etag: str,
+        priority: Priority,
+        envelope: Envelope,
+        gate: Gate | None,
+    ) -> SegmentBody:
         self.stats.misses += 1
-        data = await self._make(title, rendition, index, key, priority)
+        data = await self._make(title, rendition, index, key, priority, envelope, gate)
         path = self.tier.path(key) if self.tier is not None else None
         if path is not None:
             return SegmentBody(etag, path=path, made=True)
@@ -178,15 +217,17 @@ class SegmentService:
                 f"segment not ready within {self.wait_timeout:g} s; it is still being made", retry_after=self.pool.retry_after()
             ) from None
 
-    async def _lookup_storage(self, key: str, etag: str, rendition: Rendition, index: SegmentPart) -> SegmentBody | None:
+    async def _lookup_storage(
+        self, key: str, etag: str, rendition: Rendition, index: SegmentPart, envelope: Envelope
+    ) -> SegmentBody | None:
         try:
             info = await self.output.stat(key)
             if info is None:
                 return None
             path = self.output.local_path(key)
             if path is None:
-                return await self._read_remote(key, etag, rendition, index)
-            if not await self.seals.sealed(path, info.etag):  # a local store's ETag is its size and mtime
+                return await self._read_remote(key, etag, rendition, index, envelope)
+            if not await self.seals.sealed(path, info.etag, envelope.holds):  # a local store's ETag is its size and mtime
                 await self._drop_corrupt(key)
                 return None
             self._measure(rendition, index, info.size)
@@ -198,10 +239,10 @@ class SegmentService:
         self.stats.hits["storage"] += 1
         return SegmentBody(etag, path=path)
 
-    async def _read_remote(self, key: str, etag: str, rendition: Rendition, index: SegmentPart) -> SegmentBody | None:
+    async def _read_remote(self, key: str, etag: str, rendition: Rendition, index: SegmentPart, envelope: Envelope) -> SegmentBody | None:
         """A remote store's object: read whole, checked, and kept in the local tier if there is one."""
         data = await self.output.read(key)
-        if not await asyncio.to_thread(is_sealed, data):
+        if not await asyncio.to_thread(envelope.holds, data):
             await self._drop_corrupt(key)
             return None
         self._measure(rendition, index, len(data))
@@ -211,14 +252,17 @@ class SegmentService:
         self.stats.hits["storage"] += 1
         return SegmentBody(etag, path=path) if path is not None else SegmentBody(etag, data=data)
 
-    async def _make(self, title: Title, rendition: Rendition, index: SegmentPart, key: str, priority: Priority) -> bytes:
-        """Admission -> pool -> seal -> local tier -> write-back; the sealed bytes."""
-        result = await self.admission.run(key, self._job(title, rendition, index), priority)
+    async def _make(
+        self, title: Title, rendition: Rendition, index: SegmentPart, key: str, priority: Priority, envelope: Envelope, gate: Gate | None
+    ) -> bytes:
+        """Admission -> pool (past `gate`, see `ClusterFlight.once`) -> seal (and encrypt, see
+        `envelope`) -> local tier -> write-back; the bytes as stored and sent."""
+        result = await self.admission.run(key, self._job(title, rendition, index), priority, gate)
         self.stats.transcodes += 1
         self.stats.source_bytes += result.source_bytes
         if self.observe_transcode is not None:
             self.observe_transcode(rendition.name, result.seconds)
-        data = await asyncio.to_thread(seal, result.data)
+        data = await asyncio.to_thread(envelope.close, result.data)
         self._measure(rendition, index, len(data))
         await self._keep_local(key, data)
         self.writebacks.start(self.output, key, data)
@@ -226,8 +270,14 @@ class SegmentService:
 
     async def _job(self, title: Title, rendition: Rendition, index: SegmentPart) -> SegmentJob:
         if index == INIT:  # made from the spec alone: no source to open
-            return title.job(rendition, index, "")
-        return title.job(rendition, index, await self.sources.media_url(title.source.key))
+            job = title.job(rendition, index, "")
+        else:
+            job = title.job(rendition, index, await self.sources.media_url(title.source.key))
+        encryption = rendition.encryption
+        if encryption is not None and encryption.method == "sample-aes":  # the worker encrypts the samples
+            key = self.keys.key(encryption.key_name(0 if index == INIT else index))
+            job = replace(job, samples=SampleEncryption(key.key, key.key_id, key.constant_iv))
+        return job
 
     def _measure(self, rendition: Rendition, index: SegmentPart, size: int) -> None:
         """Media segment sizes give the bandwidths; an init segment is fetched once, not played,

@@ -1,8 +1,9 @@
 """Singleflight: concurrent callers for one key share one piece of work.
 
-`SingleFlight` is the interface; `LocalSingleFlight` is the in-process engine. A shared
-engine (a Redis lease, say) can implement the same interface so that many origin
-processes make each segment once.
+`SingleFlight` is the interface; `LocalSingleFlight` is the in-process engine. It stays in
+front in every deployment: across processes and origins, the work it runs takes the
+segment's lease from a coordination engine (livetx/cluster/), so one process asks for one
+lease per segment at a time.
 
 The work runs in its own task: a caller that goes away (a client disconnecting) neither
 cancels it for the others nor loses the write-back.

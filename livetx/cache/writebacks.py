@@ -10,6 +10,11 @@ Invariants:
 - `_pending` holds exactly the write-back tasks not yet done, oldest first, each with its
   key and bytes; a task leaves it when it finishes or is dropped (even one dropped before it
   ever ran).
+- `_settled[key]` is the future of `key`'s newest write-back: done once that write-back
+  stored the segment or its first attempt failed (or it ended otherwise); removed when it
+  ends, unless a newer one replaced it. A segment lease waits for it (cluster/flight.py): the
+  processes waiting for the lease then find the segment in storage, or, storage failing,
+  make their own copy rather than wait for its retries.
 - The bytes of `_pending` stay within `max_bytes`, except that the newest write-back is
   always kept: beyond the bound the oldest are cancelled (`writebacks_dropped`), and their
   segments are made again when asked for.
@@ -35,6 +40,7 @@ class WriteBacks:
         self.stats = stats
         self.max_bytes = max_bytes
         self._fresh: dict[str, bytes] = {}  # made, not yet in storage: served from here meanwhile
+        self._settled: dict[str, asyncio.Future[None]] = {}  # stored, or its first attempt failed
         # oldest first (never refreshed: first in, first dropped), bounded by the bytes held
         self._pending: Lru[asyncio.Task[None], tuple[str, bytes]] = Lru(max_bytes, weigh=lambda entry: len(entry[1]))
 
@@ -60,13 +66,24 @@ class WriteBacks:
     def start(self, store: Storage, key: str, data: bytes) -> None:
         """Hold `data` for `key` and PUT it to `store` in the background, within the memory bound."""
         self._fresh[key] = data
-        task = asyncio.create_task(self._write_back(store, key, data))
-        task.add_done_callback(self._ended)
+        settled = self._settled[key] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._write_back(store, key, data, settled))
+        task.add_done_callback(lambda task: self._ended(task, key, settled))
         self._bound_memory(self._pending.put(task, (key, data)))
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
+    async def settled(self, key: str) -> None:
+        """Return once the write-back of `key` under way, if any, has stored it or failed its
+        first attempt (or was dropped): the segment is in storage, or storage is failing."""
+        settled = self._settled.get(key)
+        if settled is not None:
+            await asyncio.wait([settled])  # not `await settled`: a cancelled caller would cancel it
+
+    def _ended(self, task: asyncio.Task[None], key: str, settled: asyncio.Future[None]) -> None:
         """A write-back finished, failed or was cancelled (if it never ran, this is the only
         place that frees its bytes)."""
+        _settle(settled)
+        if self._settled.get(key) is settled:
+            del self._settled[key]
         entry = self._pending.pop(task)
         if entry is not None:
             self._release(*entry)
@@ -95,13 +112,15 @@ class WriteBacks:
             self.stats.writebacks_dropped += 1
             log.warning("write-back dropped: too many segments waiting for storage", extra={"event": "writeback_dropped"})
 
-    async def _write_back(self, store: Storage, key: str, data: bytes) -> None:
+    async def _write_back(self, store: Storage, key: str, data: bytes, settled: asyncio.Future[None]) -> None:
         """PUT until it succeeds: through a storage outage, uploads catch up once it is back."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WRITE_DEADLINE
-        await self._put(store, key, data, loop, deadline)  # the bytes are freed by `_ended`
+        await self._put(store, key, data, loop, deadline, settled)  # the bytes are freed by `_ended`
 
-    async def _put(self, store: Storage, key: str, data: bytes, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    async def _put(
+        self, store: Storage, key: str, data: bytes, loop: asyncio.AbstractEventLoop, deadline: float, settled: asyncio.Future[None]
+    ) -> None:
         attempt = 0
         while True:
             try:
@@ -109,6 +128,7 @@ class WriteBacks:
                 self.stats.writebacks += 1
                 return
             except Exception as exc:  # noqa: BLE001 - retried, then reported
+                _settle(settled)  # storage failing: a lease held for this segment may go
                 attempt += 1
                 self.stats.storage_errors += 1
                 log.warning(
@@ -118,3 +138,8 @@ class WriteBacks:
                     self.stats.writeback_failures += 1
                     return
                 await asyncio.sleep(min(WRITE_BACKOFF_CAP, 0.25 * 2**attempt))
+
+
+def _settle(settled: asyncio.Future[None]) -> None:
+    if not settled.done():
+        settled.set_result(None)

@@ -60,6 +60,9 @@ def check_dash(title: Title) -> None:
             f"no DASH manifest for profile {title.profile.name!r}: rendition {ts[0]!r} is MPEG-TS;"
             " DASH is served for titles whose renditions are all container=fmp4"
         )
+    encrypted = [r.name for r in _media(title) if r.encryption is not None]
+    if encrypted:
+        raise NotDash(f"no DASH manifest for profile {title.profile.name!r}: rendition {encrypted[0]!r} is encrypted (HLS only)")
 
 
 def timescale(rendition: Rendition) -> int:

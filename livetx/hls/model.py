@@ -7,11 +7,23 @@ from fractions import Fraction
 
 
 @dataclass(frozen=True)
+class Key:
+    """One `#EXT-X-KEY` (RFC 8216 4.3.2.4): how the media segments after it are encrypted. No IV
+    attribute: a segment's IV is its media sequence number (5.2)."""
+
+    method: str  # AES-128 or SAMPLE-AES
+    uri: str
+    keyformat: str | None = None  # KEYFORMAT (needs version 5); absent: "identity", the key's bytes at URI
+
+
+@dataclass(frozen=True)
 class MediaSegment:
-    """One `#EXTINF` entry (RFC 8216 4.3.2.1): its exact duration and its URI."""
+    """One `#EXTINF` entry (RFC 8216 4.3.2.1): its exact duration and its URI, after the
+    `#EXT-X-KEY` that starts applying at it, if one does."""
 
     uri: str
     duration: Fraction
+    key: Key | None = None
 
 
 @dataclass(frozen=True)

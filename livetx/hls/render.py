@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import m3u8
 
-from livetx.hls.model import MasterPlaylist, MediaPlaylist
+from livetx.hls.model import Key, MasterPlaylist, MediaPlaylist
 
 EXTINF_DECIMALS = 6
 
@@ -49,11 +49,21 @@ def render_media(playlist: MediaPlaylist) -> str:
         text = texts.get(id(seg.duration))
         if text is None:
             text = texts[id(seg.duration)] = extinf(seg.duration)
+        if seg.key is not None:
+            entries.append(key_tag(seg.key))
         entries.append(f"#EXTINF:{text},\n{seg.uri}")
     lines.append("\n".join(entries))
     lines.append("#EXT-X-ENDLIST")
     lines.append("")
     return "\n".join(lines)
+
+
+def key_tag(key: Key) -> str:
+    """`#EXT-X-KEY` (RFC 8216 4.3.2.4), attributes in the m3u8 package's order."""
+    text = f'#EXT-X-KEY:METHOD={key.method},URI="{key.uri}"'
+    if key.keyformat is not None:
+        text += f',KEYFORMAT="{key.keyformat}"'
+    return text
 
 
 def _frame_rate(rate: Fraction) -> str:

@@ -203,6 +203,16 @@ SegmentPart = int | Literal["init"]  # a media segment's index, or an fMP4 rendi
 
 
 @dataclass(frozen=True)
+class SampleEncryption:
+    """The key a `sample-aes` (CMAF cbcs) segment's samples are encrypted with, and what its init
+    segment's `tenc` names: the key id and the constant IV (livetx/crypto/cbcs.py)."""
+
+    key: bytes = field(repr=False)
+    key_id: bytes
+    iv: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class SegmentJob:
     """Make the segment covering title time [start, stop) of `source`, in `container` ("ts" or
     "fmp4"). With `init`, make an fMP4 rendition's init segment instead: from the encoder
@@ -228,6 +238,7 @@ class SegmentJob:
     # a WebVTT segment of source subtitle stream `subtitle_stream` (video and audio None): the
     # cues overlapping [start, stop), title time, X-TIMESTAMP-MAP for the video's `container`
     subtitle_stream: int | None = None
+    samples: SampleEncryption | None = None  # fMP4: encrypt the samples (init: declare it) as CMAF cbcs
 
 
 @dataclass(frozen=True)

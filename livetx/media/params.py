@@ -32,6 +32,7 @@ SURROUND_CHANNELS = 6  # the channels of a surround rendition (`surround=1`): AA
 # source stream (`s<index>`)
 SUBTITLE_SELECTION = Selection(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*|s[0-9]{1,5}", "languages (en, fre, pt-br) and streams (s<index>)")
 VIDEO_CODECS = ("h264", "h265", "av1")
+ENCRYPTIONS = ("none", "aes-128", "sample-aes")  # a rendition's `encryption` (sample-aes: CMAF cbcs, fMP4 only)
 FMP4_ONLY = ("av1",)  # codecs livetx carries in fMP4 only (MPEG-TS has no AV1 mapping players read)
 AV1_PIXEL_FORMATS = ("yuv420p", "yuv420p10le")  # what SVT-AV1 encodes (AV1 Main profile)
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -156,6 +157,20 @@ class TitleParams:
         " aac-6ch; its stereo one stays), at three times the stereo bitrate (384000 bit/s by default, 3 x ab when ab is"
         " set), and each video variant is listed once per group. Separate audio renditions only",
     )
+    encryption: str = param(
+        Choice(ENCRYPTIONS),
+        "none",
+        "segment encryption. aes-128: every media segment encrypted whole with AES-128-CBC (EXT-X-KEY METHOD=AES-128,"
+        " MPEG-TS and fMP4). sample-aes: the samples of fMP4 segments encrypted as CMAF cbcs (EXT-X-KEY"
+        " METHOD=SAMPLE-AES; players with EME). The key is fetched from a key URL under the title, signed like its"
+        " playlists. A rendition may set it for itself; separate audio renditions follow the first rendition, subtitles"
+        " stay clear. Needs an encryption master key (encryption.key_file)",
+    )
+    key_rotation: int = param(
+        Integer(0, 100000),
+        0,
+        "segments per content key: a new key (and EXT-X-KEY tag) every key_rotation segments; 0: one key for the title",
+    )
     subtitles: str = param(
         SUBTITLE_SELECTION,
         "all",
@@ -218,7 +233,12 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
     unknown = set(params) - KNOWN_RENDITION - KNOWN_TITLE - {"name"}
     if unknown:
         raise ParameterError(sorted(unknown)[0], "a known parameter (unknown name)")
-    values = parse_params(RenditionParams, params)
+    return RenditionParams(**settle_rendition(parse_params(RenditionParams, params)))
+
+
+def settle_rendition(values: dict[str, Any]) -> dict[str, Any]:
+    """The parsed fields of a RenditionParams (or of a subclass: livetx/concat.py's ConcatParams)
+    checked against each other (EXCLUSIVE), with crf's default filled in when vb is unset."""
     refused = (
         values["crf"] is not None and values["vb"] is not None,
         values["vb"] is not None and (values["maxrate"] is not None or values["bufsize"] is not None),
@@ -231,7 +251,7 @@ def parse_rendition_params(params: Mapping[str, Any]) -> RenditionParams:
             raise ParameterError(name, message)
     if values["vb"] is None and values["crf"] is None:
         values["crf"] = 23.0
-    return RenditionParams(**values)
+    return values
 
 
 # ---- resolving against a source ----------------------------------------------------

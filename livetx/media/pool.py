@@ -12,6 +12,22 @@ running ones are preempted (a worker stops between packets, within milliseconds,
 goes back in the queue), so a client's transcode has every core. A client that joins
 background work promotes it to client priority.
 
+A ticket may carry a gate: run by the pool slot once, when the job is about to reach its worker
+(after its host slot, if any, is taken), never while it waits in the queue. A gate that raises
+fails the ticket with what it raised, and the slot takes the next one. The segment service uses
+it to take a background segment's lease only when its job starts (cluster/flight.py); a job
+preempted or retried after its gate passed goes back in the queue with what the gate let in.
+
+With several server processes on one host (`livetx serve --processes N`), each has a pool of
+its own and the pools share the host's transcode slots (`host_slots.py`): a job runs only while
+its pool slot holds a host slot, so the host never runs more than `transcode.workers` at once.
+A client job that finds every host slot taken waits for one (blocking, in a thread); a
+background job only takes a free one and otherwise goes back in the queue, to try again in
+HOST_RETRY seconds, so background work never stands in line before clients, on this process
+or another. A background job another process runs is not preempted for this process's client:
+the client waits at most for the end of that one transcode (see the README's "Several
+processes on one host").
+
 Header probes have a `ProbePool` of their own (workers of the same kind, started when first
 needed), so a probe never waits behind transcodes, and a probe that hangs (a source that stalls
 FFmpeg's demuxer at open) is killed at its time limit, its worker replaced.
@@ -26,6 +42,7 @@ import math
 import multiprocessing
 import os
 import random
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
@@ -43,6 +60,7 @@ from livetx.errors import (
     TranscodeFailed,
     TranscodeTimeout,
 )
+from livetx.media.host_slots import HostSlot, HostSlots
 from livetx.media.messages import (
     Cancel,
     Cancelled,
@@ -69,6 +87,12 @@ J = TypeVar("J", SegmentJob, ProbeJob)
 R = TypeVar("R", SegmentResult, MediaInfo)
 
 
+# run by a pool slot as its job is about to start; raises to refuse the job (see the module docstring)
+Gate = Callable[[], Awaitable[None]]
+
+HOST_RETRY = 0.2  # seconds before a background job tries again for a host slot when all were taken
+
+
 class Priority(IntEnum):
     CLIENT = 0
     LOOKAHEAD = 1
@@ -79,6 +103,7 @@ def _worker_main(conn: Connection, origin: str = "") -> None:
     """Child process: import once, then run jobs (segments or probes) until the pipe closes.
     Remote sources are read from `origin` only ("": none, the store is local)."""
     from livetx.media.probe import probe
+    from livetx.media.scheduling import drop_realtime
     from livetx.media.transcode import transcode_segment
 
     def should_stop() -> bool:
@@ -107,6 +132,7 @@ def _worker_main(conn: Connection, origin: str = "") -> None:
             reply = Failed(type(exc), exc.message)
         except Exception as exc:  # noqa: BLE001 - report, never die silently (no message: it may name the file)
             reply = Failed(TranscodeFailed, f"unexpected {type(exc).__name__}")
+        drop_realtime()  # whatever an encoder of the job left real-time (livetx/media/scheduling.py)
         try:
             conn.send(reply)
         except (EOFError, OSError):  # the parent closed the pipe (shutdown): nothing to report to
@@ -190,6 +216,10 @@ class PoolStats:
     preempted: int = 0
     retried: int = 0  # jobs run again after their worker died
     mean_seconds: float = 0.0  # moving average of a transcode's wall time
+    host_waits: int = 0  # client jobs that found every host slot taken and waited for one
+    host_waiting: int = 0  # client jobs waiting for a host slot now
+    host_deferred: int = 0  # times a background job found every host slot it tried taken
+    refused: int = 0  # jobs their gate refused as they were about to start
 
 
 @dataclass(eq=False)
@@ -200,15 +230,22 @@ class Ticket:
     priority: Priority
     future: asyncio.Future[SegmentResult]
     running_on: _Worker[SegmentJob, SegmentResult] | None = None
+    taken: bool = False  # off the queue, in a pool slot (waiting for a host slot, or running)
+    host_slot: HostSlot | None = None  # the host slot it runs in (several server processes only)
     cancelling: bool = False
     retried: bool = False  # a job whose worker died goes again once, on a fresh worker
+    gate: Gate | None = None  # run once, as the job is about to start; None once it has
 
 
 class TranscodePool:
-    def __init__(self, size: int, timeout: float, origin: str = "") -> None:
-        """`origin`: where remote sources may be read from (`livetx.storage.base.media_origin`)."""
+    def __init__(self, size: int, timeout: float, origin: str = "", host: HostSlots | None = None, host_offset: int = 0) -> None:
+        """`origin`: where remote sources may be read from (`livetx.storage.base.media_origin`).
+        `host`: the host's transcode slots, shared with other server processes (None: this
+        process is the only one); `host_offset` spreads the processes' first tries over them."""
         self.size = size or os.cpu_count() or 1
         self.timeout = timeout
+        self.host = host
+        self.host_offset = host_offset
         self.stats = PoolStats()
         self._ctx = multiprocessing.get_context("spawn")
         self._workers = [_Worker[SegmentJob, SegmentResult](self._ctx, origin) for _ in range(self.size)]
@@ -218,21 +255,31 @@ class TranscodePool:
         self._clients = 0  # client tickets queued or running
         self._clients_idle = asyncio.Event()
         self._clients_idle.set()
+        self._clients_busy = asyncio.Event()  # the opposite of _clients_idle
         self._seq = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.host is not None:
+            await self.host.prepare()
         await asyncio.gather(*(loop.run_in_executor(self._threads, w.start) for w in self._workers))
-        self._tasks = [asyncio.create_task(self._dispatch(w), name="livetx-pool-slot") for w in self._workers]
+        self._tasks = [asyncio.create_task(self._dispatch(i, w), name="livetx-pool-slot") for i, w in enumerate(self._workers)]
 
     async def close(self) -> None:
+        # the flag as well as the cancel: on Python 3.11, a wait_for whose awaitable completes
+        # as it is cancelled (a slot in _hold_back as the last client finishes) swallows the
+        # cancellation, and that slot would go on taking tickets
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in self._workers))
         self._threads.shutdown(wait=True)
+        if self.host is not None:
+            self.host.close()
 
     @property
     def waiting_clients(self) -> int:
@@ -254,8 +301,8 @@ class TranscodePool:
     async def run(self, job: SegmentJob, priority: Priority = Priority.CLIENT) -> SegmentResult:
         return await self.submit(job, priority).future
 
-    def submit(self, job: SegmentJob, priority: Priority = Priority.CLIENT) -> Ticket:
-        ticket = Ticket(job, priority, asyncio.get_running_loop().create_future())
+    def submit(self, job: SegmentJob, priority: Priority = Priority.CLIENT, gate: Gate | None = None) -> Ticket:
+        ticket = Ticket(job, priority, asyncio.get_running_loop().create_future(), gate=gate)
         if priority == Priority.CLIENT:
             self._client_added(ticket)
         self._enqueue(ticket)
@@ -268,12 +315,13 @@ class TranscodePool:
         ticket.priority = priority
         if priority == Priority.CLIENT:
             self._client_added(ticket)
-        if ticket.running_on is None:
+        if not ticket.taken:
             self._enqueue(ticket)  # the old queue entry is skipped: its priority no longer matches
 
     def _client_added(self, ticket: Ticket) -> None:
         self._clients += 1
         self._clients_idle.clear()
+        self._clients_busy.set()
         ticket.future.add_done_callback(self._client_done)
         self._preempt_background()
 
@@ -281,8 +329,10 @@ class TranscodePool:
         self._clients -= 1
         if self._clients == 0:
             self._clients_idle.set()
+            self._clients_busy.clear()
 
     def _enqueue(self, ticket: Ticket) -> None:
+        ticket.taken = False
         self.stats.queued += 1
         self._queue.put_nowait((int(ticket.priority), next(self._seq), ticket))
 
@@ -293,19 +343,87 @@ class TranscodePool:
                 ticket.cancelling = True
                 ticket.running_on.cancel()
 
-    async def _dispatch(self, worker: _Worker[SegmentJob, SegmentResult]) -> None:
-        """One slot: take the next ticket, run it on this slot's worker, settle it."""
-        while True:
+    async def _dispatch(self, slot: int, worker: _Worker[SegmentJob, SegmentResult]) -> None:
+        """One slot: take the next ticket, run it on this slot's worker (in a host slot, with
+        several server processes; past its gate, if it has one), settle it."""
+        while not self._closing:
             priority, _, ticket = await self._queue.get()
             self.stats.queued -= 1
-            # a caller that gave up, an entry left behind by a promotion, or a ticket already running
-            if ticket.future.done() or priority != ticket.priority or ticket.running_on is not None:
+            # a caller that gave up, an entry left behind by a promotion, or a ticket already taken
+            if ticket.future.done() or priority != ticket.priority or ticket.taken:
                 continue
             if ticket.priority > Priority.CLIENT and not self._clients_idle.is_set():
                 await self._hold_back(ticket)
                 continue
-            outcome, took = await self._run_on(worker, ticket)
+            ticket.taken = True
+            if self.host is not None:
+                ticket.host_slot = await self._take_host_slot(slot, ticket)
+                if ticket.host_slot is None:  # a background job, and the host is busy
+                    await self._defer(ticket)
+                    continue
+            if ticket.gate is not None:
+                await self._open_gate(ticket)
+            if ticket.future.done():  # refused by its gate, or its caller went away meanwhile
+                self._release_host_slot(ticket)
+                continue
+            if ticket.priority > Priority.CLIENT and not self._clients_idle.is_set():
+                self._release_host_slot(ticket)  # a client came while it took the host slot or its gate
+                await self._hold_back(ticket)
+                continue
+            try:
+                outcome, took = await self._run_on(worker, ticket)
+            finally:
+                self._release_host_slot(ticket)
             self._settle(ticket, outcome, took)
+
+    async def _open_gate(self, ticket: Ticket) -> None:
+        """Run the ticket's gate, once: a job that goes back in the queue keeps what it let in.
+        A gate that raises fails the ticket with that."""
+        gate, ticket.gate = ticket.gate, None
+        assert gate is not None
+        try:
+            await gate()
+        except Exception as exc:  # noqa: BLE001 - the gate's refusal (or failure) is the job's outcome
+            self.stats.refused += 1
+            if not ticket.future.done():
+                ticket.future.set_exception(exc)
+
+    def _release_host_slot(self, ticket: Ticket) -> None:
+        if ticket.host_slot is not None:
+            ticket.host_slot.release()
+            ticket.host_slot = None
+
+    async def _take_host_slot(self, slot: int, ticket: Ticket) -> HostSlot | None:
+        """A host slot for the ticket: a free one, else (a client job) the first one freed of
+        those it waits on; None for a background job when the one it tries is taken."""
+        assert self.host is not None
+        first = slot + self.host_offset
+        background = ticket.priority > Priority.CLIENT
+        # a background job tries this pool slot's own host slot only: one lock call per retry
+        taken = await self.host.take(first, only=background)
+        if taken is not None:
+            return taken
+        if background:
+            self.stats.host_deferred += 1
+            return None
+        # every host slot is taken. A background job of this process holds one, when it runs:
+        # it is being preempted for this client (see _preempt_background), so wait on that one
+        mine = [t.host_slot.index for t in self._running if t.priority > Priority.CLIENT and t.host_slot is not None]
+        self.stats.host_waits += 1
+        self.stats.host_waiting += 1
+        try:
+            return await self.host.wait(mine[0] if mine else first)
+        finally:
+            self.stats.host_waiting -= 1
+
+    async def _defer(self, ticket: Ticket) -> None:
+        """A background job found the host busy: back in the queue, tried again after
+        HOST_RETRY seconds, or at once when a client of this process needs this slot."""
+        self._enqueue(ticket)
+        try:
+            await asyncio.wait_for(self._clients_busy.wait(), timeout=HOST_RETRY)
+        except TimeoutError:
+            pass
 
     async def _hold_back(self, ticket: Ticket) -> None:
         """Background waits while a client does; a short wait, so this slot still picks up a

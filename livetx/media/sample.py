@@ -20,6 +20,8 @@ from typing import Any
 import av
 import numpy as np
 
+from livetx.media.scheduling import drop_realtime
+
 INDEX_BITS = 20  # up to ~9.7 h at 30 fps
 
 
@@ -203,7 +205,10 @@ def write_sample(path: str | Path, spec: SampleSpec = SampleSpec()) -> None:
             else:
                 frame.pts = index
                 frame.time_base = 1 / spec.fps
-            for packet in vstream.encode(frame):
+            packets = vstream.encode(frame)
+            if index == 0:  # the encoder opened with the first frame: no thread of it stays real-time
+                drop_realtime()
+            for packet in packets:
                 out.mux(packet)
             # keep the streams interleaved: audio up to the time of this frame
             due = min(Fraction(total_samples), (index + 1) * spec.sample_rate / spec.fps)

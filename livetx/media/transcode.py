@@ -30,6 +30,7 @@ browsers' players apply them as written.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -51,11 +52,13 @@ from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
+from livetx.crypto import cbcs
 from livetx.errors import SourceUnreadable, TranscodeFailed
 from livetx.media.boxes import split_fragment
 from livetx.media.messages import Preempted
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
 from livetx.media.remote import open_job_source
+from livetx.media.scheduling import drop_realtime
 from livetx.media.subtitle_reader import subtitle_segment
 from livetx.media.timeline import MPEG_TS_CLOCK, TS_OFFSET
 
@@ -104,7 +107,10 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
     `origin` (see `open_source`). Error messages never carry the source's path or URL."""
     began = time.perf_counter()
     if job.init:
-        return SegmentResult(init_segment(job), 0, 0, time.perf_counter() - began, 0)
+        init = init_segment(job)
+        if job.samples is not None:
+            init = cbcs.protect_init(init, job.samples.key_id, job.samples.iv)
+        return SegmentResult(init, 0, 0, time.perf_counter() - began, 0)
     if job.subtitle_stream is not None:
         return subtitle_segment(job, should_stop, origin)
     fetched = 0
@@ -113,6 +119,8 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
         fetched += read
         if made is not None:
             data, frames, packets = made
+            if job.samples is not None:
+                data = cbcs.protect_fragment(data, job.samples.key, job.samples.iv, _tracks(job.video, job.audio))
             return SegmentResult(data, frames, packets, time.perf_counter() - began, seeks, fetched)
     raise TranscodeFailed("could not position the source at the segment start")  # pragma: no cover
 
@@ -127,6 +135,13 @@ def _attempt(
         return made, counter()
 
 
+@functools.lru_cache(maxsize=64)
+def _tracks(video: VideoSpec | None, audio: AudioSpec | None) -> dict[int, cbcs.TrackCrypt]:
+    """What cbcs needs to know of a rendition's tracks (track ids, codecs, parameter sets), from
+    its clear init segment: made once per spec in this worker."""
+    return cbcs.tracks_of(init_segment(SegmentJob("", Fraction(0), Fraction(0), Fraction(0), video, audio, container="fmp4", init=True)))
+
+
 def init_segment(job: SegmentJob) -> bytes:
     """An fMP4 rendition's init segment: `ftyp`+`moov`, from the encoder headers alone."""
     out_buf = io.BytesIO()
@@ -136,6 +151,7 @@ def init_segment(job: SegmentJob) -> bytes:
         if job.audio is not None:
             _open_audio(out, job.audio)
         out.start_encoding()
+        drop_realtime()  # the encoder opened: no thread of it stays real-time
     init, media = split_fragment(out_buf.getvalue())
     if media:  # pragma: no cover - no packet was muxed
         raise TranscodeFailed("init segment holds media")
@@ -501,6 +517,8 @@ class _VideoCursor:
         out.time_base = Fraction(1, MPEG_TS_CLOCK)
         out.pts = int(self.offset * MPEG_TS_CLOCK + self.next * MPEG_TS_CLOCK / self.spec.fps)
         self.packets += self.stream.encode(out)
+        if not self.emitted:  # the encoder opened with this frame: no thread of it stays real-time
+            drop_realtime()
         self.next += 1
         self.emitted += 1
 

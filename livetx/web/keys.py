@@ -9,8 +9,11 @@ from aiohttp import web
 
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
+from livetx.cluster.flight import ClusterFlight
+from livetx.crypto.keys import KeySource
 from livetx.media.pool import TranscodePool
 from livetx.scopes import ApiScope
+from livetx.server_process import ServerProcess
 from livetx.settings import Settings
 from livetx.signing import Signer, Token, VerifiedTokens
 
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from livetx.web.lag import LoopLagMonitor
     from livetx.web.metrics import Metrics
     from livetx.web.playlist_cache import PlaylistCache
+    from livetx.web.rate_limits import KeyRequestLimits
     from livetx.web.status import TitleStatus
 
 # a handler, or the rest of the middleware chain
@@ -27,12 +31,19 @@ SETTINGS = web.AppKey("settings", Settings)
 SIGNER = web.AppKey("signer", Signer)
 TOKENS = web.AppKey("tokens", VerifiedTokens)  # the signer's verify, with checked tokens kept by request
 CATALOG = web.AppKey("catalog", Catalog)
+# where content keys of encrypted renditions come from (livetx/crypto/keys.py)
+CONTENT_KEYS: web.AppKey[KeySource] = web.AppKey("content_keys")
+KEY_LIMITS: web.AppKey[KeyRequestLimits] = web.AppKey("key_limits")  # key URL requests per token
 POOL = web.AppKey("pool", TranscodePool)
 SEGMENTS = web.AppKey("segments", SegmentService)
+# the coordination engine's loop (livetx/cluster/), when there is an engine
+CLUSTER = web.AppKey("cluster", ClusterFlight)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
 PLAYLISTS: web.AppKey[PlaylistCache] = web.AppKey("playlists")
 STATUS: web.AppKey[TitleStatus] = web.AppKey("status")
+# which of the server processes of `livetx serve` this app runs in
+PROCESS = web.AppKey("process", ServerProcess)
 # the wall clock token checks read (time.time; a test sets its own to move time, not wait it out)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
@@ -46,10 +57,14 @@ __all__ = [
     "API_SCOPE",
     "CATALOG",
     "CLOCK",
+    "CLUSTER",
+    "CONTENT_KEYS",
+    "KEY_LIMITS",
     "LOOP_LAG",
     "METRICS",
     "PLAYLISTS",
     "POOL",
+    "PROCESS",
     "REQUEST_ID",
     "SEGMENTS",
     "SETTINGS",

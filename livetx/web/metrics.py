@@ -5,8 +5,14 @@ requests are in web/middleware.py, the /metrics handler in web/routes.py, its to
 web/auth.py. Request counts, latency and bytes are observed by middleware and a response-prepare hook;
 transcode durations by the segment service; queue depth, in-flight transcodes, singleflight
 joins, cache hits and misses by tier, worker restarts and storage errors are read from the
-pool and the service when scraped, so nothing is counted twice. With `server.metrics_token`
-set, a scrape needs it as a bearer token.
+pool and the service when scraped, so nothing is counted twice. The coordination engine's
+state (livetx/cluster/) is read the same way; the cluster-wide list of leases it shows is
+fetched by the async /metrics handler before the (synchronous) collectors run. With
+`server.metrics_token` set, a scrape needs it as a bearer token.
+
+With several server processes (`livetx serve --processes N`), a scrape answers for all of
+them (livetx/web/siblings.py gathers them): `all_processes` labels each process's series with
+`process="<index>"` and puts them together, family by family.
 """
 
 from __future__ import annotations
@@ -15,17 +21,21 @@ import bisect
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
     from livetx.cache.service import SegmentService
+    from livetx.cluster.flight import ClusterFlight
     from livetx.media.pool import TranscodePool
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -53,6 +63,16 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=self.registry,
         )
+
+        self.keys = Counter(
+            "livetx_key_requests",
+            "Content key requests that passed the token check, by result (served, limited: over encryption.key_requests)",
+            ["result"],
+            registry=self.registry,
+        )
+
+    def count_key(self, result: str) -> None:
+        self.keys.labels(result=result).inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http.observe(route, method, status, seconds)
@@ -132,6 +152,14 @@ class StateCollector(Collector):
             yield CounterMetricFamily("livetx_transcode_preemptions", "Background transcodes stopped for a client", value=preempted)
             yield CounterMetricFamily("livetx_transcode_failures", "Transcodes that failed", value=pool.stats.failed)
             yield CounterMetricFamily("livetx_transcode_retries", "Jobs run again after their worker died", value=pool.stats.retried)
+            yield CounterMetricFamily(
+                "livetx_transcode_refused", "Background jobs not run: their segment's lease was taken elsewhere", value=pool.stats.refused
+            )
+            if pool.host is not None:  # several server processes share the host's transcode slots
+                waits, waiting, deferred = pool.stats.host_waits, pool.stats.host_waiting, pool.stats.host_deferred
+                yield CounterMetricFamily("livetx_host_slot_waits", "Client transcodes that waited for a host slot", value=waits)
+                yield GaugeMetricFamily("livetx_host_slot_waiting", "Client transcodes waiting for a host slot now", value=waiting)
+                yield CounterMetricFamily("livetx_host_slot_deferred", "Background transcodes put back: the host was busy", value=deferred)
         if service is not None:
             stats = service.stats
             hits = CounterMetricFamily("livetx_cache_hits", "Segment cache hits by tier", labels=["tier"])
@@ -158,3 +186,77 @@ class StateCollector(Collector):
             yield CounterMetricFamily("livetx_overloaded", "Requests answered 503 by admission control", value=stats.overloaded)
             yield CounterMetricFamily("livetx_writebacks_dropped", "Write-backs dropped (memory bound)", value=stats.writebacks_dropped)
             yield CounterMetricFamily("livetx_corrupt_segments", "Cached copies that failed their seal check", value=stats.corrupt)
+
+
+class ClusterCollector(Collector):
+    """The coordination engine and its leases (`cluster` gives None without an engine)."""
+
+    def __init__(self, cluster: Callable[[], ClusterFlight | None]) -> None:
+        self.cluster = cluster
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        cluster = self.cluster()
+        if cluster is None:
+            return
+        state = cluster.state()
+        up = GaugeMetricFamily("livetx_coordination_up", "1 while the coordination engine answers", labels=["engine"])
+        up.add_metric([state.engine], int(state.up))
+        yield up
+        yield CounterMetricFamily(
+            "livetx_coordination_fallbacks", "Segments made without a lease: the engine was down", value=cluster.uncoordinated
+        )
+        yield GaugeMetricFamily("livetx_leases_held", "Segment leases this process holds", value=state.held)
+        yield GaugeMetricFamily("livetx_lease_waiting", "Segments this process waits on, leased by another", value=state.waiting)
+        yield CounterMetricFamily("livetx_lease_waits", "Segments waited for while another process held their lease", value=cluster.waits)
+        yield CounterMetricFamily(
+            "livetx_lease_takeovers", "Segments made after their lease ended without them in storage", value=cluster.takeovers
+        )
+        yield CounterMetricFamily("livetx_leases_lost", "Leases found gone when renewed", value=state.lost)
+        if state.listed:
+            yield from cluster_leases(state.holders, state.truncated)
+
+
+def cluster_leases(holders: Mapping[str, str], truncated: bool) -> Iterator[GaugeMetricFamily]:
+    """Cluster-wide leases, as last listed: a count by owner, and one series per lease."""
+    by_owner = GaugeMetricFamily("livetx_cluster_leases", "Segment leases held cluster-wide, by owner (host:pid:id)", labels=["owner"])
+    for owner, count in sorted(Tally(holders.values()).items()):
+        by_owner.add_metric([owner], count)
+    yield by_owner
+    each = GaugeMetricFamily("livetx_cluster_lease", "1 for each segment lease held cluster-wide, with its owner", labels=["key", "owner"])
+    for key, owner in sorted(holders.items()):
+        each.add_metric([key, owner], 1)
+    yield each
+    yield GaugeMetricFamily("livetx_cluster_leases_truncated", "1 when more leases are held than listed", value=int(truncated))
+
+
+PROCESS_LABEL = "process"
+
+
+def families(text: str) -> list[Metric]:
+    """A registry's exposition text (another process's) as metric families."""
+    return list(text_string_to_metric_families(text))
+
+
+def all_processes(per_process: Mapping[str, Iterable[Metric] | None]) -> bytes:
+    """The exposition text of several processes' families: every sample labelled with its
+    process, the families of one name put together, and `livetx_server_process_up` saying
+    which processes answered (those given None did not)."""
+    merged: dict[str, Metric] = {}
+    up = GaugeMetricFamily("livetx_server_process_up", "1 for each server process that answered this scrape", labels=[PROCESS_LABEL])
+    for process, found in per_process.items():
+        up.add_metric([process], 0 if found is None else 1)
+        for family in found or ():
+            into = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type, family.unit))
+            into.samples += [
+                Sample(sample.name, {**sample.labels, PROCESS_LABEL: process}, sample.value, sample.timestamp, sample.exemplar)
+                for sample in family.samples
+            ]
+    return generate_latest(_Families([up, *merged.values()]))
+
+
+class _Families(Collector):
+    def __init__(self, found: list[Metric]) -> None:
+        self.found = found
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.found)

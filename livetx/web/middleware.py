@@ -24,6 +24,7 @@ from livetx.web.keys import CLOCK, METRICS, REQUEST_ID, SETTINGS, TOKEN, TOKENS,
 log = logging.getLogger("livetx.web")
 
 SIGNED_ROUTE_PREFIX = "hls-"  # routes whose name starts with this need a valid token
+VIEWER_ONLY_ROUTES = frozenset({"hls-key"})  # ... and of these, a viewer's token even on a CDN's origin pull
 NOT_FOUND_MAX_AGE = 10  # seconds a 404 for an unknown source may be cached
 CORS_ALLOW_METHODS = "GET, HEAD, POST, OPTIONS"
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, Range, X-Request-Id"
@@ -153,14 +154,16 @@ def check_access(request: web.Request) -> None:
 
     A CDN that presents the origin secret may pull without a token: it checked the viewer's
     token at its edge. A token it forwards anyway is still verified and used to sign the
-    playlist's URLs; without one, the playlists it pulls carry plain URLs.
+    playlist's URLs; without one, the playlists it pulls carry plain URLs. Content keys
+    (VIEWER_ONLY_ROUTES) are never waived: the edge must forward the viewer's token.
     """
     name = request.match_info.route.name
     if name and name.startswith(API_ROUTE_PREFIX):
         check_api_key(request)
     elif name and name.startswith(SIGNED_ROUTE_PREFIX):
         settings = request.app[SETTINGS]
-        if not origin_pull(request, settings) or any(param in request.query for param in TOKEN_PARAMS):
+        viewer_only = name in VIEWER_ONLY_ROUTES
+        if viewer_only or not origin_pull(request, settings) or any(param in request.query for param in TOKEN_PARAMS):
             request[TOKEN] = request.app[TOKENS].verify(
                 request.path,
                 request.raw_path,

@@ -304,6 +304,26 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                     "504": _error("subtitle extraction timed out"),
                 },
             ),
+            "/hls/{profile}/{key}/key-{kid}-{version}-{period}.key": {
+                "get": {
+                    "summary": "A content key of an encrypted rendition (16 bytes, `private, no-store`); a viewer token is"
+                    " needed even on a CDN's origin pull",
+                    "parameters": [
+                        *TITLE_PARAMETERS,
+                        _param("kid", "path", "encryption master key id", pattern="^[A-Za-z0-9_]{1,16}$"),
+                        _param("version", "path", "title version tag", pattern="^[0-9a-f]{12}$"),
+                        _param("period", "path", "key period (segment index // key_rotation)", pattern="^[0-9]{1,6}$"),
+                        *TOKEN_PARAMETERS,
+                    ],
+                    "responses": {
+                        "200": _ok("the key", "application/octet-stream", BINARY),
+                        "400": _error("invalid path"),
+                        **TOKEN_ERRORS,
+                        "404": _error("not a key of the title as it is now (`key_not_found`)"),
+                        "429": _error("too many key requests for this token (`key_rate_limited`; Retry-After)"),
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "summary": "The process is alive",

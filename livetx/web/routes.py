@@ -10,10 +10,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from livetx.dash.manifest import MPD_NAME
 from livetx.urls import HLS_ROOT
-from livetx.web import api, playlists, segments
+from livetx.web import api, content_keys, playlists, segments, siblings
 from livetx.web.auth import check_metrics_token
 from livetx.web.demo import demo
-from livetx.web.keys import CATALOG, METRICS, POOL
+from livetx.web.keys import CATALOG, CLUSTER, METRICS, POOL, PROCESS
 from livetx.web.openapi import openapi
 from livetx.web.player import player
 
@@ -50,7 +50,13 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics_page(request: web.Request) -> web.Response:
     """The app's Prometheus registry (web/metrics.py), behind `server.metrics_token` when set."""
     check_metrics_token(request)
-    body = generate_latest(request.app[METRICS].registry)
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.refresh()  # who holds which lease, cluster-wide: listed here, not in a collector
+    if request.app[PROCESS].shared:  # one of several server processes: all of them answer
+        body = await siblings.scrape(request.app)
+    else:
+        body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
 
@@ -64,6 +70,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(segment + "{n:[0-9]{1,6}}.m4s", segments.segment, name="hls-fragment")  # fMP4 media segment
     app.router.add_get(segment + "init.mp4", segments.segment, name="hls-init")  # fMP4 init segment
     app.router.add_get(segment + "{n:[0-9]{1,6}}.vtt", segments.segment, name="hls-subtitle")  # WebVTT subtitle segment
+    # a content key of an encrypted rendition (layout.key_file_name): never without a viewer token
+    key = f"{title}/key-{{kid:[A-Za-z0-9_]{{1,16}}}}-{{version:[0-9a-f]{{12}}}}-{{period:[0-9]{{1,6}}}}.key"
+    app.router.add_get(key, content_keys.content_key, name=content_keys.KEY_ROUTE)
     app.router.add_post("/api/v1/sign", api.sign_url, name="api-v1-sign")
     app.router.add_post("/api/v1/playlists", api.create_playlists, name="api-v1-playlists")
     app.router.add_get("/api/v1/sources", api.list_sources, name="api-v1-sources")

@@ -12,7 +12,7 @@ from livetx.errors import SegmentNotFound, SourceChanged
 from livetx.layout import CONTENT_TYPES, segment_name
 from livetx.media.model import INIT, SegmentPart
 from livetx.titles import sidecar_segment
-from livetx.web.keys import CATALOG, SEGMENTS
+from livetx.web.keys import CATALOG, CONTENT_KEYS, SEGMENTS
 from livetx.web.middleware import viewer
 
 SEGMENT_ROUTES = frozenset({"hls-segment", "hls-fragment", "hls-init", "hls-subtitle"})  # MPEG-TS, fMP4 media and init, WebVTT
@@ -46,9 +46,8 @@ async def segment(request: web.Request) -> web.StreamResponse:
         return web.Response(status=304, headers={"Cache-Control": SEGMENT_CACHE, "ETag": etag_of(request)})
     catalog = request.app[CATALOG]
     title = catalog.known_title(match["profile"], match["key"]) or await catalog.title(match["profile"], match["key"])
-    rendition = title.rendition(match["rendition"])
-    if match["spec"] != rendition.spec_id:
-        raise SegmentNotFound("segment belongs to an older version of this title; reload the playlist")
+    # the current spec, or an encrypted rendition's under a master key rotated out but configured
+    rendition = title.rendition_of_spec(match["rendition"], match["spec"], request.app[CONTENT_KEYS].kids)
     index = part_of(request)
     name = segment_name(rendition, index)
     if not request.path.endswith("/" + name):  # a .ts URL for an fMP4 rendition, or the reverse
