@@ -302,7 +302,7 @@ class LineHandler(logging.StreamHandler[TextIO]):
         rid = "" if request_id is None else f', "request_id": {_string(redact(request_id))}'
         line = (
             f'{{"ts": "{_stamp(time.time())}", "level": "info", "logger": {head[0]}, "message": {head[1]} {status} {ms:.1f}ms'
-            f'{head[2]}{status}, "ms": {round(ms, 1)!r}, "bytes": {size}{rid}}}\n'
+            f'{head[2]}{status}, "ms": {round(ms, 1)!r}, "bytes": {size}{rid}{self._process_fields}}}\n'
         )
         self._add(line)
 

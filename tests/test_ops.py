@@ -229,7 +229,8 @@ class Requested:
         pytest.param("/a\u2028b/\u00e9\x85", id="line breaks and non-ASCII"),
     ],
 )
-def test_an_access_line_written_directly_is_the_line_its_record_gives(path: str) -> None:
+@pytest.mark.parametrize("process", [None, "1"], ids=["one process", "one of several"])
+def test_an_access_line_written_directly_is_the_line_its_record_gives(path: str, process: str | None) -> None:
     """`serve`'s JSON handler writes access lines itself (`logs.direct`): the very line the
     record would give through logging's filters and formatter, redacted alike. When anything
     else would see the record, or lines are text, it goes through logging."""
@@ -248,7 +249,7 @@ def test_an_access_line_written_directly_is_the_line_its_record_gives(path: str)
     try:
         logs.configure("text")
         assert logs.direct(logger) is None
-        logs.configure("json")
+        logs.configure("json", process=process)
         assert isinstance(root.handlers[0], logs.LineHandler)
         root.handlers[0].setStream(out)
         assert logs.direct(logger) is root.handlers[0]
@@ -267,6 +268,8 @@ def test_an_access_line_written_directly_is_the_line_its_record_gives(path: str)
     entry = json.loads(direct)
     assert direct.isascii() and entry["status"] == 200 and entry["request_id"] == "trace-42" and entry["event"] == "access"
     assert "SECRET" not in out.getvalue()
+    if process is not None:  # which of several processes wrote it
+        assert (entry["proc"], entry["pid"]) == (process, os.getpid())
 
 
 SEGMENT_ASKS = {
