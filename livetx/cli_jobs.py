@@ -25,13 +25,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from livetx.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.console import Console  # imported when a bar is shown: the CLI's other commands never load rich
 
 API_KEY_ENV = "LIVETX_API_KEY"
 JOBS_PATH = "/api/v1/jobs"
@@ -286,8 +289,9 @@ def cmd_list(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_wait(client: Client, args: argparse.Namespace) -> int:
-    poll = Poller(client, args.job_id, args.interval, args.timeout)
-    record = poll.with_bar() if sys.stdout.isatty() and not args.json else poll.with_lines(quiet=args.json)
+    path = job_path(args.job_id)
+    poll = Poller(lambda: call(client, "GET", path), args.interval, args.timeout)
+    record = poll.with_bar(args.job_id) if sys.stdout.isatty() and not args.json else poll.with_lines(None if args.json else sys.stdout)
     if record is None:
         print(f"livetx: job {args.job_id} had not ended after {args.timeout:g} s", file=sys.stderr)
         return EXIT_TIMEOUT
@@ -300,53 +304,53 @@ def cmd_wait(client: Client, args: argparse.Namespace) -> int:
 
 
 class Poller:
-    """Polls one job until it ends (or `timeout` seconds pass: None)."""
+    """Polls one job (`fetch` gets its record) until it ends, or until `timeout` seconds pass
+    (then None). Time and waiting are injected: `clock` and `sleep`."""
 
     def __init__(
         self,
-        client: Client,
-        job_id: str,
+        fetch: Callable[[], Mapping[str, Any]],
         interval: float,
         timeout: float | None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.client, self.job_id, self.interval, self.timeout = client, job_id, interval, timeout
+        self.fetch, self.interval, self.timeout = fetch, interval, timeout
         self.clock, self.sleep = clock, sleep
 
-    def records(self) -> Any:
-        """Each polled record, until one has ended; stops (returning) when the time is up."""
+    def records(self) -> Iterator[Mapping[str, Any]]:
+        """Each polled record, until one has ended or the time is up."""
         deadline = None if self.timeout is None else self.clock() + self.timeout
         while True:
-            record = call(self.client, "GET", job_path(self.job_id))
+            record = self.fetch()
             yield record
             if exit_status(record) is not None or (deadline is not None and self.clock() >= deadline):
                 return
             self.sleep(self.interval)
 
-    def with_lines(self, quiet: bool = False) -> Mapping[str, Any] | None:
-        """Plain output: a line whenever the state or the whole percent changes."""
+    def with_lines(self, out: IO[str] | None = None) -> Mapping[str, Any] | None:
+        """Plain output to `out` (None: none): a line whenever the state or the whole percent changes."""
         shown = ""
         last: Mapping[str, Any] | None = None
         for record in self.records():
             last = record
             line = status_line(record)
-            if line != shown and not quiet:
-                print(line, flush=True)
+            if line != shown and out is not None:
+                print(line, file=out, flush=True)
             shown = line
         return last if last is not None and exit_status(last) is not None else None
 
-    def with_bar(self) -> Mapping[str, Any] | None:
-        """A rich progress bar on the terminal, labelled with the job's state."""
+    def with_bar(self, label: str, console: Console | None = None) -> Mapping[str, Any] | None:
+        """A rich progress bar (on `console`, else stdout), described by `label` and the job's state."""
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
         last: Mapping[str, Any] | None = None
         columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
-        with Progress(*columns, transient=False) as bar:
-            task = bar.add_task(f"{self.job_id} queued", total=100.0)
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task(f"{label} queued", total=100.0)
             for record in self.records():
                 last = record
-                bar.update(task, completed=progress_of(record), description=f"{self.job_id} {record.get('State', '?')}")
+                bar.update(task, completed=progress_of(record), description=f"{label} {record.get('State', '?')}")
         return last if last is not None and exit_status(last) is not None else None
 
 

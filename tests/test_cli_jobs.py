@@ -18,6 +18,7 @@ from livetx import cli_jobs
 from livetx.__main__ import build_parser, main
 from livetx.errors import ConfigError
 from tests.conftest import Source, app_settings, free_port, launch_server
+from tests.support import Clock
 
 RECORD: dict[str, Any] = {
     "JobId": "j-0123456789abcdef",
@@ -144,6 +145,60 @@ def test_an_unreachable_server_is_exit_status_2(capsys: pytest.CaptureFixture[st
     server = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     assert main(["job", "status", "j-1", "--server", server, "--api-key", "k"]) == cli_jobs.EXIT_ERROR
     assert f"cannot reach {server}" in capsys.readouterr().err
+
+
+# ---- waiting: a sequence of records, time moved by hand ----------------------------------------
+
+
+class Records:
+    """The records a job's polls return, one per poll (the last one again after the end), and
+    the waits between polls, which move the clock instead of sleeping."""
+
+    def __init__(self, *records: dict[str, Any]) -> None:
+        self.left = list(records)
+        self.clock = Clock(0.0)
+        self.waits: list[float] = []
+
+    def fetch(self) -> dict[str, Any]:
+        return self.left.pop(0) if len(self.left) > 1 else self.left[0]
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.clock.advance(seconds)
+
+    def poller(self, timeout: float | None = None) -> cli_jobs.Poller:
+        return cli_jobs.Poller(self.fetch, 0.5, timeout, self.clock, self.sleep)
+
+
+RUNNING = {**RECORD, "State": "running", "Progress": 10}
+
+
+def test_wait_prints_a_line_per_change_until_the_job_ends() -> None:
+    records = Records({**RECORD, "State": "queued", "Progress": 0}, RUNNING, RUNNING, {**RUNNING, "Progress": 60}, RECORD)
+    out = io.StringIO()
+    assert records.poller().with_lines(out) == RECORD
+    assert out.getvalue().splitlines() == [
+        "j-0123456789abcdef queued 0%",
+        "j-0123456789abcdef running 10%",
+        "j-0123456789abcdef running 60%",
+        "j-0123456789abcdef succeeded 100%",
+    ]
+    assert records.waits == [0.5] * 4
+
+
+def test_wait_gives_up_after_its_timeout() -> None:
+    records = Records(RUNNING)
+    assert records.poller(timeout=2.0).with_lines(io.StringIO()) is None
+    assert records.clock() == 2.0
+
+
+def test_wait_draws_a_bar_on_a_terminal() -> None:
+    from rich.console import Console
+
+    screen = io.StringIO()
+    records = Records(RUNNING, {**RUNNING, "Progress": 55}, FAILED)
+    assert records.poller().with_bar("j-0123456789abcdef", Console(file=screen, force_terminal=True, width=100)) == FAILED
+    assert "j-0123456789abcdef failed" in screen.getvalue() and "40%" in screen.getvalue()
 
 
 # ---- end to end, once the jobs engine is in ---------------------------------------------

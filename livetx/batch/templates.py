@@ -186,7 +186,7 @@ class TemplateStore:
             return Template.from_record(json.loads(await self.storage.read(key)))
         except FileNotFoundError:  # deleted between the stat and the read
             raise TemplateNotFound(f"no template named {name!r}", template=name) from None
-        except ValueError:
+        except (ValueError, KeyError, TypeError):
             raise LivetxError(f"template {name!r} has an unreadable record") from None
 
     async def _find(self, name: str) -> Template | None:
