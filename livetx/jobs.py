@@ -329,11 +329,12 @@ def imm_request(limits: LimitsSettings = DEFAULT_LIMITS) -> Shape:
     return IMM_REQUEST.bind(bounds(limits))
 
 
-def template_names(body: Any) -> list[str]:
+def template_names(body: Any, limits: LimitsSettings = DEFAULT_LIMITS) -> list[str]:
     """The templates a request's targets name (`Targets[i].Template`), read before the request
-    is parsed so that their parameters can be fetched; anything malformed is left to the parser."""
+    is parsed so that their parameters can be fetched; anything malformed, or more targets than
+    `limits.max_renditions` (nothing is read for those), is left to the parser to refuse."""
     targets = body.get("Targets") if isinstance(body, dict) else None
-    if not isinstance(targets, list):
+    if not isinstance(targets, list) or len(targets) > limits.max_renditions:
         return []
     return [t["Template"] for t in targets if isinstance(t, dict) and isinstance(t.get("Template"), str)]
 

@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestClient
 
 from livetx.app import create_app
 from livetx.batch.templates import MAX_DEPTH
+from livetx.jobs import template_names
+from livetx.settings import LimitsSettings
 from tests.conftest import Source, app_settings, s3_settings
 from tests.s3server import BUCKET, SeaweedS3
 
@@ -294,3 +296,11 @@ async def test_a_playlist_naming_a_bad_template_is_400(client: TestClient[Any, A
         request = {"SourceURI": "oss://local/a.mp4", "Targets": [{"URI": "oss://local/out/x", **target}]}
         error = await refused(client, "POST", "/api/v1/playlists", request)
         assert error["parameter"] == field, (case.id, error)
+
+
+def test_a_request_over_the_target_limit_reads_no_template() -> None:
+    """Templates are read before the request is parsed: never more than a request may name."""
+    target = {"URI": "oss://local/out/x", "Template": "t"}
+    assert template_names({"Targets": [target] * 2}) == ["t", "t"]
+    assert template_names({"Targets": [target] * (LimitsSettings().max_renditions + 1)}) == []
+    assert template_names({"Targets": "t"}) == [] and template_names([]) == []

@@ -16,6 +16,7 @@ webhook. Records are JSON under `layout.pipeline_key(name)`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass, replace
@@ -190,10 +191,9 @@ class PipelineStore:
     async def list(self) -> list[Pipeline]:
         """Every pipeline, by name, `default` among them (at most MAX_LISTED)."""
         found: dict[str, Pipeline] = {DEFAULT: self.default}
-        for info in await self.storage.list_records(PIPELINES_PREFIX, MAX_LISTED):
-            name = record_name(info.key, PIPELINES_PREFIX)
-            if name is not None and re.fullmatch(NAME_PATTERN, name):
-                pipeline = await self._find(name)
-                if pipeline is not None:
-                    found[name] = pipeline
+        listed = [record_name(info.key, PIPELINES_PREFIX) for info in await self.storage.list_records(PIPELINES_PREFIX, MAX_LISTED)]
+        names = [name for name in listed if name is not None and re.fullmatch(NAME_PATTERN, name)]
+        for pipeline in await asyncio.gather(*(self._find(name) for name in names)):  # read at once
+            if pipeline is not None:
+                found[pipeline.name] = pipeline
         return [found[name] for name in sorted(found)]

@@ -20,6 +20,7 @@ Records are JSON under `layout.template_key(name)`, a hidden key no job may clai
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -46,19 +47,19 @@ TEMPLATE_PARAMS: dict[str, Spec] = {
 }
 
 
-def check_name(name: str, field_name: str = "name") -> str:
-    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
-        raise ParameterError(field_name, NAME_TEXT)
-    return name
-
-
 def _name(text: str) -> str:
     if not re.fullmatch(NAME_PATTERN, text):
         raise Invalid(NAME_TEXT)
     return text
 
 
-NAME = Text(NAME_TEXT, max_length=64, convert=_name)
+NAME = Text(NAME_TEXT, max_length=64, convert=_name)  # a template's or a pipeline's name, wherever it is given
+
+
+def check_name(name: str, field_name: str = "name") -> str:
+    """A template's or a pipeline's name (from a URL path: `name`), or a ParameterError naming the field."""
+    checked: str = NAME.check(name, field_name)
+    return checked
 
 
 @dataclass(frozen=True)
@@ -249,14 +250,10 @@ class TemplateStore:
 
     async def list(self) -> list[Template]:
         """Every template, by name (at most MAX_LISTED)."""
-        out = []
-        for info in await self.storage.list_records(TEMPLATES_PREFIX, MAX_LISTED):
-            name = record_name(info.key, TEMPLATES_PREFIX)
-            if name is not None and re.fullmatch(NAME_PATTERN, name):
-                found = await self._find(name)
-                if found is not None:
-                    out.append(found)
-        return out
+        listed = [record_name(info.key, TEMPLATES_PREFIX) for info in await self.storage.list_records(TEMPLATES_PREFIX, MAX_LISTED)]
+        names = [name for name in listed if name is not None and re.fullmatch(NAME_PATTERN, name)]
+        found = await asyncio.gather(*(self._find(name) for name in names))  # read at once (a store bounds its own connections)
+        return [template for template in found if template is not None]
 
     async def lookup(self, names: Iterable[Any]) -> Lookup:
         """A synchronous lookup over the templates `names` (a request's, read before it is

@@ -76,7 +76,7 @@ async def create_playlists(request: web.Request) -> web.Response:
     catalog = request.app[CATALOG]
     limits = request.app[SETTINGS].limits
     body = await json_body(request)
-    template_for = await request.app[TEMPLATES].lookup(template_names(body))  # Targets[i].Template, resolved
+    template_for = await request.app[TEMPLATES].lookup(template_names(body, limits))  # Targets[i].Template, resolved
     job = parse_imm(body, catalog.sources.key_for_uri, catalog.output.key_for_uri, limits, template_for)
     title, playback = await _make_playlists(request, job, "SourceURI")
     answer = {
