@@ -13,9 +13,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from livetx.app import create_app
+from livetx.batch.pipelines import PipelineStore
 from livetx.batch.templates import MAX_DEPTH
+from livetx.errors import ConfigError
 from livetx.jobs import template_names
 from livetx.settings import LimitsSettings
+from livetx.storage.local import LocalStorage
 from tests.conftest import Source, app_settings, s3_settings
 from tests.s3server import BUCKET, SeaweedS3
 
@@ -304,3 +307,16 @@ def test_a_request_over_the_target_limit_reads_no_template() -> None:
     assert template_names({"Targets": [target] * 2}) == ["t", "t"]
     assert template_names({"Targets": [target] * (LimitsSettings().max_renditions + 1)}) == []
     assert template_names({"Targets": "t"}) == [] and template_names([]) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        pytest.param({"LIVETX_PIPELINES_NOTIFY_URL": "http://10.0.0.1/hook"}, "pipelines.notify_url", id="private-webhook"),
+        pytest.param({"LIVETX_PIPELINES_OUTPUT_PREFIX": ".jobs/"}, "pipelines.output_prefix", id="hidden-prefix"),
+        pytest.param({"LIVETX_PIPELINES_CONCURRENCY": "65"}, "concurrency", id="too-much-concurrency"),
+    ],
+)
+def test_a_bad_default_pipeline_is_a_config_error(tmp_path: Path, env: dict[str, str], setting: str) -> None:
+    with pytest.raises(ConfigError, match=setting):
+        PipelineStore(LocalStorage(tmp_path), app_settings(**env))
