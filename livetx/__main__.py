@@ -1,4 +1,4 @@
-"""argv -> settings -> run. `livetx serve|url|sign|probe|keygen|sample` (also `python -m livetx`)."""
+"""argv -> settings -> run. `livetx serve|url|sign|probe|keygen|sample|job` (also `python -m livetx`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
-from livetx import logs
+from livetx import cli_jobs, logs
 from livetx.errors import ConfigError, LivetxError
 from livetx.settings import Settings, generate_key_file, key_file_path, load_settings
 
@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--fps", type=int, default=30)
     sample.add_argument("--storage")
     sample.set_defaults(func=cmd_sample)
+
+    cli_jobs.add_parser(sub, _settings)  # `livetx job submit|status|wait|cancel|list`, over HTTP (livetx/cli_jobs.py)
     return parser
 
 

@@ -16,6 +16,8 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
 from livetx import logs
+from livetx.batch.pipelines import PipelineStore
+from livetx.batch.templates import TemplateStore
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.cluster.flight import ClusterFlight
@@ -36,6 +38,7 @@ from livetx.web.keys import (
     KEY_LIMITS,
     LOOP_LAG,
     METRICS,
+    PIPELINES,
     PLAYLISTS,
     POOL,
     PROCESS,
@@ -44,6 +47,7 @@ from livetx.web.keys import (
     SETTINGS,
     SIGNER,
     STATUS,
+    TEMPLATES,
     TOKENS,
 )
 from livetx.web.lag import LoopLagMonitor
@@ -169,6 +173,8 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
             origin = await media_origin(sources)  # the only place workers may read remote sources from
             transcode = settings.transcode
             prober = ProbePool(transcode.probe_workers, transcode.probe_timeout, origin)
+            app[TEMPLATES] = TemplateStore(output)
+            app[PIPELINES] = PipelineStore(output, settings)
             app[CATALOG] = Catalog(
                 sources,
                 profiles,

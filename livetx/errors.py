@@ -113,6 +113,25 @@ class ProfileNotFound(NotFound):
     code = "profile_not_found"
 
 
+class TemplateNotFound(NotFound):
+    """No template of that name (livetx/batch/templates.py)."""
+
+    code = "template_not_found"
+
+
+class PipelineNotFound(NotFound):
+    """No pipeline of that name (livetx/batch/pipelines.py); `default` always exists."""
+
+    code = "pipeline_not_found"
+
+
+class PipelineProtected(LivetxError):
+    """The pipeline `default` cannot be deleted: jobs that name no pipeline run in it."""
+
+    status = 409
+    code = "pipeline_protected"
+
+
 class SourceUnreadable(LivetxError):
     """The source exists but is not media we can read."""
 
@@ -306,6 +325,7 @@ class WebhookTargetInvalid(BadRequest):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"webhook {field} refused: {reason}", field=field)
         self.field = field
+        self.reason = reason
 
 
 class WebhookSignatureInvalid(LivetxError):

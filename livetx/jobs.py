@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from livetx.batch import templates
 from livetx.contract import Bound, Field, ListOf, Shape, Spec, Text, TextMap, Via, spec_of
 from livetx.errors import LimitExceeded, LivetxError, OutputReserved, ParameterError
 from livetx.layout import PLAYLIST_SUFFIX, profile_area, target_playlist_key, target_prefix, track_prefix
@@ -56,6 +57,7 @@ RECORD_VERSION = 1
 DEFAULT_LIMITS = LimitsSettings()
 
 KeyFor = Callable[[str, str], str]  # (object URI, field name) -> key in a store
+NO_TEMPLATES: templates.Lookup = templates.none_stored
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,7 @@ def _as(name: str, scale: int = 1, lower: bool = False) -> Spec:
 
 
 URI = Text("an object URI such as oss://bucket/path")
+TEMPLATE_NAME = templates.NAME
 TRANSCODE_VIDEO = Shape(
     {
         "Codec": Field(_as("vcodec", lower=True)),
@@ -251,6 +254,11 @@ TARGET = Shape(
         "TranscodeAhead": Field(_as("ta"), doc="segments made ahead of a playing client"),
         "Video": Field(Shape({"TranscodeVideo": Field(TRANSCODE_VIDEO)})),
         "Audio": Field(Shape({"TranscodeAudio": Field(TRANSCODE_AUDIO)})),
+        "Template": Field(
+            TEMPLATE_NAME,
+            doc="livetx extension: the name of a stored template (PUT /api/v1/templates/{name}) whose parameters this"
+            " target starts from; the target's own fields override them",
+        ),
         "Encryption": Field(
             ENCRYPTION,
             doc="livetx extension (the cloud API has no such field): the title parameters `encryption` and `key_rotation`"
@@ -321,8 +329,26 @@ def imm_request(limits: LimitsSettings = DEFAULT_LIMITS) -> Shape:
     return IMM_REQUEST.bind(bounds(limits))
 
 
-def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits: LimitsSettings = DEFAULT_LIMITS) -> Job:
-    """A GenerateVideoPlaylist request, validated and within `limits`; every error names its field."""
+def template_names(body: Any, limits: LimitsSettings = DEFAULT_LIMITS) -> list[str]:
+    """The templates a request's targets name (`Targets[i].Template`), read before the request
+    is parsed so that their parameters can be fetched; anything malformed, or more targets than
+    `limits.max_renditions` (nothing is read for those), is left to the parser to refuse."""
+    targets = body.get("Targets") if isinstance(body, dict) else None
+    if not isinstance(targets, list) or len(targets) > limits.max_renditions:
+        return []
+    return [t["Template"] for t in targets if isinstance(t, dict) and isinstance(t.get("Template"), str)]
+
+
+def parse_imm(
+    body: Any,
+    source_key_for: KeyFor,
+    output_key_for: KeyFor,
+    limits: LimitsSettings = DEFAULT_LIMITS,
+    template_for: templates.Lookup = NO_TEMPLATES,
+) -> Job:
+    """A GenerateVideoPlaylist request, validated and within `limits`; every error names its
+    field. A target naming a `Template` starts from its parameters (`template_for`: the
+    templates the request names, resolved), and its own fields override them."""
     request = imm_request(limits).parse(body)
     source_key = source_key_for(request["SourceURI"], "SourceURI")
     master_uri = request.get("MasterURI")
@@ -337,8 +363,12 @@ def parse_imm(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
         prefix = target_prefix(output_key_for(target["URI"], f"{field}.URI"))
         if prefix in prefixes.values():
             raise ParameterError(f"{field}.URI", "a URI no other target uses")
-        params = {"preset": "veryfast", **shape_params(target)}
-        _validate_target(params, field)
+        own = shape_params(target)
+        template = dict(template_for(target["Template"], f"{field}.Template")) if "Template" in target else {}
+        params = {"preset": "veryfast", **template, **own}
+        if "crf" in params and "vb" in params:  # a target's CRF over a template's bitrate, or its Bitrate over a
+            params["maxrate"] = params.pop("vb")  # template's crf: quality mode capped at the bitrate, as in one target
+        _validate_target(params, field, set(template) - set(own))
         renditions[f"t{i}"] = params
         prefixes[f"t{i}"] = prefix
         uris[f"t{i}"] = target["URI"]
@@ -400,16 +430,20 @@ def shape_params(target: Mapping[str, Any], shape: Shape = TARGET) -> dict[str, 
     return out
 
 
-def _validate_target(params: Mapping[str, Any], field: str) -> None:
+def _validate_target(params: Mapping[str, Any], field: str, from_template: set[str] | None = None) -> None:
     """Check one target's combination of parameters now (each was checked alone by the
-    contract), naming the offending field in the request's own vocabulary."""
+    contract), naming the offending field in the request's own vocabulary (`Template` for a
+    parameter only its template set)."""
     own = {k: v for k, v in params.items() if k in PER_RENDITION}
     try:
         title = parse_title_params(own)
         rendition = parse_rendition_params({k: v for k, v in params.items() if k not in PER_RENDITION})
         check_encryption(title, resolve_container(rendition), rendition.vcodec)
     except ParameterError as exc:
-        raise ParameterError(f"{field}.{IMM_NAMES.get(exc.name, exc.name)}", str(exc.details.get("allowed", exc.message))) from None
+        allowed = str(exc.details.get("allowed", exc.message))
+        if exc.name in (from_template or ()):
+            raise ParameterError(f"{field}.Template", f"a template whose {exc.name} fits this target: {allowed}") from None
+        raise ParameterError(f"{field}.{IMM_NAMES.get(exc.name, exc.name)}", allowed) from None
 
 
 # ---- OSS hls/m3u8 ---------------------------------------------------------------------

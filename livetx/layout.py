@@ -25,6 +25,8 @@ A rendition made through the playlist APIs names its own prefix, as those APIs d
 livetx's own records are hidden keys (a part starting with "."), which no job may claim:
   `.jobs/<id>.json`                  a playlist job's record
   `.jobs/claims/<sha256 of key>.json`  which job claimed an output key
+  `.jobs/templates/<name>.json`      a template (livetx/batch/templates.py)
+  `.jobs/pipelines/<name>.json`      a pipeline (livetx/batch/pipelines.py)
 
 tests/test_layout.py holds a table of every shape: a change of layout is one deliberate diff.
 """
@@ -56,6 +58,9 @@ CONTENT_TYPES = {  # by suffix, as served and as stored
 MASTER_NAME = "master" + PLAYLIST_SUFFIX
 JOBS_PREFIX = ".jobs/"
 CLAIMS_PREFIX = JOBS_PREFIX + "claims/"
+TEMPLATES_PREFIX = JOBS_PREFIX + "templates/"
+PIPELINES_PREFIX = JOBS_PREFIX + "pipelines/"
+RECORD_SUFFIX = ".json"
 
 
 # ---- a title's output: segments and playlists -------------------------------------------
@@ -172,6 +177,23 @@ def probe_key(source_key: str, etag: str) -> str:
 
 def record_key(job_id: str) -> str:
     return f"{JOBS_PREFIX}{job_id}.json"
+
+
+def template_key(name: str) -> str:
+    """Where template `name` (checked by livetx/batch/templates.py) is kept."""
+    return f"{TEMPLATES_PREFIX}{name}{RECORD_SUFFIX}"
+
+
+def pipeline_key(name: str) -> str:
+    """Where pipeline `name` (checked by livetx/batch/pipelines.py) is kept."""
+    return f"{PIPELINES_PREFIX}{name}{RECORD_SUFFIX}"
+
+
+def record_name(key: str, prefix: str) -> str | None:
+    """The name of the record `key` listed under `prefix` (a template's, a pipeline's), else None."""
+    if key.startswith(prefix) and key.endswith(RECORD_SUFFIX):
+        return key[len(prefix) : -len(RECORD_SUFFIX)]
+    return None
 
 
 def claim_key(key: str) -> str:

@@ -25,7 +25,9 @@ SIGN = "sign"  # POST /api/v1/sign
 PLAYLISTS = "playlists"  # POST /api/v1/playlists (IMM) and POST /<key>?x-oss-process (OSS)
 SOURCES = "sources"  # GET /api/v1/sources
 TITLES = "titles"  # GET /api/v1/titles/<profile>/<key>
-OPERATIONS = (SIGN, PLAYLISTS, SOURCES, TITLES)
+TEMPLATES = "templates"  # PUT, GET, DELETE /api/v1/templates[/<name>]
+PIPELINES = "pipelines"  # PUT, GET, DELETE /api/v1/pipelines[/<name>]
+OPERATIONS = (SIGN, PLAYLISTS, SOURCES, TITLES, TEMPLATES, PIPELINES)
 EVERYTHING = "*"
 
 

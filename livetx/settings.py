@@ -269,6 +269,19 @@ class NotifySettings:
     max_url_length: int = field(default=2048, metadata=COUNT)  # characters of a target URL
 
 
+MAX_PIPELINE_CONCURRENCY = 64  # jobs one pipeline runs at once, at most
+
+
+@dataclass(frozen=True)
+class PipelinesSettings:
+    """The pipeline `default` (livetx/batch/pipelines.py): what it is until a PUT of
+    /api/v1/pipelines/default replaces it, and what a new pipeline's fields left out start as."""
+
+    concurrency: int = field(default=1, metadata=between(1, MAX_PIPELINE_CONCURRENCY))  # jobs run at once
+    output_prefix: str = ""  # output key prefix of jobs that name no output; empty: the output store's root
+    notify_url: str = ""  # webhook receiver of its jobs (checked as notify.* says); empty: none
+
+
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
@@ -284,6 +297,7 @@ class Settings:
     cluster: ClusterSettings = ClusterSettings()
     player: PlayerSettings = PlayerSettings()
     notify: NotifySettings = NotifySettings()
+    pipelines: PipelinesSettings = PipelinesSettings()
     # [profiles.<name>] tables, parsed at load; none configured: the one-rendition `default`
     profiles: Mapping[str, Profile] = field(default_factory=default_profiles)
     base_dir: Path = Path(".")  # the directory relative config paths start from (not a key: where the config was read)

@@ -81,6 +81,9 @@ SUBS_TRACK = replace(SUBS, object_prefix=layout.track_prefix("out/job/master.m3u
             ".jobs/claims/00b88ed849ccda6c5edbcc1e5b12e2694e7982b35b106b428bb559dea559da91.json",
             id="job-claim",
         ),
+        pytest.param(layout.template_key("hd-720"), ".jobs/templates/hd-720.json", id="template-record"),
+        pytest.param(layout.pipeline_key("default"), ".jobs/pipelines/default.json", id="pipeline-record"),
+        pytest.param(layout.record_name(".jobs/templates/hd-720.json", layout.TEMPLATES_PREFIX), "hd-720", id="template-name"),
     ],
 )
 def test_key_shapes(key: str | None, expected: str | None) -> None:

@@ -61,6 +61,17 @@ async def test_storage_contract(store: Storage) -> None:
     await store.delete("a/b.ts")  # deleting twice is fine
 
 
+async def test_records_are_listed_in_their_hidden_folder(store: Storage) -> None:
+    """livetx's own records (templates, pipelines) sit in hidden folders that `list` and
+    `list_prefix` skip: `list_records` lists one such folder, and only it."""
+    assert await store.list_records(".jobs/templates/", 10) == []  # no folder yet
+    for key in (".jobs/templates/b.json", ".jobs/templates/a.json", ".jobs/templates/sub/c.json", ".jobs/other.json"):
+        await store.write(key, b"{}")
+    assert [o.key for o in await store.list_records(".jobs/templates/", 10)] == [".jobs/templates/a.json", ".jobs/templates/b.json"]
+    assert [o.key for o in await store.list_records(".jobs/templates/", 1)] == [".jobs/templates/a.json"]
+    assert await store.list_prefix(".jobs/templates/", 10) == []  # still hidden from the others
+
+
 # ---- sources read in ranges ------------------------------------------------------------
 
 

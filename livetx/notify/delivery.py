@@ -114,6 +114,15 @@ def _check_host(host: str, allow_private: bool) -> None:
 
 def parse_target(url: str, secret: bytes, settings: NotifySettings) -> Target:
     """A receiver URL and secret as a Target; WebhookTargetInvalid naming the field and why."""
+    check_url(url, settings)
+    if not isinstance(secret, bytes) or len(secret) < MIN_SECRET_BYTES:
+        raise WebhookTargetInvalid("secret", f"a webhook secret has at least {MIN_SECRET_BYTES} bytes")
+    return Target(url, secret)
+
+
+def check_url(url: str, settings: NotifySettings) -> None:
+    """A receiver URL as parse_target checks it (a pipeline's, kept before any secret is at
+    hand); WebhookTargetInvalid("url", why) otherwise."""
     if not isinstance(url, str) or not url:
         raise WebhookTargetInvalid("url", "a webhook needs a URL")
     if len(url) > settings.max_url_length:
@@ -133,9 +142,6 @@ def parse_target(url: str, secret: bytes, settings: NotifySettings) -> Target:
     if parsed.port == 0:
         raise WebhookTargetInvalid("url", "port 0")
     _check_host(parsed.raw_host, settings.allow_private_targets)
-    if not isinstance(secret, bytes) or len(secret) < MIN_SECRET_BYTES:
-        raise WebhookTargetInvalid("secret", f"a webhook secret has at least {MIN_SECRET_BYTES} bytes")
-    return Target(url, secret)
 
 
 class AddressRefused(OSError):

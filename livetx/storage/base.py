@@ -124,6 +124,11 @@ class Storage(Protocol):
         its folder (`dir/film.` lists `dir/film.en.srt`, not `dir/film.x/a.srt`), hidden ones
         skipped. One request (S3: one ListObjectsV2 page; local: one directory scan)."""
 
+    async def list_records(self, folder: str, limit: int) -> list[ObjectInfo]:
+        """Up to `limit` objects, by key, directly in `folder` (ending in "/"), which may be
+        hidden: livetx's own records (`.jobs/templates/`). Names starting with '.' (temp files)
+        are skipped. One request, as `list_prefix`."""
+
     async def list(self, limit: int) -> list[ObjectInfo]:
         """Up to `limit` objects, by key, skipping hidden ones (a segment of the key starting with '.')."""
 

@@ -113,6 +113,25 @@ class LocalStorage:
     async def list_prefix(self, prefix: str, limit: int) -> list[ObjectInfo]:
         return await asyncio.to_thread(self._list_prefix, prefix, limit)
 
+    def _list_records(self, folder: str, limit: int) -> list[ObjectInfo]:
+        folder = folder.rstrip("/")
+        try:
+            with os.scandir(self._path(folder)) as entries:
+                names = sorted(e.name for e in entries if not e.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found: list[ObjectInfo] = []
+        for name in names:
+            info = self._stat(f"{folder}/{name}")
+            if info is not None:  # a file: folders are not listed
+                found.append(info)
+            if len(found) >= limit:
+                break
+        return found
+
+    async def list_records(self, folder: str, limit: int) -> list[ObjectInfo]:
+        return await asyncio.to_thread(self._list_records, folder, limit)
+
     def _list(self, limit: int) -> list[ObjectInfo]:
         found: list[ObjectInfo] = []
         for folder, dirs, names in os.walk(self.root):

@@ -168,6 +168,22 @@ class S3Storage:
                 found.append(ObjectInfo(key=key, size=int(item["Size"]), etag=str(item.get("ETag", "")).strip('"')))
         return found[:limit]
 
+    async def list_records(self, folder: str, limit: int) -> list[ObjectInfo]:
+        check_key(folder.rstrip("/"))
+        prefix = folder.rstrip("/") + "/"
+        params = {"Bucket": self.location.bucket, "Prefix": self.location.prefix + prefix, "Delimiter": "/", "MaxKeys": limit}
+        try:
+            async with self._call("LIST"):
+                page = await self.client.list_objects_v2(**params)
+        except ClientError as exc:
+            raise StorageUnavailable(f"S3 LIST failed: {exc.response.get('Error', {}).get('Code', '?')}") from None
+        found = []
+        for item in page.get("Contents", []):
+            key = item["Key"][len(self.location.prefix) :]
+            if key.startswith(prefix) and not key[len(prefix) :].startswith("."):
+                found.append(ObjectInfo(key=key, size=int(item["Size"]), etag=str(item.get("ETag", "")).strip('"')))
+        return found[:limit]
+
     async def list(self, limit: int) -> list[ObjectInfo]:
         found: list[ObjectInfo] = []
         try:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from livetx.errors import InvalidPath, ParameterError
 from livetx.hls.languages import language_tag
-from livetx.jobs import Job, is_job_profile, parse_imm, parse_oss
+from livetx.jobs import Job, is_job_profile, parse_imm, parse_oss, template_names
 from livetx.layout import target_playlist_key, target_prefix
 from livetx.publishing import publish_job
 from livetx.storage.base import check_source_key
@@ -23,7 +23,7 @@ from livetx.titles import Title
 from livetx.urls import SignRequest, master_path, parse_sign_request, sign
 from livetx.web.auth import check_api_key
 from livetx.web.body import form_body, json_body
-from livetx.web.keys import API_SCOPE, CATALOG, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS
+from livetx.web.keys import API_SCOPE, CATALOG, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS, TEMPLATES
 
 
 async def sign_url(request: web.Request) -> web.Response:
@@ -75,7 +75,9 @@ async def create_playlists(request: web.Request) -> web.Response:
     """IMM GenerateVideoPlaylist, answered in that API's shape (plus `PlaybackURL`)."""
     catalog = request.app[CATALOG]
     limits = request.app[SETTINGS].limits
-    job = parse_imm(await json_body(request), catalog.sources.key_for_uri, catalog.output.key_for_uri, limits)
+    body = await json_body(request)
+    template_for = await request.app[TEMPLATES].lookup(template_names(body, limits))  # Targets[i].Template, resolved
+    job = parse_imm(body, catalog.sources.key_for_uri, catalog.output.key_for_uri, limits, template_for)
     title, playback = await _make_playlists(request, job, "SourceURI")
     answer = {
         "RequestId": request[REQUEST_ID],

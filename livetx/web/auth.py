@@ -20,6 +20,10 @@ ROUTE_OPERATIONS = {
     "oss-process": scopes.PLAYLISTS,
     "api-v1-sources": scopes.SOURCES,
     "api-v1-title": scopes.TITLES,
+    "api-v1-templates": scopes.TEMPLATES,
+    "api-v1-template": scopes.TEMPLATES,
+    "api-v1-pipelines": scopes.PIPELINES,
+    "api-v1-pipeline": scopes.PIPELINES,
 }
 
 

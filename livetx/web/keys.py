@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from livetx.batch.pipelines import PipelineStore
+from livetx.batch.templates import TemplateStore
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.cluster.flight import ClusterFlight
@@ -31,6 +33,8 @@ SETTINGS = web.AppKey("settings", Settings)
 SIGNER = web.AppKey("signer", Signer)
 TOKENS = web.AppKey("tokens", VerifiedTokens)  # the signer's verify, with checked tokens kept by request
 CATALOG = web.AppKey("catalog", Catalog)
+TEMPLATES = web.AppKey("templates", TemplateStore)  # templates in output storage (livetx/batch/templates.py)
+PIPELINES = web.AppKey("pipelines", PipelineStore)  # pipelines in output storage (livetx/batch/pipelines.py)
 # where content keys of encrypted renditions come from (livetx/crypto/keys.py)
 CONTENT_KEYS: web.AppKey[KeySource] = web.AppKey("content_keys")
 KEY_LIMITS: web.AppKey[KeyRequestLimits] = web.AppKey("key_limits")  # key URL requests per token
@@ -62,6 +66,7 @@ __all__ = [
     "KEY_LIMITS",
     "LOOP_LAG",
     "METRICS",
+    "PIPELINES",
     "PLAYLISTS",
     "POOL",
     "PROCESS",
@@ -70,6 +75,7 @@ __all__ = [
     "SETTINGS",
     "SIGNER",
     "STATUS",
+    "TEMPLATES",
     "TOKEN",
     "TOKENS",
     "Handler",

@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from livetx.batch.pipelines import PIPELINE_REQUEST
+from livetx.batch.templates import TEMPLATE_REQUEST
 from livetx.contract import params_schema
 from livetx.dash.manifest import MPD_TYPE
 from livetx.jobs import imm_request
@@ -186,6 +188,82 @@ JOB_ERRORS = {
 }
 
 
+NAME_PARAMETER = _param("name", "path", "1 to 64 letters, digits, '_' or '-'")
+TEMPLATE = {
+    "type": "object",
+    "required": ["Name", "Base", "Params"],
+    "properties": {
+        "Name": {"type": "string"},
+        "Base": {"type": ["string", "null"]},
+        "Params": {"type": "object", "description": "as written (schema TemplateRequest.Params)"},
+        "Resolved": {"type": ["object", "null"], "description": "its parameters with its bases', or null when they no longer resolve"},
+        "Problem": {"type": ["string", "null"], "description": "why Resolved is null"},
+    },
+}
+PIPELINE = {
+    "type": "object",
+    "required": ["Name", "Concurrency", "Paused", "OutputPrefix", "NotifyURL"],
+    "properties": {
+        "Name": {"type": "string"},
+        "Concurrency": {"type": "integer"},
+        "Paused": {"type": "boolean"},
+        "OutputPrefix": {"type": "string"},
+        "NotifyURL": {"type": ["string", "null"]},
+    },
+}
+
+
+def _named(kind: str, answer: str, put_summary: str, conflict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """PUT, GET and DELETE of one named template or pipeline."""
+    common = {"401": _error("no API key"), "403": _error(SCOPE_403), "400": _error("invalid name: `error.parameter` is `name`")}
+    missing = {"404": _error(f"no {kind} of that name")}
+    return {
+        "put": {
+            "summary": put_summary,
+            "security": [{"apiKey": []}],
+            "parameters": [NAME_PARAMETER],
+            "requestBody": {"required": True, "content": _body("application/json", _ref(answer + "Request"))},
+            "responses": {
+                "200": _ok(f"the {kind}, replaced or updated", "application/json", _ref(answer)),
+                "201": _ok(f"the {kind}, created", "application/json", _ref(answer)),
+                **common,
+                "400": _error("invalid name or field: `error.parameter` names it"),
+                "413": _error("body over 16 KiB"),
+            },
+        },
+        "get": {
+            "summary": f"One {kind}",
+            "security": [{"apiKey": []}],
+            "parameters": [NAME_PARAMETER],
+            "responses": {"200": _ok(f"the {kind}", "application/json", _ref(answer)), **common, **missing},
+        },
+        "delete": {
+            "summary": f"Delete a {kind}",
+            "security": [{"apiKey": []}],
+            "parameters": [NAME_PARAMETER],
+            "responses": {"204": {"description": "deleted"}, **common, **missing, **(conflict or {})},
+        },
+    }
+
+
+def _listing(kind: str, field: str, answer: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": f"Every {kind}, by name",
+            "security": [{"apiKey": []}],
+            "responses": {
+                "200": _ok(
+                    f"the {kind}s",
+                    "application/json",
+                    {"type": "object", "required": [field], "properties": {field: {"type": "array", "items": _ref(answer)}}},
+                ),
+                "401": _error("no API key"),
+                "403": _error(SCOPE_403),
+            },
+        }
+    }
+
+
 def document(settings: Settings | None = None) -> dict[str, Any]:
     """The document for these settings (bounds such as signing.max_ttl and limits.* appear in it)."""
     settings = settings or Settings()
@@ -264,6 +342,20 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/templates": _listing("template", "Templates", "Template"),
+            "/api/v1/templates/{name}": _named(
+                "template",
+                "Template",
+                "Create or replace a template: named rendition parameters, optionally over a Base template (400 naming"
+                " `Base` for an unknown base or a cycle)",
+            ),
+            "/api/v1/pipelines": _listing("pipeline", "Pipelines", "Pipeline"),
+            "/api/v1/pipelines/{name}": _named(
+                "pipeline",
+                "Pipeline",
+                "Create or update a pipeline (a job queue): fields left out keep their values; Paused true pauses it",
+                {"409": _error("the pipeline `default` cannot be deleted (`pipeline_protected`)")},
+            ),
             "/hls/{profile}/{key}/master.m3u8": _playlist("Master playlist", []),
             "/hls/{profile}/{key}/{rendition}.m3u8": _playlist("Media playlist of one rendition", [RENDITION]),
             "/hls/{profile}/{key}/manifest.mpd": {
@@ -393,6 +485,10 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                 "PlaylistRequest": imm_request(settings.limits).schema(),
                 "HlsParameters": process_parameters(),
                 "PlaylistAnswer": PLAYLIST_ANSWER,
+                "TemplateRequest": TEMPLATE_REQUEST.schema(),
+                "Template": TEMPLATE,
+                "PipelineRequest": PIPELINE_REQUEST.schema(),
+                "Pipeline": PIPELINE,
                 "Readiness": {
                     "type": "object",
                     "required": ["status", "checks"],

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from livetx.dash.manifest import MPD_NAME
 from livetx.urls import HLS_ROOT
-from livetx.web import api, content_keys, playlists, segments, siblings
+from livetx.web import api, content_keys, pipelines, playlists, segments, siblings, templates
 from livetx.web.auth import check_metrics_token
 from livetx.web.demo import demo
 from livetx.web.keys import CATALOG, CLUSTER, METRICS, POOL, PROCESS
@@ -77,6 +77,17 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/playlists", api.create_playlists, name="api-v1-playlists")
     app.router.add_get("/api/v1/sources", api.list_sources, name="api-v1-sources")
     app.router.add_get(f"/api/v1/titles/{PROFILE}/{KEY}", api.title_state, name="api-v1-title")
+    # templates and pipelines: {name} takes any one path part, so a bad name is a 400 naming it (not a 404)
+    app.router.add_get("/api/v1/templates", templates.list_templates, name="api-v1-templates")
+    one = app.router.add_resource("/api/v1/templates/{name}", name="api-v1-template")
+    one.add_route("PUT", templates.put_template)
+    one.add_route("GET", templates.get_template)
+    one.add_route("DELETE", templates.delete_template)
+    app.router.add_get("/api/v1/pipelines", pipelines.list_pipelines, name="api-v1-pipelines")
+    one = app.router.add_resource("/api/v1/pipelines/{name}", name="api-v1-pipeline")
+    one.add_route("PUT", pipelines.put_pipeline)
+    one.add_route("GET", pipelines.get_pipeline)
+    one.add_route("DELETE", pipelines.delete_pipeline)
     app.router.add_get("/api/openapi.json", openapi, name="openapi")
     app.router.add_get("/", demo, name="demo")
     app.router.add_get("/player", player, name="player")
