@@ -25,6 +25,7 @@ A rendition made through the playlist APIs names its own prefix, as those APIs d
 livetx's own records are hidden keys (a part starting with "."), which no job may claim:
   `.jobs/<id>.json`                  a playlist job's record
   `.jobs/claims/<sha256 of key>.json`  which job claimed an output key
+  `.jobs/composites/c-<id>.json`     a composite title's record (livetx/composite.py)
 
 tests/test_layout.py holds a table of every shape: a change of layout is one deliberate diff.
 """
@@ -56,6 +57,7 @@ CONTENT_TYPES = {  # by suffix, as served and as stored
 MASTER_NAME = "master" + PLAYLIST_SUFFIX
 JOBS_PREFIX = ".jobs/"
 CLAIMS_PREFIX = JOBS_PREFIX + "claims/"
+COMPOSITES_PREFIX = JOBS_PREFIX + "composites/"
 
 
 # ---- a title's output: segments and playlists -------------------------------------------
@@ -172,6 +174,11 @@ def probe_key(source_key: str, etag: str) -> str:
 
 def record_key(job_id: str) -> str:
     return f"{JOBS_PREFIX}{job_id}.json"
+
+
+def composite_key(profile: str) -> str:
+    """Where a composite title's record is kept (profile `c-<id>`, livetx/composite.py)."""
+    return f"{COMPOSITES_PREFIX}{profile}.json"
 
 
 def claim_key(key: str) -> str:
