@@ -27,7 +27,8 @@ from livetx.media.probe import probe
 from livetx.media.sample import read_index
 from tests.checker import TS_CLOCK, AudioTrack, check_tone, decode_audio, open_fmp4, open_joined, reference_indexes
 from tests.conftest import Server, Source
-from tests.support import get_url
+from tests.player_pages import ENGINE, chromium, installed, page_html, serve_page, state
+from tests.support import get_url, wait_until
 
 CLIPS = (("mp4-30", 500, 4000), ("mkv-25-44k", 1000, 3000), ("ts-2997", 0, 0))  # (source, ss ms, t ms)
 OUT_FPS = Fraction(30)  # the align clip's (clip 0)
@@ -295,3 +296,28 @@ def test_bad_oss_requests_name_the_field(server: Server, sources: dict[str, Sour
     status, answer = post_oss(server, sources["mp4-30"].key, process.replace("{}", b64(sources["ts-2997"].key)))
     assert status == 400, answer
     assert answer["error"]["parameter"] == parameter, answer
+
+
+PAGE_PREFIX = "/__players__/"  # answered by the browser's route, never by the server
+
+
+def test_hlsjs_plays_the_composite_across_its_joins(ts: Made, server: Server) -> None:
+    """hls.js in Chromium plays the composite (its segments made already) from the start to the
+    end, over both joins, with no error event of any kind."""
+    script = installed("hls.js")
+    with chromium() as browser:
+        page = browser.new_page()
+        serve_page(page, server.base_url, PAGE_PREFIX, page_html("hls.js", ts.answer["MasterURL"], 2), script)
+        try:
+            page.goto(f"{server.base_url}{PAGE_PREFIX}hls.js.html")
+            wait_until(lambda: state(page)["ended"], 60, "hls.js to play the composite to its end")
+            end = state(page)
+            engine = page.evaluate(ENGINE)
+            errors = page.evaluate("errors")
+            buffered = page.evaluate("ranges()")
+        finally:
+            page.close()
+    assert engine.split()[0] == "hls.js", engine
+    assert end["duration"] == pytest.approx(ts.answer["Duration"], abs=0.05) and end["t"] == pytest.approx(end["duration"], abs=0.05)
+    assert len(buffered) == 1 and buffered[0][0] == pytest.approx(0, abs=0.001), buffered  # no hole at a join
+    assert errors == []
