@@ -165,9 +165,10 @@ def clip_windows(grid: Grid, st: int, initial: Sequence[int]) -> list[tuple[int,
     than half a regular segment joined to the segment before it."""
     windows = [(w.first, w.end) for w in plan_segments(grid, st, initial)]
     regular = grid.steps_for_ms(st)
-    if len(windows) > 1 and (windows[-1][1] - windows[-1][0]) * 2 < regular:
-        tail = windows.pop()
-        windows[-1] = (windows[-1][0], tail[1])
+    regular_tail = len(windows) > len(initial)  # the last is a regular segment, not an initial one
+    if regular_tail and len(windows) > 1 and (windows[-1][1] - windows[-1][0]) * 2 < regular:
+        _, end = windows.pop()
+        windows[-1] = (windows[-1][0], end)
     return windows
 
 
