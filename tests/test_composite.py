@@ -272,6 +272,8 @@ def test_same_request_same_composite_and_oss_form(ts: Made, server: Server, sour
         pytest.param(lambda b: b["Clips"][1].update(URI="oss://local/missing.mp4"), "Clips[1].URI", id="unknown key"),
         pytest.param(lambda b: b["Clips"][2].update(StartTime=60), "Clips[2].StartTime", id="ss past the end"),
         pytest.param(lambda b: b.update(Align=3), "Align", id="align past the clips"),
+        pytest.param(lambda b: b.update(Format="mp4"), "Format", id="a file's container"),
+        pytest.param(lambda b: b["Clips"][0].update(URI="oss://local/a%2F..%2Fb.mp4", Duration=-1), "Clips[0].Duration", id="negative"),
         pytest.param(lambda b: b.update(Video={"TranscodeVideo": {"FrameRate": 120}}), "Video.TranscodeVideo.FrameRate", id="over limits"),
     ],
 )

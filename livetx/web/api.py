@@ -144,6 +144,8 @@ async def create_composite(request: web.Request) -> web.Response:
     """POST /api/v1/composites: a composite title (concat.COMPOSITE), played on demand at once."""
     body = await json_body(request)
     composite = parse_composite(body, request.app[CATALOG].sources.key_for_uri)
+    if composite.params.f is not None:  # (a file output is a job's: livetx/batch)
+        raise ParameterError("Format", "absent: a composite title plays as HLS (Format is the container of a saved file)")
     answer = await _make_composite(request, composite, composites.json_field, json_name)
     return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
