@@ -323,3 +323,11 @@ def test_hlsjs_plays_the_composite_across_its_joins(ts: Made, server: Server) ->
     assert end["duration"] == pytest.approx(ts.answer["Duration"], abs=0.05) and end["t"] == pytest.approx(end["duration"], abs=0.05)
     assert len(buffered) == 1 and buffered[0][0] == pytest.approx(0, abs=0.001), buffered  # no hole at a join
     assert errors == []
+
+
+def test_an_fmp4_composite_has_a_dash_manifest_over_the_same_segments(fmp4: Made, server: Server) -> None:
+    path = urllib.parse.urlsplit(fmp4.answer["MasterURL"]).path.removesuffix("master.m3u8") + "manifest.mpd"
+    status, headers, body = get_url(server.cli("sign", path, "--base-url", server.base_url))
+    assert status == 200 and headers["Content-Type"].startswith("application/dash+xml"), body
+    text = body.decode()
+    assert text.count("<S ") >= 1 and fmp4.media.segments[0].uri.split("?")[0].rsplit("-", 1)[0] in text
