@@ -345,11 +345,18 @@ class Catalog:
         cache_key = (name, stats[0].key, repr(versions), ())
         title = self._titles.get(cache_key)
         if title is None:
-            infos = await asyncio.gather(*(self.media_info(s) for s in stats))
+            infos = await asyncio.gather(*(self._clip_info(s, field(i, "URI")) for i, s in enumerate(stats)))
             sources = [ClipSource(s, i) for s, i in zip(stats, infos, strict=True)]
             title = build_composite_title(composite, name, sources, threads=self.threads, field=field)
             self._titles.put(cache_key, title)
         return title
+
+    async def _clip_info(self, source: ObjectInfo, field: str) -> MediaInfo:
+        """A clip's probe; a clip that is not media names its field (the error and status are its probe's)."""
+        try:
+            return await self.media_info(source)
+        except (SourceUnreadable, ProbeTimeout) as exc:
+            raise type(exc)(f"{field}: {exc.message}", **{**exc.details, "parameter": field}) from None
 
     async def register_composite(self, composite: Composite, name: str) -> None:
         """Keep a composite (its record in output storage, where every origin finds it); the

@@ -326,7 +326,7 @@ def parse_oss_composite(source_key: str, process: str) -> tuple[Composite, int]:
     return composite, source_index
 
 
-def oss_clip_field(source_index: int, clips: int) -> Callable[[int, str], str]:
+def oss_clip_field(source_index: int) -> Callable[[int, str], str]:
     """The OSS field of clip `index` (its /pre or /sur part, or the action's own `ss` for the
     source object), for composite.build_composite_title's refusals."""
 

@@ -127,9 +127,9 @@ def test_a_replaced_clip_changes_the_spec_id_and_the_title_version() -> None:
     ("clips", "field", "parameter"),
     [
         pytest.param((Clip("a.mp4"), Clip("b.mkv", 6000)), None, "Clips[1].StartTime", id="json"),
-        pytest.param((Clip("a.mp4"), Clip("b.mkv", 6000)), oss_clip_field(0, 2), "sur[0].ss", id="oss sur"),
-        pytest.param((Clip("a.mp4", 9000), Clip("b.mkv")), oss_clip_field(0, 2), "ss", id="oss source"),
-        pytest.param((Clip("a.mp4"), Clip("b.mkv", 9000)), oss_clip_field(1, 2), "ss", id="oss source after a pre"),
+        pytest.param((Clip("a.mp4"), Clip("b.mkv", 6000)), oss_clip_field(0), "sur[0].ss", id="oss sur"),
+        pytest.param((Clip("a.mp4", 9000), Clip("b.mkv")), oss_clip_field(0), "ss", id="oss source"),
+        pytest.param((Clip("a.mp4"), Clip("b.mkv", 9000)), oss_clip_field(1), "ss", id="oss source after a pre"),
     ],
 )
 def test_a_start_past_a_clips_end_names_its_field(clips: tuple[Clip, ...], field: Any, parameter: str) -> None:
@@ -224,3 +224,22 @@ async def test_a_scoped_key_may_join_only_clips_it_may_read(aiohttp_client: Any,
     assert not (tmp_path / "out" / ".jobs").exists()  # nothing kept for a refused request
     response = await client.post("/api/v1/playlists", json={}, headers=AUTH)
     assert response.status == 403  # not its operation
+
+
+async def test_a_clip_that_is_not_media_names_its_field(aiohttp_client: Any, tmp_path: Path, sources: dict[str, Source]) -> None:
+    media_dir = tmp_path / "media"
+    media_dir.mkdir()
+    shutil.copy(sources["mp4-30"].path, media_dir / "a.mp4")
+    (media_dir / "text.mp4").write_bytes(b"not media" * 100)
+    settings = app_settings(
+        LIVETX_STORAGE_URI=str(media_dir),
+        LIVETX_STORAGE_OUTPUT_URI=str(tmp_path / "out"),
+        LIVETX_API_KEYS=f"composer:{API_KEY}",
+        LIVETX_CACHE_LOCAL_DIR=str(tmp_path / "tier"),
+    )
+    client = await aiohttp_client(create_app(settings))
+    body = {"Clips": [{"URI": "oss://local/a.mp4"}, {"URI": "oss://local/text.mp4"}]}
+    response = await client.post("/api/v1/composites", json=body, headers=AUTH)
+    error = (await response.json())["error"]
+    assert response.status == 422 and error["parameter"] == "Clips[1].URI", error
+    assert not (tmp_path / "out" / ".jobs").exists()

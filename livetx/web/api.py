@@ -1,6 +1,8 @@
 """The JSON API under /api/v1, authenticated with a bearer API key (not a signing key; see web/auth.py).
 
-POST /api/v1/sign   a signed URL for a path, or for a source's master playlist
+POST /api/v1/sign         a signed URL for a path, or for a source's master playlist
+POST /api/v1/playlists    IMM GenerateVideoPlaylist (and OSS hls/m3u8 on POST /<key>?x-oss-process)
+POST /api/v1/composites   a composite title (and OSS video/concat without sys/saveas on POST /<key>?x-oss-process)
 
 Each key may be scoped (`[api.scopes.<name>]`, see livetx/scopes.py): the operation of every
 route is checked with the key, the source keys it reads and the output keys it writes in the
@@ -153,7 +155,7 @@ async def create_composite(request: web.Request) -> web.Response:
 async def _oss_composite(request: web.Request, source_key: str, process: str) -> web.Response:
     """OSS `video/concat` without sys/saveas: the composite title played on demand."""
     composite, source_index = parse_oss_composite(source_key, process)
-    field = oss_clip_field(source_index, len(composite.clips))
+    field = oss_clip_field(source_index)
     answer = await _make_composite(request, composite, field, str)
     return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
