@@ -18,7 +18,8 @@ becomes a `Title` whose segments each read ONE clip's source:
   `ss`, minus its start in the title (so negative for every clip but the first, usually).
 - Audio stays on one AAC grid from title time 0. Each clip's audio plays inside its own title
   span (SegmentJob.audio_span): silence outside it, a 5 ms fade at each join, and the AAC frame
-  that straddles a join off the grid is silent (see media/transcode.py `_AudioWindow`).
+  where a join falls is silent, one frame (21 ms at 48 kHz) per join (see media/transcode.py
+  `_AudioWindow`: what lets segments encoded apart decode across a join without aliasing).
 - Identity. The spec id hashes every clip's key, version (ETag) and plan, so a replaced clip
   gives new spec ids (old segment URLs answer 404 "reload the playlist"). The title's `source`
   is the first clip's key with an ETag made of every clip's: its URLs are

@@ -150,6 +150,15 @@ def test_clips_without_a_stream_the_output_has_are_refused_unless_it_is_dropped(
     assert plan(Clip("a.mp4"), Clip("v.mp4"), sources=[THREE[0], silent], an=1).renditions[0].audio is None
 
 
+def test_without_video_clips_last_whole_aac_frames_and_join_on_the_grid() -> None:
+    title = plan(Clip("a.mp4", 0, 3000), Clip("b.mkv", 0, 3000), vn=1)
+    rendition = title.renditions[0]
+    assert rendition.video is None and rendition.audio.sample_rate == 48000
+    for clip in title.clips:
+        assert (clip.start * 48000) % 1024 == 0  # on the AAC grid: no silent frame at the join
+    assert title.clips[1].start == Fraction(141 * 1024, 48000)  # 3 s rounded up to whole AAC frames
+
+
 def test_record_round_trip_and_id() -> None:
     value = composite(Clip("a.mp4", 500, 4000), Clip("b.mkv"), fps="30000/1001", s="640x360", container="fmp4", align=1)
     assert from_record(to_record(value)) == value

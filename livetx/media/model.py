@@ -244,8 +244,8 @@ class SegmentJob:
     samples: SampleEncryption | None = None  # fMP4: encrypt the samples (init: declare it) as CMAF cbcs
     # a composite title's clip: the title time [start, stop) its audio plays in (stop None: to
     # the end). Outside it the source's audio is silence, with a short fade at its edges, and
-    # the AAC frame that straddles a clip join (if the join is off the grid) is silent in the
-    # views of both clips: see media/transcode.py `_AudioWindow`.
+    # the AAC frame where a clip join falls is silent in the views of both clips: see
+    # media/transcode.py `_AudioWindow`.
     audio_span: tuple[Fraction, Fraction | None] | None = None
 
 

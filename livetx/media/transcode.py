@@ -174,12 +174,14 @@ class _AudioWindow:
 
     A composite title's clip plays its audio in output samples [play_lo, play_hi) (None: no
     bound), silence outside, faded over FADE_SECONDS inside each bound. At a clip join at title
-    time T off the AAC grid, the frame F = floor(T / frame) that straddles T is silent in both
-    clips' views, and its packet is the later clip's (a segment ending at a join keeps frames
-    before F, one starting there keeps F on): so the two packets that overlap-add across the
-    join were each encoded from the same (silent) samples in the part they share, and the join
-    decodes without aliasing. It costs at most one AAC frame of silence per join (none when T is
-    on the grid)."""
+    time T, AAC frame F = floor(T / frame) is silent in both clips' views, and its packet is the
+    later clip's: a segment ending at a join keeps packets before F, one starting there keeps F
+    on. Decoded frame F is the overlap-add of the earlier clip's last packet (encoded from its
+    view) and the later clip's first (from the other view): the two views agree there (both
+    silent), so the join decodes without aliasing though each side was encoded alone. (Were the
+    later clip heard from T on a grid point, frame F would mix its audio, windowed and aliased,
+    with the earlier clip's silence: measured as a 0.5 error at such a join.) It costs one AAC
+    frame of silence per join, straddling T or, when T is on the grid, right after it."""
 
     first: int
     end: int
@@ -216,7 +218,7 @@ def _window(job: SegmentJob, video: VideoSpec | None, audio: AudioSpec | None, b
         if job.audio_span is not None:  # a composite's clip (see _AudioWindow)
             span_start, span_stop = job.audio_span
             if span_start > 0:
-                play_lo = math.ceil(span_start * rate / AAC_FRAME) * AAC_FRAME
+                play_lo = (math.floor(span_start * rate / AAC_FRAME) + 1) * AAC_FRAME
                 if job.start == span_start:
                     a_first = math.floor(span_start * rate / AAC_FRAME)
             if span_stop is not None:

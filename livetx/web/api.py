@@ -136,7 +136,7 @@ async def _make_composite(
         "Resolution": _resolution(title, rendition.name),
         "FrameRate": _fps_text(title, rendition.name),
         "Clips": [
-            {"Key": c.source.key, "Start": round(float(c.start), 3), "Duration": round(float(c.stop - c.start), 3)} for c in title.clips
+            {"Key": c.source.key, "Start": round(float(c.start), 6), "Duration": round(float(c.stop - c.start), 6)} for c in title.clips
         ],
         "MasterURL": sign(request.app[SIGNER], settings.server.public_url, wanted).url,
     }
