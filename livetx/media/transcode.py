@@ -211,29 +211,34 @@ def _window(job: SegmentJob, video: VideoSpec | None, audio: AudioSpec | None, b
         video_window = _VideoWindow(round(job.start * fps), round(job.stop * fps))
         need = min(need, Fraction(video_window.first) / fps)
     if audio is not None:
-        rate = audio.sample_rate
-        a_first = math.ceil(job.start * rate / AAC_FRAME)  # first kept AAC frame
-        a_end = math.ceil(job.stop * rate / AAC_FRAME)
-        play_lo = play_hi = None
-        if job.audio_span is not None:  # a composite's clip (see _AudioWindow)
-            span_start, span_stop = job.audio_span
-            if span_start > 0:
-                play_lo = (math.floor(span_start * rate / AAC_FRAME) + 1) * AAC_FRAME
-                if job.start == span_start:
-                    a_first = math.floor(span_start * rate / AAC_FRAME)
-            if span_stop is not None:
-                play_hi = math.floor(span_stop * rate / AAC_FRAME) * AAC_FRAME
-                if job.stop == span_stop:
-                    a_end = math.floor(span_stop * rate / AAC_FRAME)
-        feed_first = max(0, a_first - AUDIO_PREROLL_FRAMES) * AAC_FRAME  # sample
-        feed_end = (a_end + AUDIO_POSTROLL_FRAMES) * AAC_FRAME
-        audio_window = _AudioWindow(a_first, a_end, feed_first, feed_end, play_lo, play_hi)
-        # (what comes before the clip's audio is silence: no need to read it)
-        need = min(need, Fraction(max(feed_first, play_lo or 0), rate))
+        audio_window = _audio_window(job, audio.sample_rate)
+        # (what comes before a composite clip's audio is silence: no need to read it)
+        need = min(need, Fraction(max(audio_window.feed_first, audio_window.play_lo or 0), audio.sample_rate))
     seek_to = None if backoff is None else job.origin + need - backoff
     if seek_to is not None and seek_to <= job.origin:
         seek_to = None
     return _Window(video_window, audio_window, seek_to)
+
+
+def _audio_window(job: SegmentJob, rate: int) -> _AudioWindow:
+    """The AAC frames the segment keeps and the samples fed for them; a composite clip's
+    `audio_span` moves the kept frames at its joins and bounds where its audio plays."""
+    a_first = math.ceil(job.start * rate / AAC_FRAME)  # first kept AAC frame
+    a_end = math.ceil(job.stop * rate / AAC_FRAME)
+    play_lo = play_hi = None
+    if job.audio_span is not None:  # a composite's clip (see _AudioWindow)
+        span_start, span_stop = job.audio_span
+        join_frame = math.floor(span_start * rate / AAC_FRAME)  # silent in both views
+        if span_start > 0:
+            play_lo = (join_frame + 1) * AAC_FRAME
+            a_first = join_frame if job.start == span_start else a_first
+        if span_stop is not None:
+            end_frame = math.floor(span_stop * rate / AAC_FRAME)
+            play_hi = end_frame * AAC_FRAME
+            a_end = end_frame if job.stop == span_stop else a_end
+    feed_first = max(0, a_first - AUDIO_PREROLL_FRAMES) * AAC_FRAME  # sample
+    feed_end = (a_end + AUDIO_POSTROLL_FRAMES) * AAC_FRAME
+    return _AudioWindow(a_first, a_end, feed_first, feed_end, play_lo, play_hi)
 
 
 class _Segment:
