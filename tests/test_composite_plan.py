@@ -203,6 +203,11 @@ async def test_a_replaced_clip_answers_404_reload_and_the_record_serves_any_orig
     media = m3u8.loads(await (await client.get(folder + master.playlists[0].uri)).text())
     second = folder + media.segments[-1].uri  # made from b.ts
     assert (await client.get(second)).status == 200
+    # a title-scoped token of the composite covers its playlists and segments
+    signed = await client.post("/api/v1/sign", json={"key": "a.mp4", "profile": answer["Profile"], "scope": "title"}, headers=AUTH)
+    assert signed.status == 200, await signed.text()
+    scoped = urlsplit((await signed.json())["url"])
+    assert scoped.path == url.path and (await client.get(f"{scoped.path}?{scoped.query}")).status == 200
     # another origin (a fresh app on the same stores) knows the composite from its record
     other = await aiohttp_client(create_app(settings))
     assert (await other.get(second)).status == 200
