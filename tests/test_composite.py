@@ -347,3 +347,10 @@ def test_an_audio_only_composite_joins_on_the_aac_grid(server: Server, sources: 
         assert round(clip["Start"] * 48000) % 1024 == 0
     for join in _joins(track, made):
         assert 1024 <= join.silent <= 1024 + 240 and join.error < 0.02, join
+
+
+def test_what_livetx_does_not_make_yet_is_a_422_naming_the_field(server: Server, sources: dict[str, Source]) -> None:
+    status, answer = post_json(server, request_body(sources, Video={"TranscodeVideo": {"Codec": "VP9"}}))
+    assert status == 422 and answer["error"]["parameter"] == "Video.TranscodeVideo.Codec", answer
+    status, answer = post_oss(server, sources["mp4-30"].key, "video/concat,acodec_opus")
+    assert status == 422 and answer["error"]["parameter"] == "acodec", answer
