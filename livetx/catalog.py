@@ -31,6 +31,8 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from livetx.composite import ClipField, ClipSource, build_composite_title, from_record, is_composite_profile, json_field, to_record
+from livetx.concat import Composite
 from livetx.errors import (
     LivetxError,
     OutputClaimed,
@@ -44,7 +46,7 @@ from livetx.errors import (
     SubtitleUnreadable,
 )
 from livetx.jobs import JOB_PREFIX, Job
-from livetx.layout import claim_key, probe_key, record_key
+from livetx.layout import claim_key, composite_key, probe_key, record_key
 from livetx.lru import Lru
 from livetx.media.model import MediaInfo
 from livetx.media.pool import ProbePool
@@ -110,6 +112,7 @@ class Catalog:
         self._answers: Lru[str, dict[str, tuple[float, Title]]] = Lru(PROBE_CACHE_SIZE)
         self._seen: set[tuple[str, str, str]] = set()
         self._jobs: Lru[str, tuple[Profile, tuple[str, ...]]] = Lru(PROBE_CACHE_SIZE)  # with the job's subtitle keys
+        self._composites: Lru[str, Composite] = Lru(PROBE_CACHE_SIZE)  # c-<id> -> its record
         self._listings: Lru[str, tuple[float, tuple[ObjectInfo, ...]]] = Lru(PROBE_CACHE_SIZE)
         self._listing_now: dict[str, asyncio.Future[tuple[ObjectInfo, ...]]] = {}
         self._stating: dict[str, asyncio.Future[ObjectInfo | None]] = {}
@@ -323,6 +326,65 @@ class Catalog:
         self._spawn(self._record(source, info))
         return info
 
+    # ---- composite titles (livetx/composite.py) ---------------------------------------------
+
+    async def composite_title(self, composite: Composite, name: str, field: ClipField = json_field) -> Title:
+        """The title of `composite` as profile `name`: one stat (reused for `stat_ttl`) and one
+        header probe (cached as any source's) per clip, then the pure plan. Keeps nothing but
+        those caches, so the batch engine can plan a multi-clip file job with it too. Refusals
+        name the clip's field through `field` (JSON form: `Clips[1].URI`): a clip that is not in
+        the source store is a 400 naming it; an unreadable one is its probe's error."""
+        stats = []
+        for i, clip in enumerate(composite.clips):
+            check_source_key(clip.key)
+            info = await self._stat(clip.key)
+            if info is None:
+                raise ParameterError(field(i, "URI"), "the URI of an object that exists in the source store")
+            stats.append(info)
+        versions = tuple((s.key, s.etag) for s in stats)
+        cache_key = (name, stats[0].key, repr(versions), ())
+        title = self._titles.get(cache_key)
+        if title is None:
+            infos = await asyncio.gather(*(self._clip_info(s, field(i, "URI")) for i, s in enumerate(stats)))
+            sources = [ClipSource(s, i) for s, i in zip(stats, infos, strict=True)]
+            title = build_composite_title(composite, name, sources, threads=self.threads, field=field)
+            self._titles.put(cache_key, title)
+        return title
+
+    async def _clip_info(self, source: ObjectInfo, field: str) -> MediaInfo:
+        """A clip's probe; a clip that is not media names its field (the error and status are its probe's)."""
+        try:
+            return await self.media_info(source)
+        except (SourceUnreadable, ProbeTimeout) as exc:
+            raise type(exc)(f"{field}: {exc.message}", **{**exc.details, "parameter": field}) from None
+
+    async def register_composite(self, composite: Composite, name: str) -> None:
+        """Keep a composite (its record in output storage, where every origin finds it); the
+        same request writes the same record again (idempotent)."""
+        await self.output.write(composite_key(name), json.dumps(to_record(composite), sort_keys=True).encode())
+        self._composites.put(name, composite)
+
+    async def composite(self, name: str) -> Composite:
+        """The composite of profile `c-<id>`, from memory or its record."""
+        known = self._composites.peek(name)
+        if known is not None:
+            return known
+        if is_composite_profile(name):
+            try:
+                if await self.output.stat(composite_key(name)) is not None:
+                    composite = from_record(json.loads(await self.output.read(composite_key(name))))
+                    self._composites.put(name, composite)
+                    return composite
+            except (OSError, ValueError) as exc:
+                log.warning("composite record unusable", extra={"event": "composite_record_unusable", "error": type(exc).__name__})
+        raise ProfileNotFound(f"no profile named {name!r}")
+
+    async def _composite_title(self, name: str, key: str) -> Title:
+        composite = await self.composite(name)
+        if composite.clips[0].key != key:
+            raise ProfileNotFound(f"profile {name!r} belongs to another source")
+        return await self.composite_title(composite, name)
+
     def known_title(self, profile_name: str, key: str) -> Title | None:
         """`title`'s answer when it is at hand (no I/O, no coroutine): a title asked for again
         within `stat_ttl` of the looks it was made from (the source's stat, its sidecar
@@ -335,7 +397,9 @@ class Catalog:
 
     async def title(self, profile_name: str, key: str) -> Title:
         """The title of source `key` under a profile (every request of a title being played
-        finds it at hand: `known_title`)."""
+        finds it at hand: `known_title`). A composite's (`c-<id>`) is at its first clip's key."""
+        if profile_name not in self.profiles and is_composite_profile(profile_name):
+            return await self._composite_title(profile_name, key)
         known = self.known_title(profile_name, key)
         if known is not None:
             return known

@@ -304,9 +304,48 @@ def parse_oss_concat(source_key: str, process: str) -> ConcatRequest:
     steps = process.split("|")
     if not steps[0].startswith(HEAD) or len(steps) != 2:
         raise ParameterError("x-oss-async-process", OSS_FORM)
-    action, *parts = steps[0][len(HEAD) :].split("/")
+    composite, source_index, segment = _oss_action(source_key, steps[0], "x-oss-async-process", need_f=True)
+    saveas, notify = _saveas(steps[1])
+    return ConcatRequest(composite, source_index, saveas, segment, notify)
+
+
+ON_DEMAND_FORM = f"{HEAD},<param>_<value>,.../pre,o_<b64url>[,ss_<ms>][,t_<ms>]/sur,... (no sys/saveas: played on demand)"
+
+
+def parse_oss_composite(source_key: str, process: str) -> tuple[Composite, int]:
+    """`video/concat,...` without `sys/saveas` (x-oss-process): a composite title played on
+    demand; the composite and the source object's index among its clips. `f` and `/segment`
+    describe a file and are refused here."""
+    if not process.startswith(HEAD) or "|" in process:
+        raise ParameterError("x-oss-process", ON_DEMAND_FORM)
+    composite, source_index, segment = _oss_action(source_key, process, "x-oss-process", need_f=False)
+    if segment is not None:
+        raise ParameterError("/segment", "absent: a composite played on demand is HLS already (/segment is for a saved file)")
+    if composite.params.f is not None:
+        raise ParameterError("f", "absent: a composite played on demand is HLS (f is the container of a saved file)")
+    return composite, source_index
+
+
+def oss_clip_field(source_index: int) -> Callable[[int, str], str]:
+    """The OSS field of clip `index` (its /pre or /sur part, or the action's own `ss` for the
+    source object), for composite.build_composite_title's refusals."""
+
+    def field(index: int, name: str) -> str:
+        what = {"URI": "o", "StartTime": "ss"}.get(name, name)
+        if index < source_index:
+            return f"pre[{index}].{what}"
+        if index > source_index:
+            return f"sur[{index - source_index - 1}].{what}"
+        return "key" if what == "o" else what
+
+    return field
+
+
+def _oss_action(source_key: str, step: str, form_field: str, need_f: bool) -> tuple[Composite, int, SegmentParams | None]:
+    """The video/concat step: the composite, the source's index among its clips, and /segment."""
+    action, *parts = step[len(HEAD) :].split("/")
     if action and not action.startswith(","):
-        raise ParameterError("x-oss-async-process", OSS_FORM)
+        raise ParameterError(form_field, OSS_FORM if need_f else ON_DEMAND_FORM)
     values = _options(action.split(",")[1:], "", OSS_PARAMS, f"a parameter of {HEAD}: {', '.join(OSS_PARAMS)}")
     source = clip_key(source_key, "key")
     ss_text, t_text = values.pop("ss", ""), values.pop("t", "")
@@ -325,14 +364,13 @@ def parse_oss_concat(source_key: str, process: str) -> ConcatRequest:
             segment = _segment(part)
         else:
             raise ParameterError(f"/{kind}", "/pre, /sur, or one /segment,f_hls|dash,t_<ms>")
-    if not values.get("f"):
+    if need_f and not values.get("f"):
         raise ParameterError("f", f"one of {', '.join(FORMATS)} (required: the output's container)")
     params = concat_params(values)
     if segment is not None and params.f not in SEGMENTED:
         raise ParameterError("f", f"{' or '.join(SEGMENTED)} with /segment")
-    saveas, notify = _saveas(steps[1])
     joined = [*clips["pre"], Clip(source, ss, t), *clips["sur"]]
-    return ConcatRequest(make_composite(joined, params), len(clips["pre"]), saveas, segment, notify)
+    return make_composite(joined, params), len(clips["pre"]), segment
 
 
 def _oss_value(value: Any) -> str:

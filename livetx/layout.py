@@ -27,6 +27,7 @@ livetx's own records are hidden keys (a part starting with "."), which no job ma
   `.jobs/claims/<sha256 of key>.json`  which job claimed an output key
   `.jobs/templates/<name>.json`      a template (livetx/batch/templates.py)
   `.jobs/pipelines/<name>.json`      a pipeline (livetx/batch/pipelines.py)
+  `.jobs/composites/c-<id>.json`     a composite title's record (livetx/composite.py)
 
 tests/test_layout.py holds a table of every shape: a change of layout is one deliberate diff.
 """
@@ -61,6 +62,7 @@ CLAIMS_PREFIX = JOBS_PREFIX + "claims/"
 TEMPLATES_PREFIX = JOBS_PREFIX + "templates/"
 PIPELINES_PREFIX = JOBS_PREFIX + "pipelines/"
 RECORD_SUFFIX = ".json"
+COMPOSITES_PREFIX = JOBS_PREFIX + "composites/"
 
 
 # ---- a title's output: segments and playlists -------------------------------------------
@@ -194,6 +196,11 @@ def record_name(key: str, prefix: str) -> str | None:
     if key.startswith(prefix) and key.endswith(RECORD_SUFFIX):
         return key[len(prefix) : -len(RECORD_SUFFIX)]
     return None
+
+
+def composite_key(profile: str) -> str:
+    """Where a composite title's record is kept (profile `c-<id>`, livetx/composite.py)."""
+    return f"{COMPOSITES_PREFIX}{profile}{RECORD_SUFFIX}"
 
 
 def claim_key(key: str) -> str:

@@ -27,7 +27,8 @@ SOURCES = "sources"  # GET /api/v1/sources
 TITLES = "titles"  # GET /api/v1/titles/<profile>/<key>
 TEMPLATES = "templates"  # PUT, GET, DELETE /api/v1/templates[/<name>]
 PIPELINES = "pipelines"  # PUT, GET, DELETE /api/v1/pipelines[/<name>]
-OPERATIONS = (SIGN, PLAYLISTS, SOURCES, TITLES, TEMPLATES, PIPELINES)
+COMPOSITES = "composites"  # POST /api/v1/composites (and OSS video/concat played on demand, as `playlists`)
+OPERATIONS = (SIGN, PLAYLISTS, SOURCES, TITLES, TEMPLATES, PIPELINES, COMPOSITES)
 EVERYTHING = "*"
 
 

@@ -210,6 +210,7 @@ class LimitsSettings:
     slowest_preset: str = field(default="medium", metadata=one_of(*PRESETS))  # the slowest x264/x265 preset a job may ask for
     max_renditions: int = field(default=8, metadata=COUNT)  # IMM Targets per request
     max_initd: int = field(default=60000, metadata=NON_NEGATIVE)  # ms pre-transcoded when the playlist is made (initd, InitialTranscode)
+    max_duration: int = field(default=21600, metadata=COUNT)  # seconds a composite title made through the APIs may last
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,24 @@ class Rendition:
 
 
 @dataclass(frozen=True)
+class ClipPlan:
+    """One clip of a composite title (livetx/composite.py): the source it reads, where title
+    time 0 is in it (`origin`, source seconds; negative when the clip plays later in the title
+    than in its source), the title time [start, stop) it plays, its segments [first, end), and
+    its own video spec (the rendition's encoder, with this clip's rotation and picture)."""
+
+    source: ObjectInfo
+    info: MediaInfo
+    origin: Fraction
+    start: Fraction
+    stop: Fraction
+    first: int  # its first segment's index
+    end: int  # past its last segment's index
+    video: VideoSpec | None
+    last: bool = False  # the title's last clip (its audio runs to the title's end)
+
+
+@dataclass(frozen=True)
 class Title:
     source: ObjectInfo
     info: MediaInfo
@@ -206,6 +224,21 @@ class Title:
     renditions: tuple[Rendition, ...]
     muxed_track: AudioTrack | None = None  # the track muxed into the variants when not the first audio stream
     sidecars: tuple[Sidecar, ...] = ()  # every sidecar found, readable or not (the unreadable ones play no rendition)
+    # a composite title's clips in play order (livetx/composite.py); () for a title of one source.
+    # Its `source` is then the first clip's key with an ETag made of every clip's version.
+    clips: tuple[ClipPlan, ...] = ()
+
+    def clip_of(self, index: int) -> ClipPlan | None:
+        """The clip whose source segment `index` reads (a composite title's), else None."""
+        for clip in self.clips:
+            if clip.first <= index < clip.end:
+                return clip
+        return None
+
+    def source_key_of(self, index: SegmentPart) -> str:
+        """The key of the source object segment `index` reads."""
+        clip = self.clip_of(index) if index != INIT else None
+        return clip.source.key if clip is not None else self.source.key
 
     @property
     def variants(self) -> tuple[Rendition, ...]:
@@ -263,6 +296,9 @@ class Title:
                 "", Fraction(0), Fraction(0), Fraction(0), rendition.video, rendition.audio, container=rendition.container, init=True
             )
         window = rendition.window(index)
+        clip = self.clip_of(index)
+        if clip is not None:
+            return self._clip_job(clip, rendition, window, media_url)
         job = SegmentJob(
             source=media_url,
             origin=self.origin,
@@ -279,6 +315,23 @@ class Title:
             return job
         assert isinstance(ref.track, SubtitleTrack)
         return replace(job, container=ref.container, subtitle_stream=ref.track.index)  # (no video or audio in it)
+
+    def _clip_job(self, clip: ClipPlan, rendition: Rendition, window: SegmentWindow, media_url: str) -> SegmentJob:
+        """A composite's segment: one clip's source, with its origin, video spec and audio span."""
+        info = clip.info
+        return SegmentJob(
+            source=media_url,
+            origin=clip.origin,
+            start=window.start,
+            stop=window.stop,
+            video=clip.video if rendition.video is not None else None,
+            audio=rendition.audio,
+            video_stream=info.video.index if info.video is not None and rendition.video is not None else None,
+            audio_stream=info.audio.index if info.audio is not None and rendition.audio is not None else None,
+            source_pin=clip.source.pin,
+            container=rendition.container,
+            audio_span=(clip.start, None if clip.last else clip.stop),
+        )
 
     def _audio_stream(self, rendition: Rendition) -> int | None:
         if rendition.track is not None:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from livetx.composite import is_composite_profile
 from livetx.contract import Bound, Field, Integer, Shape, Text
 from livetx.dash.manifest import MPD_NAME
 from livetx.errors import InvalidPath, LivetxError, ParameterError
@@ -125,7 +126,7 @@ def sign_contract(max_ttl: int = SigningSettings.max_ttl) -> Shape:
 def known_profile(name: str, profiles: Mapping[str, object]) -> bool:
     """A configured profile, or the name of an API-made one (`j-<id>`, which the server then
     looks up in storage)."""
-    return name in profiles or is_job_profile(name)
+    return name in profiles or is_job_profile(name) or is_composite_profile(name)
 
 
 def hls_parts(path: str, profiles: Mapping[str, object]) -> tuple[str, str]:

@@ -76,6 +76,7 @@ SUBS_TRACK = replace(SUBS, object_prefix=layout.track_prefix("out/job/master.m3u
         pytest.param(layout.stored_segment_name(SUBS_TRACK, 7), "master-s2-0123456789ab-7.vtt", id="subtitle-track-stored-segment-name"),
         pytest.param(layout.probe_key(SOURCE.key, SOURCE.etag), "movies/a.mp4/probe-8323ea433ff6e0e4.json", id="probe-record"),
         pytest.param(layout.record_key("f" * 16), ".jobs/ffffffffffffffff.json", id="job-record"),
+        pytest.param(layout.composite_key("c-" + "f" * 16), ".jobs/composites/c-ffffffffffffffff.json", id="composite-record"),
         pytest.param(
             layout.claim_key("out/job/v0.m3u8"),
             ".jobs/claims/00b88ed849ccda6c5edbcc1e5b12e2694e7982b35b106b428bb559dea559da91.json",

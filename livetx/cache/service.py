@@ -272,7 +272,7 @@ class SegmentService:
         if index == INIT:  # made from the spec alone: no source to open
             job = title.job(rendition, index, "")
         else:
-            job = title.job(rendition, index, await self.sources.media_url(title.source.key))
+            job = title.job(rendition, index, await self.sources.media_url(title.source_key_of(index)))  # (a composite's clip)
         encryption = rendition.encryption
         if encryption is not None and encryption.method == "sample-aes":  # the worker encrypts the samples
             key = self.keys.key(encryption.key_name(0 if index == INIT else index))

@@ -221,7 +221,10 @@ class SegmentJob:
     The streams made are the specs given: `video=None` makes an audio-only segment of source
     stream `audio_stream` (any audio track, as an EXT-X-MEDIA rendition needs: on the video's
     windows, the same global AAC grid and pre/post-roll, TS_OFFSET in MPEG-TS, `tfdt` = title
-    time in fMP4); `audio=None` a video-only one. Its init segment is made from the same specs."""
+    time in fMP4); `audio=None` a video-only one. Its init segment is made from the same specs.
+
+    A composite title's segment reads one clip's source: `origin` is that clip's (negative when
+    the clip plays later in the title than its source time), and `audio_span` where its audio plays."""
 
     source: str
     origin: Fraction  # source time (seconds) of title time 0
@@ -239,6 +242,11 @@ class SegmentJob:
     # cues overlapping [start, stop), title time, X-TIMESTAMP-MAP for the video's `container`
     subtitle_stream: int | None = None
     samples: SampleEncryption | None = None  # fMP4: encrypt the samples (init: declare it) as CMAF cbcs
+    # a composite title's clip: the title time [start, stop) its audio plays in (stop None: to
+    # the end). Outside it the source's audio is silence, with a short fade at its edges, and
+    # the AAC frame where a clip join falls is silent in the views of both clips: see
+    # media/transcode.py `_AudioWindow`.
+    audio_span: tuple[Fraction, Fraction | None] | None = None
 
 
 @dataclass(frozen=True)

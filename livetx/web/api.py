@@ -1,6 +1,8 @@
 """The JSON API under /api/v1, authenticated with a bearer API key (not a signing key; see web/auth.py).
 
-POST /api/v1/sign   a signed URL for a path, or for a source's master playlist
+POST /api/v1/sign         a signed URL for a path, or for a source's master playlist
+POST /api/v1/playlists    IMM GenerateVideoPlaylist (and OSS hls/m3u8 on POST /<key>?x-oss-process)
+POST /api/v1/composites   a composite title (and OSS video/concat without sys/saveas on POST /<key>?x-oss-process)
 
 Each key may be scoped (`[api.scopes.<name>]`, see livetx/scopes.py): the operation of every
 route is checked with the key, the source keys it reads and the output keys it writes in the
@@ -9,10 +11,13 @@ handlers. Signed URLs start with `server.public_url`, never with the request's H
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from livetx import composite as composites
+from livetx.concat import HEAD, Composite, check_makeable, json_name, oss_clip_field, parse_composite, parse_oss_composite
 from livetx.errors import InvalidPath, ParameterError
 from livetx.hls.languages import language_tag
 from livetx.jobs import Job, is_job_profile, parse_imm, parse_oss, template_names
@@ -99,8 +104,67 @@ async def create_playlists(request: web.Request) -> web.Response:
     return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
 
+# ---- composite titles (livetx/composite.py) ----------------------------------------------
+
+
+async def _make_composite(
+    request: web.Request, composite: Composite, field: composites.ClipField, name_of: Callable[[str], str]
+) -> dict[str, Any]:
+    """Plan and keep a composite title (its clips readable by the key, within `[limits]`), its
+    playlists written and its first `initd` ms queued; the answer's common part. Nothing is
+    kept for a refused request. `field`/`name_of` name what a refusal is about as the request
+    wrote it."""
+    settings = request.app[SETTINGS]
+    catalog, segments = request.app[CATALOG], request.app[SEGMENTS]
+    scope = request[API_SCOPE]
+    check_makeable(composite, name_of)
+    for i, clip in enumerate(composite.clips):
+        scope.check_read(clip.key, field(i, "URI"))
+    composites.check_limits(composite, settings.limits, name_of)
+    name = composites.profile_name(composite)
+    title = await catalog.composite_title(composite, name, field)
+    composites.check_planned(title, settings.limits, name_of)
+    await catalog.register_composite(composite, name)
+    await catalog.publish(title)
+    if catalog.first_sight(title, publish=False):
+        segments.pretranscode(title, f"api {scope.name}")
+    wanted = SignRequest(path=master_path(name, title.source.key), ttl=settings.signing.default_ttl)
+    rendition = title.renditions[0]
+    return {
+        "RequestId": request[REQUEST_ID],
+        "CompositeId": name.removeprefix(composites.COMPOSITE_PREFIX),
+        "Profile": name,
+        "Duration": round(float(title.duration), 3),
+        "Resolution": _resolution(title, rendition.name),
+        "FrameRate": _fps_text(title, rendition.name),
+        "Clips": [
+            {"Key": c.source.key, "Start": round(float(c.start), 6), "Duration": round(float(c.stop - c.start), 6)} for c in title.clips
+        ],
+        "MasterURL": sign(request.app[SIGNER], settings.server.public_url, wanted).url,
+    }
+
+
+async def create_composite(request: web.Request) -> web.Response:
+    """POST /api/v1/composites: a composite title (concat.COMPOSITE), played on demand at once."""
+    body = await json_body(request)
+    composite = parse_composite(body, request.app[CATALOG].sources.key_for_uri)
+    if composite.params.f is not None:  # (a file output is a job's: livetx/batch)
+        raise ParameterError("Format", "absent: a composite title plays as HLS (Format is the container of a saved file)")
+    answer = await _make_composite(request, composite, composites.json_field, json_name)
+    return web.json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+async def _oss_composite(request: web.Request, source_key: str, process: str) -> web.Response:
+    """OSS `video/concat` without sys/saveas: the composite title played on demand."""
+    composite, source_index = parse_oss_composite(source_key, process)
+    field = oss_clip_field(source_index)
+    answer = await _make_composite(request, composite, field, str)
+    return web.json_response(answer, headers={"Cache-Control": "no-store"})
+
+
 async def oss_process(request: web.Request) -> web.Response:
-    """OSS `hls/m3u8` on `POST /<source key>?x-oss-process`, answered in that service's shape."""
+    """OSS `hls/m3u8` on `POST /<source key>?x-oss-process`, answered in that service's shape;
+    `video/concat` there (without sys/saveas) makes a composite title."""
     if request.method != "POST" or "x-oss-process" not in request.query:
         raise web.HTTPNotFound()
     check_api_key(request)
@@ -114,6 +178,8 @@ async def oss_process(request: web.Request) -> web.Response:
         check_source_key(source_key)
     except InvalidPath as exc:  # a refused source type keeps its own 422
         raise ParameterError("key", f"a source key ({exc.message})") from None
+    if process.startswith(HEAD):
+        return await _oss_composite(request, source_key, process)
     job = parse_oss(source_key, process, catalog.output.key_for_uri, request.app[SETTINGS].limits)
     title, playback = await _make_playlists(request, job, "key")
     rendition = title.renditions[0]

@@ -17,6 +17,7 @@ API_ROUTE_PREFIX = "api-v1-"  # routes whose name starts with this need an API k
 ROUTE_OPERATIONS = {
     "api-v1-sign": scopes.SIGN,
     "api-v1-playlists": scopes.PLAYLISTS,
+    "api-v1-composites": scopes.COMPOSITES,
     "oss-process": scopes.PLAYLISTS,
     "api-v1-sources": scopes.SOURCES,
     "api-v1-title": scopes.TITLES,

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from livetx.batch.pipelines import PIPELINE_REQUEST
 from livetx.batch.templates import TEMPLATE_REQUEST
+from livetx.concat import COMPOSITE
 from livetx.contract import params_schema
 from livetx.dash.manifest import MPD_TYPE
 from livetx.jobs import imm_request
@@ -306,6 +307,23 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/composites": {
+                "post": {
+                    "summary": "Create a composite title: clips of sources joined in play order, played on demand at"
+                    " /hls/c-<id>/<first clip's key>/master.m3u8 (OSS: video/concat without sys/saveas on POST /{key})",
+                    "security": [{"apiKey": []}],
+                    "requestBody": {"required": True, "content": _body("application/json", _ref("CompositeRequest"))},
+                    "responses": {
+                        "200": _ok("the composite title, its playlists written", "application/json", _ref("CompositeAnswer")),
+                        "400": _error("invalid field, or beyond `[limits]` (`limit_exceeded`): `error.parameter` names it"),
+                        "413": _error("body over 16 KiB"),
+                        "401": _error("no API key"),
+                        "403": _error(SCOPE_403),
+                        "422": _error("a parameter livetx does not make yet, or a clip that cannot be read as media"),
+                        "503": _error("storage unavailable"),
+                    },
+                }
+            },
             "/{key}": {
                 "post": {
                     "summary": "OSS hls/m3u8: `POST /<source key>?x-oss-process` with form field x-oss-process",
@@ -489,6 +507,8 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                 "Template": TEMPLATE,
                 "PipelineRequest": PIPELINE_REQUEST.schema(),
                 "Pipeline": PIPELINE,
+                "CompositeRequest": COMPOSITE.schema(),
+                "CompositeAnswer": COMPOSITE_ANSWER,
                 "Readiness": {
                     "type": "object",
                     "required": ["status", "checks"],
@@ -500,6 +520,22 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
             },
         },
     }
+
+
+COMPOSITE_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "required": ["CompositeId", "Profile", "Duration", "MasterURL", "Clips"],
+    "properties": {
+        "RequestId": {"type": "string"},
+        "CompositeId": {"type": "string", "description": "16 hex digits: the same request gives the same id"},
+        "Profile": {"type": "string", "description": "c-<CompositeId>, the profile of its HLS URLs"},
+        "Duration": {"type": "number"},
+        "Resolution": {"type": "string"},
+        "FrameRate": {"type": "string"},
+        "Clips": {"type": "array", "items": {"type": "object"}, "description": "each clip's key, start and duration in the title (s)"},
+        "MasterURL": {"type": "string", "description": "the signed URL of its master playlist"},
+    },
+}
 
 
 async def openapi(request: web.Request) -> web.Response:

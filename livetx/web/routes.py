@@ -75,6 +75,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(key, content_keys.content_key, name=content_keys.KEY_ROUTE)
     app.router.add_post("/api/v1/sign", api.sign_url, name="api-v1-sign")
     app.router.add_post("/api/v1/playlists", api.create_playlists, name="api-v1-playlists")
+    app.router.add_post("/api/v1/composites", api.create_composite, name="api-v1-composites")
     app.router.add_get("/api/v1/sources", api.list_sources, name="api-v1-sources")
     app.router.add_get(f"/api/v1/titles/{PROFILE}/{KEY}", api.title_state, name="api-v1-title")
     # templates and pipelines: {name} takes any one path part, so a bad name is a 400 naming it (not a 404)
