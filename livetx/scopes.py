@@ -25,7 +25,8 @@ SIGN = "sign"  # POST /api/v1/sign
 PLAYLISTS = "playlists"  # POST /api/v1/playlists (IMM) and POST /<key>?x-oss-process (OSS)
 SOURCES = "sources"  # GET /api/v1/sources
 TITLES = "titles"  # GET /api/v1/titles/<profile>/<key>
-OPERATIONS = (SIGN, PLAYLISTS, SOURCES, TITLES)
+JOBS = "jobs"  # /api/v1/jobs (submit, list, status, cancel) and POST /<key>?x-oss-async-process
+OPERATIONS = (SIGN, PLAYLISTS, SOURCES, TITLES, JOBS)
 EVERYTHING = "*"
 
 

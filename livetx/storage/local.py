@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from livetx.errors import InvalidPath, LivetxError, ParameterError
-from livetx.storage.base import LOCAL_BUCKET, ObjectInfo, check_key, file_version, is_hidden, split_prefix, split_uri
+from livetx.storage.base import LOCAL_BUCKET, ObjectInfo, check_key, check_record_folder, file_version, is_hidden, split_prefix, split_uri
 
 FILE_MODE = 0o644
 
@@ -112,6 +112,23 @@ class LocalStorage:
 
     async def list_prefix(self, prefix: str, limit: int) -> list[ObjectInfo]:
         return await asyncio.to_thread(self._list_prefix, prefix, limit)
+
+    def _list_records(self, folder: str, limit: int) -> list[ObjectInfo]:
+        check_record_folder(folder)
+        try:
+            with os.scandir(self._path(folder.rstrip("/"))) as entries:
+                names = sorted(e.name for e in entries if not e.name.startswith("."))  # (".tmp-" files of writes on their way)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found: list[ObjectInfo] = []
+        for name in names[:limit]:
+            info = self._stat(folder + name)
+            if info is not None:
+                found.append(info)
+        return found
+
+    async def list_records(self, folder: str, limit: int) -> list[ObjectInfo]:
+        return await asyncio.to_thread(self._list_records, folder, limit)
 
     def _list(self, limit: int) -> list[ObjectInfo]:
         found: list[ObjectInfo] = []

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from livetx.errors import ConfigError, LivetxError, ParameterError, StorageUnavailable
 from livetx.layout import CONTENT_TYPES
 from livetx.settings import S3Settings
-from livetx.storage.base import ObjectInfo, check_key, is_hidden, split_prefix, split_uri
+from livetx.storage.base import ObjectInfo, check_key, check_record_folder, is_hidden, split_prefix, split_uri
 from livetx.storage.breaker import CircuitBreaker
 
 MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -165,6 +165,21 @@ class S3Storage:
         for item in page.get("Contents", []):  # sub-folders come as CommonPrefixes: not listed
             key = item["Key"][len(self.location.prefix) :]
             if key and not is_hidden(key):
+                found.append(ObjectInfo(key=key, size=int(item["Size"]), etag=str(item.get("ETag", "")).strip('"')))
+        return found[:limit]
+
+    async def list_records(self, folder: str, limit: int) -> list[ObjectInfo]:
+        check_record_folder(folder)
+        params = {"Bucket": self.location.bucket, "Prefix": self.location.prefix + folder, "Delimiter": "/", "MaxKeys": limit}
+        try:
+            async with self._call("LIST"):
+                page = await self.client.list_objects_v2(**params)
+        except ClientError as exc:
+            raise StorageUnavailable(f"S3 LIST failed: {exc.response.get('Error', {}).get('Code', '?')}") from None
+        found = []
+        for item in page.get("Contents", []):
+            key = item["Key"][len(self.location.prefix) :]
+            if key.startswith(folder) and not key[len(folder) :].startswith("."):
                 found.append(ObjectInfo(key=key, size=int(item["Size"]), etag=str(item.get("ETag", "")).strip('"')))
         return found[:limit]
 
