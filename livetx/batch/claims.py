@@ -9,7 +9,9 @@ A claim has two parts:
   write: what any origin sees, and how an origin on another host knows a job is taken.
 
 A runner takes a job that is queued, or running with a `LeaseUntil` in the past, or running
-for an owner on this host that no longer holds its lock (it died: taken over at once).
+for an owner on this host that no longer holds its lock and whose process is gone (it died:
+taken over at once, not after the lease's time). Server processes of one host are expected
+to share `cluster.lock_dir`, as they do for their transcode slots.
 
 Without Redis, two hosts can race for a job whose lease ran out: storage has no
 compare-and-swap. Each runner writes its claim into the record, waits `SETTLE` seconds, and
@@ -45,6 +47,21 @@ def owner_id() -> str:
 
 def owner_host(owner: str) -> str:
     return owner.rsplit(":", 2)[0]
+
+
+def gone_here(owner: str) -> bool:
+    """An owner on this host whose process is gone. (Its lock was free too: see `takeable`;
+    the pid is looked at as well, for processes that do not share `cluster.lock_dir`.)"""
+    if owner_host(owner) != HOST:
+        return False
+    try:
+        pid = int(owner.rsplit(":", 2)[1])
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, IndexError, PermissionError):
+        return False
+    return pid == os.getpid()  # an earlier runner of this process (whose lock, in this process, we hold now)
 
 
 def make_engine(settings: Settings) -> Coordinator:
@@ -88,7 +105,7 @@ class Claims:
             return False
         if record.owner is None or record.lease_until is None or record.lease_until < self.clock():
             return True
-        return holding and (self.cluster_wide or owner_host(record.owner) == HOST)
+        return holding and (self.cluster_wide or gone_here(record.owner))
 
     async def take(self, record: JobRecord) -> tuple[Lease, JobRecord] | None:
         """The job's lease and its record, claimed by this runner; None if another runner has it."""
