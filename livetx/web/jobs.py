@@ -56,6 +56,7 @@ async def _submit(request: web.Request, job: JobRequest, source_field: str, extr
     scope = request[API_SCOPE]
     for i, clip in enumerate(job.composite.clips):
         scope.check_read(clip.key, source_field if job.oss else f"Clips[{i}].URI")
+        await request.app[CATALOG].source(clip.key)  # 404 now, not a failed job later
     scope.check_write(job.output_key, "sys/saveas" if job.oss else "Output.URI")
     pipeline = pipeline_of(settings, job.pipeline)
     notify_url = job.notify_url or topic_url(settings.notify, job.topic) or pipeline.notify_url
