@@ -211,6 +211,22 @@ def test_the_oss_async_form_submits_the_same_job(server: Server) -> None:
     assert video.indexes == list(range(30, 120))
 
 
+def test_a_segmented_job_plays_at_once_and_makes_every_segment(server: Server) -> None:
+    body = job_body("short.mp4", "out/seg/short")
+    body["Output"] = {"URI": "oss://local/out/seg/short", "Format": "ts", "Segment": {"Format": "hls", "Duration": 5}}
+    status, submitted = call(server, "POST", "/api/v1/jobs", body)
+    assert status == 201, submitted
+    playlist = output_path(server, "out/seg/short.m3u8")
+    assert playlist.exists()  # written at submission: it plays (just in time) while the job runs
+    done = wait_state(server, submitted["JobId"], ("succeeded", "failed"))
+    assert done["State"] == "succeeded", done["Error"]
+    assert done["Outputs"] == [{"URI": "oss://local/out/seg/short.m3u8", "Size": playlist.stat().st_size}]
+    names = [line for line in playlist.read_text().splitlines() if line.endswith(".ts")]
+    assert len(names) == 4 and all((playlist.parent / name).exists() for name in names)  # 2 + 2 + 2 + 1 s, all made
+    with av.open(str(playlist)) as container:
+        assert decode_video(container).indexes == list(range(round(SHORT.seconds * SHORT.fps)))
+
+
 ONE = job_body("short.mp4", "o.mp4")
 CLIP = {"URI": "oss://local/short.mp4"}
 

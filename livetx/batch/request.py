@@ -5,7 +5,10 @@ Pure: no aiohttp, no storage I/O.
 The JSON form is concat.COMPOSITE's fields at the top level (Clips, Align, Format, Container,
 Video, Audio) plus:
   Output    {"URI": "oss://bucket/key.mp4", "Format": "mp4" | "mov" | "mkv" | "ts" | "m4a"}
-            (required; m4a: audio only, in MP4; Format defaults to the top-level Format)
+            (required; m4a: audio only, in MP4; Format defaults to the top-level Format), or
+            segmented: {"URI": "oss://bucket/prefix", "Format": "ts" | "mp4", "Segment":
+            {"Format": "hls", "Duration": 10}}: `<prefix>.m3u8` and its segments next to it, as
+            OSS `/segment,f_hls` and hls/m3u8 name them
   Pipeline  the queue the job runs in ("default")
   Notify    {"URL": "https://..."}: a webhook when the job ends
   UserData  text given back in the record and the notification
@@ -31,13 +34,14 @@ from livetx.concat import (
     Clip,
     Composite,
     ConcatRequest,
+    SegmentParams,
     check_makeable,
     concat_params,
     json_name,
     make_composite,
     parse_composite,
 )
-from livetx.contract import Choice, Field, Shape, Text
+from livetx.contract import Choice, Field, Shape, Text, Via, spec_of
 from livetx.errors import LimitExceeded, LivetxError, OutputReserved, ParameterError, ParameterUnsupported
 from livetx.jobs import URI, KeyFor
 from livetx.media.params import PRESETS
@@ -50,10 +54,20 @@ CONTAINER_OF = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "ts": "mpegts", "
 DEFAULT_PIPELINE = "default"
 PIPELINE_NAME = Text("a pipeline name: letters, digits, '-' and '_', at most 64", max_length=64)
 
+SEGMENTED_FORMATS = ("ts", "mp4")  # the Output.Format of a segmented output: its segments' container (ts, fMP4)
+SEGMENT = Shape(
+    {
+        "Format": Field(Choice(("hls",)), required=True, doc="hls: a media playlist and its segments (DASH: not yet)"),
+        "Duration": Field(Via("t", spec_of(SegmentParams, "t"), scale=1000), doc="seconds per segment"),
+    }
+)
 OUTPUT = Shape(
     {
-        "URI": Field(URI, required=True, doc="oss://bucket/key (or s3://) of the output object, in the output store"),
+        "URI": Field(
+            URI, required=True, doc="oss://bucket/key (or s3://) of the output object (segmented: its prefix), in the output store"
+        ),
         "Format": Field(Choice(FILE_FORMATS), doc="the file's container (m4a: audio only, in MP4); default: the top-level Format"),
+        "Segment": Field(SEGMENT, doc="segmented output: <URI>.m3u8 and <URI>-<token>-<n>.ts (Format mp4: fMP4), the whole title made"),
     }
 )
 NOTIFY = Shape({"URL": Field(Text("an http(s) URL", max_length=2048), required=True, doc="the webhook receiver (see README: Webhooks)")})
@@ -82,6 +96,7 @@ class JobRequest:
     user_data: str | None = None
     request: Mapping[str, Any] | None = None  # normalised JSON (GET shows it)
     oss: bool = False  # made by OSS: errors name OSS fields
+    segment_ms: int | None = None  # segmented output (HLS): ms per segment; output_key is then the prefix
 
     def field(self, name: str) -> str:
         """A parameter in the request's own terms (`fps`, or `Video.TranscodeVideo.FrameRate`)."""
@@ -91,13 +106,14 @@ class JobRequest:
     def work(self) -> dict[str, Any]:
         """What the runner makes, in store keys: `from_work` gives the composite back."""
         params = self.composite.params
-        changed = {f.name: _json_value(getattr(params, f.name)) for f in fields(params) if getattr(params, f.name) != f.default}
+        changed = {f.name: json_value(getattr(params, f.name)) for f in fields(params) if getattr(params, f.name) != f.default}
         return {
             "Clips": [[c.key, c.ss_ms, c.t_ms] for c in self.composite.clips],
             "Params": changed,
             "OutputKey": self.output_key,
             "OutputURI": self.output_uri,
             "Format": self.format,
+            "SegmentMs": self.segment_ms,
         }
 
     def meaning(self) -> str:
@@ -106,7 +122,8 @@ class JobRequest:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A parameter's value as JSON writes it (a ratio as "30000/1001"), which its spec reads back."""
     if isinstance(value, Fraction):
         return int(value) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
     if isinstance(value, tuple):
@@ -122,12 +139,21 @@ class Work:
     output_key: str
     output_uri: str
     format: str
+    segment_ms: int | None = None
+    profile: str | None = None  # segmented: the playlist job's profile (j-<id>) the title plays under
 
 
 def from_work(work: Mapping[str, Any]) -> Work:
     clips = [Clip(str(key), int(ss), int(t)) for key, ss, t in work["Clips"]]
+    composite = make_composite(clips, concat_params(dict(work["Params"])))
+    segment, profile = work.get("SegmentMs"), work.get("Profile")
     return Work(
-        make_composite(clips, concat_params(dict(work["Params"]))), str(work["OutputKey"]), str(work["OutputURI"]), str(work["Format"])
+        composite,
+        str(work["OutputKey"]),
+        str(work["OutputURI"]),
+        str(work["Format"]),
+        int(segment) if segment is not None else None,
+        str(profile) if profile is not None else None,
     )
 
 
@@ -173,6 +199,11 @@ def parse_job(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
     output = parsed["Output"]
     top = parsed.get("Format")
     fmt = output.get("Format") or (top if top in FILE_FORMATS else None)
+    segment = output.get("Segment")
+    if segment is not None:
+        fmt = fmt or "ts"
+        if fmt not in SEGMENTED_FORMATS:
+            raise ParameterError("Output.Format", f"{' or '.join(SEGMENTED_FORMATS)} with Output.Segment (the segments' container)")
     if fmt is None:
         raise ParameterError("Output.Format", f"one of {', '.join(FILE_FORMATS)} (or a top-level Format)")
     if top is not None and output.get("Format") is not None and top != ("mp4" if fmt == AUDIO_ONLY else fmt):
@@ -200,6 +231,8 @@ def parse_job(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
     normal = {k: v for k, v in body.items() if k not in ("Notify", "UserData")}
     normal["Output"] = {"URI": output["URI"], "Format": fmt}
     normal["Pipeline"] = pipeline
+    if segment is not None:
+        normal["Output"]["Segment"] = segment
     request = JobRequest(
         composite,
         output_key,
@@ -209,6 +242,7 @@ def parse_job(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
         notify_url=notify["URL"] if notify else None,
         user_data=parsed.get("UserData"),
         request=normal,
+        segment_ms=None if segment is None else segment.get("Duration", SegmentParams().t),
     )
     check_asked(request, limits)
     return request
@@ -223,11 +257,14 @@ def from_oss(concat: ConcatRequest, output_key_for: KeyFor, limits: LimitsSettin
     fmt = composite.params.f
     if fmt is None or fmt not in FILE_FORMATS:
         raise ParameterUnsupported("f", f"one of {', '.join(f for f in FILE_FORMATS if f != AUDIO_ONLY)}")
-    if concat.segment is not None:  # INTEGRATION POINT: segmented output (f_hls/f_dash) is not made by jobs yet
-        raise ParameterUnsupported("segment", "no /segment: livetx makes file outputs of jobs only, for now")
+    segment_ms = None
+    if concat.segment is not None:
+        if concat.segment.f != "hls":
+            raise ParameterUnsupported("segment.f", "hls: livetx does not make DASH output of jobs yet")
+        segment_ms = concat.segment.t
     uri = concat.saveas.uri
     key = _output_key(uri, output_key_for, "sys/saveas.o")
     work_request = {"Process": "video/concat", "Source": concat.source_key, "Output": {"URI": uri, "Format": fmt}}
-    request = JobRequest(composite, key, uri, fmt, topic=concat.notify, request=work_request, oss=True)
+    request = JobRequest(composite, key, uri, fmt, topic=concat.notify, request=work_request, oss=True, segment_ms=segment_ms)
     check_asked(request, limits)
     return request

@@ -31,7 +31,7 @@ from livetx.batch.notices import Notices
 from livetx.batch.record import CANCELLED, DEFAULT_PIPELINE, FAILED, QUEUED, RUNNING, SUCCEEDED, JobError, JobRecord, Output
 from livetx.batch.request import from_work
 from livetx.batch.store import JobStore
-from livetx.batch.work import Cancelled, check_planned, make_file, title_for
+from livetx.batch.work import Cancelled, check_planned, make_all_segments, make_file, title_for
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.cluster.leases import Lease
@@ -189,6 +189,13 @@ class Runner:
         jobs = self.settings.jobs
         try:
             work = from_work(record.work)
+            if work.profile is not None:  # segmented: the playlist job's title, every segment made
+                title = await self.catalog.title(work.profile, work.composite.clips[0].key)
+                await make_all_segments(self.segments, title, keeper.progress, keeper.cancelled, jobs.segments_at_once)
+                playlist = await self.catalog.output.stat(work.output_key)
+                return keeper.record.transition(
+                    SUCCEEDED, self.clock(), outputs=(Output(work.output_uri, playlist.size if playlist else 0),)
+                )
             title = await title_for(self.catalog, work.composite)
             check_planned(title, self.settings.limits, oss=bool(record.topic) or "Process" in record.request)
             assert self._remuxer is not None

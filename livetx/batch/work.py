@@ -5,6 +5,11 @@
   a source with its window (`ss`, `t`) under a hidden, per-parameters profile of one rendition
   (the composite's ConcatParams), so two jobs of one source and parameters share their
   segments, cached and sealed like any title's (`<source>/.batch-<hash>/main-<spec>-<n>.ts`).
+- A segmented output (HLS, OSS `/segment,f_hls`) is a playlist job (livetx/jobs.py, made with
+  publishing.py's workflow at submission: its claims, record and `<prefix>.m3u8`, playable at
+  once, its segments made just in time until the job has made them all): `playlist_job` builds
+  it, and `make_all_segments` pre-transcodes the whole title at `Priority.JOB`. It is not whole
+  or absent: the playlist is there from the start, and plays while the job runs.
 - `make_file` asks the segment service for every segment (a few at a time), copies each to a
   scratch directory on local disk, has the worker process join them (livetx/batch/remux.py),
   and writes the file to its output key with one `Storage.write`, which is atomic in both
@@ -16,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import tempfile
@@ -23,18 +29,21 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from livetx.batch.remux import RemuxJob, RemuxResult, remux
-from livetx.batch.request import AUDIO_ONLY, CONTAINER_OF, Work
+from livetx.batch.request import AUDIO_ONLY, CONTAINER_OF, JobRequest, Work, json_value
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.concat import Composite, ConcatParams
 from livetx.errors import LimitExceeded, LivetxError, ParameterUnsupported
-from livetx.layout import batch_profile_name
+from livetx.jobs import JOB_ID_CHARS, Job, check_limits
+from livetx.layout import batch_profile_name, target_prefix
+from livetx.media.model import INIT, SegmentPart
 from livetx.media.params import RenditionParams, TitleParams
 from livetx.media.pool import Priority
 from livetx.settings import LimitsSettings
-from livetx.titles import Profile, RenditionTemplate, Title, build_title
+from livetx.titles import Profile, Rendition, RenditionTemplate, Title, build_title
 
 RENDITION = "main"
 SEGMENT_CONTAINER = "ts"  # MPEG-TS segments: no B-frames, one clock (see remux.py)
@@ -44,12 +53,51 @@ class Cancelled(Exception):
     """The job was cancelled while it ran: stop, write nothing."""
 
 
-def rendition_params(params: ConcatParams) -> RenditionParams:
+def rendition_params(params: ConcatParams, container: str = SEGMENT_CONTAINER) -> RenditionParams:
     """The rendition a composite's output is made of (ConcatParams' own fields are the
     output's: the container, the clip to align on, `vn`)."""
     own = {f.name for f in fields(RenditionParams)}
     values = {f.name: getattr(params, f.name) for f in fields(params) if f.name in own}
-    return RenditionParams(**{**values, "container": SEGMENT_CONTAINER})
+    return RenditionParams(**{**values, "container": container})
+
+
+def playlist_job(request: JobRequest, limits: LimitsSettings) -> Job:
+    """A segmented output as a playlist job of one target: `<prefix>.m3u8` and its segments."""
+    params = request.composite.params
+    if params.vn:
+        raise ParameterUnsupported(request.field("vn"), "0 with a segmented output (HLS renditions carry video)")
+    clip = request.composite.clips[0]
+    rendition = rendition_params(params, "ts" if request.format == "ts" else "fmp4")
+    defaults = RenditionParams()
+    changed = {
+        f.name: json_value(getattr(rendition, f.name)) for f in fields(rendition) if getattr(rendition, f.name) != getattr(defaults, f.name)
+    }
+    table: dict[str, Any] = {"st": request.segment_ms, "initd": 0, "renditions": {"t0": changed}}
+    table |= {name: ms for name, ms in (("ss", clip.ss_ms), ("t", clip.t_ms)) if ms}
+    prefixes = {"t0": target_prefix(request.output_key)}
+    meaning = json.dumps(["batch-segmented", clip.key, table, prefixes], sort_keys=True)
+    job = Job(
+        hashlib.sha256(meaning.encode()).hexdigest()[:JOB_ID_CHARS], clip.key, None, table, prefixes, {"t0": request.output_uri}, oss=True
+    )
+    check_limits(job, limits)
+    return job
+
+
+async def make_all_segments(segments: SegmentService, title: Title, progress: Progress, cancelled: IsCancelled, at_once: int) -> None:
+    """Every segment of every rendition of the title (fMP4: its init segment first), at Priority.JOB."""
+    parts: list[tuple[Rendition, SegmentPart]] = []
+    for rendition in title.renditions:
+        if rendition.subtitle is not None:
+            continue
+        if rendition.container == "fmp4":
+            parts.append((rendition, INIT))
+        parts += [(rendition, n) for n in range(len(rendition.windows))]
+    for start in range(0, len(parts), at_once):
+        if await cancelled():
+            raise Cancelled()
+        batch = parts[start : start + at_once]
+        await asyncio.gather(*(segments.get(title, r, n, Priority.JOB) for r, n in batch))
+        await progress(start + len(batch), len(parts))
 
 
 def profile_for(composite: Composite) -> Profile:

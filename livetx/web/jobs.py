@@ -21,14 +21,17 @@ from livetx.batch.notices import check_target, topic_url
 from livetx.batch.record import CANCELLED, QUEUED, STATES, JobRecord, new_job_id
 from livetx.batch.request import JobRequest, from_oss, parse_job
 from livetx.batch.runner import Runner, pipeline_of
+from livetx.batch.work import playlist_job
 from livetx.concat import parse_oss_concat
-from livetx.errors import InvalidPath, JobFinished, JobNotFound, ParameterError
+from livetx.errors import InvalidPath, JobFinished, JobNotFound, OutputReserved, ParameterError
+from livetx.layout import PLAYLIST_SUFFIX, profile_area, target_playlist_key
+from livetx.publishing import publish_job
 from livetx.scopes import JOBS as JOBS_OPERATION
 from livetx.storage.base import check_source_key
 from livetx.web import api
 from livetx.web.auth import check_api_key
 from livetx.web.body import form_body, json_body
-from livetx.web.keys import API_SCOPE, CATALOG, JOBS, REQUEST_ID, SETTINGS
+from livetx.web.keys import API_SCOPE, CATALOG, JOBS, REQUEST_ID, SEGMENTS, SETTINGS
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
@@ -57,11 +60,22 @@ async def _submit(request: web.Request, job: JobRequest, source_field: str, extr
     for i, clip in enumerate(job.composite.clips):
         scope.check_read(clip.key, source_field if job.oss else f"Clips[{i}].URI")
         await request.app[CATALOG].source(clip.key)  # 404 now, not a failed job later
-    scope.check_write(job.output_key, "sys/saveas" if job.oss else "Output.URI")
+    output_field = "sys/saveas" if job.oss else "Output.URI"
+    scope.check_write(job.output_key, output_field)
+    taken = profile_area(job.output_key, request.app[CATALOG].profiles)
+    if taken is not None:
+        raise OutputReserved(f"{output_field} is inside the output of profile {taken!r}, which no job may write", parameter=output_field)
     pipeline = pipeline_of(settings, job.pipeline)
     notify_url = job.notify_url or topic_url(settings.notify, job.topic) or pipeline.notify_url
     if notify_url is not None:
         check_target(runner.deliveries, settings.notify, notify_url, "Notify.URL" if job.notify_url else "notify")
+    work = job.work
+    if job.segment_ms is not None:  # a playlist job, published now (publishing.py): refusals are this request's
+        playlists = playlist_job(job, settings.limits)
+        await publish_job(playlists, source_field, scope, request.app[CATALOG], request.app[SEGMENTS], settings.limits)
+        playlist_key = target_playlist_key(playlists.prefixes["t0"])
+        uri = job.output_uri.removesuffix(PLAYLIST_SUFFIX) + PLAYLIST_SUFFIX
+        work = {**work, "Profile": playlists.profile_name, "OutputKey": playlist_key, "OutputURI": uri}
     idempotency = _idempotency_key(request)
     if idempotency is not None:
         found = await runner.store.remembered(scope.name, idempotency, job.meaning())
@@ -71,7 +85,7 @@ async def _submit(request: web.Request, job: JobRequest, source_field: str, extr
     record = JobRecord(
         new_job_id(),
         job.request or {},
-        job.work,
+        work,
         runner.clock(),
         pipeline=pipeline.name,
         notify_url=notify_url,
