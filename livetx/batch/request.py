@@ -79,8 +79,10 @@ JOB_REQUEST = Shape(
         "Notify": Field(NOTIFY, doc="a webhook POSTed, signed, when the job ends (succeeded, failed or cancelled)"),
         "UserData": Field(Text("text of at most 1024 characters", max_length=1024), doc="given back as it is"),
     },
-    doc="a background job: a composite of one clip made into one file",
+    doc="a background job: a composite of one clip made into one file, or into HLS (Output.Segment)",
 )
+# INTEGRATION POINT (templates): `Template: "<name>"` joins these fields once livetx/batch/templates.py
+# exists (TemplateStore.resolve(name) -> rendition parameters, which the request's own fields override).
 COMPOSITE_FIELDS = tuple(COMPOSITE.fields)
 
 
