@@ -157,7 +157,7 @@ def test_a_job_makes_a_frame_exact_mp4_and_notifies_once_after_three_failures(se
     check_file(path, SHORT)
     # the webhook: three 500s, then one 200; every attempt in the record, one event id
     record = wait_until(lambda: (r := job(server, submitted["JobId"]))["Delivered"] is not None and r, 30, "delivery ended")
-    assert record["Delivered"] is True
+    assert record["Delivered"] is True and record["Owner"] is None
     assert [(d["Attempt"], d["Status"]) for d in record["Deliveries"]] == [(1, 500), (2, 500), (3, 500), (4, 200)]
     assert {d["EventId"] for d in record["Deliveries"]} == {record["EventId"]}
     assert [status for _, _, status in receiver.got] == [500, 500, 500, 200]
@@ -188,7 +188,7 @@ def test_a_cancelled_job_writes_nothing(server: Server) -> None:
     status, answer = call(server, "DELETE", f"/api/v1/jobs/{submitted['JobId']}")
     assert status == 200 and answer["CancelRequested"] is True, answer
     done = wait_state(server, submitted["JobId"], ("cancelled", "succeeded", "failed"))
-    assert done["State"] == "cancelled"
+    assert done["State"] == "cancelled", done
     assert not output_path(server, "out/cancelled.mp4").exists()
     status, again = call(server, "DELETE", f"/api/v1/jobs/{submitted['JobId']}")
     assert status == 409 and again["error"]["code"] == "job_finished"

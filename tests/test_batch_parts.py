@@ -15,6 +15,7 @@ from livetx.batch.store import JobStore
 from livetx.cluster.lockfiles import LockFiles
 from livetx.errors import IdempotencyConflict, LimitExceeded, ParameterError, ParameterUnsupported
 from livetx.factories import open_storages
+from livetx.media.pool import Priority
 from livetx.settings import LimitsSettings
 from livetx.storage.base import Storage, split_uri
 from livetx.storage.local import LocalStorage
@@ -32,6 +33,12 @@ def key_for(uri: str, field: str) -> str:
 def record(state: str = QUEUED, **changes: object) -> JobRecord:
     base = JobRecord("0123456789abcdef", {"Clips": []}, {"Clips": [["a.mp4", 0, 0]], "Params": {"f": "mp4"}}, 1000.0)
     return JobRecord(**{**base.__dict__, "state": state, **changes})  # type: ignore[arg-type]
+
+
+def test_jobs_are_the_least_urgent_pool_work() -> None:
+    """Below pre-transcode and lookahead, and background (preempted whenever a client waits:
+    TranscodePool preempts every priority above CLIENT)."""
+    assert Priority.JOB == max(Priority) and Priority.JOB > Priority.PRETRANSCODE > Priority.CLIENT
 
 
 # ---- the record ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 
 from livetx.batch.record import DeliveryAttempt, JobRecord
 from livetx.batch.store import JobStore
@@ -40,10 +41,12 @@ def check_target(deliveries: Deliveries, settings: NotifySettings, url: str, fie
 
 
 class Notices:
-    def __init__(self, deliveries: Deliveries, store: JobStore, settings: NotifySettings) -> None:
+    def __init__(self, deliveries: Deliveries, store: JobStore, settings: NotifySettings, owner: str, ttl: float) -> None:
         self.deliveries = deliveries
         self.store = store
         self.settings = settings
+        self.owner = owner  # the runner's claim, kept in the record while a delivery waits for its next attempt
+        self.ttl = ttl
 
     def send(self, record: JobRecord) -> asyncio.Task[Delivery] | None:
         """Deliver the ended job's notification in the background (None: its target is refused now)."""
@@ -66,6 +69,11 @@ class Notices:
             next_at = None if attempt.delivered else backoff.next_attempt(first, attempt.number, attempt.at + attempt.duration)
             delivered = True if attempt.delivered else (False if next_at is None else None)
             entry = DeliveryAttempt(event.id, attempt.number, attempt.at, attempt.status, attempt.error, next_at)
-            await self.store.put(current.with_attempt(entry, delivered))
+            kept = current.with_attempt(entry, delivered)
+            if delivered is None:  # still ours until the next attempt is due (and a claim's time after it)
+                kept = replace(kept, owner=self.owner, lease_until=(next_at or attempt.at) + self.ttl)
+            else:
+                kept = replace(kept, owner=None, lease_until=None)
+            await self.store.put(kept)
 
         return self.deliveries.submit(target, event, keep, first_at, len(record.deliveries))

@@ -68,7 +68,7 @@ class Runner:
         self.store = JobStore(catalog.output)
         self.claims = Claims(make_engine(settings), self.store, settings.jobs.lease_ttl, clock)
         self.deliveries = Deliveries(settings.notify, clock=clock)
-        self.notices = Notices(self.deliveries, self.store, settings.notify)
+        self.notices = Notices(self.deliveries, self.store, settings.notify, self.claims.owner, settings.jobs.lease_ttl)
         self._wake = asyncio.Event()
         self._busy: dict[str, asyncio.Task[None]] = {}  # job id -> its run or its delivery
         self._loop: asyncio.Task[None] | None = None
@@ -124,7 +124,7 @@ class Runner:
             if record is None:
                 continue
             if record.finished and not record.notice_pending:
-                await self.store.close(job_id)  # a marker left by a runner that stopped in between
+                await self.store.close(job_id, runner=False)  # a marker left by a runner that stopped in between
                 continue
             if not self.claims.takeable(record, holding=True):  # (whether it is, is known once its lease is held)
                 continue
@@ -170,6 +170,8 @@ class Runner:
         finally:
             keeper.stop()
         await slot.release()
+        if final.notice_pending:  # its delivery is this runner's (see notices.py)
+            final = self.claims.renewed(final)
         await self.store.put(final)
         log.info("job %s %s", final.id, final.state, extra={"event": "job_ended", "job": final.id, "state": final.state})
         if final.notice_pending:
@@ -223,7 +225,7 @@ class Runner:
         task = self.notices.send(record)
         try:
             if task is None:
-                await self.store.put(replace(record, delivered=False))
+                await self.store.put(replace(record, delivered=False, owner=None, lease_until=None))
                 await self.store.close(record.id)
                 return
             await asyncio.wait([task])  # (cancelled at shutdown: the delivery with it, taken over later)

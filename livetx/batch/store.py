@@ -57,10 +57,13 @@ class JobStore:
         await self.put(record)
         await self.output.write(batch_open_key(record.id), record.id.encode())
 
-    async def close(self, job_id: str) -> None:
-        """Nothing left to do for the job (ended, notification delivered or given up)."""
+    async def close(self, job_id: str, runner: bool = True) -> None:
+        """Nothing left to do for the job (ended, notification delivered or given up). Only a
+        runner, which ran the job, removes its cancel marker: a job cancelled while queued may
+        have been claimed meanwhile, and its runner must still find the marker."""
         await self.output.delete(batch_open_key(job_id))
-        await self.output.delete(batch_cancel_key(job_id))
+        if runner:
+            await self.output.delete(batch_cancel_key(job_id))
 
     async def open_ids(self) -> list[str]:
         listed = await self.output.list_records(BATCH_OPEN_PREFIX, LISTED)

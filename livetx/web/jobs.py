@@ -148,7 +148,7 @@ async def cancel(request: web.Request) -> web.Response:
         record = record.transition(CANCELLED, runner.clock())
         await runner.store.put(record)
         if not record.notice_pending:
-            await runner.store.close(record.id)
+            await runner.store.close(record.id, runner=False)
         else:
             runner.wake()
     return web.json_response({**record.to_json(), "CancelRequested": True}, headers=NO_STORE)
