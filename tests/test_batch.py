@@ -196,6 +196,19 @@ def test_a_cancelled_job_writes_nothing(server: Server) -> None:
     assert status == 200 and submitted["JobId"] in [j["JobId"] for j in listed["Jobs"]]
 
 
+def test_a_running_job_cancelled_stops_and_writes_nothing(server: Server) -> None:
+    body = job_body("long.mp4", "out/stopped.mp4", Video={"TranscodeVideo": {"Preset": "medium"}})
+    status, submitted = call(server, "POST", "/api/v1/jobs", body)
+    assert status == 201
+    job_id = submitted["JobId"]
+    wait_until(lambda: (r := job(server, job_id))["State"] == "running" and r["Progress"] > 0, 30, "the job under way")
+    status, answer = call(server, "DELETE", f"/api/v1/jobs/{job_id}")
+    assert status == 200 and answer["CancelRequested"] is True
+    done = wait_state(server, job_id, ("cancelled", "succeeded", "failed"))
+    assert done["State"] == "cancelled" and done["Progress"] < 100, done
+    assert not output_path(server, "out/stopped.mp4").exists()
+
+
 def test_the_oss_async_form_submits_the_same_job(server: Server) -> None:
     b64 = lambda text: base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")  # noqa: E731
     process = f"video/concat,f_mp4,ss_1000,t_3000|sys/saveas,b_{b64('local')},o_{b64('out/oss.mp4')}/notify,topic_{b64('done')}"
