@@ -13,6 +13,7 @@ from livetx.batch.record import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, D
 from livetx.batch.request import from_work, parse_job
 from livetx.batch.store import JobStore
 from livetx.cluster.lockfiles import LockFiles
+from livetx.cluster.redis_engine import RedisCoordinator
 from livetx.errors import IdempotencyConflict, LimitExceeded, ParameterError, ParameterUnsupported
 from livetx.factories import open_storages
 from livetx.media.pool import Priority
@@ -22,6 +23,7 @@ from livetx.storage.local import LocalStorage
 from tests.conftest import s3_settings
 from tests.s3server import BUCKET, SeaweedS3
 from tests.support import Clock
+from tests.valkey import Valkey
 
 LIMITS = LimitsSettings()
 
@@ -191,3 +193,26 @@ async def test_a_claim_excludes_other_runners_and_is_taken_over_once_it_ran_out(
 def test_an_owner_on_this_host_is_gone_only_when_its_process_is() -> None:
     assert not gone_here(owner_id().replace(owner_id().rsplit(":", 2)[0], "another-host"))
     assert gone_here(owner_id().rsplit(":", 2)[0] + ":999999999:abcdef")
+
+
+async def test_with_redis_one_runner_holds_a_job_and_another_takes_it_once_released(tmp_path: Path, valkey: Valkey) -> None:
+    store = JobStore(LocalStorage(tmp_path / "store"))
+    first = Claims(RedisCoordinator(valkey.url, f"t-{tmp_path.name}:", 5.0), store, ttl=5.0)
+    second = Claims(RedisCoordinator(valkey.url, f"t-{tmp_path.name}:", 5.0), store, ttl=5.0)
+    for claims in (first, second):
+        await claims.engine.start()
+    try:
+        await store.create(record())
+        taken = await first.take(record())
+        assert taken is not None
+        lease, claimed = taken
+        running = claimed.transition(RUNNING, 2000.0)
+        await store.put(first.renewed(running))
+        assert await second.take(running) is None  # the lease is held (the record's claim aside)
+        assert await second.slot("default", 1) is not None and await first.slot("default", 1) is None  # one slot, fleet-wide
+        await lease.release()  # as a runner that died: its lease runs out
+        taken_over = await second.take(running)
+        assert taken_over is not None and taken_over[1].owner == second.owner  # the owner held the same lease: gone
+    finally:
+        for claims in (first, second):
+            await claims.engine.close()
