@@ -309,3 +309,27 @@ def test_a_job_whose_server_was_killed_completes_after_restart_with_no_partial_o
         assert done["Attempts"] == 2 and done["Owner"] is None, (killed, done)
         with av.open(str(output_path(second, "out/survivor.mp4"))) as container:
             assert decode_video(container).indexes == list(range(round(LONG.seconds * LONG.fps)))
+
+
+def test_a_delivery_whose_server_was_killed_goes_on_after_restart_with_the_same_event(
+    tmp_path: Path, media: Path, receiver: Receiver
+) -> None:
+    receiver.script[:] = [500]
+    home, own = tmp_path / "home", tmp_path / "media"
+    home.mkdir()
+    own.mkdir()
+    os.link(media / "short.mp4", own / "short.mp4")
+    env = {**FAST, "LIVETX_NOTIFY_FIRST_DELAY": "600"}  # the second attempt would be due in 10 minutes
+    with launch_server(home, own, **env) as first:
+        status, submitted = call(first, "POST", "/api/v1/jobs", job_body("short.mp4", "out/n.mp4", Notify={"URL": receiver.url}))
+        assert status == 201
+        job_id = submitted["JobId"]
+        wait_until(lambda: job(first, job_id)["Deliveries"], 60, "the first attempt logged")
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
+        port = int(first.base_url.rsplit(":", 1)[1])
+    with launch_server(home, own, port=port, **env) as second:  # taken over at once: its runner is gone
+        record = wait_until(lambda: (r := job(second, job_id))["Delivered"] is not None and r, 30, "the delivery taken over")
+    assert record["Delivered"] is True and record["State"] == "succeeded"
+    assert [(d["Attempt"], d["Status"]) for d in record["Deliveries"]] == [(1, 500), (2, 200)]
+    assert [headers[EVENT_ID_HEADER] for headers, _, _ in receiver.got] == [record["EventId"]] * 2
