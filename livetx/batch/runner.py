@@ -22,9 +22,10 @@ import asyncio
 import logging
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 from livetx.batch.claims import Claims, make_engine
 from livetx.batch.notices import Notices
@@ -120,32 +121,42 @@ class Runner:
         for job_id in await self.store.open_ids():
             if job_id in self._busy:
                 continue
-            record = await self.store.get(job_id)
-            if record is None:
-                continue
-            if record.finished and not record.notice_pending:
-                await self.store.close(job_id, runner=False)  # a marker left by a runner that stopped in between
-                continue
-            if not self.claims.takeable(record, holding=True):  # (whether it is, is known once its lease is held)
-                continue
-            if record.finished:
-                await self._take_notice(record)
-                continue
-            pipeline = pipeline_of(self.settings, record.pipeline)
-            if pipeline.paused:
-                continue
-            slot = await self.claims.slot(pipeline.name, pipeline.concurrency)
-            if slot is None:
-                continue  # the pipeline is full: the next look tries again
-            taken = await self.claims.take(record)
-            if taken is None:
-                await slot.release()
-                continue
-            lease, claimed = taken
-            self._start(claimed.id, self._run(claimed, lease, slot))
+            try:
+                await self._look(job_id)
+            except LivetxError as exc:  # this job's record or storage: the others still get their look
+                log.warning("job %s: not taken (%s)", job_id, exc.code)
 
-    def _start(self, job_id: str, work: object) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(work, name=f"livetx-job {job_id}")  # type: ignore[arg-type]
+    async def _look(self, job_id: str) -> None:
+        record = await self.store.get(job_id)
+        if record is None:
+            return
+        if record.finished and not record.notice_pending:
+            await self.store.close(job_id, runner=False)  # a marker left by a runner that stopped in between
+            return
+        if not self.claims.takeable(record, holding=True):  # (whether it is, is known once its lease is held)
+            return
+        if record.finished:
+            await self._take_notice(record)
+            return
+        pipeline = pipeline_of(self.settings, record.pipeline)
+        if pipeline.paused:
+            return
+        slot = await self.claims.slot(pipeline.name, pipeline.concurrency)
+        if slot is None:
+            return  # the pipeline is full: the next look tries again
+        try:
+            taken = await self.claims.take(record)
+        except BaseException:
+            await slot.release()
+            raise
+        if taken is None:
+            await slot.release()
+            return
+        lease, claimed = taken
+        self._start(claimed.id, self._run(claimed, lease, slot))
+
+    def _start(self, job_id: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name=f"livetx-job {job_id}")
         self._busy[job_id] = task
         task.add_done_callback(lambda _: self._busy.pop(job_id, None))
 
@@ -160,25 +171,30 @@ class Runner:
 
     async def _run(self, record: JobRecord, lease: Lease, slot: Lease) -> None:
         keeper = _Keeper(self, record)
+        notifying = False
         try:
-            final = await self._make(keeper)
-        except asyncio.CancelledError:  # shutdown: back in the queue, for whoever looks next
-            await asyncio.shield(self._requeue(keeper))
-            await lease.release()
-            await slot.release()
-            raise
+            try:
+                final = await self._make(keeper)
+            except asyncio.CancelledError:  # shutdown: back in the queue, for whoever looks next
+                await asyncio.shield(self._requeue(keeper))
+                raise
+            finally:
+                keeper.stop()
+                await slot.release()
+            if final.notice_pending:  # its delivery is this runner's (see notices.py)
+                final = self.claims.renewed(final)
+            await self.store.put(final)
+            log.info("job %s %s", final.id, final.state, extra={"event": "job_ended", "job": final.id, "state": final.state})
+            if final.notice_pending:
+                notifying = True
+                await self._notify(final, lease)  # (releases the lease)
+            else:
+                await self.store.close(final.id)
+        except LivetxError as exc:  # storage failed under the record: the claim runs out, and the job is taken over then
+            log.warning("job %s: record not written (%s)", record.id, exc.code)
         finally:
-            keeper.stop()
-        await slot.release()
-        if final.notice_pending:  # its delivery is this runner's (see notices.py)
-            final = self.claims.renewed(final)
-        await self.store.put(final)
-        log.info("job %s %s", final.id, final.state, extra={"event": "job_ended", "job": final.id, "state": final.state})
-        if final.notice_pending:
-            await self._notify(final, lease)
-        else:
-            await self.store.close(final.id)
-            await lease.release()
+            if not notifying:
+                await lease.release()
 
     async def _make(self, keeper: _Keeper) -> JobRecord:
         record = keeper.record
