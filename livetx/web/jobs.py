@@ -57,6 +57,7 @@ async def _submit(request: web.Request, job: JobRequest, source_field: str, extr
     """The job's record, made now (True) or found by its Idempotency-Key (False)."""
     settings, runner = request.app[SETTINGS], _runner(request)
     scope = request[API_SCOPE]
+    idempotency = _idempotency_key(request)
     for i, clip in enumerate(job.composite.clips):
         scope.check_read(clip.key, source_field if job.oss else f"Clips[{i}].URI")
         await request.app[CATALOG].source(clip.key)  # 404 now, not a failed job later
@@ -76,7 +77,6 @@ async def _submit(request: web.Request, job: JobRequest, source_field: str, extr
         playlist_key = target_playlist_key(playlists.prefixes["t0"])
         uri = job.output_uri.removesuffix(PLAYLIST_SUFFIX) + PLAYLIST_SUFFIX
         work = {**work, "Profile": playlists.profile_name, "OutputKey": playlist_key, "OutputURI": uri}
-    idempotency = _idempotency_key(request)
     if idempotency is not None:
         found = await runner.store.remembered(scope.name, idempotency, job.meaning())
         record = await runner.store.get(found) if found is not None else None
