@@ -169,6 +169,27 @@ def test_a_job_makes_a_frame_exact_mp4_and_notifies_once_after_three_failures(se
     assert len({raw for _, raw, _ in receiver.got}) == 1  # the same body each time
 
 
+@pytest.mark.parametrize(("fmt", "suffix"), [("mov", "mov"), ("mkv", "mkv"), ("ts", "ts"), ("m4a", "m4a")])
+def test_every_file_format_holds_the_window_asked_for(server: Server, fmt: str, suffix: str) -> None:
+    body = job_body("short.mp4", f"out/formats/a.{suffix}")
+    body["Clips"][0] |= {"StartTime": 1, "Duration": 2}
+    body["Output"]["Format"] = fmt
+    status, submitted = call(server, "POST", "/api/v1/jobs", body)
+    assert status == 201, submitted
+    done = wait_state(server, submitted["JobId"], ("succeeded", "failed"))
+    assert done["State"] == "succeeded", done["Error"]
+    path = output_path(server, f"out/formats/a.{suffix}")
+    with av.open(str(path)) as container:
+        assert not container.streams.video if fmt == "m4a" else len(container.streams.video) == 1
+        audio = decode_audio(container)
+    report = check_tone(audio, SHORT.tone_hz, skip_tail=3, offset=Fraction(0) if fmt != "ts" else TS_OFFSET)
+    assert report.worst_phase < 0.05, report
+    assert abs(len(audio.samples) / audio.sample_rate - 2.0) < 0.05
+    if fmt != "m4a":
+        with av.open(str(path)) as container:
+            assert decode_video(container).indexes == list(range(30, 90))
+
+
 def test_an_idempotency_key_gives_the_same_job_and_refuses_another_body(server: Server) -> None:
     body = job_body("short.mp4", "out/idem.mp4")
     key = {"Idempotency-Key": "order-42"}
