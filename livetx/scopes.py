@@ -93,6 +93,9 @@ class ApiScope:
         if not _covers_prefix(self.read, prefix):
             raise ApiKeyScope(f"API key {self.name!r} may not read every source under {prefix!r}", parameter=field, refused="read")
 
+    def may_write(self, key: str) -> bool:
+        return _covers_key(self.write, key)
+
     def check_write(self, key: str, field: str) -> None:
         if not _covers_key(self.write, key):
             raise ApiKeyScope(f"API key {self.name!r} may not write to {key!r}", parameter=field, refused="write")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from livetx.app import create_app
 from livetx.batch.claims import Claims, gone_here, owner_id
 from livetx.batch.record import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, DeliveryAttempt, JobError, JobRecord, Output
 from livetx.batch.request import from_work, parse_job
@@ -17,10 +19,11 @@ from livetx.cluster.redis_engine import RedisCoordinator
 from livetx.errors import IdempotencyConflict, LimitExceeded, ParameterError, ParameterUnsupported
 from livetx.factories import open_storages
 from livetx.media.pool import Priority
+from livetx.media.sample import SampleSpec, write_sample
 from livetx.settings import LimitsSettings
 from livetx.storage.base import Storage, split_uri
 from livetx.storage.local import LocalStorage
-from tests.conftest import s3_settings
+from tests.conftest import app_settings, s3_settings
 from tests.s3server import BUCKET, SeaweedS3
 from tests.support import Clock
 from tests.valkey import Valkey
@@ -216,3 +219,34 @@ async def test_with_redis_one_runner_holds_a_job_and_another_takes_it_once_relea
     finally:
         for claims in (first, second):
             await claims.engine.close()
+
+
+# ---- scopes, in-process ----------------------------------------------------------------------
+
+FULL_KEY, SCOPED_KEY = "f" * 40, "s" * 40
+
+
+async def test_a_scoped_key_submits_sees_and_cancels_only_jobs_it_may_write(aiohttp_client: Any, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    write_sample(media / "a.mp4", SampleSpec(seconds=2.0, width=160, height=90, gop=30))
+    settings = app_settings(
+        LIVETX_STORAGE_URI=str(media),
+        LIVETX_API_KEYS=f"backend:{FULL_KEY},scoped:{SCOPED_KEY}",
+        LIVETX_API_SCOPES_SCOPED_OPERATIONS="jobs",
+        LIVETX_API_SCOPES_SCOPED_READ="*",
+        LIVETX_API_SCOPES_SCOPED_WRITE="mine/",
+        LIVETX_CLUSTER_LOCK_DIR=str(tmp_path / "locks"),
+    )
+    client = await aiohttp_client(create_app(settings))
+    full, scoped = ({"Authorization": f"Bearer {key}"} for key in (FULL_KEY, SCOPED_KEY))
+    job = {"Clips": [{"URI": "oss://local/a.mp4"}], "Output": {"URI": "oss://local/other/x.mp4", "Format": "mp4"}}
+    refused = await client.post("/api/v1/jobs", json=job, headers=scoped)
+    assert refused.status == 403 and (await refused.json())["error"]["parameter"] == "Output.URI"
+    theirs = await (await client.post("/api/v1/jobs", json=job, headers=full)).json()
+    job["Output"] = {"URI": "oss://local/mine/x.mp4", "Format": "mp4"}
+    mine = await (await client.post("/api/v1/jobs", json=job, headers=scoped)).json()
+    assert (await client.get(f"/api/v1/jobs/{theirs['JobId']}", headers=scoped)).status == 404
+    assert (await client.delete(f"/api/v1/jobs/{theirs['JobId']}", headers=scoped)).status == 404
+    listed = await (await client.get("/api/v1/jobs", headers=scoped)).json()
+    assert [j["JobId"] for j in listed["Jobs"]] == [mine["JobId"]]
+    assert (await client.get(f"/api/v1/jobs/{theirs['JobId']}", headers=full)).status == 200

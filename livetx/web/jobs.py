@@ -8,7 +8,8 @@ DELETE /api/v1/jobs/{id}      cancel (409 once the job has ended)
 POST   /<source key>?x-oss-async-process   OSS `video/concat,...|sys/saveas,...[/notify,...]`
 
 Every route is the `jobs` operation of an API key's scope; a submission also needs the key to
-read every clip's source and write the output key.
+read every clip's source and write the output key, and a key sees and cancels only the jobs
+whose output it may write.
 """
 
 from __future__ import annotations
@@ -108,9 +109,14 @@ async def submit(request: web.Request) -> web.Response:
     return web.json_response(record.to_json(), status=201 if made else 200, headers=NO_STORE)
 
 
+def _visible(request: web.Request, record: JobRecord) -> bool:
+    """A scoped API key sees (and cancels) the jobs whose output it may write, and no others."""
+    return request[API_SCOPE].may_write(str(record.work.get("OutputKey", "")))
+
+
 async def _record(request: web.Request) -> JobRecord:
     record = await _runner(request).store.get(request.match_info["id"])
-    if record is None:
+    if record is None or not _visible(request, record):  # another key's job is as absent as none
         raise JobNotFound(f"no job {request.match_info['id']!r}")
     return record
 
@@ -131,7 +137,9 @@ async def listing(request: web.Request) -> web.Response:
     if not 1 <= limit <= LIST_MAX:
         raise ParameterError("limit", f"an integer from 1 to {LIST_MAX}")
     records = await _runner(request).store.all(LIST_MAX)
-    chosen = [r for r in records if (state is None or r.state == state) and (pipeline is None or r.pipeline == pipeline)]
+    chosen = [
+        r for r in records if (state is None or r.state == state) and (pipeline is None or r.pipeline == pipeline) and _visible(request, r)
+    ]
     chosen.sort(key=lambda r: r.created_at, reverse=True)
     return web.json_response({"Jobs": [r.to_json() for r in chosen[:limit]]}, headers=NO_STORE)
 
