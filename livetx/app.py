@@ -17,6 +17,7 @@ from aiohttp.web_request import BaseRequest
 
 from livetx import logs
 from livetx.batch.pipelines import PipelineStore
+from livetx.batch.runner import Runner
 from livetx.batch.templates import TemplateStore
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
@@ -35,6 +36,7 @@ from livetx.web.keys import (
     CLOCK,
     CLUSTER,
     CONTENT_KEYS,
+    JOBS,
     KEY_LIMITS,
     LOOP_LAG,
     METRICS,
@@ -202,9 +204,14 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
                 observe_transcode=metrics.observe_transcode,
                 keys=app[CONTENT_KEYS],
             )
+            # background jobs (livetx/batch/): stopped first, so a running job goes back to the
+            # queue while storage and the pool are still there
+            runner = app[JOBS] = Runner(settings, app[CATALOG], app[SEGMENTS])
+            await runner.start()
             try:
                 yield
             finally:
+                await runner.close()
                 await app[SEGMENTS].drain()
                 await app[CATALOG].drain()
                 await pool.close()

@@ -341,3 +341,29 @@ class WebhookSignatureExpired(WebhookSignatureInvalid):
     or clocks too far apart."""
 
     code = "webhook_signature_expired"
+
+
+# --- background jobs (livetx/batch/) ----------------------------------------------------
+
+
+class JobNotFound(NotFound):
+    """No background job of that id (GET and DELETE /api/v1/jobs/{id})."""
+
+    code = "job_not_found"
+
+
+class JobFinished(LivetxError):
+    """A job that has already ended (succeeded, failed or cancelled) cannot be cancelled."""
+
+    status = 409
+    code = "job_finished"
+
+
+class IdempotencyConflict(LivetxError):
+    """An `Idempotency-Key` used before with a different request body: names the header."""
+
+    status = 409
+    code = "idempotency_conflict"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, parameter="Idempotency-Key")

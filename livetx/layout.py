@@ -28,6 +28,13 @@ livetx's own records are hidden keys (a part starting with "."), which no job ma
   `.jobs/templates/<name>.json`      a template (livetx/batch/templates.py)
   `.jobs/pipelines/<name>.json`      a pipeline (livetx/batch/pipelines.py)
   `.jobs/composites/c-<id>.json`     a composite title's record (livetx/composite.py)
+  `.jobs/batch/<id>.json`            a background job's record (livetx/batch/)
+  `.jobs/batch/open/<id>`            a background job still to run or to notify (what runners list)
+  `.jobs/batch/cancel/<id>`          a cancel request for a running background job
+  `.jobs/batch/keys/<sha256>.json`   an Idempotency-Key (of one API key) -> its job
+A background job's segments are a title's like any other, under a hidden profile folder
+(`<source key>/.batch-<hash of its parameters>/...`): shared by every job of those parameters,
+never listed, never claimed by a playlist job.
 
 tests/test_layout.py holds a table of every shape: a change of layout is one deliberate diff.
 """
@@ -63,6 +70,11 @@ TEMPLATES_PREFIX = JOBS_PREFIX + "templates/"
 PIPELINES_PREFIX = JOBS_PREFIX + "pipelines/"
 RECORD_SUFFIX = ".json"
 COMPOSITES_PREFIX = JOBS_PREFIX + "composites/"
+BATCH_PREFIX = JOBS_PREFIX + "batch/"
+BATCH_OPEN_PREFIX = BATCH_PREFIX + "open/"
+BATCH_CANCEL_PREFIX = BATCH_PREFIX + "cancel/"
+BATCH_KEYS_PREFIX = BATCH_PREFIX + "keys/"
+BATCH_PROFILE_PREFIX = ".batch-"  # a background job's profile name: a hidden folder next to the source's
 
 
 # ---- a title's output: segments and playlists -------------------------------------------
@@ -201,6 +213,31 @@ def record_name(key: str, prefix: str) -> str | None:
 def composite_key(profile: str) -> str:
     """Where a composite title's record is kept (profile `c-<id>`, livetx/composite.py)."""
     return f"{COMPOSITES_PREFIX}{profile}{RECORD_SUFFIX}"
+
+
+def batch_record_key(job_id: str) -> str:
+    """A background job's record."""
+    return f"{BATCH_PREFIX}{job_id}.json"
+
+
+def batch_open_key(job_id: str) -> str:
+    """The marker of a background job some runner still has to run or notify."""
+    return f"{BATCH_OPEN_PREFIX}{job_id}"
+
+
+def batch_cancel_key(job_id: str) -> str:
+    return f"{BATCH_CANCEL_PREFIX}{job_id}"
+
+
+def batch_idempotency_key(api_key: str, idempotency_key: str) -> str:
+    """Where the job an API key submitted with an `Idempotency-Key` is recorded."""
+    digest = hashlib.sha256(f"{api_key}\n{idempotency_key}".encode()).hexdigest()
+    return f"{BATCH_KEYS_PREFIX}{digest}.json"
+
+
+def batch_profile_name(meaning: str) -> str:
+    """The (hidden) profile name of a background job's title: one per set of parameters."""
+    return BATCH_PROFILE_PREFIX + hashlib.sha256(meaning.encode()).hexdigest()[:12]
 
 
 def claim_key(key: str) -> str:

@@ -28,7 +28,8 @@ TITLES = "titles"  # GET /api/v1/titles/<profile>/<key>
 TEMPLATES = "templates"  # PUT, GET, DELETE /api/v1/templates[/<name>]
 PIPELINES = "pipelines"  # PUT, GET, DELETE /api/v1/pipelines[/<name>]
 COMPOSITES = "composites"  # POST /api/v1/composites (and OSS video/concat played on demand, as `playlists`)
-OPERATIONS = (SIGN, PLAYLISTS, SOURCES, TITLES, TEMPLATES, PIPELINES, COMPOSITES)
+JOBS = "jobs"  # /api/v1/jobs (submit, list, status, cancel) and POST /<key>?x-oss-async-process
+OPERATIONS = (SIGN, PLAYLISTS, SOURCES, TITLES, TEMPLATES, PIPELINES, COMPOSITES, JOBS)
 EVERYTHING = "*"
 
 
@@ -94,6 +95,9 @@ class ApiScope:
     def check_read_prefix(self, prefix: str, field: str) -> None:
         if not _covers_prefix(self.read, prefix):
             raise ApiKeyScope(f"API key {self.name!r} may not read every source under {prefix!r}", parameter=field, refused="read")
+
+    def may_write(self, key: str) -> bool:
+        return _covers_key(self.write, key)
 
     def check_write(self, key: str, field: str) -> None:
         if not _covers_key(self.write, key):

@@ -33,6 +33,7 @@ from livetx.titles import Profile, parse_profile
 
 ENV_PREFIX = "LIVETX"
 MIN_KEY_BYTES = 32
+MIN_NOTIFY_SECRET_BYTES = 16  # livetx/notify/delivery.py MIN_SECRET_BYTES
 MASTER_KID = re.compile(r"[A-Za-z0-9_]{1,16}")  # an encryption master key's id: part of key URLs
 DEFAULT_CONFIG = Path("conf/livetx.toml")
 
@@ -211,6 +212,8 @@ class LimitsSettings:
     max_renditions: int = field(default=8, metadata=COUNT)  # IMM Targets per request
     max_initd: int = field(default=60000, metadata=NON_NEGATIVE)  # ms pre-transcoded when the playlist is made (initd, InitialTranscode)
     max_duration: int = field(default=21600, metadata=COUNT)  # seconds a composite title made through the APIs may last
+    max_job_seconds: int = field(default=4 * 3600, metadata=COUNT)  # seconds of output of one background job (livetx/batch/)
+    max_job_bytes: int = field(default=4 * 1024**3, metadata=COUNT)  # bytes of a background job's file output, at most
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,22 @@ class NotifySettings:
     max_delay: float = field(default=600.0, metadata=POSITIVE)  # seconds between two attempts, at most
     max_hours: int = field(default=24, metadata=COUNT)  # retries stop this long after the first attempt
     max_url_length: int = field(default=2048, metadata=COUNT)  # characters of a target URL
+    # the HMAC-SHA256 key of every notification (configured as text, >= 16 bytes); empty: jobs
+    # asking for a notification are refused
+    secret: bytes = field(default=b"", repr=False, metadata=configured_as(str, ""))
+    # OSS `/notify,topic_<name>`: topic name -> receiver URL; a topic not listed is only recorded
+    topics: Mapping[str, str] = field(default_factory=dict, metadata=configured_as(dict, {}))
+
+
+@dataclass(frozen=True)
+class JobsSettings:
+    """Background jobs (livetx/batch/): claims, the runner, the default pipeline."""
+
+    lease_ttl: float = field(default=30.0, metadata=POSITIVE)  # seconds a job's claim lives unless renewed (renewed every third of it)
+    poll: float = field(default=2.0, metadata=POSITIVE)  # seconds between two looks for queued jobs (a job submitted here starts at once)
+    concurrency: int = field(default=1, metadata=COUNT)  # jobs of the default pipeline running at once, fleet-wide (per host without Redis)
+    segments_at_once: int = field(default=2, metadata=COUNT)  # segments one job asks the pool for at once
+    progress_every: float = field(default=1.0, metadata=POSITIVE)  # seconds between two progress writes of a job's record, at least
 
 
 MAX_PIPELINE_CONCURRENCY = 64  # jobs one pipeline runs at once, at most
@@ -299,6 +318,7 @@ class Settings:
     player: PlayerSettings = PlayerSettings()
     notify: NotifySettings = NotifySettings()
     pipelines: PipelinesSettings = PipelinesSettings()
+    jobs: JobsSettings = JobsSettings()
     # [profiles.<name>] tables, parsed at load; none configured: the one-rendition `default`
     profiles: Mapping[str, Profile] = field(default_factory=default_profiles)
     base_dir: Path = Path(".")  # the directory relative config paths start from (not a key: where the config was read)
@@ -620,13 +640,22 @@ def load_settings(config: Path | None = None, environ: Mapping[str, str] | None 
     origin_secret = cdn["origin_secret"].encode()
     if origin_secret and len(origin_secret) < MIN_KEY_BYTES:
         raise ConfigError(f"cdn.origin_secret is shorter than {MIN_KEY_BYTES} bytes")
-    plain = {section: cls(**data[section]) for section, cls in SECTIONS.items() if section not in ("signing", "encryption", "api", "cdn")}
+    notify = data["notify"]
+    notify_secret = notify["secret"].encode()
+    if notify_secret and len(notify_secret) < MIN_NOTIFY_SECRET_BYTES:
+        raise ConfigError(f"notify.secret is shorter than {MIN_NOTIFY_SECRET_BYTES} bytes")
+    topics = notify["topics"]
+    if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in topics.items()):
+        raise ConfigError("notify.topics must be a table of topic name = receiver URL")
+    skipped = ("signing", "encryption", "api", "cdn", "notify")
+    plain = {section: cls(**data[section]) for section, cls in SECTIONS.items() if section not in skipped}
     return Settings(
         **plain,
         signing=signing,
         encryption=encryption,
         api=ApiSettings(keys=api_keys, scopes=api_scopes, key_file=api["key_file"]),
         cdn=CdnSettings(origin_header=cdn["origin_header"], origin_secret=origin_secret),
+        notify=NotifySettings(**{**notify, "secret": notify_secret, "topics": dict(topics)}),
         profiles=parse_profiles(data["profiles"]),
         base_dir=base_dir,
     )

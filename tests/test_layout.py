@@ -3,6 +3,7 @@ layout is a deliberate change of this file."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from fractions import Fraction
 
@@ -77,6 +78,15 @@ SUBS_TRACK = replace(SUBS, object_prefix=layout.track_prefix("out/job/master.m3u
         pytest.param(layout.probe_key(SOURCE.key, SOURCE.etag), "movies/a.mp4/probe-8323ea433ff6e0e4.json", id="probe-record"),
         pytest.param(layout.record_key("f" * 16), ".jobs/ffffffffffffffff.json", id="job-record"),
         pytest.param(layout.composite_key("c-" + "f" * 16), ".jobs/composites/c-ffffffffffffffff.json", id="composite-record"),
+        pytest.param(layout.batch_record_key("f" * 16), ".jobs/batch/ffffffffffffffff.json", id="batch-record"),
+        pytest.param(layout.batch_open_key("f" * 16), ".jobs/batch/open/ffffffffffffffff", id="batch-open"),
+        pytest.param(layout.batch_cancel_key("f" * 16), ".jobs/batch/cancel/ffffffffffffffff", id="batch-cancel"),
+        pytest.param(
+            layout.batch_idempotency_key("tests", "k1"),
+            ".jobs/batch/keys/" + hashlib.sha256(b"tests\nk1").hexdigest() + ".json",
+            id="batch-idempotency-key",
+        ),
+        pytest.param(layout.batch_profile_name("x"), ".batch-2d711642b726", id="batch-profile"),
         pytest.param(
             layout.claim_key("out/job/v0.m3u8"),
             ".jobs/claims/00b88ed849ccda6c5edbcc1e5b12e2694e7982b35b106b428bb559dea559da91.json",

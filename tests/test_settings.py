@@ -120,7 +120,7 @@ def test_api_scopes_from_toml_and_environment(tmp_path: Path) -> None:
     assert scope.may_read("movies/a.mp4") and not scope.may_read("movies-private/a.mp4") and not scope.may_read("a.mp4")
     assert settings.api.scope(cdn).operations == {"sources"} and settings.api.scope(cdn).read == ()
     full = settings.api.scope(ops)  # no table: full access
-    assert full.operations == {"sign", "playlists", "sources", "titles", "templates", "pipelines", "composites"}
+    assert full.operations == {"sign", "playlists", "sources", "titles", "templates", "pipelines", "composites", "jobs"}
     assert full.may_read("anything/at/all")
 
 

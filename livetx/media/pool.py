@@ -6,7 +6,8 @@ replaced; a worker that dies is replaced too, and its job runs once more on the 
 (a kill from outside, say the OOM killer). A job that overruns, or dies twice, fails alone with
 a named error, and the pool keeps serving.
 
-Waiting clients go before lookahead, and lookahead before pre-transcode. Background work never
+Waiting clients go before lookahead, lookahead before pre-transcode, and pre-transcode before
+background jobs (livetx/batch/). Background work never
 delays a client: while any client job is queued or running, no background job starts, and the
 running ones are preempted (a worker stops between packets, within milliseconds, and the job
 goes back in the queue), so a client's transcode has every core. A client that joins
@@ -97,6 +98,9 @@ class Priority(IntEnum):
     CLIENT = 0
     LOOKAHEAD = 1
     PRETRANSCODE = 2
+    # background jobs (livetx/batch/): below every other kind, so no playlist's pre-transcode or
+    # lookahead waits behind a job; like all background work, preempted whenever a client waits
+    JOB = 3
 
 
 def _worker_main(conn: Connection, origin: str = "") -> None:

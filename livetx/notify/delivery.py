@@ -43,12 +43,12 @@ from yarl import URL
 from livetx.errors import WebhookTargetInvalid
 from livetx.notify.schedule import Backoff
 from livetx.notify.signing import new_event_id, signed_headers
-from livetx.settings import NotifySettings
+from livetx.settings import MIN_NOTIFY_SECRET_BYTES, NotifySettings
 
 log = logging.getLogger(__name__)
 
 SCHEMES = ("http", "https")
-MIN_SECRET_BYTES = 16
+MIN_SECRET_BYTES = MIN_NOTIFY_SECRET_BYTES  # (declared with the setting it bounds)
 PER_HOST = 8  # connections to one receiver's host at once; more deliveries to it wait their turn (within their timeout)
 USER_AGENT = "livetx-webhook/1"
 HOST_NAME = re.compile(r"(?=.{1,253}\.?$)([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")

@@ -29,8 +29,8 @@ A receiver:
    already as done: delivery is at least once, so one event may arrive more than once.
 
 Anything but a 2xx answer (3xx included: redirects are not followed) is retried. The event id
-header is not covered by the signature: a receiver that must not act twice on one body within
-the tolerance also keys on what the body says (a job's id and state).
+header is not covered by the signature; a job's notification (livetx/batch/notices.py) carries
+its event id in the body as well (`EventId`), which the signature covers: a receiver keys on that.
 """
 
 from __future__ import annotations

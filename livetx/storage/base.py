@@ -71,6 +71,14 @@ def split_prefix(prefix: str) -> tuple[str, str]:
     return folder, start
 
 
+def check_record_folder(folder: str) -> str:
+    """A folder of livetx's own records: a hidden key ending in "/" (what `list_records` lists)."""
+    if not folder.endswith("/") or not is_hidden(folder):
+        raise InvalidPath("a record folder is a hidden folder ending in '/'")
+    check_key(folder.rstrip("/"))
+    return folder
+
+
 def url_origin(url: str) -> str:
     """`scheme://host[:port]` of an HTTP(S) URL, lower case ("" for anything else: a path)."""
     parts = urlsplit(url)
@@ -125,9 +133,9 @@ class Storage(Protocol):
         skipped. One request (S3: one ListObjectsV2 page; local: one directory scan)."""
 
     async def list_records(self, folder: str, limit: int) -> list[ObjectInfo]:
-        """Up to `limit` objects, by key, directly in `folder` (ending in "/"), which may be
-        hidden: livetx's own records (`.jobs/templates/`). Names starting with '.' (temp files)
-        are skipped. One request, as `list_prefix`."""
+        """Up to `limit` of livetx's own records, by key, directly in the hidden folder `folder`
+        (`.jobs/batch/open/`, `.jobs/templates/`, ending in "/"; its part names may start with
+        '.'; the names listed don't: temp files). One request, as `list_prefix`."""
 
     async def list(self, limit: int) -> list[ObjectInfo]:
         """Up to `limit` objects, by key, skipping hidden ones (a segment of the key starting with '.')."""

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from livetx.errors import InvalidPath, LivetxError, ParameterError
-from livetx.storage.base import LOCAL_BUCKET, ObjectInfo, check_key, file_version, is_hidden, split_prefix, split_uri
+from livetx.storage.base import LOCAL_BUCKET, ObjectInfo, check_key, check_record_folder, file_version, is_hidden, split_prefix, split_uri
 
 FILE_MODE = 0o644
 
@@ -114,15 +114,15 @@ class LocalStorage:
         return await asyncio.to_thread(self._list_prefix, prefix, limit)
 
     def _list_records(self, folder: str, limit: int) -> list[ObjectInfo]:
-        folder = folder.rstrip("/")
+        check_record_folder(folder)
         try:
-            with os.scandir(self._path(folder)) as entries:
-                names = sorted(e.name for e in entries if not e.name.startswith("."))
+            with os.scandir(self._path(folder.rstrip("/"))) as entries:
+                names = sorted(e.name for e in entries if not e.name.startswith("."))  # (".tmp-" files of writes on their way)
         except (FileNotFoundError, NotADirectoryError):
             return []
         found: list[ObjectInfo] = []
         for name in names:
-            info = self._stat(f"{folder}/{name}")
+            info = self._stat(folder + name)
             if info is not None:  # a file: folders are not listed
                 found.append(info)
             if len(found) >= limit:

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from livetx.errors import ConfigError, LivetxError, ParameterError, StorageUnavailable
 from livetx.layout import CONTENT_TYPES
 from livetx.settings import S3Settings
-from livetx.storage.base import ObjectInfo, check_key, is_hidden, split_prefix, split_uri
+from livetx.storage.base import ObjectInfo, check_key, check_record_folder, is_hidden, split_prefix, split_uri
 from livetx.storage.breaker import CircuitBreaker
 
 MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -169,9 +169,8 @@ class S3Storage:
         return found[:limit]
 
     async def list_records(self, folder: str, limit: int) -> list[ObjectInfo]:
-        check_key(folder.rstrip("/"))
-        prefix = folder.rstrip("/") + "/"
-        params = {"Bucket": self.location.bucket, "Prefix": self.location.prefix + prefix, "Delimiter": "/", "MaxKeys": limit}
+        check_record_folder(folder)
+        params = {"Bucket": self.location.bucket, "Prefix": self.location.prefix + folder, "Delimiter": "/", "MaxKeys": limit}
         try:
             async with self._call("LIST"):
                 page = await self.client.list_objects_v2(**params)
@@ -180,7 +179,7 @@ class S3Storage:
         found = []
         for item in page.get("Contents", []):
             key = item["Key"][len(self.location.prefix) :]
-            if key.startswith(prefix) and not key[len(prefix) :].startswith("."):
+            if key.startswith(folder) and not key[len(folder) :].startswith("."):
                 found.append(ObjectInfo(key=key, size=int(item["Size"]), etag=str(item.get("ETag", "")).strip('"')))
         return found[:limit]
 

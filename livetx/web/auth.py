@@ -25,12 +25,17 @@ ROUTE_OPERATIONS = {
     "api-v1-template": scopes.TEMPLATES,
     "api-v1-pipelines": scopes.PIPELINES,
     "api-v1-pipeline": scopes.PIPELINES,
+    "api-v1-jobs": scopes.JOBS,
+    "api-v1-jobs-list": scopes.JOBS,
+    "api-v1-job": scopes.JOBS,
+    "api-v1-job-cancel": scopes.JOBS,
 }
 
 
-def check_api_key(request: web.Request) -> None:
+def check_api_key(request: web.Request, operation: str | None = None) -> None:
     """`Authorization: Bearer <key>`: 401 without one, 403 for a key that isn't configured,
-    403 `api_key_scope` for a key whose scope does not include this route's operation."""
+    403 `api_key_scope` for a key whose scope does not include this route's operation (or
+    `operation`, for a route that serves several: the OSS one)."""
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         raise ApiKeyMissing("this API needs 'Authorization: Bearer <API key>'")
@@ -40,7 +45,7 @@ def check_api_key(request: web.Request) -> None:
         raise ApiKeyInvalid("API key not accepted")
     scope = request[API_SCOPE] = api.scope(key)
     route = request.match_info.route.name or ""
-    operation = ROUTE_OPERATIONS.get(route)
+    operation = operation or ROUTE_OPERATIONS.get(route)
     if operation is None:  # fail closed: a route nobody gave an operation is no key's to use
         raise ApiKeyScope(f"route {route!r} has no operation an API key could be scoped to", operation=None)
     scope.check_operation(operation)

@@ -20,6 +20,7 @@ from livetx.settings import Settings
 from livetx.signing import Signer, Token, VerifiedTokens
 
 if TYPE_CHECKING:
+    from livetx.batch.runner import Runner
     from livetx.web.lag import LoopLagMonitor
     from livetx.web.metrics import Metrics
     from livetx.web.playlist_cache import PlaylistCache
@@ -46,6 +47,8 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 LOOP_LAG: web.AppKey[LoopLagMonitor] = web.AppKey("loop_lag")
 PLAYLISTS: web.AppKey[PlaylistCache] = web.AppKey("playlists")
 STATUS: web.AppKey[TitleStatus] = web.AppKey("status")
+# background jobs: the runner, its store and its notifications (livetx/batch/)
+JOBS: web.AppKey[Runner] = web.AppKey("jobs")
 # which of the server processes of `livetx serve` this app runs in
 PROCESS = web.AppKey("process", ServerProcess)
 # the wall clock token checks read (time.time; a test sets its own to move time, not wait it out)
@@ -63,6 +66,7 @@ __all__ = [
     "CLOCK",
     "CLUSTER",
     "CONTENT_KEYS",
+    "JOBS",
     "KEY_LIMITS",
     "LOOP_LAG",
     "METRICS",

@@ -7,6 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from livetx.batch.pipelines import PIPELINE_REQUEST
+from livetx.batch.record import STATES
+from livetx.batch.request import JOB_REQUEST
 from livetx.batch.templates import TEMPLATE_REQUEST
 from livetx.concat import COMPOSITE
 from livetx.contract import params_schema
@@ -72,6 +74,40 @@ SIGNED_URL = {
         "ip": {"type": ["string", "null"]},
     },
 }
+
+
+JOB_RECORD = {
+    "type": "object",
+    "required": ["JobId", "Pipeline", "State", "Progress", "CreatedAt", "Outputs", "Error", "Deliveries"],
+    "properties": {
+        "JobId": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        "Pipeline": {"type": "string"},
+        "State": {"type": "string", "enum": list(STATES)},
+        "Progress": {"type": "integer", "minimum": 0, "maximum": 100},
+        "CreatedAt": {"type": "string", "format": "date-time"},
+        "StartedAt": {"type": ["string", "null"], "format": "date-time"},
+        "FinishedAt": {"type": ["string", "null"], "format": "date-time"},
+        "Request": {"type": "object"},
+        "Outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["URI", "Size"],
+                "properties": {"URI": {"type": "string"}, "Size": {"type": "integer"}},
+            },
+        },
+        "Error": {"type": ["object", "null"], "properties": {"Code": {"type": "string"}, "Message": {"type": "string"}}},
+        "Notify": {"type": ["object", "null"]},
+        "EventId": {"type": ["string", "null"], "description": "the id of the job's notification (made when it ends)"},
+        "Deliveries": {"type": "array", "items": {"type": "object"}, "description": "every attempt to deliver the notification"},
+        "Delivered": {"type": ["boolean", "null"]},
+        "UserData": {"type": ["string", "null"]},
+        "Attempts": {"type": "integer"},
+        "Owner": {"type": ["string", "null"]},
+        "LeaseUntil": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+JOB_ID = [_param("id", "path", "a job id (16 hex digits)")]
 
 
 def process_parameters() -> dict[str, Any]:
@@ -327,6 +363,9 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
             "/{key}": {
                 "post": {
                     "summary": "OSS hls/m3u8: `POST /<source key>?x-oss-process` with form field x-oss-process",
+                    "description": "The same path takes OSS `video/concat` as a background job: `POST /<source key>"
+                    "?x-oss-async-process` with form field x-oss-async-process=video/concat,...|sys/saveas,b_<b64url>,o_<b64url>"
+                    "[/notify,topic_<b64url>], answered with RequestId and TaskId (the job's id, for GET /api/v1/jobs/{id}).",
                     "security": [{"apiKey": []}],
                     "parameters": [
                         _param("key", "path", "source key (may contain '/')"),
@@ -470,6 +509,69 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/jobs": {
+                "post": {
+                    "summary": "Submit a background job: a composite of one clip made into one file, written whole once it succeeds",
+                    "security": [{"apiKey": []}],
+                    "parameters": [_param("Idempotency-Key", "header", "the same key and body give the same job (200); another body: 409")],
+                    "requestBody": {"required": True, "content": _body("application/json", _ref("JobRequest"))},
+                    "responses": {
+                        "201": _ok("the job, queued", "application/json", _ref("JobRecord")),
+                        "200": _ok("the job an earlier request with this Idempotency-Key made", "application/json", _ref("JobRecord")),
+                        "400": _error("invalid field, or beyond `[limits]` (`limit_exceeded`): `error.parameter` names it"),
+                        "401": _error("no API key"),
+                        "403": _error(SCOPE_403),
+                        "404": _error("unknown source"),
+                        "409": _error("Idempotency-Key used before with another body"),
+                        "413": _error("body too large"),
+                        "422": _error("a value livetx does not make yet (`unsupported_parameter`), or a reserved output key"),
+                        "503": _error("storage unavailable"),
+                    },
+                },
+                "get": {
+                    "summary": "Background jobs, newest first",
+                    "security": [{"apiKey": []}],
+                    "parameters": [
+                        _param("state", "query", f"one of {', '.join(STATES)}"),
+                        _param("pipeline", "query", "a pipeline name"),
+                        _param("limit", "query", "1 to 1000 (default 100)", pattern="^[0-9]{1,4}$"),
+                    ],
+                    "responses": {
+                        "200": _ok("jobs", "application/json", {"type": "object", "required": ["Jobs"]}),
+                        "400": _error("invalid query parameter"),
+                        "401": _error("no API key"),
+                        "403": _error(SCOPE_403),
+                        "503": _error("storage unavailable"),
+                    },
+                },
+            },
+            "/api/v1/jobs/{id}": {
+                "get": {
+                    "summary": "A background job's record (any origin answers)",
+                    "security": [{"apiKey": []}],
+                    "parameters": JOB_ID,
+                    "responses": {
+                        "200": _ok("the job", "application/json", _ref("JobRecord")),
+                        "401": _error("no API key"),
+                        "403": _error(SCOPE_403),
+                        "404": _error("no such job"),
+                        "503": _error("storage unavailable"),
+                    },
+                },
+                "delete": {
+                    "summary": "Cancel a background job: a queued one now, a running one before its next segments; nothing is written",
+                    "security": [{"apiKey": []}],
+                    "parameters": JOB_ID,
+                    "responses": {
+                        "200": _ok("the job, with CancelRequested", "application/json", _ref("JobRecord")),
+                        "401": _error("no API key"),
+                        "403": _error(SCOPE_403),
+                        "404": _error("no such job"),
+                        "409": _error("the job has ended already"),
+                        "503": _error("storage unavailable"),
+                    },
+                },
+            },
             "/readyz": {
                 "get": {
                     "summary": "Ready for traffic: output storage answers and every transcode worker is alive",
@@ -509,6 +611,8 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                 "Pipeline": PIPELINE,
                 "CompositeRequest": COMPOSITE.schema(),
                 "CompositeAnswer": COMPOSITE_ANSWER,
+                "JobRequest": JOB_REQUEST.schema(),
+                "JobRecord": JOB_RECORD,
                 "Readiness": {
                     "type": "object",
                     "required": ["status", "checks"],

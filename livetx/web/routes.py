@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from livetx.dash.manifest import MPD_NAME
 from livetx.urls import HLS_ROOT
-from livetx.web import api, content_keys, pipelines, playlists, segments, siblings, templates
+from livetx.web import api, content_keys, jobs, pipelines, playlists, segments, siblings, templates
 from livetx.web.auth import check_metrics_token
 from livetx.web.demo import demo
 from livetx.web.keys import CATALOG, CLUSTER, METRICS, POOL, PROCESS
@@ -89,13 +89,17 @@ def add_routes(app: web.Application) -> None:
     one.add_route("PUT", pipelines.put_pipeline)
     one.add_route("GET", pipelines.get_pipeline)
     one.add_route("DELETE", pipelines.delete_pipeline)
+    app.router.add_post("/api/v1/jobs", jobs.submit, name="api-v1-jobs")
+    app.router.add_get("/api/v1/jobs", jobs.listing, name="api-v1-jobs-list")
+    app.router.add_get("/api/v1/jobs/{id}", jobs.status, name="api-v1-job")
+    app.router.add_delete("/api/v1/jobs/{id}", jobs.cancel, name="api-v1-job-cancel")
     app.router.add_get("/api/openapi.json", openapi, name="openapi")
     app.router.add_get("/", demo, name="demo")
     app.router.add_get("/player", player, name="player")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics_page, name="metrics")
-    # OSS-style `POST /<source key>?x-oss-process`: last, so every other route matches first.
+    # OSS-style `POST /<source key>?x-oss-process` (x-oss-async-process: a job, web/jobs.py): last, so every other route matches first.
     # Any method matches here so that other requests still get 404 (not 405); the handler
     # checks the API key itself, once it knows the request is an OSS call.
-    app.router.add_route("*", "/{key:.+}", api.oss_process, name="oss-process")
+    app.router.add_route("*", "/{key:.+}", jobs.oss_route, name="oss-process")

@@ -1,0 +1,272 @@
+"""The request contract of a background job: a composite (livetx/concat.py) and where its output
+goes, from `POST /api/v1/jobs` or from OSS `x-oss-async-process=video/concat,...|sys/saveas,...`.
+Pure: no aiohttp, no storage I/O.
+
+The JSON form is concat.COMPOSITE's fields at the top level (Clips, Align, Format, Container,
+Video, Audio) plus:
+  Output    {"URI": "oss://bucket/key.mp4", "Format": "mp4" | "mov" | "mkv" | "ts" | "m4a"}
+            (required; m4a: audio only, in MP4; Format defaults to the top-level Format), or
+            segmented: {"URI": "oss://bucket/prefix", "Format": "ts" | "mp4", "Segment":
+            {"Format": "hls", "Duration": 10}}: `<prefix>.m3u8` and its segments next to it, as
+            OSS `/segment,f_hls` and hls/m3u8 name them
+  Pipeline  the queue the job runs in ("default")
+  Notify    {"URL": "https://..."}: a webhook when the job ends
+  UserData  text given back in the record and the notification
+Every refusal is a ParameterError naming the field as the request wrote it (`Output.URI`,
+`Clips[2].StartTime`); a value livetx parses but does not make yet is a 422 (check_makeable).
+
+A parsed request is a `JobRequest`: the composite, the output key and format, and two JSON
+forms: `request` (normalised, what GET shows) and `work` (store keys and parameter values, what
+the runner makes: it never maps a URI again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from fractions import Fraction
+from typing import Any
+
+from livetx.concat import (
+    COMPOSITE,
+    Clip,
+    Composite,
+    ConcatRequest,
+    SegmentParams,
+    check_makeable,
+    concat_params,
+    json_name,
+    make_composite,
+    parse_composite,
+)
+from livetx.contract import Choice, Field, Shape, Text, Via, spec_of
+from livetx.errors import LimitExceeded, LivetxError, OutputReserved, ParameterError, ParameterUnsupported
+from livetx.jobs import URI, KeyFor
+from livetx.media.params import PRESETS
+from livetx.settings import LimitsSettings
+from livetx.storage.base import check_key, is_hidden
+
+FILE_FORMATS = ("mp4", "mov", "mkv", "ts", "m4a")
+AUDIO_ONLY = "m4a"  # an MP4 file with no video
+CONTAINER_OF = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "ts": "mpegts", "m4a": "ipod"}  # PyAV muxer names
+DEFAULT_PIPELINE = "default"
+PIPELINE_NAME = Text("a pipeline name: letters, digits, '-' and '_', at most 64", max_length=64)
+
+SEGMENTED_FORMATS = ("ts", "mp4")  # the Output.Format of a segmented output: its segments' container (ts, fMP4)
+SEGMENT = Shape(
+    {
+        "Format": Field(Choice(("hls",)), required=True, doc="hls: a media playlist and its segments (DASH: not yet)"),
+        "Duration": Field(Via("t", spec_of(SegmentParams, "t"), scale=1000), doc="seconds per segment"),
+    }
+)
+OUTPUT = Shape(
+    {
+        "URI": Field(
+            URI, required=True, doc="oss://bucket/key (or s3://) of the output object (segmented: its prefix), in the output store"
+        ),
+        "Format": Field(Choice(FILE_FORMATS), doc="the file's container (m4a: audio only, in MP4); default: the top-level Format"),
+        "Segment": Field(SEGMENT, doc="segmented output: <URI>.m3u8 and <URI>-<token>-<n>.ts (Format mp4: fMP4), the whole title made"),
+    }
+)
+NOTIFY = Shape({"URL": Field(Text("an http(s) URL", max_length=2048), required=True, doc="the webhook receiver (see README: Webhooks)")})
+JOB_REQUEST = Shape(
+    {
+        **COMPOSITE.fields,
+        "Output": Field(OUTPUT, required=True, doc="where the job's file goes: written whole once the job succeeds, else never"),
+        "Pipeline": Field(PIPELINE_NAME, doc="the queue the job runs in; default: default"),
+        "Notify": Field(NOTIFY, doc="a webhook POSTed, signed, when the job ends (succeeded, failed or cancelled)"),
+        "UserData": Field(Text("text of at most 1024 characters", max_length=1024), doc="given back as it is"),
+    },
+    doc="a background job: a composite of one clip made into one file, or into HLS (Output.Segment)",
+)
+# INTEGRATION POINT (templates): `Template: "<name>"` joins these fields once livetx/batch/templates.py
+# exists (TemplateStore.resolve(name) -> rendition parameters, which the request's own fields override).
+COMPOSITE_FIELDS = tuple(COMPOSITE.fields)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    composite: Composite
+    output_key: str
+    output_uri: str
+    format: str  # one of FILE_FORMATS
+    pipeline: str = DEFAULT_PIPELINE
+    notify_url: str | None = None
+    topic: str | None = None  # OSS /notify
+    user_data: str | None = None
+    request: Mapping[str, Any] | None = None  # normalised JSON (GET shows it)
+    oss: bool = False  # made by OSS: errors name OSS fields
+    segment_ms: int | None = None  # segmented output (HLS): ms per segment; output_key is then the prefix
+
+    def field(self, name: str) -> str:
+        """A parameter in the request's own terms (`fps`, or `Video.TranscodeVideo.FrameRate`)."""
+        return name if self.oss else json_name(name)
+
+    @property
+    def work(self) -> dict[str, Any]:
+        """What the runner makes, in store keys: `from_work` gives the composite back."""
+        params = self.composite.params
+        changed = {f.name: json_value(getattr(params, f.name)) for f in fields(params) if getattr(params, f.name) != f.default}
+        return {
+            "Clips": [[c.key, c.ss_ms, c.t_ms] for c in self.composite.clips],
+            "Params": changed,
+            "OutputKey": self.output_key,
+            "OutputURI": self.output_uri,
+            "Format": self.format,
+            "SegmentMs": self.segment_ms,
+        }
+
+    def meaning(self) -> str:
+        """A hash of what the request asks for (an Idempotency-Key's repeat must ask the same)."""
+        text = json.dumps([self.work, self.pipeline, self.notify_url, self.topic, self.user_data], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def json_value(value: Any) -> Any:
+    """A parameter's value as JSON writes it (a ratio as "30000/1001"), which its spec reads back."""
+    if isinstance(value, Fraction):
+        return int(value) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Work:
+    """A record's `Work`, read back."""
+
+    composite: Composite
+    output_key: str
+    output_uri: str
+    format: str
+    segment_ms: int | None = None
+    profile: str | None = None  # segmented: the playlist job's profile (j-<id>) the title plays under
+
+
+def from_work(work: Mapping[str, Any]) -> Work:
+    clips = [Clip(str(key), int(ss), int(t)) for key, ss, t in work["Clips"]]
+    composite = make_composite(clips, concat_params(dict(work["Params"])))
+    segment, profile = work.get("SegmentMs"), work.get("Profile")
+    return Work(
+        composite,
+        str(work["OutputKey"]),
+        str(work["OutputURI"]),
+        str(work["Format"]),
+        int(segment) if segment is not None else None,
+        str(profile) if profile is not None else None,
+    )
+
+
+def _output_key(uri: str, output_key_for: KeyFor, field: str) -> str:
+    key = output_key_for(uri, field)
+    try:
+        check_key(key)
+    except LivetxError as exc:
+        raise ParameterError(field, f"an object URI with a valid key ({exc.message})") from None
+    if is_hidden(key):
+        raise OutputReserved(f"{field} names a hidden key, where livetx keeps its own records", parameter=field)
+    return key
+
+
+def check_single_clip(composite: Composite, field: str) -> None:
+    """INTEGRATION POINT (composite titles): a job makes one clip until the composite title
+    builder lands (livetx/batch/work.py title_for); then this check goes away."""
+    if len(composite.clips) > 1:
+        raise ParameterUnsupported(field, "one clip: livetx does not join several clips in a job yet")
+
+
+def check_asked(request: JobRequest, limits: LimitsSettings) -> None:
+    """What the request asks for, against `[limits]` (the planned title is checked too, by the runner)."""
+    params = request.composite.params
+    if params.fps is not None and params.fps > limits.max_fps:
+        raise LimitExceeded(request.field("fps"), f"at most {limits.max_fps} fps (limits.max_fps)")
+    slowest = PRESETS.index(limits.slowest_preset)
+    if PRESETS.index(params.preset) > slowest:
+        raise LimitExceeded(request.field("preset"), f"one of {', '.join(PRESETS[: slowest + 1])} (limits.slowest_preset)")
+    if params.s is not None:
+        width, _, height = params.s.partition("x")
+        w, h = int(width or 0), int(height or 0)
+        if max(w, h) > limits.max_side or w * h > limits.max_pixels:
+            raise LimitExceeded(request.field("s"), f"an output of at most {limits.max_pixels} pixels and {limits.max_side} per side")
+    clips = request.composite.clips
+    if clips and all(c.t_ms for c in clips) and sum(c.t_ms for c in clips) > limits.max_job_seconds * 1000:
+        raise LimitExceeded("Clips" if not request.oss else "t", f"at most {limits.max_job_seconds} s of output (limits.max_job_seconds)")
+
+
+def parse_job(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits: LimitsSettings) -> JobRequest:
+    """`POST /api/v1/jobs`'s body, checked; every refusal names its field."""
+    parsed = JOB_REQUEST.parse(body)
+    output = parsed["Output"]
+    top = parsed.get("Format")
+    fmt = output.get("Format") or (top if top in FILE_FORMATS else None)
+    segment = output.get("Segment")
+    if segment is not None:
+        fmt = fmt or "ts"
+        if fmt not in SEGMENTED_FORMATS:
+            raise ParameterError("Output.Format", f"{' or '.join(SEGMENTED_FORMATS)} with Output.Segment (the segments' container)")
+    if fmt is None:
+        raise ParameterError("Output.Format", f"one of {', '.join(FILE_FORMATS)} (or a top-level Format)")
+    if top is not None and output.get("Format") is not None and top != ("mp4" if fmt == AUDIO_ONLY else fmt):
+        raise ParameterError("Format", f"{fmt} as Output.Format says, or absent")
+    raw = {k: body[k] for k in COMPOSITE_FIELDS if k in body}
+    raw["Format"] = "mp4" if fmt == AUDIO_ONLY else fmt
+    if fmt == AUDIO_ONLY:
+        video = dict(raw.get("Video") or {})
+        if video.get("Disable") == 0:
+            raise ParameterError("Video.Disable", "1 (or absent) with Output.Format m4a: an audio-only file")
+        raw["Video"] = {**video, "Disable": 1}
+    uris: dict[str, str] = {}
+
+    def key_for(uri: str, field: str) -> str:
+        key = source_key_for(uri, field)
+        uris.setdefault(key, uri)
+        return key
+
+    composite = parse_composite(raw, key_for)
+    check_makeable(composite, json_name)
+    check_single_clip(composite, "Clips")
+    output_key = _output_key(output["URI"], output_key_for, "Output.URI")
+    pipeline = parsed.get("Pipeline", DEFAULT_PIPELINE)
+    notify = parsed.get("Notify")
+    normal = {k: v for k, v in body.items() if k not in ("Notify", "UserData")}
+    normal["Output"] = {"URI": output["URI"], "Format": fmt}
+    normal["Pipeline"] = pipeline
+    if segment is not None:
+        normal["Output"]["Segment"] = segment
+    request = JobRequest(
+        composite,
+        output_key,
+        output["URI"],
+        fmt,
+        pipeline,
+        notify_url=notify["URL"] if notify else None,
+        user_data=parsed.get("UserData"),
+        request=normal,
+        segment_ms=None if segment is None else segment.get("Duration", SegmentParams().t),
+    )
+    check_asked(request, limits)
+    return request
+
+
+def from_oss(concat: ConcatRequest, output_key_for: KeyFor, limits: LimitsSettings) -> JobRequest:
+    """An OSS `video/concat,...|sys/saveas,...[/notify,topic_...]` request (parsed by
+    concat.parse_oss_concat), as a job."""
+    composite = concat.composite
+    check_makeable(composite)
+    check_single_clip(composite, "pre" if concat.source_index else "sur")
+    fmt = composite.params.f
+    if fmt is None or fmt not in FILE_FORMATS:
+        raise ParameterUnsupported("f", f"one of {', '.join(f for f in FILE_FORMATS if f != AUDIO_ONLY)}")
+    segment_ms = None
+    if concat.segment is not None:
+        if concat.segment.f != "hls":
+            raise ParameterUnsupported("segment.f", "hls: livetx does not make DASH output of jobs yet")
+        segment_ms = concat.segment.t
+    uri = concat.saveas.uri
+    key = _output_key(uri, output_key_for, "sys/saveas.o")
+    work_request = {"Process": "video/concat", "Source": concat.source_key, "Output": {"URI": uri, "Format": fmt}}
+    request = JobRequest(composite, key, uri, fmt, topic=concat.notify, request=work_request, oss=True, segment_ms=segment_ms)
+    check_asked(request, limits)
+    return request

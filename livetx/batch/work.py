@@ -1,0 +1,209 @@
+"""What a job makes: a composite's title, its segments through the normal segment path at
+`Priority.JOB`, and the file they are joined into, written in one PUT.
+
+- `title_for` turns a composite into a Title: the one seam between jobs and titles. A clip is
+  a source with its window (`ss`, `t`) under a hidden, per-parameters profile of one rendition
+  (the composite's ConcatParams), so two jobs of one source and parameters share their
+  segments, cached and sealed like any title's (`<source>/.batch-<hash>/main-<spec>-<n>.ts`).
+- A segmented output (HLS, OSS `/segment,f_hls`) is a playlist job (livetx/jobs.py, made with
+  publishing.py's workflow at submission: its claims, record and `<prefix>.m3u8`, playable at
+  once, its segments made just in time until the job has made them all): `playlist_job` builds
+  it, and `make_all_segments` pre-transcodes the whole title at `Priority.JOB`. It is not whole
+  or absent: the playlist is there from the start, and plays while the job runs.
+- `make_file` asks the segment service for every segment (a few at a time), copies each to a
+  scratch directory on local disk, has the worker process join them (livetx/batch/remux.py),
+  and writes the file to its output key with one `Storage.write`, which is atomic in both
+  stores (a local temp file and rename; an S3 PUT): a job that fails or is cancelled before
+  that write leaves nothing under the output name. The file is held in memory for that one
+  write (bounded by `limits.max_job_bytes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from livetx.batch.remux import RemuxJob, RemuxResult, remux
+from livetx.batch.request import AUDIO_ONLY, CONTAINER_OF, JobRequest, Work, json_value
+from livetx.cache.service import SegmentService
+from livetx.catalog import Catalog
+from livetx.concat import Composite, ConcatParams
+from livetx.errors import LimitExceeded, LivetxError, ParameterUnsupported
+from livetx.jobs import JOB_ID_CHARS, Job, check_limits
+from livetx.layout import batch_profile_name, target_prefix
+from livetx.media.model import INIT, SegmentPart
+from livetx.media.params import RenditionParams, TitleParams
+from livetx.media.pool import Priority
+from livetx.settings import LimitsSettings
+from livetx.titles import Profile, Rendition, RenditionTemplate, Title, build_title
+
+RENDITION = "main"
+SEGMENT_CONTAINER = "ts"  # MPEG-TS segments: no B-frames, one clock (see remux.py)
+
+
+class Cancelled(Exception):
+    """The job was cancelled while it ran: stop, write nothing."""
+
+
+def rendition_params(params: ConcatParams, container: str = SEGMENT_CONTAINER) -> RenditionParams:
+    """The rendition a composite's output is made of (ConcatParams' own fields are the
+    output's: the container, the clip to align on, `vn`)."""
+    own = {f.name for f in fields(RenditionParams)}
+    values = {f.name: getattr(params, f.name) for f in fields(params) if f.name in own}
+    return RenditionParams(**{**values, "container": container})
+
+
+def playlist_job(request: JobRequest, limits: LimitsSettings) -> Job:
+    """A segmented output as a playlist job of one target: `<prefix>.m3u8` and its segments."""
+    params = request.composite.params
+    if params.vn:
+        raise ParameterUnsupported(request.field("vn"), "0 with a segmented output (HLS renditions carry video)")
+    clip = request.composite.clips[0]
+    rendition = rendition_params(params, "ts" if request.format == "ts" else "fmp4")
+    defaults = RenditionParams()
+    changed = {
+        f.name: json_value(getattr(rendition, f.name)) for f in fields(rendition) if getattr(rendition, f.name) != getattr(defaults, f.name)
+    }
+    table: dict[str, Any] = {"st": request.segment_ms, "initd": 0, "renditions": {"t0": changed}}
+    table |= {name: ms for name, ms in (("ss", clip.ss_ms), ("t", clip.t_ms)) if ms}
+    prefixes = {"t0": target_prefix(request.output_key)}
+    meaning = json.dumps(["batch-segmented", clip.key, table, prefixes], sort_keys=True)
+    job = Job(
+        hashlib.sha256(meaning.encode()).hexdigest()[:JOB_ID_CHARS], clip.key, None, table, prefixes, {"t0": request.output_uri}, oss=True
+    )
+    check_limits(job, limits)
+    return job
+
+
+async def make_all_segments(segments: SegmentService, title: Title, progress: Progress, cancelled: IsCancelled, at_once: int) -> None:
+    """Every segment of every rendition of the title (fMP4: its init segment first), at Priority.JOB."""
+    parts: list[tuple[Rendition, SegmentPart]] = []
+    for rendition in title.renditions:
+        if rendition.subtitle is not None:
+            continue
+        if rendition.container == "fmp4":
+            parts.append((rendition, INIT))
+        parts += [(rendition, n) for n in range(len(rendition.windows))]
+    for start in range(0, len(parts), at_once):
+        if await cancelled():
+            raise Cancelled()
+        batch = parts[start : start + at_once]
+        await asyncio.gather(*(segments.get(title, r, n, Priority.JOB) for r, n in batch))
+        await progress(start + len(batch), len(parts))
+
+
+def profile_for(composite: Composite) -> Profile:
+    """The profile of a one-clip composite's title: its window, one rendition, nothing pre-transcoded."""
+    clip = composite.clips[0]
+    title = TitleParams(ss=clip.ss_ms, t=clip.t_ms, initd=0, audio="muxed", subtitles="none")
+    rendition = rendition_params(composite.params)
+    meaning = json.dumps([repr(title), repr(rendition), composite.params.vn], sort_keys=True)
+    return Profile(batch_profile_name(meaning), title, (RenditionTemplate(RENDITION, rendition, title),), source_key=clip.key)
+
+
+async def title_for(catalog: Catalog, composite: Composite) -> Title:
+    """INTEGRATION POINT (composite titles): a composite as a Title. One clip here; a composite
+    of several is refused at submission (request.check_single_clip) until this calls the
+    composite title builder (`Catalog.composite_title(composite, name)`)."""
+    if len(composite.clips) != 1:
+        raise ParameterUnsupported("Clips", "one clip: livetx does not join several clips in a job yet")
+    profile = profile_for(composite)
+    source = await catalog.source(composite.clips[0].key)
+    info = await catalog.media_info(source)
+    if composite.params.vn:
+        info = replace(info, video=None)
+    return build_title(source, info, profile, threads=catalog.threads)
+
+
+def check_planned(title: Title, limits: LimitsSettings, oss: bool) -> None:
+    """The title as planned for its source, against `[limits]`: its length and frame size."""
+    if title.duration > limits.max_job_seconds:
+        field = "t" if oss else "Clips"
+        raise LimitExceeded(
+            field, f"at most {limits.max_job_seconds} s of output (limits.max_job_seconds); this makes {float(title.duration):.1f} s"
+        )
+    video = title.renditions[0].video
+    if video is not None and (video.width * video.height > limits.max_pixels or max(video.width, video.height) > limits.max_side):
+        field = "s" if oss else "Video.TranscodeVideo.Resolution"
+        raise LimitExceeded(
+            field, f"at most {limits.max_pixels} pixels and {limits.max_side} per side; this makes {video.width}x{video.height}"
+        )
+
+
+@dataclass(frozen=True)
+class Made:
+    key: str
+    size: int
+    duration: float
+
+
+Progress = Callable[[int, int], Awaitable[None]]  # (segments made, segments in all)
+IsCancelled = Callable[[], Awaitable[bool]]
+
+
+async def _segment_to(segments: SegmentService, title: Title, index: int, path: Path) -> None:
+    rendition = title.renditions[0]
+    body = await segments.get(title, rendition, index, Priority.JOB)
+    if body.data is not None:
+        await asyncio.to_thread(path.write_bytes, body.data)
+    elif body.path is not None:
+        await asyncio.to_thread(shutil.copyfile, body.path, path)
+    else:  # pragma: no cover - a SegmentBody has one or the other
+        raise LivetxError("segment body without bytes")
+
+
+async def make_segments(
+    segments: SegmentService, title: Title, scratch: Path, at_once: int, progress: Progress, cancelled: IsCancelled
+) -> list[Path]:
+    """Every segment of the title's rendition, in order, as files in `scratch`."""
+    count = len(title.renditions[0].windows)
+    paths = [scratch / f"{n:06d}.ts" for n in range(count)]
+    done = 0
+    for start in range(0, count, at_once):
+        if await cancelled():
+            raise Cancelled()
+        batch = range(start, min(count, start + at_once))
+        await asyncio.gather(*(_segment_to(segments, title, n, paths[n]) for n in batch))
+        done += len(batch)
+        await progress(done, count)
+    return paths
+
+
+async def make_file(
+    work: Work,
+    title: Title,
+    segments: SegmentService,
+    remuxer: ProcessPoolExecutor,
+    limits: LimitsSettings,
+    at_once: int,
+    progress: Progress,
+    cancelled: IsCancelled,
+    scratch_root: Path | None = None,
+) -> Made:
+    """The job's file, written whole to its output key (see the module docstring)."""
+    scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="livetx-job-", dir=scratch_root))
+    try:
+        paths = await make_segments(segments, title, scratch, at_once, progress, cancelled)
+        output = scratch / "output"
+        job = RemuxJob(tuple(str(p) for p in paths), str(output), CONTAINER_OF[work.format], audio_only=work.format == AUDIO_ONLY)
+        loop = asyncio.get_running_loop()
+        result: RemuxResult = await loop.run_in_executor(remuxer, remux, job)
+        if result.size > limits.max_job_bytes:
+            raise LimitExceeded(
+                "Output", f"a file of at most {limits.max_job_bytes} bytes (limits.max_job_bytes); this makes {result.size}"
+            )
+        if await cancelled():
+            raise Cancelled()
+        data = await asyncio.to_thread(output.read_bytes)
+        await segments.output.write(work.output_key, data)
+        return Made(work.output_key, len(data), result.duration)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
