@@ -190,7 +190,7 @@ def probe_key(source_key: str, etag: str) -> str:
 
 
 def record_key(job_id: str) -> str:
-    return f"{JOBS_PREFIX}{job_id}.json"
+    return f"{JOBS_PREFIX}{job_id}{RECORD_SUFFIX}"
 
 
 def template_key(name: str) -> str:
@@ -217,7 +217,7 @@ def composite_key(profile: str) -> str:
 
 def batch_record_key(job_id: str) -> str:
     """A background job's record."""
-    return f"{BATCH_PREFIX}{job_id}.json"
+    return f"{BATCH_PREFIX}{job_id}{RECORD_SUFFIX}"
 
 
 def batch_open_key(job_id: str) -> str:
@@ -232,7 +232,7 @@ def batch_cancel_key(job_id: str) -> str:
 def batch_idempotency_key(api_key: str, idempotency_key: str) -> str:
     """Where the job an API key submitted with an `Idempotency-Key` is recorded."""
     digest = hashlib.sha256(f"{api_key}\n{idempotency_key}".encode()).hexdigest()
-    return f"{BATCH_KEYS_PREFIX}{digest}.json"
+    return f"{BATCH_KEYS_PREFIX}{digest}{RECORD_SUFFIX}"
 
 
 def batch_profile_name(meaning: str) -> str:
