@@ -125,6 +125,8 @@ class S3Settings:
     max_attempts: int = field(default=3, metadata=COUNT)  # per request, with backoff (botocore's standard retry mode)
     breaker_failures: int = field(default=5, metadata=COUNT)  # failed calls in a row that open the circuit breaker
     breaker_seconds: float = field(default=2.0, metadata=NON_NEGATIVE)  # first open period; doubles while probes fail, up to 10 s
+    # bytes of a file written as one object (a job's output): one PUT up to this, else a multipart upload of parts this size
+    part_bytes: int = field(default=16 * 1024**2, metadata=between(5 * 1024**2, 5 * 1024**3))
 
 
 @dataclass(frozen=True)

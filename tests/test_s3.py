@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from livetx.factories import open_storages
 from livetx.layout import master_playlist_key, media_playlist_key, segment_key
 from livetx.media.probe import probe
 from livetx.storage.base import Storage
+from livetx.storage.s3 import S3Storage
 from livetx.web.keys import CATALOG, SEGMENTS
 from tests.checker import check_tone, decode_audio, decode_video, open_joined
 from tests.conftest import MakeClient, Source, launch_server, s3_settings
@@ -59,6 +61,31 @@ async def test_storage_contract(store: Storage) -> None:
     await store.delete("a/b.ts")
     assert await store.stat("a/b.ts") is None
     await store.delete("a/b.ts")  # deleting twice is fine
+
+
+async def test_a_file_is_written_whole_as_one_object(store: Storage, tmp_path: Path) -> None:
+    """`write_file` (a job's output): the file's bytes, in one PUT or, past `s3.part_bytes`, in
+    a multipart upload of parts that size (3 parts here); no temp object left beside it."""
+    part = 5 * 1024 * 1024
+    assert isinstance(store, S3Storage) == (store.local_path("x") is None)  # the S3 case is the S3 class
+    if isinstance(store, S3Storage):
+        store.part_bytes = part
+    data = os.urandom(1024) * (2 * part // 1024 + 300)  # 2 whole parts and a short last one
+    path = tmp_path / "out.mp4"
+    path.write_bytes(data)
+    await store.write_file("exports/out.mp4", path)
+    info = await store.stat("exports/out.mp4")
+    assert info is not None and info.size == len(data)
+    assert await store.read("exports/out.mp4") == data
+    assert [o.key for o in await store.list_prefix("exports/", 10)] == ["exports/out.mp4"]
+    if isinstance(store, S3Storage):
+        assert info.etag.endswith("-3")  # S3's ETag of a 3-part upload
+        uploads = await store.client.list_multipart_uploads(Bucket=store.location.bucket)
+        assert not uploads.get("Uploads")  # none left open
+    small = tmp_path / "small.mp4"
+    small.write_bytes(b"m" * 1000)
+    await store.write_file("exports/out.mp4", small)  # replaced whole
+    assert await store.read("exports/out.mp4") == b"m" * 1000
 
 
 async def test_records_are_listed_in_their_hidden_folder(store: Storage) -> None:

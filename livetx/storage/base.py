@@ -125,6 +125,11 @@ class Storage(Protocol):
     async def write(self, key: str, data: bytes) -> None:
         """Atomic: readers see the whole object or none of it."""
 
+    async def write_file(self, key: str, path: Path) -> None:
+        """The bytes of the local file `path` as object `key`, atomic as `write`, and never held
+        whole in memory (a job's output file: local, a copy then a rename; S3, one PUT, or a
+        multipart upload whose object appears only when it completes)."""
+
     async def delete(self, key: str) -> None: ...
 
     async def list_prefix(self, prefix: str, limit: int) -> list[ObjectInfo]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from livetx.errors import InvalidPath, LivetxError, ParameterError
 from livetx.storage.base import LOCAL_BUCKET, ObjectInfo, check_key, check_record_folder, file_version, is_hidden, split_prefix, split_uri
 
 FILE_MODE = 0o644
+COPY_CHUNK = 1024 * 1024  # bytes a copied file is read and written in (`write_file`)
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +72,20 @@ class LocalStorage:
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)
 
-    def _write(self, key: str, data: bytes) -> None:
+    def _write(self, key: str, data: bytes | Path) -> None:
+        """A temp file next to the object, then a rename: readers see the whole object or none.
+        `data`: the bytes, or a local file to copy them from."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
         try:
             os.fchmod(fd, FILE_MODE & ~_UMASK)  # mkstemp makes 0600; a web server may serve these files
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                if isinstance(data, Path):
+                    with data.open("rb") as src:
+                        shutil.copyfileobj(src, fh, COPY_CHUNK)
+                else:
+                    fh.write(data)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
@@ -85,6 +93,9 @@ class LocalStorage:
 
     async def write(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self._write, key, data)
+
+    async def write_file(self, key: str, path: Path) -> None:
+        await asyncio.to_thread(self._write, key, path)
 
     def _list_prefix(self, prefix: str, limit: int) -> list[ObjectInfo]:
         folder, start = split_prefix(prefix)

@@ -8,6 +8,8 @@ AWS chain (environment, shared config, instance role) and are never logged.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -75,6 +77,7 @@ class S3Storage:
         self.client = client
         self.location = location
         self.options = options
+        self.part_bytes = options.part_bytes  # (`write_file`)
         self.breaker = breaker or CircuitBreaker(f"s3 {location.bucket}")
 
     def __repr__(self) -> str:
@@ -145,6 +148,36 @@ class S3Storage:
                 )
         except ClientError as exc:  # a PUT's 404: the bucket is gone
             raise StorageUnavailable(f"S3 PUT failed: {exc.response.get('Error', {}).get('Code', '?')}") from None
+
+    async def write_file(self, key: str, path: Path) -> None:
+        """One PUT up to `part_bytes`; beyond, a multipart upload, one part in memory at a time,
+        whose object appears only when the upload completes (aborted on any failure)."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if size <= self.part_bytes:
+            await self.write(key, await asyncio.to_thread(path.read_bytes))
+            return
+        target = {"Bucket": self.location.bucket, "Key": self._key(key)}
+        content_type = CONTENT_TYPES.get(Path(key).suffix, "application/octet-stream")
+        try:
+            async with self._call("PUT"):
+                upload = (await self.client.create_multipart_upload(**target, ContentType=content_type))["UploadId"]
+            try:
+                parts: list[dict[str, Any]] = []
+                with path.open("rb") as fh:
+                    while chunk := await asyncio.to_thread(fh.read, self.part_bytes):
+                        number = len(parts) + 1
+                        async with self._call("PUT"):
+                            part = await self.client.upload_part(**target, UploadId=upload, PartNumber=number, Body=chunk)
+                        parts.append({"ETag": part["ETag"], "PartNumber": number})
+                async with self._call("PUT"):
+                    await self.client.complete_multipart_upload(**target, UploadId=upload, MultipartUpload={"Parts": parts})
+            except BaseException:
+                # the parts would be kept (and billed) until aborted; the object never appeared
+                with contextlib.suppress(ClientError, BotoCoreError, StorageUnavailable):
+                    await asyncio.shield(self.client.abort_multipart_upload(**target, UploadId=upload))
+                raise
+        except ClientError as exc:
+            raise StorageUnavailable(f"S3 multipart upload failed: {exc.response.get('Error', {}).get('Code', '?')}") from None
 
     async def delete(self, key: str) -> None:
         try:
