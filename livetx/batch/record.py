@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from livetx.batch.pipelines import DEFAULT as DEFAULT_PIPELINE
 from livetx.notify.signing import new_event_id  # made once, when the job ends: every attempt carries it
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
@@ -34,7 +35,6 @@ MOVES: Mapping[str, frozenset[str]] = {
     CANCELLED: frozenset(),
 }
 ID_CHARS = 16  # hex digits of a job id
-DEFAULT_PIPELINE = "default"
 VERSION = 1
 
 
