@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from livetx.batch.record import DEFAULT_PIPELINE
 from livetx.batch.templates import NAME_PATTERN, check_name
 from livetx.contract import Field, Integer, Invalid, Shape, Spec, Text
 from livetx.errors import ConfigError, LivetxError, ParameterError, PipelineNotFound, PipelineProtected, WebhookTargetInvalid
@@ -39,7 +40,7 @@ from livetx.notify.delivery import check_url
 from livetx.settings import MAX_PIPELINE_CONCURRENCY, NotifySettings, PipelinesSettings, Settings
 from livetx.storage.base import Storage, check_key, is_hidden
 
-DEFAULT = "default"
+DEFAULT = DEFAULT_PIPELINE  # always exists
 RECORD_VERSION = 1
 MAX_LISTED = 1000
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from livetx.batch.pipelines import DEFAULT as DEFAULT_PIPELINE
 from livetx.notify.signing import new_event_id  # made once, when the job ends: every attempt carries it
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
@@ -35,6 +34,7 @@ MOVES: Mapping[str, frozenset[str]] = {
     CANCELLED: frozenset(),
 }
 ID_CHARS = 16  # hex digits of a job id
+DEFAULT_PIPELINE = "default"  # the pipeline of jobs that name none (livetx/batch/pipelines.py)
 VERSION = 1
 
 
