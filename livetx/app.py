@@ -206,7 +206,7 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
             )
             # background jobs (livetx/batch/): stopped first, so a running job goes back to the
             # queue while storage and the pool are still there
-            runner = app[JOBS] = Runner(settings, app[CATALOG], app[SEGMENTS])
+            runner = app[JOBS] = Runner(settings, app[CATALOG], app[SEGMENTS], app[PIPELINES])
             await runner.start()
             try:
                 yield

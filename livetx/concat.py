@@ -45,6 +45,7 @@ from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import Any
 
+from livetx.batch import templates
 from livetx.contract import Choice, Field, Integer, ListOf, Shape, Spec, Text, Via, param, param_names, parse_params, spec_of
 from livetx.errors import LivetxError, ParameterError, ParameterUnsupported
 from livetx.jobs import URI, KeyFor, b64_text, oss_option, shape_names, shape_params
@@ -468,19 +469,25 @@ COMPOSITE = Shape(
 JSON_NAMES = {**shape_names(COMPOSITE), "maxrate": "Video.TranscodeVideo.Bitrate", "clips": "Clips"}
 
 
-def parse_composite(body: Any, source_key_for: KeyFor) -> Composite:
+def parse_composite(body: Any, source_key_for: KeyFor, template: Mapping[str, Any] | None = None) -> Composite:
     """The JSON form; every refusal is a ParameterError naming the JSON field (`Clips[1].URI`).
-    `source_key_for` maps a clip's URI to its key in the source store (Storage.key_for_uri)."""
+    `source_key_for` maps a clip's URI to its key in the source store (Storage.key_for_uri).
+    `template`: the output parameters the body's own fields override (a job's `Template`,
+    resolved; templates.over_template); a refusal of one only it set names `Template`."""
     request = COMPOSITE.parse(body)
     clips = []
     for i, item in enumerate(request["Clips"]):
         field = f"Clips[{i}]"
         key = clip_key(source_key_for(item["URI"], f"{field}.URI"), f"{field}.URI")
         clips.append(Clip(key, item.get("StartTime", 0), item.get("Duration", 0)))
+    own = shape_params(request, COMPOSITE)
     try:
-        return make_composite(clips, concat_params(shape_params(request, COMPOSITE)))
+        return make_composite(clips, concat_params(templates.over_template(template or {}, own)))
     except ParameterError as exc:
-        raise ParameterError(json_name(exc.name), str(exc.details.get("allowed", exc.message))) from None
+        allowed = str(exc.details.get("allowed", exc.message))
+        if exc.name in templates.from_template(template or {}, own):
+            raise ParameterError("Template", f"a template whose {exc.name} fits this job: {allowed}") from None
+        raise ParameterError(json_name(exc.name), allowed) from None
 
 
 def json_name(name: str) -> str:

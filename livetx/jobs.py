@@ -365,10 +365,8 @@ def parse_imm(
             raise ParameterError(f"{field}.URI", "a URI no other target uses")
         own = shape_params(target)
         template = dict(template_for(target["Template"], f"{field}.Template")) if "Template" in target else {}
-        params = {"preset": "veryfast", **template, **own}
-        if "crf" in params and "vb" in params:  # a target's CRF over a template's bitrate, or its Bitrate over a
-            params["maxrate"] = params.pop("vb")  # template's crf: quality mode capped at the bitrate, as in one target
-        _validate_target(params, field, set(template) - set(own))
+        params = templates.over_template({"preset": "veryfast", **template}, own)
+        _validate_target(params, field, templates.from_template(template, own))
         renditions[f"t{i}"] = params
         prefixes[f"t{i}"] = prefix
         uris[f"t{i}"] = target["URI"]

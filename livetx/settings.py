@@ -282,11 +282,10 @@ class NotifySettings:
 
 @dataclass(frozen=True)
 class JobsSettings:
-    """Background jobs (livetx/batch/): claims, the runner, the default pipeline."""
+    """Background jobs (livetx/batch/): claims and the runner (pipelines: PipelinesSettings)."""
 
     lease_ttl: float = field(default=30.0, metadata=POSITIVE)  # seconds a job's claim lives unless renewed (renewed every third of it)
     poll: float = field(default=2.0, metadata=POSITIVE)  # seconds between two looks for queued jobs (a job submitted here starts at once)
-    concurrency: int = field(default=1, metadata=COUNT)  # jobs of the default pipeline running at once, fleet-wide (per host without Redis)
     segments_at_once: int = field(default=2, metadata=COUNT)  # segments one job asks the pool for at once
     progress_every: float = field(default=1.0, metadata=POSITIVE)  # seconds between two progress writes of a job's record, at least
 

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -234,10 +235,21 @@ def test_submit_wait_status_list_and_cancel_against_the_server(tmp_path: Path, s
         assert job("status", "j-ffffffffffffffff").returncode == cli_jobs.EXIT_NOT_FOUND
         assert job("wait", "j-ffffffffffffffff").returncode == cli_jobs.EXIT_NOT_FOUND
 
-        # a second job, cancelled: its wait ends with the cancelled status
-        body.write_text(json.dumps({"Clips": [{"URI": "oss://local/a.mp4"}], "Output": {"URI": "oss://local/out/b.mp4", "Format": "mp4"}}))
+        # a second job, in a paused pipeline (so still queued), cancelled: its wait ends with the cancelled status
+        paused = urllib.request.Request(
+            f"{server.base_url}/api/v1/pipelines/held",
+            data=json.dumps({"Paused": True}).encode(),
+            method="PUT",
+            headers={"Authorization": f"Bearer {server.api_key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(paused, timeout=30) as created:
+            assert created.status == 201
+        second_body = {"Clips": [{"URI": "oss://local/a.mp4"}], "Output": {"URI": "oss://local/out/b.mp4", "Format": "mp4"}}
+        body.write_text(json.dumps({**second_body, "Pipeline": "held"}))
         second = json.loads(job("submit", str(body), "--json").stdout)["JobId"]
+        assert json.loads(job("status", second, "--json").stdout)["State"] == "queued"
         cancelled = job("cancel", second, "--json")
         assert cancelled.returncode == 0, cancelled.stderr
         ended = job("wait", second, "--timeout", "120")
-        assert ended.returncode in (cli_jobs.EXIT_CANCELLED, cli_jobs.EXIT_SUCCEEDED), ended.stdout  # it may have finished first
+        assert ended.returncode == cli_jobs.EXIT_CANCELLED, ended.stdout + ended.stderr
+        assert f"{second} cancelled" in ended.stdout

@@ -10,8 +10,16 @@ private address unless `notify.allow_private_targets`); "" removes it. `OutputPr
 prefix in output storage, checked as an output key is (no hidden part, not inside a
 configured profile's area); "" is the store's root.
 
-The job runner reads `PipelineStore.get(name)` for a pipeline's concurrency, pause and
-webhook. Records are JSON under `layout.pipeline_key(name)`.
+How a job uses its pipeline (`"Pipeline": "<name>"` in POST /api/v1/jobs; default `default`):
+- at submission: an unknown name is a 400 naming `Pipeline`; an `Output.URI` with no scheme
+  (`clips/a.mp4`) is the key `<OutputPrefix>/clips/a.mp4` (under_prefix), an oss:// or s3://
+  URI is used as given; the job's webhook is its own `Notify.URL` (or OSS topic), else the
+  pipeline's `NotifyURL`, as it is then (kept in the record);
+- when it runs (livetx/batch/runner.py, which reads each pipeline's record at most once a
+  second): at most `Concurrency` of the pipeline's jobs run at once (fleet-wide with Redis,
+  per host without); none starts while it is `Paused`, and un-pausing lets them start at the
+  runner's next look. A job whose pipeline was deleted fails (`PipelineNotFound`).
+Records are JSON under `layout.pipeline_key(name)`.
 """
 
 from __future__ import annotations
@@ -22,15 +30,17 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from livetx.batch.record import DEFAULT_PIPELINE
 from livetx.batch.templates import NAME_PATTERN, check_name
 from livetx.contract import Field, Integer, Invalid, Shape, Spec, Text
 from livetx.errors import ConfigError, LivetxError, ParameterError, PipelineNotFound, PipelineProtected, WebhookTargetInvalid
+from livetx.jobs import KeyFor
 from livetx.layout import PIPELINES_PREFIX, pipeline_key, profile_area, record_name
 from livetx.notify.delivery import check_url
 from livetx.settings import MAX_PIPELINE_CONCURRENCY, NotifySettings, PipelinesSettings, Settings
 from livetx.storage.base import Storage, check_key, is_hidden
 
-DEFAULT = "default"
+DEFAULT = DEFAULT_PIPELINE  # always exists
 RECORD_VERSION = 1
 MAX_LISTED = 1000
 
@@ -116,6 +126,23 @@ def check_notify_url(url: str | None, notify: NotifySettings, field: str = "Noti
     except WebhookTargetInvalid as exc:
         raise ParameterError(field, f"an http(s) URL livetx may send webhooks to ({exc.reason})") from None
     return url
+
+
+def is_uri(uri: str) -> bool:
+    """An object URI (oss://bucket/key, s3://...), as opposed to a key relative to a prefix."""
+    return "://" in uri
+
+
+def under_prefix(prefix: str, key_for: KeyFor) -> KeyFor:
+    """An output URI -> its key: an object URI as `key_for` (the store) maps it; a name with no
+    scheme as a key under `prefix` (a pipeline's OutputPrefix; "/" put between when missing)."""
+
+    def key(uri: str, field: str) -> str:
+        if is_uri(uri):
+            return key_for(uri, field)
+        return prefix + uri if not prefix or prefix.endswith("/") else f"{prefix}/{uri}"
+
+    return key
 
 
 def default_pipeline(settings: PipelinesSettings, notify: NotifySettings, profile_names: set[str]) -> Pipeline:

@@ -34,7 +34,7 @@ MOVES: Mapping[str, frozenset[str]] = {
     CANCELLED: frozenset(),
 }
 ID_CHARS = 16  # hex digits of a job id
-DEFAULT_PIPELINE = "default"
+DEFAULT_PIPELINE = "default"  # the pipeline of jobs that name none (livetx/batch/pipelines.py)
 VERSION = 1
 
 

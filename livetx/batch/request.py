@@ -9,7 +9,12 @@ Video, Audio) plus:
             segmented: {"URI": "oss://bucket/prefix", "Format": "ts" | "mp4", "Segment":
             {"Format": "hls", "Duration": 10}}: `<prefix>.m3u8` and its segments next to it, as
             OSS `/segment,f_hls` and hls/m3u8 name them
-  Pipeline  the queue the job runs in ("default")
+  Template  the name of a stored template (livetx/batch/templates.py): its parameters are the
+            output's, and the request's own fields (Video, Audio, Container) override them, as
+            IMM `Targets[i].Template` does (templates.over_template); the record's `Work` keeps
+            the resolved parameters, so editing the template later changes no submitted job
+  Pipeline  the queue the job runs in ("default"; livetx/batch/pipelines.py): an Output.URI
+            with no scheme (`clips/a.mp4`) is a key under the pipeline's OutputPrefix
   Notify    {"URL": "https://..."}: a webhook when the job ends
   UserData  text given back in the record and the notification
 Every refusal is a ParameterError naming the field as the request wrote it (`Output.URI`,
@@ -29,6 +34,7 @@ from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import Any
 
+from livetx.batch import pipelines, templates
 from livetx.concat import (
     COMPOSITE,
     Clip,
@@ -47,12 +53,12 @@ from livetx.jobs import URI, KeyFor
 from livetx.media.params import PRESETS
 from livetx.settings import LimitsSettings
 from livetx.storage.base import check_key, is_hidden
+from livetx.titles import PER_RENDITION
 
 FILE_FORMATS = ("mp4", "mov", "mkv", "ts", "m4a")
 AUDIO_ONLY = "m4a"  # an MP4 file with no video
 CONTAINER_OF = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "ts": "mpegts", "m4a": "ipod"}  # PyAV muxer names
-DEFAULT_PIPELINE = "default"
-PIPELINE_NAME = Text("a pipeline name: letters, digits, '-' and '_', at most 64", max_length=64)
+DEFAULT_PIPELINE = pipelines.DEFAULT
 
 SEGMENTED_FORMATS = ("ts", "mp4")  # the Output.Format of a segmented output: its segments' container (ts, fMP4)
 SEGMENT = Shape(
@@ -64,7 +70,10 @@ SEGMENT = Shape(
 OUTPUT = Shape(
     {
         "URI": Field(
-            URI, required=True, doc="oss://bucket/key (or s3://) of the output object (segmented: its prefix), in the output store"
+            URI,
+            required=True,
+            doc="oss://bucket/key (or s3://) of the output object (segmented: its prefix), in the output store; a key with no"
+            " scheme (clips/a.mp4) is placed under the pipeline's OutputPrefix",
         ),
         "Format": Field(Choice(FILE_FORMATS), doc="the file's container (m4a: audio only, in MP4); default: the top-level Format"),
         "Segment": Field(SEGMENT, doc="segmented output: <URI>.m3u8 and <URI>-<token>-<n>.ts (Format mp4: fMP4), the whole title made"),
@@ -75,14 +84,17 @@ JOB_REQUEST = Shape(
     {
         **COMPOSITE.fields,
         "Output": Field(OUTPUT, required=True, doc="where the job's file goes: written whole once the job succeeds, else never"),
-        "Pipeline": Field(PIPELINE_NAME, doc="the queue the job runs in; default: default"),
+        "Template": Field(
+            templates.NAME,
+            doc="the name of a stored template (PUT /api/v1/templates/{name}) whose parameters the output starts from;"
+            " the request's own fields override them",
+        ),
+        "Pipeline": Field(templates.NAME, doc="the queue the job runs in (PUT /api/v1/pipelines/{name}); default: default"),
         "Notify": Field(NOTIFY, doc="a webhook POSTed, signed, when the job ends (succeeded, failed or cancelled)"),
         "UserData": Field(Text("text of at most 1024 characters", max_length=1024), doc="given back as it is"),
     },
     doc="a background job: a composite of one clip made into one file, or into HLS (Output.Segment)",
 )
-# INTEGRATION POINT (templates): `Template: "<name>"` joins these fields once livetx/batch/templates.py
-# exists (TemplateStore.resolve(name) -> rendition parameters, which the request's own fields override).
 COMPOSITE_FIELDS = tuple(COMPOSITE.fields)
 
 
@@ -195,8 +207,40 @@ def check_asked(request: JobRequest, limits: LimitsSettings) -> None:
         raise LimitExceeded("Clips" if not request.oss else "t", f"at most {limits.max_job_seconds} s of output (limits.max_job_seconds)")
 
 
-def parse_job(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits: LimitsSettings) -> JobRequest:
-    """`POST /api/v1/jobs`'s body, checked; every refusal names its field."""
+def job_template(params: Mapping[str, Any]) -> dict[str, Any]:
+    """What a job takes of a template: its rendition parameters. Its playback parameters
+    (segment timing, lookahead: titles.PER_RENDITION) are a player's, and left out; encryption
+    is refused (a job's output is written in the clear), naming `Template`."""
+    if params.get("encryption", "none") != "none":
+        raise ParameterError("Template", "a template without encryption: a job's output is written in the clear")
+    return {k: v for k, v in params.items() if k not in PER_RENDITION}
+
+
+def template_name(body: Any) -> str | None:
+    """The template a job request names, read before it is parsed so that its parameters can be
+    fetched (anything malformed is left to the parser to refuse)."""
+    name = body.get("Template") if isinstance(body, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def pipeline_name(body: Any) -> str:
+    """The pipeline a job request names, checked (a ParameterError naming `Pipeline`), read
+    before it is parsed: the pipeline's OutputPrefix places its output."""
+    name = body.get("Pipeline", DEFAULT_PIPELINE) if isinstance(body, dict) else DEFAULT_PIPELINE
+    checked: str = templates.NAME.check(name, "Pipeline")
+    return checked
+
+
+def parse_job(
+    body: Any,
+    source_key_for: KeyFor,
+    output_key_for: KeyFor,
+    limits: LimitsSettings,
+    template_for: templates.Lookup = templates.none_stored,
+    output_prefix: str = "",
+) -> JobRequest:
+    """`POST /api/v1/jobs`'s body, checked; every refusal names its field. `template_for`: the
+    template it names, resolved (TemplateStore.lookup); `output_prefix`: its pipeline's."""
     parsed = JOB_REQUEST.parse(body)
     output = parsed["Output"]
     top = parsed.get("Format")
@@ -224,21 +268,23 @@ def parse_job(body: Any, source_key_for: KeyFor, output_key_for: KeyFor, limits:
         uris.setdefault(key, uri)
         return key
 
-    composite = parse_composite(raw, key_for)
+    template = job_template(template_for(parsed["Template"], "Template")) if "Template" in parsed else {}
+    composite = parse_composite(raw, key_for, template)
     check_makeable(composite, json_name)
     check_single_clip(composite, "Clips")
-    output_key = _output_key(output["URI"], output_key_for, "Output.URI")
+    output_key = _output_key(output["URI"], pipelines.under_prefix(output_prefix, output_key_for), "Output.URI")
+    output_uri = output["URI"] if pipelines.is_uri(output["URI"]) else output_key  # a relative name: the key it is under the prefix
     pipeline = parsed.get("Pipeline", DEFAULT_PIPELINE)
     notify = parsed.get("Notify")
     normal = {k: v for k, v in body.items() if k not in ("Notify", "UserData")}
-    normal["Output"] = {"URI": output["URI"], "Format": fmt}
+    normal["Output"] = {"URI": output_uri, "Format": fmt}
     normal["Pipeline"] = pipeline
     if segment is not None:
         normal["Output"]["Segment"] = segment
     request = JobRequest(
         composite,
         output_key,
-        output["URI"],
+        output_uri,
         fmt,
         pipeline,
         notify_url=notify["URL"] if notify else None,

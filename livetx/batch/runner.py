@@ -3,8 +3,12 @@
 runs each (livetx/batch/work.py) and notifies (livetx/batch/notices.py).
 
 - It looks every `jobs.poll` seconds, and at once when a job is submitted to this process.
-- A job runs when its pipeline is not paused and one of the pipeline's `concurrency` slots is
-  free (slot leases: fleet-wide with Redis, host-wide without).
+- A job runs when its pipeline (livetx/batch/pipelines.py, the app's PipelineStore) is not
+  paused and one of the pipeline's `Concurrency` slots is free (slot leases: fleet-wide with
+  Redis, host-wide without). Pipeline records are read at most once every
+  PIPELINE_READ_EVERY seconds, once for all the jobs of a look, so a change (un-pausing, a
+  new concurrency) takes effect at the next look after that, with no restart; a change made
+  through this process's API is read at once. A job whose pipeline was deleted fails.
 - Its segments go to the pool at `Priority.JOB`, the lowest: a client's segment never waits
   behind a job (the pool preempts background work whenever a client waits), nor does
   pre-transcode or lookahead (they sort first).
@@ -24,48 +28,44 @@ import multiprocessing
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from livetx.batch.claims import Claims, make_engine
 from livetx.batch.notices import Notices
-from livetx.batch.record import CANCELLED, DEFAULT_PIPELINE, FAILED, QUEUED, RUNNING, SUCCEEDED, JobError, JobRecord, Output
+from livetx.batch.pipelines import Pipeline, PipelineStore
+from livetx.batch.record import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobError, JobRecord, Output
 from livetx.batch.request import from_work
 from livetx.batch.store import JobStore
 from livetx.batch.work import Cancelled, check_planned, make_all_segments, make_file, title_for
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.cluster.leases import Lease
-from livetx.errors import LivetxError, ParameterError
+from livetx.errors import LivetxError, PipelineNotFound
 from livetx.notify.delivery import Deliveries
 from livetx.settings import Settings
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Pipeline:
-    """INTEGRATION POINT (pipelines): what the runner needs of a pipeline. Until pipelines are
-    configurable (livetx/batch/pipelines.py, PipelineStore.get), there is one: `default`."""
-
-    name: str
-    concurrency: int
-    paused: bool = False
-    notify_url: str | None = None
-
-
-def pipeline_of(settings: Settings, name: str) -> Pipeline:
-    if name != DEFAULT_PIPELINE:
-        raise ParameterError("Pipeline", f"{DEFAULT_PIPELINE}: the only pipeline (pipelines are not configurable yet)")
-    return Pipeline(DEFAULT_PIPELINE, settings.jobs.concurrency)
+PIPELINE_READ_EVERY = 1.0  # seconds a runner keeps the pipeline records it read (pause, concurrency)
 
 
 class Runner:
-    def __init__(self, settings: Settings, catalog: Catalog, segments: SegmentService, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        segments: SegmentService,
+        pipelines: PipelineStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.segments = segments
+        self.pipelines = pipelines
         self.clock = clock
+        self._seen: dict[str, Pipeline | None] = {}  # pipeline name -> its record as last read (None: there is none)
+        self._seen_at = -float("inf")  # (the event loop's clock)
         self.store = JobStore(catalog.output)
         self.claims = Claims(make_engine(settings), self.store, settings.jobs.lease_ttl, clock)
         self.deliveries = Deliveries(settings.notify, clock=clock)
@@ -98,6 +98,20 @@ class Runner:
         """A job was submitted here: look now."""
         self._wake.set()
 
+    def pipelines_changed(self) -> None:
+        """A pipeline was changed through this process: read the records again, and look now."""
+        self._seen_at = -float("inf")
+        self.wake()
+
+    async def _pipeline(self, name: str) -> Pipeline | None:
+        """The pipeline `name` as read in this look, or at most PIPELINE_READ_EVERY s ago."""
+        if name not in self._seen:
+            try:
+                self._seen[name] = await self.pipelines.get(name)
+            except PipelineNotFound:
+                self._seen[name] = None
+        return self._seen[name]
+
     @property
     def running(self) -> int:
         return len(self._busy)
@@ -118,6 +132,9 @@ class Runner:
 
     async def scan(self) -> None:
         """One look at the open jobs: take what can be taken."""
+        now = asyncio.get_running_loop().time()
+        if now - self._seen_at >= PIPELINE_READ_EVERY:
+            self._seen, self._seen_at = {}, now
         for job_id in await self.store.open_ids():
             if job_id in self._busy:
                 continue
@@ -138,7 +155,10 @@ class Runner:
         if record.finished:
             await self._take_notice(record)
             return
-        pipeline = pipeline_of(self.settings, record.pipeline)
+        pipeline = await self._pipeline(record.pipeline)
+        if pipeline is None:
+            await self._fail_unplaced(record)
+            return
         if pipeline.paused:
             return
         slot = await self.claims.slot(pipeline.name, pipeline.concurrency)
@@ -160,6 +180,18 @@ class Runner:
         self._busy[job_id] = task
         task.add_done_callback(lambda _: self._busy.pop(job_id, None))
 
+    async def _fail_unplaced(self, record: JobRecord) -> None:
+        """A job whose pipeline is gone (deleted after the job was submitted) fails."""
+        taken = await self.claims.take(record)
+        if taken is None:
+            return
+        lease, claimed = taken
+        error = JobError(PipelineNotFound.code, f"no pipeline named {record.pipeline!r} (deleted after the job was submitted)")
+        now = self.clock()
+        if claimed.state == QUEUED:
+            claimed = claimed.transition(RUNNING, now)
+        self._start(claimed.id, self._end(claimed.transition(FAILED, now, error=error), lease))
+
     async def _take_notice(self, record: JobRecord) -> None:
         taken = await self.claims.take(record)
         if taken is None:
@@ -171,7 +203,6 @@ class Runner:
 
     async def _run(self, record: JobRecord, lease: Lease, slot: Lease) -> None:
         keeper = _Keeper(self, record)
-        notifying = False
         try:
             try:
                 final = await self._make(keeper)
@@ -181,6 +212,19 @@ class Runner:
             finally:
                 keeper.stop()
                 await slot.release()
+        except LivetxError as exc:  # storage failed under the record: the claim runs out, and the job is taken over then
+            log.warning("job %s: record not written (%s)", record.id, exc.code)
+            await lease.release()
+            return
+        except BaseException:
+            await lease.release()
+            raise
+        await self._end(final, lease)
+
+    async def _end(self, final: JobRecord, lease: Lease) -> None:
+        """A job's end written, then its notice sent (which releases the lease) or its marker closed."""
+        notifying = False
+        try:
             if final.notice_pending:  # its delivery is this runner's (see notices.py)
                 final = self.claims.renewed(final)
             await self.store.put(final)
@@ -191,7 +235,7 @@ class Runner:
             else:
                 await self.store.close(final.id)
         except LivetxError as exc:  # storage failed under the record: the claim runs out, and the job is taken over then
-            log.warning("job %s: record not written (%s)", record.id, exc.code)
+            log.warning("job %s: record not written (%s)", final.id, exc.code)
         finally:
             if not notifying:
                 await lease.release()

@@ -163,6 +163,21 @@ def flatten(chain: Iterable[Template]) -> dict[str, Any]:
     return out
 
 
+def over_template(template: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
+    """A request's own parameters over its template's (IMM `Targets[i].Template`, a job's
+    `Template`): its own override; a CRF over a template's bitrate, or a bitrate over a
+    template's CRF, is quality mode capped at the bitrate, as when one request gives both."""
+    params = {**template, **own}
+    if "crf" in params and "vb" in params:
+        params["maxrate"] = params.pop("vb")
+    return params
+
+
+def from_template(template: Mapping[str, Any], own: Mapping[str, Any]) -> set[str]:
+    """The parameters only the template set: a refusal of one of them names `Template`."""
+    return set(template) - set(own)
+
+
 Lookup = Callable[[str, str], Mapping[str, Any]]  # (template name, request field) -> its resolved parameters
 
 

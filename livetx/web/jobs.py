@@ -7,6 +7,11 @@ GET    /api/v1/jobs           records, filtered by ?state= and ?pipeline=, at mo
 DELETE /api/v1/jobs/{id}      cancel (409 once the job has ended)
 POST   /<source key>?x-oss-async-process   OSS `video/concat,...|sys/saveas,...[/notify,...]`
 
+A job names its `Pipeline` (app[PIPELINES]; unknown: 400 naming `Pipeline`), which places an
+Output.URI with no scheme under its OutputPrefix and gives its NotifyURL to a job with no
+webhook of its own; and may name a `Template` (app[TEMPLATES]; unknown: 400 naming `Template`),
+resolved now: the record keeps its parameters.
+
 Every route is the `jobs` operation of an API key's scope; a submission also needs the key to
 read every clip's source and write the output key, and a key sees and cancels only the jobs
 whose output it may write.
@@ -19,12 +24,13 @@ from typing import Any
 from aiohttp import web
 
 from livetx.batch.notices import check_target, topic_url
+from livetx.batch.pipelines import DEFAULT, Pipeline
 from livetx.batch.record import CANCELLED, QUEUED, STATES, JobRecord, new_job_id
-from livetx.batch.request import JobRequest, from_oss, parse_job
-from livetx.batch.runner import Runner, pipeline_of
+from livetx.batch.request import JobRequest, from_oss, parse_job, pipeline_name, template_name
+from livetx.batch.runner import Runner
 from livetx.batch.work import playlist_job
 from livetx.concat import parse_oss_concat
-from livetx.errors import InvalidPath, JobFinished, JobNotFound, OutputReserved, ParameterError
+from livetx.errors import InvalidPath, JobFinished, JobNotFound, OutputReserved, ParameterError, PipelineNotFound
 from livetx.layout import PLAYLIST_SUFFIX, profile_area, target_playlist_key
 from livetx.publishing import publish_job
 from livetx.scopes import JOBS as JOBS_OPERATION
@@ -32,7 +38,7 @@ from livetx.storage.base import check_source_key
 from livetx.web import api
 from livetx.web.auth import check_api_key
 from livetx.web.body import form_body, json_body
-from livetx.web.keys import API_SCOPE, CATALOG, JOBS, REQUEST_ID, SEGMENTS, SETTINGS
+from livetx.web.keys import API_SCOPE, CATALOG, JOBS, PIPELINES, REQUEST_ID, SEGMENTS, SETTINGS, TEMPLATES
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
@@ -54,7 +60,16 @@ def _idempotency_key(request: web.Request) -> str | None:
     return value
 
 
-async def _submit(request: web.Request, job: JobRequest, source_field: str, extra: dict[str, Any] | None = None) -> tuple[JobRecord, bool]:
+async def _pipeline(request: web.Request, name: str) -> Pipeline:
+    try:
+        return await request.app[PIPELINES].get(name)
+    except PipelineNotFound:
+        raise ParameterError("Pipeline", f"the name of a pipeline (PUT /api/v1/pipelines/{{name}}): there is none named {name!r}") from None
+
+
+async def _submit(
+    request: web.Request, job: JobRequest, source_field: str, pipeline: Pipeline, extra: dict[str, Any] | None = None
+) -> tuple[JobRecord, bool]:
     """The job's record, made now (True) or found by its Idempotency-Key (False)."""
     settings, runner = request.app[SETTINGS], _runner(request)
     scope = request[API_SCOPE]
@@ -67,7 +82,6 @@ async def _submit(request: web.Request, job: JobRequest, source_field: str, extr
     taken = profile_area(job.output_key, request.app[CATALOG].profiles)
     if taken is not None:
         raise OutputReserved(f"{output_field} is inside the output of profile {taken!r}, which no job may write", parameter=output_field)
-    pipeline = pipeline_of(settings, job.pipeline)
     notify_url = job.notify_url or topic_url(settings.notify, job.topic) or pipeline.notify_url
     if notify_url is not None:
         check_target(runner.deliveries, settings.notify, notify_url, "Notify.URL" if job.notify_url else "notify")
@@ -104,8 +118,11 @@ async def _submit(request: web.Request, job: JobRequest, source_field: str, extr
 async def submit(request: web.Request) -> web.Response:
     catalog, settings = request.app[CATALOG], request.app[SETTINGS]
     body = await json_body(request)
-    job = parse_job(body, catalog.sources.key_for_uri, catalog.output.key_for_uri, settings.limits)
-    record, made = await _submit(request, job, "Clips")
+    pipeline = await _pipeline(request, pipeline_name(body))
+    name = template_name(body)
+    template_for = await request.app[TEMPLATES].lookup([name] if name is not None else [])  # resolved now, kept in the record
+    job = parse_job(body, catalog.sources.key_for_uri, catalog.output.key_for_uri, settings.limits, template_for, pipeline.output_prefix)
+    record, made = await _submit(request, job, "Clips", pipeline)
     return web.json_response(record.to_json(), status=201 if made else 200, headers=NO_STORE)
 
 
@@ -189,6 +206,6 @@ async def oss_async(request: web.Request) -> web.Response:
     except InvalidPath as exc:
         raise ParameterError("key", f"a source key ({exc.message})") from None
     job = from_oss(parse_oss_concat(source_key, process), catalog.output.key_for_uri, settings.limits)
-    record, _ = await _submit(request, job, "key", extra={"RequestId": request[REQUEST_ID]})
+    record, _ = await _submit(request, job, "key", await _pipeline(request, DEFAULT), extra={"RequestId": request[REQUEST_ID]})
     answer = {"RequestId": request[REQUEST_ID], "TaskId": record.id, "EventId": record.event_id or ""}
     return web.json_response(answer, status=200, headers=NO_STORE)
