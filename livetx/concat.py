@@ -63,8 +63,11 @@ SEGMENTED = ("mp4", "ts")  # the `f` a /segment output may have
 MAKES: Mapping[str, tuple[str, ...]] = {
     "f": ("mp4", "mov", "mkv", "ts"),
     "vcodec": ("h264", "h265"),
-    "acodec": ("aac",),
+    "acodec": ("aac", "mp3", "opus", "flac"),
 }
+# What livetx makes only in a job's file (a job's remux re-encodes the segments' AAC, batch/remux.py):
+# a composite played on demand, and a segmented job's HLS, are AAC.
+FILE_ONLY: Mapping[str, tuple[str, ...]] = {"acodec": ("mp3", "opus", "flac")}
 
 # The reference's container/codec exclusions: f -> the codecs it cannot carry.
 VIDEO_REFUSED: Mapping[str, tuple[str, ...]] = {"mxf": ("h265",), "flv": ("h265",)}
@@ -216,14 +219,18 @@ def make_composite(clips: list[Clip], params: ConcatParams) -> Composite:
     return Composite(tuple(clips), params)
 
 
-def check_makeable(request: Composite | ConcatRequest, name_of: Callable[[str], str] = str) -> None:
+def check_makeable(request: Composite | ConcatRequest, name_of: Callable[[str], str] = str, file: bool = False) -> None:
     """Refuse (422, naming the parameter) what the reference defines but livetx does not make
-    yet (MAKES); a codec is not asked for when its stream is dropped (vn, an)."""
+    yet (MAKES), or makes only in a job's file (FILE_ONLY; `file`: the output is one); a codec
+    is not asked for when its stream is dropped (vn, an)."""
     params = request.composite.params if isinstance(request, ConcatRequest) else request.params
     asked = {"f": params.f, "vcodec": None if params.vn else params.vcodec, "acodec": None if params.an else params.acodec}
     for name, value in asked.items():
         if value is not None and value not in MAKES[name]:
             raise ParameterUnsupported(name_of(name), f"one of {', '.join(MAKES[name])}: livetx does not make {value} yet")
+        if not file and value in FILE_ONLY.get(name, ()):
+            makes = [v for v in MAKES[name] if v not in FILE_ONLY[name]]
+            raise ParameterUnsupported(name_of(name), f"one of {', '.join(makes)}: livetx makes {value} only in a job's file output")
 
 
 # ---- OSS video/concat -------------------------------------------------------------------

@@ -31,7 +31,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from livetx.batch.remux import RemuxJob, RemuxResult, remux
+from livetx.batch.remux import AudioOut, RemuxJob, RemuxResult, remux
 from livetx.batch.request import AUDIO_ONLY, CONTAINER_OF, JobRequest, Work, json_value
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
@@ -40,13 +40,17 @@ from livetx.errors import LimitExceeded, LivetxError, ParameterUnsupported
 from livetx.jobs import JOB_ID_CHARS, Job, check_limits
 from livetx.layout import batch_profile_name, target_prefix
 from livetx.media.model import INIT, SegmentPart
-from livetx.media.params import RenditionParams, TitleParams
+from livetx.media.params import RenditionParams, TitleParams, resolve_audio
 from livetx.media.pool import Priority
 from livetx.settings import LimitsSettings
 from livetx.titles import Profile, Rendition, RenditionTemplate, Title, build_title
 
 RENDITION = "main"
 SEGMENT_CONTAINER = "ts"  # MPEG-TS segments: no B-frames, one clock (see remux.py)
+# The AAC of the segments of a job whose acodec is not AAC, re-encoded once into it by the remux
+# worker: at this bitrate per two channels (AAC's most), so that the second generation's loss is
+# the asked codec's, not the intermediate's.
+INTERMEDIATE_AB = 320000
 
 
 class Cancelled(Exception):
@@ -100,11 +104,31 @@ async def make_all_segments(segments: SegmentService, title: Title, progress: Pr
         await progress(start + len(batch), len(parts))
 
 
+def intermediate(params: RenditionParams, acodec: str) -> RenditionParams:
+    """The rendition a job's segments are made with: as asked, but for an acodec other than
+    AAC, AAC at INTERMEDIATE_AB per two channels, whatever the source's bitrate (the asked
+    bitrate is the re-encode's, `audio_out`)."""
+    if acodec == "aac":
+        return params
+    return replace(params, ab=INTERMEDIATE_AB * max(params.ac or 2, 2) // 2, aq=None, abopt=0)
+
+
+def audio_out(params: ConcatParams, title: Title) -> AudioOut | None:
+    """The codec, bitrate and depth the remux worker re-encodes the AAC to (None: AAC, copied).
+    The bitrate is the asked one as the rendition would have had it (abopt against the source)."""
+    audio = title.renditions[0].audio
+    if params.acodec == "aac" or audio is None:
+        return None
+    asked = resolve_audio(rendition_params(params), title.info, title.muxed_track)
+    bitrate = asked.bitrate if asked is not None else audio.bitrate
+    return AudioOut(params.acodec, bitrate, audio.channels, params.adepth)
+
+
 def profile_for(composite: Composite) -> Profile:
     """The profile of a one-clip composite's title: its window, one rendition, nothing pre-transcoded."""
     clip = composite.clips[0]
     title = TitleParams(ss=clip.ss_ms, t=clip.t_ms, initd=0, audio="muxed", subtitles="none")
-    rendition = rendition_params(composite.params)
+    rendition = intermediate(rendition_params(composite.params), composite.params.acodec)
     meaning = json.dumps([repr(title), repr(rendition), composite.params.vn], sort_keys=True)
     return Profile(batch_profile_name(meaning), title, (RenditionTemplate(RENDITION, rendition, title),), source_key=clip.key)
 
@@ -193,7 +217,10 @@ async def make_file(
     try:
         paths = await make_segments(segments, title, scratch, at_once, progress, cancelled)
         output = scratch / "output"
-        job = RemuxJob(tuple(str(p) for p in paths), str(output), CONTAINER_OF[work.format], audio_only=work.format == AUDIO_ONLY)
+        audio_only = work.format in AUDIO_ONLY or bool(work.composite.params.vn)
+        job = RemuxJob(
+            tuple(str(p) for p in paths), str(output), CONTAINER_OF[work.format], audio_only, audio_out(work.composite.params, title)
+        )
         loop = asyncio.get_running_loop()
         result: RemuxResult = await loop.run_in_executor(remuxer, remux, job)
         if result.size > limits.max_job_bytes:
