@@ -18,7 +18,7 @@ import pytest
 
 from livetx.batch.work import INTERMEDIATE_AB
 from livetx.media.sample import SampleSpec, write_sample
-from tests.checker import AudioTrack, check_tone, decode_audio, decode_video
+from tests.checker import TS_OFFSET, AudioTrack, check_tone, decode_audio, decode_video
 from tests.conftest import Server, launch_server
 from tests.test_batch import FAST, call, job_body, output_path, wait_state
 
@@ -108,6 +108,21 @@ def test_opus_in_matroska_is_resampled_to_48_khz_beside_the_copied_video(server:
     check_audio(got, intermediate)
     with av.open(str(path)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
+        assert decode_video(container).indexes == list(range(30, 90))
+
+
+@pytest.mark.parametrize(("fmt", "codec"), [("mp4", "opus"), ("mov", "mp3"), ("ts", "mp3")])
+def test_other_containers_carry_the_re_encoded_audio_at_its_time(server: Server, intermediate: AudioTrack, fmt: str, codec: str) -> None:
+    path = run_job(server, f"out/other.{codec}.{fmt}", fmt, {"Codec": codec})
+    got = decoded(path)
+    assert got.codec == codec
+    if fmt == "ts":  # MPEG-TS keeps the segments' clock and does not record the encoder's delay:
+        # the priming decodes, stamped before the window's start, and the tone is at its time
+        report = check_tone(got.track, SOURCE.tone_hz, skip_tail=3, offset=TS_OFFSET)
+        assert report.worst_phase < 0.05 and report.worst_amplitude < 0.1, report
+    else:
+        check_audio(got, intermediate)
+    with av.open(str(path)) as container:
         assert decode_video(container).indexes == list(range(30, 90))
 
 
