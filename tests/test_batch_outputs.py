@@ -18,7 +18,7 @@ import pytest
 
 from livetx.batch.work import INTERMEDIATE_AB
 from livetx.media.sample import SampleSpec, write_sample
-from tests.checker import TS_OFFSET, AudioTrack, check_tone, decode_audio, decode_video
+from tests.checker import TS_CLOCK, TS_OFFSET, AudioTrack, check_tone, decode_audio, decode_video
 from tests.conftest import Server, launch_server
 from tests.test_batch import FAST, call, job_body, output_path, wait_state
 
@@ -156,6 +156,33 @@ def test_the_oss_form_with_vn_writes_audio_only(server: Server, intermediate: Au
     check_audio(got, intermediate)
 
 
+@pytest.mark.parametrize(("fmt", "acodec"), [("webm", "opus"), ("mkv", "aac"), ("mp4", "opus")])
+def test_vp9_is_made_in_fmp4_segments_and_copied_into_the_file(server: Server, intermediate: AudioTrack, fmt: str, acodec: str) -> None:
+    body = job_body("tone.mp4", f"out/vp9.{acodec}.{fmt}")
+    body["Clips"][0] |= {"StartTime": WINDOW[0], "Duration": WINDOW[1]}
+    body["Output"]["Format"] = fmt
+    body["Video"] = {"TranscodeVideo": {"Codec": "vp9"}}
+    body["Audio"] = {"TranscodeAudio": {"Codec": acodec}}
+    status, submitted = call(server, "POST", "/api/v1/jobs", body)
+    assert status == 201, submitted
+    done = wait_state(server, submitted["JobId"], ("succeeded", "failed"))
+    assert done["State"] == "succeeded", done["Error"]
+    path = output_path(server, f"out/vp9.{acodec}.{fmt}")
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.codec.canonical_name == "vp9"
+        video = decode_video(container)
+    assert video.indexes == list(range(30, 90))
+    if fmt == "webm":
+        assert video.pts == [round(Fraction(k, 30) * 1000) * TS_CLOCK // 1000 for k in range(60)]  # Matroska's clock: ms
+    got = decoded(path)
+    assert got.codec == acodec
+    if acodec == "aac":
+        report = check_tone(got.track, SOURCE.tone_hz, skip_tail=3, offset=Fraction(0))
+        assert report.worst_phase < 0.05 and report.worst_amplitude < 0.1, report
+    else:
+        check_audio(got, intermediate)
+
+
 ONE = job_body("tone.mp4", "o.mkv")
 
 
@@ -169,6 +196,7 @@ ONE = job_body("tone.mp4", "o.mkv")
         pytest.param({"Format": "mkv"}, {"Codec": "opus", "SampleRate": 44100}, 400, "Audio.TranscodeAudio.SampleRate", id="opus-rate"),
         pytest.param({"Format": "mkv"}, {"Codec": "mp3", "BitDepth": 24}, 400, "Audio.TranscodeAudio.BitDepth", id="depth-flac-only"),
         pytest.param({"Format": "mkv"}, {"Codec": "vorbis"}, 422, "Audio.TranscodeAudio.Codec", id="vorbis-not-made"),
+        pytest.param({"Format": "webm"}, {"Codec": "aac"}, 422, "Video.TranscodeVideo.Codec", id="webm-h264"),
     ],
 )
 def test_bad_audio_outputs_name_the_field(

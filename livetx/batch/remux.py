@@ -72,6 +72,7 @@ class RemuxJob:
     container: str  # PyAV (FFmpeg) muxer name: mp4, mov, matroska, mpegts, ipod
     audio_only: bool = False
     audio: AudioOut | None = None  # re-encode the audio to this; None: copy its packets
+    segments: str = "mpegts"  # the segments' demuxer: mpegts, or mp4 (fMP4: the init segment, then the fragments)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class RemuxResult:
 
 
 def _joined(job: RemuxJob) -> str:
-    """The segments as one MPEG-TS file (a TS stream is a sequence of packets: they join as they are)."""
+    """The segments as one file: a TS stream is a sequence of packets, and an init segment
+    followed by fragments is a fragmented MP4 file, so they join as they are."""
     path = job.output + ".ts-in"
     with open(path, "wb") as out:
         for name in job.inputs:
@@ -134,7 +136,8 @@ def remux(job: RemuxJob) -> RemuxResult:
     import av
 
     joined = _joined(job)
-    shift = Fraction(0) if job.container == "mpegts" else TS_OFFSET
+    # the segments' clock: title time plus TS_OFFSET in MPEG-TS, title time in fMP4 (its tfdt)
+    shift = TS_OFFSET if job.segments == "mpegts" and job.container != "mpegts" else Fraction(0)
     packets = 0
     first: float | None = None
     last = 0.0
@@ -149,7 +152,7 @@ def remux(job: RemuxJob) -> RemuxResult:
         packets += 1
 
     try:
-        with av.open(joined, "r", format="mpegts") as source, av.open(job.output, "w", format=job.container) as out:
+        with av.open(joined, "r", format=job.segments) as source, av.open(job.output, "w", format=job.container) as out:
             wanted = [s for s in source.streams if s.type == "audio" or (s.type == "video" and not job.audio_only)]
             if not wanted:
                 raise ValueError("the segments hold no stream to write")

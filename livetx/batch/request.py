@@ -4,7 +4,7 @@ Pure: no aiohttp, no storage I/O.
 
 The JSON form is concat.COMPOSITE's fields at the top level (Clips, Align, Format, Container,
 Video, Audio) plus:
-  Output    {"URI": "oss://bucket/key.mp4", "Format": "mp4" | "mov" | "mkv" | "ts" | "m4a" | "mp3"}
+  Output    {"URI": "oss://bucket/key.mp4", "Format": "mp4" | "mov" | "mkv" | "ts" | "webm" | "m4a" | "mp3"}
             (required; m4a: AAC audio only, in MP4; mp3: an MP3 file; Format defaults to the
             top-level Format), or
             segmented: {"URI": "oss://bucket/prefix", "Format": "ts" | "mp4", "Segment":
@@ -49,11 +49,19 @@ from livetx.media.params import PRESETS
 from livetx.settings import LimitsSettings
 from livetx.storage.base import check_key, is_hidden
 
-FILE_FORMATS = ("mp4", "mov", "mkv", "ts", "m4a", "mp3")
+FILE_FORMATS = ("mp4", "mov", "mkv", "ts", "webm", "m4a", "mp3")
 # the audio-only formats (livetx's, not video/concat's `f`): the codec each holds, and the `f`
 # of the composite (m4a: an MP4 file with no video; mp3: an MP3 file, no container)
 AUDIO_ONLY: dict[str, tuple[str, str | None]] = {"m4a": ("aac", "mp4"), "mp3": ("mp3", None)}
-CONTAINER_OF = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "ts": "mpegts", "m4a": "ipod", "mp3": "mp3"}  # PyAV muxer names
+CONTAINER_OF = {
+    "mp4": "mp4",
+    "mov": "mov",
+    "mkv": "matroska",
+    "ts": "mpegts",
+    "webm": "webm",
+    "m4a": "ipod",
+    "mp3": "mp3",
+}  # PyAV muxer names
 DEFAULT_PIPELINE = "default"
 PIPELINE_NAME = Text("a pipeline name: letters, digits, '-' and '_', at most 64", max_length=64)
 

@@ -47,6 +47,7 @@ from livetx.titles import Profile, Rendition, RenditionTemplate, Title, build_ti
 
 RENDITION = "main"
 SEGMENT_CONTAINER = "ts"  # MPEG-TS segments: no B-frames, one clock (see remux.py)
+FMP4_CODECS = ("vp9",)  # video MPEG-TS cannot carry: its job's segments are fMP4 (an init segment, then fragments)
 # The AAC of the segments of a job whose acodec is not AAC, re-encoded once into it by the remux
 # worker: at this bitrate per two channels (AAC's most), so that the second generation's loss is
 # the asked codec's, not the intermediate's.
@@ -128,7 +129,8 @@ def profile_for(composite: Composite) -> Profile:
     """The profile of a one-clip composite's title: its window, one rendition, nothing pre-transcoded."""
     clip = composite.clips[0]
     title = TitleParams(ss=clip.ss_ms, t=clip.t_ms, initd=0, audio="muxed", subtitles="none")
-    rendition = intermediate(rendition_params(composite.params), composite.params.acodec)
+    container = "fmp4" if composite.params.vcodec in FMP4_CODECS and not composite.params.vn else SEGMENT_CONTAINER
+    rendition = intermediate(rendition_params(composite.params, container), composite.params.acodec)
     meaning = json.dumps([repr(title), repr(rendition), composite.params.vn], sort_keys=True)
     return Profile(batch_profile_name(meaning), title, (RenditionTemplate(RENDITION, rendition, title),), source_key=clip.key)
 
@@ -173,7 +175,7 @@ Progress = Callable[[int, int], Awaitable[None]]  # (segments made, segments in 
 IsCancelled = Callable[[], Awaitable[bool]]
 
 
-async def _segment_to(segments: SegmentService, title: Title, index: int, path: Path) -> None:
+async def _segment_to(segments: SegmentService, title: Title, index: SegmentPart, path: Path) -> None:
     rendition = title.renditions[0]
     body = await segments.get(title, rendition, index, Priority.JOB)
     if body.data is not None:
@@ -187,17 +189,22 @@ async def _segment_to(segments: SegmentService, title: Title, index: int, path: 
 async def make_segments(
     segments: SegmentService, title: Title, scratch: Path, at_once: int, progress: Progress, cancelled: IsCancelled
 ) -> list[Path]:
-    """Every segment of the title's rendition, in order, as files in `scratch`."""
-    count = len(title.renditions[0].windows)
-    paths = [scratch / f"{n:06d}.ts" for n in range(count)]
+    """Every segment of the title's rendition, in order, as files in `scratch` (fMP4: its init
+    segment first, then its fragments: together, one fragmented MP4 stream)."""
+    rendition = title.renditions[0]
+    count = len(rendition.windows)
+    parts: list[SegmentPart] = [INIT] if rendition.container == "fmp4" else []
+    parts += range(count)
+    suffix = ".m4s" if rendition.container == "fmp4" else ".ts"
+    paths = [scratch / f"{part if part == INIT else f'{part:06d}'}{suffix}" for part in parts]
     done = 0
-    for start in range(0, count, at_once):
+    for start in range(0, len(parts), at_once):
         if await cancelled():
             raise Cancelled()
-        batch = range(start, min(count, start + at_once))
-        await asyncio.gather(*(_segment_to(segments, title, n, paths[n]) for n in batch))
+        batch = range(start, min(len(parts), start + at_once))
+        await asyncio.gather(*(_segment_to(segments, title, parts[i], paths[i]) for i in batch))
         done += len(batch)
-        await progress(done, count)
+        await progress(done, len(parts))
     return paths
 
 
@@ -219,7 +226,12 @@ async def make_file(
         output = scratch / "output"
         audio_only = work.format in AUDIO_ONLY or bool(work.composite.params.vn)
         job = RemuxJob(
-            tuple(str(p) for p in paths), str(output), CONTAINER_OF[work.format], audio_only, audio_out(work.composite.params, title)
+            tuple(str(p) for p in paths),
+            str(output),
+            CONTAINER_OF[work.format],
+            audio_only,
+            audio_out(work.composite.params, title),
+            segments="mp4" if title.renditions[0].container == "fmp4" else "mpegts",
         )
         loop = asyncio.get_running_loop()
         result: RemuxResult = await loop.run_in_executor(remuxer, remux, job)
