@@ -111,6 +111,17 @@ def test_opus_in_matroska_is_resampled_to_48_khz_beside_the_copied_video(server:
         assert decode_video(container).indexes == list(range(30, 90))
 
 
+def test_the_re_encode_keeps_the_channels_asked_for(server: Server) -> None:
+    path = run_job(server, "out/mono.mka", "mkv", {"Codec": "opus", "Channels": 1})
+    with av.open(str(path)) as container:
+        assert container.streams.audio[0].codec_context.channels == 1
+    track = decoded(path).track
+    report = check_tone(track, SOURCE.tone_hz, skip_tail=3, offset=Fraction(0))
+    assert report.worst_phase < 0.05, report  # at its time
+    report = check_tone(track, SOURCE.tone_hz, skip_tail=3, offset=Fraction(0), relative=True)
+    assert report.worst_amplitude < 0.1, report  # at one level (the downmix's, not the source's)
+
+
 @pytest.mark.parametrize(("fmt", "codec"), [("mp4", "opus"), ("mov", "mp3"), ("ts", "mp3")])
 def test_other_containers_carry_the_re_encoded_audio_at_its_time(server: Server, intermediate: AudioTrack, fmt: str, codec: str) -> None:
     path = run_job(server, f"out/other.{codec}.{fmt}", fmt, {"Codec": codec})

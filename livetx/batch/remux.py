@@ -52,7 +52,6 @@ class AudioOut:
 
     codec: str  # one of ENCODERS
     bitrate: int  # bit/s (FLAC: unused, lossless)
-    channels: int
     depth: int | None = None  # FLAC: 16 or 24 bits (16 when unset)
 
 
@@ -108,7 +107,7 @@ class _Reencoder:
         assert isinstance(stream, AudioStream)
         self.stream: AudioStream = stream
         context = stream.codec_context
-        context.layout = "mono" if audio.channels == 1 else "stereo"
+        context.layout = source.codec_context.layout  # the segments' channels, as they are
         if audio.codec == "flac":
             context.format = FLAC_FORMATS[audio.depth or 16]
         else:

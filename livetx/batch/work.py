@@ -122,7 +122,7 @@ def audio_out(params: ConcatParams, title: Title) -> AudioOut | None:
         return None
     asked = resolve_audio(rendition_params(params), title.info, title.muxed_track)
     bitrate = asked.bitrate if asked is not None else audio.bitrate
-    return AudioOut(params.acodec, bitrate, audio.channels, params.adepth)
+    return AudioOut(params.acodec, bitrate, params.adepth)
 
 
 def profile_for(composite: Composite) -> Profile:
