@@ -1,5 +1,6 @@
 """A job's segments joined into one file, in a worker process: their packets copied, not
-re-encoded (PyAV), into the container the job asked for.
+re-encoded (PyAV), into the container the job asked for (the audio re-encoded once when the
+job asks for a codec other than AAC, below).
 
 The segments are one rendition's MPEG-TS segments in order, as the segment path made them:
 their timestamps are title time plus TS_OFFSET on one continuous clock (media/transcode.py),
@@ -7,7 +8,9 @@ and their AAC is on one grid, so their packets, read in order, are the packets o
 MPEG-TS output keeps the clock as it is (as FFmpeg's HLS output has it); the other containers
 start at 0 (TS_OFFSET taken off). The muxers insert the ADTS-to-AudioSpecificConfig filter
 that MP4, MOV and Matroska need for AAC from MPEG-TS. The seal after each segment (a null TS
-packet) is dropped by the demuxer.
+packet) is dropped by the demuxer. A VP9 job's segments are fMP4 (MPEG-TS has no VP9): its
+init segment then its fragments, read as one fragmented MP4 whose clock is title time (each
+fragment's tfdt), so nothing is taken off.
 
 An output whose audio codec is not AAC (`RemuxJob.audio`: mp3, opus, flac) has its audio
 re-encoded once, here, in one pass: the segments' AAC (made at a high bitrate for this, see

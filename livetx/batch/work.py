@@ -11,7 +11,9 @@
   it, and `make_all_segments` pre-transcodes the whole title at `Priority.JOB`. It is not whole
   or absent: the playlist is there from the start, and plays while the job runs.
 - `make_file` asks the segment service for every segment (a few at a time), copies each to a
-  scratch directory on local disk, has the worker process join them (livetx/batch/remux.py),
+  scratch directory on local disk, has the worker process join them (livetx/batch/remux.py:
+  packets copied; audio re-encoded once for an acodec other than AAC, whose segments carry AAC
+  at INTERMEDIATE_AB; a vp9 job's segments fMP4, FMP4_CODECS),
   and writes the file to its output key with one `Storage.write`, which is atomic in both
   stores (a local temp file and rename; an S3 PUT): a job that fails or is cancelled before
   that write leaves nothing under the output name. The file is held in memory for that one
