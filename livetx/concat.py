@@ -62,9 +62,19 @@ SEGMENTED = ("mp4", "ts")  # the `f` a /segment output may have
 # What livetx makes today, by parameter: everything else the reference defines is parsed and
 # then refused by `check_makeable` (422). Widen this as the job runner learns more.
 MAKES: Mapping[str, tuple[str, ...]] = {
-    "f": ("mp4", "mov", "mkv", "ts"),
-    "vcodec": ("h264", "h265"),
-    "acodec": ("aac",),
+    "f": ("mp4", "mov", "mkv", "ts", "webm"),
+    "vcodec": ("h264", "h265", "vp9"),
+    "acodec": ("aac", "mp3", "opus", "flac"),
+}
+# What livetx makes only in a job's file (a job's remux re-encodes the segments' AAC, batch/remux.py):
+# a composite played on demand, and a segmented job's HLS, are AAC.
+FILE_ONLY: Mapping[str, tuple[str, ...]] = {"vcodec": ("vp9",), "acodec": ("mp3", "opus", "flac")}
+# What livetx makes in a container, where it makes less there than MAKES (422 otherwise): WebM
+# holds VP9 and Opus, and VP9 (fMP4 segments, batch/work.py) goes into WebM, Matroska or MP4.
+CONTAINER_MAKES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    "webm": {"vcodec": ("vp9",), "acodec": ("opus",)},
+    "ts": {"vcodec": ("h264", "h265")},
+    "mov": {"vcodec": ("h264", "h265")},
 }
 
 # The reference's container/codec exclusions: f -> the codecs it cannot carry.
@@ -217,14 +227,22 @@ def make_composite(clips: list[Clip], params: ConcatParams) -> Composite:
     return Composite(tuple(clips), params)
 
 
-def check_makeable(request: Composite | ConcatRequest, name_of: Callable[[str], str] = str) -> None:
+def check_makeable(request: Composite | ConcatRequest, name_of: Callable[[str], str] = str, file: bool = False) -> None:
     """Refuse (422, naming the parameter) what the reference defines but livetx does not make
-    yet (MAKES); a codec is not asked for when its stream is dropped (vn, an)."""
+    yet (MAKES), not in the asked container (CONTAINER_MAKES), or only in a job's file
+    (FILE_ONLY; `file`: the output is one); a codec is not asked for when its stream is
+    dropped (vn, an)."""
     params = request.composite.params if isinstance(request, ConcatRequest) else request.params
     asked = {"f": params.f, "vcodec": None if params.vn else params.vcodec, "acodec": None if params.an else params.acodec}
     for name, value in asked.items():
         if value is not None and value not in MAKES[name]:
             raise ParameterUnsupported(name_of(name), f"one of {', '.join(MAKES[name])}: livetx does not make {value} yet")
+        within = CONTAINER_MAKES.get(params.f or "", {}).get(name)
+        if value is not None and within is not None and value not in within:
+            raise ParameterUnsupported(name_of(name), f"one of {', '.join(within)} with f={params.f}: livetx does not make {value} in it")
+        if not file and value in FILE_ONLY.get(name, ()):
+            makes = [v for v in MAKES[name] if v not in FILE_ONLY[name]]
+            raise ParameterUnsupported(name_of(name), f"one of {', '.join(makes)}: livetx makes {value} only in a job's file output")
 
 
 # ---- OSS video/concat -------------------------------------------------------------------

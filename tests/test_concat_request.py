@@ -109,14 +109,27 @@ def test_a_lone_source_is_a_composite_of_one_clip() -> None:
 def test_values_livetx_does_not_make_yet_are_parsed_then_refused_with_a_422_naming_them() -> None:
     request = parse_oss_concat(SOURCE, oss(params="f_webm,vcodec_vp9,acodec_opus,ar_48000"))
     assert (request.composite.params.vcodec, request.composite.params.acodec) == ("vp9", "opus")
+    check_makeable(request, file=True)  # a job's WebM
     with pytest.raises(ParameterUnsupported) as raised:
-        check_makeable(request)
-    assert (raised.value.name, raised.value.status) == ("f", 422)
-    for params, name in (("f_mp4,vcodec_vp9", "vcodec"), ("f_mkv,acodec_flac,adepth_24", "acodec"), ("f_mxf,acodec_pcm", "f")):
+        check_makeable(request)  # VP9 and Opus only in a job's file
+    assert (raised.value.name, raised.value.status) == ("vcodec", 422)
+    for params, name in (
+        ("f_mkv,acodec_vorbis", "acodec"),
+        ("f_mxf,acodec_pcm", "f"),
+        ("f_flv", "f"),
+        ("f_webm,acodec_opus", "vcodec"),  # WebM holds VP9 ...
+        ("f_webm,vcodec_vp9,acodec_aac", "acodec"),  # ... and Opus
+        ("f_ts,vcodec_vp9,acodec_aac", "vcodec"),  # MPEG-TS no VP9
+    ):
         with pytest.raises(ParameterUnsupported) as raised:
-            check_makeable(parse_oss_concat(SOURCE, oss(params=params)))
-        assert raised.value.name == name
-    check_makeable(parse_oss_concat(SOURCE, oss(params="f_mp4,vn_1,vcodec_vp9")))  # no video: its codec is not asked for
+            check_makeable(parse_oss_concat(SOURCE, oss(params=params)), file=True)
+        assert raised.value.name == name, params
+    check_makeable(parse_oss_concat(SOURCE, oss(params="f_ts,vn_1,vcodec_vp9")))  # no video: its codec is not asked for
+    flac = parse_oss_concat(SOURCE, oss(params="f_mkv,acodec_flac,adepth_24"))
+    check_makeable(flac, file=True)  # a job's file: its AAC re-encoded
+    with pytest.raises(ParameterUnsupported) as raised:
+        check_makeable(flac)  # played on demand, or as HLS: AAC only
+    assert raised.value.name == "acodec" and "only in a job's file" in raised.value.message
 
 
 def test_a_refusal_of_the_json_form_names_the_json_field() -> None:

@@ -4,8 +4,9 @@ Pure: no aiohttp, no storage I/O.
 
 The JSON form is concat.COMPOSITE's fields at the top level (Clips, Align, Format, Container,
 Video, Audio) plus:
-  Output    {"URI": "oss://bucket/key.mp4", "Format": "mp4" | "mov" | "mkv" | "ts" | "m4a"}
-            (required; m4a: audio only, in MP4; Format defaults to the top-level Format), or
+  Output    {"URI": "oss://bucket/key.mp4", "Format": "mp4" | "mov" | "mkv" | "ts" | "webm" | "m4a" | "mp3"}
+            (required; m4a: AAC audio only, in MP4; mp3: an MP3 file; Format defaults to the
+            top-level Format), or
             segmented: {"URI": "oss://bucket/prefix", "Format": "ts" | "mp4", "Segment":
             {"Format": "hls", "Duration": 10}}: `<prefix>.m3u8` and its segments next to it, as
             OSS `/segment,f_hls` and hls/m3u8 name them
@@ -55,9 +56,19 @@ from livetx.settings import LimitsSettings
 from livetx.storage.base import check_key, is_hidden
 from livetx.titles import PER_RENDITION
 
-FILE_FORMATS = ("mp4", "mov", "mkv", "ts", "m4a")
-AUDIO_ONLY = "m4a"  # an MP4 file with no video
-CONTAINER_OF = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "ts": "mpegts", "m4a": "ipod"}  # PyAV muxer names
+FILE_FORMATS = ("mp4", "mov", "mkv", "ts", "webm", "m4a", "mp3")
+# the audio-only formats (livetx's, not video/concat's `f`): the codec each holds, and the `f`
+# of the composite (m4a: an MP4 file with no video; mp3: an MP3 file, no container)
+AUDIO_ONLY: dict[str, tuple[str, str | None]] = {"m4a": ("aac", "mp4"), "mp3": ("mp3", None)}
+CONTAINER_OF = {
+    "mp4": "mp4",
+    "mov": "mov",
+    "mkv": "matroska",
+    "ts": "mpegts",
+    "webm": "webm",
+    "m4a": "ipod",
+    "mp3": "mp3",
+}  # PyAV muxer names
 DEFAULT_PIPELINE = pipelines.DEFAULT
 
 SEGMENTED_FORMATS = ("ts", "mp4")  # the Output.Format of a segmented output: its segments' container (ts, fMP4)
@@ -75,7 +86,9 @@ OUTPUT = Shape(
             doc="oss://bucket/key (or s3://) of the output object (segmented: its prefix), in the output store; a key with no"
             " scheme (clips/a.mp4) is placed under the pipeline's OutputPrefix",
         ),
-        "Format": Field(Choice(FILE_FORMATS), doc="the file's container (m4a: audio only, in MP4); default: the top-level Format"),
+        "Format": Field(
+            Choice(FILE_FORMATS), doc="the file's container (m4a: AAC audio only, in MP4; mp3: an MP3 file); default: the top-level Format"
+        ),
         "Segment": Field(SEGMENT, doc="segmented output: <URI>.m3u8 and <URI>-<token>-<n>.ts (Format mp4: fMP4), the whole title made"),
     }
 )
@@ -252,15 +265,25 @@ def parse_job(
             raise ParameterError("Output.Format", f"{' or '.join(SEGMENTED_FORMATS)} with Output.Segment (the segments' container)")
     if fmt is None:
         raise ParameterError("Output.Format", f"one of {', '.join(FILE_FORMATS)} (or a top-level Format)")
-    if top is not None and output.get("Format") is not None and top != ("mp4" if fmt == AUDIO_ONLY else fmt):
-        raise ParameterError("Format", f"{fmt} as Output.Format says, or absent")
+    container = AUDIO_ONLY[fmt][1] if fmt in AUDIO_ONLY else fmt
+    if top is not None and output.get("Format") is not None and top != container:
+        raise ParameterError("Format", f"{container} as Output.Format says, or absent" if container else f"absent with Output.Format {fmt}")
     raw = {k: body[k] for k in COMPOSITE_FIELDS if k in body}
-    raw["Format"] = "mp4" if fmt == AUDIO_ONLY else fmt
-    if fmt == AUDIO_ONLY:
+    if container is None:
+        raw.pop("Format", None)
+    else:
+        raw["Format"] = container
+    if fmt in AUDIO_ONLY:
+        codec = AUDIO_ONLY[fmt][0]
         video = dict(raw.get("Video") or {})
         if video.get("Disable") == 0:
-            raise ParameterError("Video.Disable", "1 (or absent) with Output.Format m4a: an audio-only file")
+            raise ParameterError("Video.Disable", f"1 (or absent) with Output.Format {fmt}: an audio-only file")
         raw["Video"] = {**video, "Disable": 1}
+        audio = dict(raw.get("Audio") or {})
+        transcode = dict(audio.get("TranscodeAudio") or {})
+        if str(transcode.get("Codec", codec)).lower() != codec:
+            raise ParameterError("Audio.TranscodeAudio.Codec", f"{codec} (or absent) with Output.Format {fmt}")
+        raw["Audio"] = {**audio, "TranscodeAudio": {**transcode, "Codec": codec}}
     uris: dict[str, str] = {}
 
     def key_for(uri: str, field: str) -> str:
@@ -270,7 +293,7 @@ def parse_job(
 
     template = job_template(template_for(parsed["Template"], "Template")) if "Template" in parsed else {}
     composite = parse_composite(raw, key_for, template)
-    check_makeable(composite, json_name)
+    check_makeable(composite, json_name, file=segment is None)
     check_single_clip(composite, "Clips")
     output_key = _output_key(output["URI"], pipelines.under_prefix(output_prefix, output_key_for), "Output.URI")
     output_uri = output["URI"] if pipelines.is_uri(output["URI"]) else output_key  # a relative name: the key it is under the prefix
@@ -300,11 +323,11 @@ def from_oss(concat: ConcatRequest, output_key_for: KeyFor, limits: LimitsSettin
     """An OSS `video/concat,...|sys/saveas,...[/notify,topic_...]` request (parsed by
     concat.parse_oss_concat), as a job."""
     composite = concat.composite
-    check_makeable(composite)
+    check_makeable(composite, file=concat.segment is None)
     check_single_clip(composite, "pre" if concat.source_index else "sur")
     fmt = composite.params.f
-    if fmt is None or fmt not in FILE_FORMATS:
-        raise ParameterUnsupported("f", f"one of {', '.join(f for f in FILE_FORMATS if f != AUDIO_ONLY)}")
+    if fmt is None or fmt not in FILE_FORMATS or fmt in AUDIO_ONLY:
+        raise ParameterUnsupported("f", f"one of {', '.join(f for f in FILE_FORMATS if f not in AUDIO_ONLY)}")
     segment_ms = None
     if concat.segment is not None:
         if concat.segment.f != "hls":

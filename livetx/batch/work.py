@@ -11,7 +11,9 @@
   it, and `make_all_segments` pre-transcodes the whole title at `Priority.JOB`. It is not whole
   or absent: the playlist is there from the start, and plays while the job runs.
 - `make_file` asks the segment service for every segment (a few at a time), copies each to a
-  scratch directory on local disk, has the worker process join them (livetx/batch/remux.py),
+  scratch directory on local disk, has the worker process join them (livetx/batch/remux.py:
+  packets copied; audio re-encoded once for an acodec other than AAC, whose segments carry AAC
+  at INTERMEDIATE_AB; a vp9 job's segments fMP4, FMP4_CODECS),
   and writes the file to its output key with one `Storage.write`, which is atomic in both
   stores (a local temp file and rename; an S3 PUT): a job that fails or is cancelled before
   that write leaves nothing under the output name. The file is held in memory for that one
@@ -31,7 +33,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from livetx.batch.remux import RemuxJob, RemuxResult, remux
+from livetx.batch.remux import AudioOut, RemuxJob, RemuxResult, remux
 from livetx.batch.request import AUDIO_ONLY, CONTAINER_OF, JobRequest, Work, json_value
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
@@ -40,13 +42,18 @@ from livetx.errors import LimitExceeded, LivetxError, ParameterUnsupported
 from livetx.jobs import JOB_ID_CHARS, Job, check_limits
 from livetx.layout import batch_profile_name, target_prefix
 from livetx.media.model import INIT, SegmentPart
-from livetx.media.params import RenditionParams, TitleParams
+from livetx.media.params import RenditionParams, TitleParams, resolve_audio
 from livetx.media.pool import Priority
 from livetx.settings import LimitsSettings
 from livetx.titles import Profile, Rendition, RenditionTemplate, Title, build_title
 
 RENDITION = "main"
 SEGMENT_CONTAINER = "ts"  # MPEG-TS segments: no B-frames, one clock (see remux.py)
+FMP4_CODECS = ("vp9",)  # video MPEG-TS cannot carry: its job's segments are fMP4 (an init segment, then fragments)
+# The AAC of the segments of a job whose acodec is not AAC, re-encoded once into it by the remux
+# worker: at this bitrate per two channels (AAC's most), so that the second generation's loss is
+# the asked codec's, not the intermediate's.
+INTERMEDIATE_AB = 320000
 
 
 class Cancelled(Exception):
@@ -100,11 +107,32 @@ async def make_all_segments(segments: SegmentService, title: Title, progress: Pr
         await progress(start + len(batch), len(parts))
 
 
+def intermediate(params: RenditionParams, acodec: str) -> RenditionParams:
+    """The rendition a job's segments are made with: as asked, but for an acodec other than
+    AAC, AAC at INTERMEDIATE_AB per two channels, whatever the source's bitrate (the asked
+    bitrate is the re-encode's, `audio_out`)."""
+    if acodec == "aac":
+        return params
+    return replace(params, ab=INTERMEDIATE_AB * max(params.ac or 2, 2) // 2, aq=None, abopt=0)
+
+
+def audio_out(params: ConcatParams, title: Title) -> AudioOut | None:
+    """The codec, bitrate and depth the remux worker re-encodes the AAC to (None: AAC, copied).
+    The bitrate is the asked one as the rendition would have had it (abopt against the source)."""
+    audio = title.renditions[0].audio
+    if params.acodec == "aac" or audio is None:
+        return None
+    asked = resolve_audio(rendition_params(params), title.info, title.muxed_track)
+    bitrate = asked.bitrate if asked is not None else audio.bitrate
+    return AudioOut(params.acodec, bitrate, params.adepth)
+
+
 def profile_for(composite: Composite) -> Profile:
     """The profile of a one-clip composite's title: its window, one rendition, nothing pre-transcoded."""
     clip = composite.clips[0]
     title = TitleParams(ss=clip.ss_ms, t=clip.t_ms, initd=0, audio="muxed", subtitles="none")
-    rendition = rendition_params(composite.params)
+    container = "fmp4" if composite.params.vcodec in FMP4_CODECS and not composite.params.vn else SEGMENT_CONTAINER
+    rendition = intermediate(rendition_params(composite.params, container), composite.params.acodec)
     meaning = json.dumps([repr(title), repr(rendition), composite.params.vn], sort_keys=True)
     return Profile(batch_profile_name(meaning), title, (RenditionTemplate(RENDITION, rendition, title),), source_key=clip.key)
 
@@ -149,7 +177,7 @@ Progress = Callable[[int, int], Awaitable[None]]  # (segments made, segments in 
 IsCancelled = Callable[[], Awaitable[bool]]
 
 
-async def _segment_to(segments: SegmentService, title: Title, index: int, path: Path) -> None:
+async def _segment_to(segments: SegmentService, title: Title, index: SegmentPart, path: Path) -> None:
     rendition = title.renditions[0]
     body = await segments.get(title, rendition, index, Priority.JOB)
     if body.data is not None:
@@ -163,17 +191,22 @@ async def _segment_to(segments: SegmentService, title: Title, index: int, path: 
 async def make_segments(
     segments: SegmentService, title: Title, scratch: Path, at_once: int, progress: Progress, cancelled: IsCancelled
 ) -> list[Path]:
-    """Every segment of the title's rendition, in order, as files in `scratch`."""
-    count = len(title.renditions[0].windows)
-    paths = [scratch / f"{n:06d}.ts" for n in range(count)]
+    """Every segment of the title's rendition, in order, as files in `scratch` (fMP4: its init
+    segment first, then its fragments: together, one fragmented MP4 stream)."""
+    rendition = title.renditions[0]
+    count = len(rendition.windows)
+    parts: list[SegmentPart] = [INIT] if rendition.container == "fmp4" else []
+    parts += range(count)
+    suffix = ".m4s" if rendition.container == "fmp4" else ".ts"
+    paths = [scratch / f"{part if part == INIT else f'{part:06d}'}{suffix}" for part in parts]
     done = 0
-    for start in range(0, count, at_once):
+    for start in range(0, len(parts), at_once):
         if await cancelled():
             raise Cancelled()
-        batch = range(start, min(count, start + at_once))
-        await asyncio.gather(*(_segment_to(segments, title, n, paths[n]) for n in batch))
+        batch = range(start, min(len(parts), start + at_once))
+        await asyncio.gather(*(_segment_to(segments, title, parts[i], paths[i]) for i in batch))
         done += len(batch)
-        await progress(done, count)
+        await progress(done, len(parts))
     return paths
 
 
@@ -193,7 +226,15 @@ async def make_file(
     try:
         paths = await make_segments(segments, title, scratch, at_once, progress, cancelled)
         output = scratch / "output"
-        job = RemuxJob(tuple(str(p) for p in paths), str(output), CONTAINER_OF[work.format], audio_only=work.format == AUDIO_ONLY)
+        audio_only = work.format in AUDIO_ONLY or bool(work.composite.params.vn)
+        job = RemuxJob(
+            tuple(str(p) for p in paths),
+            str(output),
+            CONTAINER_OF[work.format],
+            audio_only,
+            audio_out(work.composite.params, title),
+            segments="mp4" if title.renditions[0].container == "fmp4" else "mpegts",
+        )
         loop = asyncio.get_running_loop()
         result: RemuxResult = await loop.run_in_executor(remuxer, remux, job)
         if result.size > limits.max_job_bytes:

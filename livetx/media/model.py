@@ -174,7 +174,7 @@ class MediaInfo:
 
 @dataclass(frozen=True)
 class VideoSpec:
-    codec: str  # "h264" | "h265" | "av1"
+    codec: str  # "h264" | "h265" | "av1" | "vp9" (a job's WebM: batch/work.py)
     width: int
     height: int
     fps: Fraction

@@ -86,7 +86,19 @@ DECODE_THREADING = "AUTO"  # frame + slice threads for the source decoder
 SEEK_BACKOFF = (Fraction(1), Fraction(5), Fraction(30), None)  # seconds before the need; None: from the start
 
 
-ENCODERS: dict[str, Literal["libx264", "libx265", "libsvtav1"]] = {"h264": "libx264", "h265": "libx265", "av1": "libsvtav1"}
+ENCODERS: dict[str, Literal["libx264", "libx265", "libsvtav1", "libvpx-vp9"]] = {
+    "h264": "libx264",
+    "h265": "libx265",
+    "av1": "libsvtav1",
+    "vp9": "libvpx-vp9",  # a job's WebM only (batch/work.py asks for it; the playlist API does not take vp9)
+}
+# libvpx-vp9 runs with the realtime deadline (the good/best ones are far slower than a
+# segment's budget); each x264 preset name takes a realtime cpu-used of about the same rank.
+VP9_CPU_USED = {
+    "ultrafast": 8, "superfast": 8, "veryfast": 8, "faster": 7, "fast": 7,
+    "medium": 6, "slow": 6, "slower": 5, "veryslow": 5,
+}  # fmt: skip
+VP9_MAX_CRF = 63  # libvpx's quality scale runs 0-63 like SVT-AV1's
 # SVT-AV1 numbers its presets 0 (slowest) to 13 (fastest); each x264 preset name takes the
 # SVT-AV1 preset of about the same rank, so the default veryfast is 11 (M11: a 720p 2 s
 # segment in a few seconds on one core) and `limits.slowest_preset` bounds AV1 too.
@@ -362,6 +374,9 @@ def _open_video(out: OutputContainer, spec: VideoSpec, container: str) -> VideoS
     if spec.codec == "av1":
         ctx.options = _svt_av1_options(ctx, spec)
         return stream
+    if spec.codec == "vp9":
+        ctx.options = _vp9_options(ctx, spec)
+        return stream
     options = {"preset": spec.preset}
     x_params = ["open-gop=0"]
     if container == "ts":
@@ -400,6 +415,25 @@ def _svt_av1_options(ctx: VideoCodecContext, spec: VideoSpec) -> dict[str, str]:
     elif spec.crf is not None:
         options["crf"] = str(round(spec.crf * SVT_AV1_MAX_CRF / 51))
     if spec.maxrate:  # capped CRF
+        options |= {"maxrate": str(spec.maxrate), "bufsize": str(spec.bufsize or 2 * spec.maxrate)}
+    if spec.gop:
+        ctx.gop_size = spec.gop
+    return options
+
+
+def _vp9_options(ctx: VideoCodecContext, spec: VideoSpec) -> dict[str, str]:
+    """libvpx-vp9's options for `spec` (fMP4 only). A fresh encoder per segment opens on a key
+    frame (which resets every reference: the GOP is closed); `lag-in-frames=0` (realtime) makes
+    no hidden alt-ref frame, so every packet is one shown frame and nothing is reordered."""
+    options = {"deadline": "realtime", "cpu-used": str(VP9_CPU_USED[spec.preset]), "row-mt": "1", "lag-in-frames": "0"}
+    if spec.bitrate:
+        ctx.bit_rate = spec.bitrate
+    elif spec.crf is not None:
+        options |= {"crf": str(round(spec.crf * VP9_MAX_CRF / 51)), "b": "0"}  # constant quality
+        if spec.maxrate:  # capped CRF
+            ctx.bit_rate = spec.maxrate
+            options.pop("b")
+    if spec.maxrate:
         options |= {"maxrate": str(spec.maxrate), "bufsize": str(spec.bufsize or 2 * spec.maxrate)}
     if spec.gop:
         ctx.gop_size = spec.gop
