@@ -1,10 +1,14 @@
 """What a job makes: a composite's title, its segments through the normal segment path at
 `Priority.JOB`, and the file they are joined into, written in one PUT.
 
-- `title_for` turns a composite into a Title: the one seam between jobs and titles. A clip is
-  a source with its window (`ss`, `t`) under a hidden, per-parameters profile of one rendition
-  (the composite's ConcatParams), so two jobs of one source and parameters share their
-  segments, cached and sealed like any title's (`<source>/.batch-<hash>/main-<spec>-<n>.ts`).
+- `title_for` turns a composite (1 to 11 clips; a single source is a composite of one) into a
+  Title through `Catalog.composite_title`: the one seam between jobs and titles. Its segments
+  are MPEG-TS whatever the file's container, under a hidden profile named by a hash of the
+  clips and parameters (`<first clip's key>/.batch-<hash>/main-<spec>-<n>.ts`), so two jobs of
+  the same clips and parameters share their segments, cached and sealed like any title's. Each
+  segment reads one clip's source; the spec id holds every clip's version (a replaced clip
+  gives new segments). The timestamps run on across the joins (title time plus TS_OFFSET), so
+  the file is their packets joined (remux.py).
 - A segmented output (HLS, OSS `/segment,f_hls`) is a playlist job (livetx/jobs.py, made with
   publishing.py's workflow at submission: its claims, record and `<prefix>.m3u8`, playable at
   once, its segments made just in time until the job has made them all): `playlist_job` builds
@@ -35,15 +39,16 @@ from livetx.batch.remux import RemuxJob, RemuxResult, remux
 from livetx.batch.request import AUDIO_ONLY, CONTAINER_OF, JobRequest, Work, json_value
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
+from livetx.composite import ClipField, json_field, to_record
 from livetx.concat import Composite, ConcatParams
 from livetx.errors import LimitExceeded, LivetxError, ParameterUnsupported
 from livetx.jobs import JOB_ID_CHARS, Job, check_limits
 from livetx.layout import batch_profile_name, target_prefix
 from livetx.media.model import INIT, SegmentPart
-from livetx.media.params import RenditionParams, TitleParams
+from livetx.media.params import RenditionParams
 from livetx.media.pool import Priority
 from livetx.settings import LimitsSettings
-from livetx.titles import Profile, Rendition, RenditionTemplate, Title, build_title
+from livetx.titles import Rendition, Title
 
 RENDITION = "main"
 SEGMENT_CONTAINER = "ts"  # MPEG-TS segments: no B-frames, one clock (see remux.py)
@@ -100,27 +105,26 @@ async def make_all_segments(segments: SegmentService, title: Title, progress: Pr
         await progress(start + len(batch), len(parts))
 
 
-def profile_for(composite: Composite) -> Profile:
-    """The profile of a one-clip composite's title: its window, one rendition, nothing pre-transcoded."""
-    clip = composite.clips[0]
-    title = TitleParams(ss=clip.ss_ms, t=clip.t_ms, initd=0, audio="muxed", subtitles="none")
-    rendition = rendition_params(composite.params)
-    meaning = json.dumps([repr(title), repr(rendition), composite.params.vn], sort_keys=True)
-    return Profile(batch_profile_name(meaning), title, (RenditionTemplate(RENDITION, rendition, title),), source_key=clip.key)
+def segment_composite(composite: Composite) -> Composite:
+    """The composite whose segments a job joins: MPEG-TS segments whatever the file's container
+    (`f` is the file's, not the segments'), so jobs of the same clips and parameters to MP4 and
+    to MKV share their segments."""
+    return replace(composite, params=replace(composite.params, f=None, container=SEGMENT_CONTAINER))
 
 
-async def title_for(catalog: Catalog, composite: Composite) -> Title:
-    """INTEGRATION POINT (composite titles): a composite as a Title. One clip here; a composite
-    of several is refused at submission (request.check_single_clip) until this calls the
-    composite title builder (`Catalog.composite_title(composite, name)`)."""
-    if len(composite.clips) != 1:
-        raise ParameterUnsupported("Clips", "one clip: livetx does not join several clips in a job yet")
-    profile = profile_for(composite)
-    source = await catalog.source(composite.clips[0].key)
-    info = await catalog.media_info(source)
-    if composite.params.vn:
-        info = replace(info, video=None)
-    return build_title(source, info, profile, threads=catalog.threads)
+def job_profile_name(composite: Composite) -> str:
+    """The hidden profile (`.batch-<hash>`, layout.batch_profile_name) of a job's title: a hash of
+    its clips (keys and windows) and output parameters. Its segments are at the first clip's key
+    (`<key>/.batch-<hash>/main-<spec>-<n>.ts`); the spec id holds every clip's version."""
+    return batch_profile_name(json.dumps(["batch", to_record(segment_composite(composite))], sort_keys=True))
+
+
+async def title_for(catalog: Catalog, composite: Composite, field: ClipField = json_field) -> Title:
+    """A job's composite (1 to 11 clips; one clip is a composite of one) as a Title, through
+    `Catalog.composite_title`: one stat and one cached probe per clip, each segment made of one
+    clip's source, the audio joined on one AAC grid. Refusals name the clip's field through
+    `field` (`Clips[2].URI`; OSS: `sur[1].o`, concat.oss_clip_field)."""
+    return await catalog.composite_title(segment_composite(composite), job_profile_name(composite), field)
 
 
 def check_planned(title: Title, limits: LimitsSettings, oss: bool) -> None:
