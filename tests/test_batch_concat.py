@@ -29,6 +29,7 @@ from livetx.notify.signing import verify
 from livetx.settings import LimitsSettings
 from livetx.storage.base import ObjectInfo
 from livetx.titles import Title
+from tests.checker import decode_video
 from tests.concat_checks import CLIPS, check_audio, check_frames
 from tests.conftest import ROOT, Server, Source, launch_server
 from tests.support import wait_until
@@ -70,6 +71,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, sources: dict[str, Source],
     for (name, _, _), oss_name in zip(CLIPS, OSS_NAMES, strict=True):
         os.link(sources[name].path, media / sources[name].key)
         os.link(sources[name].path, media / oss_name)
+    for name in ("video-only", "audio-only"):
+        os.link(sources[name].path, media / sources[name].key)
     config = home / "livetx.toml"
     text = (ROOT / "conf" / "livetx.toml").read_text()
     assert text.count("\ntopics = {}\n") == 1
@@ -153,6 +156,29 @@ def test_a_clip_that_cannot_be_made_fails_the_job_naming_its_field(
     assert done["State"] == "failed" and done["Error"]["Code"] == "invalid_parameter", done
     assert repr(field) in done["Error"]["Message"], done["Error"]
     assert not output_path(server, output).exists()
+
+
+@pytest.mark.parametrize(("name", "video", "audio"), [("video-only", 1, 0), ("audio-only", 0, 1)])
+def test_a_source_without_audio_or_video_makes_a_file_without_it(
+    server: Server, sources: dict[str, Source], name: str, video: int, audio: int
+) -> None:
+    """A stream no clip has is left out, as a single source's title always did."""
+    key = sources[name].key
+    body = {"Clips": [{"URI": f"oss://local/{key}"}], "Output": {"URI": f"oss://local/out/{name}.mp4", "Format": "mp4"}}
+    status, submitted = call(server, "POST", "/api/v1/jobs", body)
+    assert status == 201, submitted
+    done = wait_state(server, submitted["JobId"], ("succeeded", "failed"))
+    assert done["State"] == "succeeded", done["Error"]
+    with av.open(str(output_path(server, f"out/{name}.mp4"))) as made:
+        assert (len(made.streams.video), len(made.streams.audio)) == (video, audio)
+        if video:
+            assert decode_video(made).indexes == list(range(sources[name].frames))
+    # with a clip that has audio, the video-only one is refused, named
+    body["Clips"] = [{"URI": f"oss://local/{sources['mp4-30'].key}"}, *body["Clips"]]
+    body["Output"]["URI"] = f"oss://local/out/{name}-mixed.mp4"
+    status, submitted = call(server, "POST", "/api/v1/jobs", body)
+    done = wait_state(server, submitted["JobId"], ("succeeded", "failed"))
+    assert done["State"] == "failed" and "'Clips[1].URI'" in done["Error"]["Message"], done
 
 
 def test_the_planned_length_of_the_clips_is_what_the_job_limit_judges(sources: dict[str, Source]) -> None:

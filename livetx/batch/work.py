@@ -124,7 +124,25 @@ async def title_for(catalog: Catalog, composite: Composite, field: ClipField = j
     `Catalog.composite_title`: one stat and one cached probe per clip, each segment made of one
     clip's source, the audio joined on one AAC grid. Refusals name the clip's field through
     `field` (`Clips[2].URI`; OSS: `sur[1].o`, concat.oss_clip_field)."""
+    composite = await _streams_present(catalog, composite)
     return await catalog.composite_title(segment_composite(composite), job_profile_name(composite), field)
+
+
+async def _streams_present(catalog: Catalog, composite: Composite) -> Composite:
+    """The composite without the video (`vn`) or audio (`an`) that none of its clips has: a
+    video-only source makes a file without audio, as a single source's title always did. A
+    stream that some clips have and others lack stays asked for: the composite title refuses
+    it, naming the first clip without it."""
+    params = composite.params
+    try:
+        infos = [await catalog.media_info(await catalog.source(clip.key)) for clip in composite.clips]
+    except LivetxError:  # a clip missing or unreadable: composite_title names its field
+        return composite
+    vn = params.vn or int(all(info.video is None for info in infos))
+    an = params.an or int(all(info.audio is None for info in infos))
+    if (vn, an) == (params.vn, params.an):
+        return composite
+    return replace(composite, params=replace(params, vn=vn, an=an))
 
 
 def check_planned(title: Title, limits: LimitsSettings, oss: bool) -> None:
