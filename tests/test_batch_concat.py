@@ -29,7 +29,7 @@ from livetx.notify.signing import verify
 from livetx.settings import LimitsSettings
 from livetx.storage.base import ObjectInfo
 from livetx.titles import Title
-from tests.checker import decode_video
+from tests.checker import TS_OFFSET, decode_video
 from tests.concat_checks import CLIPS, check_audio, check_frames
 from tests.conftest import ROOT, Server, Source, launch_server
 from tests.support import wait_until
@@ -43,12 +43,12 @@ def b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def planned(sources: dict[str, Source]) -> Title:
+def planned(sources: dict[str, Source], **params: Any) -> Title:
     """The composite's plan (what `POST /api/v1/composites` answers as its Clips), made by the
     planner from the clips' probes: where each clip starts and how long it lasts."""
     clips = [Clip(sources[name].key, ss, t) for name, ss, t in CLIPS]
     found = [ClipSource(ObjectInfo(c.key, 1, "v"), probe(str(sources[name].path))) for c, (name, _, _) in zip(clips, CLIPS, strict=True)]
-    return build_composite_title(make_composite(clips, concat_params({})), ".batch-plan", found)
+    return build_composite_title(make_composite(clips, concat_params(params)), ".batch-plan", found)
 
 
 def clip_times(title: Title) -> list[dict[str, Any]]:
@@ -99,6 +99,27 @@ def test_three_clips_as_a_job_to_mp4_pass_the_composite_checks(server: Server, s
         check_frames(joined, clip_times(title), sources, Fraction(0), shifted=False)
     with av.open(str(path)) as joined:
         check_audio(joined, clip_times(title), float(title.duration), Fraction(0))
+
+
+@pytest.mark.parametrize("fmt", ["mov", "mkv", "ts", "m4a"])
+def test_every_file_format_keeps_time_running_across_the_joins(server: Server, sources: dict[str, Source], fmt: str) -> None:
+    """The same clips (their segments shared with the MP4 job: the file's container is not
+    the segments') remuxed into each container: every frame once at its time, the audio's
+    frames back to back through both joins. MPEG-TS keeps the segments' clock (TS_OFFSET)."""
+    body = {"Clips": clips_body(sources), "Output": {"URI": f"oss://local/out/three.{fmt}", "Format": fmt}}
+    status, submitted = call(server, "POST", "/api/v1/jobs", body)
+    assert status == 201, submitted
+    done = wait_state(server, submitted["JobId"], ("succeeded", "failed"))
+    assert done["State"] == "succeeded", done["Error"]
+    path = str(output_path(server, f"out/three.{fmt}"))
+    offset = TS_OFFSET if fmt == "ts" else Fraction(0)
+    title = planned(sources, vn=1) if fmt == "m4a" else planned(sources)
+    if fmt != "m4a":
+        with av.open(path) as joined:
+            check_frames(joined, clip_times(title), sources, offset, shifted=False)
+    with av.open(path) as joined:
+        assert not joined.streams.video if fmt == "m4a" else len(joined.streams.video) == 1
+        check_audio(joined, clip_times(title), float(title.duration), offset, slack=90 if fmt == "mkv" else 0)
 
 
 def test_the_oss_concat_sample_as_written_saves_its_object_and_notifies(
