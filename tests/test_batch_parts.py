@@ -113,7 +113,9 @@ def test_several_clips_make_one_file_and_oss_clips_are_named_by_their_part() -> 
     b64 = lambda text: base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")  # noqa: E731
     process = f"video/concat,f_mkv/pre,o_{b64('p.mp4')}/sur,o_{b64('s1.ts')}/sur,o_{b64('s2.ts')},ss_500"
     process += f"|sys/saveas,b_{b64('b')},o_{b64('o.mkv')}"
-    oss = from_work(from_oss(parse_oss_concat("src.mp4", process), key_for, LIMITS).work)
+    submitted = from_oss(parse_oss_concat("src.mp4", process), key_for, LIMITS)
+    assert submitted.clip_field(0, "URI") == "pre[0].o" and job.clip_field(0, "URI") == "Clips[0].URI"
+    oss = from_work(submitted.work)
     assert [c.key for c in oss.composite.clips] == ["p.mp4", "src.mp4", "s1.ts", "s2.ts"]
     assert [oss.clip_field(i, "URI") for i in range(4)] == ["pre[0].o", "key", "sur[0].o", "sur[1].o"]
     assert oss.clip_field(3, "StartTime") == "sur[1].ss"

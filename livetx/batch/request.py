@@ -108,6 +108,11 @@ class JobRequest:
         return name if self.oss else json_name(name)
 
     @property
+    def clip_field(self) -> ClipField:
+        """How a refusal names clip i's field: `Clips[2].URI`, or OSS `sur[1].o` (`key`: the source object)."""
+        return json_field if self.source_index is None else oss_clip_field(self.source_index)
+
+    @property
     def work(self) -> dict[str, Any]:
         """What the runner makes, in store keys: `from_work` gives the composite back."""
         params = self.composite.params
