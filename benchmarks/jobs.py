@@ -156,7 +156,12 @@ def check(path: Path, frames: int, seconds: float) -> None:
 
 def table(results: dict[str, Any]) -> str:
     median = results["median"]
-    lines = [f"{results['media_s']:.0f} s of 1280x720 30 fps to MP4 (median of {results['rounds']})", ""]
+    machine = results["machine"]
+    lines = [
+        f"{results['media_s']:.0f} s of 1280x720 30 fps to MP4 (median of {results['rounds']}; "
+        f"load average {machine['load_before']:.2f} before, {machine['load_after']:.2f} after)",
+        "",
+    ]
     lines.append(f"{'case':<34} {'wall s':>7} {'CPU s':>7} {'x real':>7} {'vs ffmpeg':>10} {'CPU ratio':>10}")
     for case, label in (("ffmpeg", "ffmpeg CLI (anchor)"), ("job_1_clip", "livetx job, 1 clip"), ("job_3_clips", "livetx job, 3 clips")):
         row = median[case]
@@ -173,7 +178,10 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
         raise SystemExit("needs the ffmpeg CLI: apt-get install ffmpeg")
-    results = {"machine": {"cpus": os.cpu_count()}, **measure(args.seconds, args.rounds)}
+    load_before = os.getloadavg()[0]
+    measured = measure(args.seconds, args.rounds)
+    # the machine is shared: the 1-minute load average either side says how quiet the run was
+    results = {"machine": {"cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg()[0]}, **measured}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "jobs.json").write_text(json.dumps(results, indent=2))
     print(table(results))
