@@ -159,7 +159,7 @@ def table(results: dict[str, Any]) -> str:
     machine = results["machine"]
     lines = [
         f"{results['media_s']:.0f} s of 1280x720 30 fps to MP4 (median of {results['rounds']}; "
-        f"load average {machine['load_before']:.2f} before, {machine['load_after']:.2f} after)",
+        f"load average {machine['load_before']:.2f} before)",
         "",
     ]
     lines.append(f"{'case':<34} {'wall s':>7} {'CPU s':>7} {'x real':>7} {'vs ffmpeg':>10} {'CPU ratio':>10}")
@@ -178,10 +178,9 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
         raise SystemExit("needs the ffmpeg CLI: apt-get install ffmpeg")
-    load_before = os.getloadavg()[0]
-    measured = measure(args.seconds, args.rounds)
-    # the machine is shared: the 1-minute load average either side says how quiet the run was
-    results = {"machine": {"cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg()[0]}, **measured}
+    # the machine is shared: the 1-minute load average before the run says how quiet it was
+    # (after it, the run's own x264 threads are in it)
+    results = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}, **measure(args.seconds, args.rounds)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "jobs.json").write_text(json.dumps(results, indent=2))
     print(table(results))
