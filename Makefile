@@ -77,6 +77,7 @@ bench: $(STAMP) bench-tools
 	$(PY) benchmarks/cluster_burst.py
 	$(PY) benchmarks/hot_path.py
 	$(PY) benchmarks/encryption.py
+	$(PY) benchmarks/jobs.py
 	$(PY) benchmarks/report.py
 
 clean:

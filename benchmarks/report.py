@@ -81,6 +81,7 @@ def rows() -> list[tuple[str, str, str, str]]:
         )
     out += hot_path_rows()
     out += encryption_rows()
+    out += jobs_rows()
     s3 = load("s3_origin")
     if s3:
         out.append(
@@ -207,6 +208,24 @@ def hot_path_rows() -> list[tuple[str, str, str, str]]:
     if not many:
         out.append(("cached segment, livetx --processes N vs nginx N workers", "not available: no `serve --processes`", "-", "-"))
     return out
+
+
+def jobs_rows() -> list[tuple[str, str, str, str]]:
+    """jobs.py: a file job's throughput against the ffmpeg CLI making the same MP4."""
+    found = load("jobs")
+    if not found:
+        return []
+    median, seconds = found["median"], found["media_s"]
+    anchor = median["ffmpeg"]
+    return [
+        (
+            f"job to MP4, {seconds:.0f} s of 720p, {label}, vs ffmpeg CLI (throughput)",
+            f"{median[case]['throughput_x']:.2f}x real time, CPU {median[case]['cpu_s']:.1f} s",
+            f"{anchor['throughput_x']:.2f}x real time, CPU {anchor['cpu_s']:.1f} s",
+            f"{median[case]['throughput_ratio_over_ffmpeg']:.2f}",
+        )
+        for case, label in (("job_1_clip", "1 clip"), ("job_3_clips", "3 clips"))
+    ]
 
 
 def encryption_rows() -> list[tuple[str, str, str, str]]:

@@ -33,8 +33,9 @@ livetx's own records are hidden keys (a part starting with "."), which no job ma
   `.jobs/batch/cancel/<id>`          a cancel request for a running background job
   `.jobs/batch/keys/<sha256>.json`   an Idempotency-Key (of one API key) -> its job
 A background job's segments are a title's like any other, under a hidden profile folder
-(`<source key>/.batch-<hash of its parameters>/...`): shared by every job of those parameters,
-never listed, never claimed by a playlist job.
+(`<first clip's source key>/.batch-<hash of its clips and parameters>/...`, livetx/batch/work.py):
+shared by every job of those clips and parameters (whatever the file's container), never
+listed, never claimed by a playlist job.
 
 tests/test_layout.py holds a table of every shape: a change of layout is one deliberate diff.
 """

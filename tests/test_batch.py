@@ -15,6 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -96,9 +97,9 @@ class Receiver:
     url: str = ""
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver([500, 500, 500])
+@contextmanager
+def serving(state: Receiver) -> Iterator[Receiver]:
+    """`state`'s receiver listening on a free loopback port (its URL set) until the block ends."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -121,6 +122,12 @@ def receiver() -> Iterator[Receiver]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with serving(Receiver([500, 500, 500])) as state:
+        yield state
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +277,12 @@ CLIP = {"URI": "oss://local/short.mp4"}
     [
         pytest.param({**ONE, "Colour": 1}, 400, "Colour", id="unknown-field"),
         pytest.param({**ONE, "Clips": [CLIP] * 12}, 400, "Clips", id="12-clips"),
-        pytest.param({**ONE, "Clips": [CLIP] * 2}, 422, "Clips", id="2-clips"),
+        pytest.param(
+            {"Clips": [CLIP] * 2, "Output": {"URI": "oss://local/seg/two", "Segment": {"Format": "hls"}}},
+            422,
+            "Output.Segment",
+            id="2-clips-segmented",
+        ),
         pytest.param({"Clips": [CLIP], "Output": {"URI": "oss://local/o.mp4"}}, 400, "Output.Format", id="no-format"),
         pytest.param(job_body("short.mp4", ".jobs/x.mp4"), 422, "Output.URI", id="hidden-output"),
         pytest.param({**ONE, "Notify": {"URL": "ftp://x"}}, 400, None, id="bad-webhook"),

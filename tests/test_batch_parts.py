@@ -3,6 +3,7 @@ the store on local disk and on S3 (listing hidden record folders, Idempotency-Ke
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ import pytest
 from livetx.app import create_app
 from livetx.batch.claims import Claims, gone_here, owner_id
 from livetx.batch.record import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, DeliveryAttempt, JobError, JobRecord, Output
-from livetx.batch.request import from_work, parse_job
+from livetx.batch.request import from_oss, from_work, parse_job
 from livetx.batch.store import JobStore
 from livetx.cluster.lockfiles import LockFiles
 from livetx.cluster.redis_engine import RedisCoordinator
+from livetx.concat import parse_oss_concat
 from livetx.errors import IdempotencyConflict, LimitExceeded, ParameterError, ParameterUnsupported
 from livetx.factories import open_storages
 from livetx.media.pool import Priority
@@ -102,6 +104,23 @@ def test_a_request_keeps_what_the_runner_makes_in_store_keys() -> None:
     assert job.composite.clips[0].ss_ms == 1500 and job.composite.params.fps == 25
 
 
+def test_several_clips_make_one_file_and_oss_clips_are_named_by_their_part() -> None:
+    clips = [{"URI": "oss://b/a.mp4", "StartTime": 1}, {"URI": "oss://b/b.mkv", "Duration": 2}]
+    job = parse_job(body(Clips=clips), key_for, key_for, LIMITS)
+    work = from_work(job.work)
+    assert [(c.key, c.ss_ms, c.t_ms) for c in work.composite.clips] == [("a.mp4", 1000, 0), ("b.mkv", 0, 2000)]
+    assert work.clip_field(1, "URI") == "Clips[1].URI"
+    b64 = lambda text: base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")  # noqa: E731
+    process = f"video/concat,f_mkv/pre,o_{b64('p.mp4')}/sur,o_{b64('s1.ts')}/sur,o_{b64('s2.ts')},ss_500"
+    process += f"|sys/saveas,b_{b64('b')},o_{b64('o.mkv')}"
+    submitted = from_oss(parse_oss_concat("src.mp4", process), key_for, LIMITS)
+    assert submitted.clip_field(0, "URI") == "pre[0].o" and job.clip_field(0, "URI") == "Clips[0].URI"
+    oss = from_work(submitted.work)
+    assert [c.key for c in oss.composite.clips] == ["p.mp4", "src.mp4", "s1.ts", "s2.ts"]
+    assert [oss.clip_field(i, "URI") for i in range(4)] == ["pre[0].o", "key", "sur[0].o", "sur[1].o"]
+    assert oss.clip_field(3, "StartTime") == "sur[1].ss"
+
+
 def test_m4a_is_audio_only() -> None:
     job = parse_job(body(Output={"URI": "oss://b/a.m4a", "Format": "m4a"}), key_for, key_for, LIMITS)
     assert job.composite.params.vn == 1 and job.composite.params.f == "mp4"
@@ -115,7 +134,12 @@ RESOLUTION = "Video.TranscodeVideo.Resolution"
     [
         pytest.param(body(Extra=1), ParameterError, "Extra", id="unknown-field"),
         pytest.param(body(Clips=[{"URI": "oss://b/a.mp4"}] * 12), ParameterError, "Clips", id="12-clips"),
-        pytest.param(body(Clips=[{"URI": "oss://b/a.mp4"}] * 3), ParameterUnsupported, "Clips", id="3-clips-not-yet"),
+        pytest.param(
+            body(Clips=[{"URI": "oss://b/a.mp4"}] * 3, Output={"URI": "oss://b/hls/a", "Format": "ts", "Segment": {"Format": "hls"}}),
+            ParameterUnsupported,
+            "Output.Segment",
+            id="3-clips-segmented",
+        ),
         pytest.param(body(Format="mkv"), ParameterError, "Format", id="two-formats"),
         pytest.param(body(Video={"TranscodeVideo": {"Codec": "vp9"}}), ParameterUnsupported, "Video.TranscodeVideo.Codec", id="vp9"),
         pytest.param(body(Video={"TranscodeVideo": {"FrameRate": 90}}), LimitExceeded, "Video.TranscodeVideo.FrameRate", id="fps"),

@@ -5,6 +5,10 @@ job asks for a codec other than AAC, below).
 The segments are one rendition's MPEG-TS segments in order, as the segment path made them:
 their timestamps are title time plus TS_OFFSET on one continuous clock (media/transcode.py),
 and their AAC is on one grid, so their packets, read in order, are the packets of one stream.
+A composite's segments (several clips) are no different: each clip's timestamps are mapped to
+title time when its segments are made (its `origin`), every clip boundary is a segment
+boundary, and the AAC frame a join falls in is made once, silent, so the joins need nothing
+here: no gap, no overlap, no reset (tests/test_batch_concat.py checks every container).
 MPEG-TS output keeps the clock as it is (as FFmpeg's HLS output has it); the other containers
 start at 0 (TS_OFFSET taken off). The muxers insert the ADTS-to-AudioSpecificConfig filter
 that MP4, MOV and Matroska need for AAC from MPEG-TS. The seal after each segment (a null TS

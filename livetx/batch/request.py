@@ -36,6 +36,7 @@ from fractions import Fraction
 from typing import Any
 
 from livetx.batch import pipelines, templates
+from livetx.composite import ClipField, json_field
 from livetx.concat import (
     COMPOSITE,
     Clip,
@@ -46,6 +47,7 @@ from livetx.concat import (
     concat_params,
     json_name,
     make_composite,
+    oss_clip_field,
     parse_composite,
 )
 from livetx.contract import Choice, Field, Shape, Text, Via, spec_of
@@ -106,7 +108,7 @@ JOB_REQUEST = Shape(
         "Notify": Field(NOTIFY, doc="a webhook POSTed, signed, when the job ends (succeeded, failed or cancelled)"),
         "UserData": Field(Text("text of at most 1024 characters", max_length=1024), doc="given back as it is"),
     },
-    doc="a background job: a composite of one clip made into one file, or into HLS (Output.Segment)",
+    doc="a background job: a composite of 1 to 11 clips joined into one file, or one clip made into HLS (Output.Segment)",
 )
 COMPOSITE_FIELDS = tuple(COMPOSITE.fields)
 
@@ -124,10 +126,16 @@ class JobRequest:
     request: Mapping[str, Any] | None = None  # normalised JSON (GET shows it)
     oss: bool = False  # made by OSS: errors name OSS fields
     segment_ms: int | None = None  # segmented output (HLS): ms per segment; output_key is then the prefix
+    source_index: int | None = None  # OSS: the place of the source object among the clips (its fields: pre[i], sur[i])
 
     def field(self, name: str) -> str:
         """A parameter in the request's own terms (`fps`, or `Video.TranscodeVideo.FrameRate`)."""
         return name if self.oss else json_name(name)
+
+    @property
+    def clip_field(self) -> ClipField:
+        """How a refusal names clip i's field: `Clips[2].URI`, or OSS `sur[1].o` (`key`: the source object)."""
+        return json_field if self.source_index is None else oss_clip_field(self.source_index)
 
     @property
     def work(self) -> dict[str, Any]:
@@ -141,6 +149,7 @@ class JobRequest:
             "OutputURI": self.output_uri,
             "Format": self.format,
             "SegmentMs": self.segment_ms,
+            **({"SourceIndex": self.source_index} if self.source_index is not None else {}),
         }
 
     def meaning(self) -> str:
@@ -168,12 +177,18 @@ class Work:
     format: str
     segment_ms: int | None = None
     profile: str | None = None  # segmented: the playlist job's profile (j-<id>) the title plays under
+    source_index: int | None = None  # an OSS job's: see JobRequest
+
+    @property
+    def clip_field(self) -> ClipField:
+        """How a refusal names clip i's field: `Clips[2].URI`, or OSS `sur[1].o`."""
+        return json_field if self.source_index is None else oss_clip_field(self.source_index)
 
 
 def from_work(work: Mapping[str, Any]) -> Work:
     clips = [Clip(str(key), int(ss), int(t)) for key, ss, t in work["Clips"]]
     composite = make_composite(clips, concat_params(dict(work["Params"])))
-    segment, profile = work.get("SegmentMs"), work.get("Profile")
+    segment, profile, source_index = work.get("SegmentMs"), work.get("Profile"), work.get("SourceIndex")
     return Work(
         composite,
         str(work["OutputKey"]),
@@ -181,6 +196,7 @@ def from_work(work: Mapping[str, Any]) -> Work:
         str(work["Format"]),
         int(segment) if segment is not None else None,
         str(profile) if profile is not None else None,
+        int(source_index) if source_index is not None else None,
     )
 
 
@@ -195,11 +211,18 @@ def _output_key(uri: str, output_key_for: KeyFor, field: str) -> str:
     return key
 
 
-def check_single_clip(composite: Composite, field: str) -> None:
-    """INTEGRATION POINT (composite titles): a job makes one clip until the composite title
-    builder lands (livetx/batch/work.py title_for); then this check goes away."""
+def check_segmented_clips(composite: Composite, field: str) -> None:
+    """A segmented output (`Output.Segment`, OSS `/segment`) is a playlist job of one source
+    (livetx/jobs.py, published with publishing.py's workflow, whose targets are one source's
+    title): it takes one clip. A composite of several plays as HLS on demand instead
+    (`POST /api/v1/composites`, OSS `x-oss-process=video/concat` without sys/saveas), or is
+    joined into one file (a job without `Segment`)."""
     if len(composite.clips) > 1:
-        raise ParameterUnsupported(field, "one clip: livetx does not join several clips in a job yet")
+        raise ParameterUnsupported(
+            field,
+            "absent with more than one clip: a segmented job publishes one source's playlist; play a composite on demand"
+            " (POST /api/v1/composites, or x-oss-process=video/concat) or join it into one file",
+        )
 
 
 def check_asked(request: JobRequest, limits: LimitsSettings) -> None:
@@ -294,7 +317,8 @@ def parse_job(
     template = job_template(template_for(parsed["Template"], "Template")) if "Template" in parsed else {}
     composite = parse_composite(raw, key_for, template)
     check_makeable(composite, json_name, file=segment is None)
-    check_single_clip(composite, "Clips")
+    if segment is not None:
+        check_segmented_clips(composite, "Output.Segment")
     output_key = _output_key(output["URI"], pipelines.under_prefix(output_prefix, output_key_for), "Output.URI")
     output_uri = output["URI"] if pipelines.is_uri(output["URI"]) else output_key  # a relative name: the key it is under the prefix
     pipeline = parsed.get("Pipeline", DEFAULT_PIPELINE)
@@ -324,7 +348,6 @@ def from_oss(concat: ConcatRequest, output_key_for: KeyFor, limits: LimitsSettin
     concat.parse_oss_concat), as a job."""
     composite = concat.composite
     check_makeable(composite, file=concat.segment is None)
-    check_single_clip(composite, "pre" if concat.source_index else "sur")
     fmt = composite.params.f
     if fmt is None or fmt not in FILE_FORMATS or fmt in AUDIO_ONLY:
         raise ParameterUnsupported("f", f"one of {', '.join(f for f in FILE_FORMATS if f not in AUDIO_ONLY)}")
@@ -333,9 +356,20 @@ def from_oss(concat: ConcatRequest, output_key_for: KeyFor, limits: LimitsSettin
         if concat.segment.f != "hls":
             raise ParameterUnsupported("segment.f", "hls: livetx does not make DASH output of jobs yet")
         segment_ms = concat.segment.t
+        check_segmented_clips(composite, "/segment")
     uri = concat.saveas.uri
     key = _output_key(uri, output_key_for, "sys/saveas.o")
     work_request = {"Process": "video/concat", "Source": concat.source_key, "Output": {"URI": uri, "Format": fmt}}
-    request = JobRequest(composite, key, uri, fmt, topic=concat.notify, request=work_request, oss=True, segment_ms=segment_ms)
+    request = JobRequest(
+        composite,
+        key,
+        uri,
+        fmt,
+        topic=concat.notify,
+        request=work_request,
+        oss=True,
+        segment_ms=segment_ms,
+        source_index=concat.source_index,
+    )
     check_asked(request, limits)
     return request

@@ -258,7 +258,7 @@ class Runner:
                 return keeper.record.transition(
                     SUCCEEDED, self.clock(), outputs=(Output(work.output_uri, playlist.size if playlist else 0),)
                 )
-            title = await title_for(self.catalog, work.composite)
+            title = await title_for(self.catalog, work.composite, work.clip_field)
             check_planned(title, self.settings.limits, oss=bool(record.topic) or "Process" in record.request)
             assert self._remuxer is not None
             made = await make_file(

@@ -1,10 +1,14 @@
 """What a job makes: a composite's title, its segments through the normal segment path at
 `Priority.JOB`, and the file they are joined into, written in one PUT.
 
-- `title_for` turns a composite into a Title: the one seam between jobs and titles. A clip is
-  a source with its window (`ss`, `t`) under a hidden, per-parameters profile of one rendition
-  (the composite's ConcatParams), so two jobs of one source and parameters share their
-  segments, cached and sealed like any title's (`<source>/.batch-<hash>/main-<spec>-<n>.ts`).
+- `title_for` turns a composite (1 to 11 clips; a single source is a composite of one) into a
+  Title through `Catalog.composite_title`: the one seam between jobs and titles. Its segments
+  are MPEG-TS whatever the file's container, under a hidden profile named by a hash of the
+  clips and parameters (`<first clip's key>/.batch-<hash>/main-<spec>-<n>.ts`), so two jobs of
+  the same clips and parameters share their segments, cached and sealed like any title's. Each
+  segment reads one clip's source; the spec id holds every clip's version (a replaced clip
+  gives new segments). The timestamps run on across the joins (title time plus TS_OFFSET), so
+  the file is their packets joined (remux.py).
 - A segmented output (HLS, OSS `/segment,f_hls`) is a playlist job (livetx/jobs.py, made with
   publishing.py's workflow at submission: its claims, record and `<prefix>.m3u8`, playable at
   once, its segments made just in time until the job has made them all): `playlist_job` builds
@@ -37,15 +41,16 @@ from livetx.batch.remux import AudioOut, RemuxJob, RemuxResult, remux
 from livetx.batch.request import AUDIO_ONLY, CONTAINER_OF, JobRequest, Work, json_value
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
+from livetx.composite import ClipField, json_field, to_record
 from livetx.concat import Composite, ConcatParams
 from livetx.errors import LimitExceeded, LivetxError, ParameterUnsupported
 from livetx.jobs import JOB_ID_CHARS, Job, check_limits
 from livetx.layout import batch_profile_name, target_prefix
 from livetx.media.model import INIT, SegmentPart
-from livetx.media.params import RenditionParams, TitleParams, resolve_audio
+from livetx.media.params import RenditionParams, resolve_audio
 from livetx.media.pool import Priority
 from livetx.settings import LimitsSettings
-from livetx.titles import Profile, Rendition, RenditionTemplate, Title, build_title
+from livetx.titles import Rendition, Title
 
 RENDITION = "main"
 SEGMENT_CONTAINER = "ts"  # MPEG-TS segments: no B-frames, one clock (see remux.py)
@@ -107,11 +112,11 @@ async def make_all_segments(segments: SegmentService, title: Title, progress: Pr
         await progress(start + len(batch), len(parts))
 
 
-def intermediate(params: RenditionParams, acodec: str) -> RenditionParams:
-    """The rendition a job's segments are made with: as asked, but for an acodec other than
+def intermediate(params: ConcatParams) -> ConcatParams:
+    """The parameters a job's segments are made with: as asked, but for an acodec other than
     AAC, AAC at INTERMEDIATE_AB per two channels, whatever the source's bitrate (the asked
     bitrate is the re-encode's, `audio_out`)."""
-    if acodec == "aac":
+    if params.acodec == "aac":
         return params
     return replace(params, ab=INTERMEDIATE_AB * max(params.ac or 2, 2) // 2, aq=None, abopt=0)
 
@@ -127,28 +132,47 @@ def audio_out(params: ConcatParams, title: Title) -> AudioOut | None:
     return AudioOut(params.acodec, bitrate, params.adepth)
 
 
-def profile_for(composite: Composite) -> Profile:
-    """The profile of a one-clip composite's title: its window, one rendition, nothing pre-transcoded."""
-    clip = composite.clips[0]
-    title = TitleParams(ss=clip.ss_ms, t=clip.t_ms, initd=0, audio="muxed", subtitles="none")
-    container = "fmp4" if composite.params.vcodec in FMP4_CODECS and not composite.params.vn else SEGMENT_CONTAINER
-    rendition = intermediate(rendition_params(composite.params, container), composite.params.acodec)
-    meaning = json.dumps([repr(title), repr(rendition), composite.params.vn], sort_keys=True)
-    return Profile(batch_profile_name(meaning), title, (RenditionTemplate(RENDITION, rendition, title),), source_key=clip.key)
+def segment_composite(composite: Composite) -> Composite:
+    """The composite whose segments a job joins: MPEG-TS segments whatever the file's container
+    (`f` is the file's, not the segments'), so jobs of the same clips and parameters to MP4 and
+    to MKV share their segments; fMP4 ones for a video codec MPEG-TS cannot carry (FMP4_CODECS);
+    their audio AAC, at the intermediate bitrate when the file's codec is another (`intermediate`)."""
+    params = composite.params
+    container = "fmp4" if params.vcodec in FMP4_CODECS and not params.vn else SEGMENT_CONTAINER
+    return replace(composite, params=intermediate(replace(params, f=None, container=container)))
 
 
-async def title_for(catalog: Catalog, composite: Composite) -> Title:
-    """INTEGRATION POINT (composite titles): a composite as a Title. One clip here; a composite
-    of several is refused at submission (request.check_single_clip) until this calls the
-    composite title builder (`Catalog.composite_title(composite, name)`)."""
-    if len(composite.clips) != 1:
-        raise ParameterUnsupported("Clips", "one clip: livetx does not join several clips in a job yet")
-    profile = profile_for(composite)
-    source = await catalog.source(composite.clips[0].key)
-    info = await catalog.media_info(source)
-    if composite.params.vn:
-        info = replace(info, video=None)
-    return build_title(source, info, profile, threads=catalog.threads)
+def job_profile_name(composite: Composite) -> str:
+    """The hidden profile (`.batch-<hash>`, layout.batch_profile_name) of a job's title: a hash of
+    its clips (keys and windows) and output parameters. Its segments are at the first clip's key
+    (`<key>/.batch-<hash>/main-<spec>-<n>.ts`); the spec id holds every clip's version."""
+    return batch_profile_name(json.dumps(["batch", to_record(segment_composite(composite))], sort_keys=True))
+
+
+async def title_for(catalog: Catalog, composite: Composite, field: ClipField = json_field) -> Title:
+    """A job's composite (1 to 11 clips; one clip is a composite of one) as a Title, through
+    `Catalog.composite_title`: one stat and one cached probe per clip, each segment made of one
+    clip's source, the audio joined on one AAC grid. Refusals name the clip's field through
+    `field` (`Clips[2].URI`; OSS: `sur[1].o`, concat.oss_clip_field)."""
+    composite = await _streams_present(catalog, composite)
+    return await catalog.composite_title(segment_composite(composite), job_profile_name(composite), field)
+
+
+async def _streams_present(catalog: Catalog, composite: Composite) -> Composite:
+    """The composite without the video (`vn`) or audio (`an`) that none of its clips has: a
+    video-only source makes a file without audio, as a single source's title always did. A
+    stream that some clips have and others lack stays asked for: the composite title refuses
+    it, naming the first clip without it."""
+    params = composite.params
+    try:
+        infos = [await catalog.media_info(await catalog.source(clip.key)) for clip in composite.clips]
+    except LivetxError:  # a clip missing or unreadable: composite_title names its field
+        return composite
+    vn = params.vn or int(all(info.video is None for info in infos))
+    an = params.an or int(all(info.audio is None for info in infos))
+    if (vn, an) == (params.vn, params.an):
+        return composite
+    return replace(composite, params=replace(params, vn=vn, an=an))
 
 
 def check_planned(title: Title, limits: LimitsSettings, oss: bool) -> None:

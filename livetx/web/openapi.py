@@ -511,7 +511,7 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
             },
             "/api/v1/jobs": {
                 "post": {
-                    "summary": "Submit a background job: a composite of one clip made into one file, written whole once it succeeds",
+                    "summary": "Submit a background job: a composite of 1 to 11 clips made into one file, written whole once it succeeds",
                     "security": [{"apiKey": []}],
                     "parameters": [_param("Idempotency-Key", "header", "the same key and body give the same job (200); another body: 409")],
                     "requestBody": {"required": True, "content": _body("application/json", _ref("JobRequest"))},
