@@ -141,7 +141,7 @@ RESOLUTION = "Video.TranscodeVideo.Resolution"
             id="3-clips-segmented",
         ),
         pytest.param(body(Format="mkv"), ParameterError, "Format", id="two-formats"),
-        pytest.param(body(Video={"TranscodeVideo": {"Codec": "vp9"}}), ParameterUnsupported, "Video.TranscodeVideo.Codec", id="vp9"),
+        pytest.param(body(Audio={"TranscodeAudio": {"Codec": "vorbis"}}), ParameterUnsupported, "Audio.TranscodeAudio.Codec", id="vorbis"),
         pytest.param(body(Video={"TranscodeVideo": {"FrameRate": 90}}), LimitExceeded, "Video.TranscodeVideo.FrameRate", id="fps"),
         pytest.param(body(Clips=[{"URI": "oss://b/a.mp4", "Duration": 5 * 3600}]), LimitExceeded, "Clips", id="duration"),
         pytest.param(body(Video={"TranscodeVideo": {"Resolution": "4000x4000"}}), LimitExceeded, RESOLUTION, id="pixels"),
