@@ -18,10 +18,11 @@
   scratch directory on local disk, has the worker process join them (livetx/batch/remux.py:
   packets copied; audio re-encoded once for an acodec other than AAC, whose segments carry AAC
   at INTERMEDIATE_AB; a vp9 job's segments fMP4, FMP4_CODECS),
-  and writes the file to its output key with one `Storage.write`, which is atomic in both
-  stores (a local temp file and rename; an S3 PUT): a job that fails or is cancelled before
-  that write leaves nothing under the output name. The file is held in memory for that one
-  write (bounded by `limits.max_job_bytes`).
+  and writes the file to its output key with one `Storage.write_file`, which is atomic in both
+  stores (a local temp file and rename; an S3 PUT, or a multipart upload whose object appears
+  only when it completes) and never holds the file whole in memory: a job that fails or is
+  cancelled before that write ends leaves nothing under the output name. `limits.max_job_bytes`
+  bounds the file.
 """
 
 from __future__ import annotations
@@ -267,8 +268,7 @@ async def make_file(
             )
         if await cancelled():
             raise Cancelled()
-        data = await asyncio.to_thread(output.read_bytes)
-        await segments.output.write(work.output_key, data)
-        return Made(work.output_key, len(data), result.duration)
+        await segments.output.write_file(work.output_key, output)
+        return Made(work.output_key, result.size, result.duration)
     finally:
         await asyncio.to_thread(shutil.rmtree, scratch, True)
