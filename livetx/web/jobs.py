@@ -28,7 +28,7 @@ from livetx.batch.pipelines import DEFAULT, Pipeline
 from livetx.batch.record import CANCELLED, QUEUED, STATES, JobRecord, new_job_id
 from livetx.batch.request import JobRequest, from_oss, parse_job, pipeline_name, template_name
 from livetx.batch.runner import Runner
-from livetx.batch.work import playlist_job
+from livetx.batch.work import check_planned, playlist_job, title_for
 from livetx.concat import parse_oss_concat
 from livetx.errors import InvalidPath, JobFinished, JobNotFound, OutputReserved, ParameterError, PipelineNotFound
 from livetx.layout import PLAYLIST_SUFFIX, profile_area, target_playlist_key
@@ -75,8 +75,12 @@ async def _submit(
     scope = request[API_SCOPE]
     idempotency = _idempotency_key(request)
     for i, clip in enumerate(job.composite.clips):
-        scope.check_read(clip.key, source_field if job.oss else f"Clips[{i}].URI")
-        await request.app[CATALOG].source(clip.key)  # 404 now, not a failed job later
+        scope.check_read(clip.key, job.clip_field(i, "URI"))
+    if job.segment_ms is None:
+        # planned now (one stat and one probe per clip, both cached for the runner): a clip that
+        # is missing, not media, or starts past its end, and a title past [limits], are this
+        # request's 400 naming the field, not a failed job later
+        check_planned(await title_for(request.app[CATALOG], job.composite, job.clip_field), settings.limits, oss=job.oss)
     output_field = "sys/saveas" if job.oss else "Output.URI"
     scope.check_write(job.output_key, output_field)
     taken = profile_area(job.output_key, request.app[CATALOG].profiles)
