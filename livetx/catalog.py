@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 from livetx.composite import ClipField, ClipSource, build_composite_title, from_record, is_composite_profile, json_field, to_record
 from livetx.concat import Composite
+from livetx.dash.manifest import stored_mpd_text
 from livetx.errors import (
     LivetxError,
     OutputClaimed,
@@ -217,8 +218,13 @@ class Catalog:
             return "?"  # unreadable: held by someone, not by this job
 
     def playlist_objects(self, title: Title) -> dict[str, str]:
-        """The title's playlists as written to output storage (livetx/playlists.py)."""
-        return playlist_objects(title, self.public_url + quote(title_prefix(title.profile.name, title.source.key), safe="/"))
+        """The title's playlists as written to output storage (livetx/playlists.py), and a
+        segmented job's MPD next to them (its profile's `mpd_key`, dash/manifest.py): written
+        and rewritten together, so the MPD names the segments the playlist names."""
+        objects = playlist_objects(title, self.public_url + quote(title_prefix(title.profile.name, title.source.key), safe="/"))
+        if title.profile.mpd_key is not None:
+            objects[title.profile.mpd_key] = stored_mpd_text(title)
+        return objects
 
     async def publish(self, title: Title) -> None:
         """Write the title's playlists to output storage now (the APIs answer after this)."""

@@ -72,6 +72,7 @@ class Job:
     oss: bool = False  # made by OSS hls/m3u8 (not recorded: it only names fields in errors)
     echo: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # request fields the answer returns as given (not recorded)
     subtitles: tuple[str, ...] = ()  # source-store keys of the request's SourceSubtitles, in order
+    mpd_key: str | None = None  # a DASH manifest written with the playlists (a segmented job's `<prefix>.mpd`, stored names)
 
     @property
     def profile_name(self) -> str:
@@ -101,6 +102,8 @@ class Job:
             out[target_playlist_key(prefix)] = "sys/saveas" if self.oss else f"Targets[{name.removeprefix('t')}].URI"
         for key in track_claims(self, title) if title is not None else ():
             out.setdefault(key, "MasterURI")
+        if self.mpd_key is not None:  # next to the target it describes, so named by that target's field
+            out[self.mpd_key] = "sys/saveas" if self.oss else "Targets[0].URI"
         return out
 
     def subtitle_fields(self) -> dict[str, str]:
@@ -114,7 +117,14 @@ class Job:
             raise ParameterError("Targets", exc.message) from None
         renditions = tuple(replace(r, object_prefix=self.prefixes[r.name]) for r in profile.renditions)
         tracks = track_prefix(self.master_key) if self.master_key is not None else None
-        return replace(profile, renditions=renditions, source_key=self.source_key, master_key=self.master_key, track_prefix=tracks)
+        return replace(
+            profile,
+            renditions=renditions,
+            source_key=self.source_key,
+            master_key=self.master_key,
+            track_prefix=tracks,
+            mpd_key=self.mpd_key,
+        )
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -127,6 +137,7 @@ class Job:
             "prefixes": self.prefixes,
             "uris": self.uris,
             "subtitles": list(self.subtitles),
+            **({"mpd_key": self.mpd_key} if self.mpd_key is not None else {}),
         }
 
     @classmethod
@@ -137,7 +148,10 @@ class Job:
         subtitles = record.get("subtitles", [])  # absent from records written before subtitles
         if not isinstance(subtitles, list) or not all(isinstance(key, str) for key in subtitles):
             raise ValueError("not a job record")
-        return cls(**{name: record[name] for name in fields}, subtitles=tuple(subtitles))
+        mpd_key = record.get("mpd_key")  # only a segmented job's (Output.Segment dash)
+        if mpd_key is not None and not isinstance(mpd_key, str):
+            raise ValueError("not a job record")
+        return cls(**{name: record[name] for name in fields}, subtitles=tuple(subtitles), mpd_key=mpd_key)
 
 
 def track_claims(job: Job, title: Title) -> list[str]:

@@ -51,6 +51,7 @@ from livetx.titles import Rendition, Title
 
 SEGMENT_SUFFIX = ".ts"
 PLAYLIST_SUFFIX = ".m3u8"
+MPD_SUFFIX = ".mpd"  # a segmented job's DASH manifest (target_mpd_key)
 FRAGMENT_SUFFIX = ".m4s"  # an fMP4 rendition's media segments
 INIT_SUFFIX = ".mp4"  # an fMP4 rendition's init segment, named `...-init.mp4`
 SUBTITLE_SUFFIX = ".vtt"  # a subtitle rendition's WebVTT segments
@@ -167,6 +168,11 @@ def target_prefix(key: str) -> str:
 
 def target_playlist_key(prefix: str) -> str:
     return prefix + PLAYLIST_SUFFIX
+
+
+def target_mpd_key(prefix: str) -> str:
+    """A segmented job's DASH manifest, `<prefix>.mpd`, next to its `<prefix>.m3u8`."""
+    return prefix + MPD_SUFFIX
 
 
 def track_prefix(master_key: str) -> str:

@@ -7,8 +7,8 @@ anything.
 2. The job stays in its own namespace (no profile's area, no hidden key).
 3. The title is planned (its subtitle files exist and are readable), and the planned output
    is within `[limits]` and the scope (its audio and subtitle renditions, next to the master).
-4. Only then the job is kept (claims, then its record), its playlists are written, and its
-   first `initd` ms are queued for pre-transcoding.
+4. Only then the job is kept (claims, then its record), its playlists (and a segmented job's
+   MPD, `Job.mpd_key`) are written, and its first `initd` ms are queued for pre-transcoding.
 
 No HTTP here: the handlers in web/api.py parse, call this, and answer.
 """
@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
-from livetx.errors import ParameterError
+from livetx.dash.manifest import check_dash
+from livetx.errors import NotDash, ParameterError
 from livetx.jobs import Job, check_namespace, check_planned, renamed, track_claims
 from livetx.layout import target_segments_prefix
 from livetx.scopes import ApiScope
@@ -43,6 +44,11 @@ async def publish_job(
     except ParameterError as exc:
         raise renamed(job, exc) from None
     check_planned(job, title, limits)
+    if job.mpd_key is not None:  # a segmented job's MPD (Output.Segment dash): the title must be one DASH describes
+        try:
+            check_dash(title)
+        except NotDash as exc:
+            raise ParameterError("segment.f" if job.oss else "Output.Segment.Format", exc.message) from None
     for key in track_claims(job, title):  # the audio and subtitle renditions, next to the master (so in its namespace)
         scope.check_write(key, "MasterURI")
         scope.check_write(target_segments_prefix(key), "MasterURI")

@@ -70,6 +70,7 @@ class Profile:
     source_key: str | None = None  # API-made profiles belong to one source
     master_key: str | None = None  # where an API-made master playlist is written
     track_prefix: str | None = None  # API-made with a master: its audio and subtitle renditions' object prefix, before their name
+    mpd_key: str | None = None  # API-made (a segmented job, Output.Segment dash): its DASH manifest, written with its playlists
 
 
 def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:

@@ -8,8 +8,9 @@ Video, Audio) plus:
             (required; m4a: AAC audio only, in MP4; mp3: an MP3 file; Format defaults to the
             top-level Format), or
             segmented: {"URI": "oss://bucket/prefix", "Format": "ts" | "mp4", "Segment":
-            {"Format": "hls", "Duration": 10}}: `<prefix>.m3u8` and its segments next to it, as
-            OSS `/segment,f_hls` and hls/m3u8 name them
+            {"Format": "hls" | "dash", "Duration": 10}}: `<prefix>.m3u8` and its segments next
+            to it, as OSS `/segment,f_hls` and hls/m3u8 name them; dash (Format mp4: DASH needs
+            fMP4) adds `<prefix>.mpd` over the same stored segments
   Template  the name of a stored template (livetx/batch/templates.py): its parameters are the
             output's, and the request's own fields (Video, Audio, Container) override them, as
             IMM `Targets[i].Template` does (templates.over_template); the record's `Work` keeps
@@ -39,6 +40,7 @@ from livetx.batch import pipelines, templates
 from livetx.composite import ClipField, json_field
 from livetx.concat import (
     COMPOSITE,
+    SEGMENT_FORMATS,
     Clip,
     Composite,
     ConcatRequest,
@@ -74,9 +76,14 @@ CONTAINER_OF = {
 DEFAULT_PIPELINE = pipelines.DEFAULT
 
 SEGMENTED_FORMATS = ("ts", "mp4")  # the Output.Format of a segmented output: its segments' container (ts, fMP4)
+DASH_FORMAT = "mp4"  # the one Output.Format of a DASH segmented output (fMP4 segments)
 SEGMENT = Shape(
     {
-        "Format": Field(Choice(("hls",)), required=True, doc="hls: a media playlist and its segments (DASH: not yet)"),
+        "Format": Field(
+            Choice(SEGMENT_FORMATS),
+            required=True,
+            doc="hls: a media playlist and its segments; dash: an MPD (<URI>.mpd) too, over the same fMP4 segments (Output.Format mp4)",
+        ),
         "Duration": Field(Via("t", spec_of(SegmentParams, "t"), scale=1000), doc="seconds per segment"),
     }
 )
@@ -126,6 +133,7 @@ class JobRequest:
     request: Mapping[str, Any] | None = None  # normalised JSON (GET shows it)
     oss: bool = False  # made by OSS: errors name OSS fields
     segment_ms: int | None = None  # segmented output (HLS): ms per segment; output_key is then the prefix
+    dash: bool = False  # segmented output with an MPD too (Segment.Format dash, OSS /segment,f_dash)
     source_index: int | None = None  # OSS: the place of the source object among the clips (its fields: pre[i], sur[i])
 
     def field(self, name: str) -> str:
@@ -149,6 +157,7 @@ class JobRequest:
             "OutputURI": self.output_uri,
             "Format": self.format,
             "SegmentMs": self.segment_ms,
+            **({"Dash": True} if self.dash else {}),
             **({"SourceIndex": self.source_index} if self.source_index is not None else {}),
         }
 
@@ -178,6 +187,8 @@ class Work:
     segment_ms: int | None = None
     profile: str | None = None  # segmented: the playlist job's profile (j-<id>) the title plays under
     source_index: int | None = None  # an OSS job's: see JobRequest
+    mpd_key: str | None = None  # segmented, dash: the MPD written next to the playlist
+    mpd_uri: str | None = None
 
     @property
     def clip_field(self) -> ClipField:
@@ -197,6 +208,8 @@ def from_work(work: Mapping[str, Any]) -> Work:
         int(segment) if segment is not None else None,
         str(profile) if profile is not None else None,
         int(source_index) if source_index is not None else None,
+        str(work["MpdKey"]) if work.get("MpdKey") is not None else None,
+        str(work["MpdURI"]) if work.get("MpdURI") is not None else None,
     )
 
 
@@ -283,9 +296,12 @@ def parse_job(
     fmt = output.get("Format") or (top if top in FILE_FORMATS else None)
     segment = output.get("Segment")
     if segment is not None:
-        fmt = fmt or "ts"
+        dash = segment["Format"] == "dash"
+        fmt = fmt or ("mp4" if dash else "ts")
         if fmt not in SEGMENTED_FORMATS:
             raise ParameterError("Output.Format", f"{' or '.join(SEGMENTED_FORMATS)} with Output.Segment (the segments' container)")
+        if dash and fmt != DASH_FORMAT:
+            raise ParameterError("Output.Format", f"{DASH_FORMAT} (or absent) with Output.Segment.Format dash: DASH needs fMP4 segments")
     if fmt is None:
         raise ParameterError("Output.Format", f"one of {', '.join(FILE_FORMATS)} (or a top-level Format)")
     container = AUDIO_ONLY[fmt][1] if fmt in AUDIO_ONLY else fmt
@@ -338,6 +354,7 @@ def parse_job(
         user_data=parsed.get("UserData"),
         request=normal,
         segment_ms=None if segment is None else segment.get("Duration", SegmentParams().t),
+        dash=segment is not None and segment["Format"] == "dash",
     )
     check_asked(request, limits)
     return request
@@ -353,8 +370,10 @@ def from_oss(concat: ConcatRequest, output_key_for: KeyFor, limits: LimitsSettin
         raise ParameterUnsupported("f", f"one of {', '.join(f for f in FILE_FORMATS if f not in AUDIO_ONLY)}")
     segment_ms = None
     if concat.segment is not None:
-        if concat.segment.f != "hls":
-            raise ParameterUnsupported("segment.f", "hls: livetx does not make DASH output of jobs yet")
+        if concat.segment.f is None:
+            raise ParameterError("segment.f", f"one of {', '.join(SEGMENT_FORMATS)}")
+        if concat.segment.f == "dash" and fmt != DASH_FORMAT:
+            raise ParameterError("f", f"{DASH_FORMAT} with /segment,f_dash: DASH needs fMP4 segments")
         segment_ms = concat.segment.t
         check_segmented_clips(composite, "/segment")
     uri = concat.saveas.uri
@@ -369,6 +388,7 @@ def from_oss(concat: ConcatRequest, output_key_for: KeyFor, limits: LimitsSettin
         request=work_request,
         oss=True,
         segment_ms=segment_ms,
+        dash=concat.segment is not None and concat.segment.f == "dash",
         source_index=concat.source_index,
     )
     check_asked(request, limits)

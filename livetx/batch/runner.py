@@ -254,10 +254,14 @@ class Runner:
             if work.profile is not None:  # segmented: the playlist job's title, every segment made
                 title = await self.catalog.title(work.profile, work.composite.clips[0].key)
                 await make_all_segments(self.segments, title, keeper.progress, keeper.cancelled, jobs.segments_at_once)
-                playlist = await self.catalog.output.stat(work.output_key)
-                return keeper.record.transition(
-                    SUCCEEDED, self.clock(), outputs=(Output(work.output_uri, playlist.size if playlist else 0),)
-                )
+                outputs = [(work.output_uri, work.output_key)]
+                if work.mpd_uri is not None and work.mpd_key is not None:  # DASH: its MPD, written with the playlist
+                    outputs.append((work.mpd_uri, work.mpd_key))
+                made_outputs = []
+                for uri, key in outputs:
+                    info = await self.catalog.output.stat(key)
+                    made_outputs.append(Output(uri, info.size if info else 0))
+                return keeper.record.transition(SUCCEEDED, self.clock(), outputs=tuple(made_outputs))
             title = await title_for(self.catalog, work.composite, work.clip_field)
             check_planned(title, self.settings.limits, oss=bool(record.topic) or "Process" in record.request)
             assert self._remuxer is not None

@@ -13,7 +13,9 @@
   publishing.py's workflow at submission: its claims, record and `<prefix>.m3u8`, playable at
   once, its segments made just in time until the job has made them all): `playlist_job` builds
   it, and `make_all_segments` pre-transcodes the whole title at `Priority.JOB`. It is not whole
-  or absent: the playlist is there from the start, and plays while the job runs.
+  or absent: the playlist is there from the start, and plays while the job runs. A DASH one
+  (`Segment.Format: "dash"`, OSS `/segment,f_dash`; fMP4 segments) also has `<prefix>.mpd`,
+  written with the playlist (Catalog.playlist_objects, dash/manifest.py stored_mpd_text).
 - `make_file` asks the segment service for every segment (a few at a time), copies each to a
   scratch directory on local disk, has the worker process join them (livetx/batch/remux.py:
   packets copied; audio re-encoded once for an acodec other than AAC, whose segments carry AAC
@@ -46,7 +48,7 @@ from livetx.composite import ClipField, json_field, to_record
 from livetx.concat import Composite, ConcatParams
 from livetx.errors import LimitExceeded, LivetxError, ParameterUnsupported
 from livetx.jobs import JOB_ID_CHARS, Job, check_limits
-from livetx.layout import batch_profile_name, target_prefix
+from livetx.layout import batch_profile_name, target_mpd_key, target_prefix
 from livetx.media.model import INIT, SegmentPart
 from livetx.media.params import RenditionParams, resolve_audio
 from livetx.media.pool import Priority
@@ -75,7 +77,9 @@ def rendition_params(params: ConcatParams, container: str = SEGMENT_CONTAINER) -
 
 
 def playlist_job(request: JobRequest, limits: LimitsSettings) -> Job:
-    """A segmented output as a playlist job of one target: `<prefix>.m3u8` and its segments."""
+    """A segmented output as a playlist job of one target: `<prefix>.m3u8` and its segments, and
+    for DASH `<prefix>.mpd` over the same stored segments (Job.mpd_key: claimed, and written with
+    the playlist when the job is published, so both play from the start)."""
     params = request.composite.params
     if params.vn:
         raise ParameterUnsupported(request.field("vn"), "0 with a segmented output (HLS renditions carry video)")
@@ -88,9 +92,17 @@ def playlist_job(request: JobRequest, limits: LimitsSettings) -> Job:
     table: dict[str, Any] = {"st": request.segment_ms, "initd": 0, "renditions": {"t0": changed}}
     table |= {name: ms for name, ms in (("ss", clip.ss_ms), ("t", clip.t_ms)) if ms}
     prefixes = {"t0": target_prefix(request.output_key)}
-    meaning = json.dumps(["batch-segmented", clip.key, table, prefixes], sort_keys=True)
+    mpd_key = target_mpd_key(prefixes["t0"]) if request.dash else None
+    meaning = json.dumps(["batch-segmented", clip.key, table, prefixes, *([mpd_key] if mpd_key else [])], sort_keys=True)
     job = Job(
-        hashlib.sha256(meaning.encode()).hexdigest()[:JOB_ID_CHARS], clip.key, None, table, prefixes, {"t0": request.output_uri}, oss=True
+        hashlib.sha256(meaning.encode()).hexdigest()[:JOB_ID_CHARS],
+        clip.key,
+        None,
+        table,
+        prefixes,
+        {"t0": request.output_uri},
+        oss=True,
+        mpd_key=mpd_key,
     )
     check_limits(job, limits)
     return job

@@ -33,8 +33,8 @@ from livetx.dash.model import AdaptationSet, Mpd, Representation, S, SegmentTemp
 from livetx.dash.render import render_mpd
 from livetx.errors import NotDash
 from livetx.hls.languages import language_tag
-from livetx.layout import segment_name
-from livetx.media.model import INIT
+from livetx.layout import segment_name, stored_segment_name
+from livetx.media.model import INIT, SegmentPart
 from livetx.playlists import DESCRIPTION_ROLES, BandwidthFor, Rendered, estimated, plain, variant_order
 from livetx.titles import Rendition, Title
 
@@ -45,6 +45,7 @@ NUMBER = "$Number$"  # 23009-1 5.3.9.4.4: replaced by the segment's number
 _INDEX = 987654321  # a segment index no title has, replaced by NUMBER in the media template
 
 UriFor = Callable[[str], str]
+NameFor = Callable[[Rendition, SegmentPart], str]  # a segment's name: as served (segment_name), or as stored (stored_segment_name)
 
 
 def _media(title: Title) -> list[Rendition]:
@@ -90,19 +91,19 @@ def timeline(rendition: Rendition, scale: int) -> tuple[S, ...]:
     return tuple(out)
 
 
-def _media_template(rendition: Rendition, uri_for: UriFor) -> str:
+def _media_template(rendition: Rendition, uri_for: UriFor, name_for: NameFor) -> str:
     """The media URL with `$Number$` where the segment number goes (uri_for sees a segment
     name, so it quotes it as it quotes the HLS names; `$` itself would be quoted)."""
-    head, tail = uri_for(segment_name(rendition, _INDEX)).rsplit(str(_INDEX), 1)  # the last: the number
+    head, tail = uri_for(name_for(rendition, _INDEX)).rsplit(str(_INDEX), 1)  # the last: the number
     return head + NUMBER + tail
 
 
-def representation(rendition: Rendition, uri_for: UriFor, bandwidth: int) -> Representation:
+def representation(rendition: Rendition, uri_for: UriFor, bandwidth: int, name_for: NameFor = segment_name) -> Representation:
     scale = timescale(rendition)
     template = SegmentTemplate(
         timescale=scale,
-        initialization=uri_for(segment_name(rendition, INIT)),
-        media=_media_template(rendition, uri_for),
+        initialization=uri_for(name_for(rendition, INIT)),
+        media=_media_template(rendition, uri_for, name_for),
         timeline=timeline(rendition, scale),
     )
     video, audio = rendition.video, rendition.audio
@@ -119,28 +120,30 @@ def representation(rendition: Rendition, uri_for: UriFor, bandwidth: int) -> Rep
     )
 
 
-def mpd(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = estimated) -> Mpd:
+def mpd(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = estimated, name_for: NameFor = segment_name) -> Mpd:
     check_dash(title)
     ordered = variant_order(title, bandwidth_for)
     sets: list[AdaptationSet] = []
     if title.audio_renditions:
-        return _mpd(title, [*_separate_sets(title, ordered, uri_for, bandwidth_for)])
+        return _mpd(title, [*_separate_sets(title, ordered, uri_for, bandwidth_for, name_for)])
     for content_type, members in (
         ("video", [r for r in ordered if r.video is not None]),
         ("audio", [r for r in ordered if r.video is None]),
     ):
         if members:
-            reps = tuple(representation(r, uri_for, bandwidth_for(r)[0]) for r in members)
+            reps = tuple(representation(r, uri_for, bandwidth_for(r)[0], name_for) for r in members)
             sets.append(AdaptationSet(id=len(sets), content_type=content_type, mime_type=f"{content_type}/mp4", representations=reps))
     return _mpd(title, sets)
 
 
-def _separate_sets(title: Title, ordered: list[Rendition], uri_for: UriFor, bandwidth_for: BandwidthFor) -> list[AdaptationSet]:
+def _separate_sets(
+    title: Title, ordered: list[Rendition], uri_for: UriFor, bandwidth_for: BandwidthFor, name_for: NameFor
+) -> list[AdaptationSet]:
     """Separate audio: one video AdaptationSet of the video-only renditions, then one audio
     AdaptationSet per (language, role, description, channel count), in track order: the
     default track's sets are `main`, commentary `commentary`, the others `alternate`; so a
     6-channel rendition (surround=1) has a set of its own, with AudioChannelConfiguration 6."""
-    reps = tuple(representation(r, uri_for, bandwidth_for(r)[0]) for r in ordered)
+    reps = tuple(representation(r, uri_for, bandwidth_for(r)[0], name_for) for r in ordered)
     sets = [AdaptationSet(id=0, content_type="video", mime_type="video/mp4", representations=reps)]
     default = title.default_audio_stream
     groups: dict[tuple[str, str, bool, int], list[Rendition]] = {}
@@ -151,7 +154,7 @@ def _separate_sets(title: Title, ordered: list[Rendition], uri_for: UriFor, band
         describes = any(role in roles for role in DESCRIPTION_ROLES)
         groups.setdefault((language_tag(r.track.language), role, describes, r.audio.channels), []).append(r)
     for (lang, role, describes, _), members in groups.items():
-        reps = tuple(representation(r, uri_for, bandwidth_for(r)[0]) for r in members)
+        reps = tuple(representation(r, uri_for, bandwidth_for(r)[0], name_for) for r in members)
         sets.append(
             AdaptationSet(
                 id=len(sets),
@@ -173,8 +176,16 @@ def _mpd(title: Title, sets: list[AdaptationSet]) -> Mpd:
     return Mpd(duration=duration, min_buffer_time=Fraction(math.ceil(longest)), adaptation_sets=tuple(sets))
 
 
-def mpd_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = estimated) -> str:
-    return render_mpd(mpd(title, uri_for, bandwidth_for))
+def mpd_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = estimated, name_for: NameFor = segment_name) -> str:
+    return render_mpd(mpd(title, uri_for, bandwidth_for, name_for))
+
+
+def stored_mpd_text(title: Title) -> str:
+    """The MPD written to storage next to an API-made title's playlists (a segmented job's
+    `<prefix>.mpd`, Profile.mpd_key): its URLs are the stored segments' names relative to it,
+    as the stored media playlists name them (layout.stored_segment_name), with no query: the
+    stored objects are the output, and play from wherever storage is served."""
+    return mpd_text(title, name_for=stored_segment_name)
 
 
 _OPEN = "\x00"  # where a URL's query goes while rendering (never in an XML text)

@@ -31,7 +31,7 @@ from livetx.batch.runner import Runner
 from livetx.batch.work import check_planned, playlist_job, title_for
 from livetx.concat import parse_oss_concat
 from livetx.errors import InvalidPath, JobFinished, JobNotFound, OutputReserved, ParameterError, PipelineNotFound
-from livetx.layout import PLAYLIST_SUFFIX, profile_area, target_playlist_key
+from livetx.layout import MPD_SUFFIX, PLAYLIST_SUFFIX, profile_area, target_playlist_key
 from livetx.publishing import publish_job
 from livetx.scopes import JOBS as JOBS_OPERATION
 from livetx.storage.base import check_source_key
@@ -96,6 +96,8 @@ async def _submit(
         playlist_key = target_playlist_key(playlists.prefixes["t0"])
         uri = job.output_uri.removesuffix(PLAYLIST_SUFFIX) + PLAYLIST_SUFFIX
         work = {**work, "Profile": playlists.profile_name, "OutputKey": playlist_key, "OutputURI": uri}
+        if playlists.mpd_key is not None:  # written with the playlist, by publish_job
+            work |= {"MpdKey": playlists.mpd_key, "MpdURI": job.output_uri.removesuffix(PLAYLIST_SUFFIX) + MPD_SUFFIX}
     if idempotency is not None:
         found = await runner.store.remembered(scope.name, idempotency, job.meaning())
         record = await runner.store.get(found) if found is not None else None
