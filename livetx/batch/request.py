@@ -370,8 +370,6 @@ def from_oss(concat: ConcatRequest, output_key_for: KeyFor, limits: LimitsSettin
         raise ParameterUnsupported("f", f"one of {', '.join(f for f in FILE_FORMATS if f not in AUDIO_ONLY)}")
     segment_ms = None
     if concat.segment is not None:
-        if concat.segment.f is None:
-            raise ParameterError("segment.f", f"one of {', '.join(SEGMENT_FORMATS)}")
         if concat.segment.f == "dash" and fmt != DASH_FORMAT:
             raise ParameterError("f", f"{DASH_FORMAT} with /segment,f_dash: DASH needs fMP4 segments")
         segment_ms = concat.segment.t
