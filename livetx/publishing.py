@@ -36,7 +36,7 @@ async def publish_job(
         scope.check_read(key, field)
     for key, field in job.claims().items():
         scope.check_write(key, field)
-        if key != job.master_key:  # a target's segments, `<prefix>-<spec id>-<n>.ts`, sit next to it
+        if key not in (job.master_key, job.mpd_key):  # a target's segments, `<prefix>-<spec id>-<n>.ts`, sit next to it
             scope.check_write(target_segments_prefix(key), field)
     check_namespace(job, catalog.profiles)
     try:

@@ -435,6 +435,7 @@ def test_a_request_at_the_limits_is_accepted() -> None:
         pytest.param(parse_imm(imm(), KEY_FOR, KEY_FOR), id="imm"),
         pytest.param(parse_imm(imm(MasterURI=None), KEY_FOR, KEY_FOR), id="imm-no-master"),
         pytest.param(parse_oss(SOURCE, f"hls/m3u8,st_5000|{SAVEAS}", KEY_FOR), id="oss"),
+        pytest.param(replace(parse_oss(SOURCE, f"hls/m3u8,st_5000|{SAVEAS}", KEY_FOR), mpd_key="out/film.mpd"), id="with-mpd"),
     ],
 )
 def test_a_job_record_round_trips(job: Job) -> None:
