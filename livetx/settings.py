@@ -284,6 +284,7 @@ class NotifySettings:
 class JobsSettings:
     """Background jobs (livetx/batch/): claims and the runner (pipelines: PipelinesSettings)."""
 
+    run: bool = True  # this process runs jobs; false: it takes, answers and cancels them, and others run them (a viewer-only origin)
     lease_ttl: float = field(default=30.0, metadata=POSITIVE)  # seconds a job's claim lives unless renewed (renewed every third of it)
     poll: float = field(default=2.0, metadata=POSITIVE)  # seconds between two looks for queued jobs (a job submitted here starts at once)
     segments_at_once: int = field(default=2, metadata=COUNT)  # segments one job asks the pool for at once

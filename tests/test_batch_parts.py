@@ -4,6 +4,7 @@ the store on local disk and on S3 (listing hidden record folders, Idempotency-Ke
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,16 @@ from livetx.cluster.redis_engine import RedisCoordinator
 from livetx.concat import parse_oss_concat
 from livetx.errors import IdempotencyConflict, LimitExceeded, ParameterError, ParameterUnsupported
 from livetx.factories import open_storages
+from livetx.layout import batch_record_key
 from livetx.media.pool import Priority
 from livetx.media.sample import SampleSpec, write_sample
 from livetx.settings import LimitsSettings
 from livetx.storage.base import Storage, split_uri
 from livetx.storage.local import LocalStorage
+from livetx.web.keys import POOL
 from tests.conftest import app_settings, s3_settings
 from tests.s3server import BUCKET, SeaweedS3
-from tests.support import Clock
+from tests.support import Clock, wait_for
 from tests.valkey import Valkey
 
 LIMITS = LimitsSettings()
@@ -274,3 +277,34 @@ async def test_a_scoped_key_submits_sees_and_cancels_only_jobs_it_may_write(aioh
     listed = await (await client.get("/api/v1/jobs", headers=scoped)).json()
     assert [j["JobId"] for j in listed["Jobs"]] == [mine["JobId"]]
     assert (await client.get(f"/api/v1/jobs/{theirs['JobId']}", headers=full)).status == 200
+
+
+async def test_an_origin_that_runs_no_jobs_takes_them_for_one_that_does(aiohttp_client: Any, tmp_path: Path) -> None:
+    """`jobs.run = false` (a viewer-only origin): its API takes the job, and it never looks for
+    jobs nor makes their segments; an origin with runners on the same storage runs it."""
+    media = tmp_path / "media"
+    write_sample(media / "a.mp4", SampleSpec(seconds=2.0, width=160, height=90, gop=30))
+    common = {
+        "LIVETX_STORAGE_URI": str(media),
+        "LIVETX_API_KEYS": f"backend:{FULL_KEY}",
+        "LIVETX_CLUSTER_LOCK_DIR": str(tmp_path / "locks"),
+    }
+    viewers = await aiohttp_client(create_app(app_settings(**common, LIVETX_JOBS_RUN="false")))
+    headers = {"Authorization": f"Bearer {FULL_KEY}"}
+    job = {"Clips": [{"URI": "oss://local/a.mp4"}], "Output": {"URI": "oss://local/out/a.mp4", "Format": "mp4"}}
+    submitted = await viewers.post("/api/v1/jobs", json=job, headers=headers)
+    assert submitted.status == 201
+    job_id = (await submitted.json())["JobId"]
+    assert (await (await viewers.get(f"/api/v1/jobs/{job_id}", headers=headers)).json())["State"] == QUEUED
+    workers = await aiohttp_client(create_app(app_settings(**common, LIVETX_JOBS_POLL="0.1")))
+
+    output = media / ".livetx"  # (storage.output_uri unset)
+    stored = output / batch_record_key(job_id)  # the record both origins answer from
+
+    def ended() -> dict[str, Any] | None:
+        record: dict[str, Any] = json.loads(stored.read_text())
+        return record if record["State"] in (SUCCEEDED, FAILED) else None
+
+    record = await wait_for(ended, 60, "the job run by the other origin")
+    assert record["State"] == SUCCEEDED, record["Error"]
+    assert viewers.server.app[POOL].stats.completed == 0 and workers.server.app[POOL].stats.completed > 0

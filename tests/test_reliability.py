@@ -36,7 +36,11 @@ from tests.conftest import MakeClient, Source
 from tests.s3server import BUCKET, SeaweedS3
 from tests.support import CDN_HEADERS, Clock, SlowStore, fetch, job_for, playlist_segments, wait_for
 
-QUIET = {"LIVETX_CACHE_LOOKAHEAD": "false", "LIVETX_PROFILES_DEFAULT_INITD": "0"}  # no background transcodes
+QUIET = {
+    "LIVETX_CACHE_LOOKAHEAD": "false",
+    "LIVETX_PROFILES_DEFAULT_INITD": "0",
+    "LIVETX_JOBS_RUN": "false",
+}  # no background transcodes, and no job runner looking in storage
 # the stored copies (and write-backs) are what these tests damage or drop: no hot copy in front of them
 STORED = {"LIVETX_CACHE_HOT_MAX_BYTES": "0"}
 

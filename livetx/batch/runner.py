@@ -41,7 +41,7 @@ from livetx.batch.work import Cancelled, check_planned, make_all_segments, make_
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.cluster.leases import Lease
-from livetx.errors import LivetxError, PipelineNotFound
+from livetx.errors import LivetxError, PipelineNotFound, StorageUnavailable
 from livetx.notify.delivery import Deliveries
 from livetx.settings import Settings
 
@@ -76,15 +76,20 @@ class Runner:
         self._remuxer: ProcessPoolExecutor | None = None
 
     async def start(self) -> None:
+        """Start looking for jobs and running them (unless `jobs.run` is off: the API still
+        takes, answers and cancels jobs, and runners elsewhere run them)."""
+        if not self.settings.jobs.run:
+            return
         await self.claims.engine.start()
         await self.deliveries.start()
         self._remuxer = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         self._loop = asyncio.create_task(self._forever(), name="livetx-jobs")
 
     async def close(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
+        if self._loop is None:  # never started (jobs.run off)
+            return
+        self._loop.cancel()
+        await asyncio.gather(self._loop, return_exceptions=True)
         tasks = list(self._busy.values())
         for task in tasks:
             task.cancel()
@@ -117,13 +122,20 @@ class Runner:
         return len(self._busy)
 
     async def _forever(self) -> None:
+        down = False  # the last look found storage unavailable
         while True:
             try:
                 await self.scan()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # storage down, a bug: logged, tried again at the next look
+            except StorageUnavailable as exc:  # once per outage, not at every look
+                if not down:
+                    log.warning("job scan: storage unavailable (%s); looking again every %s s", exc.message, self.settings.jobs.poll)
+                down = True
+            except Exception:  # a bug: logged, tried again at the next look
                 log.exception("job scan failed")
+            else:
+                down = False
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.jobs.poll)
             except TimeoutError:
