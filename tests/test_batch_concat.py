@@ -32,8 +32,8 @@ from livetx.titles import Title
 from tests.checker import TS_OFFSET, decode_video
 from tests.concat_checks import CLIPS, check_audio, check_frames
 from tests.conftest import ROOT, Server, Source, launch_server
+from tests.jobs_support import FAST, SECRET, Receiver, call, finished, job, output_path, serving, wait_state
 from tests.support import wait_until
-from tests.test_batch import FAST, SECRET, Receiver, call, job, output_path, serving, wait_state
 
 TOPIC = "concat-done"
 OSS_NAMES = ("concat/pre.mp4", "concat/source.mkv", "concat/sur.ts")  # the objects the OSS sample names, in play order
@@ -87,10 +87,7 @@ def clips_body(sources: dict[str, Source]) -> list[dict[str, Any]]:
 
 def test_three_clips_as_a_job_to_mp4_pass_the_composite_checks(server: Server, sources: dict[str, Source]) -> None:
     body = {"Clips": clips_body(sources), "Output": {"URI": "oss://local/out/three.mp4", "Format": "mp4"}}
-    status, submitted = call(server, "POST", "/api/v1/jobs", body)
-    assert status == 201, submitted
-    done = wait_state(server, submitted["JobId"], ("succeeded", "failed"))
-    assert done["State"] == "succeeded", done["Error"]
+    done = finished(server, body)
     path = output_path(server, "out/three.mp4")
     assert done["Outputs"] == [{"URI": "oss://local/out/three.mp4", "Size": path.stat().st_size}]
     title = planned(sources)
@@ -107,10 +104,7 @@ def test_every_file_format_keeps_time_running_across_the_joins(server: Server, s
     the segments') remuxed into each container: every frame once at its time, the audio's
     frames back to back through both joins. MPEG-TS keeps the segments' clock (TS_OFFSET)."""
     body = {"Clips": clips_body(sources), "Output": {"URI": f"oss://local/out/three.{fmt}", "Format": fmt}}
-    status, submitted = call(server, "POST", "/api/v1/jobs", body)
-    assert status == 201, submitted
-    done = wait_state(server, submitted["JobId"], ("succeeded", "failed"))
-    assert done["State"] == "succeeded", done["Error"]
+    finished(server, body)
     path = str(output_path(server, f"out/three.{fmt}"))
     offset = TS_OFFSET if fmt == "ts" else Fraction(0)
     title = planned(sources, vn=1) if fmt == "m4a" else planned(sources)
@@ -187,10 +181,7 @@ def test_a_source_without_audio_or_video_makes_a_file_without_it(
     """A stream no clip has is left out, as a single source's title always did."""
     key = sources[name].key
     body = {"Clips": [{"URI": f"oss://local/{key}"}], "Output": {"URI": f"oss://local/out/{name}.mp4", "Format": "mp4"}}
-    status, submitted = call(server, "POST", "/api/v1/jobs", body)
-    assert status == 201, submitted
-    done = wait_state(server, submitted["JobId"], ("succeeded", "failed"))
-    assert done["State"] == "succeeded", done["Error"]
+    finished(server, body)
     with av.open(str(output_path(server, f"out/{name}.mp4"))) as made:
         assert (len(made.streams.video), len(made.streams.audio)) == (video, audio)
         if video:

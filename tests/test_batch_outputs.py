@@ -20,7 +20,7 @@ from livetx.batch.work import INTERMEDIATE_AB
 from livetx.media.sample import SampleSpec, write_sample
 from tests.checker import TS_CLOCK, TS_OFFSET, AudioTrack, check_tone, decode_audio, decode_video
 from tests.conftest import Server, launch_server
-from tests.test_batch import FAST, call, job_body, output_path, wait_state
+from tests.jobs_support import FAST, call, finished, job_body, output_path, wait_state
 
 SOURCE = SampleSpec(seconds=4.0, width=320, height=180, fps=Fraction(30), gop=30, sample_rate=44100)  # 44.1 kHz: Opus resamples
 WINDOW = (1, 2)  # StartTime, Duration: seconds
@@ -41,10 +41,7 @@ def run_job(server: Server, output: str, fmt: str, audio: dict[str, Any] | None 
     body["Output"]["Format"] = fmt
     if audio is not None:
         body["Audio"] = {"TranscodeAudio": audio}
-    status, submitted = call(server, "POST", "/api/v1/jobs", body)
-    assert status == 201, submitted
-    done = wait_state(server, submitted["JobId"], ("succeeded", "failed"))
-    assert done["State"] == "succeeded", done["Error"]
+    finished(server, body)
     return output_path(server, output)
 
 
@@ -174,10 +171,7 @@ def test_vp9_is_made_in_fmp4_segments_and_copied_into_the_file(server: Server, i
     body["Output"]["Format"] = fmt
     body["Video"] = {"TranscodeVideo": {"Codec": "vp9"}}
     body["Audio"] = {"TranscodeAudio": {"Codec": acodec}}
-    status, submitted = call(server, "POST", "/api/v1/jobs", body)
-    assert status == 201, submitted
-    done = wait_state(server, submitted["JobId"], ("succeeded", "failed"))
-    assert done["State"] == "succeeded", done["Error"]
+    finished(server, body)
     path = output_path(server, f"out/vp9.{acodec}.{fmt}")
     with av.open(str(path)) as container:
         assert container.streams.video[0].codec_context.codec.canonical_name == "vp9"

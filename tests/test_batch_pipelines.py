@@ -19,10 +19,10 @@ import pytest
 from livetx.batch.record import parse_iso
 from livetx.media.sample import SampleSpec, write_sample
 from tests.conftest import Server, launch_server
+from tests.jobs_support import FAST, Receiver, call, job, job_body, output_path, receiver, wait_state
 from tests.support import wait_until
-from tests.test_batch import FAST, Receiver, call, job, job_body, output_path, receiver, wait_state
 
-__all__ = ["receiver"]  # the webhook receiver fixture of tests/test_batch.py
+__all__ = ["receiver"]  # the webhook receiver fixture (tests/jobs_support.py)
 
 SOURCE = SampleSpec(seconds=4.0, width=320, height=180, fps=Fraction(30), gop=30)
 

@@ -17,7 +17,8 @@ import pytest
 from livetx.media.sample import write_sample
 from tests.checker import decode_video, open_joined
 from tests.conftest import Server, launch_server
-from tests.test_batch import FAST, SHORT, call, output_path, wait_state
+from tests.jobs_support import FAST, call, output_path, wait_state
+from tests.test_batch import SHORT
 
 NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
 FRAMES = list(range(round(SHORT.seconds * SHORT.fps)))
