@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from av.packet import Packet
     from av.stream import Stream
 
+# the joined segments are livetx's own, read with their format forced; still, the demuxer may open
+# nothing but that one local file (an MP4 data reference, an HLS or concat entry: refused)
+LOCAL_ONLY = {"protocol_whitelist": "file", "enable_drefs": "0"}
 ENCODERS = {"mp3": "libmp3lame", "opus": "libopus", "flac": "flac"}  # acodec -> the FFmpeg encoder
 FLAC_FORMATS = {16: "s16", 24: "s32"}  # adepth -> the sample format FLAC is fed (s32 holds 24 bits)
 
@@ -158,7 +161,7 @@ def remux(job: RemuxJob) -> RemuxResult:
         packets += 1
 
     try:
-        with av.open(joined, "r", format=job.segments) as source, av.open(job.output, "w", format=job.container) as out:
+        with av.open(joined, "r", format=job.segments, options=LOCAL_ONLY) as source, av.open(job.output, "w", format=job.container) as out:
             wanted = [s for s in source.streams if s.type == "audio" or (s.type == "video" and not job.audio_only)]
             if not wanted:
                 raise ValueError("the segments hold no stream to write")
