@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from fractions import Fraction
@@ -30,7 +31,7 @@ from livetx.media.model import AudioSpec, SegmentJob, SegmentResult
 from livetx.media.pool import Priority, TranscodePool, _probe_error, _segment_error, _Worker
 from livetx.media.sample import SampleSpec, write_sample
 from tests.conftest import Source, Stall
-from tests.support import cpu_seconds, job_for, wait_for
+from tests.support import cpu_seconds, job_for, wait_for, wait_until
 
 
 def stuck_job(origin: str) -> SegmentJob:
@@ -296,6 +297,33 @@ def test_worker_replies_with_typed_messages(worker: _Worker[SegmentJob, SegmentR
     junk.write_bytes(b"not media" * 100)
     failed = worker.call(job_for(Source(junk, sources["mp4-30"].spec)), timeout=60)
     assert isinstance(failed, Failed) and failed.kind in (SourceUnreadable, TranscodeFailed, SourceTypeRefused)
+
+
+def test_a_worker_stopped_while_its_job_runs_is_not_replaced(stalling: str) -> None:
+    """The pool closing while a job hangs on its worker: the job fails, and no fresh worker is
+    started behind `stop` (the thread running the job used to replace the worker it found
+    dead, and a worker outlived its pool)."""
+    worker = _Worker[SegmentJob, SegmentResult](multiprocessing.get_context("spawn"), stalling)
+    worker.start()
+    first = worker.live_pid()
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(worker.call(stuck_job(stalling), timeout=60))
+        except Exception as exc:  # noqa: BLE001 - what the call raised is the outcome here
+            outcome.append(exc)
+
+    running = threading.Thread(target=run)
+    running.start()
+    reads = Stall.requests
+    wait_until(lambda: Stall.requests > reads, 30, "the job reading its stalled source")
+    worker.stop()
+    running.join(timeout=30)
+    assert not running.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], TranscodeFailed), outcome
+    assert worker.live_pid() is None
+    assert first is not None and not os.path.exists(f"/proc/{first}")  # reaped, not a zombie either
 
 
 def test_worker_over_its_limit_is_replaced(stalling: str) -> None:

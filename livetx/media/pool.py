@@ -43,6 +43,7 @@ import math
 import multiprocessing
 import os
 import random
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -153,8 +154,18 @@ class _Worker(Generic[J, R]):
         self.what = what
         self.process: SpawnProcess | None = None
         self.conn: Connection | None = None
+        # a replacement (in the thread that ran the job) and `stop` (closing) never interleave,
+        # and once `stop` has begun nothing starts a worker again
+        self._lock = threading.Lock()
+        self._stopped = False
 
     def start(self) -> None:
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
+        if self._stopped:
+            raise TranscodeFailed(f"{self.what} worker stopped: the pool is closing")
         parent, child = self.ctx.Pipe()
         self.process = self.ctx.Process(target=_worker_main, args=(child, self.origin), daemon=True, name=f"livetx-{self.what}")
         self.process.start()
@@ -169,15 +180,26 @@ class _Worker(Generic[J, R]):
         return self.process.pid if self.process is not None and self.process.is_alive() else None
 
     def stop(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        if self.process is not None:
-            self.process.join(timeout=2)
-            if self.process.is_alive():
-                self.process.kill()
-                self.process.join()
+        """End the worker (its pipe closed, it returns; killed if it has not within 2 s), for
+        good: a job running meanwhile fails, and its worker is not replaced."""
+        with self._lock:
+            self._stopped = True
+            process, conn = self.process, self.conn
+        if conn is not None:
+            conn.close()
+        if process is not None and process.pid is not None:
+            process.join(timeout=2)
+            if process.is_alive():
+                process.kill()
+                process.join()
 
-    def kill(self) -> None:
+    def _replace(self) -> None:
+        """The worker killed and a fresh one started, unless `stop` has begun."""
+        with self._lock:
+            self._kill()
+            self._start()
+
+    def _kill(self) -> None:
         if self.process is not None and self.process.is_alive():
             self.process.kill()
             self.process.join()
@@ -198,13 +220,11 @@ class _Worker(Generic[J, R]):
         try:
             self.conn.send(job)
             if not self.conn.poll(timeout):
-                self.kill()
-                self.start()
+                self._replace()
                 return TimedOut(f"{self.what} exceeded its {timeout:g} s limit")
             reply = self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
-            self.kill()
-            self.start()
+            self._replace()
             return WorkerLost(f"{self.what} worker died")
         assert isinstance(reply, Done | Failed | Cancelled), f"unexpected reply {type(reply).__name__}"
         return reply
@@ -539,8 +559,8 @@ class ProbePool:
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
-        started = [w for w in self._workers if w.process is not None]
-        await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in started))
+        # every worker, started or not: one a probe in flight would start now stays unstarted
+        await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in self._workers))
         self._threads.shutdown(wait=True)
 
 
