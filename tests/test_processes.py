@@ -29,6 +29,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 
 WINDOW = 0.02  # seconds: the windows the host's transcodes are counted in
 BUSY_NS = 2_000_000  # CPU time (ns) in a window that says a worker is at work on a job
+RUN = 3  # windows in a row a worker is busy in to count as at work all through them
 ONE_MOMENT = 0.001  # seconds within which a reading of all the workers counts as taken at once
 SERVER = "spawn_main"  # in the command line of a spawned process (a server process, a worker)
 # small, fast segments; made only when asked for (no pre-transcode, no lookahead)
@@ -130,12 +131,15 @@ def test_the_host_never_runs_more_transcodes_than_its_workers(two: tuple[Server,
     cpu_before = {pid: cpu_seconds(pid) for pid in workers}
 
     # watch the workers' CPU time while the burst runs, in short windows: a worker that used
-    # CPU (more than the few microseconds that follow its reply) in two windows in a row was
-    # at work across the moment between them, so those seen so were at work together. A job
-    # handed from one worker to another within the two windows shows one in each, never both
-    # in both.
+    # CPU (more than the few microseconds that follow its reply) in RUN windows in a row was
+    # at work all through the moments between them, so those seen so were at work together. A
+    # job handed from one worker to another shows one in each window, never both in all of
+    # them. (Two windows in a row, once in three CI runs of the whole suite, saw both: the
+    # worker handing over used over 2 ms of CPU in the window after its job's hand-over. A
+    # transcode here takes tens of windows, so overlapping ones still show in three.)
     burst_over = threading.Event()
     most = [0]
+    trace: list[dict[int, int]] = []  # CPU ns per worker in each window read at one moment
 
     def read() -> tuple[dict[int, dict[int, int]], bool]:
         """Every worker's threads' CPU times, and whether they were read at one moment (a
@@ -146,13 +150,17 @@ def test_the_host_never_runs_more_transcodes_than_its_workers(two: tuple[Server,
 
     def watch() -> None:
         reading, _ = read()
-        previous: set[int] = set()
+        recent: list[set[int]] = []  # the busy workers of the last RUN windows
         while not burst_over.is_set():
             time.sleep(WINDOW)  # a measuring window, not a wait for an event
             now, at_once = read()
-            busy = {pid for pid in workers if cpu_used_ns(reading[pid], now[pid]) > BUSY_NS} if at_once else set()
-            most[0] = max(most[0], len(busy & previous))
-            reading, previous = now, busy
+            used = {pid: cpu_used_ns(reading[pid], now[pid]) for pid in workers}
+            trace.append(used if at_once else {})
+            busy = {pid for pid in workers if used[pid] > BUSY_NS} if at_once else set()
+            recent = [*recent, busy][-RUN:]
+            if len(recent) == RUN:
+                most[0] = max(most[0], len(set.intersection(*recent)))
+            reading = now
 
     statuses: list[int] = []
 
@@ -169,7 +177,7 @@ def test_the_host_never_runs_more_transcodes_than_its_workers(two: tuple[Server,
     burst_over.set()
     watcher.join()
     assert statuses == [200] * len(urls)
-    assert most[0] == 1  # never both at once
+    assert most[0] == 1, f"both at work at once; CPU ns per window: {trace}"  # never both at once
     # and both processes transcoded (each worker worked): the bound held across processes
     assert all(cpu_seconds(pid) - cpu_before[pid] > 0.05 for pid in workers), "one process made every segment"
     scraped = scrape(server)
