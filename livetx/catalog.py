@@ -24,6 +24,7 @@ them is unreadable, and a read that failed is its storage's error (503), not the
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -45,6 +46,8 @@ from livetx.errors import (
     StorageUnavailable,
     SubtitleTooLarge,
     SubtitleUnreadable,
+    WatermarkNotFound,
+    WatermarkUnreadable,
 )
 from livetx.jobs import JOB_PREFIX, Job
 from livetx.layout import claim_key, composite_key, probe_key, record_key
@@ -52,13 +55,14 @@ from livetx.lru import Lru
 from livetx.media.model import MediaInfo
 from livetx.media.pool import ProbePool
 from livetx.media.probe import probe
+from livetx.media.watermark import MAX_IMAGE_BYTES, WatermarkImage, decode_image
 from livetx.playlists import playlist_objects
 from livetx.storage.base import ObjectInfo, Storage, check_source_key
 from livetx.subtitles.names import kind_of, listing_prefix, parse_sidecar_name, request_name
 from livetx.subtitles.sidecar import Sidecar, SidecarName
 from livetx.subtitles.sidecar import parse as parse_sidecar
 from livetx.subtitles.text import check_size
-from livetx.titles import Profile, Title, build_title
+from livetx.titles import Profile, Title, build_title, is_watermarked, watermark_keys
 from livetx.urls import title_prefix
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,8 @@ ANSWERS_PER_SOURCE = 64  # profiles whose title of one source `title` keeps answ
 SIDECARS_LISTED = 100  # objects listed next to a source when looking for its sidecars
 SIDECAR_CACHE_BYTES = 64 * 1024**2  # parsed sidecars kept in memory, weighed by their files' sizes
 SidecarIdentity = tuple[tuple[str, str, str | None], ...]  # (key, ETag, error) of each of a title's sidecars
+WATERMARK_CACHE_BYTES = 256 * 1024**2  # decoded watermark images kept in memory, weighed by their RGBA bytes
+Watermarks = dict[str, WatermarkImage]  # the decoded watermark images of a profile, by key
 
 
 class Catalog:
@@ -107,7 +113,10 @@ class Catalog:
         self._probes: Lru[tuple[str, str], MediaInfo] = Lru(PROBE_CACHE_SIZE)
         self._failed: Lru[tuple[str, str], tuple[float, LivetxError]] = Lru(PROBE_CACHE_SIZE)  # negative cache
         self._probing: dict[tuple[str, str], asyncio.Future[MediaInfo]] = {}
-        self._titles: Lru[tuple[str, str, str, SidecarIdentity], Title] = Lru(PROBE_CACHE_SIZE)
+        # (profile, source key, its ETag, sidecars, watermark images' (key, ETag)) -> the title
+        self._titles: Lru[tuple[str, str, str, SidecarIdentity, tuple[tuple[str, str], ...]], Title] = Lru(PROBE_CACHE_SIZE)
+        self._watermarks: Lru[tuple[str, str], WatermarkImage] = Lru(WATERMARK_CACHE_BYTES, weigh=lambda image: len(image.rgba) + 1)
+        self._decoding: dict[tuple[str, str], asyncio.Future[WatermarkImage]] = {}
         # source key -> profile -> (monotonic deadline, title): what `title` answers, without a
         # look at the caches it is made from, until the first of them is due again
         self._answers: Lru[str, dict[str, tuple[float, Title]]] = Lru(PROBE_CACHE_SIZE)
@@ -181,7 +190,7 @@ class Catalog:
             if sidecar.error is not None:
                 field = fields[sidecar.key]
                 raise SubtitleUnreadable(f"{field}: {sidecar.error}", track=sidecar.key, parameter=field)
-        return await self._build(source, profile, sidecars)
+        return await self._build(source, profile, sidecars, await self.watermarks(profile))
 
     async def register(self, job: Job, title: Title) -> Profile:
         """Keep an API-made job whose title planned: claim its output keys (refused if another
@@ -204,7 +213,8 @@ class Catalog:
         await self.output.write(record_key(job.id), json.dumps(job.to_record(), sort_keys=True).encode())
         profile, subtitles = self._remember(job)
         identity = sidecar_identity(await self.named_sidecars(title.source, subtitles))
-        self._titles.put((job.profile_name, title.source.key, title.source.etag, identity), title)
+        marks = watermark_identity(await self.watermarks(profile))
+        self._titles.put((job.profile_name, title.source.key, title.source.etag, identity, marks), title)
         return profile
 
     async def _claim_holder(self, key: str) -> str | None:
@@ -348,12 +358,14 @@ class Catalog:
                 raise ParameterError(field(i, "URI"), "the URI of an object that exists in the source store")
             stats.append(info)
         versions = tuple((s.key, s.etag) for s in stats)
-        cache_key = (name, stats[0].key, repr(versions), ())
+        marks = await self._images(watermark_keys_of(composite.params.wm_image))
+        cache_key = (name, stats[0].key, repr(versions), (), watermark_identity(marks))
         title = self._titles.get(cache_key)
         if title is None:
             infos = await asyncio.gather(*(self._clip_info(s, field(i, "URI")) for i, s in enumerate(stats)))
             sources = [ClipSource(s, i) for s, i in zip(stats, infos, strict=True)]
-            title = build_composite_title(composite, name, sources, threads=self.threads, field=field)
+            plan = functools.partial(build_composite_title, composite, name, sources, threads=self.threads, field=field, watermarks=marks)
+            title = await asyncio.to_thread(plan) if composite.params.wm_image or composite.params.wm_text else plan()
             self._titles.put(cache_key, title)
         return title
 
@@ -422,10 +434,11 @@ class Catalog:
             sidecars = found
         # planning a long title (hundreds of windows, hashed into spec ids) is done once per
         # source version, sidecar versions and profile, not on every segment request
-        cache_key = (profile_name, source.key, source.etag, sidecar_identity(sidecars))
+        marks = await self.watermarks(profile)
+        cache_key = (profile_name, source.key, source.etag, sidecar_identity(sidecars), watermark_identity(marks))
         title = self._titles.get(cache_key)
         if title is None:
-            title = await self._build(source, profile, sidecars)
+            title = await self._build(source, profile, sidecars, marks)
             self._titles.put(cache_key, title)
         self._keep_answer(profile_name, source, subtitles, title)
         return title
@@ -450,11 +463,59 @@ class Catalog:
             self._answers.put(source.key, answers := {})
         answers[profile_name] = (looked + self.stat_ttl, title)
 
-    async def _build(self, source: ObjectInfo, profile: Profile, sidecars: Sequence[Sidecar]) -> Title:
+    async def _build(self, source: ObjectInfo, profile: Profile, sidecars: Sequence[Sidecar], marks: Watermarks) -> Title:
         """The one place a title is planned (for `title` and `plan`), with `sidecars`: this
-        source's subtitle sidecars, or an API request's SourceSubtitles."""
+        source's subtitle sidecars, or an API request's SourceSubtitles, and `marks`: the
+        watermark images its renditions draw. A watermarked title is planned in a thread (its
+        overlays are scaled and rendered there)."""
         info = await self.media_info(source)
-        return build_title(source, info, profile, threads=self.threads, sidecars=sidecars, master_kid=self.master_kid)
+        plan = functools.partial(
+            build_title, source, info, profile, threads=self.threads, sidecars=sidecars, master_kid=self.master_kid, watermarks=marks
+        )
+        return await asyncio.to_thread(plan) if is_watermarked(profile) else plan()
+
+    # ---- watermark images ------------------------------------------------------------------
+
+    async def watermarks(self, profile: Profile) -> Watermarks:
+        """The decoded watermark images the profile's renditions draw, by key."""
+        return await self._images(watermark_keys(profile))
+
+    async def _images(self, keys: Sequence[str]) -> Watermarks:
+        """Each watermark image at its current version (its stat reused for `stat_ttl`, as a
+        source's), decoded once per version (concurrent callers join one read) in a thread. Not
+        in the source store: WatermarkNotFound (422); not a usable image: WatermarkUnreadable."""
+        found: Watermarks = {}
+        for key in keys:
+            check_source_key(key)
+            info = await self._stat(key)
+            if info is None:
+                raise WatermarkNotFound(f"watermark image {key!r} is not in the source store", key=key, parameter="wm_image")
+            found[key] = await self._image(info)
+        return found
+
+    async def _image(self, info: ObjectInfo) -> WatermarkImage:
+        cache_key = (info.key, info.etag)
+        cached = self._watermarks.get(cache_key)
+        if cached is not None:
+            return cached
+        running = self._decoding.get(cache_key)
+        if running is None:
+            running = asyncio.ensure_future(self._decode(info))
+            self._decoding[cache_key] = running
+            running.add_done_callback(lambda done: self._decoded(cache_key, done))
+        return await asyncio.shield(running)
+
+    async def _decode(self, info: ObjectInfo) -> WatermarkImage:
+        if info.size > MAX_IMAGE_BYTES:  # refused before a byte is read
+            raise WatermarkUnreadable.of(info.key, f"larger than {MAX_IMAGE_BYTES} bytes")
+        data = await self.sources.read(info.key)
+        return await asyncio.to_thread(decode_image, info.key, info.etag, data)
+
+    def _decoded(self, cache_key: tuple[str, str], done: asyncio.Future[WatermarkImage]) -> None:
+        if self._decoding.get(cache_key) is done:
+            del self._decoding[cache_key]
+        if not done.cancelled() and done.exception() is None:  # retrieved here; waiters still get it
+            self._watermarks.put(cache_key, done.result())
 
     # ---- subtitle sidecars ---------------------------------------------------------------
 
@@ -603,6 +664,15 @@ class Catalog:
     async def drain(self, timeout: float = 10.0) -> None:
         if self._publishing:
             await asyncio.wait(list(self._publishing), timeout=timeout)
+
+
+def watermark_identity(marks: Watermarks) -> tuple[tuple[str, str], ...]:
+    """What of a title's watermark images makes it another title: which images, which versions."""
+    return tuple((key, image.etag) for key, image in marks.items())
+
+
+def watermark_keys_of(key: str | None) -> tuple[str, ...]:
+    return (key,) if key is not None else ()
 
 
 def sidecar_identity(sidecars: Sequence[Sidecar]) -> SidecarIdentity:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -43,6 +43,7 @@ from livetx.errors import LimitExceeded, ParameterError
 from livetx.hls.plan import Grid, SegmentWindow, audio_grid, plan_segments, video_grid
 from livetx.media.model import AudioSpec, MediaInfo, VideoSpec
 from livetx.media.params import PRESETS, TitleParams, output_size, resolve_audio, resolve_container, resolve_video
+from livetx.media.watermark import WatermarkImage, make_overlay
 from livetx.settings import LimitsSettings
 from livetx.storage.base import ObjectInfo
 from livetx.titles import PLAN_VERSION, ClipPlan, Profile, Rendition, RenditionTemplate, Title, codecs, estimate_bandwidth
@@ -180,9 +181,11 @@ def build_composite_title(
     title_params: TitleParams | None = None,
     threads: int = 0,
     field: ClipField = json_field,
+    watermarks: Mapping[str, WatermarkImage] | None = None,
 ) -> Title:
     """The title of `composite` (profile `name`, `c-<id>`) from what the catalog found of each
-    clip (`sources`, in play order). Refusals name the clip's field through `field`."""
+    clip (`sources`, in play order). Refusals name the clip's field through `field`.
+    `watermarks`: the decoded image its `wm_image` names (the catalog read it)."""
     tparams = title_params or TitleParams()
     if len(sources) != len(composite.clips):
         raise ValueError("one ClipSource per clip")
@@ -208,7 +211,10 @@ def build_composite_title(
     plans[-1] = replace(plans[-1], last=True)
     container = resolve_container(params)
     made_of = tuple((p.source.key, p.source.etag, p.origin, p.video) for p in plans)
-    facts = (PLAN_VERSION, "composite", video, audio, container, tuple(windows), made_of)
+    overlay = make_overlay(params, video.width, video.height, watermarks or {}) if video is not None else None
+    facts: tuple[object, ...] = (PLAN_VERSION, "composite", video, audio, container, tuple(windows), made_of)
+    if overlay is not None:  # (composites without a watermark keep their ids)
+        facts += ("watermark", overlay.identity)
     spec_id = hashlib.sha256(repr(facts).encode()).hexdigest()[:12]
     peak, average = estimate_bandwidth(video, audio)
     rendition = Rendition(
@@ -224,6 +230,7 @@ def build_composite_title(
         ta=tparams.ta,
         container=container,
         clear_spec_id=spec_id,
+        overlay=overlay,
     )
     profile = Profile(name=name, title=tparams, renditions=(RenditionTemplate(RENDITION, params, tparams),))
     versions = repr(tuple((p.source.key, p.source.etag) for p in plans))

@@ -167,6 +167,24 @@ class SubtitleTooLarge(SubtitleUnreadable):
     code = "subtitle_too_large"
 
 
+class WatermarkUnreadable(LivetxError):
+    """A rendition's watermark image (`wm_image`, a key in the source store) cannot be used: not
+    PNG, JPEG or WebP, or too large (livetx/media/watermark.py). Names the key and the parameter."""
+
+    status = 422
+    code = "watermark_unreadable"
+
+    @classmethod
+    def of(cls, key: str, reason: str) -> Self:
+        return cls(f"watermark image {key!r} is unusable: {reason}", key=key, parameter="wm_image")
+
+
+class WatermarkNotFound(WatermarkUnreadable):
+    """A rendition's watermark image is not in the source store."""
+
+    code = "watermark_not_found"
+
+
 class ProbeTimeout(LivetxError):
     """Reading the source's headers took longer than `transcode.probe_timeout`."""
 

@@ -34,6 +34,7 @@ from livetx.media.params import (
     resolve_video,
     selected_tracks,
 )
+from livetx.media.watermark import Overlay, WatermarkImage, make_overlay
 from livetx.storage.base import ObjectInfo
 from livetx.subtitles.cues import Cue
 from livetx.subtitles.sidecar import Sidecar
@@ -98,6 +99,16 @@ def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
         if not rendition.name.replace("_", "").isalnum():
             raise ConfigError(f"profile {name!r}: rendition names are letters, digits and '_'")
     return Profile(name=name, title=title, renditions=tuple(renditions))
+
+
+def watermark_keys(profile: Profile) -> tuple[str, ...]:
+    """The watermark images (`wm_image`) the profile's renditions draw, each key once."""
+    return tuple(dict.fromkeys(r.params.wm_image for r in profile.renditions if r.params.wm_image is not None))
+
+
+def is_watermarked(profile: Profile) -> bool:
+    """Whether a rendition of the profile draws a watermark (its plan renders overlays)."""
+    return any(r.params.wm_image is not None or r.params.wm_text is not None for r in profile.renditions)
 
 
 @dataclass(frozen=True)
@@ -190,6 +201,7 @@ class Rendition:
     track: AudioTrack | None = None  # separate audio: the source audio track this audio rendition (EXT-X-MEDIA) plays
     encryption: Encryption | None = None  # its media segments' encryption; None: clear
     clear_spec_id: str = ""  # the spec id without the encryption (it names the segments of a clear rendition)
+    overlay: Overlay | None = None  # the watermark drawn over its video (`wm_*` parameters)
 
     def window(self, index: int) -> SegmentWindow:
         if not 0 <= index < len(self.windows):
@@ -311,6 +323,7 @@ class Title:
             audio_stream=self._audio_stream(rendition),
             source_pin=self.source.pin,
             container=rendition.container,
+            overlay=rendition.overlay,
         )
         if ref is None:
             return job
@@ -332,6 +345,7 @@ class Title:
             source_pin=clip.source.pin,
             container=rendition.container,
             audio_span=(clip.start, None if clip.last else clip.stop),
+            overlay=rendition.overlay if rendition.video is not None else None,
         )
 
     def _audio_stream(self, rendition: Rendition) -> int | None:
@@ -519,6 +533,8 @@ def _spec_id(
         facts += ("audio=all", rendition.track.index if rendition.track is not None else None)
     elif muxed is not None and rendition.audio is not None:  # muxing another track than the first
         facts += ("audio track", muxed.index)
+    if rendition.overlay is not None:  # a watermark: its pixels and rectangle (titles without one keep their ids)
+        facts += ("watermark", rendition.overlay.identity)
     text = repr(facts)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -702,11 +718,15 @@ def build_title(
     threads: int = 0,
     sidecars: Sequence[Sidecar] = (),
     master_kid: str | None = None,
+    watermarks: Mapping[str, WatermarkImage] | None = None,
 ) -> Title:
     """The title of `source` under `profile`. `sidecars`: the subtitle files found next to the
     source (livetx/subtitles/sidecar.py), each read already; they are part of its identity.
     `master_kid`: the encryption master key that encrypts its encrypted renditions (none
-    configured: a rendition asking for encryption is an error)."""
+    configured: a rendition asking for encryption is an error). `watermarks`: the decoded
+    images the renditions' `wm_image` name, by key (the catalog read them); a rendition's
+    watermark is made into an overlay for its output size here (CPU work: the catalog plans a
+    watermarked title in a thread)."""
     params = profile.title
     # Title time 0 is where the video starts (its frames then fall on the output grid), or the
     # container's start for audio-only sources; the other stream keeps its offset from it.
@@ -739,7 +759,10 @@ def build_title(
         windows = plan_segments(grid, tparams.st, tparams.initial_segments)
         peak, average = estimate_bandwidth(video, audio)
         container = resolve_container(rparams)
-        draft = Rendition(template.name, "", video, audio, windows, peak, average, codecs(video, audio), container=container)
+        overlay = make_overlay(rparams, video.width, video.height, watermarks or {}) if video is not None else None
+        draft = Rendition(
+            template.name, "", video, audio, windows, peak, average, codecs(video, audio), container=container, overlay=overlay
+        )
         rendition = replace(
             draft,
             spec_id=_spec_id(source, origin, grid, draft, separate, muxed),

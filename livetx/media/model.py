@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
+from livetx.media.watermark import Overlay
+
 RECORD_VERSION = 2  # of the probe record; bump when its facts change meaning or grow (an older record is probed again)
 
 # FFmpeg's names of the MP4/MOV demuxer (`mov,mp4,m4a,3gp,3g2,mj2`): its text samples tile the
@@ -247,6 +249,9 @@ class SegmentJob:
     # the AAC frame where a clip join falls is silent in the views of both clips: see
     # media/transcode.py `_AudioWindow`.
     audio_span: tuple[Fraction, Fraction | None] | None = None
+    # a watermark drawn over every output frame after scaling (livetx/media/overlay.py): small,
+    # made for this output size when the title was planned
+    overlay: Overlay | None = None
 
 
 @dataclass(frozen=True)

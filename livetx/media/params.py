@@ -14,14 +14,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 from typing import Any
 
-from livetx.contract import Choice, DurationList, Integer, Invalid, Number, Selection, Size, Spec, param, param_names, parse_params
-from livetx.errors import ParameterError
+from livetx.contract import Choice, DurationList, Integer, Invalid, Number, Selection, Size, Spec, Text, param, param_names, parse_params
+from livetx.errors import LivetxError, ParameterError
 from livetx.hls.languages import language_matches, language_tag
 from livetx.media.model import AudioSpec, AudioTrack, MediaInfo, VideoSpec
+from livetx.media.watermark import POSITIONS
+from livetx.storage.base import check_source_key
 
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 PIXEL_FORMATS = ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le")
@@ -41,6 +43,33 @@ SWITCH = Choice((0, 1))
 BITRATE = Integer(10_000, 100_000_000, "bit/s")
 SEGMENT_MS = Integer(1000, 15000, "ms")
 FPS = Number(1, 120, ratio=True, max_denominator=1001, examples="25, 29.97 or 30000/1001")
+WM_TEXT_LENGTH = 100  # characters of a text watermark
+WM_MARGIN = Integer(0, 4096, "px")
+
+
+def _image_key(text: str) -> str:
+    """A watermark image's key in the source store, as a source key is checked."""
+    try:
+        return check_source_key(text)
+    except LivetxError:
+        raise ValueError(text) from None
+
+
+def _one_line(text: str) -> str:
+    if not text.strip() or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise ValueError(text)
+    return text
+
+
+def _colour(text: str) -> str:
+    if not re.fullmatch(r"#?[0-9a-f]{6}", text):
+        raise ValueError(text)
+    return text.lstrip("#")
+
+
+WM_IMAGE = Text("the key of a PNG, JPEG or WebP image in the source store", 1024, _image_key)
+WM_TEXT = Text(f"one line of 1 to {WM_TEXT_LENGTH} characters", WM_TEXT_LENGTH, _one_line)
+WM_COLOR = Text("an RGB colour as 6 hex digits (ffffff, #ff8800)", 7, _colour, lower=True)
 
 
 # ---- the title's `audio`: a layout keyword, or the tracks to play --------------------------
@@ -210,11 +239,30 @@ class RenditionParams:
     ab: int | None = param(Integer(1000, 10_000_000, "bit/s"), None, "audio bitrate, bit/s")
     abopt: int = param(CAP_RULE, 1, "a higher ab than the source's: 0 as asked, 1 the source's, 2 an error")
     aq: int | None = param(Integer(0, 100), None, "audio quality 0-100 (instead of ab)")
+    # a watermark (MPS Watermark: Type Image or Text, ReferPos, Dx/Dy, Width, Content, FontSize,
+    # FontColor, FontAlpha): drawn over every frame after scaling (livetx/media/watermark.py)
+    wm_image: str | None = param(
+        WM_IMAGE,
+        None,
+        "image watermark: the key of a PNG, JPEG or WebP (at most 1 MiB and 4096 px a side) in the source store;"
+        " a change of the image makes new segments",
+    )
+    wm_text: str | None = param(WM_TEXT, None, "text watermark: one line, drawn in the font Pillow ships")
+    wm_pos: str = param(Choice(POSITIONS), "tr", "watermark corner: tl, tr, bl, br, or c (the centre)")
+    wm_dx: int = param(WM_MARGIN, 0, "watermark margin from the left or right edge, px")
+    wm_dy: int = param(WM_MARGIN, 0, "watermark margin from the top or bottom edge, px")
+    wm_width: float | None = param(
+        Number(0.01, 1), None, "image watermark width as a fraction of the output width (0.01-1); default: the image's own"
+    )
+    wm_alpha: float = param(Number(0, 1), 1.0, "watermark opacity, 0 (invisible) to 1")
+    wm_size: int | None = param(Integer(8, 512, "px"), None, "text watermark font size, px; default: 5 % of the output height")
+    wm_color: str = param(WM_COLOR, "ffffff", "text watermark colour, RGB hex")
 
 
 # ---- parsing ----------------------------------------------------------------------------
 
 KNOWN_TITLE = frozenset(param_names(TitleParams))
+_DEFAULTS = {f.name: f.default for f in fields(RenditionParams)}
 KNOWN_RENDITION = frozenset(param_names(RenditionParams))
 EXCLUSIVE = (  # (parameter named in the error, what is refused)
     ("crf", "crf and vb are mutually exclusive"),
@@ -222,7 +270,11 @@ EXCLUSIVE = (  # (parameter named in the error, what is refused)
     ("aq", "aq and ab are mutually exclusive"),
     ("container", "fmp4 with vcodec=av1 (AV1 is carried in fMP4 only)"),
     ("pixfmt", f"one of {', '.join(AV1_PIXEL_FORMATS)} with vcodec=av1 (what SVT-AV1 encodes)"),
+    ("wm_text", "no wm_text with wm_image (one watermark per rendition)"),
+    ("wm_width", "wm_width with wm_image only (a text watermark's size is wm_size)"),
+    ("wm_size", "wm_size with wm_text only"),
 )
+WM_PLACEMENT = ("wm_pos", "wm_dx", "wm_dy", "wm_alpha", "wm_color")  # what takes a watermark to mean anything
 
 
 def parse_title_params(params: Mapping[str, Any]) -> TitleParams:
@@ -245,10 +297,17 @@ def settle_rendition(values: dict[str, Any]) -> dict[str, Any]:
         values["ab"] is not None and values["aq"] is not None,
         values["vcodec"] in FMP4_ONLY and values["container"] == "ts",
         values["vcodec"] == "av1" and values["pixfmt"] not in AV1_PIXEL_FORMATS,
+        values["wm_image"] is not None and values["wm_text"] is not None,
+        values["wm_width"] is not None and values["wm_image"] is None,
+        values["wm_size"] is not None and values["wm_text"] is None,
     )
     for (name, message), bad in zip(EXCLUSIVE, refused, strict=True):
         if bad:
             raise ParameterError(name, message)
+    if values["wm_image"] is None and values["wm_text"] is None:
+        for name in WM_PLACEMENT:
+            if values[name] != _DEFAULTS[name]:
+                raise ParameterError(name, f"{name} with wm_image or wm_text only (there is no watermark to place)")
     if values["vb"] is None and values["crf"] is None:
         values["crf"] = 23.0
     return values

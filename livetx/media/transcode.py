@@ -57,10 +57,12 @@ from livetx.errors import SourceUnreadable, TranscodeFailed
 from livetx.media.boxes import split_fragment
 from livetx.media.messages import Preempted
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
+from livetx.media.overlay import overlay_frame
 from livetx.media.remote import open_job_source
 from livetx.media.scheduling import drop_realtime
 from livetx.media.subtitle_reader import subtitle_segment
 from livetx.media.timeline import MPEG_TS_CLOCK, TS_OFFSET
+from livetx.media.watermark import Overlay
 
 AAC_FRAME = 1024
 TS_OPTIONS = {"mpegts_copyts": "1", "avoid_negative_ts": "disabled"}
@@ -297,9 +299,11 @@ class _Segment:
             return None
         stream = _open_video(out, self.job.video, self.job.container)
         # after a seek, the first decoded frame must be early enough
-        return _VideoCursor(
+        cursor = _VideoCursor(
             self.vin, stream, self.job.video, self.job.origin, window.video, _offset(self.job), verify=window.seek_to is not None
         )
+        cursor.overlay = self.job.overlay
+        return cursor
 
     def _audio(self, out: OutputContainer, window: _Window) -> _AudioBuffer | None:
         if self.ain is None or self.job.audio is None or window.audio is None:
@@ -534,6 +538,7 @@ class _VideoCursor:
         self.done = False
         self.emitted = 0
         self.packets: list[Packet[Stream]] = []
+        self.overlay: Overlay | None = None  # a watermark, drawn over each frame after scaling
 
     def feed(self, packet: Packet[Stream]) -> bool:
         """Decode one source packet and take its frames. False when the first frame after a seek
@@ -576,6 +581,8 @@ class _VideoCursor:
         assert self.held is not None
         if self.held_out is None:
             out = _convert(self.scaler, self.held, self.spec)
+            if self.overlay is not None:  # once per source frame: a repeated frame reuses it
+                out = overlay_frame(out, self.overlay)
             out.pict_type = av.video.frame.PictureType.NONE
             self.held_out = out
         out = self.held_out
