@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -252,7 +252,10 @@ class RenditionParams:
     wm_dx: int = param(WM_MARGIN, 0, "watermark margin from the left or right edge, px")
     wm_dy: int = param(WM_MARGIN, 0, "watermark margin from the top or bottom edge, px")
     wm_width: float | None = param(
-        Number(0.01, 1), None, "image watermark width as a fraction of the output width (0.01-1); default: the image's own"
+        Number(0.01, 1),
+        None,
+        "image watermark width as a fraction of the output width (0.01-1); default: the image's own."
+        " The wm_* parameters but wm_image and wm_text place a watermark and change nothing without one",
     )
     wm_alpha: float = param(Number(0, 1), 1.0, "watermark opacity, 0 (invisible) to 1")
     wm_size: int | None = param(Integer(8, 512, "px"), None, "text watermark font size, px; default: 5 % of the output height")
@@ -262,7 +265,6 @@ class RenditionParams:
 # ---- parsing ----------------------------------------------------------------------------
 
 KNOWN_TITLE = frozenset(param_names(TitleParams))
-_DEFAULTS = {f.name: f.default for f in fields(RenditionParams)}
 KNOWN_RENDITION = frozenset(param_names(RenditionParams))
 EXCLUSIVE = (  # (parameter named in the error, what is refused)
     ("crf", "crf and vb are mutually exclusive"),
@@ -271,10 +273,7 @@ EXCLUSIVE = (  # (parameter named in the error, what is refused)
     ("container", "fmp4 with vcodec=av1 (AV1 is carried in fMP4 only)"),
     ("pixfmt", f"one of {', '.join(AV1_PIXEL_FORMATS)} with vcodec=av1 (what SVT-AV1 encodes)"),
     ("wm_text", "no wm_text with wm_image (one watermark per rendition)"),
-    ("wm_width", "wm_width with wm_image only (a text watermark's size is wm_size)"),
-    ("wm_size", "wm_size with wm_text only"),
 )
-WM_PLACEMENT = ("wm_pos", "wm_dx", "wm_dy", "wm_alpha", "wm_color")  # what takes a watermark to mean anything
 
 
 def parse_title_params(params: Mapping[str, Any]) -> TitleParams:
@@ -298,16 +297,10 @@ def settle_rendition(values: dict[str, Any]) -> dict[str, Any]:
         values["vcodec"] in FMP4_ONLY and values["container"] == "ts",
         values["vcodec"] == "av1" and values["pixfmt"] not in AV1_PIXEL_FORMATS,
         values["wm_image"] is not None and values["wm_text"] is not None,
-        values["wm_width"] is not None and values["wm_image"] is None,
-        values["wm_size"] is not None and values["wm_text"] is None,
     )
     for (name, message), bad in zip(EXCLUSIVE, refused, strict=True):
         if bad:
             raise ParameterError(name, message)
-    if values["wm_image"] is None and values["wm_text"] is None:
-        for name in WM_PLACEMENT:
-            if values[name] != _DEFAULTS[name]:
-                raise ParameterError(name, f"{name} with wm_image or wm_text only (there is no watermark to place)")
     if values["vb"] is None and values["crf"] is None:
         values["crf"] = 23.0
     return values

@@ -18,14 +18,11 @@ import warnings
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from livetx.errors import WatermarkUnreadable
-
-if TYPE_CHECKING:
-    from livetx.media.params import RenditionParams
 
 MAX_IMAGE_BYTES = 1024 * 1024  # a watermark image's file, at most
 MAX_IMAGE_SIDE = 4096  # pixels per side of a watermark image, at most
@@ -33,6 +30,29 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")  # what Pillow may open a watermark imag
 POSITIONS = ("tl", "tr", "bl", "br", "c")  # MPS ReferPos TopLeft, TopRight, BottomLeft, BottomRight; and the centre
 TEXT_HEIGHT = 0.05  # a text watermark's font size, as a fraction of the output height, unless wm_size says
 MIN_FONT = 8  # pixels
+
+
+class WatermarkParams(Protocol):
+    """The `wm_*` rendition parameters (livetx/media/params.py RenditionParams)."""
+
+    @property
+    def wm_image(self) -> str | None: ...
+    @property
+    def wm_text(self) -> str | None: ...
+    @property
+    def wm_pos(self) -> str: ...
+    @property
+    def wm_dx(self) -> int: ...
+    @property
+    def wm_dy(self) -> int: ...
+    @property
+    def wm_width(self) -> float | None: ...
+    @property
+    def wm_alpha(self) -> float: ...
+    @property
+    def wm_size(self) -> int | None: ...
+    @property
+    def wm_color(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -96,15 +116,20 @@ def decode_image(key: str, etag: str, data: bytes) -> WatermarkImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as opened:
-                if max(opened.size) > MAX_IMAGE_SIDE or min(opened.size) < 1:
-                    raise WatermarkUnreadable.of(key, f"{opened.width}x{opened.height}: at most {MAX_IMAGE_SIDE} pixels per side")
-                image = opened.convert("RGBA")
+            image = _decode_bounded(key, data)
     except WatermarkUnreadable:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise WatermarkUnreadable.of(key, f"not an image in one of {', '.join(IMAGE_FORMATS)}") from None
     return WatermarkImage(key, etag, image.width, image.height, image.tobytes())
+
+
+def _decode_bounded(key: str, data: bytes) -> Image.Image:
+    """The image as RGBA; its size, read from the header, is checked before it is decoded."""
+    with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as opened:
+        if max(opened.size) > MAX_IMAGE_SIDE or min(opened.size) < 1:
+            raise WatermarkUnreadable.of(key, f"{opened.width}x{opened.height}: at most {MAX_IMAGE_SIDE} pixels per side")
+        return opened.convert("RGBA")
 
 
 def _with_alpha(image: Image.Image, alpha: float) -> Image.Image:
@@ -115,7 +140,7 @@ def _with_alpha(image: Image.Image, alpha: float) -> Image.Image:
     return image
 
 
-def image_overlay(mark: WatermarkImage, params: RenditionParams, frame_w: int, frame_h: int) -> Overlay:
+def image_overlay(mark: WatermarkImage, params: WatermarkParams, frame_w: int, frame_h: int) -> Overlay:
     """The overlay of an image watermark for a `frame_w` x `frame_h` output: `wm_width` of the
     frame's width wide (else its own width), its aspect kept, never larger than the frame."""
     image = Image.frombytes("RGBA", (mark.width, mark.height), mark.rgba)
@@ -129,7 +154,7 @@ def image_overlay(mark: WatermarkImage, params: RenditionParams, frame_w: int, f
     return Overlay.of(_with_alpha(image, params.wm_alpha), x, y)
 
 
-def text_overlay(params: RenditionParams, frame_w: int, frame_h: int) -> Overlay:
+def text_overlay(params: WatermarkParams, frame_w: int, frame_h: int) -> Overlay:
     """The overlay of a text watermark: `wm_text` in colour `wm_color` at `wm_size` pixels
     (else TEXT_HEIGHT of the frame's height), in the font Pillow ships, cut to the frame."""
     assert params.wm_text is not None
@@ -144,7 +169,7 @@ def text_overlay(params: RenditionParams, frame_w: int, frame_h: int) -> Overlay
     return Overlay.of(_with_alpha(image, params.wm_alpha), x, y)
 
 
-def make_overlay(params: RenditionParams, frame_w: int, frame_h: int, images: Mapping[str, WatermarkImage]) -> Overlay | None:
+def make_overlay(params: WatermarkParams, frame_w: int, frame_h: int, images: Mapping[str, WatermarkImage]) -> Overlay | None:
     """The overlay a rendition's `wm_*` parameters ask for at this output size, None without
     one. `images`: the decoded watermark images by key (the catalog read them)."""
     if params.wm_image is not None:
