@@ -224,6 +224,44 @@ def _as(name: str, scale: int = 1, lower: bool = False) -> Spec:
 
 
 URI = Text("an object URI such as oss://bucket/path")
+
+
+@dataclass(frozen=True)
+class ReferPos(Via):
+    """MPS `ReferPos` (TopLeft, TopRight, BottomLeft, BottomRight; and Center), in any case, or
+    livetx's own corner names, as the parameter `wm_pos`."""
+
+    names: tuple[tuple[str, str], ...] = (
+        ("topleft", "tl"), ("topright", "tr"), ("bottomleft", "bl"), ("bottomright", "br"), ("center", "c"),
+    )  # fmt: skip
+
+    def parse(self, raw: Any) -> Any:
+        if isinstance(raw, str):
+            raw = dict(self.names).get(raw.lower(), raw.lower())
+        return super().parse(raw)
+
+    @property
+    def allowed(self) -> str:
+        return "one of TopLeft, TopRight, BottomLeft, BottomRight, Center (or tl, tr, bl, br, c)"
+
+    def schema(self) -> dict[str, Any]:
+        words = [word for pair in self.names for word in pair]  # in any case (ECMA-262 patterns have no flags)
+        return {"type": "string", "pattern": "^(" + "|".join("".join(f"[{c.upper()}{c}]" for c in w) for w in words) + ")$"}
+
+
+WATERMARK = Shape(
+    {
+        "URI": Field(URI, doc="an image watermark: the URI of a PNG, JPEG or WebP (at most 1 MiB, 4096 px a side) in the source store"),
+        "Content": Field(_as("wm_text"), doc="a text watermark: one line (not with URI)"),
+        "ReferPos": Field(ReferPos("wm_pos", spec_of(RenditionParams, "wm_pos")), doc="the corner it is placed in; default TopRight"),
+        "Dx": Field(_as("wm_dx"), doc="pixels from the left or right edge"),
+        "Dy": Field(_as("wm_dy"), doc="pixels from the top or bottom edge"),
+        "Width": Field(_as("wm_width"), doc="an image's width as a fraction of the output width (0.01-1); default: its own"),
+        "Alpha": Field(_as("wm_alpha"), doc="opacity, 0 to 1 (MPS FontAlpha, for images too)"),
+        "FontSize": Field(_as("wm_size"), doc="pixels; default: 5 % of the output height"),
+        "FontColor": Field(_as("wm_color"), doc="RGB hex: ffffff, #ff8800"),
+    }
+)
 TEMPLATE_NAME = templates.NAME
 TRANSCODE_VIDEO = Shape(
     {
@@ -272,6 +310,10 @@ TARGET = Shape(
             TEMPLATE_NAME,
             doc="livetx extension: the name of a stored template (PUT /api/v1/templates/{name}) whose parameters this"
             " target starts from; the target's own fields override them",
+        ),
+        "Watermark": Field(
+            WATERMARK,
+            doc="livetx extension (MPS names): an image (URI) or text (Content) drawn over every frame of this target",
         ),
         "Encryption": Field(
             ENCRYPTION,
@@ -330,7 +372,7 @@ def shape_names(shape: Shape, path: str = "") -> dict[str, str]:
     return out
 
 
-IMM_NAMES = {**shape_names(TARGET), "maxrate": "Video.TranscodeVideo.Bitrate"}
+IMM_NAMES = {**shape_names(TARGET), "maxrate": "Video.TranscodeVideo.Bitrate", "wm_image": "Watermark.URI"}
 IMM_TITLE_NAMES = shape_names(IMM_REQUEST)  # `audio` -> `AudioTracks`, `surround` -> `Surround`, `subtitles` -> `SubtitleTracks`
 
 
@@ -378,6 +420,8 @@ def parse_imm(
         if prefix in prefixes.values():
             raise ParameterError(f"{field}.URI", "a URI no other target uses")
         own = shape_params(target)
+        if "URI" in target.get("Watermark", {}):
+            own["wm_image"] = source_key_for(target["Watermark"]["URI"], f"{field}.Watermark.URI")
         template = dict(template_for(target["Template"], f"{field}.Template")) if "Template" in target else {}
         params = templates.over_template({"preset": "veryfast", **template}, own)
         _validate_target(params, field, templates.from_template(template, own))

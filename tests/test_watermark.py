@@ -21,7 +21,7 @@ from PIL import Image
 from livetx.app import create_app
 from livetx.errors import ConfigError, ParameterError, WatermarkUnreadable
 from livetx.factories import make_signer
-from livetx.jobs import parse_oss
+from livetx.jobs import parse_imm, parse_oss
 from livetx.media.model import SegmentJob, VideoSpec
 from livetx.media.overlay import overlay_frame, overlay_rgb
 from livetx.media.params import parse_rendition_params
@@ -34,6 +34,7 @@ from livetx.titles import build_title, parse_profile
 from livetx.urls import signed_url
 from livetx.web.keys import CATALOG, SETTINGS
 from tests.conftest import ROOT, Source, app_settings
+from tests.support import IMM_SAMPLE
 
 ClientFactory = Callable[[Any], Awaitable[TestClient[Any, Any]]]
 LOGO_RGB = (200, 60, 30)
@@ -112,6 +113,40 @@ def test_an_oss_request_takes_watermark_parameters() -> None:
     with pytest.raises(ParameterError) as raised:
         parse_oss("a.mp4", "hls/m3u8,wm_text_x,wm_pos_up|sys/saveas,o_b3V0,b_YnVja2V0", lambda uri, _: uri[6:])
     assert raised.value.name == "wm_pos"
+
+
+def imm_keys(uri: str, field: str) -> str:
+    return uri.split("/", 3)[3]
+
+
+def imm_watermark(**watermark: Any) -> dict[str, Any]:
+    return {**IMM_SAMPLE, "Targets": [{"URI": "oss://bucket/out/a", "Watermark": watermark}]}
+
+
+def test_an_imm_target_takes_a_watermark_in_mps_names() -> None:
+    job = parse_imm(imm_watermark(URI="oss://bucket/logos/a.png", ReferPos="BottomLeft", Dx=8, Width=0.25, Alpha=0.5), imm_keys, imm_keys)
+    params = job.table["renditions"]["t0"]
+    assert (params["wm_image"], params["wm_pos"], params["wm_dx"], params["wm_width"], params["wm_alpha"]) == (
+        "logos/a.png",
+        "bl",
+        8,
+        0.25,
+        0.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("watermark", "field"),
+    [
+        pytest.param({"Content": "x", "ReferPos": "Left"}, "Targets[0].Watermark.ReferPos", id="refer-pos"),
+        pytest.param({"Content": "x", "FontColor": "blue"}, "Targets[0].Watermark.FontColor", id="font-colour"),
+        pytest.param({"Content": "x", "URI": "oss://bucket/a.png"}, "Targets[0].Watermark.Content", id="text-and-image"),
+    ],
+)
+def test_a_bad_imm_watermark_names_its_field(watermark: dict[str, Any], field: str) -> None:
+    with pytest.raises(ParameterError) as raised:
+        parse_imm(imm_watermark(**watermark), imm_keys, imm_keys)
+    assert raised.value.name == field
 
 
 def test_a_profile_with_a_bad_watermark_is_a_config_error() -> None:
