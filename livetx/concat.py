@@ -48,7 +48,7 @@ from typing import Any
 from livetx.batch import templates
 from livetx.contract import Choice, Field, Integer, ListOf, Shape, Spec, Text, Via, param, param_names, parse_params, spec_of
 from livetx.errors import LivetxError, ParameterError, ParameterUnsupported
-from livetx.jobs import URI, KeyFor, b64_text, oss_option, shape_names, shape_params
+from livetx.jobs import OSS_BASE64, URI, KeyFor, b64_text, oss_option, shape_names, shape_params
 from livetx.media.params import SAMPLE_RATES, SWITCH, RenditionParams, TitleParams, settle_rendition
 from livetx.storage.base import check_key, check_source_key
 
@@ -366,6 +366,7 @@ def _oss_action(source_key: str, step: str, form_field: str, need_f: bool) -> tu
     if action and not action.startswith(","):
         raise ParameterError(form_field, OSS_FORM if need_f else ON_DEMAND_FORM)
     values = _options(action.split(",")[1:], "", OSS_PARAMS, f"a parameter of {HEAD}: {', '.join(OSS_PARAMS)}")
+    values |= {name: b64_text(value, name) for name, value in values.items() if name in OSS_BASE64}
     source = clip_key(source_key, "key")
     ss_text, t_text = values.pop("ss", ""), values.pop("t", "")
     ss = CLIP_SS.check(ss_text, "ss") if ss_text else 0
@@ -420,7 +421,7 @@ def to_oss(request: ConcatRequest) -> str:
     source = clips[request.source_index]
     params = _changed(request.composite.params)
     action = [f"{n}_{_oss_value(v)}" for n, v in (("ss", source.ss_ms), ("t", source.t_ms)) if v]
-    action += [f"{n}_{_oss_value(v)}" for n, v in params.items()]
+    action += [f"{n}_{_b64url(v) if n in OSS_BASE64 else _oss_value(v)}" for n, v in params.items()]
     parts = [_oss_clip("pre", c) for c in clips[: request.source_index]] + [_oss_clip("sur", c) for c in clips[request.source_index + 1 :]]
     if request.segment is not None:
         parts.append(f"/segment,f_{request.segment.f},t_{request.segment.t}")

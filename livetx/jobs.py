@@ -516,6 +516,9 @@ def b64_text(value: str, field: str) -> str:
 
 
 OSS_TITLE = ("ss", "t", "st", "initd", "ta")  # hls/m3u8's title parameters
+# parameters whose values an OSS process string carries base64url-encoded, as OSS's own watermark
+# does (`image_<b64url>`, `text_<b64url>`): a key has '/', a text ',' or '|'
+OSS_BASE64 = ("wm_image", "wm_text")
 # livetx's extensions of hls/m3u8 (OSS defines no such parameters): `encryption_aes-128,key_rotation_30`
 OSS_EXTENSIONS = ("encryption", "key_rotation")
 # parameter names with an underscore (hls/m3u8's own have none): `key_rotation_30` is key_rotation = 30
@@ -551,7 +554,7 @@ def parse_oss(source_key: str, process: str, output_key_for: KeyFor, limits: Lim
                 "a parameter of hls/m3u8 or one of livetx's extensions of it (container, encryption, key_rotation): its one"
                 " rendition plays alone, with muxed audio and no subtitles",
             )
-        params[name] = value
+        params[name] = b64_text(value, name) if name in OSS_BASE64 else value
     saveas: dict[str, str] = {}
     for item in steps[1].split(",")[1:] if len(steps) > 1 else []:
         name, _, value = item.partition("_")

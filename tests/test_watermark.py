@@ -3,6 +3,7 @@ changes (the spec id) and what it refuses; checked by decoding segments the app 
 
 from __future__ import annotations
 
+import base64
 import io
 import shutil
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 
 from livetx.app import create_app
+from livetx.concat import parse_oss_concat, to_oss
 from livetx.errors import ConfigError, ParameterError, WatermarkUnreadable
 from livetx.factories import make_signer
 from livetx.jobs import parse_imm, parse_oss
@@ -39,6 +41,14 @@ from tests.support import IMM_SAMPLE
 ClientFactory = Callable[[Any], Awaitable[TestClient[Any, Any]]]
 LOGO_RGB = (200, 60, 30)
 LOGO = dict(wm_image="logo.png", wm_pos="br", wm_dx=10, wm_dy=10, wm_width=0.2, wm_alpha=0.5)
+
+
+SAVEAS = "sys/saveas,o_b3V0,b_YnVja2V0"
+CONCAT_SAVEAS = "sys/saveas,b_YnVja2V0,o_b3V0Lm1wNA"
+
+
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def png(size: tuple[int, int], rgba: tuple[int, int, int, int] = (*LOGO_RGB, 255)) -> bytes:
@@ -108,11 +118,22 @@ def test_bad_parameters_name_the_field(params: dict[str, Any], name: str) -> Non
 
 
 def test_an_oss_request_takes_watermark_parameters() -> None:
-    job = parse_oss("a.mp4", "hls/m3u8,wm_text_livetx,wm_pos_bl,wm_alpha_0.5|sys/saveas,o_b3V0,b_YnVja2V0", lambda uri, _: uri[6:])
-    assert job.table["renditions"]["t0"]["wm_pos"] == "bl"
-    with pytest.raises(ParameterError) as raised:
-        parse_oss("a.mp4", "hls/m3u8,wm_text_x,wm_pos_up|sys/saveas,o_b3V0,b_YnVja2V0", lambda uri, _: uri[6:])
-    assert raised.value.name == "wm_pos"
+    """As OSS's own watermark, the image key and the text are base64url (a key has '/', a text ',')."""
+    text, image = b64("© livetx, 2026"), b64("logos/a.png")
+    job = parse_oss("a.mp4", f"hls/m3u8,wm_text_{text},wm_pos_bl,wm_alpha_0.5|{SAVEAS}", lambda uri, _: uri[6:])
+    assert (job.table["renditions"]["t0"]["wm_text"], job.table["renditions"]["t0"]["wm_pos"]) == ("© livetx, 2026", "bl")
+    job = parse_oss("a.mp4", f"hls/m3u8,wm_image_{image},wm_width_0.2|{SAVEAS}", lambda uri, _: uri[6:])
+    assert job.table["renditions"]["t0"]["wm_image"] == "logos/a.png"
+    for process, name in ((f"hls/m3u8,wm_text_{text},wm_pos_up", "wm_pos"), ("hls/m3u8,wm_image_logo.png", "wm_image")):
+        with pytest.raises(ParameterError) as raised:
+            parse_oss("a.mp4", f"{process}|{SAVEAS}", lambda uri, _: uri[6:])
+        assert raised.value.name == name
+
+
+def test_a_composite_round_trips_its_watermark_through_the_oss_form() -> None:
+    request = parse_oss_concat("a.mp4", f"video/concat,f_mp4,wm_image_{b64('logos/a.png')},wm_pos_bl|{CONCAT_SAVEAS}")
+    assert request.composite.params.wm_image == "logos/a.png"
+    assert parse_oss_concat("a.mp4", to_oss(request)) == request
 
 
 def imm_keys(uri: str, field: str) -> str:
