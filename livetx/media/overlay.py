@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import av
 import numpy as np
 from av.video.frame import VideoFrame
 from PIL import Image
@@ -80,13 +79,16 @@ def prepare(overlay: Overlay, pix_fmt: str) -> Prepared:
     return Prepared(tuple(planes), (256 << (bits - 8)) - 1)
 
 
-def _views(array: np.ndarray, pix_fmt: str, width: int, height: int) -> list[np.ndarray]:
-    """The Y, U and V planes of `VideoFrame.to_ndarray`'s array, as views into it."""
-    sx, sy, _ = FORMATS[pix_fmt]
-    if sx == sy == 1:
-        return [array[0], array[1], array[2]]
-    chroma = array[height:].reshape(2, height // sy, width // sx)
-    return [array[:height], chroma[0], chroma[1]]
+def _planes(frame: VideoFrame) -> list[np.ndarray]:
+    """The frame's Y, U and V planes as arrays over its own (writable) buffers."""
+    dtype = np.uint16 if FORMATS[frame.format.name][2] > 8 else np.uint8
+    size = np.dtype(dtype).itemsize
+    out = []
+    for plane in frame.planes:
+        stride = plane.line_size // size
+        data = np.frombuffer(memoryview(plane), dtype=dtype, count=plane.height * stride)
+        out.append(data.reshape(plane.height, stride)[:, : plane.width])
+    return out
 
 
 def blend(planes: list[np.ndarray], prepared: Prepared) -> None:
@@ -103,12 +105,12 @@ def blend(planes: list[np.ndarray], prepared: Prepared) -> None:
 
 
 def overlay_frame(frame: VideoFrame, overlay: Overlay) -> VideoFrame:
-    """`frame` (a scaled output frame, in one of FORMATS) with `overlay` blended in: a new frame
-    of the same format and size; outside the overlay's rectangle its samples are the frame's."""
-    pix_fmt = frame.format.name
-    array = frame.to_ndarray()
-    blend(_views(array, pix_fmt, frame.width, frame.height), prepare(overlay, pix_fmt))
-    return av.VideoFrame.from_ndarray(array, format=pix_fmt)
+    """`frame` (a scaled output frame, in one of FORMATS) with `overlay` blended in, in place:
+    the frame is made writable first (one whose buffers are shared, with a decoder's reference
+    pictures say, is copied), and only the overlay's rectangle is written. Returns the frame."""
+    frame.make_writable()
+    blend(_planes(frame), prepare(overlay, frame.format.name))
+    return frame
 
 
 def overlay_rgb(image: Image.Image, overlay: Overlay) -> Image.Image:
