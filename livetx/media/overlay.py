@@ -34,13 +34,16 @@ FORMATS = {
 }
 
 
+ONE = 1 << 12  # fixed point: weights in 1/4096 (a 10-bit code times ONE fits 32 bits many times over)
+
+
 @dataclass(frozen=True)
 class Prepared:
     """An overlay in one pixel format's planes: per plane (Y, U, V) its premultiplied colour
-    (colour x alpha, in the format's codes) and 1 - alpha, over the rectangle at (x, y) of
-    the plane (chroma planes: in chroma samples)."""
+    (colour x alpha, in the format's codes) and 1 - alpha, both times ONE as 32-bit integers,
+    over the rectangle at (x, y) of the plane (chroma planes: in chroma samples)."""
 
-    planes: tuple[tuple[int, int, np.ndarray, np.ndarray], ...]  # (x, y, colour x alpha, 1 - alpha)
+    planes: tuple[tuple[int, int, np.ndarray, np.ndarray], ...]  # (x, y, colour x alpha x ONE, (1 - alpha) x ONE)
     peak: int  # the largest code (255, 1023)
 
 
@@ -72,11 +75,15 @@ def prepare(overlay: Overlay, pix_fmt: str) -> Prepared:
     alpha = padded[..., 3] / 255
     scale = 1 << (bits - 8)
     y, u, v = (plane * scale for plane in _yuv(padded[..., :3]))
-    planes = [(overlay.x, overlay.y, (y * alpha).astype(np.float32), (1 - alpha).astype(np.float32))]
+    planes = [(overlay.x, overlay.y, _fixed(y * alpha), _fixed(1 - alpha))]
     for chroma in (u, v):
-        a = _pool(alpha, sx, sy)
-        planes.append((overlay.x // sx, overlay.y // sy, _pool(chroma * alpha, sx, sy).astype(np.float32), (1 - a).astype(np.float32)))
+        planes.append((overlay.x // sx, overlay.y // sy, _fixed(_pool(chroma * alpha, sx, sy)), _fixed(1 - _pool(alpha, sx, sy))))
     return Prepared(tuple(planes), (256 << (bits - 8)) - 1)
+
+
+def _fixed(values: np.ndarray) -> np.ndarray:
+    fixed: np.ndarray = np.rint(values * ONE).astype(np.uint32)
+    return fixed
 
 
 def _planes(frame: VideoFrame) -> list[np.ndarray]:
@@ -100,8 +107,8 @@ def blend(planes: list[np.ndarray], prepared: Prepared) -> None:
         if h <= 0 or w <= 0:
             continue
         region = plane[y : y + h, x : x + w]
-        mixed = region * keep[:h, :w] + colour[:h, :w]
-        region[:] = np.clip(np.rint(mixed), 0, prepared.peak).astype(plane.dtype)
+        mixed = (region * keep[:h, :w] + colour[:h, :w] + ONE // 2) >> 12
+        region[:] = np.minimum(mixed, prepared.peak)
 
 
 def overlay_frame(frame: VideoFrame, overlay: Overlay) -> VideoFrame:
