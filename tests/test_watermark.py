@@ -20,11 +20,12 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 
 from livetx.app import create_app
-from livetx.concat import parse_oss_concat, to_oss
+from livetx.composite import ClipSource, build_composite_title, profile_name
+from livetx.concat import Clip, concat_params, make_composite, parse_oss_concat, to_oss
 from livetx.errors import ConfigError, ParameterError, WatermarkUnreadable
 from livetx.factories import make_signer
 from livetx.jobs import parse_imm, parse_oss
-from livetx.media.model import SegmentJob, VideoSpec
+from livetx.media.model import MediaInfo, SegmentJob, VideoInfo, VideoSpec
 from livetx.media.overlay import overlay_frame, overlay_rgb
 from livetx.media.params import parse_rendition_params
 from livetx.media.probe import probe
@@ -349,3 +350,26 @@ async def test_a_missing_image_is_a_422_naming_its_key(client: TestClient[Any, A
     body = await response.json()
     assert response.status == 422, body
     assert body["error"]["code"] == "watermark_not_found" and "gone/logo.png" in body["error"]["message"]
+
+
+# ---- composites (and so file jobs): every clip's segments carry the watermark ------------
+
+
+def test_a_composite_draws_its_watermark_over_every_clip_and_names_it_in_its_spec_id() -> None:
+    def info(width: int, height: int) -> MediaInfo:
+        video = VideoInfo(0, "h264", width, height, Fraction(30), "yuv420p", Fraction(0), Fraction(4))
+        return MediaInfo("mov,mp4", Fraction(4), Fraction(0), video, None)
+
+    sources = [ClipSource(ObjectInfo("a.mp4", 1, "v1"), info(320, 180)), ClipSource(ObjectInfo("b.mp4", 1, "v1"), info(320, 240))]
+    logo = {"logo.png": decode_image("logo.png", "v1", png((64, 32)))}
+
+    def title(**params: Any) -> Any:
+        value = make_composite([Clip("a.mp4"), Clip("b.mp4")], concat_params({"f": "mp4", "an": 1, **params}))
+        return build_composite_title(value, profile_name(value), sources, watermarks=logo)
+
+    plain, marked = title(), title(**LOGO)
+    rendition = marked.renditions[0]
+    assert rendition.overlay is not None and (rendition.overlay.x, rendition.overlay.y) == (246, 138)
+    assert [marked.job(rendition, i, "").overlay for i in range(len(rendition.windows))] == [rendition.overlay] * len(rendition.windows)
+    assert plain.renditions[0].overlay is None and plain.renditions[0].spec_id != rendition.spec_id
+    assert title(**{**LOGO, "wm_pos": "tl"}).renditions[0].spec_id != rendition.spec_id
