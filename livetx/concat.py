@@ -48,7 +48,7 @@ from typing import Any
 from livetx.batch import templates
 from livetx.contract import Choice, Field, Integer, ListOf, Shape, Spec, Text, Via, param, param_names, parse_params, spec_of
 from livetx.errors import LivetxError, ParameterError, ParameterUnsupported
-from livetx.jobs import OSS_BASE64, URI, KeyFor, b64_text, oss_option, shape_names, shape_params
+from livetx.jobs import OSS_BASE64, URI, WATERMARK, KeyFor, b64_text, oss_option, shape_names, shape_params
 from livetx.media.params import SAMPLE_RATES, SWITCH, RenditionParams, TitleParams, settle_rendition
 from livetx.storage.base import check_key, check_source_key
 
@@ -482,10 +482,11 @@ COMPOSITE = Shape(
         "Container": Field(_as("container", lower=True), doc="the HLS segment container: ts or fmp4"),
         "Video": Field(Shape({"Disable": Field(_as("vn"), doc="1: no video"), "TranscodeVideo": Field(TRANSCODE_VIDEO)})),
         "Audio": Field(Shape({"Disable": Field(_as("an"), doc="1: no audio"), "TranscodeAudio": Field(TRANSCODE_AUDIO)})),
+        "Watermark": Field(WATERMARK, doc="an image (URI) or text (Content) drawn over every frame of the output (MPS names)"),
     },
     doc="a composite title: clips joined in play order into one output",
 )
-JSON_NAMES = {**shape_names(COMPOSITE), "maxrate": "Video.TranscodeVideo.Bitrate", "clips": "Clips"}
+JSON_NAMES = {**shape_names(COMPOSITE), "maxrate": "Video.TranscodeVideo.Bitrate", "clips": "Clips", "wm_image": "Watermark.URI"}
 
 
 def parse_composite(body: Any, source_key_for: KeyFor, template: Mapping[str, Any] | None = None) -> Composite:
@@ -500,6 +501,8 @@ def parse_composite(body: Any, source_key_for: KeyFor, template: Mapping[str, An
         key = clip_key(source_key_for(item["URI"], f"{field}.URI"), f"{field}.URI")
         clips.append(Clip(key, item.get("StartTime", 0), item.get("Duration", 0)))
     own = shape_params(request, COMPOSITE)
+    if "URI" in request.get("Watermark", {}):
+        own["wm_image"] = source_key_for(request["Watermark"]["URI"], "Watermark.URI")
     try:
         return make_composite(clips, concat_params(templates.over_template(template or {}, own)))
     except ParameterError as exc:
@@ -526,6 +529,8 @@ def to_json(value: Composite, uri_for: Callable[[str], str]) -> dict[str, Any]:
     params = _changed(value.params)
     if "crf" in params and "maxrate" in params:  # both: CRF with Bitrate as the cap
         params["vb"] = params.pop("maxrate")
+    if "wm_image" in params:
+        params["wm_image"] = uri_for(params["wm_image"])
     for name, v in params.items():
         path = JSON_NAMES[name].split(".")
         where = body

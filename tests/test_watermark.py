@@ -21,7 +21,7 @@ from PIL import Image
 
 from livetx.app import create_app
 from livetx.composite import ClipSource, build_composite_title, profile_name
-from livetx.concat import Clip, concat_params, make_composite, parse_oss_concat, to_oss
+from livetx.concat import Clip, concat_params, make_composite, parse_composite, parse_oss_concat, to_json, to_oss
 from livetx.errors import ConfigError, ParameterError, WatermarkUnreadable
 from livetx.factories import make_signer
 from livetx.jobs import parse_imm, parse_oss
@@ -131,10 +131,13 @@ def test_an_oss_request_takes_watermark_parameters() -> None:
         assert raised.value.name == name
 
 
-def test_a_composite_round_trips_its_watermark_through_the_oss_form() -> None:
+def test_a_composite_round_trips_its_watermark_through_the_oss_and_json_forms() -> None:
     request = parse_oss_concat("a.mp4", f"video/concat,f_mp4,wm_image_{b64('logos/a.png')},wm_pos_bl|{CONCAT_SAVEAS}")
     assert request.composite.params.wm_image == "logos/a.png"
     assert parse_oss_concat("a.mp4", to_oss(request)) == request
+    body = to_json(request.composite, lambda key: f"oss://local/{key}")
+    assert body["Watermark"] == {"URI": "oss://local/logos/a.png", "ReferPos": "bl"}
+    assert parse_composite(body, lambda uri, _: uri.split("/", 3)[3]) == request.composite
 
 
 def imm_keys(uri: str, field: str) -> str:
