@@ -8,7 +8,9 @@ title had been encoded in one pass:
   round(t * fps) of its time t; output frame k shows the last source frame whose slot is
   <= k (FFmpeg's `fps` filter rule). The rule depends only on source timestamps, so every
   segment picks the same frames for the same slots. A fresh encoder per segment makes the
-  first frame an IDR; the GOP is closed; source picture types are cleared.
+  first frame an IDR; the GOP is closed; source picture types are cleared. A watermark
+  (`SegmentJob.overlay`) is blended into each scaled frame before it is encoded
+  (livetx/media/overlay.py), once per source frame.
 - Audio. AAC packets sit on one 1024-sample grid from title time 0. Segment n carries the
   packets whose start falls in its window. The encoder is fed a few frames of pre-roll
   before the first kept packet and post-roll after the last (and its priming packet is
