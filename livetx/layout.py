@@ -11,6 +11,11 @@ A configured profile's output of one source sits in the title's folder, `<source
                                    per request and never stored)
   `<rendition>.m3u8`               media playlist, naming its segments as above (`s2.m3u8`: subtitles)
   `master.m3u8`                    master playlist, naming the media playlists as above
+  `snap-<picture id>.<jpg|webp|png>`  a snapshot (the id: 16 hex digits hashing the source's
+                                   identity and the normalised parameters)
+  `poster-<picture id>.jpg`        the title's poster
+  `storyboard-<spec>-<n>.jpg`      storyboard sheet n (the spec: 12 hex digits hashing the grid
+                                   and the source's identity); the WebVTT track is never stored
   `key-<kid>-<version>-<period>.key`  a content key of an encrypted rendition (a URL only, never
                                    stored: derived from master key <kid> for title version
                                    <version>, livetx/crypto/keys.py)
@@ -185,6 +190,25 @@ def track_prefix(master_key: str) -> str:
 def target_segments_prefix(playlist_key: str) -> str:
     """What every segment key of the target whose playlist is `playlist_key` starts with."""
     return target_prefix(playlist_key) + "-"
+
+
+# ---- a title's pictures (livetx/pictures.py) ----------------------------------------------
+
+
+def snapshot_key(title: Title, picture: str, ext: str) -> str:
+    """A snapshot: `<title folder>snap-<picture id>.<jpg|webp|png>` (the id hashes the source's
+    identity and the normalised parameters: `livetx.pictures.picture_id`)."""
+    return f"{title_folder(title.source.key, title.profile.name)}snap-{picture}.{ext}"
+
+
+def poster_key(title: Title, picture: str) -> str:
+    """The title's poster: `<title folder>poster-<picture id>.jpg`."""
+    return f"{title_folder(title.source.key, title.profile.name)}poster-{picture}.jpg"
+
+
+def storyboard_sheet_key(title: Title, name: str) -> str:
+    """A storyboard sheet, under its URL name (`storyboard-<spec>-<n>.jpg`, `livetx.pictures.sheet_name`)."""
+    return f"{title_folder(title.source.key, title.profile.name)}{name}"
 
 
 # ---- records -------------------------------------------------------------------------------
