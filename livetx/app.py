@@ -149,7 +149,7 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
     app[CLOCK] = time.time  # token checks read it; a test may set its own before the app starts
     metrics = Metrics()
     app[METRICS] = metrics
-    metrics.registry.register(StateCollector(lambda: app.get(POOL), lambda: app.get(SEGMENTS)))
+    metrics.registry.register(StateCollector(lambda: app.get(POOL), lambda: app.get(SEGMENTS), lambda: app.get(PICTURES)))
     metrics.registry.register(ClusterCollector(lambda: app.get(CLUSTER)))
     app.on_response_prepare.append(prepared)
     app[SIGNER] = make_signer(settings)
