@@ -7,6 +7,10 @@
     /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.m4s    (fMP4 renditions,
     /hls/<profile>/<source key>/<rendition>-<spec id>-init.mp4    and their init segment)
     /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.vtt    (WebVTT subtitle renditions)
+    /hls/<profile>/<source key>/snapshot.<jpg|webp|png>?t=<ms>&w=&h=&scaletype=&q=&mode=
+    /hls/<profile>/<source key>/poster.jpg?w=&h=&scaletype=&q=   (pictures: livetx/pictures.py,
+    /hls/<profile>/<source key>/storyboard.vtt                    livetx/web/pictures.py)
+    /hls/<profile>/<source key>/storyboard-<spec>-<n>.jpg
 
 Everything for one title sits under `/hls/<profile>/<source key>/`, so one prefix-scoped
 token can cover it.

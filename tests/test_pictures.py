@@ -177,6 +177,7 @@ def test_cached_immutable_etag_range_and_sealed(pics: Pics) -> None:
         assert response.headers["Content-Range"] == f"bytes 0-99/{len(body)}"
     with pytest.raises(HTTPError) as not_modified:  # (urllib raises on a 304)
         urlopen(Request(pics.url("snapshot.jpg", t=2720, w=200), headers={"If-None-Match": etag}), timeout=60)
+    not_modified.value.close()
     assert not_modified.value.code == 304
     assert pics.made() == before + 1
 
@@ -287,3 +288,11 @@ def test_output_folder_holds_only_whole_pictures(pics: Pics) -> None:
     folder: Path = pics.server.media / ".livetx" / "pics.mp4" / "default"
     for path in wait_until(lambda: list(folder.glob("*.jpg")), 30, "stored pictures"):
         assert picture_sealed(path.read_bytes()), path.name
+
+
+def test_title_api_lists_the_picture_paths(pics: Pics) -> None:
+    request = Request(f"{pics.server.base_url}/api/v1/titles/default/pics.mp4", headers={"Authorization": f"Bearer {pics.server.api_key}"})
+    with urlopen(request, timeout=60) as response:
+        pictures = json.loads(response.read())["pictures"]
+    assert pictures == {"poster": TITLE + "poster.jpg", "storyboard": TITLE + "storyboard.vtt", "snapshot": TITLE + "snapshot.jpg"}
+    assert _ok(get_url(f"{pics.server.base_url}{pictures['storyboard']}?{pics.query}")).startswith(b"WEBVTT")
