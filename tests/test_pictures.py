@@ -29,13 +29,17 @@ from PIL import Image
 from livetx.cache.seal import picture_sealed
 from livetx.media.sample import SampleSpec, read_index, write_sample
 from livetx.pictures import storyboard, storyboard_vtt
+from livetx.web.pictures import poster_times
 from tests.conftest import Server, launch_server
 from tests.support import get_url, samples, wait_until
 
 SPEC = SampleSpec(seconds=4.0, width=640, height=360, fps=Fraction(25), gop=25, acodec=None)
 FPS = 25
+# an MPEG-TS (no index: seeks may land late) at 29.97 fps, and an MP4 to be shown turned a quarter
+TS = SampleSpec(seconds=3.0, width=320, height=240, fps=Fraction(30000, 1001), gop=45, acodec=None, container="mpegts")
+TURNED = SampleSpec(seconds=2.0, width=320, height=180, fps=Fraction(25), gop=25, acodec=None, rotation=90)
 FRAMES = 100
-TITLE = "/hls/default/pics.mp4/"
+TITLE = "/hls/default/pics/a.mp4/"  # the sources sit in one folder: one prefix token covers them
 ENV = {  # ten storyboard tiles (one per 400 ms), six to a sheet: two sheets
     "LIVETX_PICTURES_STORYBOARD_INTERVAL_MS": "400",
     "LIVETX_PICTURES_STORYBOARD_COLUMNS": "3",
@@ -50,11 +54,11 @@ class Pics:
     query: str  # a title-scoped token
     keyframes: list[int]  # frame indexes of the source's keyframes
 
-    def url(self, name: str, **params: object) -> str:
-        return f"{self.server.base_url}{TITLE}{name}?{urlencode(params)}&{self.query}"
+    def url(self, name: str, title: str = TITLE, **params: object) -> str:
+        return f"{self.server.base_url}{title}{name}?{urlencode(params)}&{self.query}"
 
-    def get(self, name: str, **params: object) -> tuple[int, dict[str, str], bytes]:
-        return get_url(self.url(name, **params))
+    def get(self, name: str, title: str = TITLE, **params: object) -> tuple[int, dict[str, str], bytes]:
+        return get_url(self.url(name, title, **params))
 
     def made(self) -> float:
         _, _, body = get_url(f"{self.server.base_url}/metrics")
@@ -65,12 +69,14 @@ class Pics:
 def pics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pics]:
     home = tmp_path_factory.mktemp("pics")
     media = home / "media"
-    write_sample(media / "pics.mp4", SPEC)
-    with av.open(str(media / "pics.mp4")) as src:
+    write_sample(media / "pics" / "a.mp4", SPEC)
+    write_sample(media / "pics" / "b.ts", TS)
+    write_sample(media / "pics" / "turned.mp4", TURNED)
+    with av.open(str(media / "pics" / "a.mp4")) as src:
         stream = src.streams.video[0]
         keyframes = sorted(round(p.pts * stream.time_base * FPS) for p in src.demux(stream) if p.is_keyframe and p.pts is not None)
     with launch_server(home, media, **ENV) as server:
-        url = server.cli("sign", TITLE + "master.m3u8", "--scope", "title", "--base-url", server.base_url)
+        url = server.cli("sign", TITLE + "master.m3u8", "--scope", "/hls/default/pics/", "--base-url", server.base_url)
         yield Pics(server, url.split("?", 1)[1], keyframes)
 
 
@@ -110,6 +116,21 @@ def test_snapshot_is_the_frame_shown_at_t(pics: Pics, t: int, fmt: str) -> None:
     image = _image(_ok(pics.get(f"snapshot.{fmt}", t=t, q=95)))
     assert image.size == (640, 360)
     assert _index(image) == t * FPS // 1000
+
+
+@pytest.mark.parametrize("t", [0, 1000, 1001, 2500, 2990])
+def test_snapshot_of_an_mpeg_ts_source(pics: Pics, t: int) -> None:
+    """Title time 0 is the first frame's time (1.4 s into the TS): frame floor(t * 30000/1001)."""
+    image = _image(_ok(pics.get("snapshot.png", "/hls/default/pics/b.ts/", t=t)))
+    assert image.size == (320, 240)
+    assert read_index(np.asarray(image.convert("L"))) == int(Fraction(t, 1000) * TS.fps)
+
+
+def test_snapshot_of_a_turned_source_is_upright(pics: Pics) -> None:
+    image = _image(_ok(pics.get("snapshot.png", "/hls/default/pics/turned.mp4/", t=1000)))
+    assert image.size == (180, 320)  # the display size: turned a quarter
+    coded = image.transpose(Image.Transpose.ROTATE_270)  # turned back (the display matrix turns counter-clockwise)
+    assert read_index(np.asarray(coded.convert("L"))) == 25
 
 
 @pytest.mark.parametrize("t", [500, 1500, 2960, 3999])
@@ -184,7 +205,7 @@ def test_cached_immutable_etag_range_and_sealed(pics: Pics) -> None:
 
 def test_a_corrupt_cached_copy_is_made_again(pics: Pics) -> None:
     body = _ok(pics.get("snapshot.png", t=3120))
-    folder = pics.server.media / ".livetx" / "pics.mp4" / "default"
+    folder = pics.server.media / ".livetx" / "pics" / "a.mp4" / "default"
     stored = wait_until(lambda: [p for p in folder.glob("snap-*.png") if p.read_bytes() == body], 30, "the write-back")[0]
     stored.write_bytes(body[: len(body) // 2])  # cut short
     before = pics.made()
@@ -250,6 +271,18 @@ def test_storyboard_sheet_of_another_spec_is_404(pics: Pics) -> None:
     assert status == 404 and json.loads(body)["error"]["code"] == "picture_not_found"
 
 
+@pytest.mark.parametrize(
+    ("poster_ms", "times"),
+    [
+        pytest.param(-1, (Fraction(2, 5), Fraction(4, 5), Fraction(6, 5), Fraction(2), Fraction(0)), id="auto"),
+        pytest.param(1500, (Fraction(3, 2),), id="configured"),
+        pytest.param(60000, (Fraction(396, 100),), id="past-the-end"),
+    ],
+)
+def test_poster_times(poster_ms: int, times: tuple[Fraction, ...]) -> None:
+    assert poster_times(Fraction(4), poster_ms) == times
+
+
 def test_storyboard_grid_is_pure() -> None:
     board = storyboard(Fraction(7200), (Fraction(1280), Fraction(720)), 160, 10, 10, 5000, 300)
     assert board.interval == 24 and board.tiles == 300 and board.sheets == 3 and board.tile == (160, 90)
@@ -285,13 +318,15 @@ def test_bad_input(pics: Pics, params: dict[str, object], status: int, code: str
 
 
 def test_output_folder_holds_only_whole_pictures(pics: Pics) -> None:
-    folder: Path = pics.server.media / ".livetx" / "pics.mp4" / "default"
+    folder: Path = pics.server.media / ".livetx" / "pics" / "a.mp4" / "default"
     for path in wait_until(lambda: list(folder.glob("*.jpg")), 30, "stored pictures"):
         assert picture_sealed(path.read_bytes()), path.name
 
 
 def test_title_api_lists_the_picture_paths(pics: Pics) -> None:
-    request = Request(f"{pics.server.base_url}/api/v1/titles/default/pics.mp4", headers={"Authorization": f"Bearer {pics.server.api_key}"})
+    request = Request(
+        f"{pics.server.base_url}/api/v1/titles/default/pics/a.mp4", headers={"Authorization": f"Bearer {pics.server.api_key}"}
+    )
     with urlopen(request, timeout=60) as response:
         pictures = json.loads(response.read())["pictures"]
     assert pictures == {"poster": TITLE + "poster.jpg", "storyboard": TITLE + "storyboard.vtt", "snapshot": TITLE + "snapshot.jpg"}

@@ -5,7 +5,8 @@ write-backs, local tier, seal checks and output store), so a picture is found, m
 a segment is: one pool job for concurrent requests of one picture, at client priority, the
 bytes to the client as soon as they exist and the write-back on its own, never a partial
 object. A picture's bytes carry a seal of their own (`seal_picture`, after the image's last
-structure); a cached copy whose seal does not hold is dropped and made again.
+structure); a cached copy whose seal does not hold is dropped and made again. Admission is the
+segments': beyond `transcode.max_queue` clients waiting, 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from livetx.cache.seal import picture_sealed, seal_picture
 from livetx.cache.service import SegmentBody, SegmentService
-from livetx.errors import StorageUnavailable
+from livetx.errors import Overloaded, StorageUnavailable
 from livetx.media.picture import PictureJob
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,13 @@ class PictureService:
         if found is not None:
             return found
         segments = self.segments
-        result = await segments.pool.picture(await job())
+        made = await job()
+        # admission, as a segment's (cache/admission.py): checked and submitted with no await between
+        if segments.pool.waiting_clients >= segments.admission.max_queue:
+            segments.stats.overloaded += 1
+            waiting = segments.pool.waiting_clients
+            raise Overloaded(f"{waiting} jobs are already waiting for a worker", retry_after=segments.pool.retry_after())
+        result = await segments.pool.picture(made)
         self.stats.made += 1
         self.stats.seconds += result.seconds
         data = seal_picture(result.data)

@@ -6,7 +6,8 @@ version). For each time, in ascending order, it seeks to the keyframe at or befo
 decodes forward to the frame whose presentation interval holds the time (the last frame whose
 time is <= t; the first frame when t comes before it, the last at the end of the stream); with
 `mode="key"` it takes the keyframe the seek lands on. Between the times of a storyboard sheet it
-goes on decoding forward instead of seeking again when the next time is near (SEEK_AHEAD).
+goes on decoding forward instead of seeking again when the next time is near (SEEK_AHEAD). A seek
+that lands after the time (MPEG-TS has no index) is tried again from earlier (SEEK_BACKOFF).
 Each frame is turned upright by the source's rotation, scaled to the job's `Fit`, and placed
 on its tile of a `columns`-wide grid (one tile: a single picture).
 
@@ -36,6 +37,10 @@ from livetx.media.remote import open_job_source
 from livetx.pictures import FORMATS, POSTER_MIN_LUMA, POSTER_MIN_SPREAD, Fit
 
 SEEK_AHEAD = Fraction(3)  # seconds: a later time nearer than this is decoded to, not sought
+# seconds before the time a seek aims at, tried in turn while the first frame it lands on comes
+# after the time, or no frame comes (demuxers without an index, MPEG-TS and PS, may land late,
+# or mid-GOP where nothing decodes before the end)
+SEEK_BACKOFF = (Fraction(0), Fraction(1), Fraction(5), Fraction(30))
 DECODE_THREADING = "AUTO"
 
 
@@ -115,10 +120,15 @@ class _Reader:
         return frame.pts * self.time_base if frame.pts is not None else Fraction(frame.time or 0)
 
     def _seek(self, t: Fraction) -> None:
-        self.src.seek(max(0, int(t / self.time_base)), stream=self.stream, backward=True, any_frame=False)
-        self.frames = self._decode()
-        self.held = self.ahead = None
-        self.seeks += 1
+        """To the keyframe at or before `t`: the next frame (`ahead`) is the first after it."""
+        for backoff in SEEK_BACKOFF:
+            self.src.seek(max(0, int((t - backoff) / self.time_base)), stream=self.stream, backward=True, any_frame=False)
+            self.frames = self._decode()
+            self.held = None
+            self.seeks += 1
+            self.ahead = next(self.frames, None)
+            if self.ahead is not None and self._time(self.ahead) <= t:
+                return  # (landed late, or on nothing decodable: from further back)
 
     def _decode(self) -> Iterator[VideoFrame]:
         for packet in self.src.demux(self.stream):
