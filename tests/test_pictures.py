@@ -14,6 +14,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -29,9 +30,10 @@ from PIL import Image
 from livetx.cache.seal import picture_sealed
 from livetx.media.sample import SampleSpec, read_index, write_sample
 from livetx.pictures import storyboard, storyboard_vtt
+from livetx.web.keys import PICTURES, SEGMENTS
 from livetx.web.pictures import poster_times
-from tests.conftest import Server, launch_server
-from tests.support import get_url, samples, wait_until
+from tests.conftest import MakeClient, Server, Source, launch_server
+from tests.support import fetch, get_url, samples, wait_until
 
 SPEC = SampleSpec(seconds=4.0, width=640, height=360, fps=Fraction(25), gop=25, acodec=None)
 FPS = 25
@@ -331,3 +333,42 @@ def test_title_api_lists_the_picture_paths(pics: Pics) -> None:
         pictures = json.loads(response.read())["pictures"]
     assert pictures == {"poster": TITLE + "poster.jpg", "storyboard": TITLE + "storyboard.vtt", "snapshot": TITLE + "snapshot.jpg"}
     assert _ok(get_url(f"{pics.server.base_url}{pictures['storyboard']}?{pics.query}")).startswith(b"WEBVTT")
+
+
+def test_concurrent_requests_make_one_picture(pics: Pics) -> None:
+    before = pics.made()
+    with ThreadPoolExecutor(4) as threads:
+        bodies = list(threads.map(lambda _: _ok(pics.get("snapshot.webp", t=3330, w=100)), range(4)))
+    assert all(body == bodies[0] for body in bodies)
+    assert pics.made() == before + 1  # one flight: the others joined it
+
+
+def test_storyboard_with_a_path_token_hands_on_a_title_token(pics: Pics) -> None:
+    """A token for the track alone: its cue URLs carry a token for the title's prefix (as the
+    DASH manifest does), which opens the sheets."""
+    url = pics.server.cli("sign", TITLE + "storyboard.vtt", "--base-url", pics.server.base_url)
+    vtt = _ok(get_url(url)).decode()
+    address = _cues(vtt)[0][2].split("#")[0]
+    assert "?" in address and address.split("?", 1)[1] != url.split("?", 1)[1]
+    assert _image(_ok(get_url(urljoin(url, address)))).size == (480, 180)
+
+
+# ---- remote output storage (SeaweedFS S3) and the local tier ------------------------------
+
+
+async def test_s3_a_damaged_tier_copy_is_read_again_from_storage(
+    s3_app: MakeClient, s3_sources: str, sources: dict[str, Source], tmp_path: Path
+) -> None:
+    src = sources["mp4-30"]
+    client = await s3_app(LIVETX_STORAGE_URI=s3_sources, LIVETX_CACHE_LOOKAHEAD="false", LIVETX_JOBS_RUN="false")
+    path = f"/hls/default/{src.path.name}/snapshot.png?t=2500"
+    body = await fetch(client, path)
+    assert read_index(np.asarray(_image(body).convert("L"))) == 75 and picture_sealed(body)
+    await client.server.app[SEGMENTS].wait_idle()  # the write-back to S3 is done
+    (tier_file,) = (tmp_path / "tier").rglob("snap-*.png")
+    tier_file.write_bytes(body[: len(body) // 2])
+    stats = client.server.app[PICTURES].stats
+    made, corrupt = stats.made, stats.corrupt
+    assert await fetch(client, path) == body
+    assert stats.corrupt == corrupt + 1 and stats.made == made  # the S3 copy was whole: read, not made
+    assert tier_file.read_bytes() == body  # and the tier holds it whole again

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from livetx.cache.seal import picture_sealed, seal_picture
 from livetx.cache.service import SegmentBody, SegmentService
@@ -77,15 +78,23 @@ class PictureService:
         self.stats.made += 1
         self.stats.seconds += result.seconds
         data = seal_picture(result.data)
-        if segments.tier is not None:
-            try:
-                path = await segments.tier.put(key, data)
-                if path is not None:
-                    await segments.seals.remember(path)
-            except OSError as exc:  # a full or broken local disk: serve from memory
-                log.warning("local tier write failed", extra={"event": "tier_error", "error": type(exc).__name__})
+        await self._keep_local(key, data)
         segments.writebacks.start(segments.output, key, data)
         return SegmentBody(etag, data=data, made=True)
+
+    async def _keep_local(self, key: str, data: bytes) -> Path | None:
+        """Sealed bytes into the local tier, when there is one (in front of remote output)."""
+        tier = self.segments.tier
+        if tier is None:
+            return None
+        try:
+            path = await tier.put(key, data)
+            if path is not None:
+                await self.segments.seals.remember(path)
+            return path
+        except OSError as exc:  # a full or broken local disk: serve from memory
+            log.warning("local tier write failed", extra={"event": "tier_error", "error": type(exc).__name__})
+            return None
 
     async def _stored(self, key: str, etag: str) -> SegmentBody | None:
         output = self.segments.output
@@ -102,7 +111,8 @@ class PictureService:
                 data = await output.read(key)
                 if await asyncio.to_thread(picture_sealed, data):
                     self.stats.hits += 1
-                    return SegmentBody(etag, data=data)
+                    path = await self._keep_local(key, data)  # read from remote storage once
+                    return SegmentBody(etag, path=path) if path is not None else SegmentBody(etag, data=data)
             self.stats.corrupt += 1
             log.warning("cached picture failed its seal check: made again", extra={"event": "corrupt_picture", "key": key})
             await output.delete(key)
