@@ -245,7 +245,8 @@ class PicturesSettings:
     poster_ms: int = field(
         default=-1, metadata=between(-1, 2**31)
     )  # title time of the poster frame; -1: the first bright frame from 10% in
-    storyboard_tile_width: int = field(default=160, metadata=between(16, 1024))  # pixels; the height follows the aspect
+    # pixels; the height follows the aspect (a sheet is at most 20 x 320 = 6400 pixels wide)
+    storyboard_tile_width: int = field(default=160, metadata=between(16, 320))
     storyboard_columns: int = field(default=10, metadata=between(1, 20))  # tiles per sheet row ...
     storyboard_rows: int = field(default=10, metadata=between(1, 20))  # ... and rows per sheet
     storyboard_interval_ms: int = field(default=5000, metadata=between(100, 3_600_000))  # one tile per interval ...
