@@ -52,6 +52,7 @@ from collections.abc import Iterable
 
 from livetx.crypto.keys import KeyName
 from livetx.media.model import INIT, SegmentPart
+from livetx.pictures import FORMATS
 from livetx.titles import Rendition, Title
 
 SEGMENT_SUFFIX = ".ts"
@@ -62,6 +63,7 @@ INIT_SUFFIX = ".mp4"  # an fMP4 rendition's init segment, named `...-init.mp4`
 SUBTITLE_SUFFIX = ".vtt"  # a subtitle rendition's WebVTT segments
 KEY_SUFFIX = ".key"  # a content key's URL (never an object)
 SEGMENT_SUFFIXES = (SEGMENT_SUFFIX, FRAGMENT_SUFFIX, INIT_SUFFIX, SUBTITLE_SUFFIX)
+PICTURE_SUFFIXES = tuple(f".{ext}" for ext in FORMATS)  # snapshots, the poster, storyboard sheets
 CONTENT_TYPES = {  # by suffix, as served and as stored
     SEGMENT_SUFFIX: "video/mp2t",
     FRAGMENT_SUFFIX: "video/iso.segment",  # CMAF media segment (RFC 8216bis 3.1.2)

@@ -220,6 +220,11 @@ def test_a_token_is_required(pics: Pics) -> None:
     assert status == 401, body
     status, _, body = get_url(f"{pics.server.base_url}{TITLE}storyboard.vtt")
     assert status == 401, body
+    # a path token (`livetx sign`, the sign API) for one picture opens that picture and no other
+    signed = pics.server.cli("sign", TITLE + "poster.jpg", "--base-url", pics.server.base_url)
+    assert _image(_ok(get_url(signed))).format == "JPEG"
+    status, _, body = get_url(signed.replace("poster.jpg", "snapshot.jpg"))
+    assert status == 403, body
 
 
 # ---- the poster ---------------------------------------------------------------------------
