@@ -29,6 +29,10 @@ or another. A background job another process runs is not preempted for this proc
 the client waits at most for the end of that one transcode (see the README's "Several
 processes on one host").
 
+A picture job (a snapshot, a poster, a storyboard sheet: livetx/media/picture.py) runs on the same
+warm workers, under the same host slots and time limit, always at client priority
+(`TranscodePool.picture`).
+
 Header probes have a `ProbePool` of their own (workers of the same kind, started when first
 needed), so a probe never waits behind transcodes, and a probe that hangs (a source that stalls
 FFmpeg's demuxer at open) is killed at its time limit, its worker replaced.
