@@ -19,6 +19,7 @@ from livetx import logs
 from livetx.batch.pipelines import PipelineStore
 from livetx.batch.runner import Runner
 from livetx.batch.templates import TemplateStore
+from livetx.cache.pictures import PictureService
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.cluster.flight import ClusterFlight
@@ -40,6 +41,7 @@ from livetx.web.keys import (
     KEY_LIMITS,
     LOOP_LAG,
     METRICS,
+    PICTURES,
     PIPELINES,
     PLAYLISTS,
     POOL,
@@ -55,6 +57,7 @@ from livetx.web.keys import (
 from livetx.web.lag import LoopLagMonitor
 from livetx.web.metrics import ClusterCollector, Metrics, StateCollector
 from livetx.web.middleware import PARSER_LIMITS, SERVER_NAME, cors, count_bytes, errors, observe, server_headers
+from livetx.web.pictures import picture_etag
 from livetx.web.player import check_page_settings
 from livetx.web.playlist_cache import PlaylistCache
 from livetx.web.routes import add_routes
@@ -87,6 +90,7 @@ async def prepared(request: web.Request, response: web.StreamResponse) -> None:
     server_headers(request, response)
     count_bytes(request, response)
     segment_etag(request, response)
+    picture_etag(request, response)
 
 
 async def freeze_heap(app: web.Application) -> None:
@@ -145,7 +149,7 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
     app[CLOCK] = time.time  # token checks read it; a test may set its own before the app starts
     metrics = Metrics()
     app[METRICS] = metrics
-    metrics.registry.register(StateCollector(lambda: app.get(POOL), lambda: app.get(SEGMENTS)))
+    metrics.registry.register(StateCollector(lambda: app.get(POOL), lambda: app.get(SEGMENTS), lambda: app.get(PICTURES)))
     metrics.registry.register(ClusterCollector(lambda: app.get(CLUSTER)))
     app.on_response_prepare.append(prepared)
     app[SIGNER] = make_signer(settings)
@@ -204,6 +208,7 @@ def create_app(settings: Settings, process: ServerProcess = ALONE) -> web.Applic
                 observe_transcode=metrics.observe_transcode,
                 keys=app[CONTENT_KEYS],
             )
+            app[PICTURES] = PictureService(app[SEGMENTS])
             # background jobs (livetx/batch/): stopped first, so a running job goes back to the
             # queue while storage and the pool are still there
             runner = app[JOBS] = Runner(settings, app[CATALOG], app[SEGMENTS], app[PIPELINES])

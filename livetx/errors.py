@@ -109,6 +109,20 @@ class KeyNotFound(NotFound):
     code = "key_not_found"
 
 
+class PictureNotFound(NotFound):
+    """A picture URL of a title that has none: no video, a composite title, or a storyboard
+    sheet of another grid or source version (reload the storyboard track)."""
+
+    code = "picture_not_found"
+
+
+class TimeOutOfRange(LivetxError):
+    """A snapshot's time `t` at or past the end of the title: 416, as a byte range past the end."""
+
+    status = 416
+    code = "time_out_of_range"
+
+
 class ProfileNotFound(NotFound):
     code = "profile_not_found"
 

@@ -11,6 +11,11 @@ A configured profile's output of one source sits in the title's folder, `<source
                                    per request and never stored)
   `<rendition>.m3u8`               media playlist, naming its segments as above (`s2.m3u8`: subtitles)
   `master.m3u8`                    master playlist, naming the media playlists as above
+  `snap-<picture id>.<jpg|webp|png>`  a snapshot (the id: 16 hex digits hashing the source's
+                                   identity and the normalised parameters)
+  `poster-<picture id>.jpg`        the title's poster
+  `storyboard-<spec>-<n>.jpg`      storyboard sheet n (the spec: 12 hex digits hashing the grid
+                                   and the source's identity); the WebVTT track is never stored
   `key-<kid>-<version>-<period>.key`  a content key of an encrypted rendition (a URL only, never
                                    stored: derived from master key <kid> for title version
                                    <version>, livetx/crypto/keys.py)
@@ -47,6 +52,7 @@ from collections.abc import Iterable
 
 from livetx.crypto.keys import KeyName
 from livetx.media.model import INIT, SegmentPart
+from livetx.pictures import FORMATS
 from livetx.titles import Rendition, Title
 
 SEGMENT_SUFFIX = ".ts"
@@ -57,6 +63,7 @@ INIT_SUFFIX = ".mp4"  # an fMP4 rendition's init segment, named `...-init.mp4`
 SUBTITLE_SUFFIX = ".vtt"  # a subtitle rendition's WebVTT segments
 KEY_SUFFIX = ".key"  # a content key's URL (never an object)
 SEGMENT_SUFFIXES = (SEGMENT_SUFFIX, FRAGMENT_SUFFIX, INIT_SUFFIX, SUBTITLE_SUFFIX)
+PICTURE_SUFFIXES = tuple(f".{ext}" for ext in FORMATS)  # snapshots, the poster, storyboard sheets
 CONTENT_TYPES = {  # by suffix, as served and as stored
     SEGMENT_SUFFIX: "video/mp2t",
     FRAGMENT_SUFFIX: "video/iso.segment",  # CMAF media segment (RFC 8216bis 3.1.2)
@@ -185,6 +192,25 @@ def track_prefix(master_key: str) -> str:
 def target_segments_prefix(playlist_key: str) -> str:
     """What every segment key of the target whose playlist is `playlist_key` starts with."""
     return target_prefix(playlist_key) + "-"
+
+
+# ---- a title's pictures (livetx/pictures.py) ----------------------------------------------
+
+
+def snapshot_key(title: Title, picture: str, ext: str) -> str:
+    """A snapshot: `<title folder>snap-<picture id>.<jpg|webp|png>` (the id hashes the source's
+    identity and the normalised parameters: `livetx.pictures.picture_id`)."""
+    return f"{title_folder(title.source.key, title.profile.name)}snap-{picture}.{ext}"
+
+
+def poster_key(title: Title, picture: str) -> str:
+    """The title's poster: `<title folder>poster-<picture id>.jpg`."""
+    return f"{title_folder(title.source.key, title.profile.name)}poster-{picture}.jpg"
+
+
+def storyboard_sheet_key(title: Title, name: str) -> str:
+    """A storyboard sheet, under its URL name (`storyboard-<spec>-<n>.jpg`, `livetx.pictures.sheet_name`)."""
+    return f"{title_folder(title.source.key, title.profile.name)}{name}"
 
 
 # ---- records -------------------------------------------------------------------------------

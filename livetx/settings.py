@@ -239,6 +239,22 @@ class TranscodeSettings:
 
 
 @dataclass(frozen=True)
+class PicturesSettings:
+    """Snapshots, posters and storyboards (livetx/pictures.py)."""
+
+    poster_ms: int = field(
+        default=-1, metadata=between(-1, 2**31)
+    )  # title time of the poster frame; -1: the first bright frame from 10% in
+    # pixels; the height follows the aspect (a sheet is at most 20 x 320 = 6400 pixels wide)
+    storyboard_tile_width: int = field(default=160, metadata=between(16, 320))
+    storyboard_columns: int = field(default=10, metadata=between(1, 20))  # tiles per sheet row ...
+    storyboard_rows: int = field(default=10, metadata=between(1, 20))  # ... and rows per sheet
+    storyboard_interval_ms: int = field(default=5000, metadata=between(100, 3_600_000))  # one tile per interval ...
+    storyboard_max_tiles: int = field(default=300, metadata=COUNT)  # ... longer (whole seconds) when a title would have more tiles
+    storyboard_quality: int = field(default=75, metadata=between(1, 100))  # JPEG quality of the sheets
+
+
+@dataclass(frozen=True)
 class ClusterSettings:
     """Coordination between processes and origins: one transcode per segment cluster-wide."""
 
@@ -317,6 +333,7 @@ class Settings:
     cdn: CdnSettings = CdnSettings()
     transcode: TranscodeSettings = TranscodeSettings()
     cluster: ClusterSettings = ClusterSettings()
+    pictures: PicturesSettings = PicturesSettings()
     player: PlayerSettings = PlayerSettings()
     notify: NotifySettings = NotifySettings()
     pipelines: PipelinesSettings = PipelinesSettings()

@@ -7,6 +7,10 @@
     /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.m4s    (fMP4 renditions,
     /hls/<profile>/<source key>/<rendition>-<spec id>-init.mp4    and their init segment)
     /hls/<profile>/<source key>/<rendition>-<spec id>-<n>.vtt    (WebVTT subtitle renditions)
+    /hls/<profile>/<source key>/snapshot.<jpg|webp|png>?t=<ms>&w=&h=&scaletype=&q=&mode=
+    /hls/<profile>/<source key>/poster.jpg?w=&h=&scaletype=&q=   (pictures: livetx/pictures.py,
+    /hls/<profile>/<source key>/storyboard.vtt                    livetx/web/pictures.py)
+    /hls/<profile>/<source key>/storyboard-<spec>-<n>.jpg
 
 Everything for one title sits under `/hls/<profile>/<source key>/`, so one prefix-scoped
 token can cover it.
@@ -26,7 +30,7 @@ from livetx.contract import Bound, Field, Integer, Shape, Text
 from livetx.dash.manifest import MPD_NAME
 from livetx.errors import InvalidPath, LivetxError, ParameterError
 from livetx.jobs import is_job_profile
-from livetx.layout import PLAYLIST_SUFFIX, SEGMENT_SUFFIXES
+from livetx.layout import PICTURE_SUFFIXES, PLAYLIST_SUFFIX, SEGMENT_SUFFIXES
 from livetx.settings import SigningSettings
 from livetx.signing import Signer, Token, canonical_ip, check_path
 from livetx.storage.base import check_source_key
@@ -93,7 +97,7 @@ class SignedUrl:
         }
 
 
-PATH_ALLOWED = "an /hls/<profile>/<source key>/<playlist or segment> URL path of a known profile"
+PATH_ALLOWED = "an /hls/<profile>/<source key>/<playlist, segment or picture> URL path of a known profile"
 SCOPE_ALLOWED = "'path', 'title' or a prefix of the path ending in '/' that names at least one key segment: /hls/<profile>/<key prefix>/"
 SIGN_REQUEST = Shape(
     {
@@ -136,7 +140,7 @@ def hls_parts(path: str, profiles: Mapping[str, object]) -> tuple[str, str]:
     if len(parts) < 5 or parts[0] != "" or f"/{parts[1]}" != HLS_ROOT or not known_profile(parts[2], profiles):
         raise ParameterError("path", PATH_ALLOWED)
     key, name = "/".join(parts[3:-1]), parts[-1]
-    if not (name.endswith((PLAYLIST_SUFFIX, *SEGMENT_SUFFIXES)) or name == MPD_NAME):
+    if not (name.endswith((PLAYLIST_SUFFIX, *SEGMENT_SUFFIXES, *PICTURE_SUFFIXES)) or name == MPD_NAME):
         raise ParameterError("path", PATH_ALLOWED)
     try:
         check_source_key(key)

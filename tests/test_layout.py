@@ -16,6 +16,7 @@ from livetx.subtitles.sidecar import Sidecar, SidecarName
 from livetx.titles import Rendition, SubtitleRef, Title, parse_profile, subtitle_rendition_name
 
 SPEC = "0123456789ab"
+PICTURE = "0123456789abcdef"  # a picture id (livetx.pictures.picture_id)
 SOURCE = ObjectInfo("movies/a.mp4", 1000, "etag-1")
 DEFAULT = parse_profile("default", {})
 MAIN = Rendition("main", SPEC, None, None, (), 0, 0, "")
@@ -43,6 +44,15 @@ SUBS_TRACK = replace(SUBS, object_prefix=layout.track_prefix("out/job/master.m3u
         pytest.param(layout.title_folder(SOURCE.key, "default"), "movies/a.mp4/default/", id="title-folder"),
         pytest.param(layout.segment_key(TITLE, MAIN, 7), "movies/a.mp4/default/main-0123456789ab-7.ts", id="segment"),
         pytest.param(layout.segment_stem(TITLE, MAIN), "movies/a.mp4/default/main-0123456789ab-", id="segment-stem"),
+        pytest.param(
+            layout.snapshot_key(TITLE, "0123456789abcdef", "webp"), "movies/a.mp4/default/snap-0123456789abcdef.webp", id="snapshot"
+        ),
+        pytest.param(layout.poster_key(TITLE, PICTURE), f"movies/a.mp4/default/poster-{PICTURE}.jpg", id="poster"),
+        pytest.param(
+            layout.storyboard_sheet_key(TITLE, "storyboard-0123456789ab-3.jpg"),
+            "movies/a.mp4/default/storyboard-0123456789ab-3.jpg",
+            id="storyboard-sheet",
+        ),
         pytest.param(layout.segment_name(MAIN, 7), "main-0123456789ab-7.ts", id="segment-name"),
         pytest.param(layout.segment_key(TITLE, CMAF, 7), "movies/a.mp4/default/cmaf-0123456789ab-7.m4s", id="fmp4-segment"),
         pytest.param(layout.segment_key(TITLE, CMAF, INIT), "movies/a.mp4/default/cmaf-0123456789ab-init.mp4", id="fmp4-init"),

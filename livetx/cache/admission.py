@@ -30,7 +30,7 @@ class Admission:
         self.pool = pool
         self.stats = stats
         self.max_queue = max_queue
-        self._tickets: dict[str, Ticket] = {}  # segment key -> its pool job, while it is made
+        self._tickets: dict[str, Ticket[SegmentResult]] = {}  # segment key -> its pool job, while it is made
         self._wanted: dict[str, Priority] = {}  # segment key -> most urgent priority asked for it
 
     def ask(self, key: str, priority: Priority) -> None:

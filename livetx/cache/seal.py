@@ -83,3 +83,24 @@ def _text_sealed(data: bytes) -> bool:
     if len(data) <= _NOTE_BLOCK or not body.endswith(b"\n\n") or not trailer.startswith(_NOTE) or not trailer.endswith(b"\n"):
         return False
     return trailer[len(_NOTE) : -1] == hashlib.sha256(body).hexdigest().encode()
+
+
+# ---- pictures ---------------------------------------------------------------------------
+# A picture (JPEG, WebP, PNG) is sealed with the magic string and the digest appended after its
+# last structure: after JPEG's EOI marker, PNG's IEND chunk, or WebP's RIFF chunk (whose size
+# says where it ends), where decoders stop reading (Pillow and FFmpeg decode the sealed bytes:
+# tests/test_pictures.py checks both). Segments keep their own seals above; a picture's key
+# says it is one, so the two never meet.
+_PICTURE_SEAL = len(MAGIC) + 64
+
+
+def seal_picture(data: bytes) -> bytes:
+    return data + MAGIC + hashlib.sha256(data).hexdigest().encode()
+
+
+def picture_sealed(data: bytes) -> bool:
+    """Bytes ending in a picture seal whose digest matches the bytes before it."""
+    if len(data) <= _PICTURE_SEAL:
+        return False
+    body, trailer = data[:-_PICTURE_SEAL], data[-_PICTURE_SEAL:]
+    return trailer.startswith(MAGIC) and trailer[len(MAGIC) :] == hashlib.sha256(body).hexdigest().encode()

@@ -139,7 +139,7 @@ class SegmentService:
         flight = self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority, envelope))
         if priority != Priority.CLIENT:
             return await flight
-        return self._heat(key, await self._within_wait_timeout(flight), priority, envelope)
+        return self._heat(key, await self.within_wait_timeout(flight), priority, envelope)
 
     def envelope(self, rendition: Rendition, index: SegmentPart) -> Envelope:
         """How the segment is sealed (and, AES-128, encrypted) as stored and sent."""
@@ -208,7 +208,7 @@ class SegmentService:
             return SegmentBody(etag, path=path, made=True)
         return SegmentBody(etag, data=data, made=True)
 
-    async def _within_wait_timeout(self, flight: Awaitable[SegmentBody]) -> SegmentBody:
+    async def within_wait_timeout(self, flight: Awaitable[SegmentBody]) -> SegmentBody:
         try:  # a client gives up waiting; the work goes on for whoever else waits, and the cache
             return await asyncio.wait_for(flight, self.wait_timeout)
         except TimeoutError:

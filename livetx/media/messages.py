@@ -1,6 +1,6 @@
 """What crosses the pipe between a pool and its worker processes, as small frozen dataclasses.
 
-Parent -> worker: a job (`SegmentJob` or `ProbeJob`), or `Cancel`. Worker -> parent: `Ready`
+Parent -> worker: a job (`SegmentJob`, `PictureJob` or `ProbeJob`), or `Cancel`. Worker -> parent: `Ready`
 once at start, then one `Reply` per job. The parent's side of a job (`_Worker.call` in
 `livetx.media.pool`) ends in an `Outcome`: the worker's reply, or what happened to the worker
 instead (`TimedOut`, `WorkerLost`, `WorkerUnavailable`), after which the worker was replaced.

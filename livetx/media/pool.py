@@ -29,6 +29,10 @@ or another. A background job another process runs is not preempted for this proc
 the client waits at most for the end of that one transcode (see the README's "Several
 processes on one host").
 
+A picture job (a snapshot, a poster, a storyboard sheet: livetx/media/picture.py) runs on the same
+warm workers, under the same host slots and time limit, always at client priority
+(`TranscodePool.picture`).
+
 Header probes have a `ProbePool` of their own (workers of the same kind, started when first
 needed), so a probe never waits behind transcodes, and a probe that hangs (a source that stalls
 FFmpeg's demuxer at open) is killed at its time limit, its worker replaced.
@@ -50,7 +54,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext, SpawnProcess
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from livetx.errors import (
     LivetxError,
@@ -78,6 +82,7 @@ from livetx.media.messages import (
     WorkerUnavailable,
 )
 from livetx.media.model import MediaInfo, SegmentJob, SegmentResult
+from livetx.media.picture import PictureJob, PictureResult
 from livetx.media.probe import ProbeJob
 
 log = logging.getLogger(__name__)
@@ -85,8 +90,12 @@ log = logging.getLogger(__name__)
 # errors a worker raises that reach the caller as they are; any other is a TranscodeFailed
 _PASSED_ON: frozenset[type[LivetxError]] = frozenset({SourceUnreadable, SourceTooLarge, SourceTypeRefused, SourceChanged, TranscodeFailed})
 
-J = TypeVar("J", SegmentJob, ProbeJob)
-R = TypeVar("R", SegmentResult, MediaInfo)
+J = TypeVar("J")  # a worker's jobs: SegmentJob | PictureJob (a transcode pool), ProbeJob (a probe pool)
+R = TypeVar("R")  # and their results
+T = TypeVar("T", SegmentResult, PictureResult)  # what one ticket's job makes
+# what a transcode pool's workers take and give
+WorkJob = SegmentJob | PictureJob
+WorkResult = SegmentResult | PictureResult
 
 
 # run by a pool slot as its job is about to start; raises to refuse the job (see the module docstring)
@@ -105,8 +114,9 @@ class Priority(IntEnum):
 
 
 def _worker_main(conn: Connection, origin: str = "") -> None:
-    """Child process: import once, then run jobs (segments or probes) until the pipe closes.
+    """Child process: import once, then run jobs (segments, pictures or probes) until the pipe closes.
     Remote sources are read from `origin` only ("": none, the store is local)."""
+    from livetx.media.picture import make_picture
     from livetx.media.probe import probe
     from livetx.media.scheduling import drop_realtime
     from livetx.media.transcode import transcode_segment
@@ -125,10 +135,12 @@ def _worker_main(conn: Connection, origin: str = "") -> None:
             return
         if isinstance(job, Cancel):  # arrived after its job had finished: nothing to stop
             continue
-        reply: Reply[SegmentResult] | Reply[MediaInfo]
+        reply: Reply[SegmentResult] | Reply[MediaInfo] | Reply[PictureResult]
         try:
             if isinstance(job, ProbeJob):
                 reply = Done(probe(job.source, origin=origin))
+            elif isinstance(job, PictureJob):
+                reply = Done(make_picture(job, should_stop, origin=origin))
             else:
                 reply = Done(transcode_segment(job, should_stop, origin=origin))
         except Preempted:
@@ -247,13 +259,14 @@ class PoolStats:
 
 
 @dataclass(eq=False)
-class Ticket:
-    """One submitted job: its priority can be raised while it waits or runs."""
+class Ticket(Generic[T]):
+    """One submitted job (a segment's, or a picture's making a T): its priority can be raised
+    while it waits or runs."""
 
-    job: SegmentJob
+    job: WorkJob
     priority: Priority
-    future: asyncio.Future[SegmentResult]
-    running_on: _Worker[SegmentJob, SegmentResult] | None = None
+    future: asyncio.Future[T]
+    running_on: _Worker[WorkJob, WorkResult] | None = None
     taken: bool = False  # off the queue, in a pool slot (waiting for a host slot, or running)
     host_slot: HostSlot | None = None  # the host slot it runs in (several server processes only)
     cancelling: bool = False
@@ -272,10 +285,10 @@ class TranscodePool:
         self.host_offset = host_offset
         self.stats = PoolStats()
         self._ctx = multiprocessing.get_context("spawn")
-        self._workers = [_Worker[SegmentJob, SegmentResult](self._ctx, origin) for _ in range(self.size)]
+        self._workers = [_Worker[WorkJob, WorkResult](self._ctx, origin) for _ in range(self.size)]
         self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="livetx-pool")
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Ticket]] = asyncio.PriorityQueue()
-        self._running: set[Ticket] = set()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Ticket[Any]]] = asyncio.PriorityQueue()
+        self._running: set[Ticket[Any]] = set()
         self._clients = 0  # client tickets queued or running
         self._clients_idle = asyncio.Event()
         self._clients_idle.set()
@@ -325,14 +338,21 @@ class TranscodePool:
     async def run(self, job: SegmentJob, priority: Priority = Priority.CLIENT) -> SegmentResult:
         return await self.submit(job, priority).future
 
-    def submit(self, job: SegmentJob, priority: Priority = Priority.CLIENT, gate: Gate | None = None) -> Ticket:
-        ticket = Ticket(job, priority, asyncio.get_running_loop().create_future(), gate=gate)
+    async def picture(self, job: PictureJob) -> PictureResult:
+        """A picture (a snapshot, a poster, a storyboard sheet), at client priority."""
+        ticket: Ticket[PictureResult] = Ticket(job, Priority.CLIENT, asyncio.get_running_loop().create_future())
+        self._client_added(ticket)
+        self._enqueue(ticket)
+        return await ticket.future
+
+    def submit(self, job: SegmentJob, priority: Priority = Priority.CLIENT, gate: Gate | None = None) -> Ticket[SegmentResult]:
+        ticket: Ticket[SegmentResult] = Ticket(job, priority, asyncio.get_running_loop().create_future(), gate=gate)
         if priority == Priority.CLIENT:
             self._client_added(ticket)
         self._enqueue(ticket)
         return ticket
 
-    def promote(self, ticket: Ticket, priority: Priority = Priority.CLIENT) -> None:
+    def promote(self, ticket: Ticket[Any], priority: Priority = Priority.CLIENT) -> None:
         """A client now waits on `ticket`: queue it (again) at the higher priority."""
         if priority >= ticket.priority or ticket.future.done():
             return
@@ -342,20 +362,20 @@ class TranscodePool:
         if not ticket.taken:
             self._enqueue(ticket)  # the old queue entry is skipped: its priority no longer matches
 
-    def _client_added(self, ticket: Ticket) -> None:
+    def _client_added(self, ticket: Ticket[Any]) -> None:
         self._clients += 1
         self._clients_idle.clear()
         self._clients_busy.set()
         ticket.future.add_done_callback(self._client_done)
         self._preempt_background()
 
-    def _client_done(self, _: asyncio.Future[SegmentResult]) -> None:
+    def _client_done(self, _: asyncio.Future[Any]) -> None:
         self._clients -= 1
         if self._clients == 0:
             self._clients_idle.set()
             self._clients_busy.clear()
 
-    def _enqueue(self, ticket: Ticket) -> None:
+    def _enqueue(self, ticket: Ticket[Any]) -> None:
         ticket.taken = False
         self.stats.queued += 1
         self._queue.put_nowait((int(ticket.priority), next(self._seq), ticket))
@@ -367,7 +387,7 @@ class TranscodePool:
                 ticket.cancelling = True
                 ticket.running_on.cancel()
 
-    async def _dispatch(self, slot: int, worker: _Worker[SegmentJob, SegmentResult]) -> None:
+    async def _dispatch(self, slot: int, worker: _Worker[WorkJob, WorkResult]) -> None:
         """One slot: take the next ticket, run it on this slot's worker (in a host slot, with
         several server processes; past its gate, if it has one), settle it."""
         while not self._closing:
@@ -400,7 +420,7 @@ class TranscodePool:
                 self._release_host_slot(ticket)
             self._settle(ticket, outcome, took)
 
-    async def _open_gate(self, ticket: Ticket) -> None:
+    async def _open_gate(self, ticket: Ticket[Any]) -> None:
         """Run the ticket's gate, once: a job that goes back in the queue keeps what it let in.
         A gate that raises fails the ticket with that."""
         gate, ticket.gate = ticket.gate, None
@@ -412,12 +432,12 @@ class TranscodePool:
             if not ticket.future.done():
                 ticket.future.set_exception(exc)
 
-    def _release_host_slot(self, ticket: Ticket) -> None:
+    def _release_host_slot(self, ticket: Ticket[Any]) -> None:
         if ticket.host_slot is not None:
             ticket.host_slot.release()
             ticket.host_slot = None
 
-    async def _take_host_slot(self, slot: int, ticket: Ticket) -> HostSlot | None:
+    async def _take_host_slot(self, slot: int, ticket: Ticket[Any]) -> HostSlot | None:
         """A host slot for the ticket: a free one, else (a client job) the first one freed of
         those it waits on; None for a background job when the one it tries is taken."""
         assert self.host is not None
@@ -440,7 +460,7 @@ class TranscodePool:
         finally:
             self.stats.host_waiting -= 1
 
-    async def _defer(self, ticket: Ticket) -> None:
+    async def _defer(self, ticket: Ticket[Any]) -> None:
         """A background job found the host busy: back in the queue, tried again after
         HOST_RETRY seconds, or at once when a client of this process needs this slot."""
         self._enqueue(ticket)
@@ -449,7 +469,7 @@ class TranscodePool:
         except TimeoutError:
             pass
 
-    async def _hold_back(self, ticket: Ticket) -> None:
+    async def _hold_back(self, ticket: Ticket[Any]) -> None:
         """Background waits while a client does; a short wait, so this slot still picks up a
         client job queued in the meantime (it sorts first)."""
         self._enqueue(ticket)
@@ -458,14 +478,14 @@ class TranscodePool:
         except TimeoutError:
             pass
 
-    async def _run_on(self, worker: _Worker[SegmentJob, SegmentResult], ticket: Ticket) -> tuple[Outcome[SegmentResult], float]:
+    async def _run_on(self, worker: _Worker[WorkJob, WorkResult], ticket: Ticket[Any]) -> tuple[Outcome[WorkResult], float]:
         """Run the ticket's job on `worker` (in a thread: `call` blocks); its outcome and wall time."""
         loop = asyncio.get_running_loop()
         ticket.running_on = worker
         self._running.add(ticket)
         self.stats.in_flight += 1
         began = loop.time()
-        outcome: Outcome[SegmentResult]
+        outcome: Outcome[WorkResult]
         try:
             outcome = await loop.run_in_executor(self._threads, worker.call, ticket.job, self.timeout)
         except Exception as exc:  # noqa: BLE001 - e.g. a worker that cannot be restarted
@@ -476,7 +496,7 @@ class TranscodePool:
             ticket.running_on = None
         return outcome, loop.time() - began
 
-    def _settle(self, ticket: Ticket, outcome: Outcome[SegmentResult], took: float) -> None:
+    def _settle(self, ticket: Ticket[Any], outcome: Outcome[WorkResult], took: float) -> None:
         """Resolve the ticket's future from the outcome, or queue the ticket again."""
         if isinstance(outcome, Restarted):
             self.stats.restarts += 1

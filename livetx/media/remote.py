@@ -29,7 +29,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import av
 import av.logging
@@ -37,7 +37,6 @@ from av.container import InputContainer
 
 from livetx.errors import SourceChanged, SourceTypeRefused, SourceUnreadable, TranscodeFailed
 from livetx.lru import Lru
-from livetx.media.model import SegmentJob
 from livetx.storage.base import file_version, url_origin
 
 MIN_BLOCK = 256 * 1024
@@ -231,9 +230,22 @@ def open_source(source: str, pin: str = "", origin: str | None = None) -> Iterat
         reader.close()
 
 
+class SourceJob(Protocol):
+    """What a worker's job says of its source (a `SegmentJob`, a `PictureJob`)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def source_pin(self) -> str: ...
+
+    @property
+    def open_options(self) -> dict[str, str]: ...
+
+
 @contextmanager
-def open_job_source(job: SegmentJob, origin: str | None) -> Iterator[tuple[InputContainer, Callable[[], int]]]:
-    """A worker's job source, opened (`open_source` with the job's pin, then `open_container`
+def open_job_source(job: SourceJob, origin: str | None) -> Iterator[tuple[InputContainer, Callable[[], int]]]:
+    """A worker's job source (a segment's or a picture's), opened (`open_source` with the job's pin, then `open_container`
     with its options), and the counter of bytes fetched. Failures inside the block as the client
     sees them: a changed source is SourceChanged, an av or OS error TranscodeFailed (worded by
     `describe_error`); livetx's own errors pass as they are."""

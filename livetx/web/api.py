@@ -25,7 +25,7 @@ from livetx.layout import target_playlist_key, target_prefix
 from livetx.publishing import publish_job
 from livetx.storage.base import check_source_key
 from livetx.titles import Title
-from livetx.urls import SignRequest, master_path, parse_sign_request, sign
+from livetx.urls import SignRequest, master_path, parse_sign_request, sign, title_prefix
 from livetx.web.auth import check_api_key
 from livetx.web.body import form_body, json_body
 from livetx.web.keys import API_SCOPE, CATALOG, REQUEST_ID, SEGMENTS, SETTINGS, SIGNER, STATUS, TEMPLATES
@@ -243,14 +243,25 @@ def subtitle_tracks(title: Title) -> list[dict[str, Any]]:
     return out
 
 
+def picture_paths(title: Title, prefix: str) -> dict[str, str] | None:
+    """The title's picture URL paths (to sign, as any path of the title), when it has pictures
+    (web/pictures.py): the poster, the storyboard track, and a snapshot (add `?t=<ms>`)."""
+    if title.info.video is None or title.clips:
+        return None
+    return {"poster": prefix + "poster.jpg", "storyboard": prefix + "storyboard.vtt", "snapshot": prefix + "snapshot.jpg"}
+
+
 async def title_state(request: web.Request) -> web.Response:
     """Each rendition's segments and their states, and the source's subtitle tracks. The ETag
     says what the answer holds: a poll with If-None-Match gets 304 until a segment changes
     (see livetx/web/status.py)."""
     title = await request.app[CATALOG].title(request.match_info["profile"], request.match_info["key"])
+    prefix = title_prefix(request.match_info["profile"], request.match_info["key"])
     resolution = {r.name: _resolution(title, r.name) for r in title.renditions}
     if_none_match = request.headers.get("If-None-Match")
-    view = await request.app[STATUS].view(title, request.app[SEGMENTS], resolution, if_none_match, subtitle_tracks(title))
+    view = await request.app[STATUS].view(
+        title, request.app[SEGMENTS], resolution, if_none_match, subtitle_tracks(title), picture_paths(title, prefix)
+    )
     headers = {"Cache-Control": "no-store", "ETag": view.etag}
     if view.body is None:
         return web.Response(status=304, headers=headers)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from livetx.batch.pipelines import PipelineStore
 from livetx.batch.templates import TemplateStore
+from livetx.cache.pictures import PictureService
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.cluster.flight import ClusterFlight
@@ -41,6 +42,7 @@ CONTENT_KEYS: web.AppKey[KeySource] = web.AppKey("content_keys")
 KEY_LIMITS: web.AppKey[KeyRequestLimits] = web.AppKey("key_limits")  # key URL requests per token
 POOL = web.AppKey("pool", TranscodePool)
 SEGMENTS = web.AppKey("segments", SegmentService)
+PICTURES = web.AppKey("pictures", PictureService)  # snapshots, posters, storyboard sheets (livetx/cache/pictures.py)
 # the coordination engine's loop (livetx/cluster/), when there is an engine
 CLUSTER = web.AppKey("cluster", ClusterFlight)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
@@ -56,6 +58,8 @@ CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
 # set on a request by the token middleware: the verified token
 TOKEN = web.RequestKey("token", Token)
+# set by a picture handler: the picture's strong ETag (web/pictures.py)
+PICTURE_ETAG = web.RequestKey("picture_etag", str)
 # set by the API key check: what the presented key may do
 API_SCOPE = web.RequestKey("api_scope", ApiScope)
 # set on every request by the error middleware
@@ -70,6 +74,8 @@ __all__ = [
     "KEY_LIMITS",
     "LOOP_LAG",
     "METRICS",
+    "PICTURES",
+    "PICTURE_ETAG",
     "PIPELINES",
     "PLAYLISTS",
     "POOL",

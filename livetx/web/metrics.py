@@ -34,6 +34,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
+    from livetx.cache.pictures import PictureService
     from livetx.cache.service import SegmentService
     from livetx.cluster.flight import ClusterFlight
     from livetx.media.pool import TranscodePool
@@ -136,13 +137,24 @@ class HttpCounts(Collector):
 class StateCollector(Collector):
     """Pool and cache state, read at scrape time (`pool` and `service` give None until started)."""
 
-    def __init__(self, pool: Callable[[], TranscodePool | None], service: Callable[[], SegmentService | None]) -> None:
+    def __init__(
+        self,
+        pool: Callable[[], TranscodePool | None],
+        service: Callable[[], SegmentService | None],
+        pictures: Callable[[], PictureService | None] = lambda: None,
+    ) -> None:
         self.pool = pool
         self.service = service
+        self.pictures = pictures
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         pool = self.pool()
         service = self.service()
+        pictures = self.pictures()
+        if pictures is not None:  # snapshots, posters, storyboard sheets (livetx/cache/pictures.py)
+            yield CounterMetricFamily("livetx_pictures_made", "Pictures made by the pool", value=pictures.stats.made)
+            yield CounterMetricFamily("livetx_picture_hits", "Pictures found made", value=pictures.stats.hits)
+            yield CounterMetricFamily("livetx_pictures_corrupt", "Cached pictures whose seal did not hold", value=pictures.stats.corrupt)
         if pool is not None:
             yield GaugeMetricFamily("livetx_transcode_queue_depth", "Transcode jobs waiting for a worker", value=pool.stats.queued)
             yield GaugeMetricFamily("livetx_transcodes_in_flight", "Transcodes running now", value=pool.stats.in_flight)

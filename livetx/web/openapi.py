@@ -15,6 +15,7 @@ from livetx.contract import params_schema
 from livetx.dash.manifest import MPD_TYPE
 from livetx.jobs import imm_request
 from livetx.media.params import RenditionParams, TitleParams
+from livetx.pictures import SnapshotParams
 from livetx.settings import Settings
 from livetx.urls import sign_contract
 from livetx.web.keys import SETTINGS
@@ -213,6 +214,37 @@ def _segment(
                 **TOKEN_ERRORS,
                 "404": _error(missing),
                 **failures,
+            },
+        }
+    }
+
+
+def _query(schemas: dict[str, dict[str, Any]], names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Query parameters from their specs' schemas (`params_schema`), description moved up."""
+    out = []
+    for name in names:
+        schema = dict(schemas[name])
+        description = schema.pop("description", "")
+        out.append({"name": name, "in": "query", "schema": schema, "required": False, "description": description})
+    return out
+
+
+PICTURE_PARAMETERS = params_schema(SnapshotParams)
+PICTURE_ERRORS = {"422": _error("the source cannot be read as media"), **TRANSCODE_ERRORS}
+
+
+def _picture(summary: str, path: list[dict[str, Any]], query: tuple[str, ...], media_type: str, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": [*TITLE_PARAMETERS, *path, *_query(PICTURE_PARAMETERS, query), *TOKEN_PARAMETERS],
+            "responses": {
+                "200": _ok("the picture (immutable, a strong ETag, Range)", media_type, BINARY),
+                "400": _error("invalid path or parameter (`invalid_parameter` names it)"),
+                **TOKEN_ERRORS,
+                "404": _error("unknown source or profile, or the title has no pictures (`picture_not_found`)"),
+                **extra,
+                **PICTURE_ERRORS,
             },
         }
     }
@@ -452,6 +484,44 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                     "502": _error("subtitle extraction failed"),
                     "504": _error("subtitle extraction timed out"),
                 },
+            ),
+            "/hls/{profile}/{key}/snapshot.{ext}": _picture(
+                "The frame at title time t (ms) as JPEG, WebP or PNG, made on first request",
+                [_param("ext", "path", "jpg, webp or png", pattern="^(jpg|webp|png)$")],
+                ("t", "w", "h", "scaletype", "q", "mode"),
+                "image/*",
+                {"416": _error("t is at or past the end of the title (`time_out_of_range`)")},
+            ),
+            "/hls/{profile}/{key}/poster.jpg": _picture(
+                "The title's poster: the frame at `pictures.poster_ms`, or the first bright one from 10 % in",
+                [],
+                ("w", "h", "scaletype", "q"),
+                "image/jpeg",
+                {},
+            ),
+            "/hls/{profile}/{key}/storyboard.vtt": {
+                "get": {
+                    "summary": "WebVTT storyboard: a cue per tile, `storyboard-<spec>-<n>.jpg?<token>#xywh=x,y,w,h`"
+                    " (personal: it carries the token)",
+                    "parameters": TITLE_PARAMETERS + TOKEN_PARAMETERS,
+                    "responses": {
+                        "200": _ok("the track", "text/vtt", {"type": "string"}),
+                        "400": _error("invalid path"),
+                        **TOKEN_ERRORS,
+                        "404": _error("unknown source or profile, or the title has no pictures (`picture_not_found`)"),
+                        "422": _error("the source cannot be read as media"),
+                    },
+                }
+            },
+            "/hls/{profile}/{key}/storyboard-{spec}-{n}.jpg": _picture(
+                "One storyboard sheet (a grid of tiles), made on first request",
+                [
+                    _param("spec", "path", "hash of the storyboard grid and the source", pattern="^[0-9a-f]{12}$"),
+                    _param("n", "path", "sheet number", pattern="^[0-9]{1,6}$"),
+                ],
+                (),
+                "image/jpeg",
+                {},
             ),
             "/hls/{profile}/{key}/key-{kid}-{version}-{period}.key": {
                 "get": {

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from livetx.dash.manifest import MPD_NAME
 from livetx.urls import HLS_ROOT
-from livetx.web import api, content_keys, jobs, pipelines, playlists, segments, siblings, templates
+from livetx.web import api, content_keys, jobs, pictures, pipelines, playlists, segments, siblings, templates
 from livetx.web.auth import check_metrics_token
 from livetx.web.demo import demo
 from livetx.web.keys import CATALOG, CLUSTER, METRICS, POOL, PROCESS
@@ -70,6 +70,13 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(segment + "{n:[0-9]{1,6}}.m4s", segments.segment, name="hls-fragment")  # fMP4 media segment
     app.router.add_get(segment + "init.mp4", segments.segment, name="hls-init")  # fMP4 init segment
     app.router.add_get(segment + "{n:[0-9]{1,6}}.vtt", segments.segment, name="hls-subtitle")  # WebVTT subtitle segment
+    # pictures (web/pictures.py): a snapshot, the poster, the storyboard track and its sheets
+    app.router.add_get(f"{title}/snapshot.{{ext:jpg|webp|png}}", pictures.snapshot, name="hls-snapshot")
+    app.router.add_get(f"{title}/poster.jpg", pictures.poster, name="hls-poster")
+    app.router.add_get(f"{title}/storyboard.vtt", pictures.storyboard_track, name="hls-storyboard")
+    app.router.add_get(
+        f"{title}/storyboard-{{spec:[0-9a-f]{{12}}}}-{{n:[0-9]{{1,6}}}}.jpg", pictures.storyboard_sheet, name="hls-storyboard-sheet"
+    )
     # a content key of an encrypted rendition (layout.key_file_name): never without a viewer token
     key = f"{title}/key-{{kid:[A-Za-z0-9_]{{1,16}}}}-{{version:[0-9a-f]{{12}}}}-{{period:[0-9]{{1,6}}}}.key"
     app.router.add_get(key, content_keys.content_key, name=content_keys.KEY_ROUTE)

@@ -63,6 +63,7 @@ class TitleStatus:
         resolution: dict[str, str],
         if_none_match: str | None,
         subtitles: list[dict[str, Any]] | None = None,
+        pictures: dict[str, str] | None = None,
     ) -> StatusView:
         """`subtitles`: the title's subtitle tracks as the API lists them (facts of the plan).
         Segment states are those of the media renditions (a subtitle segment is made when
@@ -77,6 +78,8 @@ class TitleStatus:
         head: dict[str, Any] = {"profile": title.profile.name, "key": title.source.key, "duration": float(title.duration)}
         if subtitles is not None:
             head["subtitles"] = subtitles
+        if pictures is not None:
+            head["pictures"] = pictures
         digest = hashlib.sha256(json.dumps([head, facts, [r.spec_id for r in title.renditions]]).encode())
         for rendition_states in states:
             digest.update("\n".join(rendition_states).encode() + b"\n\n")
