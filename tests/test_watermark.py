@@ -348,6 +348,27 @@ async def test_the_app_draws_the_stored_image_and_a_new_version_makes_new_segmen
     assert before != after
 
 
+async def test_a_snapshot_carries_its_profiles_watermark_and_names_it_in_its_id(client: TestClient[Any, Any]) -> None:
+    """Pictures are drawn over as the segments are: the logo blended at its place and opacity
+    (made for the picture's size), every other pixel the plain profile's; and the picture's id
+    (its ETag, its object) is another."""
+    pictures = {}
+    for profile in ("wm", "plain"):
+        response = await client.get(sign(client, f"/hls/{profile}/a.mp4/snapshot.png") + "&t=500&w=320")
+        assert response.status == 200, await response.text()
+        with Image.open(io.BytesIO(await response.read())) as image:
+            pictures[profile] = (np.asarray(image.convert("RGB")).astype(float), response.headers["ETag"])
+    (marked, marked_etag), (plain, plain_etag) = pictures["wm"], pictures["plain"]
+    assert marked.shape == plain.shape == (180, 320, 3)
+    x, y = place("br", 10, 10, 320, 180, 64, 32)  # wm_width 0.2 of 320: the 64x32 logo as it is
+    inside = (slice(y, y + 32), slice(x, x + 64))
+    assert np.abs(marked[inside] - (0.5 * plain[inside] + 0.5 * np.array(LOGO_RGB))).max() <= 2
+    outside = np.ones(marked.shape[:2], dtype=bool)
+    outside[inside] = False
+    assert np.array_equal(marked[outside], plain[outside])
+    assert marked_etag != plain_etag
+
+
 async def test_a_missing_image_is_a_422_naming_its_key(client: TestClient[Any, Any]) -> None:
     response = await client.get(sign(client, "/hls/missing/a.mp4/master.m3u8"))
     body = await response.json()

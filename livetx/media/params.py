@@ -266,6 +266,7 @@ class RenditionParams:
 
 KNOWN_TITLE = frozenset(param_names(TitleParams))
 KNOWN_RENDITION = frozenset(param_names(RenditionParams))
+WATERMARK_PARAMS = tuple(name for name in param_names(RenditionParams) if name.startswith("wm_"))  # what draws a watermark
 EXCLUSIVE = (  # (parameter named in the error, what is refused)
     ("crf", "crf and vb are mutually exclusive"),
     ("maxrate", "maxrate and bufsize apply in crf mode only"),

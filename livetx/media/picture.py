@@ -33,7 +33,9 @@ from PIL import Image
 
 from livetx.errors import SourceUnreadable
 from livetx.media.messages import Preempted
+from livetx.media.overlay import overlay_rgb
 from livetx.media.remote import open_job_source
+from livetx.media.watermark import Overlay
 from livetx.pictures import FORMATS, POSTER_MIN_LUMA, POSTER_MIN_SPREAD, Fit
 
 SEEK_AHEAD = Fraction(3)  # seconds: a later time nearer than this is decoded to, not sought
@@ -60,6 +62,7 @@ class PictureJob:
     rotation: int = 0
     columns: int = 1
     pick_bright: bool = False  # a poster: the first bright frame of `times`, one picture
+    overlay: Overlay | None = None  # the watermark drawn over each tile (made for the fit's canvas)
     open_options: dict[str, str] = field(default_factory=dict)
     source_pin: str = ""
 
@@ -97,7 +100,10 @@ def make_picture(job: PictureJob, should_stop: Callable[[], bool] | None = None,
                 images = images or [image]
                 continue
             images.append(image)
-        data = _encode(_grid([_fitted(i, job.fit) for i in images], job.fit.canvas, job.columns), job.format, job.quality)
+        tiles = [_fitted(i, job.fit) for i in images]
+        if job.overlay is not None:  # the watermark, made for the tile's size
+            tiles = [overlay_rgb(tile, job.overlay) for tile in tiles]
+        data = _encode(_grid(tiles, job.fit.canvas, job.columns), job.format, job.quality)
         return PictureResult(data, reader.decoded, reader.seeks, time.perf_counter() - began, counter())
 
 

@@ -16,17 +16,22 @@ do; it is personal, never cached by a shared cache.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from aiohttp import web
 
 from livetx import layout
+from livetx.catalog import Watermarks
 from livetx.contract import parse_params
 from livetx.errors import PictureNotFound, TimeOutOfRange
 from livetx.media.model import VideoInfo
+from livetx.media.params import WATERMARK_PARAMS, RenditionParams
 from livetx.media.picture import PictureJob
+from livetx.media.watermark import make_overlay
 from livetx.pictures import (
     CONTENT_TYPES,
     POSTER_AUTO,
@@ -76,14 +81,42 @@ def _params(request: web.Request) -> SnapshotParams:
     return SnapshotParams(**parse_params(SnapshotParams, request.query))
 
 
-def _job_of(request: web.Request, title: Title, video: VideoInfo, **fields: Any) -> Callable[[], Awaitable[PictureJob]]:
-    """The pool job with the picture's `fields`, made on a miss only (the source URL may need signing)."""
+def _job_of(request: web.Request, title: Title, video: VideoInfo, mark: Mark | None, **fields: Any) -> Callable[[], Awaitable[PictureJob]]:
+    """The pool job with the picture's `fields`, made on a miss only (the source URL may need
+    signing; the watermark's overlay is drawn for the picture's size, in a thread)."""
 
     async def job() -> PictureJob:
         source = await request.app[SEGMENTS].sources.media_url(title.source.key)
-        return PictureJob(source=source, video_stream=video.index, rotation=video.rotation, source_pin=title.source.pin, **fields)
+        overlay = None
+        if mark is not None:
+            width, height = fields["fit"].canvas
+            overlay = await asyncio.to_thread(make_overlay, mark.params, width, height, mark.images)
+        return PictureJob(
+            source=source, video_stream=video.index, rotation=video.rotation, source_pin=title.source.pin, overlay=overlay, **fields
+        )
 
     return job
+
+
+@dataclass(frozen=True)
+class Mark:
+    """The watermark a title's pictures carry: its profile's first rendition that draws one
+    (the `wm_*` parameters), with the images the catalog read."""
+
+    params: RenditionParams
+    images: Watermarks
+
+    def identity(self) -> tuple[object, ...]:
+        """What a picture id holds of it: the parameters and the image's version."""
+        image = self.images[self.params.wm_image] if self.params.wm_image is not None else None
+        return ("watermark", *(getattr(self.params, name) for name in WATERMARK_PARAMS), image.etag if image else None)
+
+
+async def _mark(request: web.Request, title: Title) -> Mark | None:
+    marked = next((r.params for r in title.profile.renditions if r.params.wm_image is not None or r.params.wm_text is not None), None)
+    if marked is None:
+        return None
+    return Mark(marked, await request.app[CATALOG].watermarks(title.profile))
 
 
 async def _send(request: web.Request, key: str, picture: str, ext: str, job: Callable[[], Awaitable[PictureJob]]) -> web.StreamResponse:
@@ -98,8 +131,8 @@ async def _send(request: web.Request, key: str, picture: str, ext: str, job: Cal
     return _in_memory(request, body.data or b"", {**headers, "ETag": etag})
 
 
-def _identity(title: Title) -> tuple[object, ...]:
-    return (title.source.key, title.source.etag, title.origin, title.info.video)
+def _identity(title: Title, mark: Mark | None) -> tuple[object, ...]:
+    return (title.source.key, title.source.etag, title.origin, title.info.video, *(mark.identity() if mark else ()))
 
 
 async def snapshot(request: web.Request) -> web.StreamResponse:
@@ -108,11 +141,13 @@ async def snapshot(request: web.Request) -> web.StreamResponse:
     title, video = await _title(request)
     if Fraction(params.t, 1000) >= title.duration:
         raise TimeOutOfRange(f"t={params.t} is past the end of the title ({int(title.duration * 1000)} ms)")
-    picture = picture_id(*_identity(title), "snapshot", params.normalised(ext))
+    mark = await _mark(request, title)
+    picture = picture_id(*_identity(title, mark), "snapshot", params.normalised(ext))
     job = _job_of(
         request,
         title,
         video,
+        mark,
         times=(source_time(title.origin, params.t),),
         fit=fit(video.display_size, params.w, params.h, params.scaletype),
         format=ext,
@@ -134,12 +169,14 @@ async def poster(request: web.Request) -> web.StreamResponse:
     params = _params(request)
     title, video = await _title(request)
     poster_ms = request.app[SETTINGS].pictures.poster_ms
-    picture = picture_id(*_identity(title), "poster", poster_ms, params.normalised("jpg")[1:])
+    mark = await _mark(request, title)
+    picture = picture_id(*_identity(title, mark), "poster", poster_ms, params.normalised("jpg")[1:])
     times = poster_times(title.duration, poster_ms)
     job = _job_of(
         request,
         title,
         video,
+        mark,
         times=tuple(source_time(title.origin, 0) + t for t in times),
         fit=fit(video.display_size, params.w, params.h, params.scaletype),
         format="jpg",
@@ -149,7 +186,7 @@ async def poster(request: web.Request) -> web.StreamResponse:
     return await _send(request, layout.poster_key(title, picture), picture, "jpg", job)
 
 
-def _board(request: web.Request, title: Title, video: VideoInfo) -> tuple[Storyboard, str]:
+def _board(request: web.Request, title: Title, video: VideoInfo, mark: Mark | None) -> tuple[Storyboard, str]:
     s = request.app[SETTINGS].pictures
     board = storyboard(
         title.duration,
@@ -160,7 +197,7 @@ def _board(request: web.Request, title: Title, video: VideoInfo) -> tuple[Storyb
         s.storyboard_interval_ms,
         s.storyboard_max_tiles,
     )
-    return board, storyboard_spec(board, s.storyboard_quality, *_identity(title))
+    return board, storyboard_spec(board, s.storyboard_quality, *_identity(title, mark))
 
 
 async def storyboard_track(request: web.Request) -> web.Response:
@@ -168,7 +205,7 @@ async def storyboard_track(request: web.Request) -> web.Response:
     as it came, a path token turned into one for the title's prefix with the same claims (as
     the DASH manifest does, livetx/web/playlists.py `mpd`)."""
     title, video = await _title(request)
-    board, spec = _board(request, title, video)
+    board, spec = _board(request, title, video, await _mark(request, title))
     prefix = title_prefix(request.match_info["profile"], request.match_info["key"])
     token = request.get(TOKEN)
     if token is not None and request.app[SIGNER].path_signer(token, prefix) is not None:
@@ -180,7 +217,8 @@ async def storyboard_track(request: web.Request) -> web.Response:
 
 async def storyboard_sheet(request: web.Request) -> web.StreamResponse:
     title, video = await _title(request)
-    board, spec = _board(request, title, video)
+    mark = await _mark(request, title)
+    board, spec = _board(request, title, video, mark)
     n = int(request.match_info["n"])
     if request.match_info["spec"] != spec:
         raise PictureNotFound("the sheet belongs to another storyboard of this title; reload storyboard.vtt")
@@ -192,6 +230,7 @@ async def storyboard_sheet(request: web.Request) -> web.StreamResponse:
         request,
         title,
         video,
+        mark,
         times=tuple(source_time(title.origin, 0) + board.tile_time(k) for k in board.sheet_tiles(n)),
         fit=Fit(board.tile, board.tile),
         format="jpg",
