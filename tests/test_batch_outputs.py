@@ -1,6 +1,7 @@
 """Jobs whose file's audio is not AAC (batch/remux.py re-encodes the segments' AAC once) and
 audio-only files, against the real server: an MP3 file, Opus in Matroska, FLAC in Matroska
-compared with its AAC intermediate, the OSS form with vn_1, and the refusals."""
+compared with its AAC intermediate, the OSS form with vn_1, and the refusals; and snapshot
+jobs (pictures of one clip, each its own object)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from livetx.batch.work import INTERMEDIATE_AB
-from livetx.media.sample import SampleSpec, write_sample
+from livetx.media.sample import SampleSpec, read_index, write_sample
 from tests.checker import TS_CLOCK, TS_OFFSET, AudioTrack, check_tone, decode_audio, decode_video
 from tests.conftest import Server, launch_server
 from tests.jobs_support import FAST, call, finished, job_body, output_path, wait_state
@@ -211,3 +213,76 @@ def test_bad_audio_outputs_name_the_field(
     got, answer = call(server, "POST", "/api/v1/jobs", body)
     assert got == status, answer
     assert answer["error"]["parameter"] == parameter, answer
+
+
+# ---- snapshot jobs (livetx/batch/snapshots.py): pictures of one clip, numbered objects -----
+
+
+def picture_index(path: Path) -> int:
+    with Image.open(path) as image:
+        return read_index(np.asarray(image.convert("L")))
+
+
+def test_a_snapshot_job_writes_each_exact_frame_to_its_numbered_object(server: Server) -> None:
+    """Every Interval seconds from Time, in the clip's time (after its StartTime): picture n is
+    the frame its time implies, at the size asked, named with {Count} as 00001, 00002..."""
+    body = job_body("tone.mp4", "shots/tone-{Count}.png")
+    body["Clips"][0]["StartTime"] = 1
+    body["Output"]["Format"] = "png"
+    body["Snapshot"] = {"Time": 250, "Interval": 1, "Width": 320}
+    done = finished(server, body)
+    times = [250, 1250, 2250]  # to the clip's end (3 s of it): three
+    assert [o["URI"] for o in done["Outputs"]] == [f"oss://local/shots/tone-{n:05d}.png" for n in (1, 2, 3)]
+    for n, t in enumerate(times, 1):
+        path = output_path(server, f"shots/tone-{n:05d}.png")
+        assert [o["Size"] for o in done["Outputs"]][n - 1] == path.stat().st_size
+        with Image.open(path) as image:
+            assert image.size == (320, 180) and image.format == "PNG"
+        assert picture_index(path) == int((1000 + t) * SOURCE.fps / 1000)  # StartTime 1 s, then t
+    assert not output_path(server, "shots/tone-00004.png").exists()
+
+
+def test_a_snapshot_job_at_given_times_takes_keyframes_with_frametype_intra(server: Server) -> None:
+    body = job_body("tone.mp4", "shots/key-{Count}.jpg")
+    body["Output"].pop("Format")  # from the URI's suffix
+    body["Snapshot"] = {"Times": [1500, 500], "FrameType": "intra", "Width": 160, "Quality": 90}
+    done = finished(server, body)
+    assert len(done["Outputs"]) == 2
+    gop_ms = 1000 * SOURCE.gop / SOURCE.fps
+    for n, t in enumerate([1500, 500], 1):
+        path = output_path(server, f"shots/key-{n:05d}.jpg")
+        with Image.open(path) as image:
+            assert image.size == (160, 90) and image.format == "JPEG"
+            # scaled to half: the index blocks read at the source's size
+            index = read_index(np.asarray(image.convert("L").resize((SOURCE.width, SOURCE.height), Image.Resampling.BICUBIC)))
+        assert index == int(t // gop_ms * SOURCE.gop)  # the keyframe at or before t
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "output", "parameter"),
+    [
+        ({"Times": [500, 9000]}, {}, "Snapshot.Times[1]"),  # past the 4 s clip
+        ({"Time": 500, "Interval": 1, "Num": 9}, {}, "Snapshot.Num"),
+        ({"Time": 4000}, {}, "Snapshot.Time"),
+        ({"Times": [0], "Time": 5}, {}, "Snapshot.Time"),
+        ({"Num": 3}, {}, "Snapshot.Num"),  # several with no Interval
+        ({"Width": 100000}, {}, "Snapshot.Width"),
+        ({"FrameType": "b"}, {}, "Snapshot.FrameType"),
+        ({"Times": [0, 1000]}, {"URI": "oss://local/shots/one.jpg"}, "Output.URI"),  # two pictures, one name
+        ({"Times": [0]}, {"URI": "oss://local/shots/one.gif", "Format": None}, "Output.Format"),
+        ({"Times": [0]}, {"Segment": {"Format": "hls"}}, "Output.Segment"),
+    ],
+)
+def test_bad_snapshot_jobs_name_the_field(server: Server, snapshot: dict[str, Any], output: dict[str, Any], parameter: str) -> None:
+    body = job_body("tone.mp4", "shots/bad-{Count}.jpg", Snapshot=snapshot)
+    body["Output"] = {k: v for k, v in {**body["Output"], "Format": "jpg", **output}.items() if v is not None}
+    got, answer = call(server, "POST", "/api/v1/jobs", body)
+    assert got == 400, answer
+    assert answer["error"]["parameter"] == parameter, answer
+
+
+def test_a_picture_format_without_snapshot_is_refused(server: Server) -> None:
+    body = job_body("tone.mp4", "shots/file.jpg")
+    body["Output"]["Format"] = "jpg"
+    got, answer = call(server, "POST", "/api/v1/jobs", body)
+    assert got == 400 and answer["error"]["parameter"] == "Output.Format", answer

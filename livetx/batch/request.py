@@ -36,7 +36,8 @@ from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import Any
 
-from livetx.batch import pipelines, templates
+from livetx.batch import pipelines, snapshots, templates
+from livetx.batch.snapshots import PICTURE_FORMATS, SNAPSHOT, SnapshotPlan
 from livetx.composite import ClipField, json_field
 from livetx.concat import (
     COMPOSITE,
@@ -96,7 +97,9 @@ OUTPUT = Shape(
             " scheme (clips/a.mp4) is placed under the pipeline's OutputPrefix",
         ),
         "Format": Field(
-            Choice(FILE_FORMATS), doc="the file's container (m4a: AAC audio only, in MP4; mp3: an MP3 file); default: the top-level Format"
+            Choice(FILE_FORMATS + PICTURE_FORMATS),
+            doc="the file's container (m4a: AAC audio only, in MP4; mp3: an MP3 file); default: the top-level Format."
+            " With Snapshot: the pictures' format (jpg, webp, png; default: the URI's suffix)",
         ),
         "Segment": Field(SEGMENT, doc="segmented output: <URI>.m3u8 and <URI>-<token>-<n>.ts (Format mp4: fMP4), the whole title made"),
     }
@@ -112,10 +115,16 @@ JOB_REQUEST = Shape(
             " the request's own fields override them",
         ),
         "Pipeline": Field(templates.NAME, doc="the queue the job runs in (PUT /api/v1/pipelines/{name}); default: default"),
+        "Snapshot": Field(
+            SNAPSHOT,
+            doc="a snapshot job: pictures of the one clip at Times, or from Time every Interval seconds (MPS SnapshotConfig),"
+            " each written to Output.URI with {Count} as its number (00001)",
+        ),
         "Notify": Field(NOTIFY, doc="a webhook POSTed, signed, when the job ends (succeeded, failed or cancelled)"),
         "UserData": Field(Text("text of at most 1024 characters", max_length=1024), doc="given back as it is"),
     },
-    doc="a background job: a composite of 1 to 11 clips joined into one file, or one clip made into HLS (Output.Segment)",
+    doc="a background job: a composite of 1 to 11 clips joined into one file, one clip made into HLS (Output.Segment),"
+    " or pictures of one clip (Snapshot)",
 )
 COMPOSITE_FIELDS = tuple(COMPOSITE.fields)
 
@@ -135,6 +144,7 @@ class JobRequest:
     segment_ms: int | None = None  # segmented output (HLS): ms per segment; output_key is then the prefix
     dash: bool = False  # segmented output with an MPD too (Segment.Format dash, OSS /segment,f_dash)
     source_index: int | None = None  # OSS: the place of the source object among the clips (its fields: pre[i], sur[i])
+    snapshot: SnapshotPlan | None = None  # a snapshot job: its pictures (output_key and output_uri hold {Count})
 
     def field(self, name: str) -> str:
         """A parameter in the request's own terms (`fps`, or `Video.TranscodeVideo.FrameRate`)."""
@@ -159,6 +169,7 @@ class JobRequest:
             "SegmentMs": self.segment_ms,
             **({"Dash": True} if self.dash else {}),
             **({"SourceIndex": self.source_index} if self.source_index is not None else {}),
+            **({"Snapshot": self.snapshot.to_json()} if self.snapshot is not None else {}),
         }
 
     def meaning(self) -> str:
@@ -189,6 +200,7 @@ class Work:
     source_index: int | None = None  # an OSS job's: see JobRequest
     mpd_key: str | None = None  # segmented, dash: the MPD written next to the playlist
     mpd_uri: str | None = None
+    snapshot: SnapshotPlan | None = None  # a snapshot job: the pictures (their times resolved at submission)
 
     @property
     def clip_field(self) -> ClipField:
@@ -210,6 +222,7 @@ def from_work(work: Mapping[str, Any]) -> Work:
         int(source_index) if source_index is not None else None,
         str(work["MpdKey"]) if work.get("MpdKey") is not None else None,
         str(work["MpdURI"]) if work.get("MpdURI") is not None else None,
+        snapshots.from_json(work["Snapshot"]) if work.get("Snapshot") is not None else None,
     )
 
 
@@ -295,6 +308,13 @@ def parse_job(
     top = parsed.get("Format")
     fmt = output.get("Format") or (top if top in FILE_FORMATS else None)
     segment = output.get("Segment")
+    snapshot = snapshots.parse_snapshot(parsed["Snapshot"]) if "Snapshot" in parsed else None
+    if snapshot is not None:
+        if segment is not None:
+            raise ParameterError("Output.Segment", "absent with Snapshot (pictures, not segments)")
+        fmt = snapshots.picture_format(output)
+    elif fmt in PICTURE_FORMATS:
+        raise ParameterError("Output.Format", f"one of {', '.join(FILE_FORMATS)} (a picture format with Snapshot only)")
     if segment is not None:
         dash = segment["Format"] == "dash"
         fmt = fmt or ("mp4" if dash else "ts")
@@ -304,7 +324,9 @@ def parse_job(
             raise ParameterError("Output.Format", f"{DASH_FORMAT} (or absent) with Output.Segment.Format dash: DASH needs fMP4 segments")
     if fmt is None:
         raise ParameterError("Output.Format", f"one of {', '.join(FILE_FORMATS)} (or a top-level Format)")
-    container = AUDIO_ONLY[fmt][1] if fmt in AUDIO_ONLY else fmt
+    container = AUDIO_ONLY[fmt][1] if fmt in AUDIO_ONLY else None if snapshot is not None else fmt
+    if top is not None and snapshot is not None:
+        raise ParameterError("Format", "absent with Snapshot (Output.Format is the pictures')")
     if top is not None and output.get("Format") is not None and top != container:
         raise ParameterError("Format", f"{container} as Output.Format says, or absent" if container else f"absent with Output.Format {fmt}")
     raw = {k: body[k] for k in COMPOSITE_FIELDS if k in body}
@@ -335,6 +357,8 @@ def parse_job(
     check_makeable(composite, json_name, file=segment is None)
     if segment is not None:
         check_segmented_clips(composite, "Output.Segment")
+    if snapshot is not None and len(composite.clips) > 1:
+        raise ParameterError("Clips", "one clip with Snapshot (the pictures are of one clip)")
     output_key = _output_key(output["URI"], pipelines.under_prefix(output_prefix, output_key_for), "Output.URI")
     output_uri = output["URI"] if pipelines.is_uri(output["URI"]) else output_key  # a relative name: the key it is under the prefix
     pipeline = parsed.get("Pipeline", DEFAULT_PIPELINE)
@@ -355,6 +379,7 @@ def parse_job(
         request=normal,
         segment_ms=None if segment is None else segment.get("Duration", SegmentParams().t),
         dash=segment is not None and segment["Format"] == "dash",
+        snapshot=snapshot,
     )
     check_asked(request, limits)
     return request

@@ -37,7 +37,7 @@ from livetx.batch.pipelines import Pipeline, PipelineStore
 from livetx.batch.record import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobError, JobRecord, Output
 from livetx.batch.request import from_work
 from livetx.batch.store import JobStore
-from livetx.batch.work import Cancelled, check_planned, make_all_segments, make_file, title_for
+from livetx.batch.work import Cancelled, check_planned, make_all_segments, make_file, make_snapshots, title_for
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.cluster.leases import Lease
@@ -276,6 +276,9 @@ class Runner:
                 return keeper.record.transition(SUCCEEDED, self.clock(), outputs=tuple(made_outputs))
             title = await title_for(self.catalog, work.composite, work.clip_field)
             check_planned(title, self.settings.limits, oss=bool(record.topic) or "Process" in record.request)
+            if work.snapshot is not None:  # pictures, each its own object
+                pictures = await make_snapshots(work, title, self.catalog, self.segments, keeper.progress, keeper.cancelled)
+                return keeper.record.transition(SUCCEEDED, self.clock(), outputs=tuple(Output(uri, size) for uri, size in pictures))
             assert self._remuxer is not None
             made = await make_file(
                 work, title, self.segments, self._remuxer, self.settings.limits, jobs.segments_at_once, keeper.progress, keeper.cancelled

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -42,18 +43,24 @@ from typing import Any
 
 from livetx.batch.remux import AudioOut, RemuxJob, RemuxResult, remux
 from livetx.batch.request import AUDIO_ONLY, CONTAINER_OF, JobRequest, Work, json_value
+from livetx.batch.snapshots import output_keys, snapshot_times
 from livetx.cache.service import SegmentService
 from livetx.catalog import Catalog
 from livetx.composite import ClipField, json_field, to_record
 from livetx.concat import Composite, ConcatParams
-from livetx.errors import LimitExceeded, LivetxError, ParameterUnsupported
+from livetx.errors import LimitExceeded, LivetxError, ParameterUnsupported, PictureNotFound
 from livetx.jobs import JOB_ID_CHARS, Job, check_limits
 from livetx.layout import batch_profile_name, target_mpd_key, target_prefix
 from livetx.media.model import INIT, SegmentPart
 from livetx.media.params import RenditionParams, resolve_audio
+from livetx.media.picture import PictureJob
 from livetx.media.pool import Priority
+from livetx.media.watermark import make_overlay
+from livetx.pictures import fit, source_time
 from livetx.settings import LimitsSettings
 from livetx.titles import Rendition, Title
+
+log = logging.getLogger(__name__)
 
 RENDITION = "main"
 SEGMENT_CONTAINER = "ts"  # MPEG-TS segments: no B-frames, one clock (see remux.py)
@@ -284,3 +291,60 @@ async def make_file(
         return Made(work.output_key, result.size, result.duration)
     finally:
         await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+
+async def make_snapshots(
+    work: Work, title: Title, catalog: Catalog, segments: SegmentService, progress: Progress, cancelled: IsCancelled
+) -> list[tuple[str, int]]:
+    """A snapshot job's pictures (livetx/batch/snapshots.py), each made by the pool at
+    `Priority.JOB` and written whole to its numbered key, in order; (URI, bytes) of each. A
+    job that fails or is cancelled deletes the pictures it wrote: all of them or none."""
+    plan = work.snapshot
+    assert plan is not None and plan.times is not None, "resolved at submission"
+    clip = title.clips[0]
+    video = clip.info.video
+    if video is None:
+        raise PictureNotFound("the clip has no video: it has no pictures")
+    duration_ms = int(title.duration * 1000)
+    snapshot_times(plan, duration_ms)  # the clip may have been replaced since the submission
+    shape = fit(video.display_size, plan.picture.w, plan.picture.h, plan.picture.scaletype)
+    params = work.composite.params
+    overlay = None
+    if params.wm_image is not None or params.wm_text is not None:
+        images = await catalog.watermarks(title.profile)
+        overlay = await asyncio.to_thread(make_overlay, params, *shape.canvas, images)
+    source = await segments.sources.media_url(clip.source.key)
+    keys, uris = output_keys(work.output_key, plan), output_keys(work.output_uri, plan)
+    written: list[tuple[str, int]] = []
+    try:
+        for n, (t, key) in enumerate(zip(plan.times, keys, strict=True)):
+            if await cancelled():
+                raise Cancelled()
+            job = PictureJob(
+                source=source,
+                video_stream=video.index,
+                times=(source_time(clip.origin, t),),
+                fit=shape,
+                format=work.format,
+                quality=plan.picture.q,
+                mode=plan.picture.mode,
+                rotation=video.rotation,
+                source_pin=clip.source.pin,
+                overlay=overlay,
+            )
+            result = await segments.pool.picture(job, Priority.JOB)
+            await segments.output.write(key, result.data)
+            written.append((key, len(result.data)))
+            await progress(n + 1, len(keys))
+    except BaseException:
+        await asyncio.shield(_delete_all(segments, [key for key, _ in written]))
+        raise
+    return [(uri, size) for uri, (_, size) in zip(uris, written, strict=True)]
+
+
+async def _delete_all(segments: SegmentService, keys: list[str]) -> None:
+    for key in keys:
+        try:
+            await segments.output.delete(key)
+        except LivetxError as exc:  # left for the operator: the job's record says it failed
+            log.warning("snapshot %s of a failed job not deleted (%s)", key, exc.code)

@@ -338,10 +338,12 @@ class TranscodePool:
     async def run(self, job: SegmentJob, priority: Priority = Priority.CLIENT) -> SegmentResult:
         return await self.submit(job, priority).future
 
-    async def picture(self, job: PictureJob) -> PictureResult:
-        """A picture (a snapshot, a poster, a storyboard sheet), at client priority."""
-        ticket: Ticket[PictureResult] = Ticket(job, Priority.CLIENT, asyncio.get_running_loop().create_future())
-        self._client_added(ticket)
+    async def picture(self, job: PictureJob, priority: Priority = Priority.CLIENT) -> PictureResult:
+        """A picture (a snapshot, a poster, a storyboard sheet), at client priority; a snapshot
+        job's at Priority.JOB (preempted, and queued again, whenever a client waits)."""
+        ticket: Ticket[PictureResult] = Ticket(job, priority, asyncio.get_running_loop().create_future())
+        if priority == Priority.CLIENT:
+            self._client_added(ticket)
         self._enqueue(ticket)
         return await ticket.future
 

@@ -19,10 +19,12 @@ whose output it may write.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
+from livetx.batch import snapshots
 from livetx.batch.notices import check_target, topic_url
 from livetx.batch.pipelines import DEFAULT, Pipeline
 from livetx.batch.record import CANCELLED, QUEUED, STATES, JobRecord, new_job_id
@@ -80,9 +82,13 @@ async def _submit(
         # planned now (one stat and one probe per clip, both cached for the runner): a clip that
         # is missing, not media, or starts past its end, and a title past [limits], are this
         # request's 400 naming the field, not a failed job later
-        check_planned(await title_for(request.app[CATALOG], job.composite, job.clip_field), settings.limits, oss=job.oss)
+        title = await title_for(request.app[CATALOG], job.composite, job.clip_field)
+        check_planned(title, settings.limits, oss=job.oss)
+        if job.snapshot is not None:  # its pictures' times, each before the clip's end
+            job = replace(job, snapshot=snapshots.resolved(job.snapshot, int(title.duration * 1000)))
     output_field = "sys/saveas" if job.oss else "Output.URI"
-    scope.check_write(job.output_key, output_field)
+    for key in snapshots.output_keys(job.output_key, job.snapshot) if job.snapshot is not None else (job.output_key,):
+        scope.check_write(key, output_field)
     taken = profile_area(job.output_key, request.app[CATALOG].profiles)
     if taken is not None:
         raise OutputReserved(f"{output_field} is inside the output of profile {taken!r}, which no job may write", parameter=output_field)
