@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import shutil
 import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from livetx.media.sample import read_index
 from livetx.settings import PlayerSettings
 from tests.conftest import Server, Source
 from tests.multitrack import TRACKS, MultiTrackSpec, write_multitrack
 from tests.player_pages import chromium
 from tests.support import CHROMIUM, HLS_JS
+
+THUMB_BORDER = 2  # px: the demo page's seek-bar thumbnail's border (web/pages/demo.html #thumb)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +103,18 @@ def test_demo_page_lists_plays_and_colours_the_timeline(browser: Any, server: Se
     wait_for(page, "document.querySelectorAll('.cell.cached').length >= 2", 30)
     rows = page.locator("#timeline .row").count()
     assert rows >= 1
+    # the seek bar's preview: hovering over a time shows its storyboard tile, as the page shows it
+    spec = sources["mkv-25-44k"].spec
+    wait_for(page, "window.livetx.storyboard.cues.length >= 2", 30)
+    cue = page.evaluate("window.livetx.storyboard.cues[1]")
+    duration = page.evaluate("document.getElementById('video').duration")
+    box = page.locator("#scrub").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * (cue["start"] + cue["end"]) / 2 / duration, box["y"] + box["height"] / 2)
+    wait_for(page, "document.getElementById('thumb').dataset.loaded === '1'", 30)
+    with Image.open(io.BytesIO(page.locator("#thumb").screenshot())) as shot:
+        tile = shot.convert("L").crop((THUMB_BORDER, THUMB_BORDER, THUMB_BORDER + cue["w"], THUMB_BORDER + cue["h"]))
+        shown = read_index(np.asarray(tile.resize((spec.width, spec.height), Image.Resampling.BICUBIC)))
+    assert shown == round(cue["start"] * spec.fps), (cue, shown)  # the frame at the cue's start, not the first tile's
     errors = page.evaluate("window.livetx.errors")
     assert not [e for e in errors if e["fatal"]], errors
     page.close()
