@@ -718,7 +718,7 @@ def _iframe_renditions(
     source: ObjectInfo, origin: Fraction, profile: Profile, duration: Fraction, renditions: Sequence[Rendition]
 ) -> list[Rendition]:
     """The I-frame rendition (`iframes=1`): entries every IFRAME_INTERVAL_MS on the grid of the
-    lowest-bandwidth H.264 or H.265 video rendition, each a whole segment of one IDR frame (the
+    lowest-bandwidth H.264 video rendition (H.265 when the title has no H.264), each a whole segment of one IDR frame (the
     one shown at the entry's time, picked as that rendition picks it), in its codec, pixel
     format, frame rate and container, scaled down to `iframe_height`, no audio.
 
@@ -731,7 +731,8 @@ def _iframe_renditions(
         return []
     if any(r.encryption is not None for r in renditions) or IFRAME_RENDITION in {r.name for r in renditions}:
         return []
-    base = min(video_renditions, key=lambda r: (r.bandwidth, r.video.width * r.video.height if r.video else 0))
+    # H.264 where the title has it (every player decodes it), else HEVC; the lowest rung of it
+    base = min(video_renditions, key=lambda r: (r.video is None or r.video.codec != "h264", r.bandwidth))
     assert base.video is not None
     video = _iframe_video(base.video, params.iframe_height)
     grid = video_grid(duration, video.fps)
