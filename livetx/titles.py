@@ -819,9 +819,8 @@ def build_title(
         audio_renditions = _audio_renditions(source, origin, profile, tracks, first, taken={r.name for r in renditions})
         renditions += [encrypted(r, first[0].encryption) for r in audio_renditions]  # as the first rendition
     if first is not None:
-        renditions += _iframe_renditions(source, origin, profile, duration, renditions)
-    if first is not None:
         renditions += _subtitle_renditions(source, info, profile, origin, first[0], sidecars, {r.name for r in renditions})
+        renditions += _iframe_renditions(source, origin, profile, duration, renditions)  # last: the others keep their places
     return Title(
         source=source,
         info=info,
