@@ -114,8 +114,9 @@ def test_pyav_reads_the_iframe_playlist(server: Server, sources: dict[str, Sourc
 
 
 @pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg CLI")
-def test_ffmpeg_reads_the_iframe_playlist(server: Server, sources: dict[str, Source]) -> None:
-    playlist_url, playlist, _ = iframe_playlist(server, sources[SOURCE], "ladder")
+@pytest.mark.parametrize("profile", ["default", "ladder"])
+def test_ffmpeg_reads_the_iframe_playlist(server: Server, sources: dict[str, Source], profile: str) -> None:
+    playlist_url, playlist, _ = iframe_playlist(server, sources[SOURCE], profile)
     assert FFMPEG is not None
     done = subprocess.run(
         [FFMPEG, "-v", "error", "-protocol_whitelist", "http,tcp", "-i", playlist_url, "-map", "0:v", "-f", "framecrc", "-"],
@@ -141,3 +142,12 @@ def test_iframe_segments_are_made_only_when_asked(server: Server, sources: dict[
     iframe_url = urljoin(url, master.iframe_playlists[0].uri)
     iframe_names = [s.uri.split("?")[0] for s in m3u8.loads(_get(iframe_url).decode()).segments]
     assert not [n for n in iframe_names if any(stored.rglob(n))]
+
+
+def test_an_entry_past_the_end_is_404(server: Server, sources: dict[str, Source]) -> None:
+    src = sources[SOURCE]
+    _, playlist, _ = iframe_playlist(server, src, "default")
+    last = playlist.segments[-1].uri.split("?")[0]  # iframe-<spec id>-6.ts
+    past = last.rsplit("-", 1)[0] + f"-{len(playlist.segments)}.ts"
+    status, _, body = get_url(server.cli("sign", f"/hls/default/{src.key}/{past}", "--base-url", server.base_url))
+    assert status == 404 and b"past the title" in body
