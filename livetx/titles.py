@@ -718,13 +718,15 @@ def _iframe_renditions(
     source: ObjectInfo, origin: Fraction, profile: Profile, duration: Fraction, renditions: Sequence[Rendition]
 ) -> list[Rendition]:
     """The I-frame rendition (`iframes=1`): entries every IFRAME_INTERVAL_MS on the grid of the
-    lowest-bandwidth H.264 video rendition (H.265 when the title has no H.264), each a whole segment of one IDR frame (the
-    one shown at the entry's time, picked as that rendition picks it), in its codec, pixel
-    format, frame rate and container, scaled down to `iframe_height`, no audio.
+    lowest-bandwidth H.264 video rendition (H.265 when the title has no H.264), each a whole
+    segment of one IDR frame (the one shown at the entry's time, picked as that rendition picks
+    it), in its codec, pixel format, frame rate and container, scaled down to `iframe_height`,
+    no audio.
 
     Whole segments, not byte ranges into the regular segments: those are made just in time, so
     their byte offsets are unknown when the playlist is written. None for API-made titles (their
-    jobs make every rendition's segments), titles without video, or encrypted ones (the frames would leak clear)."""
+    jobs make every rendition's segments), titles without video, or encrypted ones (clear
+    I-frames would show what the encrypted renditions hide)."""
     params = profile.title
     video_renditions = [r for r in renditions if r.video is not None and r.video.codec in IFRAME_CODECS and r.track is None]
     if not params.iframes or profile.source_key is not None or not video_renditions:

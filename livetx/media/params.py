@@ -176,7 +176,7 @@ class TitleParams:
         1,
         "1: an I-frame rendition `iframe` (EXT-X-I-FRAME-STREAM-INF, EXT-X-I-FRAMES-ONLY) for scrubbing and fast-forward in"
         " native players: one entry per second, each a segment of one IDR frame (the frame shown at that second), in the"
-        " codec, pixel format and container of the lowest H.264 or H.265 video rendition, scaled to iframe_height. Made"
+        " codec, pixel format and container of the lowest H.264 rendition (H.265 for an HEVC-only title), scaled to iframe_height. Made"
         " when a player asks, never ahead. None for titles without video, encrypted titles, or playlists made through the API",
     )
     iframe_height: int = param(
