@@ -302,7 +302,15 @@ class Title:
             raise ValueError("a pool job makes an embedded subtitle track's media segments only (sidecar_segment renders a sidecar's)")
         if index == INIT:
             return SegmentJob(
-                "", Fraction(0), Fraction(0), Fraction(0), rendition.video, rendition.audio, container=rendition.container, init=True
+                "",
+                Fraction(0),
+                Fraction(0),
+                Fraction(0),
+                rendition.video,
+                rendition.audio,
+                container=rendition.container,
+                init=True,
+                intra_only=rendition.iframes_only,
             )
         window = rendition.window(index)
         if rendition.iframes_only:  # one frame: the window's first (the entry's EXTINF spans the whole window)
@@ -321,6 +329,7 @@ class Title:
             audio_stream=self._audio_stream(rendition),
             source_pin=self.source.pin,
             container=rendition.container,
+            intra_only=rendition.iframes_only,
         )
         if ref is None:
             return job
@@ -342,6 +351,7 @@ class Title:
             source_pin=clip.source.pin,
             container=rendition.container,
             audio_span=(clip.start, None if clip.last else clip.stop),
+            intra_only=rendition.iframes_only,
         )
 
     def _audio_stream(self, rendition: Rendition) -> int | None:

@@ -13,8 +13,13 @@ import av
 import m3u8
 import pytest
 
+from livetx.media.model import INIT
+from livetx.media.probe import probe
 from livetx.media.sample import read_index
 from livetx.media.timeline import TS_OFFSET
+from livetx.media.transcode import init_segment, transcode_segment
+from livetx.storage.base import ObjectInfo
+from livetx.titles import build_title, parse_profile
 from tests.checker import open_joined
 from tests.conftest import Server, Source
 from tests.support import get_url, wait_until
@@ -149,3 +154,19 @@ def test_an_entry_past_the_end_is_404(server: Server, sources: dict[str, Source]
     past = last.rsplit("-", 1)[0] + f"-{len(playlist.segments)}.ts"
     status, _, body = get_url(server.cli("sign", f"/hls/default/{src.key}/{past}", "--base-url", server.base_url))
     assert status == 404 and b"past the title" in body
+
+
+@pytest.mark.parametrize("container", ["fmp4", "ts"])
+def test_an_hevc_only_title_gets_hevc_iframes(sources: dict[str, Source], container: str) -> None:
+    """Made by the worker as the pool makes them: one HEVC key frame each, PTS exact, the first
+    one too (no B-frames: no reorder delay to push a lone frame's DTS below zero)."""
+    src = sources[SOURCE]
+    profile = parse_profile("hevc", {"renditions": {"h": {"vcodec": "h265", "s": "x180", "container": container}}})
+    title = build_title(ObjectInfo(src.key, 1, "e"), probe(str(src.path)), profile)
+    [iframe] = title.iframe_renditions
+    assert iframe.codecs.startswith("hvc1.") and iframe.container == container
+    init = init_segment(title.job(iframe, INIT, "")) if container == "fmp4" else b""
+    for n in (0, 4):
+        t = iframe.windows[n].start
+        frames = decode_entry(init + transcode_segment(title.job(iframe, n, str(src.path))).data, container, src.spec.width)
+        assert frames == [(t * src.spec.fps, TS_OFFSET + t if container == "ts" else t, True)]

@@ -247,6 +247,9 @@ class SegmentJob:
     # the AAC frame where a clip join falls is silent in the views of both clips: see
     # media/transcode.py `_AudioWindow`.
     audio_span: tuple[Fraction, Fraction | None] | None = None
+    # an I-frame rendition's segment (one IDR frame) or init segment: no B-frames in any container,
+    # so its lone frame has no reorder delay (DTS = PTS; in fMP4 no composition offset)
+    intra_only: bool = False
 
 
 @dataclass(frozen=True)
