@@ -21,7 +21,7 @@ from functools import partial
 from urllib.parse import quote
 
 from livetx.hls.languages import language_name, language_tag
-from livetx.hls.model import Key, MasterPlaylist, MediaPlaylist, MediaRendition, MediaSegment, VariantStream
+from livetx.hls.model import IFrameStream, Key, MasterPlaylist, MediaPlaylist, MediaRendition, MediaSegment, VariantStream
 from livetx.hls.plan import SegmentWindow, target_duration
 from livetx.hls.render import render_master, render_media
 from livetx.layout import key_file_name, master_playlist_key, media_playlist_key, media_playlist_name, segment_name, stored_segment_name
@@ -31,6 +31,8 @@ from livetx.titles import Rendition, Title
 
 MAP_VERSION = 6  # RFC 8216 section 7: EXT-X-MAP outside an I-frame playlist needs version 6
 KEYFORMAT_VERSION = 5  # RFC 8216 section 7: KEYFORMAT needs version 5
+IFRAMES_VERSION = 4  # RFC 8216 section 7: EXT-X-I-FRAMES-ONLY needs version 4
+IFRAMES_MAP_VERSION = 5  # RFC 8216 section 7: EXT-X-MAP in an I-frame playlist needs version 5
 
 UriFor = Callable[[str], str]  # file name next to the playlist -> the URI to write
 BandwidthFor = Callable[[Rendition], tuple[int, int]]  # -> (BANDWIDTH, AVERAGE-BANDWIDTH)
@@ -211,7 +213,21 @@ def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthF
                     subtitles=SUBTITLE_GROUP if r.container == subtitle_container else None,
                 )
             )
-    return render_master(MasterPlaylist(tuple(variants), media))
+    iframes = []
+    for r in title.iframe_renditions:
+        assert r.video is not None, "an I-frame rendition has video"
+        peak, average = bandwidth_for(r)
+        iframes.append(
+            IFrameStream(
+                uri=uri_for(media_playlist_name(r)),
+                bandwidth=peak,
+                average_bandwidth=average or None,
+                codecs=r.codecs,
+                resolution=(r.video.width, r.video.height),
+                video_range=VIDEO_RANGE,
+            )
+        )
+    return render_master(MasterPlaylist(tuple(variants), media, tuple(iframes)))
 
 
 def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = False, key_uri_for: UriFor | None = None) -> str:
@@ -243,9 +259,14 @@ def media_text(rendition: Rendition, uri_for: UriFor = plain, stored: bool = Fal
         segments.append(MediaSegment(uri=uri_for(name(rendition, w.index)), duration=duration))
     target = target_duration(list(lengths.values()))
     version = MAP_VERSION if map_uri is not None else MediaPlaylist.version
+    if rendition.iframes_only:
+        version = IFRAMES_MAP_VERSION if map_uri is not None else IFRAMES_VERSION
     if encryption is not None and encryption.keyformat is not None:
         version = max(version, KEYFORMAT_VERSION)
-    return render_media(MediaPlaylist(segments=tuple(segments), target_duration=target, version=version, map_uri=map_uri))
+    playlist = MediaPlaylist(
+        segments=tuple(segments), target_duration=target, version=version, map_uri=map_uri, iframes_only=rendition.iframes_only
+    )
+    return render_media(playlist)
 
 
 # ---- rendered once, filled per request -----------------------------------------------------

@@ -202,6 +202,9 @@ class Rendition:
     encryption: Encryption | None = None  # its media segments' encryption; None: clear
     clear_spec_id: str = ""  # the spec id without the encryption (it names the segments of a clear rendition)
     overlay: Overlay | None = None  # the watermark drawn over its video (`wm_*` parameters)
+    # an I-frame rendition (EXT-X-I-FRAME-STREAM-INF): segment n holds one IDR frame, the one at
+    # its window's start; the window (about a second) is the entry's EXTINF
+    iframes_only: bool = False
 
     def window(self, index: int) -> SegmentWindow:
         if not 0 <= index < len(self.windows):
@@ -255,8 +258,13 @@ class Title:
 
     @property
     def variants(self) -> tuple[Rendition, ...]:
-        """The renditions a master lists as variant streams (all but the audio and subtitle renditions)."""
-        return tuple(r for r in self.renditions if r.track is None and r.subtitle is None)
+        """The renditions a master lists as variant streams (all but the audio, subtitle and I-frame renditions)."""
+        return tuple(r for r in self.renditions if r.track is None and r.subtitle is None and not r.iframes_only)
+
+    @property
+    def iframe_renditions(self) -> tuple[Rendition, ...]:
+        """The I-frame rendition (EXT-X-I-FRAME-STREAM-INF), if the title has one."""
+        return tuple(r for r in self.renditions if r.iframes_only)
 
     @property
     def audio_renditions(self) -> tuple[Rendition, ...]:
@@ -306,9 +314,19 @@ class Title:
             raise ValueError("a pool job makes an embedded subtitle track's media segments only (sidecar_segment renders a sidecar's)")
         if index == INIT:
             return SegmentJob(
-                "", Fraction(0), Fraction(0), Fraction(0), rendition.video, rendition.audio, container=rendition.container, init=True
+                "",
+                Fraction(0),
+                Fraction(0),
+                Fraction(0),
+                rendition.video,
+                rendition.audio,
+                container=rendition.container,
+                init=True,
+                intra_only=rendition.iframes_only,
             )
         window = rendition.window(index)
+        if rendition.iframes_only:  # one frame: the window's first (the entry's EXTINF spans the whole window)
+            window = replace(window, end=window.first + 1)
         clip = self.clip_of(index)
         if clip is not None:
             return self._clip_job(clip, rendition, window, media_url)
@@ -324,6 +342,7 @@ class Title:
             source_pin=self.source.pin,
             container=rendition.container,
             overlay=rendition.overlay,
+            intra_only=rendition.iframes_only,
         )
         if ref is None:
             return job
@@ -346,6 +365,7 @@ class Title:
             container=rendition.container,
             audio_span=(clip.start, None if clip.last else clip.stop),
             overlay=rendition.overlay if rendition.video is not None else None,
+            intra_only=rendition.iframes_only,
         )
 
     def _audio_stream(self, rendition: Rendition) -> int | None:
@@ -535,6 +555,8 @@ def _spec_id(
         facts += ("audio track", muxed.index)
     if rendition.overlay is not None:  # a watermark: its pixels and rectangle (titles without one keep their ids)
         facts += ("watermark", rendition.overlay.identity)
+    if rendition.iframes_only:  # (its windows' frames differ: one each)
+        facts += ("iframes only",)
     text = repr(facts)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -711,6 +733,79 @@ def _subtitle_renditions(
     return out
 
 
+IFRAME_RENDITION = "iframe"  # the name of a title's I-frame rendition
+IFRAME_CRF = 28.0  # its frames' quality: small thumbnails for scrubbing, not for watching
+IFRAME_INTERVAL_MS = 1000  # one I-frame entry per this much of the title (the last shorter)
+IFRAME_CODECS = ("h264", "h265")  # what native players decode in I-frame playlists (AV1 titles get none)
+IFRAME_BITS_PER_PIXEL = 1.0  # an intra frame at IFRAME_CRF, about: the peak estimate before any is measured
+
+
+def _iframe_renditions(
+    source: ObjectInfo,
+    origin: Fraction,
+    profile: Profile,
+    duration: Fraction,
+    renditions: Sequence[Rendition],
+    watermarks: Mapping[str, WatermarkImage] | None = None,
+) -> list[Rendition]:
+    """The I-frame rendition (`iframes=1`): entries every IFRAME_INTERVAL_MS on the grid of the
+    lowest-bandwidth H.264 video rendition (H.265 when the title has no H.264), each a whole
+    segment of one IDR frame (the one shown at the entry's time, picked as that rendition picks
+    it), in its codec, pixel format, frame rate and container, scaled down to `iframe_height`,
+    no audio.
+
+    Whole segments, not byte ranges into the regular segments: those are made just in time, so
+    their byte offsets are unknown when the playlist is written. None for API-made titles (their
+    jobs make every rendition's segments), titles without video, or encrypted ones (clear
+    I-frames would show what the encrypted renditions hide). The base rendition's watermark is
+    drawn on its frames too, made for their size."""
+    params = profile.title
+    video_renditions = [r for r in renditions if r.video is not None and r.video.codec in IFRAME_CODECS and r.track is None]
+    if not params.iframes or profile.source_key is not None or not video_renditions:
+        return []
+    if any(r.encryption is not None for r in renditions) or IFRAME_RENDITION in {r.name for r in renditions}:
+        return []
+    # H.264 where the title has it (every player decodes it), else HEVC; the lowest rung of it
+    base = min(video_renditions, key=lambda r: (r.video is None or r.video.codec != "h264", r.bandwidth))
+    assert base.video is not None
+    video = _iframe_video(base.video, params.iframe_height)
+    grid = video_grid(duration, video.fps)
+    windows = plan_segments(grid, IFRAME_INTERVAL_MS)
+    pixels = video.width * video.height
+    peak = int(IFRAME_BITS_PER_PIXEL * pixels * 1.05 / float(windows[0].duration))  # one frame per entry
+    marked = next((t.params for t in profile.renditions if t.name == base.name), None)
+    overlay = make_overlay(marked, video.width, video.height, watermarks or {}) if marked is not None else None
+    draft = Rendition(
+        IFRAME_RENDITION,
+        "",
+        video,
+        None,
+        windows,
+        peak,
+        peak // 2,
+        codecs(video, None),
+        container=base.container,
+        iframes_only=True,
+        overlay=overlay,
+    )
+    return [replace(draft, spec_id=_spec_id(source, origin, grid, draft), initd=0, ta=base.ta)]
+
+
+def _even(value: Fraction) -> int:
+    return max(2, 2 * round(value / 2))
+
+
+def _iframe_video(base: VideoSpec, max_height: int) -> VideoSpec:
+    """The I-frame rendition's encoder: the base rendition's, scaled to `max_height` at most (its
+    picture with it, for crop and fill), in CRF mode at IFRAME_CRF."""
+    scale = min(Fraction(1), Fraction(max_height, base.height))
+    width, height = _even(base.width * scale), _even(base.height * scale)
+    picture = None
+    if base.picture is not None:
+        picture = (_even(base.picture[0] * scale), _even(base.picture[1] * scale))
+    return replace(base, width=width, height=height, picture=picture, crf=IFRAME_CRF, bitrate=None, maxrate=None, bufsize=None, gop=None)
+
+
 def build_title(
     source: ObjectInfo,
     info: MediaInfo,
@@ -778,6 +873,7 @@ def build_title(
         renditions += [encrypted(r, first[0].encryption) for r in audio_renditions]  # as the first rendition
     if first is not None:
         renditions += _subtitle_renditions(source, info, profile, origin, first[0], sidecars, {r.name for r in renditions})
+        renditions += _iframe_renditions(source, origin, profile, duration, renditions, watermarks)  # last: the others keep their places
     return Title(
         source=source,
         info=info,

@@ -302,20 +302,21 @@ def _title(source: Path, **title: Any) -> Any:
 def test_auto_is_the_default_muxed_for_one_track_with_its_spec_ids_and_separate_for_more(source: Path, one_track: Path) -> None:
     default, muxed = _title(one_track), _title(one_track, audio="muxed")
     assert default == replace(muxed, profile=default.profile)  # one audio track: muxed, with the ids it had
-    assert [r.name for r in default.renditions] == ["v"] and default.renditions[0].audio is not None
+    assert [r.name for r in default.renditions] == ["v", "iframe"] and default.renditions[0].audio is not None
     assert _title(one_track, audio="all").renditions[0].spec_id != default.renditions[0].spec_id
     auto, muxed, separate = _title(source), _title(source, audio="muxed"), _title(source, audio="all")
     assert auto == replace(separate, profile=auto.profile)  # four: each its own rendition
-    assert [r.name for r in separate.renditions] == ["v", "a1", "a2", "a3", "a4"]
+    assert [r.name for r in separate.renditions] == ["v", "a1", "a2", "a3", "a4", "iframe"]  # (I-frames: last, video only)
     ids = [r.spec_id for r in separate.renditions]
     assert muxed.renditions[0].spec_id not in ids and len(set(ids)) == len(ids)
-    assert separate.renditions[0].audio is None and all(r.windows == separate.renditions[0].windows for r in separate.renditions)
+    assert separate.renditions[0].audio is None and all(r.windows == separate.renditions[0].windows for r in separate.renditions[:-1])
 
 
 def test_surround_leaves_the_stereo_renditions_as_they_were(source: Path) -> None:
     plain, surround = _title(source.parent / SURROUND_SOURCE), _title(source.parent / SURROUND_SOURCE, surround=1)
-    assert [r.name for r in surround.renditions] == ["v", "a1", "a2", "a2c6"]
-    assert surround.renditions[:3] == plain.renditions  # same specs and spec ids: the same segments
+    assert [r.name for r in surround.renditions] == ["v", "a1", "a2", "a2c6", "iframe"]
+    # same specs and spec ids: the same segments
+    assert surround.renditions[:3] == plain.renditions[:3] and surround.renditions[-1] == plain.renditions[-1]
     assert surround.rendition("a2c6").audio == AudioSpec(48000, 6, 384000)  # 3 x ab
     assert [r.name for r in _title(source, surround=1).audio_renditions] == ["a1", "a2", "a3", "a4", "a4c6"]  # 5.1 only
 

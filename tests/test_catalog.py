@@ -380,7 +380,8 @@ async def test_first_sight_is_true_once_per_title_version(stores: Stores) -> Non
 @pytest.mark.parametrize(
     ("publish", "written"),
     [
-        pytest.param(True, ["in/a.mp4/default/master.m3u8", "in/a.mp4/default/r.m3u8"], id="published"),
+        # (the I-frame rendition's playlist too: the published master lists it)
+        pytest.param(True, ["in/a.mp4/default/iframe.m3u8", "in/a.mp4/default/master.m3u8", "in/a.mp4/default/r.m3u8"], id="published"),
         pytest.param(False, [], id="not-published"),
     ],
 )

@@ -64,8 +64,8 @@ async def test_the_mpd_describes_the_hls_segments_exactly(client: TestClient[Any
     (video,) = root.findall(".//mpd:AdaptationSet", NS)  # muxed: audio rides in the video set's segments
     assert video.get("contentType") == "video" and video.get("segmentAlignment") == "true"
     reps = video.findall("mpd:Representation", NS)
-    assert [r.get("id") for r in reps] == [r.name for r in title.renditions] and len(reps) == 3
-    for rep, rendition in zip(reps, title.renditions, strict=True):
+    assert [r.get("id") for r in reps] == [r.name for r in title.variants] and len(reps) == 3  # (not the I-frame rendition)
+    for rep, rendition in zip(reps, title.variants, strict=True):
         assert rendition.video is not None and rendition.audio is not None
         assert rep.get("codecs") == rendition.codecs == f"{rendition.codecs.split(',')[0]},mp4a.40.2"
         assert (rep.get("width"), rep.get("height"), rep.get("frameRate")) == (

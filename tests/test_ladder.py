@@ -100,7 +100,7 @@ def test_upscale_allowed_keeps_the_rung(source: Source) -> None:
     profile = parse_profile("up", {"renditions": {"a": {"s": "x360"}, "b": {"s": "x1080", "sopt": 0}, "c": {"s": "x1080"}}})
     title = build_title(ObjectInfo("ladder.mp4", 1, "e"), probe(str(source.path)), profile)
     # b upscales as asked; c is capped to 640x360, which a already is, and is dropped
-    assert [(r.name, r.video.width, r.video.height) for r in title.renditions if r.video] == [("a", 640, 360), ("b", 1920, 1080)]
+    assert [(r.name, r.video.width, r.video.height) for r in title.variants if r.video] == [("a", 640, 360), ("b", 1920, 1080)]
 
 
 async def test_every_variant_plays_frame_exact(make_client: Callable[..., Awaitable[TestClient[Any, Any]]], source: Source) -> None:

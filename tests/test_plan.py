@@ -111,6 +111,6 @@ def test_a_rendition_may_set_its_own_segmenting() -> None:
     )
     video = VideoInfo(0, "h264", 640, 360, Fraction(25), "yuv420p", Fraction(0), end=Fraction(30))
     title = build_title(ObjectInfo("k", 1, "e"), MediaInfo("mp4", Fraction(30), Fraction(0), video, None), profile)
-    a, b = title.renditions
+    a, b = title.variants
     assert [w.duration for w in a.windows] == [2, 10, 10, 8] and a.initd == profile.title.initd
     assert [w.duration for w in b.windows] == [6] * 5 and b.initd == 0

@@ -62,7 +62,8 @@ async def client(aiohttp_client: Any, media: Path) -> TestClient[Any, Any]:
 
 def old_render_media(rendition: Rendition, uri_for: Callable[[str], str]) -> str:
     doc = m3u8.M3U8()
-    doc.version = 3
+    doc.version = 4 if rendition.iframes_only else 3  # (EXT-X-I-FRAMES-ONLY needs 4)
+    doc.is_i_frames_only = rendition.iframes_only
     doc.target_duration = target_duration(rendition.windows)
     doc.media_sequence = 0
     doc.playlist_type = "vod"
@@ -111,7 +112,7 @@ async def test_media_playlists_are_the_bytes_of_the_old_rendering(client: TestCl
     signer = make_signer(client.server.app[SETTINGS])
     prefix = title_prefix("default", key)
     title = await title_of(client, "default", key)
-    [rendition] = title.renditions
+    [rendition] = title.variants
     durations = {float(w.duration) for w in rendition.windows}
     assert len(rendition.windows) > segments and {2.0, 10.0} <= durations  # initial and regular segments
     for kind, token in tokens(signer, prefix + "main.m3u8", prefix).items():
@@ -136,7 +137,7 @@ async def test_ladder_masters_are_the_bytes_of_the_old_rendering(client: TestCli
     signer = make_signer(client.server.app[SETTINGS])
     prefix = title_prefix("ladder", "hour.mkv")
     title = await title_of(client, "ladder", "hour.mkv")
-    assert len(title.renditions) == 3
+    assert len(title.variants) == 3 and len(title.iframe_renditions) == 1
     bandwidth = client.server.app[SEGMENTS].bandwidth
     for kind, token in tokens(signer, prefix + "master.m3u8", prefix).items():
         expected = master_text(title, old_uri_for(signer, token, prefix), bandwidth).encode()

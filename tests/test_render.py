@@ -92,7 +92,7 @@ def test_rungs_capped_to_the_source_drop_per_codec() -> None:
     codec's rung of that size stays (the player picks by CODECS)."""
     renditions = {"avc": {"s": "x2160"}, "avc2": {"s": "x1440"}, "hevc": {"vcodec": "h265", "s": "x2160"}}
     title = build_title(ObjectInfo("a.mp4", 1, "e"), SOURCE, parse_profile("capped", {"renditions": renditions}))
-    assert [(r.name, r.video.width, r.video.height) for r in title.renditions if r.video] == [("avc", 1920, 1080), ("hevc", 1920, 1080)]
+    assert [(r.name, r.video.width, r.video.height) for r in title.variants if r.video] == [("avc", 1920, 1080), ("hevc", 1920, 1080)]
 
 
 def test_a_profile_without_h264_keeps_its_first_rendition_first() -> None:

@@ -23,7 +23,7 @@ async def test_states_come_from_the_folder_listing(aiohttp_client: Any, tmp_path
     settings = app_settings(LIVETX_STORAGE_URI=str(tmp_path), LIVETX_API_KEYS=f"t:{API_KEY}", LIVETX_PROFILES_DEFAULT_INITD="0")
     client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
     title = await client.server.app[CATALOG].title("default", "t.mkv")
-    [rendition] = title.renditions
+    [rendition] = title.variants
     for index in (0, 5, len(rendition.windows) - 1):  # made earlier, by this or another process
         path = tmp_path / ".livetx" / segment_key(title, rendition, index)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -336,7 +336,7 @@ def test_a_rendition_named_like_a_track_is_refused(mkv: Path) -> None:
     with pytest.raises(ParameterError) as refused:
         title_of(mkv, renditions={"s5": {"preset": "ultrafast"}})
     assert refused.value.name == "subtitles"
-    assert [r.name for r in title_of(mkv, subtitles="s6", renditions={"s5": {}}).renditions] == ["s5", "s6"]
+    assert [r.name for r in title_of(mkv, subtitles="s6", renditions={"s5": {}}).renditions] == ["s5", "s6", "iframe"]
 
 
 # ---- served through the app ---------------------------------------------------------------

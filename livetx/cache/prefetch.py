@@ -63,9 +63,10 @@ class Prefetcher:
     def pretranscode(self, title: Title, client: str = "") -> None:
         """Queue the first `initd` ms of every rendition (when its playlist is created), and
         an fMP4 rendition's init segment, which a player fetches before them. Subtitle
-        segments are cheap (no video decoded): made when asked for, never ahead."""
+        segments are cheap (no video decoded): made when asked for, never ahead, and so are
+        I-frame segments (a player fetches a few, where it scrubs to)."""
         for rendition in title.renditions:
-            if rendition.subtitle is not None:
+            if rendition.subtitle is not None or rendition.iframes_only:
                 continue
             indexes: list[SegmentPart] = [*pretranscode_indexes(rendition.windows, rendition.initd)]
             if indexes and rendition.container == "fmp4":
@@ -76,7 +77,7 @@ class Prefetcher:
         """A client fetched segment `index`: prefetch ahead of it. Playing in order, the next
         two; after a start or a seek, the title's `ta` segments. The same segment asked for
         again (a retry, a range request, a replay) sets off nothing new."""
-        if not self.lookahead or rendition.subtitle is not None:
+        if not self.lookahead or rendition.subtitle is not None or rendition.iframes_only:
             return
         head = f"{title.source.key}\n{title.source.etag}\n{rendition.spec_id}\n{client}"
         previous = self._playheads.pop(head)

@@ -50,8 +50,9 @@ NameFor = Callable[[Rendition, SegmentPart], str]  # a segment's name: as served
 
 def _media(title: Title) -> list[Rendition]:
     """The renditions an MPD holds: not the subtitle renditions. DASH text is out of scope for
-    now: segmented raw WebVTT plays in Shaka only, dash.js wants it in fMP4 (wvtt or stpp)."""
-    return [r for r in title.renditions if r.subtitle is None]
+    now: segmented raw WebVTT plays in Shaka only, dash.js wants it in fMP4 (wvtt or stpp).
+    Nor the I-frame rendition (HLS trick play; DASH players scrub on the video itself)."""
+    return [r for r in title.renditions if r.subtitle is None and not r.iframes_only]
 
 
 def check_dash(title: Title) -> None:

@@ -35,6 +35,7 @@ class MediaPlaylist:
     media_sequence: int = 0  # #EXT-X-MEDIA-SEQUENCE (4.3.3.2)
     version: int = 3  # #EXT-X-VERSION (4.3.1.2): decimal EXTINF needs 3; EXT-X-MAP needs 6 (section 7)
     map_uri: str | None = None  # #EXT-X-MAP (4.3.2.5): the init segment of every segment (fMP4)
+    iframes_only: bool = False  # #EXT-X-I-FRAMES-ONLY (4.3.3.6): each segment is one I-frame; needs version 4
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,18 @@ class VariantStream:
     video_range: str | None = None  # VIDEO-RANGE (RFC 8216bis 4.4.6.2): SDR for every video variant livetx makes
     audio: str | None = None  # AUDIO: the GROUP-ID of its audio renditions, when they are separate
     subtitles: str | None = None  # SUBTITLES: the GROUP-ID of the subtitle renditions it plays with
+
+
+@dataclass(frozen=True)
+class IFrameStream:
+    """One `#EXT-X-I-FRAME-STREAM-INF` (RFC 8216 4.3.4.3): an I-frame playlist, for trick play."""
+
+    uri: str
+    bandwidth: int  # the peak segment bit rate of its I-frame segments
+    average_bandwidth: int | None
+    codecs: str
+    resolution: tuple[int, int]
+    video_range: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,3 +93,4 @@ class MasterPlaylist:
 
     variants: tuple[VariantStream, ...]
     media: tuple[MediaRendition, ...] = ()  # EXT-X-MEDIA tags, before the variants
+    iframe_streams: tuple[IFrameStream, ...] = ()  # EXT-X-I-FRAME-STREAM-INF tags, after the variants

@@ -36,6 +36,8 @@ def render_media(playlist: MediaPlaylist) -> str:
     if playlist.target_duration:
         lines.append(f"#EXT-X-TARGETDURATION:{playlist.target_duration}")
     lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
+    if playlist.iframes_only:
+        lines.append("#EXT-X-I-FRAMES-ONLY")
     if playlist.map_uri is not None:  # before the first segment, as the m3u8 package writes a segment's init_section
         lines.append(f'#EXT-X-MAP:URI="{playlist.map_uri}"')
     # EXTINF text by duration object: segments share their duration objects (media_text), and
@@ -107,4 +109,12 @@ def render_master(playlist: MasterPlaylist) -> str:
         if variant.subtitles:
             info["subtitles"] = variant.subtitles
         doc.add_playlist(m3u8.Playlist(uri=variant.uri, stream_info=info, media=doc.media, base_uri=None))
+    for stream in playlist.iframe_streams:
+        iframe_info: dict[str, object] = {"bandwidth": stream.bandwidth, "codecs": stream.codecs}
+        if stream.average_bandwidth:
+            iframe_info["average_bandwidth"] = stream.average_bandwidth
+        iframe_info["resolution"] = f"{stream.resolution[0]}x{stream.resolution[1]}"
+        if stream.video_range:
+            iframe_info["video_range"] = stream.video_range
+        doc.add_iframe_playlist(m3u8.IFramePlaylist(base_uri=None, uri=stream.uri, iframe_stream_info=iframe_info))
     return str(doc.dumps())

@@ -252,6 +252,9 @@ class SegmentJob:
     # a watermark drawn over every output frame after scaling (livetx/media/overlay.py): small,
     # made for this output size when the title was planned
     overlay: Overlay | None = None
+    # an I-frame rendition's segment (one IDR frame) or init segment: no B-frames in any container,
+    # so its lone frame has no reorder delay (DTS = PTS; in fMP4 no composition offset)
+    intra_only: bool = False
 
 
 @dataclass(frozen=True)

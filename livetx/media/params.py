@@ -200,6 +200,17 @@ class TitleParams:
         0,
         "segments per content key: a new key (and EXT-X-KEY tag) every key_rotation segments; 0: one key for the title",
     )
+    iframes: int = param(
+        SWITCH,
+        1,
+        "1: an I-frame rendition `iframe` (EXT-X-I-FRAME-STREAM-INF, EXT-X-I-FRAMES-ONLY) for scrubbing and fast-forward in"
+        " native players: one entry per second, each a segment of one IDR frame (the frame shown at that second), in the"
+        " codec, pixel format and container of the lowest H.264 rendition (H.265 for an HEVC-only title), scaled to iframe_height. Made"
+        " when a player asks, never ahead. None for titles without video, encrypted titles, or playlists made through the API",
+    )
+    iframe_height: int = param(
+        Integer(64, 1080, "px"), 360, "the I-frame rendition's height at most (the lowest rendition's picture scaled down to fit)"
+    )
     subtitles: str = param(
         SUBTITLE_SELECTION,
         "all",

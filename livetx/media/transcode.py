@@ -164,7 +164,7 @@ def init_segment(job: SegmentJob) -> bytes:
     out_buf = io.BytesIO()
     with av.open(out_buf, "w", format="mp4", options=FMP4_OPTIONS) as out:
         if job.video is not None:
-            _open_video(out, job.video, job.container)
+            _open_video(out, job.video, job.container, job.intra_only)
         if job.audio is not None:
             _open_audio(out, job.audio)
         out.start_encoding()
@@ -299,7 +299,7 @@ class _Segment:
     def _video(self, out: OutputContainer, window: _Window) -> _VideoCursor | None:
         if self.vin is None or self.job.video is None or window.video is None:
             return None
-        stream = _open_video(out, self.job.video, self.job.container)
+        stream = _open_video(out, self.job.video, self.job.container, self.job.intra_only)
         # after a seek, the first decoded frame must be early enough
         cursor = _VideoCursor(
             self.vin, stream, self.job.video, self.job.origin, window.video, _offset(self.job), verify=window.seek_to is not None
@@ -366,7 +366,7 @@ def _decode_time(packet: Packet[Stream]) -> Fraction:
     return packet.dts * packet.time_base
 
 
-def _open_video(out: OutputContainer, spec: VideoSpec, container: str) -> VideoStream:
+def _open_video(out: OutputContainer, spec: VideoSpec, container: str, intra_only: bool = False) -> VideoStream:
     if spec.codec == "av1":
         os.environ.setdefault("SVT_LOG", SVT_LOG)  # read when an encoder opens
     stream = out.add_stream(ENCODERS[spec.codec], rate=spec.fps)
@@ -393,6 +393,8 @@ def _open_video(out: OutputContainer, spec: VideoSpec, container: str) -> VideoS
         # reorder-delay hole), and DTS rise one frame at a time across every boundary. A
         # B-frame delay in some segments only would step DTS back at the joins. fMP4 carries
         # the composition offsets, so it keeps the encoder's default B-frames.
+        x_params.append("bframes=0")
+    elif intra_only:  # an I-frame rendition's lone frame, and its init segment's headers: no reorder delay declared
         x_params.append("bframes=0")
     if spec.bitrate:
         ctx.bit_rate = spec.bitrate

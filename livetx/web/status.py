@@ -67,8 +67,9 @@ class TitleStatus:
     ) -> StatusView:
         """`subtitles`: the title's subtitle tracks as the API lists them (facts of the plan).
         Segment states are those of the media renditions (a subtitle segment is made when
-        asked for, in a moment, or never stored at all: a sidecar's)."""
-        renditions = [r for r in title.renditions if r.subtitle is None]
+        asked for, in a moment, or never stored at all: a sidecar's), not the I-frame rendition's
+        (a second each: made where a player scrubs to, they say nothing of playback)."""
+        renditions = [r for r in title.renditions if r.subtitle is None and not r.iframes_only]
         facts = []
         states = []
         for r in renditions:
