@@ -51,7 +51,7 @@ from livetx.errors import (
 )
 from livetx.jobs import JOB_PREFIX, Job
 from livetx.layout import claim_key, composite_key, probe_key, record_key
-from livetx.lru import Lru
+from livetx.lru import Lru, Once
 from livetx.media.model import MediaInfo
 from livetx.media.pool import ProbePool
 from livetx.media.probe import probe
@@ -115,8 +115,8 @@ class Catalog:
         self._probing: dict[tuple[str, str], asyncio.Future[MediaInfo]] = {}
         # (profile, source key, its ETag, sidecars, watermark images' (key, ETag)) -> the title
         self._titles: Lru[tuple[str, str, str, SidecarIdentity, tuple[tuple[str, str], ...]], Title] = Lru(PROBE_CACHE_SIZE)
-        self._watermarks: Lru[tuple[str, str], WatermarkImage] = Lru(WATERMARK_CACHE_BYTES, weigh=lambda image: len(image.rgba) + 1)
-        self._decoding: dict[tuple[str, str], asyncio.Future[WatermarkImage]] = {}
+        # decoded watermark images by (key, ETag): each read and decoded once
+        self._watermarks: Once[tuple[str, str], WatermarkImage] = Once(Lru(WATERMARK_CACHE_BYTES, weigh=lambda image: len(image.rgba) + 1))
         # source key -> profile -> (monotonic deadline, title): what `title` answers, without a
         # look at the caches it is made from, until the first of them is due again
         self._answers: Lru[str, dict[str, tuple[float, Title]]] = Lru(PROBE_CACHE_SIZE)
@@ -494,28 +494,13 @@ class Catalog:
         return found
 
     async def _image(self, info: ObjectInfo) -> WatermarkImage:
-        cache_key = (info.key, info.etag)
-        cached = self._watermarks.get(cache_key)
-        if cached is not None:
-            return cached
-        running = self._decoding.get(cache_key)
-        if running is None:
-            running = asyncio.ensure_future(self._decode(info))
-            self._decoding[cache_key] = running
-            running.add_done_callback(lambda done: self._decoded(cache_key, done))
-        return await asyncio.shield(running)
+        return await self._watermarks.get((info.key, info.etag), lambda: self._decode(info))
 
     async def _decode(self, info: ObjectInfo) -> WatermarkImage:
         if info.size > MAX_IMAGE_BYTES:  # refused before a byte is read
             raise WatermarkUnreadable.of(info.key, f"larger than {MAX_IMAGE_BYTES} bytes")
         data = await self.sources.read(info.key)
         return await asyncio.to_thread(decode_image, info.key, info.etag, data)
-
-    def _decoded(self, cache_key: tuple[str, str], done: asyncio.Future[WatermarkImage]) -> None:
-        if self._decoding.get(cache_key) is done:
-            del self._decoding[cache_key]
-        if not done.cancelled() and done.exception() is None:  # retrieved here; waiters still get it
-            self._watermarks.put(cache_key, done.result())
 
     # ---- subtitle sidecars ---------------------------------------------------------------
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from livetx.lru import Lru
+import asyncio
+
+import pytest
+
+from livetx.lru import Lru, Once
 
 
 def test_put_beyond_the_bound_drops_the_least_recent_and_returns_it() -> None:
@@ -52,3 +56,37 @@ def test_the_entry_just_put_is_kept_even_beyond_the_bound() -> None:
     lru.put("a", b"x")
     assert lru.put("big", b"x" * 11) == [("a", b"x")] and lru.keys() == ["big"] and lru.weight == 11
     assert lru.put("b", b"x") == [("big", b"x" * 11)] and lru.keys() == ["b"]
+
+
+async def test_once_makes_a_key_once_for_every_caller_and_keeps_it() -> None:
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def make() -> int:
+        calls.append("made")
+        await release.wait()
+        return 7
+
+    once: Once[str, int] = Once(Lru(4))
+    waiters = [asyncio.ensure_future(once.get("a", make)) for _ in range(3)]
+    await asyncio.sleep(0)  # each waiter has asked (one coroutine step, not a wait for the making)
+    waiters[0].cancel()  # a caller that leaves cancels nothing for the others
+    release.set()
+    assert await asyncio.gather(*waiters[1:]) == [7, 7]
+    assert calls == ["made"] and once.held("a") == 7 and once.made == 1
+    assert await once.get("a", make) == 7 and calls == ["made"]  # kept: not made again
+
+
+async def test_once_keeps_no_failure_and_what_keep_refuses() -> None:
+    once: Once[str, int] = Once(Lru(4), keep=lambda value: value < 10)
+
+    async def fail() -> int:
+        raise ValueError("broken")
+
+    async def big() -> int:
+        return 99
+
+    with pytest.raises(ValueError, match="broken"):
+        await once.get("a", fail)
+    assert once.held("a") is None and once.made == 0
+    assert await once.get("b", big) == 99 and once.held("b") is None and once.made == 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable
 
-from livetx.lru import Lru
+from livetx.lru import Lru, Once
 from livetx.playlists import Rendered
 
 RENDERED_MAX_BYTES = 64 * 1024**2  # rendered playlists kept (a 2-hour title's media playlist: ~75 kB)
@@ -20,37 +20,23 @@ class PlaylistCache:
 
     def __init__(self, max_bytes: int = RENDERED_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
-        self.renders = 0
-        self._rendered: Lru[Hashable, Rendered] = Lru(max_bytes, weigh=lambda rendered: rendered.size)
-        self._rendering: dict[Hashable, asyncio.Task[Rendered]] = {}
+        self._rendered: Once[Hashable, Rendered] = Once(
+            Lru(max_bytes, weigh=lambda rendered: rendered.size), keep=lambda rendered: rendered.size <= max_bytes
+        )
         self.signing = asyncio.Semaphore(SIGNING_AT_ONCE)
+
+    @property
+    def renders(self) -> int:
+        return self._rendered.made
 
     def held(self, key: Hashable) -> Rendered | None:
         """The rendered playlist if it is held (no coroutine: every warm request), else None."""
-        return self._rendered.get(key)
+        return self._rendered.held(key)
 
     async def get(self, key: Hashable, render: Callable[[], Rendered]) -> Rendered:
-        found = self._rendered.get(key)
-        if found is not None:
-            return found
-        task = self._rendering.get(key)
-        if task is None:
-            task = asyncio.create_task(asyncio.to_thread(render))
-            self._rendering[key] = task
-            task.add_done_callback(lambda done: self._keep(key, done))
-        # a client that leaves doesn't cancel the rendering others wait for
-        return await asyncio.shield(task)
-
-    def _keep(self, key: Hashable, task: asyncio.Task[Rendered]) -> None:
-        self._rendering.pop(key, None)
-        if task.cancelled() or task.exception() is not None:
-            return  # each waiter got the error; nothing is kept
-        rendered = task.result()
-        self.renders += 1
-        if rendered.size > self.max_bytes:
-            return
-        self._rendered.put(key, rendered)
+        """Rendered once, in a thread; a client that leaves doesn't cancel the rendering others wait for."""
+        return await self._rendered.get(key, lambda: asyncio.to_thread(render))
 
     @property
     def bytes(self) -> int:
-        return self._rendered.weight
+        return self._rendered.kept.weight
