@@ -85,26 +85,32 @@ def make_picture(job: PictureJob, should_stop: Callable[[], bool] | None = None,
             raise SourceUnreadable("the source has no video stream to take a picture of")
         stream.codec_context.thread_type = DECODE_THREADING
         reader = _Reader(src, stream, job.mode == "key")
-        images: list[Image.Image] = []
-        for t in job.times:
-            if should_stop is not None and should_stop():
-                raise Preempted()
-            frame = reader.frame_at(t)
-            if frame is None:
-                raise SourceUnreadable("no video frame could be decoded at that time")
-            image = _upright(frame, job.rotation)
-            if job.pick_bright:
-                if _bright(image):
-                    images = [image]
-                    break
-                images = images or [image]
-                continue
-            images.append(image)
+        images = _pictures(reader, job, should_stop)
         tiles = [_fitted(i, job.fit) for i in images]
         if job.overlay is not None:  # the watermark, made for the tile's size
             tiles = [overlay_rgb(tile, job.overlay) for tile in tiles]
         data = _encode(_grid(tiles, job.fit.canvas, job.columns), job.format, job.quality)
         return PictureResult(data, reader.decoded, reader.seeks, time.perf_counter() - began, counter())
+
+
+def _pictures(reader: _Reader, job: PictureJob, should_stop: Callable[[], bool] | None) -> list[Image.Image]:
+    """The frames at the job's times, upright; a poster's (`pick_bright`): the first bright one,
+    else the first."""
+    images: list[Image.Image] = []
+    for t in job.times:
+        if should_stop is not None and should_stop():
+            raise Preempted()
+        frame = reader.frame_at(t)
+        if frame is None:
+            raise SourceUnreadable("no video frame could be decoded at that time")
+        image = _upright(frame, job.rotation)
+        if not job.pick_bright:
+            images.append(image)
+        elif _bright(image):
+            return [image]
+        else:
+            images = images or [image]
+    return images
 
 
 class _Reader:
