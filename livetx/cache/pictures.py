@@ -44,7 +44,7 @@ class PictureService:
         if found is not None:
             return found
         flight = self.segments.flight.do(key, self._fetch_or_make(key, etag, job))
-        return await self.segments.within_wait_timeout(flight)
+        return await self.segments.within_wait_timeout(flight, "picture")
 
     async def _near(self, key: str, etag: str) -> SegmentBody | None:
         """Memory (write-back on the way) and the local tier: no storage I/O."""

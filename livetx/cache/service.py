@@ -208,13 +208,13 @@ class SegmentService:
             return SegmentBody(etag, path=path, made=True)
         return SegmentBody(etag, data=data, made=True)
 
-    async def within_wait_timeout(self, flight: Awaitable[SegmentBody]) -> SegmentBody:
+    async def within_wait_timeout(self, flight: Awaitable[SegmentBody], what: str = "segment") -> SegmentBody:
         try:  # a client gives up waiting; the work goes on for whoever else waits, and the cache
             return await asyncio.wait_for(flight, self.wait_timeout)
         except TimeoutError:
             self.stats.overloaded += 1
             raise Overloaded(
-                f"segment not ready within {self.wait_timeout:g} s; it is still being made", retry_after=self.pool.retry_after()
+                f"{what} not ready within {self.wait_timeout:g} s; it is still being made", retry_after=self.pool.retry_after()
             ) from None
 
     async def _lookup_storage(
