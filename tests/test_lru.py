@@ -59,17 +59,18 @@ def test_the_entry_just_put_is_kept_even_beyond_the_bound() -> None:
 
 
 async def test_once_makes_a_key_once_for_every_caller_and_keeps_it() -> None:
-    release = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
     calls: list[str] = []
 
     async def make() -> int:
         calls.append("made")
+        started.set()
         await release.wait()
         return 7
 
     once: Once[str, int] = Once(Lru(4))
     waiters = [asyncio.ensure_future(once.get("a", make)) for _ in range(3)]
-    await asyncio.sleep(0)  # each waiter has asked (one coroutine step, not a wait for the making)
+    await asyncio.wait_for(started.wait(), 10)  # the first waiter's making has begun
     waiters[0].cancel()  # a caller that leaves cancels nothing for the others
     release.set()
     assert await asyncio.gather(*waiters[1:]) == [7, 7]
