@@ -9,9 +9,10 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
+from livetx.media.colour import ColourInfo, ContentLight, DolbyVision, MasteringDisplay
 from livetx.media.watermark import Overlay
 
-RECORD_VERSION = 2  # of the probe record; bump when its facts change meaning or grow (an older record is probed again)
+RECORD_VERSION = 3  # of the probe record; bump when its facts change meaning or grow (an older record is probed again)
 
 # FFmpeg's names of the MP4/MOV demuxer (`mov,mp4,m4a,3gp,3g2,mj2`): its text samples tile the
 # timeline, and its muxers flag the first track of each kind default by themselves
@@ -40,6 +41,7 @@ class VideoInfo:
     sar: Fraction | None = None  # sample (pixel) aspect ratio when not 1:1
     bit_rate: int | None = None  # bit/s, when the headers say
     rotation: int = 0  # counter-clockwise degrees to turn the coded picture for display (0/90/180/270)
+    colour: ColourInfo = field(default_factory=ColourInfo)  # primaries, transfer, matrix, range and HDR metadata, from the headers
 
     @property
     def display_size(self) -> tuple[Fraction, Fraction]:
@@ -165,13 +167,22 @@ class MediaInfo:
             if record["version"] != RECORD_VERSION:
                 raise ValueError("probe record version")
             info = exact(record["info"])
-            video = VideoInfo(**info["video"]) if info["video"] else None
+            video = _video_info(info["video"]) if info["video"] else None
             audio = AudioInfo(**info["audio"]) if info["audio"] else None
             audio_tracks = tuple(AudioTrack(**t) for t in info["audio_tracks"])
             subtitle_tracks = tuple(SubtitleTrack(**t) for t in info["subtitle_tracks"])
             return cls(info["format"], info["duration"], info["start"], video, audio, audio_tracks, subtitle_tracks)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a probe record: {exc}") from None
+
+
+def _video_info(fields: dict[str, Any]) -> VideoInfo:
+    """A VideoInfo from its record's fields (the colour description is nested)."""
+    colour = dict(fields.get("colour") or {})
+    for key, kind in (("mastering", MasteringDisplay), ("content_light", ContentLight), ("dolby_vision", DolbyVision)):
+        if colour.get(key) is not None:
+            colour[key] = kind(**colour[key])
+    return VideoInfo(**(fields | {"colour": ColourInfo(**colour)}))
 
 
 @dataclass(frozen=True)
