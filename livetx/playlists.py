@@ -25,7 +25,7 @@ from livetx.hls.model import IFrameStream, Key, MasterPlaylist, MediaPlaylist, M
 from livetx.hls.plan import SegmentWindow, target_duration
 from livetx.hls.render import render_master, render_media
 from livetx.layout import key_file_name, master_playlist_key, media_playlist_key, media_playlist_name, segment_name, stored_segment_name
-from livetx.media.model import INIT
+from livetx.media.model import INIT, VideoSpec
 from livetx.signing import plain_name
 from livetx.titles import Rendition, Title
 
@@ -54,7 +54,13 @@ def estimated(rendition: Rendition) -> tuple[int, int]:
     return rendition.bandwidth, rendition.average_bandwidth
 
 
-VIDEO_RANGE = "SDR"  # livetx writes no HDR transfer function: every video output is SDR
+VIDEO_RANGES = {"sdr": "SDR", "hlg": "HLG", "pq": "PQ"}  # VIDEO-RANGE (RFC 8216bis 4.4.6.2) by a rendition's dynamic range
+
+
+def video_range(video: VideoSpec) -> str:
+    """VIDEO-RANGE of a video rendition: SDR (BT.709, converted and tone mapped from any source),
+    or the HLG or PQ an HDR rendition keeps."""
+    return VIDEO_RANGES[video.dynamic_range]
 
 
 def variant_order(title: Title, bandwidth_for: BandwidthFor = estimated) -> list[Rendition]:
@@ -208,7 +214,7 @@ def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthF
                     codecs=f"{r.codecs},{audio[0].codecs}" if audio else r.codecs,
                     resolution=(r.video.width, r.video.height) if r.video else None,
                     frame_rate=r.video.fps if r.video else None,
-                    video_range=VIDEO_RANGE if r.video else None,
+                    video_range=video_range(r.video) if r.video else None,
                     audio=group,
                     subtitles=SUBTITLE_GROUP if r.container == subtitle_container else None,
                 )
@@ -224,7 +230,7 @@ def master_text(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthF
                 average_bandwidth=average or None,
                 codecs=r.codecs,
                 resolution=(r.video.width, r.video.height),
-                video_range=VIDEO_RANGE,
+                video_range=video_range(r.video),
             )
         )
     return render_master(MasterPlaylist(tuple(variants), media, tuple(iframes)))

@@ -40,7 +40,7 @@ from livetx.subtitles.cues import Cue
 from livetx.subtitles.sidecar import Sidecar
 from livetx.subtitles.webvtt import render_segment, segment_cues
 
-PLAN_VERSION = "1"  # bump when the transcoder's output for one spec changes
+PLAN_VERSION = "2"  # bump when the transcoder's output for one spec changes
 TS_AUDIO_MUX = "2"  # of audio-only MPEG-TS segments (media/transcode.py TS_AUDIO_OPTIONS): in their spec ids
 
 
@@ -343,6 +343,7 @@ class Title:
             container=rendition.container,
             overlay=rendition.overlay,
             intra_only=rendition.iframes_only,
+            source_colour=self.info.video.colour if self.info.video and rendition.video else None,
         )
         if ref is None:
             return job
@@ -366,6 +367,7 @@ class Title:
             audio_span=(clip.start, None if clip.last else clip.stop),
             overlay=rendition.overlay if rendition.video is not None else None,
             intra_only=rendition.iframes_only,
+            source_colour=info.video.colour if info.video is not None and rendition.video is not None else None,
         )
 
     def _audio_stream(self, rendition: Rendition) -> int | None:
@@ -611,7 +613,9 @@ def _capped_duplicate(params: RenditionParams, info: MediaInfo, video: VideoSpec
     """No upscaling in a ladder: a rendition that `sopt` capped to the source (its box was
     larger) and that lands on a size another rendition of its codec already has is dropped (an
     HEVC rung next to an H.264 one of the same size is another choice for the player)."""
-    if params.sopt != 1 or params.s is None or (video.codec, video.width, video.height) not in sizes or info.video is None:
+    if params.sopt != 1 or params.s is None or (f"{video.codec}/{video.dynamic_range}", video.width, video.height) not in sizes:
+        return False
+    if info.video is None:
         return False
     display_w, display_h = info.video.display_size
     uncapped = output_size(replace(params, sopt=0), float(display_w), float(display_h))[:2]
@@ -846,10 +850,12 @@ def build_title(
         audio = None if separate else resolve_audio(rparams, info, muxed)
         if video is None and audio is None:
             raise ParameterError("an", "a rendition needs video or audio")
+        if video is not None and rparams.dynamicrange == "hdr" and video.dynamic_range == "sdr":
+            continue  # an HDR rendition of an SDR source: left out (its SDR renditions play)
         if video is not None and _capped_duplicate(rparams, info, video, sizes):
             continue  # above the source: capped to a size another rendition already has
         if video is not None:
-            sizes.add((video.codec, video.width, video.height))
+            sizes.add((f"{video.codec}/{video.dynamic_range}", video.width, video.height))
         grid = video_grid(duration, video.fps) if video is not None else audio_grid(duration, audio.sample_rate)  # type: ignore[union-attr]
         windows = plan_segments(grid, tparams.st, tparams.initial_segments)
         peak, average = estimate_bandwidth(video, audio)
@@ -868,6 +874,8 @@ def build_title(
         rendition = encrypted(rendition, _encryption(tparams, container, video, source, profile, master_kid))
         renditions.append(rendition)
         first = first or (rendition, grid, rparams)
+    if first is None and any(t.params.dynamicrange == "hdr" for t in profile.renditions):
+        raise ParameterError("dynamicrange", "an HLG or PQ source for hdr (this source is SDR)")
     if separate and first is not None:
         audio_renditions = _audio_renditions(source, origin, profile, tracks, first, taken={r.name for r in renditions})
         renditions += [encrypted(r, first[0].encryption) for r in audio_renditions]  # as the first rendition

@@ -51,8 +51,10 @@ NameFor = Callable[[Rendition, SegmentPart], str]  # a segment's name: as served
 def _media(title: Title) -> list[Rendition]:
     """The renditions an MPD holds: not the subtitle renditions. DASH text is out of scope for
     now: segmented raw WebVTT plays in Shaka only, dash.js wants it in fMP4 (wvtt or stpp).
-    Nor the I-frame rendition (HLS trick play; DASH players scrub on the video itself)."""
-    return [r for r in title.renditions if r.subtitle is None and not r.iframes_only]
+    Nor the I-frame rendition (HLS trick play; DASH players scrub on the video itself), nor an
+    HDR rendition: an MPD has no VIDEO-RANGE a player filters on, and dash.js or Shaka on an SDR
+    screen would pick it by bandwidth and show HLG or PQ as if it were SDR."""
+    return [r for r in title.renditions if r.subtitle is None and not r.iframes_only and not (r.video and r.video.dynamic_range != "sdr")]
 
 
 def check_dash(title: Title) -> None:

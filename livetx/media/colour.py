@@ -170,3 +170,25 @@ class ColourInfo:
             "DynamicRange": self.dynamic_range.upper() if self.dynamic_range != "sdr" else "SDR",
             "DolbyVision": self.dolby_vision.name if self.dolby_vision else None,
         }
+
+
+# swscale's YCbCr matrices (SWS_CS_*, PyAV's Colorspace) by the H.273 matrix they decode
+SWSCALE_MATRICES = {BT709: 1, 4: 4, BT470BG: 5, SMPTE170M: 5, 7: 7, BT2020: 9, BT2020_CL: 9}
+HD_LINES = 720  # a source with no matrix tag is taken as BT.709 from this height (or 1280 wide), else BT.601
+
+
+def source_matrix(colour: ColourInfo, width: int, height: int) -> int:
+    """The matrix a source's YCbCr is decoded with: its tag, else what players assume for its
+    size (BT.709 for HD, BT.601 for SD), as FFmpeg's players and browsers do."""
+    if colour.matrix in SWSCALE_MATRICES:
+        return colour.matrix
+    return BT709 if height >= HD_LINES or width >= 1280 else SMPTE170M
+
+
+def output_tags(dynamic_range: DynamicRange) -> tuple[int, int, int]:
+    """(primaries, transfer, matrix) written on a rendition of this dynamic range."""
+    if dynamic_range == "hlg":
+        return BT2020, TRANSFER_HLG, BT2020
+    if dynamic_range == "pq":
+        return BT2020, TRANSFER_PQ, BT2020
+    return SDR_OUTPUT

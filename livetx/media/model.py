@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
-from livetx.media.colour import ColourInfo, ContentLight, DolbyVision, MasteringDisplay
+from livetx.media.colour import ColourInfo, ContentLight, DolbyVision, DynamicRange, MasteringDisplay
 from livetx.media.watermark import Overlay
 
 RECORD_VERSION = 3  # of the probe record; bump when its facts change meaning or grow (an older record is probed again)
@@ -201,6 +201,11 @@ class VideoSpec:
     pix_fmt: str = "yuv420p"
     rotation: int = 0  # counter-clockwise degrees to turn decoded frames upright (from the source)
     threads: int = 0  # 0: let the encoder pick
+    # "sdr": BT.709, limited range, converted (and tone mapped) from any source; "hlg"/"pq": an
+    # HDR rendition keeping the source's signal, BT.2020, 10 bits, with its metadata
+    dynamic_range: DynamicRange = "sdr"
+    mastering: MasteringDisplay | None = None  # PQ: written in the stream's SEI (the source's)
+    content_light: ContentLight | None = None
 
 
 @dataclass(frozen=True)
@@ -266,6 +271,8 @@ class SegmentJob:
     # an I-frame rendition's segment (one IDR frame) or init segment: no B-frames in any container,
     # so its lone frame has no reorder delay (DTS = PTS; in fMP4 no composition offset)
     intra_only: bool = False
+    # the source's colour (its clip's, in a composite), which its frames are converted from
+    source_colour: ColourInfo | None = None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ SURROUND_CHANNELS = 6  # the channels of a surround rendition (`surround=1`): AA
 # source stream (`s<index>`)
 SUBTITLE_SELECTION = Selection(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*|s[0-9]{1,5}", "languages (en, fre, pt-br) and streams (s<index>)")
 VIDEO_CODECS = ("h264", "h265", "av1")
+DYNAMIC_RANGES = ("sdr", "hdr")  # a rendition's `dynamicrange`
+HDR_PIXEL_FORMAT = "yuv420p10le"  # an HDR rendition's (HEVC Main 10)
 ENCRYPTIONS = ("none", "aes-128", "sample-aes")  # a rendition's `encryption` (sample-aes: CMAF cbcs, fMP4 only)
 FMP4_ONLY = ("av1",)  # codecs livetx carries in fMP4 only (MPEG-TS has no AV1 mapping players read)
 AV1_PIXEL_FORMATS = ("yuv420p", "yuv420p10le")  # what SVT-AV1 encodes (AV1 Main profile)
@@ -236,6 +238,12 @@ class RenditionParams:
     scaletype: str = param(Choice(("stretch", "crop", "fill", "fit")), "stretch", "how the picture fits a WxH box")
     arotate: int = param(SWITCH, 0, "1: an explicit WxH box turns with a source shown at 90 or 270 degrees")
     pixfmt: str = param(Choice(PIXEL_FORMATS), "yuv420p", "pixel format (yuv420p: what HLS players decode everywhere)")
+    dynamicrange: str = param(
+        Choice(DYNAMIC_RANGES),
+        "sdr",
+        "sdr: BT.709, tone mapped from an HDR source; hdr: keep an HLG or PQ source's signal (h265, fMP4, 10 bits;"
+        " left out for an SDR source)",
+    )
     crf: float | None = param(Number(0, 51), None, "constant quality (23 unless vb is given)")
     vb: int | None = param(BITRATE, None, "video bitrate, bit/s")
     vbopt: int = param(CAP_RULE, 1, "a higher vb than the source's: 0 as asked, 1 the source's, 2 an error")
@@ -285,6 +293,7 @@ EXCLUSIVE = (  # (parameter named in the error, what is refused)
     ("container", "fmp4 with vcodec=av1 (AV1 is carried in fMP4 only)"),
     ("pixfmt", f"one of {', '.join(AV1_PIXEL_FORMATS)} with vcodec=av1 (what SVT-AV1 encodes)"),
     ("wm_text", "no wm_text with wm_image (one watermark per rendition)"),
+    ("dynamicrange", "hdr with vcodec=h265 in fmp4 only (HEVC Main 10, as Apple's players take HDR)"),
 )
 
 
@@ -309,6 +318,7 @@ def settle_rendition(values: dict[str, Any]) -> dict[str, Any]:
         values["vcodec"] in FMP4_ONLY and values["container"] == "ts",
         values["vcodec"] == "av1" and values["pixfmt"] not in AV1_PIXEL_FORMATS,
         values["wm_image"] is not None and values["wm_text"] is not None,
+        values["dynamicrange"] == "hdr" and (values["vcodec"] != "h265" or values["container"] == "ts"),
     )
     for (name, message), bad in zip(EXCLUSIVE, refused, strict=True):
         if bad:
@@ -376,6 +386,8 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
         box_w, _, box_h = params.s.partition("x")
         params = replace(params, s=f"{box_h}x{box_w}")
     width, height, pic_w, pic_h = output_size(params, float(display_w), float(display_h))
+    colour = src.colour
+    hdr = params.dynamicrange == "hdr" and colour.dynamic_range != "sdr"  # (an SDR source: an SDR spec, left out by the title)
     return VideoSpec(
         codec=params.vcodec,
         width=width,
@@ -388,9 +400,12 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
         bufsize=params.bufsize,
         gop=params.g,
         preset=params.preset,
-        pix_fmt=params.pixfmt,
+        pix_fmt=HDR_PIXEL_FORMAT if hdr else params.pixfmt,
         rotation=src.rotation,
         threads=threads,
+        dynamic_range=colour.dynamic_range if hdr else "sdr",
+        mastering=colour.mastering if hdr and colour.dynamic_range == "pq" else None,
+        content_light=colour.content_light if hdr and colour.dynamic_range == "pq" else None,
     )
 
 

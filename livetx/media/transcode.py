@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import av
 import numpy as np
@@ -51,12 +51,13 @@ from av.packet import Packet
 from av.stream import Stream
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame
-from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
 from livetx.crypto import cbcs
 from livetx.errors import SourceUnreadable, TranscodeFailed
 from livetx.media.boxes import split_fragment
+from livetx.media.colour import ColourInfo, output_tags
+from livetx.media.colour_frames import FrameColour
 from livetx.media.messages import Preempted
 from livetx.media.model import AudioSpec, SegmentJob, SegmentResult, VideoSpec
 from livetx.media.overlay import overlay_frame
@@ -67,6 +68,7 @@ from livetx.media.timeline import MPEG_TS_CLOCK, TS_OFFSET
 from livetx.media.watermark import Overlay
 
 AAC_FRAME = 1024
+COLOR_RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG
 TS_OPTIONS = {"mpegts_copyts": "1", "avoid_negative_ts": "disabled"}
 # Audio-only MPEG-TS (an audio rendition, an audio-only source): AAC frames grouped into PES
 # packets (up to the muxer's 2930 bytes, about 0.17 s at 128 kbit/s) instead of one PES per
@@ -302,7 +304,14 @@ class _Segment:
         stream = _open_video(out, self.job.video, self.job.container, self.job.intra_only)
         # after a seek, the first decoded frame must be early enough
         cursor = _VideoCursor(
-            self.vin, stream, self.job.video, self.job.origin, window.video, _offset(self.job), verify=window.seek_to is not None
+            self.vin,
+            stream,
+            self.job.video,
+            self.job.origin,
+            window.video,
+            _offset(self.job),
+            verify=window.seek_to is not None,
+            colour=self.job.source_colour,
         )
         cursor.overlay = self.job.overlay
         return cursor
@@ -377,6 +386,10 @@ def _open_video(out: OutputContainer, spec: VideoSpec, container: str, intra_onl
     ctx.framerate = spec.fps
     ctx.thread_type = "FRAME"
     ctx.thread_count = spec.threads
+    # every output says what its colour is, in the VUI (and the mp4 muxer's colr box): BT.709
+    # limited range for SDR, BT.2020 with HLG or PQ for an HDR rendition
+    ctx.color_primaries, ctx.color_trc, ctx.colorspace = output_tags(spec.dynamic_range)
+    ctx.color_range = COLOR_RANGE_LIMITED
     if spec.codec == "av1":
         ctx.options = _svt_av1_options(ctx, spec)
         return stream
@@ -406,11 +419,26 @@ def _open_video(out: OutputContainer, spec: VideoSpec, container: str, intra_onl
         ctx.gop_size = spec.gop
     options["x264-params" if spec.codec == "h264" else "x265-params"] = ":".join(x_params)
     if spec.codec == "h265":
+        x_params += _hdr_params(spec)
+        options["x265-params"] = ":".join(x_params)
         options["tag"] = "hvc1"
         if container == "fmp4":
             stream.codec_tag = "hvc1"  # the sample entry Apple's players need (the option above leaves mp4's hev1)
     ctx.options = options
     return stream
+
+
+def _hdr_params(spec: VideoSpec) -> list[str]:
+    """x265's HDR metadata for a PQ rendition: the source's mastering display and content light
+    level, written as SEI with every IDR (each segment opens on one)."""
+    if spec.dynamic_range != "pq":
+        return []
+    params = ["hdr10=1", "repeat-headers=1"]
+    if spec.mastering is not None:
+        params.append(f"master-display={spec.mastering.x265()}")
+    if spec.content_light is not None:
+        params.append(f"max-cll={spec.content_light.max_cll},{spec.content_light.max_fall}")
+    return params
 
 
 def _svt_av1_options(ctx: VideoCodecContext, spec: VideoSpec) -> dict[str, str]:
@@ -456,47 +484,42 @@ def _open_audio(out: OutputContainer, spec: AudioSpec) -> AudioStream:
     return stream
 
 
-BLACK_YUV = (16, 128, 128)
+BLACK_YUV = (16, 128, 128)  # in 8 bits; shifted left for 10
+PLANAR = {"yuv420p": 0, "yuv420p10le": 2}  # the formats turned and cut as planes: their shift from 8 bits
 
 
-SCALER = "BICUBIC"  # swscale algorithm, as FFmpeg's scale filter defaults to
-SCALER_THREADS = 1  # the encoder's frame threads already keep every core busy
+def _convert(colour: FrameColour, frame: VideoFrame, spec: VideoSpec) -> VideoFrame:
+    """Scale a decoded frame to the output, in the output's colour (livetx/media/colour_frames.py).
 
-
-def _convert(scaler: VideoReformatter, frame: VideoFrame, spec: VideoSpec) -> VideoFrame:
-    """Scale a decoded frame to the output.
-
-    Plain case: swscale straight to the frame size. Otherwise, on yuv420p planes: scale to the
-    picture size (before turning, so the turn moves fewer pixels), turn it upright by the
-    source's rotation, then cut the middle out of it (crop) or centre it on black (fill).
-    One `scaler` (a VideoReformatter) serves a whole segment, so swscale is set up once.
+    Plain case: swscale straight to the frame size. Otherwise, on 4:2:0 planes of the output's
+    depth: scale to the picture size (before turning, so the turn moves fewer pixels), turn it
+    upright by the source's rotation, then cut the middle out of it (crop) or centre it on black
+    (fill). One FrameColour serves a whole segment, so swscale is set up once.
     """
-
-    def scale(frame: VideoFrame, **to: Any) -> VideoFrame:
-        return scaler.reformat(frame, interpolation=SCALER, threads=SCALER_THREADS, **to)
-
     if spec.picture is None and not spec.rotation:
-        return scale(frame, width=spec.width, height=spec.height, format=spec.pix_fmt)
+        return colour.scale(frame, spec.width, spec.height, spec.pix_fmt)
     pic_w, pic_h = spec.picture or (spec.width, spec.height)
     turns = spec.rotation // 90 % 4
     coded_w, coded_h = (pic_h, pic_w) if turns % 2 else (pic_w, pic_h)
-    planes = scale(frame, width=coded_w, height=coded_h, format="yuv420p").to_ndarray()
+    planar = spec.pix_fmt if spec.pix_fmt in PLANAR else "yuv420p"
+    shift = PLANAR[planar]
+    planes = colour.scale(frame, coded_w, coded_h, planar).to_ndarray()
     src = [planes[:coded_h], *planes[coded_h:].reshape(2, coded_h // 2, coded_w // 2)]
     if turns:
         src = [np.rot90(p, turns) for p in src]  # counter-clockwise, as the display matrix says
-    out = np.empty((spec.height * 3 // 2, spec.width), dtype=np.uint8)
+    out = np.empty((spec.height * 3 // 2, spec.width), dtype=planes.dtype)
     dst = [out[: spec.height], *out[spec.height :].reshape(2, spec.height // 2, spec.width // 2)]
     # offsets of the picture in the frame (fill: >= 0) or of the frame in the picture (crop: >= 0), even
     dx, dy = ((spec.width - pic_w) // 4) * 2, ((spec.height - pic_h) // 4) * 2
-    for plane_src, plane_dst, div in zip(src, dst, (1, 2, 2), strict=True):
+    for plane_src, plane_dst, div, black in zip(src, dst, (1, 2, 2), BLACK_YUV, strict=True):
         ox, oy = dx // div, dy // div
         if ox >= 0 and oy >= 0:  # fill (or the picture is the frame)
-            plane_dst[:] = BLACK_YUV[0] if div == 1 else 128
+            plane_dst[:] = black << shift
             plane_dst[oy : oy + plane_src.shape[0], ox : ox + plane_src.shape[1]] = plane_src
         else:  # crop
             plane_dst[:] = plane_src[-oy : -oy + plane_dst.shape[0], -ox : -ox + plane_dst.shape[1]]
-    converted = av.VideoFrame.from_ndarray(out, format="yuv420p")
-    return converted if spec.pix_fmt == "yuv420p" else converted.reformat(format=spec.pix_fmt)
+    converted = av.VideoFrame.from_ndarray(out, format=planar)
+    return converted if spec.pix_fmt == planar else converted.reformat(format=spec.pix_fmt)
 
 
 def _decode(decode: Callable[[Packet[Stream]], list[_FrameT]], packet: Packet[Stream]) -> list[_FrameT]:
@@ -524,6 +547,7 @@ class _VideoCursor:
         window: _VideoWindow,
         offset: Fraction,
         verify: bool,
+        colour: ColourInfo | None = None,
     ) -> None:
         self.source = source
         self.stream = stream
@@ -537,7 +561,7 @@ class _VideoCursor:
         self.next = window.first  # next output frame to emit
         self.held: VideoFrame | None = None  # last source frame, converted lazily
         self.held_out: VideoFrame | None = None
-        self.scaler = VideoReformatter()
+        self.colour = FrameColour(colour, spec, source.codec_context.width, source.codec_context.height)
         self.last_time: Fraction | None = None
         self.done = False
         self.emitted = 0
@@ -584,7 +608,7 @@ class _VideoCursor:
     def _emit(self) -> None:
         assert self.held is not None
         if self.held_out is None:
-            out = _convert(self.scaler, self.held, self.spec)
+            out = _convert(self.colour, self.held, self.spec)
             if self.overlay is not None:  # once per source frame: a repeated frame reuses it
                 out = overlay_frame(out, self.overlay)
             out.pict_type = av.video.frame.PictureType.NONE
