@@ -26,7 +26,7 @@ from fractions import Fraction
 
 from livetx.contract import Choice, Integer, param
 
-PICTURE_VERSION = 1  # bump when the same parameters make different pictures (names change with it)
+PICTURE_VERSION = 2  # bump when the same parameters make different pictures (names change with it)
 MIN_SIDE, MAX_SIDE = 16, 4096  # pixels: a picture's width or height
 SCALETYPES = ("fit", "fill", "crop", "stretch")
 MODES = ("exact", "key")

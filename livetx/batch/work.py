@@ -331,6 +331,7 @@ async def make_snapshots(
                 rotation=video.rotation,
                 source_pin=clip.source.pin,
                 overlay=overlay,
+                colour=video.colour,
             )
             result = await segments.pool.picture(job, Priority.JOB)
             await segments.output.write(key, result.data)

@@ -20,14 +20,15 @@ from fractions import Fraction
 from pathlib import Path
 
 import av.filter
+import numpy as np
+import numpy.typing as npt
 from av.video.format import VideoFormat
 from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 
 from livetx.errors import TranscodeFailed
 from livetx.media import tonemap
-from livetx.media.colour import BT709, SWSCALE_MATRICES, ColourInfo, source_matrix
-from livetx.media.model import VideoSpec
+from livetx.media.colour import BT709, SWSCALE_MATRICES, ColourInfo, DynamicRange, source_matrix
 
 SCALER = "BICUBIC"  # swscale algorithm, as FFmpeg's scale filter defaults to
 SCALER_THREADS = 1  # the encoder's frame threads already keep every core busy
@@ -39,11 +40,11 @@ class FrameColour:
     """Scales one segment's decoded frames to the output size in the output's colour. One per
     segment: its swscale contexts are set up once."""
 
-    def __init__(self, source: ColourInfo | None, spec: VideoSpec, width: int, height: int) -> None:
+    def __init__(self, source: ColourInfo | None, output: DynamicRange, width: int, height: int) -> None:
         colour = source or ColourInfo()
         self.src_matrix = SWSCALE_MATRICES[source_matrix(colour, width, height)]
         self.src_range = RANGE_FULL if colour.full_range else RANGE_LIMITED
-        self.hdr = spec.dynamic_range != "sdr"
+        self.hdr = output != "sdr"
         self.dst_matrix = self.src_matrix if self.hdr else SWSCALE_MATRICES[BT709]
         self.table = None if self.hdr else tonemap.tone_map_for(colour)
         self.scaler = VideoReformatter()
@@ -81,6 +82,13 @@ class FrameColour:
         return self.to_yuv.reformat(
             mapped, format=pix_fmt, dst_colorspace=self.dst_matrix, dst_color_range=RANGE_LIMITED, threads=SCALER_THREADS
         )
+
+
+def sdr_rgb(frame: VideoFrame, colour: ColourInfo | None) -> npt.NDArray[np.uint8]:
+    """A decoded frame as 8-bit BT.709 R'G'B' (height, width, 3), converted as an SDR rendition's
+    frames are (a picture of an HLG source is tone mapped like its video)."""
+    rgb = FrameColour(colour, "sdr", frame.width, frame.height).scale(frame, frame.width, frame.height, "rgb24")
+    return np.asarray(rgb.to_ndarray(format="rgb24"), dtype=np.uint8)
 
 
 @functools.lru_cache(maxsize=4)

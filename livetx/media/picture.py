@@ -32,6 +32,8 @@ from av.video.stream import VideoStream
 from PIL import Image
 
 from livetx.errors import SourceUnreadable
+from livetx.media.colour import ColourInfo
+from livetx.media.colour_frames import sdr_rgb
 from livetx.media.messages import Preempted
 from livetx.media.overlay import overlay_rgb
 from livetx.media.remote import open_job_source
@@ -65,6 +67,7 @@ class PictureJob:
     overlay: Overlay | None = None  # the watermark drawn over each tile (made for the fit's canvas)
     open_options: dict[str, str] = field(default_factory=dict)
     source_pin: str = ""
+    colour: ColourInfo | None = None  # the source's: frames are shown as an SDR rendition would (BT.709, tone mapped)
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ def _pictures(reader: _Reader, job: PictureJob, should_stop: Callable[[], bool] 
         frame = reader.frame_at(t)
         if frame is None:
             raise SourceUnreadable("no video frame could be decoded at that time")
-        image = _upright(frame, job.rotation)
+        image = _upright(frame, job.rotation, job.colour)
         if not job.pick_bright:
             images.append(image)
         elif _bright(image):
@@ -182,9 +185,10 @@ class _Reader:
 _TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)  # counter-clockwise
 
 
-def _upright(frame: VideoFrame, rotation: int) -> Image.Image:
-    """The frame as an RGB image, turned counter-clockwise by `rotation` as the display matrix says."""
-    image = Image.fromarray(frame.to_ndarray(format="rgb24"))
+def _upright(frame: VideoFrame, rotation: int, colour: ColourInfo | None) -> Image.Image:
+    """The frame as an RGB image in BT.709 (converted from the source's colour as an SDR
+    rendition is), turned counter-clockwise by `rotation` as the display matrix says."""
+    image = Image.fromarray(sdr_rgb(frame, colour))
     turns = rotation // 90 % 4
     return image.transpose(_TURNS[turns - 1]) if turns else image
 

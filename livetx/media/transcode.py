@@ -561,7 +561,7 @@ class _VideoCursor:
         self.next = window.first  # next output frame to emit
         self.held: VideoFrame | None = None  # last source frame, converted lazily
         self.held_out: VideoFrame | None = None
-        self.colour = FrameColour(colour, spec, source.codec_context.width, source.codec_context.height)
+        self.colour = FrameColour(colour, spec.dynamic_range, source.codec_context.width, source.codec_context.height)
         self.last_time: Fraction | None = None
         self.done = False
         self.emitted = 0

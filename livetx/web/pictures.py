@@ -92,7 +92,13 @@ def _job_of(request: web.Request, title: Title, video: VideoInfo, mark: Mark | N
             width, height = fields["fit"].canvas
             overlay = await asyncio.to_thread(make_overlay, mark.params, width, height, mark.images)
         return PictureJob(
-            source=source, video_stream=video.index, rotation=video.rotation, source_pin=title.source.pin, overlay=overlay, **fields
+            source=source,
+            video_stream=video.index,
+            rotation=video.rotation,
+            source_pin=title.source.pin,
+            overlay=overlay,
+            colour=video.colour,
+            **fields,
         )
 
     return job
