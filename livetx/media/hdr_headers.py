@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from livetx.media.colour import ContentLight, DolbyVision, MasteringDisplay
-from livetx.media.orientation import Readable, _boxes, _handler, _read_moov
+from livetx.media.orientation import Readable, _boxes, _handler, read_moov
 
 # Sample entry types whose payload is a VisualSampleEntry (ISO/IEC 14496-12 12.1.3): its child
 # boxes start after 78 bytes of fixed fields
@@ -173,7 +173,14 @@ def _path(data: bytes, span: tuple[int, int], kinds: tuple[bytes, ...]) -> tuple
 
 def entry_colour(moov: bytes) -> TrackColour | None:
     """What the first video track's first sample entry says in its child boxes (None: no video
-    track, or not a visual sample entry)."""
+    track, not a visual sample entry, or damaged)."""
+    try:
+        return _entry_colour(moov)
+    except (struct.error, ValueError, IndexError):
+        return None
+
+
+def _entry_colour(moov: bytes) -> TrackColour | None:
     entry = _first_video_entry(moov)
     if entry is None or entry[0] not in VISUAL_ENTRIES:
         return None
@@ -202,11 +209,8 @@ def entry_colour(moov: bytes) -> TrackColour | None:
 
 def mp4_track_colour(f: Readable) -> TrackColour | None:
     """`entry_colour` of an MP4/MOV file's moov (None: no moov, no video track, or damaged)."""
-    try:
-        moov = _read_moov(f)
-        return entry_colour(moov) if moov is not None else None
-    except (OSError, struct.error, ValueError, IndexError):
-        return None
+    moov = read_moov(f)
+    return entry_colour(moov) if moov is not None else None
 
 
 # --- HEVC SEI ---

@@ -11,9 +11,9 @@ import av
 
 from livetx.errors import SourceTooLarge, SourceUnreadable
 from livetx.media.colour import TRANSFER_HLG, TRANSFER_PQ, UNSPECIFIED, ColourInfo
-from livetx.media.hdr_headers import HdrMetadata, TrackColour, access_unit_sei, extradata_sei, mp4_track_colour
+from livetx.media.hdr_headers import HdrMetadata, TrackColour, access_unit_sei, entry_colour, extradata_sei
 from livetx.media.model import ROLES, AudioInfo, AudioTrack, MediaInfo, SubtitleTrack, VideoInfo
-from livetx.media.orientation import display_rotation
+from livetx.media.orientation import moov_rotation, read_moov
 from livetx.media.remote import describe_error, open_container, open_source
 
 
@@ -92,31 +92,19 @@ def _note_end(ends: dict[int, Fraction], packet: Any) -> None:
     ends[index] = max(ends.get(index, end), end)
 
 
-def _rotation(target: BinaryIO, format_name: str) -> int:
-    """Display rotation of an MP4/MOV-family file (the only containers whose rotation FFmpeg applies)."""
-    if "mov" not in format_name.split(","):
-        return 0
-    at = target.tell()  # the container reads on from here: put it back
-    try:
-        return display_rotation(target)
-    except OSError:
-        return 0
-    finally:
-        target.seek(at)
-
-
-FULL_RANGE_PIX_FMTS = frozenset({"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p", "yuvj411p"})
-
-
-def _track_colour(target: BinaryIO, format_name: str) -> TrackColour | None:
-    """What an MP4/MOV file's first video sample entry says of its colour (None: other containers)."""
+def _moov(target: BinaryIO, format_name: str) -> bytes | None:
+    """The moov payload of an MP4/MOV-family file (the only containers whose rotation FFmpeg
+    applies, and whose sample entry boxes say more of the colour than PyAV shows), read once."""
     if "mov" not in format_name.split(","):
         return None
     at = target.tell()  # the container reads on from here: put it back
     try:
-        return mp4_track_colour(target)
+        return read_moov(target)
     finally:
         target.seek(at)
+
+
+FULL_RANGE_PIX_FMTS = frozenset({"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p", "yuvj411p"})  # JPEG range by their name
 
 
 def _code_point(value: Any, boxed: int | None) -> int:
@@ -195,6 +183,7 @@ def _probe(target: BinaryIO) -> MediaInfo:
             vs = container.streams.video[0]
             rate = vs.average_rate or vs.guessed_rate or vs.base_rate
             if vs.codec_context.width and rate:
+                moov = _moov(target, container.format.name)
                 video = VideoInfo(
                     index=vs.index,
                     codec=vs.codec_context.name,
@@ -205,9 +194,9 @@ def _probe(target: BinaryIO) -> MediaInfo:
                     start=_seconds(vs.start_time, vs.time_base),
                     sar=_sar(vs),
                     bit_rate=vs.codec_context.bit_rate or vs.bit_rate or None,
-                    rotation=_rotation(target, container.format.name),
+                    rotation=moov_rotation(moov) if moov is not None else 0,
                 )
-                colour, packet = _colour(container, vs, _track_colour(target, container.format.name))
+                colour, packet = _colour(container, vs, entry_colour(moov) if moov is not None else None)
                 video = replace(video, colour=colour)
                 read = [packet] if packet is not None else []
         if container.streams.audio:
