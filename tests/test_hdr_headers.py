@@ -356,3 +356,28 @@ def test_colour_survives_the_probe_record(tmp_path: Path) -> None:
     from livetx.media.model import MediaInfo
 
     assert MediaInfo.from_record(info.to_record()) == info
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg CLI")
+def test_mp4_whose_sei_is_only_in_the_packets(tmp_path: Path) -> None:
+    """MPEG-TS extradata holds no SEI, so an MP4 remuxed from it has none in its hvcC: the
+    first packet's length-prefixed NAL units are where the mastering display is."""
+    ts, mp4 = tmp_path / "pq.ts", tmp_path / "pq.mp4"
+    encode(ts, "libx265", "yuv420p10le", (BT2020, TRANSFER_PQ, 9, 1), {"x265-params": X265_HDR10})
+    ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(ts), "-c", "copy", str(mp4)], check=True, timeout=120)
+    with mp4.open("rb") as f:
+        boxes = mp4_track_colour(f)
+    assert boxes is not None and boxes.hdr == HdrMetadata() and boxes.nal_length_size == 4
+    info = probe(str(mp4))
+    assert info.video is not None
+    assert info.video.colour.mastering == MASTERING and info.video.colour.content_light == LIGHT
+    assert info.video.end is not None and info.video.end - (info.video.start or 0) == pytest.approx(8 / 25)
+
+
+def test_a_box_fills_what_the_codec_context_leaves_unspecified() -> None:
+    from livetx.media.probe import _code_point
+
+    assert _code_point(2, 9) == 9  # unspecified in the bitstream, BT.2020 in colr
+    assert _code_point(1, 9) == 1  # the bitstream's own tag wins
+    assert _code_point(2, None) == 2 and _code_point(None, None) == 2
