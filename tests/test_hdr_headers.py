@@ -381,3 +381,12 @@ def test_a_box_fills_what_the_codec_context_leaves_unspecified() -> None:
     assert _code_point(2, 9) == 9  # unspecified in the bitstream, BT.2020 in colr
     assert _code_point(1, 9) == 1  # the bitstream's own tag wins
     assert _code_point(2, None) == 2 and _code_point(None, None) == 2
+
+
+def test_the_header_reader_is_pure() -> None:
+    """Planning may read these facts where PyAV is not loaded: no av import."""
+    import sys
+
+    code = "import sys, livetx.media.hdr_headers; print('av' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+    assert out.stdout.strip() == "False"
