@@ -12,7 +12,7 @@ from typing import Any, Literal
 from livetx.media.colour import ColourInfo, ContentLight, DolbyVision, DynamicRange, MasteringDisplay
 from livetx.media.watermark import Overlay
 
-RECORD_VERSION = 3  # of the probe record; bump when its facts change meaning or grow (an older record is probed again)
+RECORD_VERSION = 4  # of the probe record; bump when its facts change meaning or grow (an older record is probed again)
 
 # FFmpeg's names of the MP4/MOV demuxer (`mov,mp4,m4a,3gp,3g2,mj2`): its text samples tile the
 # timeline, and its muxers flag the first track of each kind default by themselves

@@ -89,8 +89,11 @@ def display_rotation(f: Readable) -> int:
         moov = _read_moov(f)
     except (OSError, struct.error, ValueError):
         return 0
-    if moov is None:
-        return 0
+    return moov_rotation(moov) if moov is not None else 0
+
+
+def moov_rotation(moov: bytes) -> int:
+    """`display_rotation` of a moov payload already read (the probe reads it once for rotation and colour)."""
     for kind, lo, hi in _boxes(moov):
         if kind != b"trak":
             continue
@@ -98,6 +101,14 @@ def display_rotation(f: Readable) -> int:
         if handler == b"vide" and tkhd is not None:
             return _matrix_rotation(tkhd)
     return 0
+
+
+def read_moov(f: Readable) -> bytes | None:
+    """The top-level moov payload of an MP4/MOV file (None: none, too large, or unreadable)."""
+    try:
+        return _read_moov(f)
+    except (OSError, struct.error, ValueError):
+        return None
 
 
 def _track(moov: bytes, lo: int, hi: int) -> tuple[bytes | None, bytes | None]:

@@ -10,8 +10,10 @@ from typing import Any, BinaryIO
 import av
 
 from livetx.errors import SourceTooLarge, SourceUnreadable
+from livetx.media.colour import TRANSFER_HLG, TRANSFER_PQ, UNSPECIFIED, ColourInfo
+from livetx.media.hdr_headers import HdrMetadata, TrackColour, access_unit_sei, entry_colour, extradata_sei
 from livetx.media.model import ROLES, AudioInfo, AudioTrack, MediaInfo, SubtitleTrack, VideoInfo
-from livetx.media.orientation import display_rotation
+from livetx.media.orientation import moov_rotation, read_moov
 from livetx.media.remote import describe_error, open_container, open_source
 
 
@@ -43,14 +45,15 @@ MAX_DIMENSION = 8192  # px, either side (8K); FFmpeg itself refuses 16384x16384
 MAX_DURATION = 48 * 3600  # seconds of title
 
 
-def _tail_ends(container: Any, streams: list[Any], more: Sequence[Any] = ()) -> dict[int, Fraction]:
+def _tail_ends(container: Any, streams: list[Any], more: Sequence[Any] = (), read: Sequence[Any] = ()) -> dict[int, Fraction]:
     """End time of each stream's last packet, read from the last seconds of the file.
 
     Headers often disagree with the packets (FLV and ASF give an end time where a duration is
     due, MKV rounds to milliseconds): the packets are the truth. Demux only, no decoding.
     `more`: streams whose ends are wanted too, read in the same pass; only the packets of
     `streams` count towards TAIL_PACKETS, so their ends do not depend on how many others a
-    source carries.
+    source carries. `read`: packets already demuxed (the colour probe's), counted as seen: a
+    source too short for the seek reads on after them.
     """
     if not container.duration:
         return {}
@@ -58,6 +61,8 @@ def _tail_ends(container: Any, streams: list[Any], more: Sequence[Any] = ()) -> 
     declared_end = Fraction(container.start_time or 0, 1_000_000) + Fraction(container.duration, 1_000_000)
     target = declared_end - TAIL_SECONDS
     ends: dict[int, Fraction] = {}
+    for packet in read:
+        _note_end(ends, packet)
     try:
         if target > 0:
             container.seek(int(target / anchor.time_base), stream=anchor, backward=True, any_frame=True)
@@ -87,17 +92,70 @@ def _note_end(ends: dict[int, Fraction], packet: Any) -> None:
     ends[index] = max(ends.get(index, end), end)
 
 
-def _rotation(target: BinaryIO, format_name: str) -> int:
-    """Display rotation of an MP4/MOV-family file (the only containers whose rotation FFmpeg applies)."""
+def _moov(target: BinaryIO, format_name: str) -> bytes | None:
+    """The moov payload of an MP4/MOV-family file (the only containers whose rotation FFmpeg
+    applies, and whose sample entry boxes say more of the colour than PyAV shows), read once."""
     if "mov" not in format_name.split(","):
-        return 0
+        return None
     at = target.tell()  # the container reads on from here: put it back
     try:
-        return display_rotation(target)
-    except OSError:
-        return 0
+        return read_moov(target)
     finally:
         target.seek(at)
+
+
+FULL_RANGE_PIX_FMTS = frozenset({"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p", "yuvj411p"})  # JPEG range by their name
+
+
+def _code_point(value: Any, boxed: int | None) -> int:
+    """The codec context's code point, or the container box's where the context says unspecified."""
+    value = int(value or UNSPECIFIED)
+    return boxed if value == UNSPECIFIED and boxed is not None else value
+
+
+def _full_range(ctx: Any, boxed: bool | None) -> bool | None:
+    """Full range by the codec context (2: JPEG), limited (1: MPEG), else the box, else a yuvj
+    pixel format says full; None: unspecified."""
+    value = int(ctx.color_range or 0)
+    if value in (1, 2):
+        return value == 2
+    if boxed is not None:
+        return boxed
+    return True if ctx.pix_fmt in FULL_RANGE_PIX_FMTS else None
+
+
+def _colour(container: Any, vs: Any, track: TrackColour | None) -> tuple[ColourInfo, Any]:
+    """The video's ColourInfo: code points from the codec context (the VUI, or Matroska's Colour
+    element), the MP4 boxes where it says unspecified; mastering and content light from the
+    boxes, else HEVC's SEI in the extradata, else (HDR HEVC only) in the first packet, which is
+    returned for the tail probe to count (None: no packet read)."""
+    ctx = vs.codec_context
+    track = track or TrackColour()
+    colour = ColourInfo(
+        primaries=_code_point(ctx.color_primaries, track.primaries),
+        transfer=_code_point(ctx.color_trc, track.transfer),
+        matrix=_code_point(ctx.colorspace, track.matrix),
+        full_range=_full_range(ctx, track.full_range),
+        dolby_vision=track.dolby_vision,
+    )
+    hdr, packet = track.hdr, None
+    if ctx.name == "hevc" and not (hdr.mastering and hdr.content_light):
+        from_extradata, length_size = extradata_sei(bytes(ctx.extradata or b""))
+        hdr = hdr.over(from_extradata)
+        if colour.transfer in (TRANSFER_PQ, TRANSFER_HLG) and not (hdr.mastering and hdr.content_light):
+            hdr, packet = _packet_sei(container, vs, hdr, track.nal_length_size or length_size)
+    return replace(colour, mastering=hdr.mastering, content_light=hdr.content_light), packet
+
+
+def _packet_sei(container: Any, vs: Any, hdr: HdrMetadata, length_size: int | None) -> tuple[HdrMetadata, Any]:
+    """`hdr` with what the first video packet's prefix SEI adds, and that packet (None: none read)."""
+    try:
+        packet = next(iter(container.demux(vs)), None)
+    except (av.FFmpegError, OSError):
+        return hdr, None
+    if packet is None or packet.size == 0:
+        return hdr, None
+    return hdr.over(access_unit_sei(bytes(packet), length_size)), packet
 
 
 def probe(source: str, origin: str | None = None) -> MediaInfo:
@@ -120,10 +178,12 @@ def _probe(target: BinaryIO) -> MediaInfo:
         raise SourceUnreadable(f"cannot open source: {describe_error(exc)} (not media livetx can read)") from None
     with container:
         video = audio = None
+        read: list[Any] = []
         if container.streams.video:
             vs = container.streams.video[0]
             rate = vs.average_rate or vs.guessed_rate or vs.base_rate
             if vs.codec_context.width and rate:
+                moov = _moov(target, container.format.name)
                 video = VideoInfo(
                     index=vs.index,
                     codec=vs.codec_context.name,
@@ -134,8 +194,11 @@ def _probe(target: BinaryIO) -> MediaInfo:
                     start=_seconds(vs.start_time, vs.time_base),
                     sar=_sar(vs),
                     bit_rate=vs.codec_context.bit_rate or vs.bit_rate or None,
-                    rotation=_rotation(target, container.format.name),
+                    rotation=moov_rotation(moov) if moov is not None else 0,
                 )
+                colour, packet = _colour(container, vs, entry_colour(moov) if moov is not None else None)
+                video = replace(video, colour=colour)
+                read = [packet] if packet is not None else []
         if container.streams.audio:
             aud = container.streams.audio[0]
             if aud.codec_context.sample_rate:
@@ -156,7 +219,7 @@ def _probe(target: BinaryIO) -> MediaInfo:
         tracks = [_audio_track(s) for s in container.streams.audio if s.codec_context.sample_rate and s.codec_context.channels]
         subtitles = [_subtitle_track(s) for s in container.streams.subtitles]
         more = [container.streams[t.index] for t in tracks if audio is None or t.index != audio.index]
-        ends = _tail_ends(container, wanted, more)
+        ends = _tail_ends(container, wanted, more, read)
         if video is not None:
             video = replace(video, end=ends.get(video.index))
         if audio is not None:
