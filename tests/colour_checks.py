@@ -11,6 +11,7 @@ nothing. Conventions throughout:
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -373,10 +374,10 @@ def moving_chart(t: float, width: int = 320, height: int = 180) -> NDArray[np.ui
     bx0, by0, bx1, by1 = lay.bar_band
     bar_w = 8
     span = bx1 - bx0 - bar_w
-    x = bx0 + int(round((t * 0.5 % 1.0) * span))
+    x = bx0 + round((t * 0.5 % 1.0) * span)
     _paint(img, (x, by0, x + bar_w, by1), (235, 235, 235))
     phase = (t / 8.0) % 1.0
-    level = 90 + int(round(40 * (1 - abs(2 * phase - 1))))
+    level = 90 + round(40 * (1 - abs(2 * phase - 1)))
     _paint(img, lay.drift, (level, level, level))
     return img
 
@@ -535,9 +536,8 @@ def _run_ffmpeg(args: Sequence[str], recipe: _Recipe, width: int, height: int, n
     nxt = _frames(recipe, width, height, n, fps)
     for _ in range(n):
         proc.stdin.write(nxt())
-    proc.stdin.close()
-    err = proc.stderr.read() if proc.stderr else b""
-    if proc.wait() != 0:
+    _, err = proc.communicate()
+    if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg failed: {' '.join(cmd)}\n{err.decode(errors='replace')}")
 
 
@@ -551,9 +551,9 @@ def make_source(
     """Write the moving chart as source `name` (a key of RECIPES) to path (container from its suffix)."""
     recipe = RECIPES[name]
     w, h = size
-    n = max(1, int(round(duration * fps)))
+    n = max(1, round(duration * fps))
     pix = "yuv420p10le" if recipe.bits == 10 else "yuv420p"
-    args: list[str] = _audio_in(duration) + ["-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "64k"] if audio else []
+    args: list[str] = [*_audio_in(duration), "-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "64k"] if audio else []
     args += [*recipe.codec, "-pix_fmt", pix, *recipe.tags, "-g", str(int(fps)), str(path)]
     _run_ffmpeg(args, recipe, w, h, n, fps)
     _, rects = chart(w, h)
@@ -628,8 +628,8 @@ def make_phone(path: str | Path, duration: float = 2.0, audio: bool = True) -> C
     rate (frame times from PHONE_PTS kept by -fps_mode passthrough in a 1/600 track clock), AAC audio."""
     recipe = RECIPES["hlg"]
     w, h, fps = 320, 180, 30.0
-    n = max(1, int(round(duration * fps)))
-    args: list[str] = _audio_in(duration + 0.5) + ["-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "64k", "-shortest"] if audio else []
+    n = max(1, round(duration * fps))
+    args: list[str] = [*_audio_in(duration + 0.5), "-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "64k", "-shortest"] if audio else []
     args += ["-vf", f"settb=1/600,setpts={PHONE_PTS}", "-fps_mode", "passthrough", "-enc_time_base", "1/600"]
     args += ["-video_track_timescale", "600"]
     plain = Path(path).with_name(Path(path).stem + ".unrotated.mov")
@@ -689,10 +689,8 @@ def decode_as_player(source: str | Path | bytes, index: int = 0, raw: bool = Fal
     src = io.BytesIO(source) if isinstance(source, bytes) else str(source)
     with av.open(src) as container:
         stream = container.streams.video[0]
-        for i, frame in enumerate(container.decode(stream)):
-            if i == index:
-                break
-        else:
+        frame = next(itertools.islice(container.decode(stream), index, None), None)
+        if frame is None:
             raise IndexError(f"no frame {index}")
         fmt = frame.format.name
         if not fmt.startswith(("yuv420p", "yuvj420p")):
