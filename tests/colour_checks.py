@@ -510,6 +510,9 @@ RECIPES = {
     "bt601": _Recipe("sdr709", "bt601", False, 8, _tags("smpte170m", "bt709", "smpte170m", "tv"), _h264()),
     "full": _Recipe("sdr709", "bt709", True, 8, _tags("bt709", "bt709", "bt709", "pc"), _h264()),
     "bt709": _Recipe("sdr709", "bt709", False, 8, _tags("bt709", "bt709", "bt709", "tv"), _h264()),
+    # no colour description at all: players guess the matrix from the height (BT.601 below 720 lines, else BT.709)
+    "untagged-sd": _Recipe("sdr709", "bt601", False, 8, (), _h264()),
+    "untagged-hd": _Recipe("sdr709", "bt709", False, 8, (), _h264()),
     "bt2020sdr": _Recipe("sdr2020", "bt2020", False, 10, _tags("bt2020", "bt2020-10", "bt2020nc", "tv"), _hevc(HEVC_2020)),
 }
 

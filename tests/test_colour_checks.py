@@ -240,6 +240,17 @@ def test_sdr_sources_decode_to_the_chart(name: str, tmp_path: Path) -> None:
     assert cc.delta_e(src.ref_codes, cc.patch_codes(np.clip(wrong, 0, 1) * 255, src.rects)).mean() > 2
 
 
+@pytest.mark.parametrize(("size", "matrix"), [((352, 288), "bt601"), ((1280, 720), "bt709")])
+def test_untagged_sources_guess_the_matrix_by_height(size: tuple[int, int], matrix: str, tmp_path: Path) -> None:
+    cc.need_ffmpeg()
+    name = "untagged-sd" if matrix == "bt601" else "untagged-hd"
+    src = cc.make_source(name, tmp_path / f"{name}.mp4", duration=0.25, size=size)
+    frame = cc.decode_as_player(src.path, 2)
+    assert frame.colorspace == 2 and frame.color_range in (0, 1)  # really unspecified (range: maybe defaulted to tv)
+    assert (frame.matrix, frame.full) == (matrix, False)
+    assert cc.delta_e(src.ref_codes, cc.patch_codes(frame.codes, src.rects)).mean() < 1.5
+
+
 HDR = {
     "hlg.mp4": (cc.make_hlg, 18, "hlg"),
     "hlg.mov": (cc.make_hlg, 18, "hlg"),
