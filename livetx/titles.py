@@ -764,7 +764,9 @@ def _iframe_renditions(
     I-frames would show what the encrypted renditions hide). The base rendition's watermark is
     drawn on its frames too, made for their size."""
     params = profile.title
-    video_renditions = [r for r in renditions if r.video is not None and r.video.codec in IFRAME_CODECS and r.track is None]
+    video_renditions = [
+        r for r in renditions if r.video is not None and r.video.codec in IFRAME_CODECS and r.video.dynamic_range == "sdr" and r.track is None
+    ]
     if not params.iframes or profile.source_key is not None or not video_renditions:
         return []
     if any(r.encryption is not None for r in renditions) or IFRAME_RENDITION in {r.name for r in renditions}:

@@ -125,7 +125,8 @@ def representation(rendition: Rendition, uri_for: UriFor, bandwidth: int, name_f
 
 def mpd(title: Title, uri_for: UriFor = plain, bandwidth_for: BandwidthFor = estimated, name_for: NameFor = segment_name) -> Mpd:
     check_dash(title)
-    ordered = variant_order(title, bandwidth_for)
+    held = set(map(id, _media(title)))
+    ordered = [r for r in variant_order(title, bandwidth_for) if id(r) in held]
     sets: list[AdaptationSet] = []
     if title.audio_renditions:
         return _mpd(title, [*_separate_sets(title, ordered, uri_for, bandwidth_for, name_for)])
