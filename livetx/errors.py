@@ -214,6 +214,13 @@ class SourceChanged(LivetxError):
     retry_after = 1
 
 
+class ColourUnsupported(SourceUnreadable):
+    """A video whose colour cannot be shown right without what livetx does not do (a Dolby
+    Vision profile 5 base layer needs its RPU; a constant-luminance or ICtCp matrix)."""
+
+    code = "colour_unsupported"
+
+
 class SourceTooLarge(SourceUnreadable):
     """The source is media, but beyond what livetx transcodes (frame size, duration)."""
 

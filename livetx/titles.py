@@ -765,7 +765,9 @@ def _iframe_renditions(
     drawn on its frames too, made for their size."""
     params = profile.title
     video_renditions = [
-        r for r in renditions if r.video is not None and r.video.codec in IFRAME_CODECS and r.video.dynamic_range == "sdr" and r.track is None
+        r
+        for r in renditions
+        if r.video is not None and r.video.codec in IFRAME_CODECS and r.video.dynamic_range == "sdr" and r.track is None
     ]
     if not params.iframes or profile.source_key is not None or not video_renditions:
         return []

@@ -185,6 +185,18 @@ def source_matrix(colour: ColourInfo, width: int, height: int) -> int:
     return BT709 if height >= HD_LINES or width >= 1280 else SMPTE170M
 
 
+def unsupported(colour: ColourInfo) -> str | None:
+    """Why a video's colour cannot be converted right, or None. Refused rather than shown wrong:
+    Dolby Vision profile 5 codes its base layer in IPTPQc2, which only its RPU maps to RGB (as
+    BT.2020 PQ it shows green and purple); BT.2020 constant luminance and ICtCp matrices have no
+    swscale conversion."""
+    if colour.dolby_vision is not None and colour.dolby_vision.profile == 5:
+        return "Dolby Vision profile 5 (its IPTPQc2 base layer needs the RPU to be shown)"
+    if colour.matrix in (BT2020_CL, 14):
+        return f"the {MATRIX_NAMES[colour.matrix]} matrix"
+    return None
+
+
 def output_tags(dynamic_range: DynamicRange) -> tuple[int, int, int]:
     """(primaries, transfer, matrix) written on a rendition of this dynamic range."""
     if dynamic_range == "hlg":

@@ -19,8 +19,9 @@ from fractions import Fraction
 from typing import Any
 
 from livetx.contract import Choice, DurationList, Integer, Invalid, Number, Selection, Size, Spec, Text, param, param_names, parse_params
-from livetx.errors import LivetxError, ParameterError
+from livetx.errors import ColourUnsupported, LivetxError, ParameterError
 from livetx.hls.languages import language_matches, language_tag
+from livetx.media.colour import unsupported
 from livetx.media.model import AudioSpec, AudioTrack, MediaInfo, VideoSpec
 from livetx.media.watermark import POSITIONS
 from livetx.storage.base import check_source_key
@@ -387,6 +388,8 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
         params = replace(params, s=f"{box_h}x{box_w}")
     width, height, pic_w, pic_h = output_size(params, float(display_w), float(display_h))
     colour = src.colour
+    if (reason := unsupported(colour)) is not None:
+        raise ColourUnsupported(f"cannot convert this video's colour: {reason} is not supported")
     hdr = params.dynamicrange == "hdr" and colour.dynamic_range != "sdr"  # (an SDR source: an SDR spec, left out by the title)
     return VideoSpec(
         codec=params.vcodec,
