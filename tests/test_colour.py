@@ -18,6 +18,7 @@ import json
 import random
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -301,3 +302,20 @@ def test_players_play_the_sdr_renditions_of_an_hdr_phone_video(server: Server, b
     assert not engine.startswith("native"), engine
     assert errors == []
     assert size[1] > size[0]  # portrait: upright
+
+
+def test_the_title_api_says_what_the_source_is_and_each_renditions_range(server: Server, uploaded: dict[str, Uploaded]) -> None:
+    request = urllib.request.Request(
+        f"{server.base_url}/api/v1/titles/ladder/{uploaded['pq'].key}", headers={"Authorization": f"Bearer {server.api_key}"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        state = json.loads(response.read())
+    assert state["colour"] == {
+        "Primaries": "bt2020",
+        "Transfer": "smpte2084",
+        "Matrix": "bt2020nc",
+        "Range": "limited",
+        "DynamicRange": "PQ",
+        "DolbyVision": None,
+    }
+    assert sorted(r["video_range"] for r in state["renditions"]) == ["PQ"] + ["SDR"] * (len(state["renditions"]) - 1)

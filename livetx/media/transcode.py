@@ -419,7 +419,7 @@ def _open_video(out: OutputContainer, spec: VideoSpec, container: str, intra_onl
         ctx.gop_size = spec.gop
     options["x264-params" if spec.codec == "h264" else "x265-params"] = ":".join(x_params)
     if spec.codec == "h265":
-        x_params += _hdr_params(spec)
+        x_params += ["log-level=error", *_hdr_params(spec)]  # (x265 prints its settings on every encoder otherwise)
         options["x265-params"] = ":".join(x_params)
         options["tag"] = "hvc1"
         if container == "fmp4":
@@ -430,10 +430,11 @@ def _open_video(out: OutputContainer, spec: VideoSpec, container: str, intra_onl
 
 def _hdr_params(spec: VideoSpec) -> list[str]:
     """x265's HDR metadata for a PQ rendition: the source's mastering display and content light
-    level, written as SEI with every IDR (each segment opens on one)."""
+    level, written as SEI with the stream headers (each segment is a fresh encoder: its first frame).
+    No repeat-headers: an hvc1 sample entry holds every parameter set, none may be in band."""
     if spec.dynamic_range != "pq":
         return []
-    params = ["hdr10=1", "repeat-headers=1"]
+    params = ["hdr10=1"]
     if spec.mastering is not None:
         params.append(f"master-display={spec.mastering.x265()}")
     if spec.content_light is not None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from livetx.cache.service import SegmentService
 from livetx.lru import Lru
+from livetx.playlists import video_range
 from livetx.titles import Rendition, Title
 
 TIMELINE_SEGMENTS = 200_000  # segments whose JSON is kept, over all renditions (~30 MB)
@@ -74,9 +75,14 @@ class TitleStatus:
         states = []
         for r in renditions:
             peak, average = service.bandwidth(r)
-            facts.append({"name": r.name, "resolution": resolution[r.name], "bandwidth": peak, "average_bandwidth": average})
+            fact = {"name": r.name, "resolution": resolution[r.name], "bandwidth": peak, "average_bandwidth": average}
+            if r.video is not None:
+                fact["video_range"] = video_range(r.video)
+            facts.append(fact)
             states.append(await service.states(title, r))
         head: dict[str, Any] = {"profile": title.profile.name, "key": title.source.key, "duration": float(title.duration)}
+        if title.info.video is not None:
+            head["colour"] = title.info.video.colour.to_json()  # what the headers say the source is
         if subtitles is not None:
             head["subtitles"] = subtitles
         if pictures is not None:
