@@ -30,6 +30,7 @@ import av
 import m3u8
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests import colour_checks as cc
 from tests.conftest import Server
@@ -319,3 +320,14 @@ def test_the_title_api_says_what_the_source_is_and_each_renditions_range(server:
         "DolbyVision": None,
     }
     assert sorted(r["video_range"] for r in state["renditions"]) == ["PQ"] + ["SDR"] * (len(state["renditions"]) - 1)
+
+
+def test_a_snapshot_of_an_hdr_source_shows_the_charts_colours(server: Server, uploaded: dict[str, Uploaded]) -> None:
+    """Pictures are converted as an SDR rendition is: a PNG snapshot of the HLG source is the
+    tone-mapped chart (a lossless picture: the same bound as the video)."""
+    source = uploaded["hlg"].source
+    url = server.cli("sign", f"/hls/default/{uploaded['hlg'].key}/snapshot.png", "--base-url", server.base_url)
+    with Image.open(io.BytesIO(_get(url + "&t=500"))) as image:
+        codes = np.asarray(image.convert("RGB"), dtype=np.float64)
+    delta_e = cc.delta_e(source.ref_codes, cc.patch_codes(codes, source.rects))
+    assert delta_e.mean() <= 3 and delta_e.max() <= 6, np.round(delta_e, 2)
