@@ -21,6 +21,7 @@ has no Cues) gives None too: copy planning must not trust half an index.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from fractions import Fraction
 from typing import Any
@@ -67,7 +68,7 @@ def _incomplete(times: tuple[Fraction, ...], end: Fraction | None) -> bool:
     than both TAIL_SLACK and twice the widest gap between the keyframes listed."""
     if end is None:
         return False
-    widest = max((b - a for a, b in zip(times, times[1:], strict=False)), default=Fraction(0))
+    widest = max((b - a for a, b in itertools.pairwise(times)), default=Fraction(0))
     return end - times[-1] > max(TAIL_SLACK, 2 * widest)
 
 
