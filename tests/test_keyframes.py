@@ -59,9 +59,10 @@ def make(path: Path, spec: SampleSpec = SPEC) -> Path:
     return path
 
 
-def remux(source: Path, target: Path, *args: str) -> Path:
-    """`source`'s packets in another container (or layout) by the ffmpeg CLI, no re-encoding."""
-    subprocess.run(["/usr/bin/ffmpeg", "-v", "error", "-y", "-i", str(source), "-c", "copy", *args, str(target)], check=True)
+def remux(source: Path, target: Path, *args: str, start: tuple[str, ...] = ()) -> Path:
+    """`source`'s packets in another container (or layout) by the ffmpeg CLI, no re-encoding;
+    `start`: input options (where to cut, how far to delay)."""
+    subprocess.run(["/usr/bin/ffmpeg", "-v", "error", "-y", *start, "-i", str(source), "-c", "copy", *args, str(target)], check=True)
     return target
 
 
@@ -172,3 +173,24 @@ def test_hevc_profile_is_read(tmp_path: Path) -> None:
     assert info.video is not None
     assert (info.video.codec, info.video.profile, info.video.pix_fmt) == ("hevc", "Main 10", "yuv420p10le")
     assert info.video.keyframes == scanned(tmp_path / "h.mp4")
+
+
+def test_an_mp4_cut_between_keyframes_leaves_the_hidden_one_out(tmp_path: Path) -> None:
+    """An edit list starting mid-GOP: FFmpeg keeps the keyframe before it only to decode from
+    (discarded, shown never). The index starts at the next keyframe, so no copy: the video does
+    not start with a keyframe."""
+    path = remux(make(tmp_path / "b.mp4"), tmp_path / "cut.mp4", start=("-ss", "1.3"))
+    times, _ = indexed(path)
+    shown = tuple(t for t in scanned(path) if t >= 0)
+    assert times == shown and len(scanned(path)) == len(shown) + 1
+    info = probe(str(path))
+    assert info.video is not None
+    reason = copy_refusal(info.video, 2000, None)
+    assert reason is not None and "does not start with a keyframe" in reason
+
+
+def test_an_mp4_starting_late_keeps_its_times(tmp_path: Path) -> None:
+    """An empty edit first (the video starts 2 s into the file's timeline)."""
+    path = remux(make(tmp_path / "b.mp4"), tmp_path / "late.mp4", start=("-itsoffset", "2"))
+    times, _ = indexed(path)
+    assert times == scanned(path) and times is not None and times[0] == 2
