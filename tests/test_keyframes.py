@@ -19,6 +19,7 @@ from livetx.media.model import MediaInfo
 from livetx.media.orientation import read_moov
 from livetx.media.probe import probe
 from livetx.media.sample import SampleSpec, write_sample
+from tests.test_formats import BASE, CONTAINERS, FORMATS
 
 # tiny sources: 320x180, a keyframe every 15 frames (0.6 s at 25 fps); x264 superfast makes B-frames
 SPEC = SampleSpec(seconds=3.0, width=320, height=180, fps=Fraction(25), gop=15, acodec=None)
@@ -194,3 +195,23 @@ def test_an_mp4_starting_late_keeps_its_times(tmp_path: Path) -> None:
     path = remux(make(tmp_path / "b.mp4"), tmp_path / "late.mp4", start=("-itsoffset", "2"))
     times, _ = indexed(path)
     assert times == scanned(path) and times is not None and times[0] == 2
+
+
+# the inputs of the format matrix (tests/test_formats.py): which give an index, and what it says
+INDEXED = {"webm-vp9-opus", "mkv-hevc-flac", "mkv-av1-ac3", "mkv-h264-vfr", "mov-h264-pcm", "mp4-h264-10bit"}
+COPYABLE = {"mkv-hevc-flac", "mkv-h264-vfr", "mov-h264-pcm"}
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_the_format_matrix(tmp_path: Path, name: str) -> None:
+    suffix, extra = FORMATS[name]
+    spec = SampleSpec(**{**BASE, **extra, "container": CONTAINERS[suffix]})
+    path = make(tmp_path / f"{name}.{suffix}", spec)
+    times, _ = indexed(path)
+    assert (times is not None) == (name in INDEXED)
+    if times is not None:
+        assert times == scanned(path)
+    info = probe(str(path))
+    assert info.video is not None and info.video.keyframes == times
+    reason = copy_refusal(info.video, 6000, None, container=info.format)
+    assert (reason is None) == (name in COPYABLE), reason
