@@ -215,3 +215,12 @@ def test_the_format_matrix(tmp_path: Path, name: str) -> None:
     assert info.video is not None and info.video.keyframes == times
     reason = copy_refusal(info.video, 6000, None, container=info.format)
     assert (reason is None) == (name in COPYABLE), reason
+
+
+def test_more_keyframes_than_the_limit_give_none(tmp_path: Path) -> None:
+    """An intra-only source has a keyframe per frame: past the limit the index is not kept."""
+    path = make(tmp_path / "intra.mkv", SampleSpec(**{**SPEC.__dict__, "gop": 1}))
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert keyframe_times(container, stream, limit=75) is not None
+        assert keyframe_times(container, stream, limit=74) is None

@@ -37,18 +37,19 @@ from livetx.media.orientation import _boxes
 TAIL_SLACK = Fraction(10)
 
 
-def keyframe_times(container: Any, stream: Any, moov: bytes | None = None) -> tuple[Fraction, ...] | None:
+def keyframe_times(container: Any, stream: Any, moov: bytes | None = None, limit: int | None = None) -> tuple[Fraction, ...] | None:
     """Source seconds (presentation time) of every keyframe of video `stream`, ascending, from
     the container's index; None when the container has no such index or it looks incomplete.
 
     `moov`: the MP4/MOV moov payload (`orientation.read_moov`), needed to turn a B-frame
-    track's decode times into presentation times. A Matroska container is left positioned at
-    the start."""
+    track's decode times into presentation times. `limit`: None as soon as there are more
+    keyframes than this (an intra-only source has one per frame: no use reading them all).
+    A Matroska container is left positioned at the start."""
     names = container.format.name.split(",")
     if is_mp4_family(container.format.name):
-        ticks = _mp4_ticks(stream, moov)
+        ticks = _mp4_ticks(stream, moov, limit)
     elif "matroska" in names or "webm" in names:
-        ticks = _matroska_ticks(container, stream)
+        ticks = _matroska_ticks(container, stream, limit)
     else:
         return None
     if not ticks:
@@ -73,20 +74,22 @@ def _incomplete(times: tuple[Fraction, ...], end: Fraction | None) -> bool:
     return end - times[-1] > max(TAIL_SLACK, 2 * widest)
 
 
-def _matroska_ticks(container: Any, stream: Any) -> list[int] | None:
+def _matroska_ticks(container: Any, stream: Any, limit: int | None) -> list[int] | None:
     """The Cues' keyframe times (stream ticks), loaded by one seek to the start."""
     try:
         container.seek(0, stream=stream, backward=True)
     except (av.FFmpegError, OSError):
         return None
-    return [timestamp for _, timestamp in _keyframe_entries(stream.index_entries)]
+    keyframes = _keyframe_entries(stream.index_entries, limit)
+    return None if keyframes is None else [timestamp for _, timestamp in keyframes]
 
 
-def _keyframe_entries(entries: Any) -> list[tuple[int, int]]:
+def _keyframe_entries(entries: Any, limit: int | None) -> list[tuple[int, int]] | None:
     """(position, timestamp) of each keyframe entry of FFmpeg's index, in index order, not
     discarded. Jumps from keyframe to keyframe with FFmpeg's own search (a binary search, then a
     walk to the next keyframe, in C) rather than wrapping every entry in a Python object: an MP4
-    index has one entry per frame, 1.5 us each through PyAV (0.3 s for two hours at 24 fps)."""
+    index has one entry per frame, 1.5 us each through PyAV (0.3 s for two hours at 24 fps).
+    None: more than `limit` of them."""
     count = len(entries)
     found: list[tuple[int, int]] = []
     at = 0
@@ -98,11 +101,13 @@ def _keyframe_entries(entries: Any) -> list[tuple[int, int]]:
         entry = entries[at]
         if entry.is_keyframe and not entry.is_discard:
             found.append((at, entry.timestamp))
+            if limit is not None and len(found) > limit:
+                return None
         at += 1
     return found
 
 
-def _mp4_ticks(stream: Any, moov: bytes | None) -> list[int] | None:
+def _mp4_ticks(stream: Any, moov: bytes | None, limit: int | None) -> list[int] | None:
     """Keyframe presentation times (stream ticks) from FFmpeg's sample index and the track's
     composition offsets. None: a fragmented file, or offsets that cannot be matched to samples."""
     entries = stream.index_entries
@@ -114,7 +119,9 @@ def _mp4_ticks(stream: Any, moov: bytes | None) -> list[int] | None:
     runs, count = offsets
     if count == -1:
         return None  # fragmented: the offsets are in the fragments, not in the moov
-    keyframes = _keyframe_entries(entries)
+    keyframes = _keyframe_entries(entries, limit)
+    if keyframes is None:
+        return None
     if not runs:
         return [timestamp for _, timestamp in keyframes]
     if count != len(entries):

@@ -251,8 +251,7 @@ def _level(level: Any) -> int | None:
 
 def _keyframes(container: Any, vs: Any, moov: bytes | None) -> tuple[Fraction, ...] | None:
     """The keyframe index (media/keyframes.py), or None when there is none or it is too long to keep."""
-    times = keyframe_times(container, vs, moov)
-    return times if times is not None and len(times) <= MAX_KEYFRAMES else None
+    return keyframe_times(container, vs, moov, limit=MAX_KEYFRAMES)
 
 
 def _language(stream: Any) -> str | None:
