@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 from dataclasses import replace
 from fractions import Fraction
 
@@ -169,3 +171,11 @@ def test_regular_gops_dividing_the_target_give_whole_targets(gop: int, per_segme
     total = st_frames * segments
     windows = keyframe_windows(range(0, total, gop), total, st_frames)
     assert windows == [(n * st_frames, (n + 1) * st_frames) for n in range(segments)]
+
+
+def test_copyplan_is_pure() -> None:
+    """Planning imports no media, web or storage code (a fresh interpreter, so nothing else loaded them)."""
+    loaded = "sorted(m for m in sys.modules if m.split('.')[0] in ('av', 'aiohttp') or m.startswith('livetx.storage'))"
+    code = f"import sys, livetx.copyplan; print({loaded})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

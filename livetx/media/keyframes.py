@@ -10,6 +10,8 @@ about what the header probe costs. Which containers hold such an index, and how 
   plus the sample's composition offset (`ctts`), plus the shift FFmpeg applies to every
   decode time when some offsets are negative (`ctts` version 1). The offsets are read from the
   moov payload the probe already holds; without it, a track with composition offsets gives None.
+  Keyframes FFmpeg marks discarded (before the start of the edit list: decoded, never shown)
+  are left out; an edit list that rebuilt the index (entries no longer one per sample) gives None.
 - Matroska/WebM: the Cues give the keyframe times (block times are presentation times), but
   FFmpeg reads them only on the first seek. A seek to the start loads them; on a file without
   Cues it reads on only to the next keyframe.
