@@ -12,7 +12,7 @@ from typing import Any, Literal
 from livetx.media.colour import ColourInfo, ContentLight, DolbyVision, DynamicRange, MasteringDisplay
 from livetx.media.watermark import Overlay
 
-RECORD_VERSION = 4  # of the probe record; bump when its facts change meaning or grow (an older record is probed again)
+RECORD_VERSION = 5  # of the probe record; bump when its facts change meaning or grow (an older record is probed again)
 
 # FFmpeg's names of the MP4/MOV demuxer (`mov,mp4,m4a,3gp,3g2,mj2`): its text samples tile the
 # timeline, and its muxers flag the first track of each kind default by themselves
@@ -42,6 +42,11 @@ class VideoInfo:
     bit_rate: int | None = None  # bit/s, when the headers say
     rotation: int = 0  # counter-clockwise degrees to turn the coded picture for display (0/90/180/270)
     colour: ColourInfo = field(default_factory=ColourInfo)  # primaries, transfer, matrix, range and HDR metadata, from the headers
+    profile: str | None = None  # FFmpeg's name of the codec profile ("High", "Main 10", ...), when the headers say
+    level: int | None = None  # the codec level as coded: H.264 level_idc (41: 4.1), HEVC general_level_idc (123: 4.1)
+    # source seconds (presentation time) of every keyframe, from the container's index
+    # (media/keyframes.py); None: no cheap index, an incomplete one, or more than MAX_KEYFRAMES
+    keyframes: tuple[Fraction, ...] | None = None
 
     @property
     def display_size(self) -> tuple[Fraction, Fraction]:

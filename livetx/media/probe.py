@@ -12,6 +12,7 @@ import av
 from livetx.errors import SourceTooLarge, SourceUnreadable
 from livetx.media.colour import TRANSFER_HLG, TRANSFER_PQ, UNSPECIFIED, ColourInfo
 from livetx.media.hdr_headers import HdrMetadata, TrackColour, access_unit_sei, entry_colour, extradata_sei
+from livetx.media.keyframes import keyframe_times
 from livetx.media.model import ROLES, AudioInfo, AudioTrack, MediaInfo, SubtitleTrack, VideoInfo
 from livetx.media.orientation import moov_rotation, read_moov
 from livetx.media.remote import describe_error, open_container, open_source
@@ -195,9 +196,11 @@ def _probe(target: BinaryIO) -> MediaInfo:
                     sar=_sar(vs),
                     bit_rate=vs.codec_context.bit_rate or vs.bit_rate or None,
                     rotation=moov_rotation(moov) if moov is not None else 0,
+                    profile=vs.codec_context.profile or None,
+                    level=_level(vs.codec_context.level),
                 )
                 colour, packet = _colour(container, vs, entry_colour(moov) if moov is not None else None)
-                video = replace(video, colour=colour)
+                video = replace(video, colour=colour, keyframes=_keyframes(container, vs, moov))
                 read = [packet] if packet is not None else []
         if container.streams.audio:
             aud = container.streams.audio[0]
@@ -235,6 +238,20 @@ def _probe(target: BinaryIO) -> MediaInfo:
         )
         _check_limits(info)
         return info
+
+
+MAX_KEYFRAMES = 100_000  # more keyframes than this are not kept in the probe record (about 55 h of 2 s GOPs)
+UNKNOWN_LEVEL = -99  # FF_LEVEL_UNKNOWN
+
+
+def _level(level: Any) -> int | None:
+    """The codec context's level, None when FFmpeg does not know it (or it is nonsense)."""
+    return int(level) if level is not None and int(level) > 0 else None
+
+
+def _keyframes(container: Any, vs: Any, moov: bytes | None) -> tuple[Fraction, ...] | None:
+    """The keyframe index (media/keyframes.py), or None when there is none or it is too long to keep."""
+    return keyframe_times(container, vs, moov, limit=MAX_KEYFRAMES)
 
 
 def _language(stream: Any) -> str | None:
