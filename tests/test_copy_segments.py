@@ -19,7 +19,7 @@ import av
 import pytest
 
 from livetx.errors import TranscodeFailed
-from livetx.media.model import AudioSpec, SegmentJob, VideoSpec
+from livetx.media.model import AudioSpec, SampleEncryption, SegmentJob, VideoSpec
 from livetx.media.sample import SampleSpec, write_sample
 from livetx.media.transcode import transcode_segment
 from tests.checker import check_tone, decode_audio, decode_switching, decode_video, open_fmp4, residual_peaks
@@ -114,6 +114,28 @@ def test_joined_segments_decode_every_frame_once_on_the_grid(copied: Copied) -> 
     assert video.keyframes.count(True) == SECONDS  # the source's own keyframes, each once
 
 
+def test_decode_times_are_title_times_from_each_window_start(copied: Copied) -> None:
+    """As a transcoded fMP4 segment: `tfdt` is the window's start (title time), DTS one frame apart
+    across the joins, the first sample a keyframe (the muxer's negative composition offsets take
+    the source's reorder delay)."""
+    frame = int(CLOCK / FPS)
+    for (start, _), segment in zip(WINDOWS, copied.segments, strict=True):
+        with open_fmp4(copied.init, [segment]) as container:
+            first = next(p for p in container.demux(video=0) if p.size)
+            assert first.dts == start * CLOCK and first.is_keyframe
+    with open_fmp4(copied.init, copied.segments) as container:
+        assert [p.dts for p in container.demux(video=0) if p.size] == [k * frame for k in range(FRAMES)]
+
+
+def test_sample_aes_copy_segments_decode_with_the_key(copied: Copied) -> None:
+    samples = SampleEncryption(bytes(range(16)), bytes(range(16, 32)), bytes(range(32, 48)))
+    init = transcode_segment(replace(_job(copied.path, Fraction(0), Fraction(0), init=True), samples=samples)).data
+    segments = [transcode_segment(replace(_job(copied.path, *w), samples=samples)).data for w in WINDOWS]
+    assert all(protected != clear for protected, clear in zip(segments, copied.segments, strict=True))
+    with open_fmp4(init, segments, key=samples.key) as container:
+        assert decode_video(container).indexes == list(range(FRAMES))
+
+
 def test_copy_and_transcoded_segments_alternate_in_one_decoder(copied: Copied) -> None:
     codec = TRANSCODED_CODEC[copied.path.name]
     transcoded_init = transcode_segment(_job(copied.path, Fraction(0), Fraction(0), codec, init=True)).data
@@ -144,6 +166,8 @@ def test_copy_refuses_what_it_cannot_cut(copied: Copied, tmp_path: Path) -> None
         transcode_segment(_job(copied.path, Fraction(0), Fraction(3, 2)))
     with pytest.raises(TranscodeFailed, match="fMP4 only"):
         transcode_segment(replace(_job(copied.path, *WINDOWS[0]), container="ts"))
+    with pytest.raises(TranscodeFailed, match="I-frame"):
+        transcode_segment(replace(_job(copied.path, *WINDOWS[0]), intra_only=True))
 
 
 def test_copy_refuses_annex_b_and_open_gop_sources(tmp_path: Path) -> None:

@@ -28,6 +28,15 @@ init segment (`ftyp`+`moov`) comes from a muxer given the same streams and no pa
 the encoder headers, which depend on the spec alone, so it is the same whichever window is
 made first. FFmpeg's own mp4 demuxer shows such video D late (it shifts negative offsets up);
 browsers' players apply them as written.
+
+A copy ("remux") rendition (`VideoSpec.codec == "copy"`, fMP4 only) decodes no video: its
+window starts and stops on source keyframes (the planner's job), and the segment carries the
+source's video packets shown in it, payloads untouched, re-timed to title time on the 90 kHz
+clock (`_CopyCursor`), with the audio made as above. Its init segment's video sample entry is
+the source stream's (avcC/hvcC from its headers, HEVC tagged `hvc1`), so the init reads the
+source's headers, and is still the same whichever window is made first. What cannot be cut or
+muxed unchanged is refused: a window edge off a keyframe, an open GOP, in-band parameter sets
+(Annex B, as MPEG-TS holds), codecs other than H.264 and HEVC.
 """
 
 from __future__ import annotations
@@ -323,6 +332,8 @@ class _Segment:
         if self.vin is None or self.job.video is None or window.video is None:
             return None
         if _copies(self.job.video):
+            if self.job.overlay is not None or self.job.intra_only:
+                raise TranscodeFailed("a copy rendition cannot carry a watermark or be an I-frame rendition")
             copied = _open_copy(out, self.vin, self.job.container)
             job = self.job
             return _CopyCursor(self.vin, copied, self.job.video.fps, job.origin, (job.start, job.stop), verify=window.seek_to is not None)
