@@ -205,3 +205,20 @@ def test_copy_cost_against_a_transcode(copied: Copied) -> None:
             f"bytes copy {copy_bytes} transcode {tx_bytes} source video {source_bytes}"
         )
         assert copy_bytes > source_bytes  # the copy holds the window's video (plus its audio)
+
+
+def test_millisecond_timestamps_off_the_grid_cut_on_grid_windows(tmp_path: Path) -> None:
+    """23.976 fps in Matroska: keyframe k*25 is at 1.04270833 s, stored as 1043 ms. Windows given
+    as grid times (whole frames) cut at those keyframes, and the copies land on the grid."""
+    fps = Fraction(24000, 1001)
+    path = tmp_path / "ntsc.mkv"
+    write_sample(path, SampleSpec(seconds=float(150 / fps), width=320, height=180, fps=fps, gop=25, container="matroska"))
+    edges = [Fraction(k * 50) / fps for k in range(4)]  # every other keyframe
+    job = replace(_job(path, Fraction(0), Fraction(0)), video=VideoSpec("copy", 320, 180, fps))
+    init = transcode_segment(replace(job, init=True)).data
+    segments = [transcode_segment(replace(job, start=a, stop=b)).data for a, b in itertools.pairwise(edges)]
+    assert _payloads(init, segments) == [data for _, data in _source_packets(path)]
+    with open_fmp4(init, segments) as container:
+        video = decode_video(container)
+    assert video.indexes == list(range(150))
+    assert video.pts == [video.pts[0] + int(k * CLOCK / fps) for k in range(150)]  # on the grid, shown D late

@@ -689,7 +689,7 @@ class _VideoCursor:
 
 
 class _CopyCursor:
-    """Takes the source's own video packets shown in the window (source time [lo, hi), source
+    """Takes the source's own video packets shown in the window (title time [start, stop), source
     keyframes at both ends), in decode order, payloads untouched, re-timed to title time on the
     90 kHz clock: the same interface as `_VideoCursor`.
 
@@ -707,44 +707,44 @@ class _CopyCursor:
         self.stream = stream
         self.fps = fps
         self.origin = origin
-        self.lo, self.hi = origin + window[0], origin + window[1]
+        self.lo_ticks, self.hi_ticks = self._ticks(origin + window[0]), self._ticks(origin + window[1])
         self.verify = verify  # the first packet after a seek must be at or before the window's start
-        self.taken: list[tuple[Packet[Stream], Fraction]] = []  # (packet, source PTS) in decode order
+        self.taken: list[tuple[Packet[Stream], int]] = []  # (packet, title time in 90 kHz ticks) in decode order
         self.delay = 0  # frames: the source's reorder delay, as its DTS show
-        self.next_key: Fraction | None = None  # PTS of the keyframe at the window's end, once read
+        self.next_key: int | None = None  # title time (ticks) of the keyframe at the window's end, once read
         self.done = False
         self.emitted = 0
 
     def feed(self, packet: Packet[Stream]) -> bool:
         """Take one source packet if it is shown in the window. False when the first packet after
-        a seek is shown after the window's start (the seek landed too late)."""
+        a seek is shown after the window's start (the seek landed too late). Times compare on the
+        90 kHz clock, snapped to the grid (`_ticks`): a window edge given as the keyframe's time
+        or as its grid frame's, in a container that rounds to milliseconds, is the same edge."""
         if self.done or packet.pts is None or not packet.size:
             return True
         t = packet.pts * self.time_base
+        at = self._ticks(t)
         if self.verify:
             self.verify = False
-            if t > self.lo:
+            if at > self.lo_ticks:
                 return False
         if self.next_key is not None:
             # the packet decoded after the next keyframe: one shown before it leads an open GOP,
             # whose pictures reference the previous GOP and cannot be cut there
-            if t < self.next_key:
+            if at < self.next_key:
                 raise TranscodeFailed("cannot copy an open-GOP source: its segments do not decode alone")
             self.done = True
-        elif t >= self.hi:
+        elif at >= self.hi_ticks:
             if not packet.is_keyframe:
                 raise TranscodeFailed("a copy segment must end at a source keyframe")
-            self.next_key = t
-        elif t >= self.lo:
-            self._take(packet, t)
+            self.next_key = at
+        elif at >= self.lo_ticks:
+            if not self.taken and not (packet.is_keyframe and at == self.lo_ticks):
+                raise TranscodeFailed("a copy segment must start at a source keyframe")
+            if packet.dts is not None:
+                self.delay = max(self.delay, round((t - packet.dts * self.time_base) * self.fps))
+            self.taken.append((packet, at))
         return True
-
-    def _take(self, packet: Packet[Stream], t: Fraction) -> None:
-        if not self.taken and not (packet.is_keyframe and t == self.lo):
-            raise TranscodeFailed("a copy segment must start at a source keyframe")
-        if packet.dts is not None:
-            self.delay = max(self.delay, round((t - packet.dts * self.time_base) * self.fps))
-        self.taken.append((packet, t))
 
     def _ticks(self, t: Fraction) -> int:
         """Title time of source time `t` on the 90 kHz clock, on the frame grid when it is near."""
@@ -756,7 +756,7 @@ class _CopyCursor:
 
     def finish(self) -> list[Packet[Stream]]:
         """The window's packets, re-timed, ready to mux (their payloads as the source has them)."""
-        pts = [self._ticks(t) for _, t in self.taken]
+        pts = [at for _, at in self.taken]
         ordered = sorted(pts)
         if len(set(ordered)) != len(ordered):
             raise TranscodeFailed("cannot copy video with two frames at one time")
