@@ -192,7 +192,9 @@ def _video_info(fields: dict[str, Any]) -> VideoInfo:
 
 @dataclass(frozen=True)
 class VideoSpec:
-    codec: str  # "h264" | "h265" | "av1" | "vp9" (a job's WebM: batch/work.py)
+    # "h264" | "h265" | "av1" | "vp9" (a job's WebM: batch/work.py) | "copy": the source's own
+    # packets (fMP4 only; width, height and fps then describe the source as planned)
+    codec: str
     width: int
     height: int
     fps: Fraction
@@ -239,7 +241,8 @@ class SampleEncryption:
 class SegmentJob:
     """Make the segment covering title time [start, stop) of `source`, in `container` ("ts" or
     "fmp4"). With `init`, make an fMP4 rendition's init segment instead: from the encoder
-    headers alone, reading no source (start, stop and the source fields are unused).
+    headers alone, reading no source (start, stop and the source fields are unused), except for
+    a copy rendition (`video.codec == "copy"`), whose init reads the source's video headers.
 
     The streams made are the specs given: `video=None` makes an audio-only segment of source
     stream `audio_stream` (any audio track, as an EXT-X-MEDIA rendition needs: on the video's

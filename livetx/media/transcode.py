@@ -28,6 +28,15 @@ init segment (`ftyp`+`moov`) comes from a muxer given the same streams and no pa
 the encoder headers, which depend on the spec alone, so it is the same whichever window is
 made first. FFmpeg's own mp4 demuxer shows such video D late (it shifts negative offsets up);
 browsers' players apply them as written.
+
+A copy ("remux") rendition (`VideoSpec.codec == "copy"`, fMP4 only) decodes no video: its
+window starts and stops on source keyframes (the planner's job), and the segment carries the
+source's video packets shown in it, payloads untouched, re-timed to title time on the 90 kHz
+clock (`_CopyCursor`), with the audio made as above. Its init segment's video sample entry is
+the source stream's (avcC/hvcC from its headers, HEVC tagged `hvc1`), so the init reads the
+source's headers, and is still the same whichever window is made first. What cannot be cut or
+muxed unchanged is refused: a window edge off a keyframe, an open GOP, in-band parameter sets
+(Annex B, as MPEG-TS holds), codecs other than H.264 and HEVC.
 """
 
 from __future__ import annotations
@@ -68,6 +77,10 @@ from livetx.media.timeline import MPEG_TS_CLOCK, TS_OFFSET
 from livetx.media.watermark import Overlay
 
 AAC_FRAME = 1024
+COPY = "copy"  # VideoSpec.codec of a copy ("remux") rendition: the source's own video packets
+# what a copy rendition can carry: codecs whose MP4/Matroska packets are length-prefixed NAL
+# units with the parameter sets out of band (avcC, hvcC), as an fMP4 sample entry needs them
+COPY_CODECS = {"h264", "hevc"}
 COLOR_RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG
 TS_OPTIONS = {"mpegts_copyts": "1", "avoid_negative_ts": "disabled"}
 # Audio-only MPEG-TS (an audio rendition, an audio-only source): AAC frames grouped into PES
@@ -126,7 +139,7 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
     `origin` (see `open_source`). Error messages never carry the source's path or URL."""
     began = time.perf_counter()
     if job.init:
-        init = init_segment(job)
+        init = init_segment(job, origin)
         if job.samples is not None:
             init = cbcs.protect_init(init, job.samples.key_id, job.samples.iv)
         return SegmentResult(init, 0, 0, time.perf_counter() - began, 0)
@@ -139,7 +152,8 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
         if made is not None:
             data, frames, packets = made
             if job.samples is not None:
-                data = cbcs.protect_fragment(data, job.samples.key, job.samples.iv, _tracks(job.video, job.audio))
+                tracks = _tracks(job.video, job.audio) if not _copies(job.video) else cbcs.tracks_of(init_segment(job, origin))
+                data = cbcs.protect_fragment(data, job.samples.key, job.samples.iv, tracks)
             return SegmentResult(data, frames, packets, time.perf_counter() - began, seeks, fetched)
     raise TranscodeFailed("could not position the source at the segment start")  # pragma: no cover
 
@@ -161,11 +175,22 @@ def _tracks(video: VideoSpec | None, audio: AudioSpec | None) -> dict[int, cbcs.
     return cbcs.tracks_of(init_segment(SegmentJob("", Fraction(0), Fraction(0), Fraction(0), video, audio, container="fmp4", init=True)))
 
 
-def init_segment(job: SegmentJob) -> bytes:
-    """An fMP4 rendition's init segment: `ftyp`+`moov`, from the encoder headers alone."""
+def init_segment(job: SegmentJob, origin: str | None = None) -> bytes:
+    """An fMP4 rendition's init segment: `ftyp`+`moov`, from the encoder headers alone; a copy
+    rendition's video sample entry comes from the source stream's headers (read from `origin`
+    when remote), so it too is the same whichever segment is made first."""
+    if _copies(job.video):
+        with open_job_source(job, origin) as (src, _):
+            return _init_bytes(job, _source_stream(src, job.video_stream, VideoStream))
+    return _init_bytes(job, None)
+
+
+def _init_bytes(job: SegmentJob, copy_from: VideoStream | None) -> bytes:
     out_buf = io.BytesIO()
     with av.open(out_buf, "w", format="mp4", options=FMP4_OPTIONS) as out:
-        if job.video is not None:
+        if copy_from is not None:
+            _open_copy(out, copy_from, job.container)
+        elif job.video is not None:
             _open_video(out, job.video, job.container, job.intra_only)
         if job.audio is not None:
             _open_audio(out, job.audio)
@@ -175,6 +200,11 @@ def init_segment(job: SegmentJob) -> bytes:
     if media:  # pragma: no cover - no packet was muxed
         raise TranscodeFailed("init segment holds media")
     return init
+
+
+def _copies(spec: VideoSpec | None) -> bool:
+    """Whether `spec` is a copy ("remux") rendition: the source's video packets, not decoded."""
+    return spec is not None and spec.codec == COPY
 
 
 @dataclass(frozen=True)
@@ -298,9 +328,15 @@ class _Segment:
         assert anchor is not None and anchor.time_base is not None
         self.src.seek(int(to / anchor.time_base), stream=anchor, backward=True, any_frame=False)
 
-    def _video(self, out: OutputContainer, window: _Window) -> _VideoCursor | None:
+    def _video(self, out: OutputContainer, window: _Window) -> _VideoCursor | _CopyCursor | None:
         if self.vin is None or self.job.video is None or window.video is None:
             return None
+        if _copies(self.job.video):
+            if self.job.overlay is not None or self.job.intra_only:
+                raise TranscodeFailed("a copy rendition cannot carry a watermark or be an I-frame rendition")
+            copied = _open_copy(out, self.vin, self.job.container)
+            job = self.job
+            return _CopyCursor(self.vin, copied, self.job.video.fps, job.origin, (job.start, job.stop), verify=window.seek_to is not None)
         stream = _open_video(out, self.job.video, self.job.container, self.job.intra_only)
         # after a seek, the first decoded frame must be early enough
         cursor = _VideoCursor(
@@ -324,7 +360,7 @@ class _Segment:
             self.ain, stream, self.job.audio, self.job.origin, window.audio, _offset(self.job), verify=window.seek_to is not None
         )
 
-    def _demux(self, video: _VideoCursor | None, audio: _AudioBuffer | None) -> bool:
+    def _demux(self, video: _VideoCursor | _CopyCursor | None, audio: _AudioBuffer | None) -> bool:
         """Decode the source into `video` and `audio` until both have their windows (or the file
         ends). False when the first frame after the seek starts after a window."""
         streams = [s for s in (self.vin, self.ain) if s is not None]
@@ -358,7 +394,7 @@ def _source_stream(src: InputContainer, index: int | None, kind: type[_StreamT])
     return stream
 
 
-def _mux(out: OutputContainer, video: _VideoCursor | None, audio: _AudioBuffer | None) -> tuple[int, int]:
+def _mux(out: OutputContainer, video: _VideoCursor | _CopyCursor | None, audio: _AudioBuffer | None) -> tuple[int, int]:
     """Flush the encoders and mux their packets; the number of video frames and audio packets."""
     video_packets = video.finish() if video is not None else []
     audio_packets = audio.encode() if audio is not None else []
@@ -425,6 +461,26 @@ def _open_video(out: OutputContainer, spec: VideoSpec, container: str, intra_onl
         if container == "fmp4":
             stream.codec_tag = "hvc1"  # the sample entry Apple's players need (the option above leaves mp4's hev1)
     ctx.options = options
+    return stream
+
+
+def _open_copy(out: OutputContainer, source: VideoStream, container: str) -> VideoStream:
+    """The output stream of a copy rendition: the source stream's codec parameters (its avcC or
+    hvcC, so the sample entry is the source's own), on the 90 kHz clock; HEVC tagged `hvc1`
+    (every parameter set in the sample entry), as Apple's players need. Refuses what the
+    packets cannot be muxed from unchanged."""
+    if container != "fmp4":
+        raise TranscodeFailed("a copy rendition is made in fMP4 only")
+    name = source.codec_context.name
+    if name not in COPY_CODECS:
+        raise TranscodeFailed(f"cannot copy {name} video (only {', '.join(sorted(COPY_CODECS))})")
+    extradata = source.codec_context.extradata
+    if not extradata or extradata[0] != 1:  # an avcC/hvcC record starts with version 1; Annex B with a start code
+        raise TranscodeFailed("cannot copy video whose parameter sets are in band (Annex B, as in MPEG-TS)")
+    stream = out.add_stream_from_template(source)
+    stream.time_base = Fraction(1, MPEG_TS_CLOCK)
+    if name == "hevc":
+        stream.codec_tag = "hvc1"
     return stream
 
 
@@ -630,6 +686,91 @@ class _VideoCursor:
                 self._emit()
         self.packets += self.stream.encode(None)
         return [p for p in self.packets if p.size]
+
+
+class _CopyCursor:
+    """Takes the source's own video packets shown in the window (title time [start, stop), source
+    keyframes at both ends), in decode order, payloads untouched, re-timed to title time on the
+    90 kHz clock: the same interface as `_VideoCursor`.
+
+    Each frame's time is put on the title's frame grid (k / fps, as the transcoder's frame k)
+    when it is within a millisecond of it (Matroska stores milliseconds), else kept exact. DTS
+    are the sorted PTS moved back by the source's reorder delay (whole frames, as its DTS say,
+    at least what the window's order needs), so it is the same in every segment and the muxer's
+    `negative_cts_offsets` starts the fragment at the window's start as a transcoded one."""
+
+    def __init__(
+        self, source: VideoStream, stream: VideoStream, fps: Fraction, origin: Fraction, window: tuple[Fraction, Fraction], verify: bool
+    ) -> None:
+        assert source.time_base is not None
+        self.time_base: Fraction = source.time_base
+        self.stream = stream
+        self.fps = fps
+        self.origin = origin
+        self.lo_ticks, self.hi_ticks = self._ticks(origin + window[0]), self._ticks(origin + window[1])
+        self.verify = verify  # the first packet after a seek must be at or before the window's start
+        self.taken: list[tuple[Packet[Stream], int]] = []  # (packet, title time in 90 kHz ticks) in decode order
+        self.delay = 0  # frames: the source's reorder delay, as its DTS show
+        self.next_key: int | None = None  # title time (ticks) of the keyframe at the window's end, once read
+        self.done = False
+        self.emitted = 0
+
+    def feed(self, packet: Packet[Stream]) -> bool:
+        """Take one source packet if it is shown in the window. False when the first packet after
+        a seek is shown after the window's start (the seek landed too late). Times compare on the
+        90 kHz clock, snapped to the grid (`_ticks`): a window edge given as the keyframe's time
+        or as its grid frame's, in a container that rounds to milliseconds, is the same edge."""
+        if self.done or packet.pts is None or not packet.size:
+            return True
+        t = packet.pts * self.time_base
+        at = self._ticks(t)
+        if self.verify:
+            self.verify = False
+            if at > self.lo_ticks:
+                return False
+        if self.next_key is not None:
+            # the packet decoded after the next keyframe: one shown before it leads an open GOP,
+            # whose pictures reference the previous GOP and cannot be cut there
+            if at < self.next_key:
+                raise TranscodeFailed("cannot copy an open-GOP source: its segments do not decode alone")
+            self.done = True
+        elif at >= self.hi_ticks:
+            if not packet.is_keyframe:
+                raise TranscodeFailed("a copy segment must end at a source keyframe")
+            self.next_key = at
+        elif at >= self.lo_ticks:
+            if not self.taken and not (packet.is_keyframe and at == self.lo_ticks):
+                raise TranscodeFailed("a copy segment must start at a source keyframe")
+            if packet.dts is not None:
+                self.delay = max(self.delay, round((t - packet.dts * self.time_base) * self.fps))
+            self.taken.append((packet, at))
+        return True
+
+    def _ticks(self, t: Fraction) -> int:
+        """Title time of source time `t` on the 90 kHz clock, on the frame grid when it is near."""
+        title = t - self.origin
+        slot = round(title * self.fps)
+        if abs(title - slot / self.fps) <= Fraction(1, 1000):
+            return int(slot * MPEG_TS_CLOCK / self.fps)  # as `_VideoCursor._emit` times frame `slot`
+        return round(title * MPEG_TS_CLOCK)
+
+    def finish(self) -> list[Packet[Stream]]:
+        """The window's packets, re-timed, ready to mux (their payloads as the source has them)."""
+        pts = [at for _, at in self.taken]
+        ordered = sorted(pts)
+        if len(set(ordered)) != len(ordered):
+            raise TranscodeFailed("cannot copy video with two frames at one time")
+        frame = MPEG_TS_CLOCK / self.fps
+        shift = max([int(self.delay * frame)] + [o - p for o, p in zip(ordered, pts, strict=True)])
+        out = []
+        for (packet, _), p, o in zip(self.taken, pts, ordered, strict=True):
+            packet.stream = self.stream
+            packet.time_base = Fraction(1, MPEG_TS_CLOCK)
+            packet.pts, packet.dts = p, o - shift
+            packet.duration = round(frame)
+            out.append(packet)
+        self.emitted = len(out)
+        return out
 
 
 class _AudioBuffer:
