@@ -144,3 +144,30 @@ def _next_end(marks: Sequence[int], start: int, target: int, total_frames: int) 
     at = bisect.bisect_left(marks, ideal)
     candidates = [k for k in marks[max(0, at - 1) : at + 1] if k >= shortest] + [total_frames]
     return min(candidates, key=lambda k: (abs(k - ideal), k))
+
+
+# RFC 6381 profile bytes (profile_idc, constraint flags) of the H.264 profiles a copy takes
+_AVC_PROFILE_BYTES = {"Constrained Baseline": "42e0", "Main": "4d40", "High": "6400"}
+# HEVC: general_profile_idc and the compatibility flags (bit-reversed hex; Main decoders are Main 10 compatible)
+_HEVC_PROFILE_FIELDS = {"Main": "1.6", "Main 10": "2.4"}
+
+
+def copy_codecs(video: VideoInfo) -> str:
+    """The CODECS string (RFC 6381) of a copy of `video`, from its profile and level: what the
+    source's own parameter sets declare, which is what players check against."""
+    if video.codec == "h264":
+        return f"avc1.{_AVC_PROFILE_BYTES[video.profile or 'High']}{video.level or 0:02x}"
+    # main tier; constraint byte 90: progressive source, frame only (as the transcoded HEVC renditions say)
+    return f"hvc1.{_HEVC_PROFILE_FIELDS[video.profile or 'Main']}.L{video.level or 0}.90"
+
+
+def cuts_at_keyframes(
+    video: VideoInfo, origin: Fraction, fps: Fraction, total_frames: int, st_ms: int, initial_ms: Sequence[int]
+) -> tuple[Fraction, ...]:
+    """The title times where segments of a title with a copy rendition start and end: at the
+    source's keyframes, about `st_ms` apart (the `initial_ms` lengths first), from 0 to the end."""
+    keyframes = keyframe_frames(video.keyframes or (), origin, fps, total_frames)
+    st_frames = max(1, round(Fraction(st_ms, 1000) * fps))
+    initial = [max(1, round(Fraction(ms, 1000) * fps)) for ms in initial_ms]
+    windows = keyframe_windows(keyframes, total_frames, st_frames, initial)
+    return (*(Fraction(first) / fps for first, _ in windows), Fraction(total_frames) / fps)

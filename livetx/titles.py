@@ -9,16 +9,19 @@ here decodes, reads storage, or knows HTTP.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
+from livetx.copyplan import copy_refusal, cuts_at_keyframes
 from livetx.crypto.keys import KeyName, period_of, version_tag
 from livetx.errors import ConfigError, EncryptionNotConfigured, ParameterError, SegmentNotFound
 from livetx.hls.languages import language_tag
 from livetx.hls.plan import Grid, SegmentWindow, audio_grid, plan_segments, video_grid
+from livetx.media.colour import unsupported
 from livetx.media.model import INIT, AudioSpec, AudioTrack, MediaInfo, SegmentJob, SegmentPart, SubtitleTrack, VideoSpec, is_mp4_family
 from livetx.media.params import (
     KNOWN_TITLE,
@@ -243,6 +246,9 @@ class Title:
     # a composite title's clips in play order (livetx/composite.py); () for a title of one source.
     # Its `source` is then the first clip's key with an ETag made of every clip's version.
     clips: tuple[ClipPlan, ...] = ()
+    # renditions of the profile not in this title, each with why (a copy rendition of a source
+    # that cannot be copied)
+    left_out: tuple[tuple[str, str], ...] = ()
 
     def clip_of(self, index: int) -> ClipPlan | None:
         """The clip whose source segment `index` reads (a composite title's), else None."""
@@ -313,13 +319,16 @@ class Title:
         if ref is not None and (ref.sidecar is not None or index == INIT):
             raise ValueError("a pool job makes an embedded subtitle track's media segments only (sidecar_segment renders a sidecar's)")
         if index == INIT:
+            copied = rendition.video is not None and rendition.video.codec == "copy" and self.info.video is not None
             return SegmentJob(
-                "",
-                Fraction(0),
+                media_url if copied else "",
+                self.origin if copied else Fraction(0),
                 Fraction(0),
                 Fraction(0),
                 rendition.video,
                 rendition.audio,
+                video_stream=self.info.video.index if copied and self.info.video else None,
+                source_pin=self.source.pin if copied else "",
                 container=rendition.container,
                 init=True,
                 intra_only=rendition.iframes_only,
@@ -494,7 +503,9 @@ _H265_PROFILES = {
 def codecs(video: VideoSpec | None, audio: AudioSpec | None) -> str:
     parts = []
     if video is not None:
-        if video.codec == "h264":
+        if video.codec == "copy":
+            parts.append(video.copy_codecs)
+        elif video.codec == "h264":
             # x264's ultrafast turns off CABAC, 8x8 transforms and B-frames: Constrained Baseline
             # for 8-bit 4:2:0; other formats and presets keep their High profile.
             profile = _H264_PROFILES[video.pix_fmt]
@@ -523,7 +534,10 @@ def estimate_bandwidth(video: VideoSpec | None, audio: AudioSpec | None) -> tupl
     avg = 0.0
     peak = 0.0
     if video is not None:
-        if video.bitrate:
+        if video.codec == "copy":  # the source's own: its average, and room for its peaks
+            avg = float(video.bitrate or 0.1 * video.width * video.height * float(video.fps))
+            peak = avg * 1.5
+        elif video.bitrate:
             avg, peak = video.bitrate, video.bitrate * 1.1
         else:
             bpp = 0.1 * 2 ** ((23 - (video.crf if video.crf is not None else 23)) / 6)
@@ -607,6 +621,38 @@ def _encryption(
         )
     version = version_tag(profile.name, source.key, source.etag)
     return Encryption(params.encryption, params.key_rotation, master_kid, version)
+
+
+def _copies(profile: Profile, info: MediaInfo, origin: Fraction, duration: Fraction) -> tuple[dict[str, str], tuple[Fraction, ...]]:
+    """The profile's copy renditions that this source cannot have, with why; and, when one can,
+    the title times where every rendition's segments are cut: at the source's keyframes, so the
+    copies' segments open on one and players switch between renditions at the same frames (the
+    transcoded ones open on an IDR there anyway). Planned with the first copy rendition's
+    segment lengths."""
+    left_out: dict[str, str] = {}
+    cuts: tuple[Fraction, ...] = ()
+    for template in profile.renditions:
+        if template.params.vcodec != "copy":
+            continue
+        video = info.video
+        cap = template.params.maxrate or template.params.vb
+        reason = "the source has no video" if video is None else copy_refusal(video, template.title.st, cap, info.format)
+        if reason is None and video is not None and (colour := unsupported(video.colour)) is not None:
+            reason = f"its colour ({colour})"
+        if reason is not None or video is None:
+            left_out[template.name] = reason or "the source has no video"
+            continue
+        if not cuts:
+            total = video_grid(duration, video.fps).steps
+            cuts = cuts_at_keyframes(video, origin, video.fps, total, template.title.st, template.title.initial_segments)
+    return left_out, cuts
+
+
+def _cut(grid: Grid, cuts: Sequence[Fraction]) -> tuple[SegmentWindow, ...]:
+    """Windows of `grid` between the cut times (each on the grid step nearest to it); a cut that
+    lands on the step of the one before is dropped."""
+    steps = sorted({min(grid.steps, round(t / grid.unit)) for t in cuts} | {0, grid.steps})
+    return tuple(SegmentWindow(n, first, end, grid.unit) for n, (first, end) in enumerate(itertools.pairwise(steps)))
 
 
 def _capped_duplicate(params: RenditionParams, info: MediaInfo, video: VideoSpec, sizes: set[tuple[str, int, int]]) -> bool:
@@ -848,8 +894,11 @@ def build_title(
     renditions: list[Rendition] = []
     sizes: set[tuple[str, int, int]] = set()
     first: _First | None = None
+    left_out, cuts = _copies(profile, info, origin, duration)
     for template in profile.renditions:
         rparams, tparams = template.params, template.title
+        if template.name in left_out:
+            continue
         video = resolve_video(rparams, info, threads=threads)
         audio = None if separate else resolve_audio(rparams, info, muxed)
         if video is None and audio is None:
@@ -861,7 +910,7 @@ def build_title(
         if video is not None:
             sizes.add((f"{video.codec}/{video.dynamic_range}", video.width, video.height))
         grid = video_grid(duration, video.fps) if video is not None else audio_grid(duration, audio.sample_rate)  # type: ignore[union-attr]
-        windows = plan_segments(grid, tparams.st, tparams.initial_segments)
+        windows = _cut(grid, cuts) if cuts else plan_segments(grid, tparams.st, tparams.initial_segments)
         peak, average = estimate_bandwidth(video, audio)
         container = resolve_container(rparams)
         overlay = make_overlay(rparams, video.width, video.height, watermarks or {}) if video is not None else None
@@ -895,4 +944,5 @@ def build_title(
         renditions=tuple(renditions),
         muxed_track=muxed,
         sidecars=tuple(sidecars),
+        left_out=tuple(left_out.items()),
     )

@@ -213,6 +213,7 @@ class VideoSpec:
     dynamic_range: DynamicRange = "sdr"
     mastering: MasteringDisplay | None = None  # PQ: written in the stream's SEI (the source's)
     content_light: ContentLight | None = None
+    copy_codecs: str = ""  # codec "copy": the CODECS string of the source's video (its profile and level)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ from fractions import Fraction
 from typing import Any
 
 from livetx.contract import Choice, DurationList, Integer, Invalid, Number, Selection, Size, Spec, Text, param, param_names, parse_params
+from livetx.copyplan import copy_codecs
 from livetx.errors import ColourUnsupported, LivetxError, ParameterError
 from livetx.hls.languages import language_matches, language_tag
 from livetx.media.colour import unsupported
-from livetx.media.model import AudioSpec, AudioTrack, MediaInfo, VideoSpec
+from livetx.media.model import AudioSpec, AudioTrack, MediaInfo, VideoInfo, VideoSpec
 from livetx.media.watermark import POSITIONS
 from livetx.storage.base import check_source_key
 
@@ -34,11 +35,11 @@ SURROUND_CHANNELS = 6  # the channels of a surround rendition (`surround=1`): AA
 # the title's `subtitles`: an item is a language (RFC 5646 or ISO 639-2: `en`, `pt-br`, `fre`) or a
 # source stream (`s<index>`)
 SUBTITLE_SELECTION = Selection(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*|s[0-9]{1,5}", "languages (en, fre, pt-br) and streams (s<index>)")
-VIDEO_CODECS = ("h264", "h265", "av1")
+VIDEO_CODECS = ("h264", "h265", "av1", "copy")  # copy: the source's video packets, untouched (livetx/copyplan.py)
 DYNAMIC_RANGES = ("sdr", "hdr")  # a rendition's `dynamicrange`
 HDR_PIXEL_FORMAT = "yuv420p10le"  # an HDR rendition's (HEVC Main 10)
 ENCRYPTIONS = ("none", "aes-128", "sample-aes")  # a rendition's `encryption` (sample-aes: CMAF cbcs, fMP4 only)
-FMP4_ONLY = ("av1",)  # codecs livetx carries in fMP4 only (MPEG-TS has no AV1 mapping players read)
+FMP4_ONLY = ("av1", "copy")  # codecs livetx carries in fMP4 only (MPEG-TS has no AV1 mapping players read)
 AV1_PIXEL_FORMATS = ("yuv420p", "yuv420p10le")  # what SVT-AV1 encodes (AV1 Main profile)
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 CAP_RULE = Choice((0, 1, 2))  # the `*opt` rules: 0 the target; 1 the source's when lower; 2 an error then
@@ -226,7 +227,12 @@ class TitleParams:
 
 @dataclass(frozen=True)
 class RenditionParams:
-    vcodec: str = param(Choice(VIDEO_CODECS), "h264", "video codec (av1: fMP4 only, yuv420p or yuv420p10le)")
+    vcodec: str = param(
+        Choice(VIDEO_CODECS),
+        "h264",
+        "video codec (av1: fMP4 only, yuv420p or yuv420p10le; copy: the source's H.264 or HEVC as it is, fMP4 only,"
+        " when it qualifies, else the rendition is left out)",
+    )
     container: str | None = param(
         Choice(CONTAINERS),
         None,
@@ -291,10 +297,11 @@ EXCLUSIVE = (  # (parameter named in the error, what is refused)
     ("crf", "crf and vb are mutually exclusive"),
     ("maxrate", "maxrate and bufsize apply in crf mode only"),
     ("aq", "aq and ab are mutually exclusive"),
-    ("container", "fmp4 with vcodec=av1 (AV1 is carried in fMP4 only)"),
+    ("container", "fmp4 with vcodec=av1 or copy (AV1 and copies are carried in fMP4 only)"),
     ("pixfmt", f"one of {', '.join(AV1_PIXEL_FORMATS)} with vcodec=av1 (what SVT-AV1 encodes)"),
     ("wm_text", "no wm_text with wm_image (one watermark per rendition)"),
     ("dynamicrange", "hdr with vcodec=h265 in fmp4 only (HEVC Main 10, as Apple's players take HDR)"),
+    ("vcodec", "no watermark with vcodec=copy (a copy's frames are the source's)"),
 )
 
 
@@ -320,6 +327,7 @@ def settle_rendition(values: dict[str, Any]) -> dict[str, Any]:
         values["vcodec"] == "av1" and values["pixfmt"] not in AV1_PIXEL_FORMATS,
         values["wm_image"] is not None and values["wm_text"] is not None,
         values["dynamicrange"] == "hdr" and (values["vcodec"] != "h265" or values["container"] == "ts"),
+        values["vcodec"] == "copy" and (values["wm_image"] is not None or values["wm_text"] is not None),
     )
     for (name, message), bad in zip(EXCLUSIVE, refused, strict=True):
         if bad:
@@ -375,6 +383,8 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
     if info.video is None:
         return None
     src = info.video
+    if params.vcodec == "copy":
+        return _copy_spec(src, threads)
     fps = src.fps
     if params.fps is not None:
         if src.fps < params.fps and params.fpsopt == 2:
@@ -409,6 +419,24 @@ def resolve_video(params: RenditionParams, info: MediaInfo, threads: int = 0) ->
         dynamic_range=colour.dynamic_range if hdr else "sdr",
         mastering=colour.mastering if hdr and colour.dynamic_range == "pq" else None,
         content_light=colour.content_light if hdr and colour.dynamic_range == "pq" else None,
+    )
+
+
+def _copy_spec(src: VideoInfo, threads: int) -> VideoSpec:
+    """A copy rendition's spec: the source's own size, rate, format, bitrate and signal (whether
+    it can be copied at all is the title's to decide: livetx/copyplan.py)."""
+    colour = src.colour
+    return VideoSpec(
+        codec="copy",
+        width=src.width,
+        height=src.height,
+        fps=src.fps,
+        crf=None,
+        bitrate=src.bit_rate,
+        pix_fmt=src.pix_fmt or "yuv420p",
+        threads=threads,
+        dynamic_range=colour.dynamic_range,
+        copy_codecs=copy_codecs(src) if src.codec in ("h264", "hevc") and src.profile is not None else "",
     )
 
 

@@ -83,6 +83,8 @@ class TitleStatus:
         head: dict[str, Any] = {"profile": title.profile.name, "key": title.source.key, "duration": float(title.duration)}
         if title.info.video is not None:
             head["colour"] = title.info.video.colour.to_json()  # what the headers say the source is
+        if title.left_out:  # the profile's renditions this title has not, and why
+            head["left_out"] = [{"name": name, "reason": reason} for name, reason in title.left_out]
         if subtitles is not None:
             head["subtitles"] = subtitles
         if pictures is not None:
