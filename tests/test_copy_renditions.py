@@ -1,4 +1,4 @@
-"""Copy ("remux") renditions on the real server: the shipped ladder's `original` rung for a source
+"""Copy ("remux") renditions on the real server: the shipped `remux` profile's `original` rung for a source
 that qualifies (an H.264 MP4 with a keyframe every second), left out with its reason for one that
 does not (MPEG-TS: no keyframe index in its headers). Every rendition of the title is cut at the
 source's keyframes; the copy's segments carry the source's packets bit-exact; a player switching
@@ -31,7 +31,7 @@ def _get(url: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def ladder(server: Server, sources: dict[str, Source]) -> tuple[str, m3u8.M3U8]:
-    url = server.cli("url", sources[SOURCE].key, "--profile", "ladder", "--base-url", server.base_url)
+    url = server.cli("url", sources[SOURCE].key, "--profile", "remux", "--base-url", server.base_url)
     return url, m3u8.loads(_get(url).decode(), uri=url)
 
 
@@ -93,7 +93,7 @@ def test_switching_between_the_copy_and_a_transcoded_rung_every_segment_shows_ea
 
 def test_a_source_without_a_keyframe_index_leaves_the_copy_out_with_the_reason(server: Server, sources: dict[str, Source]) -> None:
     key = sources["ts-2997"].key
-    request = urllib.request.Request(f"{server.base_url}/api/v1/titles/ladder/{key}", headers={"Authorization": f"Bearer {server.api_key}"})
+    request = urllib.request.Request(f"{server.base_url}/api/v1/titles/remux/{key}", headers={"Authorization": f"Bearer {server.api_key}"})
     with urllib.request.urlopen(request, timeout=60) as response:
         state: dict[str, Any] = json.loads(response.read())
     assert [r["name"] for r in state["left_out"]] == ["original"]
