@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 from urllib.parse import urljoin
@@ -18,9 +19,12 @@ import pytest
 
 from tests.checker import decode_switching, open_fmp4
 from tests.conftest import Server, Source
-from tests.support import get_url
+from tests.player_pages import ENGINE, chromium, installed, page_html, serve_page, state
+from tests.support import get_url, wait_until
 
 SOURCE = "mp4-30"  # 7 s at 30 fps, 320x180, a keyframe every 30 frames
+PLAYBACK_RATE = 2
+PAGE_PREFIX = "/__players__/"
 
 
 def _get(url: str) -> bytes:
@@ -99,3 +103,31 @@ def test_a_source_without_a_keyframe_index_leaves_the_copy_out_with_the_reason(s
     assert [r["name"] for r in state["left_out"]] == ["original"]
     assert "no keyframe index in an MPEG-TS source" in state["left_out"][0]["reason"]
     assert "original" not in [r["name"] for r in state["renditions"]]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.mark.parametrize("player", ["hls.js", "shaka", "video.js"])
+def test_players_play_the_copy(server: Server, browser: Any, ladder: tuple[str, m3u8.M3U8], player: str) -> None:
+    """Each player is given the copy's own media playlist (so it plays that rendition, not
+    whichever its bandwidth estimate picks), every segment made before it starts."""
+    media_url, media = _rendition(ladder, "original")
+    _pieces(media_url, media)
+    script = installed(player)
+    page = browser.new_page()
+    serve_page(page, server.base_url, PAGE_PREFIX, page_html(player, media_url, PLAYBACK_RATE), script)
+    try:
+        page.goto(f"{server.base_url}{PAGE_PREFIX}{player}.html")
+        wait_until(lambda: state(page)["ended"], 90, f"{player} to play the copy to the end")
+        errors = page.evaluate("errors")
+        engine = page.evaluate(ENGINE)
+        quality = page.evaluate("media.getVideoPlaybackQuality().totalVideoFrames")
+    finally:
+        page.close()
+    assert not engine.startswith("native"), engine
+    assert errors == []
+    assert quality > 0
