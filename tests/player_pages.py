@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from livetx.media.scheduling import drop_realtime
-from tests.support import CHROMIUM, SCRIPTS
+from tests.support import CHROMIUM, SCRIPTS, wait_until
 
 COMMON = """
 window.errors = [];
@@ -153,3 +153,25 @@ def state(page: Any) -> dict[str, Any]:
     return page.evaluate(  # type: ignore[no-any-return]
         "({t: media.currentTime, ended: media.ended, duration: media.duration, paused: media.paused})"
     )
+
+
+PLAY_PREFIX = "/__players__/"  # answered by the browser's route, never by the server
+
+
+def play_through(browser: Any, base_url: str, player: str, src: str, rate: float, timeout: float = 90) -> dict[str, Any]:
+    """`player` plays `src` to its end in a new page: the error events, what played it (ENGINE),
+    the picture's size and the frames shown."""
+    script = installed(player)
+    page = browser.new_page()
+    serve_page(page, base_url, PLAY_PREFIX, page_html(player, src, rate), script)
+    try:
+        page.goto(f"{base_url}{PLAY_PREFIX}{player}.html")
+        wait_until(lambda: state(page)["ended"], timeout, f"{player} to play {src} to the end")
+        return {
+            "errors": page.evaluate("errors"),
+            "engine": page.evaluate(ENGINE),
+            "size": page.evaluate("[media.videoWidth, media.videoHeight]"),
+            "frames": page.evaluate("media.getVideoPlaybackQuality().totalVideoFrames"),
+        }
+    finally:
+        page.close()

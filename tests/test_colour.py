@@ -34,8 +34,8 @@ from PIL import Image
 
 from tests import colour_checks as cc
 from tests.conftest import Server
-from tests.player_pages import ENGINE, chromium, installed, page_html, serve_page, state
-from tests.support import get_url, wait_until
+from tests.player_pages import chromium, play_through
+from tests.support import get_url
 
 MAKERS = {
     "hlg": lambda p: cc.make_hlg(p / "hlg.mp4"),
@@ -48,7 +48,6 @@ MAKERS = {
 }
 FRAME = 12  # the frame of segment 0 measured (0.5 s in: past the encoder's first frames)
 PLAYBACK_RATE = 2
-PAGE_PREFIX = "/__players__/"
 FFPROBE = shutil.which("ffprobe")
 
 
@@ -289,20 +288,11 @@ def browser() -> Iterator[Any]:
 
 @pytest.mark.parametrize("player", ["hls.js", "shaka"])
 def test_players_play_the_sdr_renditions_of_an_hdr_phone_video(server: Server, browser: Any, phone_ladder: str, player: str) -> None:
-    script = installed(player)
-    page = browser.new_page()
-    serve_page(page, server.base_url, PAGE_PREFIX, page_html(player, phone_ladder, PLAYBACK_RATE), script)
-    try:
-        page.goto(f"{server.base_url}{PAGE_PREFIX}{player}.html")
-        wait_until(lambda: state(page)["ended"], 90, f"{player} to play the phone video to the end")
-        errors = page.evaluate("errors")
-        engine = page.evaluate(ENGINE)
-        size = page.evaluate("[media.videoWidth, media.videoHeight]")
-    finally:
-        page.close()
-    assert not engine.startswith("native"), engine
-    assert errors == []
-    assert size[1] > size[0]  # portrait: upright
+    played = play_through(browser, server.base_url, player, phone_ladder, PLAYBACK_RATE)
+    assert not played["engine"].startswith("native"), played["engine"]
+    assert played["errors"] == []
+    width, height = played["size"]
+    assert height > width  # portrait: upright
 
 
 def test_the_title_api_says_what_the_source_is_and_each_renditions_range(server: Server, uploaded: dict[str, Uploaded]) -> None:

@@ -19,12 +19,11 @@ import pytest
 
 from tests.checker import decode_switching, open_fmp4
 from tests.conftest import Server, Source
-from tests.player_pages import ENGINE, chromium, installed, page_html, serve_page, state
-from tests.support import get_url, wait_until
+from tests.player_pages import chromium, play_through
+from tests.support import get_url
 
 SOURCE = "mp4-30"  # 7 s at 30 fps, 320x180, a keyframe every 30 frames
 PLAYBACK_RATE = 2
-PAGE_PREFIX = "/__players__/"
 
 
 def _get(url: str) -> bytes:
@@ -117,17 +116,7 @@ def test_players_play_the_copy(server: Server, browser: Any, ladder: tuple[str, 
     whichever its bandwidth estimate picks), every segment made before it starts."""
     media_url, media = _rendition(ladder, "original")
     _pieces(media_url, media)
-    script = installed(player)
-    page = browser.new_page()
-    serve_page(page, server.base_url, PAGE_PREFIX, page_html(player, media_url, PLAYBACK_RATE), script)
-    try:
-        page.goto(f"{server.base_url}{PAGE_PREFIX}{player}.html")
-        wait_until(lambda: state(page)["ended"], 90, f"{player} to play the copy to the end")
-        errors = page.evaluate("errors")
-        engine = page.evaluate(ENGINE)
-        quality = page.evaluate("media.getVideoPlaybackQuality().totalVideoFrames")
-    finally:
-        page.close()
-    assert not engine.startswith("native"), engine
-    assert errors == []
-    assert quality > 0
+    played = play_through(browser, server.base_url, player, media_url, PLAYBACK_RATE)
+    assert not played["engine"].startswith("native"), played["engine"]
+    assert played["errors"] == []
+    assert played["frames"] > 0

@@ -52,29 +52,22 @@ class FrameColour:
 
     def scale(self, frame: VideoFrame, width: int, height: int, pix_fmt: str) -> VideoFrame:
         """`frame` at width x height in `pix_fmt`, converted to the output's colour."""
-        if self.table is None:
-            return self.scaler.reformat(
-                frame,
-                width=width,
-                height=height,
-                format=pix_fmt,
-                src_colorspace=self.src_matrix,
-                dst_colorspace=self.dst_matrix,
-                src_color_range=self.src_range,
-                dst_color_range=RANGE_LIMITED,
-                interpolation=SCALER,
-                threads=SCALER_THREADS,
-            )
-        rgb = self.scaler.reformat(
+        # from the source's matrix and range, at the output size: straight to the output (the
+        # matrix converted too), or to 16-bit RGB for the table
+        to = {"format": pix_fmt, "dst_colorspace": self.dst_matrix, "dst_color_range": RANGE_LIMITED}
+        scaled = self.scaler.reformat(
             frame,
             width=width,
             height=height,
-            format=TABLE_FORMAT,
             src_colorspace=self.src_matrix,
             src_color_range=self.src_range,
             interpolation=SCALER,
             threads=SCALER_THREADS,
+            **(to if self.table is None else {"format": TABLE_FORMAT}),
         )
+        if self.table is None:
+            return scaled
+        rgb = scaled
         graph = _graph(self.table, width, height)
         rgb.pts, rgb.time_base = 0, Fraction(1, 90000)
         graph.push(rgb)
