@@ -319,7 +319,7 @@ class Title:
         if ref is not None and (ref.sidecar is not None or index == INIT):
             raise ValueError("a pool job makes an embedded subtitle track's media segments only (sidecar_segment renders a sidecar's)")
         if index == INIT:
-            copied = rendition.video is not None and rendition.video.codec == "copy" and self.info.video is not None
+            copied = rendition.video is not None and rendition.video.copies and self.info.video is not None
             return SegmentJob(
                 media_url if copied else "",
                 self.origin if copied else Fraction(0),
@@ -503,7 +503,7 @@ _H265_PROFILES = {
 def codecs(video: VideoSpec | None, audio: AudioSpec | None) -> str:
     parts = []
     if video is not None:
-        if video.codec == "copy":
+        if video.copies:
             parts.append(video.copy_codecs)
         elif video.codec == "h264":
             # x264's ultrafast turns off CABAC, 8x8 transforms and B-frames: Constrained Baseline
@@ -534,7 +534,7 @@ def estimate_bandwidth(video: VideoSpec | None, audio: AudioSpec | None) -> tupl
     avg = 0.0
     peak = 0.0
     if video is not None:
-        if video.codec == "copy":  # the source's own: its average, and room for its peaks
+        if video.copies:  # the source's own: its average, and room for its peaks
             avg = float(video.bitrate or 0.1 * video.width * video.height * float(video.fps))
             peak = avg * 1.5
         elif video.bitrate:
@@ -655,13 +655,16 @@ def _cut(grid: Grid, cuts: Sequence[Fraction]) -> tuple[SegmentWindow, ...]:
     return tuple(SegmentWindow(n, first, end, grid.unit) for n, (first, end) in enumerate(itertools.pairwise(steps)))
 
 
+def _rung(video: VideoSpec) -> tuple[str, int, int]:
+    """What makes a ladder rung another choice for a player: its codec, dynamic range and size."""
+    return f"{video.codec}/{video.dynamic_range}", video.width, video.height
+
+
 def _capped_duplicate(params: RenditionParams, info: MediaInfo, video: VideoSpec, sizes: set[tuple[str, int, int]]) -> bool:
     """No upscaling in a ladder: a rendition that `sopt` capped to the source (its box was
     larger) and that lands on a size another rendition of its codec already has is dropped (an
     HEVC rung next to an H.264 one of the same size is another choice for the player)."""
-    if params.sopt != 1 or params.s is None or (f"{video.codec}/{video.dynamic_range}", video.width, video.height) not in sizes:
-        return False
-    if info.video is None:
+    if params.sopt != 1 or params.s is None or _rung(video) not in sizes or info.video is None:
         return False
     display_w, display_h = info.video.display_size
     uncapped = output_size(replace(params, sopt=0), float(display_w), float(display_h))[:2]
@@ -908,7 +911,7 @@ def build_title(
         if video is not None and _capped_duplicate(rparams, info, video, sizes):
             continue  # above the source: capped to a size another rendition already has
         if video is not None:
-            sizes.add((f"{video.codec}/{video.dynamic_range}", video.width, video.height))
+            sizes.add(_rung(video))
         grid = video_grid(duration, video.fps) if video is not None else audio_grid(duration, audio.sample_rate)  # type: ignore[union-attr]
         windows = _cut(grid, cuts) if cuts else plan_segments(grid, tparams.st, tparams.initial_segments)
         peak, average = estimate_bandwidth(video, audio)

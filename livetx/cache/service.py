@@ -269,7 +269,7 @@ class SegmentService:
         return data
 
     async def _job(self, title: Title, rendition: Rendition, index: SegmentPart) -> SegmentJob:
-        if index == INIT and not (rendition.video is not None and rendition.video.codec == "copy"):  # from the spec alone
+        if index == INIT and not (rendition.video is not None and rendition.video.copies):  # from the spec alone
             job = title.job(rendition, index, "")
         else:
             job = title.job(rendition, index, await self.sources.media_url(title.source_key_of(index)))  # (a composite's clip)

@@ -215,6 +215,11 @@ class VideoSpec:
     content_light: ContentLight | None = None
     copy_codecs: str = ""  # codec "copy": the CODECS string of the source's video (its profile and level)
 
+    @property
+    def copies(self) -> bool:
+        """A copy ("remux") rendition: the source's video packets, not decoded (livetx/copyplan.py)."""
+        return self.codec == "copy"
+
 
 @dataclass(frozen=True)
 class AudioSpec:

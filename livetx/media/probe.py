@@ -200,7 +200,7 @@ def _probe(target: BinaryIO) -> MediaInfo:
                     level=_level(vs.codec_context.level),
                 )
                 colour, packet = _colour(container, vs, entry_colour(moov) if moov is not None else None)
-                video = replace(video, colour=colour, keyframes=_keyframes(container, vs, moov))
+                video = replace(video, colour=colour, keyframes=keyframe_times(container, vs, moov, limit=MAX_KEYFRAMES))
                 read = [packet] if packet is not None else []
         if container.streams.audio:
             aud = container.streams.audio[0]
@@ -241,17 +241,11 @@ def _probe(target: BinaryIO) -> MediaInfo:
 
 
 MAX_KEYFRAMES = 100_000  # more keyframes than this are not kept in the probe record (about 55 h of 2 s GOPs)
-UNKNOWN_LEVEL = -99  # FF_LEVEL_UNKNOWN
 
 
 def _level(level: Any) -> int | None:
     """The codec context's level, None when FFmpeg does not know it (or it is nonsense)."""
     return int(level) if level is not None and int(level) > 0 else None
-
-
-def _keyframes(container: Any, vs: Any, moov: bytes | None) -> tuple[Fraction, ...] | None:
-    """The keyframe index (media/keyframes.py), or None when there is none or it is too long to keep."""
-    return keyframe_times(container, vs, moov, limit=MAX_KEYFRAMES)
 
 
 def _language(stream: Any) -> str | None:

@@ -77,7 +77,6 @@ from livetx.media.timeline import MPEG_TS_CLOCK, TS_OFFSET
 from livetx.media.watermark import Overlay
 
 AAC_FRAME = 1024
-COPY = "copy"  # VideoSpec.codec of a copy ("remux") rendition: the source's own video packets
 # what a copy rendition can carry: codecs whose MP4/Matroska packets are length-prefixed NAL
 # units with the parameter sets out of band (avcC, hvcC), as an fMP4 sample entry needs them
 COPY_CODECS = {"h264", "hevc"}
@@ -152,7 +151,11 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
         if made is not None:
             data, frames, packets = made
             if job.samples is not None:
-                tracks = _tracks(job.video, job.audio) if not _copies(job.video) else cbcs.tracks_of(init_segment(job, origin))
+                tracks = (
+                    _tracks(job.video, job.audio)
+                    if not (job.video is not None and job.video.copies)
+                    else cbcs.tracks_of(init_segment(job, origin))
+                )
                 data = cbcs.protect_fragment(data, job.samples.key, job.samples.iv, tracks)
             return SegmentResult(data, frames, packets, time.perf_counter() - began, seeks, fetched)
     raise TranscodeFailed("could not position the source at the segment start")  # pragma: no cover
@@ -179,7 +182,7 @@ def init_segment(job: SegmentJob, origin: str | None = None) -> bytes:
     """An fMP4 rendition's init segment: `ftyp`+`moov`, from the encoder headers alone; a copy
     rendition's video sample entry comes from the source stream's headers (read from `origin`
     when remote), so it too is the same whichever segment is made first."""
-    if _copies(job.video):
+    if job.video is not None and job.video.copies:
         with open_job_source(job, origin) as (src, _):
             return _init_bytes(job, _source_stream(src, job.video_stream, VideoStream))
     return _init_bytes(job, None)
@@ -200,11 +203,6 @@ def _init_bytes(job: SegmentJob, copy_from: VideoStream | None) -> bytes:
     if media:  # pragma: no cover - no packet was muxed
         raise TranscodeFailed("init segment holds media")
     return init
-
-
-def _copies(spec: VideoSpec | None) -> bool:
-    """Whether `spec` is a copy ("remux") rendition: the source's video packets, not decoded."""
-    return spec is not None and spec.codec == COPY
 
 
 @dataclass(frozen=True)
@@ -331,7 +329,7 @@ class _Segment:
     def _video(self, out: OutputContainer, window: _Window) -> _VideoCursor | _CopyCursor | None:
         if self.vin is None or self.job.video is None or window.video is None:
             return None
-        if _copies(self.job.video):
+        if self.job.video is not None and self.job.video.copies:
             if self.job.overlay is not None or self.job.intra_only:
                 raise TranscodeFailed("a copy rendition cannot carry a watermark or be an I-frame rendition")
             copied = _open_copy(out, self.vin, self.job.container)
