@@ -236,6 +236,8 @@ class TranscodeSettings:
     probe_timeout: float = field(default=20.0, metadata=POSITIVE)
     # probe worker processes (apart from the transcode workers), started when first needed; 0 counts as 1
     probe_workers: int = field(default=2, metadata=NON_NEGATIVE)
+    # a client waiting for a segment being made gets its bytes as they are muxed (chunked)
+    stream: bool = True
 
 
 @dataclass(frozen=True)

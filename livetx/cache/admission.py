@@ -22,7 +22,7 @@ from livetx.cache.stats import CacheStats
 from livetx.cluster.flight import MadeElsewhere
 from livetx.errors import Overloaded
 from livetx.media.model import SegmentJob, SegmentResult
-from livetx.media.pool import Gate, Priority, Ticket, TranscodePool
+from livetx.media.pool import Gate, Listener, Priority, Ticket, TranscodePool
 
 
 class Admission:
@@ -58,10 +58,12 @@ class Admission:
     def futures(self) -> list[asyncio.Future[SegmentResult]]:
         return [ticket.future for ticket in self._tickets.values()]
 
-    async def run(self, key: str, job: Awaitable[SegmentJob], priority: Priority, gate: Gate | None = None) -> SegmentResult:
+    async def run(
+        self, key: str, job: Awaitable[SegmentJob], priority: Priority, gate: Gate | None = None, listener: Listener | None = None
+    ) -> SegmentResult:
         """Admit and submit the job making `key` (at the most urgent priority asked for it
-        meanwhile; past `gate`, see the pool), and wait for its result. Raises `Overloaded`
-        when clients queue too long."""
+        meanwhile; past `gate`, see the pool; its bytes heard by `listener` as they are muxed),
+        and wait for its result. Raises `Overloaded` when clients queue too long."""
         refused = False
         try:
             submitted = await job
@@ -72,7 +74,7 @@ class Admission:
                 self.stats.overloaded += 1
                 waiting = self.pool.waiting_clients
                 raise Overloaded(f"{waiting} segments are already waiting for a transcoder", retry_after=self.pool.retry_after())
-            ticket = self.pool.submit(submitted, priority, gate)
+            ticket = self.pool.submit(submitted, priority, gate, listener)
             self._tickets[key] = ticket
             return await ticket.future
         except MadeElsewhere:

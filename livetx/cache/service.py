@@ -21,6 +21,7 @@ docstring states the invariants of its state:
   writebacks.py   made segments held in memory, PUT with retries, within a memory bound
   seal_checks.py  which cached files had their seal checked (stat and read off the loop)
   hot.py          segments clients asked for, in memory within a byte bound: answered first
+  live.py         segments being made, read by their clients as they are muxed (streamed)
   bandwidth.py    measured sizes -> BANDWIDTH and AVERAGE-BANDWIDTH
   prefetch.py     pre-transcode and lookahead: playheads, budgets, background tasks
   listing.py      folder listings for the status view
@@ -34,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from livetx.cache.admission import Admission
 from livetx.cache.bandwidth import BandwidthMeter
@@ -43,6 +44,7 @@ from livetx.cache.envelope import Envelope, envelope_for
 from livetx.cache.hot import HotSegments
 from livetx.cache.keys import strong_etag
 from livetx.cache.listing import FolderListings
+from livetx.cache.live import LiveSegment, LiveSegments
 from livetx.cache.local_tier import LocalTier
 from livetx.cache.prefetch import Prefetcher
 from livetx.cache.seal_checks import SealChecks
@@ -63,17 +65,21 @@ __all__ = ["CacheStats", "SegmentBody", "SegmentService"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 IDLE_TIMEOUT = 30.0  # seconds `wait_idle` waits, by default, before it says what is still pending
 
 
 @dataclass(frozen=True)
 class SegmentBody:
-    """A segment to send: a file to stream (Range and HEAD for free) or bytes in memory."""
+    """A segment to send: a file to stream (Range and HEAD for free), bytes in memory, or a
+    segment still being made, to send as it comes (`live`)."""
 
     etag: str
     path: Path | None = None
     data: bytes | None = None
     made: bool = False  # transcoded for this request (or a flight it joined), not found cached
+    live: LiveSegment | None = None
 
 
 class SegmentService:
@@ -98,6 +104,7 @@ class SegmentService:
         self.flight = flight or LocalSingleFlight()
         self.cluster = cluster  # None: this process alone decides what to make
         self.wait_timeout = transcode.wait_timeout
+        self.stream = transcode.stream  # a client waiting for a segment gets its bytes as they are muxed
         self.observe_transcode = observe_transcode
         self.keys = keys if keys is not None else Derived({})  # content keys of encrypted renditions
         self.stats = CacheStats()
@@ -108,6 +115,7 @@ class SegmentService:
         self.hot = HotSegments(cache.hot_max_bytes)
         self.meter = BandwidthMeter()
         self.listings = FolderListings()
+        self.live = LiveSegments()
         self.prefetcher = Prefetcher(self._made, self._busy, self.stats, self.budgets, cache.prefetch_limit, cache.lookahead)
 
     # ---- the request path ---------------------------------------------------------------
@@ -139,7 +147,31 @@ class SegmentService:
         flight = self.flight.do(key, self._fetch_or_make(title, rendition, index, key, etag, priority, envelope))
         if priority != Priority.CLIENT:
             return await flight
+        if self.stream and _streamable(rendition, index):
+            return await self._first_bytes(key, etag, flight, envelope)
         return self._heat(key, await self.within_wait_timeout(flight), priority, envelope)
+
+    async def _first_bytes(self, key: str, etag: str, flight: Awaitable[SegmentBody], envelope: Envelope) -> SegmentBody:
+        """Whichever comes first: the flight's segment (found, or made whole), or the first bytes
+        of the segment this process is making (a `live` body, to send as it comes). Bounded by
+        the wait timeout, as a whole segment is."""
+        whole = asyncio.ensure_future(flight)
+        whole.add_done_callback(_retrieved)  # it may end after this request has gone on with the live bytes
+        started = asyncio.ensure_future(self.live.started(key))
+        try:
+            await asyncio.wait((whole, started), timeout=self.wait_timeout, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            whole.cancel()  # (the flight itself is shielded: it goes on for the cache)
+            raise
+        finally:
+            started.cancel()
+        if whole.done():
+            return self._heat(key, whole.result(), Priority.CLIENT, envelope)
+        if started.done() and not started.cancelled():
+            self.stats.streamed += 1
+            return SegmentBody(etag, made=True, live=started.result())
+        whole.cancel()
+        raise self._overloaded("segment")
 
     def envelope(self, rendition: Rendition, index: SegmentPart) -> Envelope:
         """How the segment is sealed (and, AES-128, encrypted) as stored and sent."""
@@ -208,14 +240,15 @@ class SegmentService:
             return SegmentBody(etag, path=path, made=True)
         return SegmentBody(etag, data=data, made=True)
 
-    async def within_wait_timeout(self, flight: Awaitable[SegmentBody], what: str = "segment") -> SegmentBody:
+    async def within_wait_timeout(self, flight: Awaitable[T], what: str = "segment") -> T:
         try:  # a client gives up waiting; the work goes on for whoever else waits, and the cache
             return await asyncio.wait_for(flight, self.wait_timeout)
         except TimeoutError:
-            self.stats.overloaded += 1
-            raise Overloaded(
-                f"{what} not ready within {self.wait_timeout:g} s; it is still being made", retry_after=self.pool.retry_after()
-            ) from None
+            raise self._overloaded(what) from None
+
+    def _overloaded(self, what: str) -> Overloaded:
+        self.stats.overloaded += 1
+        return Overloaded(f"{what} not ready within {self.wait_timeout:g} s; it is still being made", retry_after=self.pool.retry_after())
 
     async def _lookup_storage(
         self, key: str, etag: str, rendition: Rendition, index: SegmentPart, envelope: Envelope
@@ -256,8 +289,32 @@ class SegmentService:
         self, title: Title, rendition: Rendition, index: SegmentPart, key: str, priority: Priority, envelope: Envelope, gate: Gate | None
     ) -> bytes:
         """Admission -> pool (past `gate`, see `ClusterFlight.once`) -> seal (and encrypt, see
-        `envelope`) -> local tier -> write-back; the bytes as stored and sent."""
-        result = await self.admission.run(key, self._job(title, rendition, index), priority, gate)
+        `envelope`) -> local tier -> write-back; the bytes as stored and sent. A segment a client
+        may stream is readable as it is muxed (live.py) until it is whole in memory."""
+        live = self.live.open(key) if _streamable(rendition, index) else None
+        try:
+            data = await self._transcode(title, rendition, index, key, priority, envelope, gate, live)
+        except BaseException as exc:
+            if live is not None:
+                live.fail(exc)
+            raise
+        finally:
+            if live is not None:
+                self.live.close(key, live)
+        return data
+
+    async def _transcode(
+        self,
+        title: Title,
+        rendition: Rendition,
+        index: SegmentPart,
+        key: str,
+        priority: Priority,
+        envelope: Envelope,
+        gate: Gate | None,
+        live: LiveSegment | None,
+    ) -> bytes:
+        result = await self.admission.run(key, self._job(title, rendition, index), priority, gate, live)
         self.stats.transcodes += 1
         self.stats.source_bytes += result.source_bytes
         if self.observe_transcode is not None:
@@ -266,6 +323,8 @@ class SegmentService:
         self._measure(rendition, index, len(data))
         await self._keep_local(key, data)
         self.writebacks.start(self.output, key, data)
+        if live is not None:  # (after the write-back starts: a request from now on finds it in memory)
+            live.finish(data)
         return data
 
     async def _job(self, title: Title, rendition: Rendition, index: SegmentPart) -> SegmentJob:
@@ -387,3 +446,15 @@ class SegmentService:
         self.prefetcher.cancel()
         self.hot.cancel()
         await self.writebacks.wait(timeout)
+
+
+def _streamable(rendition: Rendition, index: SegmentPart) -> bool:
+    """A media segment sent in the clear as made: an encrypted one leaves the pool whole
+    (sample-aes) or is encrypted whole after it (AES-128), an init segment is tiny, and
+    WebVTT is made at once."""
+    return index != INIT and rendition.encryption is None and rendition.subtitle is None
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # its error reached the live segment's readers, or nobody waits for it

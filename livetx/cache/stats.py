@@ -21,3 +21,5 @@ class CacheStats:
     prefetch_dropped: int = 0
     source_bytes: int = 0
     corrupt: int = 0  # cached copies whose seal did not match: deleted and made again
+    streamed: int = 0  # client requests answered while their segment was being made
+    streams_aborted: int = 0  # of those, responses cut off because the segment was not made

@@ -1,7 +1,8 @@
 """What crosses the pipe between a pool and its worker processes, as small frozen dataclasses.
 
 Parent -> worker: a job (`SegmentJob`, `PictureJob` or `ProbeJob`), or `Cancel`. Worker -> parent: `Ready`
-once at start, then one `Reply` per job. The parent's side of a job (`_Worker.call` in
+once at start, then one `Reply` per job; a segment job's reply may follow `Chunk`s, the
+segment's bytes as they are muxed (streamed to a client while the rest is made). The parent's side of a job (`_Worker.call` in
 `livetx.media.pool`) ends in an `Outcome`: the worker's reply, or what happened to the worker
 instead (`TimedOut`, `WorkerLost`, `WorkerUnavailable`), after which the worker was replaced.
 
@@ -29,6 +30,15 @@ class Ready:
 @dataclass(frozen=True)
 class Cancel:
     """Parent -> worker: give up the current job (a no-op when it arrives after the job ended)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Worker -> parent, before a segment job's `Done`: the next bytes of the segment, whole TS
+    packets or whole fMP4 boxes. The chunks of one attempt concatenate to the `Done` result's
+    data; a job run again (preempted, or its worker replaced) starts its chunks over."""
+
+    data: bytes
 
 
 @dataclass(frozen=True)

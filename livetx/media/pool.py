@@ -48,13 +48,14 @@ import multiprocessing
 import os
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext, SpawnProcess
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from livetx.errors import (
     LivetxError,
@@ -70,6 +71,7 @@ from livetx.media.host_slots import HostSlot, HostSlots
 from livetx.media.messages import (
     Cancel,
     Cancelled,
+    Chunk,
     Done,
     Failed,
     Outcome,
@@ -101,6 +103,17 @@ WorkResult = SegmentResult | PictureResult
 # run by a pool slot as its job is about to start; raises to refuse the job (see the module docstring)
 Gate = Callable[[], Awaitable[None]]
 
+
+class Listener(Protocol):
+    """Hears a segment job's bytes as its worker muxes them, on the event loop (see `Chunk`)."""
+
+    def begin(self) -> None:
+        """An attempt at the job starts: whatever was heard before is void."""
+
+    def chunk(self, data: bytes) -> None:
+        """The attempt's next bytes."""
+
+
 HOST_RETRY = 0.2  # seconds before a background job tries again for a host slot when all were taken
 
 
@@ -127,6 +140,9 @@ def _worker_main(conn: Connection, origin: str = "") -> None:
         except (EOFError, OSError):  # the parent went away: stop now
             return True
 
+    def emit(data: bytes) -> None:
+        conn.send(Chunk(data))  # (a parent gone away shows at the reply)
+
     conn.send(Ready(os.getpid()))
     while True:
         try:
@@ -142,7 +158,7 @@ def _worker_main(conn: Connection, origin: str = "") -> None:
             elif isinstance(job, PictureJob):
                 reply = Done(make_picture(job, should_stop, origin=origin))
             else:
-                reply = Done(transcode_segment(job, should_stop, origin=origin))
+                reply = Done(transcode_segment(job, should_stop, origin=origin, emit=emit))
         except Preempted:
             reply = Cancelled()
         except LivetxError as exc:
@@ -226,15 +242,23 @@ class _Worker(Generic[J, R]):
         except OSError:
             pass
 
-    def call(self, job: J, timeout: float) -> Outcome[R]:
-        """Run one job: the worker's reply, or (the worker replaced) TimedOut or WorkerLost."""
+    def call(self, job: J, timeout: float, on_chunk: Callable[[bytes], None] | None = None) -> Outcome[R]:
+        """Run one job: the worker's reply, or (the worker replaced) TimedOut or WorkerLost. The
+        `Chunk`s a segment job sends before its reply go to `on_chunk` (called in this thread);
+        the time limit is the job's, however many chunks come."""
         assert self.conn is not None
+        deadline = time.monotonic() + timeout
         try:
             self.conn.send(job)
-            if not self.conn.poll(timeout):
-                self._replace()
-                return TimedOut(f"{self.what} exceeded its {timeout:g} s limit")
-            reply = self.conn.recv()
+            while True:
+                if not self.conn.poll(max(0.0, deadline - time.monotonic())):
+                    self._replace()
+                    return TimedOut(f"{self.what} exceeded its {timeout:g} s limit")
+                reply = self.conn.recv()
+                if not isinstance(reply, Chunk):
+                    break
+                if on_chunk is not None:
+                    on_chunk(reply.data)
         except (EOFError, OSError, BrokenPipeError):
             self._replace()
             return WorkerLost(f"{self.what} worker died")
@@ -272,6 +296,7 @@ class Ticket(Generic[T]):
     cancelling: bool = False
     retried: bool = False  # a job whose worker died goes again once, on a fresh worker
     gate: Gate | None = None  # run once, as the job is about to start; None once it has
+    listener: Listener | None = None  # hears the segment's bytes as they are muxed
 
 
 class TranscodePool:
@@ -347,8 +372,10 @@ class TranscodePool:
         self._enqueue(ticket)
         return await ticket.future
 
-    def submit(self, job: SegmentJob, priority: Priority = Priority.CLIENT, gate: Gate | None = None) -> Ticket[SegmentResult]:
-        ticket: Ticket[SegmentResult] = Ticket(job, priority, asyncio.get_running_loop().create_future(), gate=gate)
+    def submit(
+        self, job: SegmentJob, priority: Priority = Priority.CLIENT, gate: Gate | None = None, listener: Listener | None = None
+    ) -> Ticket[SegmentResult]:
+        ticket: Ticket[SegmentResult] = Ticket(job, priority, asyncio.get_running_loop().create_future(), gate=gate, listener=listener)
         if priority == Priority.CLIENT:
             self._client_added(ticket)
         self._enqueue(ticket)
@@ -488,8 +515,15 @@ class TranscodePool:
         self.stats.in_flight += 1
         began = loop.time()
         outcome: Outcome[WorkResult]
+        on_chunk = None
+        if (listener := ticket.listener) is not None:
+            listener.begin()
+
+            def on_chunk(data: bytes) -> None:  # in the pool's thread: handed to the loop, in order
+                loop.call_soon_threadsafe(listener.chunk, data)
+
         try:
-            outcome = await loop.run_in_executor(self._threads, worker.call, ticket.job, self.timeout)
+            outcome = await loop.run_in_executor(self._threads, worker.call, ticket.job, self.timeout, on_chunk)
         except Exception as exc:  # noqa: BLE001 - e.g. a worker that cannot be restarted
             outcome = WorkerLost(f"{type(exc).__name__}")
         finally:

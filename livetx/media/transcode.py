@@ -131,7 +131,9 @@ _StreamT = TypeVar("_StreamT", bound=Stream)
 _FrameT = TypeVar("_FrameT", VideoFrame, AudioFrame)
 
 
-def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = None, origin: str | None = None) -> SegmentResult:
+def transcode_segment(
+    job: SegmentJob, should_stop: Callable[[], bool] | None = None, origin: str | None = None, emit: Callable[[bytes], None] | None = None
+) -> SegmentResult:
     """Module-level entry point for the process pool (a subtitle job goes to
     `livetx.media.subtitle_reader`: a WebVTT segment). `should_stop` is polled between packets;
     when it returns True the transcode stops with `Preempted`. A remote source is read only from
@@ -157,6 +159,8 @@ def transcode_segment(job: SegmentJob, should_stop: Callable[[], bool] | None = 
                     else cbcs.tracks_of(init_segment(job, origin))
                 )
                 data = cbcs.protect_fragment(data, job.samples.key, job.samples.iv, tracks)
+            elif emit is not None:  # TEMPORARY: one chunk
+                emit(data)
             return SegmentResult(data, frames, packets, time.perf_counter() - began, seeks, fetched)
     raise TranscodeFailed("could not position the source at the segment start")  # pragma: no cover
 

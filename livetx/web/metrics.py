@@ -196,6 +196,14 @@ class StateCollector(Collector):
                 yield GaugeMetricFamily("livetx_storage_breaker_open", "1 while S3 calls fail fast", value=int(breaker.state != "closed"))
                 yield CounterMetricFamily("livetx_storage_breaker_rejected", "S3 calls failed fast by the breaker", value=breaker.rejected)
             yield CounterMetricFamily("livetx_overloaded", "Requests answered 503 by admission control", value=stats.overloaded)
+            yield CounterMetricFamily(
+                "livetx_segments_streamed", "Client requests answered while their segment was being made", value=stats.streamed
+            )
+            yield CounterMetricFamily(
+                "livetx_streams_aborted",
+                "Streamed segment responses cut off because the segment was not made",
+                value=stats.streams_aborted,
+            )
             yield CounterMetricFamily("livetx_writebacks_dropped", "Write-backs dropped (memory bound)", value=stats.writebacks_dropped)
             yield CounterMetricFamily("livetx_corrupt_segments", "Cached copies that failed their seal check", value=stats.corrupt)
 

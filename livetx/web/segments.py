@@ -1,19 +1,31 @@
 """The segment handler: route -> (token checked by middleware) -> title -> segment service -> response.
 
+A segment still being made (a `live` body) is sent as it comes, in a chunked response: whole
+TS packets or fMP4 fragments as the worker muxes them, then the seal. If it is never made
+whole, the connection is cut before the terminating chunk, so the client sees a body cut
+short (and retries), never a short body ended cleanly, and no proxy or CDN keeps it. A HEAD or
+Range request, and an HTTP/1.0 client (whose body could only end by closing the connection,
+which a cut-off looks the same as), waits for the whole segment instead: they need its length.
+
 A sidecar's subtitle segments skip the service: they are rendered from the cues parsed at
 planning time (a scan of a list), never queued, stored or metered, with the same headers."""
 
 from __future__ import annotations
 
-from aiohttp import web
+import logging
+
+from aiohttp import HttpVersion11, web
 
 from livetx.cache.keys import strong_etag
+from livetx.cache.live import LiveSegment, StreamBroken
 from livetx.errors import SegmentNotFound, SourceChanged
 from livetx.layout import CONTENT_TYPES, segment_name
 from livetx.media.model import INIT, SegmentPart
 from livetx.titles import sidecar_segment
-from livetx.web.keys import CATALOG, CONTENT_KEYS, SEGMENTS
-from livetx.web.middleware import viewer
+from livetx.web.keys import CATALOG, CONTENT_KEYS, METRICS, SEGMENTS
+from livetx.web.middleware import route_of, viewer
+
+log = logging.getLogger(__name__)
 
 SEGMENT_ROUTES = frozenset({"hls-segment", "hls-fragment", "hls-init", "hls-subtitle"})  # MPEG-TS, fMP4 media and init, WebVTT
 # a segment URL names its exact spec, so its bytes never change: cache it for a year
@@ -67,6 +79,8 @@ async def segment(request: web.Request) -> web.StreamResponse:
     if index != INIT:
         request.app[SEGMENTS].played(title, rendition, index, viewer(request))
     headers = {"Cache-Control": SEGMENT_CACHE, "ETag": body.etag, "Content-Type": content_type}
+    if body.live is not None:
+        return await _live(request, body.live, headers)
     if body.path is not None:
         return web.FileResponse(body.path, headers=headers)  # Range, HEAD and sendfile for free
     return _in_memory(request, body.data or b"", headers)
@@ -87,3 +101,30 @@ def _in_memory(request: web.Request, data: bytes, headers: dict[str, str]) -> we
         return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{len(data)}"})
     headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
     return web.Response(status=206, body=data[start:stop], headers=headers)
+
+
+async def _live(request: web.Request, live: LiveSegment, headers: dict[str, str]) -> web.StreamResponse:
+    """A segment being made: streamed as it comes, or (HEAD, Range, HTTP/1.0) sent once whole."""
+    service = request.app[SEGMENTS]
+    if request.method == "HEAD" or "Range" in request.headers or request.version < HttpVersion11:
+        return _in_memory(request, await service.within_wait_timeout(live.whole()), headers)
+    response = web.StreamResponse(headers=headers)
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    sent = 0
+    try:
+        async for chunk in live.read():
+            await response.write(chunk)
+            sent += len(chunk)
+    except StreamBroken as exc:
+        service.stats.streams_aborted += 1
+        log.warning("streamed segment cut off: %s", exc, extra={"event": "stream_aborted", "sent": sent})
+        if request.transport is not None:
+            request.transport.abort()  # no terminating chunk: the body is seen as cut short
+        return response
+    except ConnectionError:  # the client went away; the segment is still made, for the cache
+        return response
+    finally:
+        request.app[METRICS].count_bytes(route_of(request), sent)
+    await response.write_eof()
+    return response
