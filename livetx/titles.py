@@ -43,7 +43,7 @@ from livetx.subtitles.cues import Cue
 from livetx.subtitles.sidecar import Sidecar
 from livetx.subtitles.webvtt import render_segment, segment_cues
 
-PLAN_VERSION = "2"  # bump when the transcoder's output for one spec changes
+PLAN_VERSION = "3"  # bump when the transcoder's output for one spec changes (3: fMP4 in FRAGMENT_SECONDS fragments)
 TS_AUDIO_MUX = "2"  # of audio-only MPEG-TS segments (media/transcode.py TS_AUDIO_OPTIONS): in their spec ids
 
 

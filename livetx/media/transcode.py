@@ -45,6 +45,7 @@ import functools
 import io
 import math
 import os
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ from av.video.stream import VideoStream
 
 from livetx.crypto import cbcs
 from livetx.errors import SourceUnreadable, TranscodeFailed
-from livetx.media.boxes import split_fragment
+from livetx.media.boxes import MEDIA_BOXES, split_fragment
 from livetx.media.colour import ColourInfo, output_tags
 from livetx.media.colour_frames import FrameColour
 from livetx.media.messages import Preempted
@@ -88,17 +89,43 @@ TS_OPTIONS = {"mpegts_copyts": "1", "avoid_negative_ts": "disabled"}
 # bytes at 128 kbit/s, the same frames and timestamps. Its output is versioned in the spec ids
 # of such renditions (titles.TS_AUDIO_MUX).
 TS_AUDIO_OPTIONS = TS_OPTIONS | {"max_delay": "700000", "pat_period": "3600", "sdt_period": "3600"}
+# An fMP4 segment is cut into fragments (moof+mdat) of about this long, each a CMAF chunk:
+# the muxer writes a fragment out as soon as it is cut, so a streamed segment's first bytes
+# leave after about a second of it is made instead of after all of it, and a player can
+# append each chunk as it comes. Only the first fragment starts on the IDR frame (CMAF allows
+# chunks that do not). Shorter fragments cost a moof (~100 bytes a track) each.
+FRAGMENT_SECONDS = Fraction(1)
 FMP4_OPTIONS = {
-    # one fragment per segment, written at close; moov empty (init apart); tfdt = the first
-    # DTS; no mfra; CMAF brands with signed composition offsets
+    # a fragment every FRAGMENT_SECONDS of a track (the last written at close: frag_custom);
+    # moov empty (init apart); each tfdt = the fragment's first DTS (frag_discont: the first
+    # fragment's is absolute title time, the next ones continue from it); no mfra; CMAF brands
+    # with signed composition offsets
     "movflags": "frag_custom+empty_moov+default_base_moof+frag_discont+skip_trailer+cmaf+negative_cts_offsets",
+    "frag_duration": str(int(FRAGMENT_SECONDS * 1_000_000)),  # microseconds
     "use_editlist": "0",  # else frag_start follows the first PTS, and video lands D late
     "avoid_negative_ts": "disabled",  # else each segment is shifted to start at 0
     "video_track_timescale": str(MPEG_TS_CLOCK),
     "fflags": "+bitexact",  # no library version in the init: the same bytes across upgrades
 }
+# How a segment's packets reach the muxer as they are made (both containers): packets of the
+# two streams leave the interleaving queue in DTS order only once each stream has one queued
+# (no limit on how far one stream may run ahead: a copy rendition's video comes at the end),
+# so the output is the one-pass order whenever each stream arrives in DTS order; and the
+# muxer's I/O buffer is flushed after every packet, so its bytes reach `_Sink` when muxed.
+STREAMED_MUX_OPTIONS = {"max_interleave_delta": "0", "flush_packets": "1"}
+TS_PACKET = 188
+# A streamed MPEG-TS segment goes out in chunks of at least this many bytes (whole TS
+# packets; the rest at the end): about 0.1 s of a 1.5 Mbit/s rendition, few enough pipe
+# messages per segment, small enough that the first bytes leave right after the first frames.
+# An fMP4 segment goes out a fragment at a time.
+STREAM_CHUNK = 16 * 1024
 AUDIO_PREROLL_FRAMES = 4
 AUDIO_POSTROLL_FRAMES = 2
+# Audio is encoded as it is decoded, an AAC frame once the decode position is this far past
+# its last sample: far more than source frames overlap (timestamp jitter, snapped to the codec
+# grid, stays under a frame) so no later frame writes into samples already encoded, little
+# enough that the muxer, which holds video until audio of the same time arrives, is not held.
+AUDIO_SETTLE = Fraction(1, 4)
 FADE_SECONDS = 0.005  # a composite clip's audio fades in and out over this at its joins
 DECODE_THREADING = "AUTO"  # frame + slice threads for the source decoder
 SEEK_BACKOFF = (Fraction(1), Fraction(5), Fraction(30), None)  # seconds before the need; None: from the start
@@ -132,12 +159,22 @@ _FrameT = TypeVar("_FrameT", VideoFrame, AudioFrame)
 
 
 def transcode_segment(
-    job: SegmentJob, should_stop: Callable[[], bool] | None = None, origin: str | None = None, emit: Callable[[bytes], None] | None = None
+    job: SegmentJob,
+    should_stop: Callable[[], bool] | None = None,
+    origin: str | None = None,
+    emit: Callable[[bytes], None] | None = None,
 ) -> SegmentResult:
     """Module-level entry point for the process pool (a subtitle job goes to
     `livetx.media.subtitle_reader`: a WebVTT segment). `should_stop` is polled between packets;
     when it returns True the transcode stops with `Preempted`. A remote source is read only from
-    `origin` (see `open_source`). Error messages never carry the source's path or URL."""
+    `origin` (see `open_source`). Error messages never carry the source's path or URL.
+
+    With `emit`, a media segment in the clear is streamed while it is made: `emit` gets
+    successive chunks (whole TS packets; whole fMP4 fragments, moof+mdat) whose concatenation is
+    the returned `data`, the first once the attempt is known good (see `_Sink`). An error after
+    the first chunk raises as without `emit`: what was sent is then a prefix of nothing. An init
+    segment, a subtitle segment and a sample-encrypted one (encrypted whole, at the end) are not
+    streamed."""
     began = time.perf_counter()
     if job.init:
         init = init_segment(job, origin)
@@ -148,7 +185,7 @@ def transcode_segment(
         return subtitle_segment(job, should_stop, origin)
     fetched = 0
     for seeks, backoff in enumerate(SEEK_BACKOFF, start=1):
-        made, read = _attempt(job, backoff, should_stop, origin)
+        made, read = _attempt(job, backoff, should_stop, origin, emit if job.samples is None else None)
         fetched += read
         if made is not None:
             data, frames, packets = made
@@ -159,19 +196,21 @@ def transcode_segment(
                     else cbcs.tracks_of(init_segment(job, origin))
                 )
                 data = cbcs.protect_fragment(data, job.samples.key, job.samples.iv, tracks)
-            elif emit is not None:  # TEMPORARY: one chunk
-                emit(data)
             return SegmentResult(data, frames, packets, time.perf_counter() - began, seeks, fetched)
     raise TranscodeFailed("could not position the source at the segment start")  # pragma: no cover
 
 
 def _attempt(
-    job: SegmentJob, backoff: Fraction | None, should_stop: Callable[[], bool] | None, origin: str | None
+    job: SegmentJob,
+    backoff: Fraction | None,
+    should_stop: Callable[[], bool] | None,
+    origin: str | None,
+    emit: Callable[[bytes], None] | None = None,
 ) -> tuple[tuple[bytes, int, int] | None, int]:
     """One try at the segment from a seek `backoff` seconds before it: what `_Segment.run` made
-    (None: landed too late), and the bytes fetched from a remote source for it."""
+    (None: landed too late, and nothing was emitted), and the bytes fetched from a remote source for it."""
     with open_job_source(job, origin) as (src, counter):
-        made = _Segment(job, src, should_stop).run(backoff)
+        made = _Segment(job, src, should_stop, emit).run(backoff)
         return made, counter()
 
 
@@ -291,39 +330,130 @@ def _audio_window(job: SegmentJob, rate: int) -> _AudioWindow:
     return _AudioWindow(a_first, a_end, feed_first, feed_end, play_lo, play_hi)
 
 
+class _Sink:
+    """The file object the segment's muxer writes to, written straight through (no seek, so
+    nothing written is rewritten), and what of it is the segment: every MPEG-TS byte; of fMP4
+    the fragment boxes (as `split_fragment`: the init's ftyp+moov, made on its own, dropped).
+
+    `pump` cuts what was written into the segment (whole TS packets, whole boxes) and, once
+    `armed` and given `emit`, sends it: MPEG-TS when STREAM_CHUNK bytes are waiting, fMP4 at each
+    fragment's end (its mdat), the rest at `finish`. Not armed, nothing leaves: an attempt that
+    lands too late is thrown away unseen."""
+
+    def __init__(self, fmp4: bool, emit: Callable[[bytes], None] | None) -> None:
+        self.fmp4 = fmp4
+        self.emit = emit
+        self.armed = False
+        self.raw = bytearray()  # written, not yet cut
+        self.data = bytearray()  # the segment so far
+        self.cut = 0  # data[:cut] may go out on its own (whole TS packets, whole fragments)
+        self.sent = 0  # data[:sent] went out
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, chunk: bytes) -> int:
+        self.raw += chunk
+        return len(chunk)
+
+    def pump(self) -> None:
+        self._cut_fragments() if self.fmp4 else self._cut_packets()
+        if self.emit is not None and self.armed and self.cut > self.sent and (self.fmp4 or self.cut - self.sent >= STREAM_CHUNK):
+            self._send(self.cut)
+
+    def finish(self) -> bytes:
+        """After the muxer closed: the segment, all of it sent when streaming."""
+        self.pump()
+        if self.raw:
+            raise TranscodeFailed(f"the muxer left {len(self.raw)} bytes that are not a whole {'box' if self.fmp4 else 'TS packet'}")
+        if self.emit is not None and len(self.data) > self.sent:
+            self._send(len(self.data))
+        return bytes(self.data)
+
+    def _send(self, upto: int) -> None:
+        assert self.emit is not None
+        chunk = bytes(self.data[self.sent : upto])
+        self.sent = upto
+        self.emit(chunk)
+
+    def _cut_packets(self) -> None:
+        whole = len(self.raw) - len(self.raw) % TS_PACKET
+        if whole:
+            self.data += self.raw[:whole]
+            del self.raw[:whole]
+            self.cut = len(self.data)
+
+    def _cut_fragments(self) -> None:
+        while len(self.raw) >= 8:
+            size, kind = struct.unpack_from(">I4s", self.raw)
+            if size == 1:
+                if len(self.raw) < 16:
+                    return
+                (size,) = struct.unpack_from(">Q", self.raw, 8)
+            if size < 8:  # (0: to the end of the file; the mp4 muxer sizes every box it writes)
+                raise TranscodeFailed(f"the muxer wrote a box {kind!r} of size {size}")
+            if len(self.raw) < size:
+                return
+            if kind in MEDIA_BOXES:
+                self.data += self.raw[:size]
+                if kind == b"mdat":  # a fragment's end
+                    self.cut = len(self.data)
+            del self.raw[:size]
+
+
 class _Segment:
-    def __init__(self, job: SegmentJob, src: InputContainer, should_stop: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        job: SegmentJob,
+        src: InputContainer,
+        should_stop: Callable[[], bool] | None = None,
+        emit: Callable[[bytes], None] | None = None,
+    ) -> None:
         self.job = job
         self.src = src
         self.should_stop = should_stop
+        self.emit = emit
         self.vin = _source_stream(src, job.video_stream, VideoStream) if job.video is not None else None
         self.ain = _source_stream(src, job.audio_stream, AudioStream) if job.audio is not None else None
         if self.vin is None and self.ain is None:
             raise SourceUnreadable("no stream to transcode")
         if self.vin is not None:
             self.vin.codec_context.thread_type = DECODE_THREADING
+        self.sink = _Sink(job.container == "fmp4", emit)
+        self.out: OutputContainer | None = None
 
     def run(self, backoff: Fraction | None) -> tuple[bytes, int, int] | None:
-        """The segment (TS bytes, video frames, audio packets) from a seek `backoff` seconds before
-        it; None when the source landed too late (the caller backs off further)."""
+        """The segment (TS or fMP4 fragment bytes, video frames, audio packets) from a seek
+        `backoff` seconds before it; None when the source landed too late (the caller backs off
+        further). Packets are muxed as the encoders make them; the muxed bytes go to `emit` once
+        each stream's first frame has shown the seek was early enough (`_demux`)."""
         video_spec = self.job.video if self.vin is not None else None
         audio_spec = self.job.audio if self.ain is not None else None
         window = _window(self.job, video_spec, audio_spec, backoff)
         if window.seek_to is not None:
             self._seek(window.seek_to)
-        out_buf = io.BytesIO()
         fmp4 = self.job.container == "fmp4"
         options = FMP4_OPTIONS if fmp4 else TS_AUDIO_OPTIONS if self.job.video is None else TS_OPTIONS
-        with av.open(out_buf, "w", format="mp4" if fmp4 else "mpegts", options=options) as out:
+        with av.open(self.sink, "w", format="mp4" if fmp4 else "mpegts", options=options | STREAMED_MUX_OPTIONS) as out:
+            self.out = out
             video = self._video(out, window)
             audio = self._audio(out, window)
             if not self._demux(video, audio):
-                return None  # landed too late: back off
+                return None  # landed too late: back off (nothing was emitted)
             # (at the end of the file, demux's final empty packets have drained the decoders)
-            frames, packets = _mux(out, video, audio)
-        if fmp4:
-            return split_fragment(out_buf.getvalue())[1], frames, packets  # the init is made on its own
-        return out_buf.getvalue(), frames, packets
+            if video is not None:
+                video.finish()
+            packets = audio.finish() if audio is not None else 0
+        self.sink.armed = True  # (a stream whose first frame never came was not checked: as ever)
+        return self.sink.finish(), (video.emitted if video is not None else 0), packets
+
+    def _mux(self, packets: list[Packet[Stream]]) -> None:
+        """Mux packets as an encoder (or the copy cursor) gives them, in its stream's DTS order;
+        the muxer interleaves the streams (STREAMED_MUX_OPTIONS)."""
+        assert self.out is not None
+        for packet in packets:
+            self.out.mux(packet)
+        self.sink.pump()
 
     def _seek(self, to: Fraction) -> None:
         anchor = self.vin if self.vin is not None else self.ain
@@ -338,7 +468,9 @@ class _Segment:
                 raise TranscodeFailed("a copy rendition cannot carry a watermark or be an I-frame rendition")
             copied = _open_copy(out, self.vin, self.job.container)
             job = self.job
-            return _CopyCursor(self.vin, copied, self.job.video.fps, job.origin, (job.start, job.stop), verify=window.seek_to is not None)
+            return _CopyCursor(
+                self.vin, copied, self.job.video.fps, job.origin, (job.start, job.stop), verify=window.seek_to is not None, mux=self._mux
+            )
         stream = _open_video(out, self.job.video, self.job.container, self.job.intra_only)
         # after a seek, the first decoded frame must be early enough
         cursor = _VideoCursor(
@@ -350,6 +482,7 @@ class _Segment:
             _offset(self.job),
             verify=window.seek_to is not None,
             colour=self.job.source_colour,
+            mux=self._mux,
         )
         cursor.overlay = self.job.overlay
         return cursor
@@ -358,13 +491,13 @@ class _Segment:
         if self.ain is None or self.job.audio is None or window.audio is None:
             return None
         stream = _open_audio(out, self.job.audio)
-        return _AudioBuffer(
-            self.ain, stream, self.job.audio, self.job.origin, window.audio, _offset(self.job), verify=window.seek_to is not None
-        )
+        verify = window.seek_to is not None
+        return _AudioBuffer(self.ain, stream, self.job.audio, self.job.origin, window.audio, _offset(self.job), verify, mux=self._mux)
 
     def _demux(self, video: _VideoCursor | _CopyCursor | None, audio: _AudioBuffer | None) -> bool:
         """Decode the source into `video` and `audio` until both have their windows (or the file
-        ends). False when the first frame after the seek starts after a window."""
+        ends). False when the first frame after the seek starts after a window. Once neither
+        stream has a first frame left to check, the sink is armed: what was muxed may go out."""
         streams = [s for s in (self.vin, self.ain) if s is not None]
         for packet in self.src.demux(streams):
             if self.should_stop is not None and self.should_stop():
@@ -375,6 +508,9 @@ class _Segment:
             elif audio is not None and packet.stream is self.ain:
                 if not audio.feed(packet):
                     return False
+            if not self.sink.armed and (video is None or not video.verify) and (audio is None or not audio.verify):
+                self.sink.armed = True
+                self.sink.pump()
             if (video is None or video.done) and (audio is None or audio.done):
                 break
         return True
@@ -394,23 +530,6 @@ def _source_stream(src: InputContainer, index: int | None, kind: type[_StreamT])
     if not isinstance(stream, kind):
         raise TranscodeFailed(f"source stream {index} is not the {kind.__name__} the plan expects")
     return stream
-
-
-def _mux(out: OutputContainer, video: _VideoCursor | _CopyCursor | None, audio: _AudioBuffer | None) -> tuple[int, int]:
-    """Flush the encoders and mux their packets; the number of video frames and audio packets."""
-    video_packets = video.finish() if video is not None else []
-    audio_packets = audio.encode() if audio is not None else []
-    encoded = video_packets + audio_packets
-    # interleave by decoding time, as a one-pass mux would
-    encoded.sort(key=_decode_time)
-    for packet in encoded:
-        out.mux(packet)
-    return (video.emitted if video is not None else 0), len(audio_packets)
-
-
-def _decode_time(packet: Packet[Stream]) -> Fraction:
-    assert packet.dts is not None and packet.time_base is not None
-    return packet.dts * packet.time_base
 
 
 def _open_video(out: OutputContainer, spec: VideoSpec, container: str, intra_only: bool = False) -> VideoStream:
@@ -595,7 +714,8 @@ def _layout(channels: int) -> str:
 
 
 class _VideoCursor:
-    """Chooses, converts and encodes the output frames of `window` from decoded source frames."""
+    """Chooses, converts and encodes the output frames of `window` from decoded source frames,
+    and gives `mux` each packet as the encoder returns it (in decode order)."""
 
     def __init__(
         self,
@@ -607,6 +727,7 @@ class _VideoCursor:
         offset: Fraction,
         verify: bool,
         colour: ColourInfo | None = None,
+        mux: Callable[[list[Packet[Stream]]], None] | None = None,
     ) -> None:
         self.source = source
         self.stream = stream
@@ -624,7 +745,7 @@ class _VideoCursor:
         self.last_time: Fraction | None = None
         self.done = False
         self.emitted = 0
-        self.packets: list[Packet[Stream]] = []
+        self.mux = mux or (lambda packets: None)
         self.overlay: Overlay | None = None  # a watermark, drawn over each frame after scaling
 
     def feed(self, packet: Packet[Stream]) -> bool:
@@ -675,19 +796,21 @@ class _VideoCursor:
         out = self.held_out
         out.time_base = Fraction(1, MPEG_TS_CLOCK)
         out.pts = int(self.offset * MPEG_TS_CLOCK + self.next * MPEG_TS_CLOCK / self.spec.fps)
-        self.packets += self.stream.encode(out)
+        self._out(self.stream.encode(out))
         if not self.emitted:  # the encoder opened with this frame: no thread of it stays real-time
             drop_realtime()
         self.next += 1
         self.emitted += 1
 
-    def finish(self) -> list[Packet[Stream]]:
+    def _out(self, packets: list[Packet[Stream]]) -> None:
+        self.mux([p for p in packets if p.size])
+
+    def finish(self) -> None:
         """At the end of the window or of the file: hold the last frame to the window's end, flush."""
         if self.held is not None:
             while self.next < self.window.end:
                 self._emit()
-        self.packets += self.stream.encode(None)
-        return [p for p in self.packets if p.size]
+        self._out(self.stream.encode(None))
 
 
 class _CopyCursor:
@@ -699,12 +822,21 @@ class _CopyCursor:
     when it is within a millisecond of it (Matroska stores milliseconds), else kept exact. DTS
     are the sorted PTS moved back by the source's reorder delay (whole frames, as its DTS say,
     at least what the window's order needs), so it is the same in every segment and the muxer's
-    `negative_cts_offsets` starts the fragment at the window's start as a transcoded one."""
+    `negative_cts_offsets` starts the fragment at the window's start as a transcoded one.
+    They are muxed at `finish`: the audio waits for them in the muxer's interleaving queue."""
 
     def __init__(
-        self, source: VideoStream, stream: VideoStream, fps: Fraction, origin: Fraction, window: tuple[Fraction, Fraction], verify: bool
+        self,
+        source: VideoStream,
+        stream: VideoStream,
+        fps: Fraction,
+        origin: Fraction,
+        window: tuple[Fraction, Fraction],
+        verify: bool,
+        mux: Callable[[list[Packet[Stream]]], None] | None = None,
     ) -> None:
         assert source.time_base is not None
+        self.mux = mux or (lambda packets: None)
         self.time_base: Fraction = source.time_base
         self.stream = stream
         self.fps = fps
@@ -756,8 +888,9 @@ class _CopyCursor:
             return int(slot * MPEG_TS_CLOCK / self.fps)  # as `_VideoCursor._emit` times frame `slot`
         return round(title * MPEG_TS_CLOCK)
 
-    def finish(self) -> list[Packet[Stream]]:
-        """The window's packets, re-timed, ready to mux (their payloads as the source has them)."""
+    def finish(self) -> None:
+        """Mux the window's packets, re-timed (their payloads as the source has them): all at the
+        end, as their DTS follow from every PTS in the window (cheap: nothing is decoded)."""
         pts = [at for _, at in self.taken]
         ordered = sorted(pts)
         if len(set(ordered)) != len(ordered):
@@ -772,12 +905,13 @@ class _CopyCursor:
             packet.duration = round(frame)
             out.append(packet)
         self.emitted = len(out)
-        return out
+        self.mux(out)
 
 
 class _AudioBuffer:
     """Collects decoded source audio, on the output sample grid, for the window's
-    [feed_first, feed_end), and encodes it, keeping the window's AAC frames."""
+    [feed_first, feed_end), and encodes it as it settles (AUDIO_SETTLE), an AAC frame at a time,
+    giving `mux` the window's packets as the encoder returns them."""
 
     def __init__(
         self,
@@ -788,6 +922,7 @@ class _AudioBuffer:
         window: _AudioWindow,
         offset: Fraction,
         verify: bool,
+        mux: Callable[[list[Packet[Stream]]], None] | None = None,
     ) -> None:
         self.source = source
         self.stream = stream
@@ -809,6 +944,11 @@ class _AudioBuffer:
         self.cursor: int | None = None  # output sample where the next resampled sample goes
         self.verify = verify  # check that the first frame (after a seek) starts early enough
         self.done = False
+        self.mux = mux or (lambda packets: None)
+        self.settle = math.ceil(AUDIO_SETTLE * spec.sample_rate)
+        self.encoded = 0  # samples[:, :encoded] are encoded (whole AAC frames)
+        self.kept = 0  # packets of the window muxed
+        self.pts_offset = int(self.offset * self.spec.sample_rate)
 
     def feed(self, packet: Packet[Stream]) -> bool:
         """Decode one source packet and take its frames. False when the first frame after a seek
@@ -848,6 +988,12 @@ class _AudioBuffer:
             self._place(out)
         if self.cursor is not None and self.cursor >= self.end:
             self.done = True
+        # settled: all of the window once done (the resampler's flush lands past its end);
+        # else what lies AUDIO_SETTLE before the cursor
+        if self.done:
+            self._encode_to(self.end)
+        elif self.cursor is not None:
+            self._encode_to(self.cursor - self.settle)
 
     def _place(self, frame: AudioFrame) -> None:
         assert self.cursor is not None
@@ -858,42 +1004,50 @@ class _AudioBuffer:
         if lo < hi:
             self.samples[:, lo - self.first : hi - self.first] = data[: self.spec.channels, lo - start : hi - start]
 
-    def _silence_outside_span(self) -> None:
-        """A composite's clip: silence outside [play_lo, play_hi), a fade inside each bound."""
-        lo, hi = self.window.play_lo, self.window.play_hi
-        if lo is None and hi is None:
+    def _silence_outside_span(self, lo: int, hi: int) -> None:
+        """A composite's clip: silence outside [play_lo, play_hi), a fade inside each bound, on
+        the window's samples [lo, hi) (indices into `samples`)."""
+        play_lo, play_hi = self.window.play_lo, self.window.play_hi
+        if play_lo is None and play_hi is None:
             return
-        at = np.arange(self.first, self.end)
+        at = np.arange(self.first + lo, self.first + hi)
         gain = np.ones(at.shape, dtype=np.float32)
         fade = max(1, round(FADE_SECONDS * self.spec.sample_rate))
-        if lo is not None:
-            gain = np.minimum(gain, np.clip((at - lo + 1) / fade, 0.0, 1.0).astype(np.float32))
-        if hi is not None:
-            gain = np.minimum(gain, np.clip((hi - at) / fade, 0.0, 1.0).astype(np.float32))
-        self.samples *= gain
+        if play_lo is not None:
+            gain = np.minimum(gain, np.clip((at - play_lo + 1) / fade, 0.0, 1.0).astype(np.float32))
+        if play_hi is not None:
+            gain = np.minimum(gain, np.clip((play_hi - at) / fade, 0.0, 1.0).astype(np.float32))
+        self.samples[:, lo:hi] *= gain
 
-    def encode(self) -> list[Packet[Stream]]:
-        for frame in self.resampler.resample(None):
-            if self.cursor is not None:
-                self._place(frame)
-        self._silence_outside_span()
-        keep_lo = self.window.first * AAC_FRAME
-        keep_hi = self.window.end * AAC_FRAME
-        offset = int(self.offset * self.spec.sample_rate)
-        kept: list[Packet[Stream]] = []
-
-        def mux(packets: list[Packet[Stream]]) -> None:
-            for packet in packets:
-                if packet.pts is not None and packet.size and keep_lo <= packet.pts - offset < keep_hi:
-                    kept.append(packet)
-
+    def _encode_to(self, sample: int) -> None:
+        """Encode the AAC frames that end at or before output sample `sample`, not yet encoded."""
+        limit = min(sample - self.first, self.samples.shape[1])
         layout = _layout(self.spec.channels)
-        for at in range(0, self.samples.shape[1], AAC_FRAME):
+        while self.encoded + AAC_FRAME <= limit:
+            at = self.encoded
+            self._silence_outside_span(at, at + AAC_FRAME)
             chunk = np.ascontiguousarray(self.samples[:, at : at + AAC_FRAME])
             frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
             frame.sample_rate = self.spec.sample_rate
             frame.time_base = Fraction(1, self.spec.sample_rate)
-            frame.pts = offset + self.first + at
-            mux(self.stream.encode(frame))
-        mux(self.stream.encode(None))
-        return kept
+            frame.pts = self.pts_offset + self.first + at
+            self._keep(self.stream.encode(frame))
+            self.encoded += AAC_FRAME
+
+    def _keep(self, packets: list[Packet[Stream]]) -> None:
+        """Mux the packets of the window's AAC frames (pre- and post-roll ones are dropped)."""
+        keep_lo = self.window.first * AAC_FRAME
+        keep_hi = self.window.end * AAC_FRAME
+        kept = [p for p in packets if p.pts is not None and p.size and keep_lo <= p.pts - self.pts_offset < keep_hi]
+        self.kept += len(kept)
+        self.mux(kept)
+
+    def finish(self) -> int:
+        """At the end of the window or of the file: place what the resampler holds, encode the
+        rest, flush the encoder. The number of packets kept."""
+        for frame in self.resampler.resample(None):
+            if self.cursor is not None:
+                self._place(frame)
+        self._encode_to(self.end)
+        self._keep(self.stream.encode(None))
+        return self.kept
