@@ -5,6 +5,7 @@ wait for the whole. The buffer's own rules are tested alone in test_live_segment
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -102,10 +103,9 @@ async def test_head_and_range_wait_for_the_whole_segment(make_client: MakeClient
     service = client.app[SEGMENTS]
     url = await long_segment(client)
     streaming = await client.get(url, headers=PULL)
-    await streaming.content.readany()  # it is being made now
-    head = await client.head(url, headers=PULL)
-    ranged = await client.get(url, headers={**PULL, "Range": "bytes=100-299"})
-    body = await streaming.read()
+    first = await streaming.content.readany()  # it is being made now
+    head, ranged = await asyncio.gather(client.head(url, headers=PULL), client.get(url, headers={**PULL, "Range": "bytes=100-299"}))
+    body = first + await streaming.read()
     assert head.status == 200 and head.headers["Content-Length"] == str(len(body))
     assert ranged.status == 206 and ranged.headers["Content-Range"] == f"bytes 100-299/{len(body)}"
     assert await ranged.read() == body[100:300]
