@@ -54,7 +54,6 @@ class Fronts:
     cached: str
     cached_unbuffered: str
     http10: str
-    process: Any = None
 
 
 def server_block(conf: str) -> str:
@@ -67,14 +66,22 @@ def server_block(conf: str) -> str:
 def variant(block: str, port: int, *, cache: bool = False, buffering: str = "off", http11: bool = True) -> str:
     """The shipped server block listening on `port`, with caching added, buffering set, or the
     HTTP/1.1 lines removed (so that nginx speaks its default HTTP/1.0 to the origin)."""
-    text = re.sub(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{port};", block)
-    text = text.replace("proxy_buffering off;", f"proxy_buffering {buffering};")
+    text = once(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{port};", block)
+    text = once(r"proxy_buffering off;", f"proxy_buffering {buffering};", text)
     if cache:
-        text = text.replace("proxy_pass http://livetx;\n", "proxy_pass http://livetx;\n" + CACHE_LINES.lstrip("\n"))
+        text = once(r"proxy_pass http://livetx;\n", "proxy_pass http://livetx;\n" + CACHE_LINES.lstrip("\n"), text)
     if not http11:
-        text = re.sub(r"(?m)^\s*proxy_http_version 1\.1;\n", "", text)
-        text = re.sub(r'(?m)^\s*proxy_set_header Connection "";\n', "", text)
+        text = once(r"(?m)^\s*proxy_http_version 1\.1;\n", "", text)
+        text = once(r'(?m)^\s*proxy_set_header Connection "";\n', "", text)
     return text
+
+
+def once(pattern: str, replacement: str, text: str) -> str:
+    """`text` with the one match of `pattern` replaced: a deploy/nginx.conf that no longer has
+    the line fails here, rather than leaving a test to check a front that isn't the one named."""
+    changed, count = re.subn(pattern, lambda _: replacement, text)
+    assert count == 1, f"deploy/nginx.conf: expected one {pattern!r} in its server block, found {count}"
+    return changed
 
 
 def fronts_conf(home: Path, origin: int, ports: dict[str, int]) -> str:
@@ -113,7 +120,7 @@ def fronts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fronts]:
         for port in ports.values():
             wait_port(port, process, "nginx", log)
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        yield Fronts(origin, process=process, **urls)
+        yield Fronts(origin, **urls)
     finally:
         stop_process(process, signal.SIGQUIT)
 
@@ -146,7 +153,7 @@ def origin(aiohttp_client: Any, tmp_path: Path, long_source: Path, fronts: Front
         seen = Seen()
 
         @web.middleware
-        async def note(request: web.Request, handler: Any) -> web.StreamResponse:
+        async def note(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
             """Counts a request when it arrives (before any answer), so that a count read after a
             response through nginx can't race the origin's own bookkeeping."""
             if request.path.endswith((".ts", ".m4s")):
