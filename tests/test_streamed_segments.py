@@ -55,9 +55,9 @@ def make_client(aiohttp_client: Any, tmp_path: Path, long_source: Path) -> MakeC
     return make
 
 
-async def long_segment(client: TestClient[Any, Any], profile: str = "default") -> str:
+async def long_segment(client: TestClient[Any, Any], profile: str = "default", key: str = "a.mp4") -> str:
     """The URL of the title's first full-length (10 s or 6 s) segment, in the first variant."""
-    base = f"/hls/{profile}/a.mp4/"
+    base = f"/hls/{profile}/{key}/"
     master = m3u8.loads(await (await client.get(base + "master.m3u8", headers=PULL)).text())
     media = m3u8.loads(await (await client.get(base + master.playlists[0].uri, headers=PULL)).text())
     longest = max(media.segments, key=lambda s: s.duration)
