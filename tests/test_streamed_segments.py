@@ -72,6 +72,7 @@ async def test_a_cold_segment_comes_while_it_is_made_and_equals_the_one_kept(mak
     response = await client.get(url, headers=PULL)
     assert response.status == 200
     assert response.headers.get("Transfer-Encoding") == "chunked" and "Content-Length" not in response.headers
+    assert response.headers["X-Request-Id"] and response.headers["ETag"] and response.headers["Cache-Control"].endswith("immutable")
     first = await response.content.readany()
     assert first and len(service.live) == 1  # the client holds bytes of a segment still being made
     body = first + await response.read()
