@@ -185,7 +185,7 @@ def transcode_segment(
     With `emit`, a media segment in the clear is streamed while it is made: `emit` gets
     successive chunks (whole TS packets; whole fMP4 fragments, moof+mdat) whose concatenation is
     the returned `data`, the first once the attempt is known good (see `_Sink`). An error after
-    the first chunk raises as without `emit`: what was sent is then a prefix of nothing. An init
+    the first chunk raises as without `emit` (what was sent is then to be thrown away). An init
     segment, a subtitle segment and a sample-encrypted one (encrypted whole, at the end) are not
     streamed."""
     began = time.perf_counter()
@@ -370,7 +370,10 @@ class _Sink:
         return len(chunk)
 
     def pump(self) -> None:
-        self._cut_fragments() if self.fmp4 else self._cut_packets()
+        if self.fmp4:
+            self._cut_fragments()
+        else:
+            self._cut_packets()
         if self.emit is not None and self.armed and self.cut > self.sent and (self.fmp4 or self.cut - self.sent >= STREAM_CHUNK):
             self._send(self.cut)
 
