@@ -332,7 +332,8 @@ def protect_fragment(fragment: bytes, key: bytes, iv: bytes, tracks: Mapping[int
 
 
 class _Crypt:
-    """AES-128-CBC over the samples of one fragment, in place in `data` (a view of its bytes)."""
+    """AES-128-CBC over the samples of a media segment (its fragments, one or several), in place in
+    `data` (a view of its bytes)."""
 
     def __init__(self, data: np.ndarray, aes: algorithms.AES, iv: bytes, mdats: list[tuple[int, int]]) -> None:
         self.data, self.aes, self.iv, self.mdats = data, aes, iv, mdats

@@ -20,10 +20,13 @@ title had been encoded in one pass:
   output) in every segment, with `avoid_negative_ts` off so the muxer shifts nothing.
 
 An fMP4 (CMAF) segment has the same frames, AAC packets and timing, with B-frames on, and no
-offset: the mp4 muxer (FMP4_OPTIONS) writes one fragment whose `tfdt` is the first packet's
-DTS, which is absolute title time (`frag_discont`, no edit list), and `negative_cts_offsets`
-moves video DTS up by the encoder's reorder delay D, so the fragment starts at the window's
-start with composition offsets down to -D (`trun` version 1). Only `moof`+`mdat` are kept. The
+offset: the mp4 muxer (FMP4_OPTIONS) cuts it into fragments of about FRAGMENT_SECONDS; the
+first one's `tfdt` is the first packet's DTS, which is absolute title time (`frag_discont`, no
+edit list), each next one's follows on from the sample durations before it, and
+`negative_cts_offsets` moves video DTS up by the encoder's reorder delay D, so the segment
+starts at the window's start with composition offsets down to -D (`trun` version 1). A
+fragment is cut when either track reaches the duration, so the last may hold a few AAC
+packets only (the audio window runs up to a frame past the video's). Only `moof`+`mdat` are kept. The
 init segment (`ftyp`+`moov`) comes from a muxer given the same streams and no packet: it holds
 the encoder headers, which depend on the spec alone, so it is the same whichever window is
 made first. FFmpeg's own mp4 demuxer shows such video D late (it shifts negative offsets up);
@@ -37,6 +40,14 @@ the source stream's (avcC/hvcC from its headers, HEVC tagged `hvc1`), so the ini
 source's headers, and is still the same whichever window is made first. What cannot be cut or
 muxed unchanged is refused: a window edge off a keyframe, an open GOP, in-band parameter sets
 (Annex B, as MPEG-TS holds), codecs other than H.264 and HEVC.
+
+Packets are muxed as they are made: video as the encoder returns them, audio an AAC frame at a
+time once its samples settle (AUDIO_SETTLE), a copy rendition's video at the end. The muxer
+interleaves the streams by DTS (STREAMED_MUX_OPTIONS), so the bytes are those of muxing every
+packet sorted at the end (MPEG-TS segments were checked byte-identical across this change). The
+muxer writes through a `_Sink`, which may stream the segment (`transcode_segment`'s `emit`) once
+the attempt is known good: a seek that landed too late is found on each stream's first frame,
+and nothing goes out before both have been checked.
 """
 
 from __future__ import annotations
@@ -111,7 +122,9 @@ FMP4_OPTIONS = {
 # two streams leave the interleaving queue in DTS order only once each stream has one queued
 # (no limit on how far one stream may run ahead: a copy rendition's video comes at the end),
 # so the output is the one-pass order whenever each stream arrives in DTS order; and the
-# muxer's I/O buffer is flushed after every packet, so its bytes reach `_Sink` when muxed.
+# muxer's I/O buffer is flushed after every packet, so its bytes reach `_Sink` when muxed (a
+# fragment when the mp4 muxer cuts it). FFmpeg's default (-1) flushes so too on a custom I/O
+# whose minimum packet size is unset, as PyAV's; said here so it does not hang on that.
 STREAMED_MUX_OPTIONS = {"max_interleave_delta": "0", "flush_packets": "1"}
 TS_PACKET = 188
 # A streamed MPEG-TS segment goes out in chunks of at least this many bytes (whole TS
@@ -172,7 +185,7 @@ def transcode_segment(
     With `emit`, a media segment in the clear is streamed while it is made: `emit` gets
     successive chunks (whole TS packets; whole fMP4 fragments, moof+mdat) whose concatenation is
     the returned `data`, the first once the attempt is known good (see `_Sink`). An error after
-    the first chunk raises as without `emit`: what was sent is then a prefix of nothing. An init
+    the first chunk raises as without `emit` (what was sent is then to be thrown away). An init
     segment, a subtitle segment and a sample-encrypted one (encrypted whole, at the end) are not
     streamed."""
     began = time.perf_counter()
@@ -357,7 +370,10 @@ class _Sink:
         return len(chunk)
 
     def pump(self) -> None:
-        self._cut_fragments() if self.fmp4 else self._cut_packets()
+        if self.fmp4:
+            self._cut_fragments()
+        else:
+            self._cut_packets()
         if self.emit is not None and self.armed and self.cut > self.sent and (self.fmp4 or self.cut - self.sent >= STREAM_CHUNK):
             self._send(self.cut)
 
