@@ -68,11 +68,15 @@ def variant_order(title: Title, bandwidth_for: BandwidthFor = estimated) -> list
     down. Players that start on the first variant (Safari among them) start there, and then
     pick among the variants whose CODECS they decode (Safari takes HEVC, others H.264): so the
     first is the profile's first rendition, unless that is HEVC or AV1 and the profile has an
-    H.264 rendition, whose first one then leads."""
+    H.264 rendition, whose first one then leads. A copy ("remux") rendition never leads while
+    the title has a transcoded one: it is the source as it is, at whatever bitrate that has (a
+    film's 40 Mbit/s), which no player should have to start on before measuring its bandwidth."""
     variants = title.variants
     first = variants[0]
     if first.video is not None and first.video.codec != "h264":
-        first = next((r for r in variants if r.video is not None and r.video.codec == "h264"), first)
+        transcoded = [r for r in variants if r.video is None or not r.video.copies]
+        h264 = (r for r in transcoded if r.video is not None and r.video.codec == "h264")
+        first = next(h264, transcoded[0] if transcoded else first)
     others = [r for r in variants if r is not first]
     return [first, *sorted(others, key=lambda r: -bandwidth_for(r)[0])]
 

@@ -19,6 +19,7 @@ import random
 import shutil
 import subprocess
 import urllib.request
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -169,17 +170,36 @@ class HdrRendition:
     data: bytes  # init + segment 0
 
 
+def _name(variant: Any) -> str:
+    """A variant's rendition name, from its URI."""
+    return str(variant.uri).split("?")[0].rsplit("/", 1)[-1].removesuffix(".m3u8")
+
+
 def _hdr_rendition(server: Server, upload: Uploaded) -> HdrRendition:
+    """The ladder's `hdr` rung (HEVC Main 10, re-encoded). The source's copy (`original`: an HLG
+    or PQ HEVC in MP4 qualifies) is HDR too, the only other HDR variant."""
     url, master = _master(server, upload.key, "ladder")
-    hdr = [v for v in master.playlists if v.stream_info.video_range not in (None, "SDR")]
-    assert len(hdr) == 1, [v.stream_info.video_range for v in master.playlists]
-    media_url, media = _media(url, hdr[0])
-    return HdrRendition(hdr[0], _segment(media_url, media, 0))
+    hdr = {_name(v): v for v in master.playlists if v.stream_info.video_range not in (None, "SDR")}
+    assert sorted(hdr) == ["hdr", "original"], [(_name(v), v.stream_info.video_range) for v in master.playlists]
+    media_url, media = _media(url, hdr["hdr"])
+    return HdrRendition(hdr["hdr"], _segment(media_url, media, 0))
 
 
 @pytest.fixture(scope="module")
 def hdr_renditions(server: Server, uploaded: dict[str, Uploaded]) -> dict[str, HdrRendition]:
     return {name: _hdr_rendition(server, uploaded[name]) for name in ("hlg", "pq")}
+
+
+@pytest.mark.parametrize(("name", "video_range"), [("hlg", "HLG"), ("pq", "PQ")])
+def test_the_copy_of_an_hdr_source_is_listed_as_hdr(server: Server, uploaded: dict[str, Uploaded], name: str, video_range: str) -> None:
+    """The copy carries the source's own signal, so the master says its range (players on an SDR
+    screen leave it out, as they leave out `hdr`), and CODECS says HEVC Main 10 at the source's level."""
+    _, master = _master(server, uploaded[name].key, "ladder")
+    (original,) = [v for v in master.playlists if _name(v) == "original"]
+    assert original.stream_info.video_range == video_range
+    assert original.stream_info.codecs.startswith("hvc1.2.4.L") and original.stream_info.codecs.endswith(",mp4a.40.2")
+    assert original.stream_info.resolution == uploaded[name].source.display_size
+    assert _name(master.playlists[0]) != "original" and master.playlists[0].stream_info.video_range == "SDR"  # players start on SDR
 
 
 @pytest.mark.parametrize(("name", "video_range", "transfer"), [("hlg", "HLG", 18), ("pq", "PQ", 16)])
@@ -240,16 +260,20 @@ def test_the_pq_rendition_carries_the_sources_mastering_display_and_light_level(
 
 def test_an_sdr_source_gets_no_hdr_rendition(server: Server, uploaded: dict[str, Uploaded]) -> None:
     _, master = _master(server, uploaded["bt709"].key, "ladder")
-    assert {v.stream_info.video_range for v in master.playlists} == {"SDR"}
+    assert {v.stream_info.video_range for v in master.playlists} == {"SDR"}  # its copy (H.264 High in MP4) too
     _, hdr_master = _master(server, uploaded["hlg"].key, "ladder")
-    assert len(hdr_master.playlists) == len(master.playlists) + 1
+    assert sorted(map(_name, hdr_master.playlists)) == sorted([*map(_name, master.playlists), "hdr"])
+    assert "original" in map(_name, master.playlists)
 
 
 def test_the_dash_manifest_leaves_the_hdr_rendition_out(server: Server, uploaded: dict[str, Uploaded]) -> None:
     url, master = _master(server, uploaded["hlg"].key, "ladder")
     path = url.split("?")[0].split(server.base_url, 1)[1].removesuffix("master.m3u8") + "manifest.mpd"
     mpd = _get(server.cli("sign", path, "--base-url", server.base_url)).decode()
-    assert "hvc1.2.4" not in mpd and mpd.count("<Representation") == len(master.playlists) - 1
+    # both HDR variants out, the `hdr` rung and the source's copy: the MPD holds the SDR rungs alone
+    sdr = sorted(_name(v) for v in master.playlists if v.stream_info.video_range == "SDR")
+    ids = sorted(rep.get("id", "") for rep in ET.fromstring(mpd).iter("{urn:mpeg:dash:schema:mpd:2011}Representation"))
+    assert ids == sdr and len(sdr) == len(master.playlists) - 2 and "hvc1.2.4" not in mpd
 
 
 # ---- the phone's video: rotated, VFR, HLG in MOV ----------------------------------------------
@@ -265,6 +289,18 @@ def test_the_phone_video_is_upright_on_a_regular_frame_grid(server: Server, uplo
     assert (frames[0].width, frames[0].height) == upload.source.display_size == (180, 320)
     steps = {b.pts - a.pts for a, b in itertools.pairwise(frames)}
     assert len(steps) == 1  # constant frame rate out
+
+
+def test_the_phone_videos_ladder_leaves_the_copy_out_because_it_is_turned(server: Server, uploaded: dict[str, Uploaded]) -> None:
+    """A copy cannot turn its frames: the phone's ladder is its transcoded rungs alone, and the title API says why."""
+    request = urllib.request.Request(
+        f"{server.base_url}/api/v1/titles/ladder/{uploaded['phone'].key}", headers={"Authorization": f"Bearer {server.api_key}"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        state = json.loads(response.read())
+    (left_out,) = state["left_out"]  # its display rotation, counter-clockwise
+    assert left_out["name"] == "original" and "turned by 270 degrees" in left_out["reason"], left_out
+    assert "original" not in [r["name"] for r in state["renditions"]]
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +345,9 @@ def test_the_title_api_says_what_the_source_is_and_each_renditions_range(server:
         "DynamicRange": "PQ",
         "DolbyVision": None,
     }
-    assert sorted(r["video_range"] for r in state["renditions"]) == ["PQ"] + ["SDR"] * (len(state["renditions"]) - 1)
+    ranges = {r["name"]: r["video_range"] for r in state["renditions"]}
+    assert ranges.pop("hdr") == ranges.pop("original") == "PQ"  # the HDR rung, and the source's copy
+    assert set(ranges.values()) == {"SDR"} and "left_out" not in state  # nothing of the profile left out
 
 
 def test_a_snapshot_of_an_hdr_source_shows_the_charts_colours(server: Server, uploaded: dict[str, Uploaded]) -> None:

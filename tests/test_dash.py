@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import av
 import m3u8
 import pytest
 from aiohttp.test_utils import TestClient
@@ -19,10 +20,11 @@ from livetx.app import create_app
 from livetx.dash.manifest import mpd_text
 from livetx.layout import segment_name
 from livetx.media.model import INIT
-from livetx.playlists import media_text
+from livetx.playlists import media_text, variant_order
 from livetx.titles import Title
 from livetx.urls import hls_parts
 from livetx.web.keys import CATALOG, SIGNER
+from tests.checker import decode_video, open_fmp4
 from tests.conftest import Source, app_settings
 
 NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
@@ -64,8 +66,15 @@ async def test_the_mpd_describes_the_hls_segments_exactly(client: TestClient[Any
     (video,) = root.findall(".//mpd:AdaptationSet", NS)  # muxed: audio rides in the video set's segments
     assert video.get("contentType") == "video" and video.get("segmentAlignment") == "true"
     reps = video.findall("mpd:Representation", NS)
-    assert [r.get("id") for r in reps] == [r.name for r in title.variants] and len(reps) == 3  # (not the I-frame rendition)
-    for rep, rendition in zip(reps, title.variants, strict=True):
+    # the master's variants in its order (not the I-frame rendition): the three rungs and the source's copy
+    ordered = variant_order(title)
+    assert [r.get("id") for r in reps] == [r.name for r in ordered] and sorted(r.name for r in ordered) == [
+        "original",
+        "p360",
+        "p480",
+        "p720",
+    ]
+    for rep, rendition in zip(reps, ordered, strict=True):
         assert rendition.video is not None and rendition.audio is not None
         assert rep.get("codecs") == rendition.codecs == f"{rendition.codecs.split(',')[0]},mp4a.40.2"
         assert (rep.get("width"), rep.get("height"), rep.get("frameRate")) == (
@@ -133,7 +142,41 @@ async def test_a_title_token_is_handed_on_and_an_origin_pull_gets_plain_urls(cli
         for t in ET.fromstring(await pulled.text()).iter(f"{{{NS['mpd']}}}SegmentTemplate")
         for a in ("initialization", "media")
     ]
-    assert len(urls) == 6 and not any("?" in url for url in urls)
+    assert len(urls) == 8 and not any("?" in url for url in urls)  # an init and a media template per rendition
+
+
+async def test_the_copy_rendition_plays_from_the_mpd_at_its_timeline(client: TestClient[Any, Any], sources: dict[str, Source]) -> None:
+    """The source's copy is a Representation like the rungs beside it: the source's codec,
+    size and frame rate, and segments whose decode times are the timeline's (title time at
+    90 kHz), every frame of the title once through them."""
+    text = await (await client.get(f"{TITLE}manifest.mpd", headers={"X-Livetx-Origin-Auth": CDN})).text()
+    (rep,) = [r for r in representations(text) if r.get("id") == "original"]
+    spec = sources["mp4-30"].spec
+    assert (rep.get("width"), rep.get("height"), rep.get("frameRate")) == (str(spec.width), str(spec.height), "30")
+    with av.open(str(sources["mp4-30"].path)) as src:
+        profile, level = src.streams.video[0].codec_context.profile, src.streams.video[0].codec_context.level
+    assert profile == "High" and rep.get("codecs") == f"avc1.6400{level:02x},mp4a.40.2"  # the source's profile and level
+    template = rep.find("mpd:SegmentTemplate", NS)
+    assert template is not None
+    starts = [
+        int(s.get("t", "")) + k * int(s.get("d", ""))
+        for s in template.findall("mpd:SegmentTimeline/mpd:S", NS)
+        for k in range(int(s.get("r", "0")) + 1)
+    ]
+    init = await _segment(client, template.get("initialization", ""))
+    segments = [await _segment(client, template.get("media", "").replace("$Number$", str(n))) for n in range(len(starts))]
+    for start, segment in zip(starts, segments, strict=True):
+        with open_fmp4(init, [segment]) as container:
+            first = next(p for p in container.demux(video=0) if p.size)
+            assert first.dts == start and first.is_keyframe
+    with open_fmp4(init, segments) as container:
+        assert decode_video(container).indexes == list(range(sources["mp4-30"].frames))
+
+
+async def _segment(client: TestClient[Any, Any], url: str) -> bytes:
+    response = await client.get(TITLE + url, headers={"X-Livetx-Origin-Auth": CDN})
+    assert response.status == 200, await response.text()
+    return await response.read()
 
 
 async def test_no_mpd_for_an_mpeg_ts_title(client: TestClient[Any, Any]) -> None:

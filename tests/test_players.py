@@ -1,4 +1,5 @@
-"""The player matrix: hls.js, Shaka Player and video.js each play the shipped fMP4 H.264 ladder in
+"""The player matrix: hls.js, Shaka Player and video.js each play the shipped fMP4 H.264 ladder (three
+transcoded rungs and the source's copy, `original`) in
 Chromium from the real server, and Shaka Player and dash.js its DASH manifest (manifest.mpd,
 over the very same segments), and hls.js and Shaka the shipped AV1 profile, with no error event
 of any kind.
@@ -41,7 +42,7 @@ CASES = [
 # at 4x on a loaded 2-core machine hls.js reports a stall at 0 (bufferStalledError, 4 s buffered)
 # while Chromium starts decoding
 PLAYBACK_RATE = 2
-SOURCE = "mp4-30"  # 7 s, 320x180: the ladder's x180, x144 and x90 rungs
+SOURCE = "mp4-30"  # 7 s, 320x180, H.264 in MP4: the ladder's x180, x144 and x90 rungs, and the source's copy
 PAGE_PREFIX = "/__players__/"  # answered by the browser's route, never by the server
 
 
@@ -85,7 +86,7 @@ def warmed(server: Server, source: Source, profile: str, codec: str, variants: i
 
 @pytest.fixture(scope="module")
 def ladder_url(server: Server, sources: dict[str, Source]) -> str:
-    return warmed(server, sources[SOURCE], "ladder", "avc1.", 3)
+    return warmed(server, sources[SOURCE], "ladder", "avc1.", 4)
 
 
 @pytest.fixture(scope="module")

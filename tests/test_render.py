@@ -101,6 +101,53 @@ def test_a_profile_without_h264_keeps_its_first_rendition_first() -> None:
     assert [v.uri for v in m3u8.loads(master_text(title)).playlists] == ["small.m3u8", "big.m3u8"]
 
 
+# an H.264 source a copy rendition takes (High 4.2, a keyframe every 2 s, in MP4) at a film's bitrate
+COPYABLE = MediaInfo(
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    Fraction(60),
+    Fraction(0),
+    VideoInfo(
+        0,
+        "h264",
+        1920,
+        1080,
+        Fraction(30),
+        "yuv420p",
+        Fraction(0),
+        end=Fraction(60),
+        bit_rate=40_000_000,
+        profile="High",
+        level=42,
+        keyframes=tuple(Fraction(2 * k) for k in range(30)),
+    ),
+    AudioInfo(1, "aac", 48000, 2, Fraction(0)),
+)
+
+
+def _variant_names(title_text: str) -> list[str]:
+    return [v.uri.removesuffix(".m3u8") for v in m3u8.loads(title_text).playlists]
+
+
+def test_a_copy_listed_first_does_not_lead_the_master() -> None:
+    """The copy of a 40 Mbit/s source is no variant to start on: the first transcoded H.264 rung
+    leads, and the copy follows by its bandwidth (the highest)."""
+    renditions = {"original": {"vcodec": "copy"}, "p360": {"s": "x360"}, "p720": {"s": "x720"}}
+    title = build_title(ObjectInfo("a.mp4", 1, "e"), COPYABLE, parse_profile("copyfirst", {"renditions": renditions}))
+    assert [r.name for r in title.variants] == ["original", "p360", "p720"] and title.left_out == ()
+    assert _variant_names(master_text(title)) == ["p360", "original", "p720"]
+
+
+def test_a_copy_listed_first_gives_way_to_an_hevc_rung_without_h264() -> None:
+    renditions = {"original": {"vcodec": "copy"}, "hevc": {"vcodec": "h265", "s": "x720"}}
+    title = build_title(ObjectInfo("a.mp4", 1, "e"), COPYABLE, parse_profile("copyhevc", {"renditions": renditions}))
+    assert _variant_names(master_text(title)) == ["hevc", "original"]
+
+
+def test_a_title_of_copies_alone_leads_with_its_copy() -> None:
+    title = build_title(ObjectInfo("a.mp4", 1, "e"), COPYABLE, parse_profile("copyonly", {"renditions": {"original": {"vcodec": "copy"}}}))
+    assert _variant_names(master_text(title)) == ["original"]
+
+
 def m3u8_media(playlist: MediaPlaylist) -> str:
     """The same playlist through the m3u8 package (how livetx wrote media playlists before)."""
     doc = m3u8.M3U8()
