@@ -219,6 +219,10 @@ hls.on(Hls.Events.ERROR, (_, d) => errors.push({details: d.details, fatal: d.fat
                                                   reason: String(d.reason || d.error || '')}));
 hls.on(Hls.Events.FRAG_LOADING, () => { loading++; });
 for (const done of [Hls.Events.FRAG_LOADED, Hls.Events.FRAG_LOAD_EMERGENCY_ABORTED]) hls.on(done, () => { loading--; });
+// hls.js's own timing of each fragment: ms from its request to the first bytes and to the last
+window.loads = [];
+hls.on(Hls.Events.FRAG_LOADED, (_, d) => { const l = d.frag.stats.loading;
+  loads.push({start: d.frag.start, duration: d.frag.duration, first_ms: l.first - l.start, end_ms: l.end - l.start}); });
 window.firstFrame = null;
 media.requestVideoFrameCallback((now, meta) => { media.pause(); window.firstFrame = meta.mediaTime; });
 hls.on(Hls.Events.MANIFEST_PARSED, () => media.play().catch(() => {}));  // (interrupted by the pause at the first frame)
@@ -281,7 +285,18 @@ def seek_once(browser: Any, origin: str, folder: Path, src: str, target: float) 
         errors = page.evaluate("errors")
         if any(e["fatal"] for e in errors):
             raise RuntimeError(f"hls.js failed: {errors}")
-        return {"first_frame_ms": shown["ms"], "media_time": shown["mediaTime"], "errors": len(errors)}
+        # with streaming, the frame may be shown before its fragment has all arrived
+        holds = f"loads.find(l => l.start <= {target} && {target} < l.start + l.duration)"
+        seeked = poll(page, holds, 60, "the seek's fragment to be loaded")
+        loads = page.evaluate("loads")
+        return {
+            "first_frame_ms": shown["ms"],
+            "media_time": shown["mediaTime"],
+            "fragment_first_byte_ms": seeked["first_ms"],
+            "fragment_loaded_ms": seeked["end_ms"],
+            "fragments_loaded": [load["start"] for load in loads],
+            "errors": len(errors),
+        }
     finally:
         page.close()
 
@@ -307,7 +322,16 @@ def browser_rounds(servers: dict[str, Server], src: Path, rounds: int, target: f
         finally:
             browser.close()
     medians = {mode: statistics.median(r["first_frame_ms"] for r in runs[mode]) for mode in MODES}
-    return {"seek_s": target, "runs": runs, "median_ms": medians, "on_over_off": medians["on"] / medians["off"]}
+    fragment = {
+        mode: {k: statistics.median(r[k] for r in runs[mode]) for k in ("fragment_first_byte_ms", "fragment_loaded_ms")} for mode in MODES
+    }
+    return {
+        "seek_s": target,
+        "runs": runs,
+        "median_ms": medians,
+        "on_over_off": medians["on"] / medians["off"],
+        "fragment_median_ms": fragment,
+    }
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -324,14 +348,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="livetx-streamed-bench-") as tmp_name, ExitStack() as stack:
         tmp = Path(tmp_name)
         src = tmp / "source.mp4"
+        log(f"writing a {args.seconds:g} s 1920x1080 source")
         write_sample(src, spec)
+        log("starting the servers")
         servers = {}
         for mode in MODES:
             home, media = tmp / f"home-{mode}", tmp / f"media-{mode}"
             home.mkdir()
             media.mkdir()
             env = {**QUIET, "LIVETX_TRANSCODE_STREAM": "true" if mode == "on" else "false"}
-            servers[mode] = stack.enter_context(launch_server(home, media, **env))
+            servers[mode] = stack.enter_context(launch_server(home, media, 1, None, **env))
             warm_up(servers[mode], src)
         results: dict[str, Any] = {"segments": segment_rounds(servers, src, args.seconds, args.rounds, tmp)}
         if args.browser:
@@ -362,6 +388,12 @@ def table(results: dict[str, Any]) -> str:
             f"hls.js (progressive) cold seek to {seek['seek_s']:g} s, to the first frame there: "
             f"stream on {on:.0f} ms, off {off:.0f} ms, on/off {seek['on_over_off']:.2f}",
         ]
+        for mode in MODES:
+            f = seek["fragment_median_ms"][mode]
+            lines.append(
+                f"  its fragment in hls.js, stream {mode}: first bytes {f['fragment_first_byte_ms']:.0f} ms, "
+                f"loaded {f['fragment_loaded_ms']:.0f} ms after its request"
+            )
     return "\n".join(lines)
 
 
