@@ -33,7 +33,7 @@ Medians of `--rounds` (default 3). Writes benchmarks/results/streamed_segments.j
 table. Not a pass/fail test; needs the ffmpeg CLI, and for part 2 Chromium and hls.js
 (var/test-hlsjs, installed by .ci/run; `--no-browser` skips it).
 
-    python benchmarks/streamed_segments.py [--seconds 60] [--rounds 3] [--seek 40] [--no-browser]
+    python benchmarks/streamed_segments.py [--seconds 60] [--rounds 3] [--seek 40] [--no-browser] [--no-segments] [--out FILE]
 """
 
 from __future__ import annotations
@@ -359,7 +359,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             env = {**QUIET, "LIVETX_TRANSCODE_STREAM": "true" if mode == "on" else "false"}
             servers[mode] = stack.enter_context(launch_server(home, media, 1, None, **env))
             warm_up(servers[mode], src)
-        results: dict[str, Any] = {"segments": segment_rounds(servers, src, args.seconds, args.rounds, tmp)}
+        results: dict[str, Any] = {}
+        if args.segments:
+            results["segments"] = segment_rounds(servers, src, args.seconds, args.rounds, tmp)
         if args.browser:
             results["seek"] = browser_rounds(servers, src, args.rounds, args.seek, tmp)
         return results
@@ -372,7 +374,7 @@ def table(results: dict[str, Any]) -> str:
         "",
         f"{'segment':<26}{'stream':>7}{'TTFB s':>9}{'TTLB s':>9}{'ffmpeg s':>10}{'TTFB/CLI':>10}{'TTLB/CLI':>10}",
     ]
-    for rendition, row in results["segments"].items():
+    for rendition, row in results.get("segments", {}).items():
         start, duration = row["window_s"]
         label = f"{rendition} {duration:g} s at {start:g} s"
         for mode in MODES:
@@ -403,6 +405,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seek", type=float, default=40.0, help="the cold seek's target, s (part 2)")
     parser.add_argument("--no-browser", dest="browser", action="store_false", help="skip part 2 (hls.js in Chromium)")
+    parser.add_argument("--no-segments", dest="segments", action="store_false", help="skip part 1 (segments over HTTP)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "streamed_segments.json")
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
         raise SystemExit("needs the ffmpeg CLI: apt-get install ffmpeg")
@@ -412,8 +416,8 @@ def main() -> None:
     measured = measure(args)
     machine = {"cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg()[0]}
     results = {"machine": machine, "media_s": args.seconds, "rounds": args.rounds, **measured}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "streamed_segments.json").write_text(json.dumps(results, indent=2) + "\n")
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
 
 
