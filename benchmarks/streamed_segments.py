@@ -281,12 +281,14 @@ def seek_once(browser: Any, origin: str, folder: Path, src: str, target: float) 
         # held: 4 s or more buffered ahead and no fragment in flight, so hls.js asks for nothing
         # more and the server makes nothing until the seek
         poll(page, "media.paused && loading === 0 && ahead() >= 4", 60, "hls.js to fill its buffer")
+        holds = f"loads.find(l => l.start <= {target} && {target} < l.start + l.duration)"
+        if page.evaluate(holds):
+            raise RuntimeError(f"the segment at {target} s was loaded before the seek: not a cold seek")
         shown = page.evaluate(f"seek({target})")
         errors = page.evaluate("errors")
         if any(e["fatal"] for e in errors):
             raise RuntimeError(f"hls.js failed: {errors}")
         # with streaming, the frame may be shown before its fragment has all arrived
-        holds = f"loads.find(l => l.start <= {target} && {target} < l.start + l.duration)"
         seeked = poll(page, holds, 60, "the seek's fragment to be loaded")
         loads = page.evaluate("loads")
         return {
