@@ -99,6 +99,26 @@ async def test_a_second_client_gets_the_same_bytes_from_the_start(make_client: M
     assert (service.stats.transcodes, service.stats.streamed, service.stats.joins) == (1, 2, 1)
 
 
+@pytest.mark.parametrize("allowed", ["*", "https://player.example"])
+async def test_a_streamed_segment_carries_the_headers_of_a_whole_one(make_client: MakeClient, allowed: str) -> None:
+    """CORS and the request id are added by middlewares once the handler returns; a streamed
+    answer has sent its headers by then, so without them a player on another origin (hls.js on
+    a site, fetch) is refused the body."""
+    client = await make_client(LIVETX_SERVER_CORS_ORIGINS=allowed)
+    url = await long_segment(client)
+    asked = {**PULL, "Origin": "https://player.example", "X-Request-Id": "streamed-1"}
+    streamed = await client.get(url, headers=asked)
+    assert streamed.headers.get("Transfer-Encoding") == "chunked"
+    await streamed.read()
+    whole = await client.get(url, headers={**asked, "X-Request-Id": "whole-1"})
+    assert "Content-Length" in whole.headers
+    for response, request_id in ((streamed, "streamed-1"), (whole, "whole-1")):
+        assert response.headers["Access-Control-Allow-Origin"] == allowed
+        assert "ETag" in response.headers["Access-Control-Expose-Headers"]
+        assert response.headers.get("Vary") == (None if allowed == "*" else "Origin")
+        assert response.headers["X-Request-Id"] == request_id
+
+
 async def test_head_and_range_wait_for_the_whole_segment(make_client: MakeClient) -> None:
     client = await make_client()
     service = client.app[SEGMENTS]

@@ -208,11 +208,25 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.Response(status=204, headers=headers)
     response = await handler(request)
     if origin is not None:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
-        if origin != "*":
-            response.headers["Vary"] = "Origin"
+        response.headers.update(_cors_marks(origin))
     return response
+
+
+def _cors_marks(origin: str) -> dict[str, str]:
+    marks = {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
+    if origin != "*":
+        marks["Vary"] = "Origin"
+    return marks
+
+
+def handler_sent_headers(request: web.Request) -> dict[str, str]:
+    """The headers `errors` and `cors` add to an answer once its handler returns, for an answer
+    the handler sends itself (a streamed segment, prepared before it returns): added after, they
+    would never leave, and a player on another origin could not read the body at all."""
+    headers = {"X-Request-Id": request[REQUEST_ID]}
+    if request.path.startswith(CORS_PATH_PREFIXES) and (origin := _allowed_origin(request, request.app[SETTINGS])) is not None:
+        headers |= _cors_marks(origin)
+    return headers
 
 
 def server_headers(request: web.Request, response: web.StreamResponse) -> None:

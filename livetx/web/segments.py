@@ -22,8 +22,8 @@ from livetx.errors import SegmentNotFound, SourceChanged
 from livetx.layout import CONTENT_TYPES, segment_name
 from livetx.media.model import INIT, SegmentPart
 from livetx.titles import sidecar_segment
-from livetx.web.keys import CATALOG, CONTENT_KEYS, METRICS, REQUEST_ID, SEGMENTS
-from livetx.web.middleware import route_of, viewer
+from livetx.web.keys import CATALOG, CONTENT_KEYS, METRICS, SEGMENTS
+from livetx.web.middleware import handler_sent_headers, route_of, viewer
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,7 @@ async def _live(request: web.Request, live: LiveSegment, headers: dict[str, str]
     service = request.app[SEGMENTS]
     if request.method == "HEAD" or "Range" in request.headers or request.version < HttpVersion11:
         return _in_memory(request, await service.within_wait_timeout(live.whole()), headers)
-    # (sent at once: the error middleware's request id would come too late for these headers)
-    response = web.StreamResponse(headers={**headers, "X-Request-Id": request[REQUEST_ID]})
+    response = web.StreamResponse(headers={**headers, **handler_sent_headers(request)})
     response.enable_chunked_encoding()
     await response.prepare(request)
     sent = 0
